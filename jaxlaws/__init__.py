@@ -1,0 +1,1 @@
+"""jaxlaws: data-mixing laws in JAX."""

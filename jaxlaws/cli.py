@@ -1,0 +1,42 @@
+"""The ``jaxlaws`` console command. Each family of subcommands lives beside the code it drives and is
+registered here; imports are lazy so ``jaxlaws --help`` stays fast."""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+
+# (module, attribute) pairs; each ``register(subparsers)`` adds its subcommands.
+_FAMILIES = (
+    ("jaxlaws.example", "register"),       # `jaxlaws example`: fit the bundled example sweep
+    ("jaxlaws.analysis.cli", "register"),  # `jaxlaws analyse ...`
+    ("jaxlaws.train.cli", "register"),     # `jaxlaws sweep static|dynamic ...`
+)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="jaxlaws", description="Data-mixing laws in JAX.")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    for module, attr in _FAMILIES:
+        try:
+            mod = importlib.import_module(module)
+        except ModuleNotFoundError as e:  # a family not built yet must not break the others
+            if e.name and e.name.startswith("jaxlaws"):
+                continue
+            raise
+        getattr(mod, attr)(sub)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if not getattr(args, "func", None):
+        parser.print_help()
+        return 0
+    return int(args.func(args) or 0)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
