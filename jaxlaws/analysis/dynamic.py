@@ -61,7 +61,7 @@ def child_problem(children: pd.DataFrame, groups: Sequence[str], i: int, form: s
 
 
 def fit_children(children: pd.DataFrame, groups: Sequence[str], form: str, keys: Sequence[str],
-                 objective: Any = None) -> tuple[Law, pd.DataFrame]:
+                 objective: Any = None, dtype: str = "float64") -> tuple[Law, pd.DataFrame]:
     """Fit ``form`` per (group, ``keys``-combination) of the child table in one batched call per size."""
     law = dynamic_law(form, len(groups))
     rows, problems = [], []
@@ -71,7 +71,7 @@ def fit_children(children: pd.DataFrame, groups: Sequence[str], form: str, keys:
             rows.append({"group": g, **dict(zip(keys, kv))})
 
     def fit(idx, X, Y):
-        res = fit_batched(law, X, Y, objective=objective)
+        res = fit_batched(law, X, Y, objective=objective, dtype=dtype)
         return res.params, _common.fit_fields(res, law, res.params, X, Y)
 
     params, fields = _common.bucketed(problems, fit)
@@ -79,7 +79,7 @@ def fit_children(children: pd.DataFrame, groups: Sequence[str], form: str, keys:
 
 
 def fit_dynamic(sweep: Sweep, form: Optional[str] = None, *, split: str = "val",
-                objective: Any = None) -> LawFits:
+                objective: Any = None, dtype: str = "float64") -> LawFits:
     """Fit a dynamic law per (group, break step, parent, seed) of a parent/child sweep.
 
     Args:
@@ -87,6 +87,7 @@ def fit_dynamic(sweep: Sweep, form: Optional[str] = None, *, split: str = "val",
       form: ``"two_group"`` (default for m=2), ``"linear"`` (default for m>=3), ``"full"`` or ``"log_ratio"``.
       split: ``"val"`` or ``"test"``.
       objective: default Huber(0.02), as in the original.
+      dtype: precision of the closed-form solves (float64 by default).
     Returns:
       :class:`LawFits` with columns group, break_step, parent, parent_p_<g>..., seed, the parameters and
       MSE / R^2 (correct, and the m=2 notebook's swapped one). Export keys: (group, break_step,
@@ -96,7 +97,7 @@ def fit_dynamic(sweep: Sweep, form: Optional[str] = None, *, split: str = "val",
     children = _common.child_table(sweep, split, ["parent"])
     pcol = f"parent_p_{sweep.groups[0]}"
     parent_cols = [f"parent_p_{g}" for g in sweep.groups]
-    law, df = fit_children(children, sweep.groups, form, ["break_step", "parent", "seed"], objective)
+    law, df = fit_children(children, sweep.groups, form, ["break_step", "parent", "seed"], objective, dtype)
     mix = children.drop_duplicates(["parent", "seed"])[["parent", "seed"] + parent_cols]
     df = df.merge(mix, on=["parent", "seed"], how="left")
     front = ["group", "break_step", "parent", *parent_cols, "seed"]

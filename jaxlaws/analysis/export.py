@@ -50,15 +50,25 @@ def nested_params(df: pd.DataFrame, keys: Sequence[str], param_names: Sequence[s
 
 def structure(obj: Any, depth: int = 0) -> Any:
     """The shape of a law_results object: per level, whether keys are group names / ints / floats, and the
-    leaf length. Used to compare an export with a bundled file without comparing values."""
+    leaf length. Used to compare an export with a bundled file without comparing values. Skeleton slots
+    (``{}``, or dicts holding only such slots) are ignored, as the original's unfilled steps."""
+    obj = prune_empty(obj)
     if isinstance(obj, dict):
-        leaves = [v for v in obj.values() if v != {}]
+        leaves = list(obj.values())
         kinds = sorted({_key_kind(k) for k in obj})
         children = {repr(structure(v, depth + 1)) for v in leaves}
         return {"keys": kinds, "children": sorted(children)}
     if isinstance(obj, list):
         return f"list[{len(obj)}]"
     raise ValueError(f"unexpected {type(obj).__name__} in a law_results object")
+
+
+def prune_empty(obj: Any) -> Any:
+    """``obj`` without empty dicts (recursively): the fitted content of a law_results object."""
+    if not isinstance(obj, dict):
+        return obj
+    out = {k: prune_empty(v) for k, v in obj.items()}
+    return {k: v for k, v in out.items() if v != {}}
 
 
 def _key_kind(k: str) -> str:

@@ -139,7 +139,8 @@ class MethodAnalysis:
 
 def method_parameters(sweep: Sweep, method: str, break_step: Optional[int] = None, *, split: str = "val",
                       aioli_rounds: Union[None, str, int] = None, transpose_doge: bool = False,
-                      objective: Any = None, scale_objective: Any = None) -> MethodAnalysis:
+                      objective: Any = None, scale_objective: Any = None,
+                      dtype: str = "float64") -> MethodAnalysis:
     """Fit :math:`A^{t\\star}`, build :math:`A^t`, fit :math:`\\tilde A = bA^t` and compute ``sim`` per seed.
 
     Args:
@@ -151,6 +152,7 @@ def method_parameters(sweep: Sweep, method: str, break_step: Optional[int] = Non
       transpose_doge: use :math:`M^\\top` for DoGE (the LMO reading) instead of the original's ``M``.
       objective: for the :math:`A^{t\\star}` fits (default Huber 0.02).
       scale_objective: for the scale fit (default Huber 0.02; least squares for Skill-It at m=2).
+      dtype: precision of the closed-form solves (float64 by default).
     """
     if method not in METHODS:
         raise ValueError(f"method must be one of {METHODS}, got {method!r}")
@@ -171,7 +173,7 @@ def method_parameters(sweep: Sweep, method: str, break_step: Optional[int] = Non
 
     # A*: one batched closed-form solve over (group, seed)
     form = "two_group" if m == 2 else "full"
-    star_law, star = fit_children(children, groups, form, ["break_step", "seed"], objective)
+    star_law, star = fit_children(children, groups, form, ["break_step", "seed"], objective, dtype)
     seeds = sorted(int(s) for s in children["seed"].unique())
 
     # A^t per seed, then the scale fit over all seeds in one batched call
@@ -205,7 +207,7 @@ def method_parameters(sweep: Sweep, method: str, break_step: Optional[int] = Non
         scale_objective = squared() if (method == "skillit" and m == 2) else huber(0.02)
 
     def fit(idx, X, Y):
-        res = fit_batched(scale_law, X, Y, objective=scale_objective)
+        res = fit_batched(scale_law, X, Y, objective=scale_objective, dtype=dtype)
         return res.params, _common.fit_fields(res, scale_law, res.params, X, Y)
 
     scale_params, fields = _common.bucketed(list(zip(feats, targets)), fit)

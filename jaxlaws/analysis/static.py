@@ -57,7 +57,8 @@ class LawFits:
 
 
 def fit_static(sweep: Sweep, step: Optional[int] = None, *, split: str = "val", seed: int = 0,
-               n_random: int = 30, objective: Any = None, solver: Any = None) -> LawFits:
+               n_random: int = 30, objective: Any = None, solver: Any = None,
+               dtype: str = "float64") -> LawFits:
     """Fit the static law per (group, training seed) at ``step`` (default: the last step).
 
     Args:
@@ -67,6 +68,7 @@ def fit_static(sweep: Sweep, step: Optional[int] = None, *, split: str = "val", 
       seed: seeds the random part of the m>=3 init grid (the original's draws were unseeded).
       n_random: random ``t`` draws per (l, b) grid point for m>=3 (30 in the original: 6,000 inits).
       objective, solver: passed to the fitting engine (default Huber(0.02), Levenberg-Marquardt).
+      dtype: fitting precision, float64 by default (float32 is faster and usually as good).
     Returns:
       :class:`LawFits` with keys (group, step, seed); MSE in loss space, R^2 correct and, for
       comparison with the m=2 notebook, ``r2_swapped_as_original``.
@@ -86,7 +88,7 @@ def fit_static(sweep: Sweep, step: Optional[int] = None, *, split: str = "val", 
         law = static_two_group()
 
         def fit(idx, X, Y):
-            res = fit_static_two_stage(X[..., 0], Y, objective=objective, solver=solver)
+            res = fit_static_two_stage(X[..., 0], Y, objective=objective, solver=solver, dtype=dtype)
             return res.params, _common.fit_fields(res, law, res.params, X, Y)
     else:
         law = log_linear(m)
@@ -96,7 +98,7 @@ def fit_static(sweep: Sweep, step: Optional[int] = None, *, split: str = "val", 
             inits = np.stack([log_linear_inits(m, jax.random.fold_in(base, int(i)),
                                                own=groups.index(keys[i]["group"]), n_random=n_random)
                               for i in idx])
-            res = fit_batched(law, X, Y, inits=inits, objective=objective, solver=solver)
+            res = fit_batched(law, X, Y, inits=inits, objective=objective, solver=solver, dtype=dtype)
             return res.params, _common.fit_fields(res, law, res.params, X, Y)
 
     params, fields = _common.bucketed(problems, fit)
