@@ -1,1 +1,22 @@
-"""jaxlaws: data-mixing laws in JAX."""
+"""jaxlaws: data-mixing laws in JAX.
+
+Fit the static log-linear and dynamic linear mixing laws of Aioli (Chen et al., 2025) to sweeps of
+training runs, judge data-mixing methods against them, find optimal mixtures, and run the sweeps.
+
+>>> import jax, jaxlaws as jl
+>>> law = jl.laws.log_linear(3)
+>>> res = jl.fit(law, p, loss, key=jax.random.key(0))      # doctest: +SKIP
+"""
+
+from jaxlaws import laws
+from jaxlaws.fitting import (
+    LBFGS, Adam, FitError, FitResult, LevenbergMarquardt, LinearFit, Objective, choose_c, fit,
+    fit_batched, fit_static_two_stage, huber, lstsq, mse, r2, squared,
+)
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "laws", "LBFGS", "Adam", "FitError", "FitResult", "LevenbergMarquardt", "LinearFit", "Objective",
+    "choose_c", "fit", "fit_batched", "fit_static_two_stage", "huber", "lstsq", "mse", "r2", "squared",
+]

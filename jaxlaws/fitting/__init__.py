@@ -1,0 +1,9 @@
+"""The fitting engine: objectives, solvers, the multi-start search and the closed-form linear path."""
+
+from jaxlaws.fitting.engine import fit, fit_batched
+from jaxlaws.fitting.linear import LinearFit, lstsq
+from jaxlaws.fitting.metrics import mse, r2
+from jaxlaws.fitting.objectives import Objective, huber, squared
+from jaxlaws.fitting.result import FitError, FitResult
+from jaxlaws.fitting.solvers import LBFGS, Adam, LevenbergMarquardt
+from jaxlaws.fitting.two_stage import choose_c, fit_static_two_stage

@@ -1,0 +1,17 @@
+"""The law zoo: pure JAX prediction functions with their parameter names and init grids."""
+
+from jaxlaws.laws.base import Law, grid
+from jaxlaws.laws.chinchilla import chinchilla
+from jaxlaws.laws.dynamic import (
+    dynamic_full, dynamic_linear, dynamic_two_group, log_ratio, method_features, scaled_method,
+)
+from jaxlaws.laws.static import (
+    exp_two_group, log_linear, log_linear_inits, log_linear_paper, paper_to_reduced, reduced_to_paper,
+    static_two_group,
+)
+
+__all__ = [
+    "Law", "grid", "chinchilla", "dynamic_full", "dynamic_linear", "dynamic_two_group", "log_ratio",
+    "method_features", "scaled_method", "exp_two_group", "log_linear", "log_linear_inits",
+    "log_linear_paper", "paper_to_reduced", "reduced_to_paper", "static_two_group",
+]

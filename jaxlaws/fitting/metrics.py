@@ -1,0 +1,43 @@
+"""Fit-quality metrics, computed in float64 on the host side of a fit."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import jax
+import numpy as np
+
+from jaxlaws.laws.base import Law
+
+
+def mse(y: Any, pred: Any) -> float:
+    r"""Mean squared error :math:`\frac1n \sum_n (y_n - \hat y_n)^2`."""
+    y, pred = np.asarray(y, np.float64), np.asarray(pred, np.float64)
+    if y.shape != pred.shape:
+        raise ValueError(f"y and pred must have the same shape, got {y.shape} and {pred.shape}")
+    return float(np.mean((y - pred) ** 2))
+
+
+def r2(y: Any, pred: Any) -> float:
+    r"""Coefficient of determination with the observations as truth:
+    :math:`R^2 = 1 - \sum (y - \hat y)^2 / \sum (y - \bar y)^2` (NaN when ``y`` is constant)."""
+    y, pred = np.asarray(y, np.float64), np.asarray(pred, np.float64)
+    if y.shape != pred.shape:
+        raise ValueError(f"y and pred must have the same shape, got {y.shape} and {pred.shape}")
+    ss_tot = np.sum((y - y.mean()) ** 2)
+    return float(1.0 - np.sum((y - pred) ** 2) / ss_tot) if ss_tot > 0 else float("nan")
+
+
+def mse_r2(law: Law, params: np.ndarray, x: np.ndarray, y: np.ndarray, train: np.ndarray,
+           dtype: Any) -> tuple[np.ndarray, np.ndarray]:
+    """Per-problem MSE and R^2 of a batch of fits on their fitting points (NaN for failed fits)."""
+    with jax.enable_x64(True):
+        pred = np.asarray(jax.jit(jax.vmap(law.predict))(np.nan_to_num(params), x))
+    out_mse = np.full(len(params), np.nan)
+    out_r2 = np.full(len(params), np.nan)
+    for b in range(len(params)):
+        if np.all(np.isfinite(params[b])):
+            t = train[b]
+            out_mse[b] = mse(y[b][t], pred[b][t])
+            out_r2[b] = r2(y[b][t], pred[b][t])
+    return out_mse, out_r2

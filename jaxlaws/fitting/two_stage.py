@@ -1,0 +1,74 @@
+r"""The original two-stage fit of the two-group static law :math:`L_i = c + \exp(k p_i + b)`.
+
+Stage one picks :math:`c` on the grid ``linspace(0, min L, C)`` (last point dropped, where the log is
+undefined) maximising :math:`|\mathrm{corr}(p_i, \log(L_i - c))|` — the :math:`c` that makes the data most
+log-linear. Stage two fits :math:`(k, b)` to :math:`L_i - c` with :func:`jaxlaws.laws.exp_two_group`.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Optional
+
+import numpy as np
+
+from jaxlaws.fitting import validate
+from jaxlaws.fitting.engine import fit_batched
+from jaxlaws.fitting.metrics import mse_r2
+from jaxlaws.fitting.objectives import Objective
+from jaxlaws.fitting.result import FitResult
+from jaxlaws.laws import exp_two_group, static_two_group
+
+
+def choose_c(p: Any, y: Any, grid_size: int = 1000) -> np.ndarray:
+    r"""Stage one, vectorised over a batch: ``p, y`` of shape ``([B,] n)`` -> ``c`` of shape ``([B])``.
+
+    Ties and an all-NaN correlation keep the smallest ``c`` (the original starts from ``c = 0``).
+    """
+    p = validate.as_float_array("p", p)
+    y = validate.as_float_array("y", y)
+    single = p.ndim == 1
+    p, y = np.atleast_2d(p), np.atleast_2d(y)
+    if p.shape != y.shape:
+        raise ValueError(f"p and y must have the same shape, got {p.shape} and {y.shape}")
+    if np.any(y <= 0):
+        raise ValueError("the two-stage fit needs positive losses (c is searched in [0, min L))")
+    frac = np.linspace(0.0, 1.0, grid_size)[:-1]                         # (C,)
+    c = y.min(axis=1, keepdims=True) * frac[None]                        # (B, C)
+    logs = np.log(y[:, None, :] - c[:, :, None])                         # (B, C, n)
+    pc = p - p.mean(axis=1, keepdims=True)
+    lc = logs - logs.mean(axis=2, keepdims=True)
+    num = np.einsum("bn,bcn->bc", pc, lc)
+    den = np.sqrt(np.sum(pc ** 2, axis=1))[:, None] * np.sqrt(np.sum(lc ** 2, axis=2))
+    with np.errstate(invalid="ignore", divide="ignore"):
+        corr = np.abs(num / den)
+    corr = np.where(np.isfinite(corr), corr, -1.0)
+    best = c[np.arange(len(c)), np.argmax(corr, axis=1)]
+    return best[0] if single else best
+
+
+def fit_static_two_stage(p: Any, y: Any, *, grid_size: int = 1000, inits: Any = None,
+                         objective: Optional[Objective] = None, solver: Any = None, dtype: Any = None,
+                         throw: bool = True) -> FitResult:
+    r"""Fit :math:`L_i = c + \exp(k p_i + b)` the original's way; ``p`` is the group's own proportion.
+
+    ``p, y`` are ``(n,)`` for one fit or ``(B, n)`` for a batch. Returns a :class:`FitResult` for
+    :func:`jaxlaws.laws.static_two_group` (params ``[c, k, b]``); its MSE and R^2 are in loss space (the
+    MSE equals the original's, which is shift-invariant; R^2 is the correct one).
+    """
+    p = validate.as_float_array("p", p)
+    y = validate.as_float_array("y", y)
+    single = p.ndim == 1
+    p2, y2 = np.atleast_2d(p), np.atleast_2d(y)
+    law3 = static_two_group()
+    x = validate.check_x(law3, p2[..., None], batched=True)
+    y2 = validate.check_y(law3, y2, x.shape[1], batched=True)
+    c = choose_c(p2, y2, grid_size)
+    stage2 = fit_batched(exp_two_group(), x, y2 - c[:, None], inits=inits, objective=objective,
+                         solver=solver, dtype=dtype, throw=throw)
+    params = np.concatenate([c[:, None], stage2.params], axis=1)
+    train = np.ones(y2.shape, bool)
+    mse, r2 = mse_r2(law3, params, x, y2, train, np.float64)
+    res = FitResult(law=law3, params=params, objective=stage2.objective, mse=mse, r2=r2,
+                    n_points=stage2.n_points, converged=stage2.converged, success=stage2.success,
+                    init_objectives=stage2.init_objectives, selection=stage2.selection)
+    return res[0] if single else res

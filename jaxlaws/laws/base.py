@@ -1,0 +1,75 @@
+"""The :class:`Law` value: a pure prediction function plus what the fitting engine needs to know about it."""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Callable, Optional
+
+import jax
+import numpy as np
+
+Array = jax.Array
+# init_grid(key, x, y) -> (n_init, P) numpy array; x, y are the (validated) data, so a grid may adapt to them.
+InitGrid = Callable[[Optional[Array], np.ndarray, np.ndarray], np.ndarray]
+# design(x) -> features X with predict(params, x) == X @ params; (n, P) or (n, k, P) for k outputs.
+Design = Callable[[Array], Array]
+
+X_KINDS = ("simplex", "unit", "positive", "free")
+
+
+@dataclasses.dataclass(frozen=True, eq=False)
+class Law:
+    """A mixing (or scaling) law ``y = predict(params, x)``.
+
+    Attributes:
+      name: short identifier, e.g. ``"log_linear(3)"``.
+      param_names: names of the entries of the flat parameter vector ``params`` (shape ``(P,)``).
+      predict: pure function ``(params (P,), x (n, d)) -> (n,)`` or ``(n, k)``; jit- and vmap-safe.
+      x_dim: required width ``d`` of ``x``.
+      x_kind: what ``x`` holds, checked at the boundary: ``"simplex"`` (rows are mixtures: in [0, 1],
+        summing to 1), ``"unit"`` (entries in [0, 1]), ``"positive"`` or ``"free"``.
+      n_outputs: ``k``; 1 means ``y`` has shape ``(n,)``, otherwise ``(n, k)``.
+      init_grid: default initial parameters ``(key, x, y) -> (n_init, P)``; ``None`` for linear laws.
+      needs_key: whether ``init_grid`` draws random numbers (then :func:`jaxlaws.fit` needs a key).
+      design: for laws linear in their parameters, ``x -> X`` with ``predict == X @ params``; such laws
+        are solved in closed form.
+    """
+
+    name: str
+    param_names: tuple[str, ...]
+    predict: Callable[[Array, Array], Array]
+    x_dim: int
+    x_kind: str = "free"
+    n_outputs: int = 1
+    init_grid: Optional[InitGrid] = None
+    needs_key: bool = False
+    design: Optional[Design] = None
+
+    def __post_init__(self) -> None:
+        if self.x_kind not in X_KINDS:
+            raise ValueError(f"x_kind must be one of {X_KINDS}, got {self.x_kind!r}")
+        if self.init_grid is None and self.design is None:
+            raise ValueError(f"law {self.name}: a nonlinear law needs an init_grid")
+
+    @property
+    def n_params(self) -> int:
+        return len(self.param_names)
+
+    @property
+    def is_linear(self) -> bool:
+        return self.design is not None
+
+    def __repr__(self) -> str:
+        return f"Law({self.name}: {', '.join(self.param_names)})"
+
+
+def grid(*axes: np.ndarray) -> np.ndarray:
+    """Cartesian product of 1-D axes as an ``(prod(len), len(axes))`` array (first axis slowest)."""
+    mesh = np.meshgrid(*[np.asarray(a, dtype=np.float64) for a in axes], indexing="ij")
+    return np.stack([m.reshape(-1) for m in mesh], axis=-1)
+
+
+def as_key(key: Optional[Array]) -> Array:
+    if key is None:
+        raise ValueError("this law's default init grid has random draws: pass key=jax.random.key(seed)")
+    return key

@@ -1,0 +1,37 @@
+r"""The Chinchilla scaling law (Hoffmann et al., 2022), here to show the fitting engine is general.
+
+.. math:: L(N, D) = E + \frac{A}{N^\alpha} + \frac{B}{D^\beta}
+          = \exp\big(\mathrm{LSE}(e,\; a - \alpha \log N,\; b - \beta \log D)\big),
+
+with parameters ``[e, a, b, alpha, beta]`` (:math:`E = e^e`, :math:`A = e^a`, :math:`B = e^b`), fitted with a
+Huber loss on :math:`\log L` (``jaxlaws.huber(1e-3, log=True)``), as in the paper.
+"""
+
+from __future__ import annotations
+
+import functools
+
+import jax.numpy as jnp
+import numpy as np
+from jax.scipy.special import logsumexp
+
+from jaxlaws.laws.base import Array, Law, grid
+
+
+@functools.cache  # one Law per signature, so compiled fits are reused
+def chinchilla() -> Law:
+    """``x`` is ``(n, 2)``: model size N and training tokens D (both > 0). Default grid: Hoffmann et al.'s
+    4,500 inits, ``e in {-1,-.5,0,.5,1}``, ``a, b in {0,5,...,25}``, ``alpha, beta in {0,.5,...,2}``."""
+
+    def predict(params: Array, x: Array) -> Array:
+        e, a, b, alpha, beta = params
+        logn, logd = jnp.log(x[:, 0]), jnp.log(x[:, 1])
+        terms = jnp.stack([jnp.broadcast_to(e, logn.shape), a - alpha * logn, b - beta * logd])
+        return jnp.exp(logsumexp(terms, axis=0))
+
+    def init_grid(key, x, y) -> np.ndarray:
+        return grid(np.linspace(-1.0, 1.0, 5), np.arange(0.0, 26.0, 5.0), np.arange(0.0, 26.0, 5.0),
+                    np.arange(0.0, 2.01, 0.5), np.arange(0.0, 2.01, 0.5))
+
+    return Law("chinchilla", ("e", "a", "b", "alpha", "beta"), predict, x_dim=2, x_kind="positive",
+               init_grid=init_grid)

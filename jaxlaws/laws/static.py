@@ -1,0 +1,159 @@
+r"""Static mixing laws: end-of-training loss as a function of the (fixed) mixture.
+
+The paper's log-linear law for group :math:`i` is
+
+.. math:: L_i(p) = c_i + b_i \exp\Big(-\sum_{j=1}^m A_{ij} p_j\Big).
+
+On the simplex it has a flat direction (adding :math:`\delta` to every :math:`A_{ij}` is the same as
+multiplying :math:`b_i` by :math:`e^{-\delta}`), so jaxlaws fits the identifiable *reduced* form
+
+.. math:: L_i(p) = e^{\ell} + \exp\Big(b + \sum_{j<m} t_j p_j\Big),
+
+which eliminates :math:`p_m = 1 - \sum_{j<m} p_j`; :func:`reduced_to_paper` and :func:`paper_to_reduced`
+convert between the two.
+"""
+
+from __future__ import annotations
+
+import functools
+
+from typing import Optional
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from jaxlaws.laws.base import Array, Law, as_key, grid
+
+
+def _own(x: Array) -> Array:
+    return x[:, 0]
+
+
+@functools.cache  # one Law per signature, so compiled fits are reused
+def static_two_group() -> Law:
+    r"""Two groups, own proportion: :math:`L_i = c + \exp(k p_i + b)`; ``x`` is :math:`p_i`, shape (n, 1).
+
+    The default init grid puts ``c`` on a grid below the smallest observed loss (the law is only defined
+    for :math:`c < L`), crossed with the original's ``k`` and ``b`` ranges (widened).
+    """
+
+    def predict(params: Array, x: Array) -> Array:
+        c, k, b = params
+        return c + jnp.exp(k * _own(x) + b)
+
+    def init_grid(key, x, y) -> np.ndarray:
+        lo = float(np.min(y))
+        return grid(lo * np.array([0.0, 0.3, 0.6, 0.8, 0.9, 0.95]),
+                    np.linspace(-4.0, -0.5, 8), np.linspace(-2.0, 0.5, 6))
+
+    return Law("static_two_group", ("c", "k", "b"), predict, x_dim=1, x_kind="unit", init_grid=init_grid)
+
+
+@functools.cache  # one Law per signature, so compiled fits are reused
+def exp_two_group() -> Law:
+    r"""Stage two of the original m=2 fit: :math:`L_i - c = \exp(k p_i + b)` with ``c`` chosen beforehand.
+
+    Default inits are the original's 121: ``k in linspace(-2.4, -1.6, 11)`` x ``b in linspace(-1, -0.1, 11)``.
+    """
+
+    def predict(params: Array, x: Array) -> Array:
+        k, b = params
+        return jnp.exp(k * _own(x) + b)
+
+    def init_grid(key, x, y) -> np.ndarray:
+        return grid(np.linspace(-2.4, -1.6, 11), np.linspace(-1.0, -0.1, 11))
+
+    return Law("exp_two_group", ("k", "b"), predict, x_dim=1, x_kind="unit", init_grid=init_grid)
+
+
+def log_linear_inits(m: int, key: Array, own: Optional[int] = None, n_random: int = 30) -> np.ndarray:
+    r"""The original's 6,000-point grid for :func:`log_linear` (spec 7.2).
+
+    ``l in linspace(-2, 1.5, 10)`` x ``b in linspace(-10, 1, 20)`` x ``n_random`` draws of ``t`` with
+    :math:`t_j = -U(0,1)` on the group's own index ``own`` (when ``own < m - 1``) and :math:`0.1\,U(0,1)`
+    elsewhere. Unlike the original, the draws come from an explicit ``key``.
+    """
+    u = np.asarray(jax.random.uniform(as_key(key), (n_random, m - 1), dtype=jnp.float32), np.float64)
+    t = 0.1 * u
+    if own is not None and 0 <= own < m - 1:
+        t[:, own] = -u[:, own]
+    lb = grid(np.linspace(-2.0, 1.5, 10), np.linspace(-10.0, 1.0, 20))
+    lb_rep = np.repeat(lb, n_random, axis=0)
+    t_rep = np.tile(t, (len(lb), 1))
+    return np.concatenate([lb_rep, t_rep], axis=1)
+
+
+@functools.cache  # one Law per signature, so compiled fits are reused
+def log_linear(m: int, own: Optional[int] = None) -> Law:
+    r"""Reduced static log-linear law for ``m`` groups, params ``[l, b, t_1..t_{m-1}]``:
+
+    .. math:: L(p) = e^{\ell} + \exp\Big(b + \sum_{j<m} t_j p_j\Big),\qquad x = p \in \Delta^m.
+
+    ``own`` is the index of the group whose loss is modelled; it only shapes the default init grid
+    (:func:`log_linear_inits`, the original's 6,000 inits).
+    """
+    _check_m(m)
+
+    def predict(params: Array, x: Array) -> Array:
+        return jnp.exp(params[0]) + jnp.exp(params[1] + x[:, : m - 1] @ params[2:])
+
+    def init_grid(key, x, y) -> np.ndarray:
+        return log_linear_inits(m, key, own)
+
+    names = ("l", "b") + tuple(f"t{j + 1}" for j in range(m - 1))
+    return Law(f"log_linear({m})", names, predict, x_dim=m, x_kind="simplex",
+               init_grid=init_grid, needs_key=True)
+
+
+@functools.cache  # one Law per signature, so compiled fits are reused
+def log_linear_paper(m: int) -> Law:
+    r"""The paper's form :math:`L(p) = c + b\,\exp(-\sum_j A_j p_j)`, params ``[c, b, A_1..A_m]``.
+
+    Not identifiable on the simplex (see the module docstring): compare fits by objective and predictions.
+    """
+    _check_m(m)
+
+    def predict(params: Array, x: Array) -> Array:
+        return params[0] + params[1] * jnp.exp(-(x @ params[2:]))
+
+    def init_grid(key, x, y) -> np.ndarray:
+        lo = float(np.min(y))
+        base = grid(lo * np.array([0.0, 0.5, 0.8, 0.95]), np.array([0.1, 0.5, 1.0, 3.0]),
+                    np.linspace(-1.0, 3.0, 5))
+        # A starts as a multiple of the ones vector; the data move it apart.
+        return np.concatenate([base[:, :2], np.repeat(base[:, 2:], m, axis=1)], axis=1)
+
+    names = ("c", "b") + tuple(f"A{j + 1}" for j in range(m))
+    return Law(f"log_linear_paper({m})", names, predict, x_dim=m, x_kind="simplex", init_grid=init_grid)
+
+
+def reduced_to_paper(params: np.ndarray) -> np.ndarray:
+    r"""``[l, b, t_1..t_{m-1}] -> [c, b', A_1..A_m]`` with the convention :math:`A_m = 0`.
+
+    :math:`c = e^\ell`, :math:`b' = e^{b}`, :math:`A_j = -t_j`. Works on a leading batch of vectors.
+    """
+    params = np.asarray(params)
+    c = np.exp(params[..., :1])
+    b = np.exp(params[..., 1:2])
+    a = -params[..., 2:]
+    return np.concatenate([c, b, a, np.zeros_like(c)], axis=-1)
+
+
+def paper_to_reduced(params: np.ndarray) -> np.ndarray:
+    r"""``[c, b, A_1..A_m] -> [l, b', t_1..t_{m-1}]``, exact on the simplex (needs ``c > 0`` and ``b > 0``).
+
+    Using :math:`p_m = 1 - \sum_{j<m} p_j`: :math:`b\,e^{-A\cdot p} = \exp(\log b - A_m + \sum_{j<m}(A_m - A_j)p_j)`.
+    """
+    params = np.asarray(params, dtype=np.float64)
+    c, b, a = params[..., 0], params[..., 1], params[..., 2:]
+    if np.any(c <= 0) or np.any(b <= 0):
+        raise ValueError("paper_to_reduced needs c > 0 and b > 0 (the reduced form takes their logs)")
+    am = a[..., -1:]
+    return np.concatenate([np.log(c)[..., None], (np.log(b) - am[..., 0])[..., None], am - a[..., :-1]],
+                          axis=-1)
+
+
+def _check_m(m: int) -> None:
+    if not isinstance(m, (int, np.integer)) or m < 2:
+        raise ValueError(f"a mixing law needs m >= 2 groups, got m={m!r}")
