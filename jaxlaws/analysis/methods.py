@@ -45,8 +45,7 @@ from jaxlaws.analysis import _common
 from jaxlaws.analysis.dynamic import fit_children
 from jaxlaws.analysis.export import nested_params
 from jaxlaws.analysis.similarity import sim_parts
-from jaxlaws.fitting.engine import fit_batched
-from jaxlaws.fitting.objectives import huber, squared
+from jaxlaws.fitting import fit_batched, huber, squared
 from jaxlaws.laws import scaled_method
 from jaxlaws.sweeps.schema import Sweep, SweepError, matrix_stack, proportion_columns
 
@@ -202,7 +201,7 @@ def method_parameters(sweep: Sweep, method: str, break_step: Optional[int] = Non
         after = d[[f"L_{g}" for g in groups]].to_numpy()
         feats.append(p @ a.T)
         targets.append(after if m == 2 else after - d[[f"LB_{g}" for g in groups]].to_numpy())
-    scale_law = scaled_method(m, intercept=(m == 2))
+    scale_law = _common.cached_law(scaled_method, m, m == 2)
     if scale_objective is None:
         scale_objective = squared() if (method == "skillit" and m == 2) else huber(0.02)
 
