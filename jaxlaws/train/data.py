@@ -141,8 +141,8 @@ def validate_groups(groups: TokenGroups, seq_len: int, batch_size: int | None = 
         for name, n in zip(groups.names, groups.split(split).lengths):
             if n < n_min:
                 what = "one batch" if split == "train" and batch_size is not None else "one window"
-                raise ValueError(f"group {name!r}: {split} split has {int(n)} tokens, fewer than {what} "
-                                 f"needs ({n_min} for seq_len={seq_len}"
+                raise ValueError(f"group {name!r}: {split} split has {int(n)} tokens, fewer than the {n_min} "
+                                 f"that {what} needs (seq_len={seq_len}"
                                  + (f", batch_size={batch_size})" if batch_size is not None else ")"))
 
 
