@@ -27,6 +27,12 @@ skillit   ``skillit_graph`` :math:`\mathrm{diag}(L^B)\,G^\top` (graph rows are t
 features :math:`F_{ni} = (A^t p_n)_i`): m=2 :math:`L_i^{B+R} = c_i + b F_i` (Huber 0.02; Skill-It least
 squares, as the original); m>=3 :math:`L_i^{B+R} - L_i^B = b F_i`.
 
+**A sign the scale hides.** The scale :math:`b` is fitted freely, so a method matrix that points the
+wrong way (its update would raise the losses) gets :math:`b > 0` and still scores ``sim = 1``. The table
+therefore also reports ``sim_method_sign`` = ``sim(-A^t, A*)``: the matrix with the sign the method itself
+uses (:math:`A^t \ge 0` means "training on j lowers L_i", i.e. :math:`b = -1`), which is -1 for a flipped
+matrix. ``b > 0`` flags the same problem.
+
 **m=2 diagonalisation.** With two groups only the slope in the own proportion is identifiable:
 :math:`(A p)_i = (A_{ii} - A_{ij}) p_i + A_{ij}`, so :math:`\tilde A = b\,\mathrm{diag}(A_{11} - A_{12},
 A_{22} - A_{21})` is compared with :math:`\mathrm{diag}(k_1, k_2)` (for DoReMi's diagonal matrix this is
@@ -101,7 +107,7 @@ class MethodAnalysis:
       a_star_fits: the per-(group, seed) fits giving :math:`A^{t\\star}` (params and metrics).
       scale_fits: the per-seed scale fit (``b`` and, for m=2, ``c_i``; metrics).
       matrices: long table (seed, matrix in ``A_star``/``A_method``/``A_tilde``, row, col, value).
-      similarity: per seed ``cosine``, ``spearman``, ``sim`` and ``b``.
+      similarity: per seed ``cosine``, ``spearman``, ``sim``, ``sim_method_sign`` and ``b``.
       averages: the means (and std, ddof=0) of those over seeds.
     """
 
@@ -224,9 +230,11 @@ def method_parameters(sweep: Sweep, method: str, break_step: Optional[int] = Non
             r, c = np.indices(a.shape)
             mats.append(pd.DataFrame({"seed": s, "matrix": label, "row": r.ravel(), "col": c.ravel(),
                                       "value": a.ravel()}))
-        sims.append({"seed": s, "b": b, **sim_parts(a_tilde, a_star)})
+        own = -(two_group_effective(a_method[s]) if m == 2 else a_method[s])
+        sims.append({"seed": s, "b": b, **sim_parts(a_tilde, a_star),
+                     "sim_method_sign": sim_parts(own, a_star)["sim"]})
     similarity = pd.DataFrame(sims)
-    cols = ["cosine", "spearman", "sim", "b"]
+    cols = ["cosine", "spearman", "sim", "sim_method_sign", "b"]
     averages = pd.DataFrame({"mean": similarity[cols].mean(), "std": similarity[cols].std(ddof=0)}).T
     return MethodAnalysis(method, int(break_step), groups, star, scale, pd.concat(mats, ignore_index=True),
                           similarity, averages, star_law.param_names, scale_law.param_names)
