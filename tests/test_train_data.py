@@ -93,6 +93,9 @@ def test_select_reorders_groups():
     np.testing.assert_array_equal(g.val.group(1), bundled().val.group(0))
     with pytest.raises(ValueError, match="unknown group 'news'"):
         bundled().select(["news"])
+    s = syn(0.5).select(["syn2", "syn0"])
+    np.testing.assert_array_equal(s.info["transitions"][0], syn(0.5).info["transitions"][2])
+    assert s.info["cross_entropy"][0, 1] == syn(0.5).info["cross_entropy"][2, 0]
 
 
 # ------------------------------------------------------------------------------------------ sampler
