@@ -41,7 +41,7 @@ def _read_table(path: Path, fmt: str, columns: Iterable[str]) -> pd.DataFrame:
         return pd.read_parquet(path)
     dtypes = {c: ("int64" if c in _INT else str if c in _STR else "float64") for c in columns}
     return pd.read_csv(path, dtype=dtypes, keep_default_na=False, na_values={
-        c: ["nan", "NaN"] for c in columns if dtypes[c] == "float64"})
+        c: ["", "nan", "NaN"] for c in columns if dtypes[c] == "float64"})
 
 
 def write_sweep(sweep: Sweep, path: str | os.PathLike, format: Literal["parquet", "csv"] = "parquet",
@@ -97,7 +97,10 @@ def read_sweep(path: str | os.PathLike) -> Sweep:
         f = path / f"{name}.{fmt}"
         if not f.is_file():
             raise SweepError(f"{path}: missing {f.name}")
-        tables[name] = _read_table(f, fmt, cols)
+        try:
+            tables[name] = _read_table(f, fmt, cols)
+        except (ValueError, KeyError) as e:
+            raise SweepError(f"{f}: unreadable ({e})") from e
     try:
         return Sweep(losses=tables["losses"], groups=groups, matrices=tables["matrices"])
     except SweepError as e:
