@@ -10,13 +10,13 @@ training runs, judge data-mixing methods against them, find optimal mixtures, an
 
 from jaxlaws import laws
 from jaxlaws.fitting import (
-    LBFGS, Adam, FitError, FitResult, LevenbergMarquardt, LinearFit, Objective, choose_c, fit,
+    LBFGS, Adam, FitError, FitResult, LevenbergMarquardt, LinearFit, Objective, Screen, choose_c, fit,
     fit_batched, fit_static_two_stage, huber, lstsq, mse, r2, squared,
 )
 
 __version__ = "0.1.0"
 
 __all__ = [
-    "laws", "LBFGS", "Adam", "FitError", "FitResult", "LevenbergMarquardt", "LinearFit", "Objective",
+    "laws", "LBFGS", "Adam", "FitError", "FitResult", "LevenbergMarquardt", "LinearFit", "Objective", "Screen",
     "choose_c", "fit", "fit_batched", "fit_static_two_stage", "huber", "lstsq", "mse", "r2", "squared",
 ]

@@ -9,7 +9,7 @@ import sys
 
 # (module, attribute) pairs; each ``register(subparsers)`` adds its subcommands.
 _FAMILIES = (
-    ("jaxlaws.example", "register"),       # `jaxlaws example`: fit the bundled example sweep
+    ("jaxlaws.demo", "register"),          # `jaxlaws demo`: the main job on the bundled example sweeps
     ("jaxlaws.analysis.cli", "register"),  # `jaxlaws analyse ...`
     ("jaxlaws.train.cli", "register"),     # `jaxlaws sweep static|dynamic ...`
 )

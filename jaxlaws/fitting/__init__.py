@@ -1,6 +1,6 @@
 """The fitting engine: objectives, solvers, the multi-start search and the closed-form linear path."""
 
-from jaxlaws.fitting.engine import fit, fit_batched
+from jaxlaws.fitting.engine import Screen, fit, fit_batched
 from jaxlaws.fitting.linear import LinearFit, lstsq
 from jaxlaws.fitting.metrics import mse, r2
 from jaxlaws.fitting.objectives import Objective, huber, squared

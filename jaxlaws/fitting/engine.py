@@ -8,6 +8,7 @@ Laws that are linear in their parameters skip the search and are solved in close
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import functools
 from typing import Any, Optional
 
@@ -26,9 +27,24 @@ from jaxlaws.laws.base import Law
 SELECTIONS = ("trajectory", "final")
 
 
+@dataclasses.dataclass(frozen=True)
+class Screen:
+    """Successive halving for large init grids: run every init for ``steps`` solver iterations, then
+    continue only the best ``keep`` fraction (at least one init) with the full solver. Inside the same
+    compiled program; pruned inits report their screening objective in ``init_objectives``."""
+
+    steps: int = 10
+    keep: float = 0.1
+
+    def __post_init__(self) -> None:
+        if not (isinstance(self.steps, int) and self.steps > 0 and 0 < self.keep <= 1):
+            raise ValueError(f"Screen needs steps > 0 and 0 < keep <= 1, got {self}")
+
+
 def fit(law: Law, x: Any, y: Any, *, inits: Any = None, key: Optional[jax.Array] = None,
         objective: Optional[Objective] = None, solver: Any = None, select: str = "trajectory",
-        holdout: Any = None, dtype: Any = None, throw: bool = True) -> FitResult:
+        holdout: Any = None, screen: Optional[Screen] = None, dtype: Any = None,
+        throw: bool = True) -> FitResult:
     """Fit ``law`` to points ``(x, y)`` from many initial parameters at once and keep the best.
 
     Args:
@@ -43,19 +59,22 @@ def fit(law: Law, x: Any, y: Any, *, inits: Any = None, key: Optional[jax.Array]
         ``"final"`` its last point. The best init is the one with the lowest objective on the fitting
         points, or on the ``holdout`` points when given.
       holdout: optional boolean mask ``(n,)`` of points excluded from fitting and used to choose the init.
+      screen: optional :class:`Screen` (successive halving) to spend the solver's iterations on the
+        promising inits of a large grid.
       dtype: ``"float32"`` or ``"float64"``; default float64 when ``jax_enable_x64`` is on, else float32.
       throw: raise :class:`FitError` when every init diverged; otherwise return ``success=False``.
     """
     x = validate.check_x(law, x)
     hold = None if holdout is None else np.asarray(holdout)[None]
     res = fit_batched(law, x[None], np.asarray(y)[None], inits=inits, key=key, objective=objective,
-                      solver=solver, select=select, holdout=hold, dtype=dtype, throw=throw)
+                      solver=solver, select=select, holdout=hold, screen=screen, dtype=dtype, throw=throw)
     return res[0]
 
 
 def fit_batched(law: Law, x: Any, y: Any, *, inits: Any = None, key: Optional[jax.Array] = None,
                 objective: Optional[Objective] = None, solver: Any = None, select: str = "trajectory",
-                holdout: Any = None, dtype: Any = None, throw: bool = True) -> FitResult:
+                holdout: Any = None, screen: Optional[Screen] = None, dtype: Any = None,
+                throw: bool = True) -> FitResult:
     """Fit ``B`` independent problems ``(x[b], y[b])`` with the same law in one compiled program.
 
     ``x`` is ``(B, n, d)``, ``y`` ``(B, n[, k])``; ``inits`` is ``(n_init, P)`` shared by all problems or
@@ -83,7 +102,7 @@ def fit_batched(law: Law, x: Any, y: Any, *, inits: Any = None, key: Optional[ja
         if law.is_linear:
             if objective.log:
                 raise ValueError(f"{law.name} is linear: fit the log target directly with objective.log=False")
-            if inits is not None or solver is not None or holdout is not None:
+            if inits is not None or solver is not None or holdout is not None or screen is not None:
                 raise ValueError(f"{law.name} is linear and solved in closed form: inits, solver and holdout "
                                  "do not apply")
             params, obj = linear.solve_law(law, x, y, train, objective.delta, fdtype)
@@ -98,7 +117,12 @@ def fit_batched(law: Law, x: Any, y: Any, *, inits: Any = None, key: Optional[ja
                                                 for g in grids[1:]) else grids[0]
             inits = validate.check_inits(law, inits, batch)
             solver = LevenbergMarquardt() if solver is None else solver
-            program = _program(law, objective, solver, select, holdout is not None)
+            if screen is not None and not isinstance(screen, Screen):
+                raise ValueError(f"screen must be a jaxlaws.Screen, got {screen!r}")
+            n_init = inits.shape[-2]
+            keep = None if screen is None else max(1, min(n_init, int(round(screen.keep * n_init))))
+            program = _program(law, objective, solver, select, holdout is not None,
+                               None if screen is None else (screen.steps, keep))
             args = [np.asarray(a, fdtype) for a in (inits, x, y)] + [train, hold]
             shared_inits = inits.ndim == 2
             params, obj, v90, init_obj = _run_sharded(program, args, shared_inits)
@@ -140,13 +164,14 @@ def _precision(dtype: Any):
 
 
 @functools.lru_cache(maxsize=64)
-def _program(law: Law, objective: Objective, solver: Any, select: str, use_holdout: bool):
+def _program(law: Law, objective: Objective, solver: Any, select: str, use_holdout: bool,
+             screen: Optional[tuple[int, int]]):
     """Compile once per (law, objective, solver, rule): problems -> inits -> solver run."""
 
     def residuals(theta, x, y):
         return objective.residual(y, law.predict(theta, x))
 
-    def one_init(theta0, x, y, train, hold):
+    def one_init(theta0, x, y, train, hold, solver=solver):
         mask = jnp.broadcast_to(train.reshape(train.shape + (1,) * (y.ndim - 1)), y.shape).reshape(-1)
         res = lambda t: jnp.where(mask, residuals(t, x, y).reshape(-1), 0.0)  # noqa: E731
         tr = solver(res, objective, theta0)
@@ -165,11 +190,23 @@ def _program(law: Law, objective: Objective, solver: Any, select: str, use_holdo
             score = value
         return theta, value, v90, score
 
-    def one_problem(inits, x, y, train, hold):
-        theta, value, v90, score = jax.vmap(one_init, in_axes=(0, None, None, None, None))(
+    def run(inits, x, y, train, hold, solver):
+        return jax.vmap(functools.partial(one_init, solver=solver), in_axes=(0, None, None, None, None))(
             inits, x, y, train, hold)
+
+    def one_problem(inits, x, y, train, hold):
+        if screen is None:
+            theta, value, v90, score = run(inits, x, y, train, hold, solver)
+            all_values = value
+        else:
+            steps, keep = screen
+            theta, value, _, _ = run(inits, x, y, train, hold, dataclasses.replace(solver, steps=steps))
+            _, idx = jax.lax.top_k(-value, keep)
+            theta, value2, v90, score = run(theta[idx], x, y, train, hold, solver)
+            all_values = value.at[idx].set(value2)
+            value = value2
         best = jnp.argmin(score)
-        return theta[best], value[best], v90[best], value
+        return theta[best], value[best], v90[best], all_values
 
     def shared(inits, x, y, train, hold):
         return jax.vmap(one_problem, in_axes=(None, 0, 0, 0, 0))(inits, x, y, train, hold)
