@@ -166,3 +166,28 @@ def test_sharded_over_four_cpu_devices_matches_one_device(tmp_path):
         subprocess.run([sys.executable, "-c", src], check=True, env=env, timeout=300)
         out[n] = np.load(path)
     np.testing.assert_allclose(out[4], out[1], rtol=1e-9)
+
+
+def test_screen_keeps_the_best_basin_and_validates(rng):
+    x, y = _problem(rng, 2, 3)
+    inits = jl.laws.log_linear_inits(3, jax.random.key(3), own=2)
+    full = jl.fit(jl.laws.log_linear(3), x, y, inits=inits, dtype="float64")
+    scr = jl.fit(jl.laws.log_linear(3), x, y, inits=inits, screen=jl.Screen(10, 0.05), dtype="float64")
+    assert scr.init_objectives.shape == (6000,)
+    assert scr.objective <= full.objective * (1 + 1e-6)
+    with pytest.raises(ValueError, match="keep"):
+        jl.Screen(5, 0.0)
+    with pytest.raises(ValueError, match="jaxlaws.Screen"):
+        jl.fit(jl.laws.log_linear(3), x, y, inits=inits, screen=(5, 0.1))
+
+
+def test_chinchilla_recovers_hoffmann_parameters(rng):
+    n = np.exp(rng.uniform(np.log(1e7), np.log(1e10), 240))
+    d = np.exp(rng.uniform(np.log(1e9), np.log(1e12), 240))
+    true = np.array([np.log(1.69), np.log(406.4), np.log(410.7), 0.34, 0.28])
+    loss = 1.69 + 406.4 / n ** 0.34 + 410.7 / d ** 0.28
+    res = jl.fit(jl.laws.chinchilla(), np.c_[n, d], loss * np.exp(rng.normal(0, 1e-3, 240)),
+                 objective=jl.huber(1e-3, log=True), screen=jl.Screen(10, 0.05), dtype="float64")
+    np.testing.assert_allclose(np.exp(res.params[0]), 1.69, rtol=0.02)
+    np.testing.assert_allclose(res.params[3:], true[3:], atol=0.02)
+    assert res.r2 > 0.999
