@@ -5,3 +5,12 @@ from jaxlaws.analysis.optimum import (
     optimum_table, project_simplex, simplex_minimise, two_group_optimum,
 )
 from jaxlaws.analysis.similarity import column_direction, cosine, rankdata, sim, sim_parts, spearman
+from jaxlaws.analysis.dynamic import FORMS as DYNAMIC_FORMS
+from jaxlaws.analysis.dynamic import dynamic_law, fit_dynamic
+from jaxlaws.analysis.export import key_str, nested_params, prune_empty, structure, write_json
+from jaxlaws.analysis.methods import (
+    METHODS, MethodAnalysis, method_matrix, method_parameters, two_group_effective,
+)
+from jaxlaws.analysis.pipeline import Analysis, analyse
+from jaxlaws.analysis.static import LawFits, fit_static
+from jaxlaws.analysis._common import child_table
