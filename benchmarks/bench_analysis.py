@@ -25,74 +25,20 @@ import jax
 import numpy as np
 import pandas as pd
 
+import jaxlaws as jl
 from jaxlaws.analysis import static as static_mod
+from jaxlaws.analysis._common import child_table
+from jaxlaws.analysis.dynamic import dynamic_law
 from jaxlaws.analysis.pipeline import analyse
-from jaxlaws.sweeps import reference
+from jaxlaws.sweeps import synthetic
 from jaxlaws.sweeps.schema import Sweep
 
-METHODS = ("aioli", "doge", "doremi", "skillit")
-MATRIX = {"aioli": "aioli_A", "doge": "doge_M", "doremi": "doremi_excess", "skillit": "skillit_graph"}
 
 
-def _dirichlet(k, seed):
-    return np.loadtxt(reference._root() / "dirichlet_weights" / f"k_{k}_n_9_seed_{seed}.txt", delimiter=",")
-
-
-def build_sweep(m: int, noise: float = 0.003, seed: int = 0) -> Sweep:
-    """A paper-sized synthetic sweep from the bundled reference parameters (static, dynamic, 4 methods)."""
-    try:  # prefer the library's generator when it exists
-        from jaxlaws.sweeps import synthetic  # noqa: F401
-    except ImportError:
-        pass
-    rng = np.random.default_rng(seed)
-    setting = "arxiv_stackexchange" if m == 2 else "arxiv_books_stackexchange"
-    groups = reference.SETTINGS[setting]
-    two = np.array([[a / 10, 1 - a / 10] for a in range(1, 10)])
-    mixes = (lambda s: two) if m == 2 else (lambda s: _dirichlet(3, s))
-    rows, mats = [], []
-
-    def add(run, s, step, kind, p, losses, parent="", b=-1, r=-1, method=""):
-        for g, loss in zip(groups, losses):
-            d = dict(run=run, seed=s, step=step, split="val", group=g, loss=loss + noise * rng.normal(),
-                     kind=kind, parent=parent, break_step=b, steps_run=r, method=method)
-            d.update({f"p_{h}": p[j] for j, h in enumerate(groups)})
-            rows.append(d)
-
-    st = reference.static_params(setting)
-    for s in range(5):
-        for n, p in enumerate(mixes(s)):
-            th = np.stack([st[g][s] for g in groups])
-            losses = (th[:, 0] + np.exp(th[:, 1] * p + th[:, 2]) if m == 2
-                      else np.exp(th[:, 0]) + np.exp(th[:, 1] + th[:, 2:] @ p[:-1]))
-            add(f"static_{n}_s{s}", s, 5000, "static", p, losses)
-    dyn = reference.dynamic_params(setting)
-    for k, p1 in enumerate(sorted(dyn[groups[0]])):
-        pp = two[k] if m == 2 else _dirichlet(3, 0)[np.argsort(_dirichlet(3, 0)[:, 0])[k]]
-        th = np.stack([dyn[g][p1] for g in groups])
-        add(f"parent_{k}", 0, 2000, "parent", pp, th[:, -1] + 0.3, b=2000)
-        for c, pc in enumerate(mixes(1)):
-            losses = th[:, 0] * np.diag(np.tile(pc, (m, 1))) + th[:, 1] if m == 2 else th[:, 0] + th[:, 1:] @ pc[:-1]
-            add(f"child_{k}_{c}", 0, 2100, "child", pc, losses, parent=f"parent_{k}", b=2000, r=100)
-    for method in METHODS:
-        opt, _, b, r = reference.trajectory_params(setting, method)
-        for s in range(5):
-            th = np.stack([opt[g][s] for g in groups])
-            a_star = np.diag(th[:, 0]) if m == 2 else th
-            lb = np.linspace(3.5, 4.0, m)
-            run = f"{method}_run"
-            add(run, s, b, "method", np.ones(m) / m, lb, b=b, method=method)
-            a = -a_star / np.abs(a_star).sum() + 0.02 * rng.normal(size=(m, m))  # a noisy copy of the truth
-            if method == "doremi":
-                a = np.diag(np.diag(a))
-            if method == "skillit":
-                a = (np.diag(1 / lb) @ a).T
-            for idx in range(4):
-                mats += [dict(run=run, seed=s, step=b, name=MATRIX[method], index=idx, row=i, col=j,
-                              value=a[i, j]) for i in range(m) for j in range(m)]
-            for n, p in enumerate(mixes(s)):
-                losses = th[:, 1] + th[:, 0] * p if m == 2 else lb + a_star @ p
-                add(f"{method}_child_{n}_s{s}", s, b + r, "child", p, losses, parent=run, b=b, r=r, method=method)
-    return Sweep(pd.DataFrame(rows), groups, pd.DataFrame(mats))
+def build_sweeps(noise: float = 0.005) -> dict[int, Sweep]:
+    """The library's paper-sized synthetic sweeps (static, dynamic 9 x 9, 4 methods x 5 seeds) for m=2, 3."""
+    bundle = synthetic.reference_sweep_bundle(noise=noise)
+    return {2: bundle["arxiv_stackexchange"][0], 3: bundle["arxiv_books_stackexchange"][0]}
 
 
 def timed(fn, *args, **kw):
@@ -101,18 +47,33 @@ def timed(fn, *args, **kw):
     return time.perf_counter() - t, out
 
 
-def one_at_a_time(sweep: Sweep, n_problems: int) -> tuple[float, int]:
-    """The static fits, one (group, seed) problem per call; returns (seconds per problem, problems total)."""
-    groups = sweep.groups
-    total = sweep.m * 5
-    times = []
+def one_at_a_time(sweep: Sweep, n_problems: int) -> dict[str, float]:
+    """Seconds per problem when each fit is its own call (the notebooks' loop), after a warm-up call:
+    the static law (original inits) and a linear dynamic law (closed form)."""
+    groups, m = sweep.groups, sweep.m
+    final = sweep.losses[(sweep.losses["kind"] == "static") & (sweep.losses["split"] == "val")]
+    final = final[final["step"] == final["step"].max()]
+    law = static_mod._common.cached_law(jl.laws.log_linear, m) if m > 2 else None
+    kids = child_table(sweep, "val", ["parent"])
+    dyn = static_mod._common.cached_law(dynamic_law, "two_group" if m == 2 else "linear", m)
+    t_static, t_linear = [], []
     for i in range(n_problems + 1):
-        g, s = groups[i % sweep.m], (i // sweep.m) % 5
-        losses = sweep.losses[(sweep.losses["seed"] == s) & (sweep.losses["kind"] == "static")]
-        one = Sweep(losses, groups)
-        t, _ = timed(static_mod.fit_static, one)  # fits all groups of one seed; divided below
-        times.append(t / sweep.m)
-    return float(np.median(times[1:])), total  # first call compiles
+        g, s = groups[i % m], (i // m) % 5
+        d = final[(final["group"] == g) & (final["seed"] == s)]
+        p, y = d[[f"p_{h}" for h in groups]].to_numpy(), d["loss"].to_numpy()
+        t = time.perf_counter()
+        if m == 2:
+            jl.fit_static_two_stage(p[:, groups.index(g)], y, dtype="float64")
+        else:
+            inits = jl.laws.log_linear_inits(m, jax.random.key(i), own=groups.index(g))
+            jl.fit(law, p, y, inits=inits, dtype="float64")
+        t_static.append(time.perf_counter() - t)
+        c = kids[kids["parent"] == kids["parent"].unique()[i % kids["parent"].nunique()]]
+        x = c[[f"p_{h}" for h in groups]].to_numpy()
+        t = time.perf_counter()
+        jl.fit(dyn, x[:, :1] if m == 2 else x, c[f"L_{g}"].to_numpy(), dtype="float64")
+        t_linear.append(time.perf_counter() - t)
+    return {"static": float(np.median(t_static[1:])), "linear": float(np.median(t_linear[1:]))}
 
 
 def torch_lbfgs_per_init(law: str, n_inits: int) -> float:
@@ -163,7 +124,7 @@ def main() -> None:
     lines = [f"machine: {platform.machine()} {jax.device_count()} device(s) ({jax.devices()[0].platform}), "
              f"{__import__('os').cpu_count()} CPU cores; jax {jax.__version__}, numpy {np.__version__}, "
              f"pandas {pd.__version__}"]
-    sweeps = {m: build_sweep(m) for m in (2, 3)}
+    sweeps = build_sweeps()
     for m, sw in sweeps.items():
         lines.append(f"m={m} sweep: {len(sw.losses)} loss rows, {len(sw.matrices)} matrix entries")
     first, second = {}, {}
@@ -177,15 +138,16 @@ def main() -> None:
     warm = sum(second.values())
     lines.append(f"complete analysis (m=2 + m=3), warm: {warm:.2f} s; first call: {sum(first.values()):.2f} s")
 
-    # baseline 1: the same jaxlaws fits, one problem per call (static only; the bulk of the time)
-    per = {m: one_at_a_time(sw, n_base) for m, sw in sweeps.items()}
-    static_warm = {}
+    # baseline 1: the same jaxlaws fits, one problem per call (the notebooks' loop), scaled to the counts
     for m, sw in sweeps.items():
-        static_warm[m], _ = timed(static_mod.fit_static, sw)
-    for m in (2, 3):
-        t, n = per[m]
-        lines.append(f"static m={m}: batched {static_warm[m]:.2f} s for {n} problems vs one-at-a-time "
-                     f"{t:.3f} s/problem x {n} = {t * n:.2f} s -> {t * n / static_warm[m]:.1f}x")
+        per = one_at_a_time(sw, n_base)
+        n_static = m * 5
+        # dynamic (two_group for m=2; linear and full for m=3) + A* (4 methods x m groups x 5 seeds) + scale
+        n_linear = m * 9 * (1 if m == 2 else 2) + 4 * m * 5 + 4 * 5
+        est = per["static"] * n_static + per["linear"] * n_linear
+        lines.append(f"one-at-a-time m={m}: static {per['static']:.3f} s/problem x {n_static}, linear "
+                     f"{per['linear'] * 1e3:.1f} ms/problem x {n_linear} = ~{est:.2f} s vs batched warm "
+                     f"{second[m]:.2f} s -> {est / second[m]:.1f}x")
 
     # baseline 2: the original's fitter (torch L-BFGS per init), scaled to the original's init counts
     per_init = {k: torch_lbfgs_per_init(k, n_base) for k in ("m2_static", "m3_static", "linear")}
