@@ -10,7 +10,6 @@ r"""Fit-quality metrics (spec 11).
 from __future__ import annotations
 
 import numpy as np
-import pandas as pd
 
 
 def _pair(y: np.ndarray, pred: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -63,12 +62,3 @@ def batched_metrics(y: np.ndarray, pred: np.ndarray, mask: np.ndarray | None = N
                 "r2": np.where(tot_y > 0, 1 - res / tot_y, np.nan),
                 "r2_swapped_as_original": np.where(tot_p > 0, 1 - res / tot_p, np.nan)}
 
-
-def summarise(df: pd.DataFrame, columns: tuple[str, ...] = ("mse", "r2")) -> pd.DataFrame:
-    """Mean and std of the metric ``columns`` over all rows (one row per fit).
-
-    The std is the population one (ddof=0), as the notebooks' ``np.std``, so the numbers compare.
-    """
-    cols = [c for c in columns if c in df.columns]
-    vals = df[cols].astype(float)
-    return pd.DataFrame({"mean": vals.mean(), "std": vals.std(ddof=0), "n": vals.count()})

@@ -48,7 +48,7 @@ class LawFits:
         return nested_params(df, self.keys, self.param_names)
 
     def predict(self, row: int, x: np.ndarray) -> np.ndarray:
-        """Predictions of fit number ``row`` (a row of ``params``) at inputs ``x`` (the law's own ``x``)."""
+        """Predictions of the fit in row ``row`` (position in ``params``) at the law's inputs ``x``."""
         theta = self.params.iloc[row][list(self.param_names)].to_numpy(np.float64)
         x = np.asarray(x, np.float64)
         with jax.enable_x64(True):
