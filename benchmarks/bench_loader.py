@@ -102,7 +102,7 @@ def main() -> None:
     np.testing.assert_allclose(np.sort(naive["loss"].to_numpy()), np.sort(val["loss"].to_numpy()))
     n_files = report.n_files
     lines = [
-        f"# Loader benchmark (`benchmarks/bench_loader.py`)",
+        "# Loader benchmark (`benchmarks/bench_loader.py`)",
         "",
         f"Machine: {os.cpu_count()}-core CPU, Python {platform.python_version()}, numpy {np.__version__}, "
         f"pandas {pd.__version__}. Tree: {args.runs} m=3 run directories, {n_files} loss pickles "

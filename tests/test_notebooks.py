@@ -5,7 +5,6 @@ JAX compilation, which overlap well on two cores.
 """
 
 import asyncio
-import os
 from pathlib import Path
 
 import nbformat

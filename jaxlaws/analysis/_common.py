@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import functools
 from typing import Callable, Sequence
 
 import jax
@@ -14,13 +13,6 @@ from jaxlaws.laws.base import Law
 from jaxlaws.sweeps.schema import Sweep, SweepError, proportion_columns
 
 METRIC_COLUMNS = ("objective", "mse", "r2", "r2_swapped_as_original", "n_points", "converged")
-
-
-@functools.lru_cache(maxsize=None)
-def cached_law(factory: Callable[..., Law], *args) -> Law:
-    """One :class:`Law` object per (factory, args): the engine caches compiled programs by law identity,
-    so reusing the object lets a second analysis of same-shaped data skip compilation."""
-    return factory(*args)
 
 
 def wide_losses(sweep: Sweep, kinds: Sequence[str], split: str) -> pd.DataFrame:

@@ -63,7 +63,7 @@ def child_problem(children: pd.DataFrame, groups: Sequence[str], i: int, form: s
 def fit_children(children: pd.DataFrame, groups: Sequence[str], form: str, keys: Sequence[str],
                  objective: Any = None, dtype: str = "float64") -> tuple[Law, pd.DataFrame]:
     """Fit ``form`` per (group, ``keys``-combination) of the child table in one batched call per size."""
-    law = _common.cached_law(dynamic_law, form, len(groups))
+    law = dynamic_law(form, len(groups))
     rows, problems = [], []
     for i, g in enumerate(groups):
         for kv, d in children.groupby(list(keys), sort=True):

@@ -207,7 +207,7 @@ def method_parameters(sweep: Sweep, method: str, break_step: Optional[int] = Non
         after = d[[f"L_{g}" for g in groups]].to_numpy()
         feats.append(p @ a.T)
         targets.append(after if m == 2 else after - d[[f"LB_{g}" for g in groups]].to_numpy())
-    scale_law = _common.cached_law(scaled_method, m, m == 2)
+    scale_law = scaled_method(m, m == 2)
     if scale_objective is None:
         scale_objective = squared() if (method == "skillit" and m == 2) else huber(0.02)
 

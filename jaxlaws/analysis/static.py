@@ -23,8 +23,8 @@ import pandas as pd
 
 from jaxlaws.analysis import _common
 from jaxlaws.analysis.export import nested_params
-from jaxlaws.fitting import choose_c, fit_batched
-from jaxlaws.laws import Law, exp_two_group, log_linear, log_linear_inits, static_two_group
+from jaxlaws.fitting import fit_batched, fit_static_two_stage
+from jaxlaws.laws import Law, log_linear, log_linear_inits, static_two_group
 from jaxlaws.sweeps.schema import Sweep, proportion_columns
 
 
@@ -84,16 +84,13 @@ def fit_static(sweep: Sweep, step: Optional[int] = None, *, split: str = "val", 
             problems.append((p[:, i:i + 1] if m == 2 else p, d[f"L_{g}"].to_numpy()))
             keys.append({"group": g, "step": step, "seed": int(s)})
     if m == 2:
-        law = _common.cached_law(static_two_group)
-        stage2 = _common.cached_law(exp_two_group)
+        law = static_two_group()
 
         def fit(idx, X, Y):  # the original's two stages: c from the correlation grid, then (k, b)
-            c = choose_c(X[..., 0], Y)
-            res = fit_batched(stage2, X, Y - c[:, None], objective=objective, solver=solver, dtype=dtype)
-            params = np.concatenate([c[:, None], res.params], axis=1)
-            return params, _common.fit_fields(res, law, params, X, Y)
+            res = fit_static_two_stage(X[..., 0], Y, objective=objective, solver=solver, dtype=dtype)
+            return res.params, _common.fit_fields(res, law, res.params, X, Y)
     else:
-        law = _common.cached_law(log_linear, m)
+        law = log_linear(m)
         base = jax.random.key(seed)
 
         def fit(idx, X, Y):

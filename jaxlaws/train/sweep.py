@@ -11,6 +11,9 @@
   ``s = B .. B+R-1`` -- the stream the original "rolls forward" to -- so a child that keeps its parent's
   mixture reproduces the uninterrupted run exactly.
 
+**Steps** are always the number of updates completed when a loss is measured (``step`` column): the original's
+off-by-one checkpoint names (spec section 13.4, ``checkpoint-0`` after one step) are not reproduced.
+
 **Execution.** Runs that start and stop at the same steps are trained ``runs_per_program`` at a time by one
 jitted ``jax.vmap`` of the training loop over stacked states, data keys and mixtures; with several local devices
 the run axis is sharded over a 1-D mesh. Run ``(mixture, seed)`` uses the keys of :func:`step.run_keys` (seed
