@@ -7,10 +7,14 @@ import optax
 import pytest
 
 from jaxlaws.train.evaluate import make_eval_set, make_evaluate
-from jaxlaws.train.model import Decoder, ModelConfig, init_params, n_params, per_sample_loss, preset
+from jaxlaws.train import model as M
+from jaxlaws.train.model import Decoder, ModelConfig, n_params, preset
 from jaxlaws.train.optim import OptimConfig, decay_mask, lr_schedule, make_optimizer
 from jaxlaws.train.step import group_means, per_group_grads
 
+# jitted (eager flax is slow on a busy CPU); the configuration is static
+init_params = jax.jit(M.init_params, static_argnums=0)
+per_sample_loss = jax.jit(M.per_sample_loss, static_argnums=1)
 CFG = preset("tiny", vocab_size=24, context=12, n_layers=1, d_model=32, n_heads=2, d_ff=64)
 
 
@@ -65,7 +69,7 @@ def test_decay_mask_excludes_biases_and_norms():
 def test_pythia_parameter_count():
     """Pythia-160M has 162,322,944 parameters (12 layers, d 768, FFN 3072, vocab 50304, untied)."""
     cfg = preset("pythia-160m")
-    shapes = jax.eval_shape(lambda k: init_params(cfg, k), jax.random.key(0))
+    shapes = jax.eval_shape(lambda k: M.init_params(cfg, k), jax.random.key(0))
     d, f, v, n = 768, 3072, 50304, 12
     per_layer = (d * 3 * d + 3 * d) + (d * d + d) + (d * f + f) + (f * d + d) + 4 * d
     assert n_params(shapes) == 2 * v * d + n * per_layer + 2 * d == 162_322_944
@@ -75,13 +79,14 @@ def test_pythia_parameter_count():
 def test_per_sample_loss_matches_numpy_and_is_causal():
     params = init_params(CFG, jax.random.key(1))
     x = jax.random.randint(jax.random.key(2), (3, 13), 0, 24)
-    logits = np.asarray(Decoder(CFG).apply({"params": params}, x[:, :-1]), np.float64)
+    apply = jax.jit(lambda p, t: Decoder(CFG).apply({"params": p}, t))
+    logits = np.asarray(apply(params, x[:, :-1]), np.float64)
     logp = logits - np.log(np.exp(logits).sum(-1, keepdims=True))
     y = np.asarray(x[:, 1:])
     ref = -np.take_along_axis(logp, y[..., None], -1)[..., 0].mean(-1)
     np.testing.assert_allclose(per_sample_loss(params, CFG, x), ref, rtol=1e-5)
     x2 = x.at[:, 8].set((x[:, 8] + 1) % 24)  # changing token 8 must not change predictions before it
-    l2 = np.asarray(Decoder(CFG).apply({"params": params}, x2[:, :-1]), np.float64)
+    l2 = np.asarray(apply(params, x2[:, :-1]), np.float64)
     np.testing.assert_allclose(l2[:, :8], logits[:, :8], atol=1e-5)
     assert np.abs(l2[:, 8:] - logits[:, 8:]).max() > 1e-4
 
@@ -107,7 +112,7 @@ def test_group_means_and_evaluate_match_numpy():
     gid = rng.integers(0, 2, 23)
     es = make_eval_set(x, gid, 2, batch_size=5)  # 23 chunks: the last batch is padded
     per = np.asarray(per_sample_loss(params, CFG, jnp.asarray(x)), np.float64)
-    np.testing.assert_allclose(make_evaluate(CFG, 2)(params, es), [per[gid == j].mean() for j in (0, 1)],
+    np.testing.assert_allclose(jax.jit(make_evaluate(CFG, 2))(params, es), [per[gid == j].mean() for j in (0, 1)],
                                rtol=1e-5)
 
 
@@ -116,7 +121,7 @@ def test_per_group_grads_match_separate_grads():
     x = jax.random.randint(jax.random.key(5), (6, 13), 0, 24)
     gid = jnp.array([0, 1, 0, 2, 1, 0])
     grads = jax.jit(per_group_grads, static_argnums=(1, 4))(params, CFG, x, gid, 3)
-    ref_grad = jax.jit(jax.grad(lambda p, xj: per_sample_loss(p, CFG, xj).mean()))
+    ref_grad = jax.jit(jax.grad(lambda p, xj: M.per_sample_loss(p, CFG, xj).mean()))
     for j in range(3):
         ref = ref_grad(params, x[gid == j])
         for a, b in zip(jax.tree_util.tree_leaves(grads), jax.tree_util.tree_leaves(ref)):
@@ -133,6 +138,6 @@ def test_bad_configs():
     with pytest.raises(ValueError, match="warmup"):
         OptimConfig(total_steps=10, warmup_steps=20)
     with pytest.raises(ValueError, match="exceeds the model context"):
-        per_sample_loss(init_params(CFG, jax.random.key(0)), CFG, jnp.zeros((1, 20), jnp.int32))
+        M.per_sample_loss(init_params(CFG, jax.random.key(0)), CFG, jnp.zeros((1, 20), jnp.int32))
     with pytest.raises(ValueError, match="no evaluation chunk"):
         make_eval_set(np.zeros((3, 5), np.int32), np.zeros(3, np.int32), 2, names=("a", "b"))
