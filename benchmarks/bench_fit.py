@@ -6,7 +6,7 @@ summed Huber(0.02), the original's 6,000-init grid per fit.
 
 * jaxlaws: ``jl.fit_batched(jl.laws.log_linear(3), xs (15,9,3), ys (15,9), inits=(15,6000,4),
   objective=jl.huber(0.02))`` -- all 15 fits x 6,000 inits in one call (float32, as the original), and again
-  with ``screen=jl.Screen(10, 0.1)``; and on the SciPy init subset (same inits as the baselines).
+  with ``screen=jl.Screen(10, 0.1)`` and ``jl.Screen(5, 0.02)``; and on the SciPy init subset (same inits as the baselines).
 * original (PyTorch L-BFGS, ``baselines/torch_lbfgs.py``): ``--torch-inits`` inits per fit, all 15 fits, plus
   ``--torch-large`` inits on one fit per group (a superset of the small subset); the wall time per fit is
   scaled linearly to 6,000 inits.
@@ -40,11 +40,15 @@ import numpy as np
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
-from baselines import problems as P  # noqa: E402
+from baselines import problems as P
 
 LARGE_FITS = (0, 5, 10)  # arxiv/0, book/0, stackexchange/0
 RTOL, ATOL = 1e-4, 1e-10  # jaxlaws (float32) may exceed the best baseline objective by at most this much
 N_STATIC, N_CHIN = 6000, 4500
+# jaxlaws successive halving (steps, keep fraction): the default-ish one and an aggressive one.
+SCREENS = {"screen": (10, 0.1), "screen_fast": (5, 0.02)}
+JAX_ROWS = (("jaxlaws LM (float32)", "full"),) + tuple(
+    (f"jaxlaws LM + Screen{v}", k) for k, v in SCREENS.items())
 
 
 def _rss_mib(who: int = resource.RUSAGE_SELF) -> float:
@@ -74,7 +78,8 @@ def phase_jax_static(a) -> dict:
     grids = P.static_init_grids(pr)
     law, obj = jl.laws.log_linear(3), jl.huber(P.STATIC_DELTA)
     out = {"rss_import_mib": rss0}
-    runs = {"full": dict(inits=grids), "screen": dict(inits=grids, screen=jl.Screen(steps=10, keep=0.1)),
+    screens = {k: dict(inits=grids, screen=jl.Screen(*v)) for k, v in SCREENS.items()}
+    runs = {"full": dict(inits=grids), **screens,
             "subset": dict(inits=grids[:, P.subset(N_STATIC, a.scipy_inits)])}
     for name, kw in runs.items():
         res, first, steady, all_steady = _timed(
@@ -94,7 +99,7 @@ def phase_jax_chin(a) -> dict:
     inits = P.chinchilla_inits()
     law, obj = jl.laws.chinchilla(), jl.huber(P.CHINCHILLA_DELTA, log=True)
     out = {"rss_import_mib": rss0}
-    for name, kw in {"full": {}, "screen": dict(screen=jl.Screen(steps=10, keep=0.1))}.items():
+    for name, kw in {"full": {}, **{k: dict(screen=jl.Screen(*v)) for k, v in SCREENS.items()}}.items():
         res, first, steady, all_steady = _timed(
             lambda kw=kw: jl.fit(law, x, y, inits=inits, objective=obj, **kw), a.repeats)
         out[name] = dict(first_s=first, steady_s=steady, all_steady_s=all_steady, params=res.params.tolist(),
@@ -183,7 +188,8 @@ def _versions() -> str:
 
     cpu = "unknown CPU"
     try:
-        cpu = next(l.split(":", 1)[1].strip() for l in open("/proc/cpuinfo") if l.startswith("model name"))
+        with open("/proc/cpuinfo") as f:
+            cpu = next(line.split(":", 1)[1].strip() for line in f if line.startswith("model name"))
     except (OSError, StopIteration):
         pass
     v = {p: md.version(p) for p in ("jax", "jaxlib", "torch", "scipy", "numpy")}
@@ -202,17 +208,18 @@ def report(r: dict, a, load: tuple, wall: float) -> str:
     js, tt, ss = r["jax_static"], r["torch_static"], r["scipy_static"]
     L = [f"# Fitting-engine benchmark (`benchmarks/bench_fit.py{' --quick' if a.quick else ''}`)", "",
          f"Machine: {_versions()}.",
-         f"Load average (1/5/15 min) at start {load[0][0]:.1f}/{load[0][1]:.1f}/{load[0][2]:.1f}, at end "
+         (f"Load average (1/5/15 min) at start {load[0][0]:.1f}/{load[0][1]:.1f}/{load[0][2]:.1f}, at end "
          f"{load[1][0]:.1f}/{load[1][1]:.1f}/{load[1][2]:.1f} (the machine is shared: absolute times are "
-         f"inflated by other work; each ratio compares runs of the same session). Whole run {wall:.0f} s.", ""]
+         f"inflated by other work; each ratio compares runs of the same session). Whole run {wall:.0f} s."), ""]
 
     # ---- static: objectives
     L += ["## Static m=3 law: 15 fits x 6,000 inits (Huber 0.02, sum)", "",
-          "Objective = summed Huber at the returned parameters, re-evaluated in float64 (lower is better). "
-          f"`ok`: jaxlaws (6,000 inits) <= best baseline x (1 + {RTOL:g}) + {ATOL:g}.", "",
-          f"| fit | generating params | jaxlaws 6,000 | jaxlaws screen | jaxlaws {ss['n_inits']} | torch "
+          ("Objective = summed Huber at the returned parameters, re-evaluated in float64 (lower is better). "
+          f"`ok`: jaxlaws (6,000 inits) <= best baseline x (1 + {RTOL:g}) + {ATOL:g}."), "",
+          (f"| fit | generating params | jaxlaws 6,000 | jaxlaws Screen{SCREENS['screen']} | jaxlaws "
+          f"Screen{SCREENS['screen_fast']} | jaxlaws {ss['n_inits']} | torch "
           f"{tt['n_inits']} | torch {a.torch_large} | scipy L-BFGS-B {ss['n_inits']} | scipy lsq {ss['n_inits']} "
-          "| jaxlaws - best baseline (rel) | ok |", "|" + "---|" * 11]
+          "| jaxlaws - best baseline (rel) | ok |"), "|" + "---|" * 12]
     n_ok = 0
     for k in range(15):
         base = [tt["fits"][k]["objective"], ss["lbfgsb"][k]["objective"], ss["least_squares"][k]["objective"]]
@@ -222,16 +229,17 @@ def report(r: dict, a, load: tuple, wall: float) -> str:
         best, jo = min(base), js["full"]["objective"][k]
         ok = _ok(jo, best)
         n_ok += ok
-        cells = [true_obj[k], jo, js["screen"]["objective"][k], js["subset"]["objective"][k],
+        cells = [true_obj[k], jo, js["screen"]["objective"][k], js["screen_fast"]["objective"][k],
+                 js["subset"]["objective"][k],
                  tt["fits"][k]["objective"], lg["objective"] if lg else None, ss["lbfgsb"][k]["objective"],
                  ss["least_squares"][k]["objective"]]
         L.append(f"| {labels[k]} | " + " | ".join("" if c is None else f"{c:.7e}" for c in cells)
                  + f" | {(jo - best) / best:+.1e} | {'yes' if ok else 'NO'} |")
     sub_ok = sum(_ok(js["subset"]["objective"][k], min(ss["lbfgsb"][k]["objective"],
                                                        ss["least_squares"][k]["objective"])) for k in range(15))
-    L += ["", f"jaxlaws (6,000 inits) no worse than the best baseline on {n_ok}/15 fits; on the same "
+    L += ["", (f"jaxlaws (6,000 inits) no worse than the best baseline on {n_ok}/15 fits; on the same "
           f"{ss['n_inits']}-init subset as SciPy, no worse on {sub_ok}/15. jaxlaws reports converged on "
-          f"{sum(js['full']['converged'])}/15.", ""]
+          f"{sum(js['full']['converged'])}/15."), ""]
 
     # ---- static: times
     t_torch = sum(f["time_s"] for f in tt["fits"])
@@ -241,12 +249,12 @@ def report(r: dict, a, load: tuple, wall: float) -> str:
     ext_lb, ext_ls = (t * N_STATIC / ss["n_inits"] for t in (t_lb, t_ls))
     jt = js["full"]["steady_s"]
     L += ["### Time, all 15 fits x 6,000 inits", "",
-          "`measured` = wall time actually run; `6,000 inits` = measured x 6,000 / inits measured (linear "
+          ("`measured` = wall time actually run; `6,000 inits` = measured x 6,000 / inits measured (linear "
           "extrapolation, baselines only; jaxlaws runs the full grid). jaxlaws steady = fastest of "
-          f"{a.repeats} repeated calls after the first; compile ~= first call - steady.", "",
-          "| method | inits run per fit | measured (15 fits) | 15 fits x 6,000 inits | vs jaxlaws | compile | "
-          "peak RSS (MiB) |", "|---|---|---|---|---|---|---|"]
-    for name, key in (("jaxlaws LM (float32)", "full"), ("jaxlaws LM + Screen(10, 0.1)", "screen")):
+          f"{a.repeats} repeated calls after the first; compile ~= first call - steady."), "",
+          ("| method | inits run per fit | measured (15 fits) | 15 fits x 6,000 inits | vs jaxlaws | compile | "
+          "peak RSS (MiB) |"), "|---|---|---|---|---|---|---|"]
+    for name, key in JAX_ROWS:
         d = js[key]
         L.append(f"| {name} | 6000 | {d['steady_s']:.2f} s | {d['steady_s']:.2f} s | "
                  f"{d['steady_s'] / jt:.2f}x | {d['first_s'] - d['steady_s']:.1f} s | "
@@ -260,15 +268,14 @@ def report(r: dict, a, load: tuple, wall: float) -> str:
              f"{ext_ls:.0f} s | {ext_ls / jt:.0f}x | - | {ss['peak_rss_mib']:.0f} |")
     if tt["large"]:
         L += ["", "Torch per-fit extrapolation checked on a larger subset (same fits, superset of inits):", "",
-              "| fit | s/init at "f"{tt['n_inits']} inits | s/init at {a.torch_large} inits | objective "
-              f"{tt['n_inits']} -> {a.torch_large} |", "|---|---|---|---|"]
+              (f"| fit | s/init at {tt['n_inits']} inits | s/init at {a.torch_large} inits | objective "
+              f"{tt['n_inits']} -> {a.torch_large} |"), "|---|---|---|---|"]
         for k, lg in tt["large"].items():
             f = tt["fits"][int(k)]
             L.append(f"| {labels[int(k)]} | {f['time_s'] / tt['n_inits']:.3f} | "
                      f"{lg['time_s'] / lg['n_inits']:.3f} | {f['objective']:.7e} -> {lg['objective']:.7e} |")
-    L += ["", f"jaxlaws per-call times (s): full {_fmt(js['full']['all_steady_s'])}; screen "
-          f"{_fmt(js['screen']['all_steady_s'])}; first calls {js['full']['first_s']:.1f} / "
-          f"{js['screen']['first_s']:.1f}.", ""]
+    L += ["", "jaxlaws per-call times (s): " + "; ".join(
+        f"{k} {_fmt(js[k]['all_steady_s'])} (first call {js[k]['first_s']:.1f})" for _, k in JAX_ROWS) + ".", ""]
 
     # ---- chinchilla
     jc, sc = r["jax_chin"], r["scipy_chin"]
@@ -280,7 +287,7 @@ def report(r: dict, a, load: tuple, wall: float) -> str:
           "| method | inits run | objective | ok | measured | 4,500 inits | vs jaxlaws | compile | peak RSS (MiB) |",
           "|---|---|---|---|---|---|---|---|---|"]
     jt = jc["full"]["steady_s"]
-    for name, key in (("jaxlaws LM (float32)", "full"), ("jaxlaws LM + Screen(10, 0.1)", "screen")):
+    for name, key in JAX_ROWS:
         d = jc[key]
         L.append(f"| {name} | 4500 | {d['objective']:.7e} | {'yes' if _ok(d['objective'], best_c) else 'NO'} | "
                  f"{d['steady_s']:.2f} s | {d['steady_s']:.2f} s | {d['steady_s'] / jt:.2f}x | "
@@ -294,8 +301,9 @@ def report(r: dict, a, load: tuple, wall: float) -> str:
     p = np.asarray(jc["full"]["params"])
     L += ["", f"jaxlaws fit: E={np.exp(p[0]):.3f}, A={np.exp(p[1]):.1f}, B={np.exp(p[2]):.1f}, "
           f"alpha={p[3]:.4f}, beta={p[4]:.4f} (generating: E=1.69, A=406.4, B=410.7, alpha=0.34, beta=0.28). "
-          f"jaxlaws per-call times (s): full {_fmt(jc['full']['all_steady_s'])}; screen "
-          f"{_fmt(jc['screen']['all_steady_s'])}.", ""]
+          "jaxlaws per-call times (s): " + "; ".join(
+              f"{k} {_fmt(jc[k]['all_steady_s'])} (first call {jc[k]['first_s']:.1f})" for _, k in JAX_ROWS)
+          + ".", ""]
     return "\n".join(L) + "\n"
 
 

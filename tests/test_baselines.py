@@ -8,8 +8,8 @@ import pytest
 from scipy.optimize import approx_fprime
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
-from baselines import problems as P  # noqa: E402
-from baselines import scipy_fit, torch_lbfgs  # noqa: E402
+from baselines import problems as P
+from baselines import scipy_fit, torch_lbfgs
 
 
 def test_static_problems_follow_the_generating_law():
@@ -63,7 +63,7 @@ def test_scipy_jacobians_match_finite_differences(law):
         theta = P.chinchilla_true_params() + 0.05
     res = scipy_fit.RESIDUALS[law]
     _, jac = res(theta, x, y)
-    num = np.stack([approx_fprime(theta, lambda t: res(t, x, y)[0][n], 1e-7) for n in range(len(y))])
+    num = np.stack([approx_fprime(theta, lambda t, n=n: res(t, x, y)[0][n], 1e-7) for n in range(len(y))])
     np.testing.assert_allclose(jac, num, rtol=1e-4, atol=1e-6)
 
 

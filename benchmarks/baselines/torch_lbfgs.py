@@ -15,7 +15,8 @@ from __future__ import annotations
 
 import multiprocessing as mp
 import os
-from typing import Callable, NamedTuple
+from collections.abc import Callable
+from typing import NamedTuple
 
 import numpy as np
 import torch
