@@ -32,7 +32,8 @@ def main() -> None:
     ap.add_argument("--lr", type=float, default=2e-3)
     ap.add_argument("--max-eval-chunks", type=int, default=64)
     ap.add_argument("--work", default="/tmp/jaxlaws_real_sweep")
-    ap.add_argument("--report", default=str(Path(__file__).parent / "results" / "train_real_sweep.md"))
+    ap.add_argument("--report", default=str(Path(__file__).parent / "results" / "train_real_sweep.md"),
+                    help="markdown output (merged by hand into results/train.md)")
     args = ap.parse_args()
 
     import jaxlaws as jl
@@ -40,7 +41,7 @@ def main() -> None:
     from jaxlaws.train import data as D
     from jaxlaws.train.model import preset
     from jaxlaws.train.optim import OptimConfig
-    from jaxlaws.train.sweep import TrainConfig, dynamic_sweep, prepare_data, static_sweep
+    from jaxlaws.train.sweep import TrainConfig, dynamic_sweep, mixture_tag, prepare_data, static_sweep
 
     names = args.groups.split(",")
     model = preset("tiny", vocab_size=D.BYTE_VOCAB_SIZE)
@@ -85,7 +86,8 @@ def main() -> None:
     ch = dyn.losses[(dyn.losses.kind == "child") & (dyn.losses.split == "val")]
     for g in names:
         for pp in parents:
-            d = ch[(ch.group == g) & np.isclose(ch[f"p_{names[0]}"], pp[0])].sort_values(f"p_{g}")
+            d = ch[(ch.group == g) & (ch.parent == f"parent_B{args.break_step}_{mixture_tag(pp)}")]
+            d = d.sort_values(f"p_{g}")
             x, y = d[f"p_{g}"].to_numpy(np.float64), d.loss.to_numpy(np.float64)
             with jax.enable_x64(True):
                 r = jl.fit(law, x[:, None], y, throw=False)
