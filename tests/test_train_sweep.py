@@ -82,6 +82,13 @@ def test_vmapped_equals_separate_runs(vmapped, tmp_path):
     np.testing.assert_allclose(_losses(separate), _losses(sweep), rtol=2e-5)
 
 
+def test_grouped_vmap_equals_full_vmap(vmapped, tmp_path):
+    """5 runs per program, 2 vectorised at a time: 3 groups looped by lax.map (one padded run), then 1 run."""
+    sweep, _ = vmapped
+    grouped = static_sweep(DATA, CFG, MIX, [0, 1], tmp_path, runs_per_program=5, vmap_width=2, progress=False)
+    np.testing.assert_allclose(_losses(grouped), _losses(sweep), rtol=2e-5)
+
+
 def test_kill_and_resume_equals_uninterrupted(vmapped, tmp_path):
     sweep, _ = vmapped
     with pytest.raises(RuntimeError, match="test hook"):

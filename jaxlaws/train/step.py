@@ -31,7 +31,8 @@ from jaxlaws.train.model import ModelConfig, Params, init_params, per_sample_los
 
 __all__ = [
     "TrainState", "Signals", "MixturePolicy", "ConstantPolicy", "TrainData", "Sampler",
-    "init_state", "group_means", "make_train_step", "make_run_steps", "per_group_grads", "run_keys",
+    "init_state", "group_means", "make_train_step", "make_run_steps", "make_run_until", "per_group_grads",
+    "run_keys",
 ]
 
 # sample(key, tokens, starts, lengths, p, batch_size, seq_len) -> (inputs [B, T+1] int32, group_ids [B] int32)
@@ -152,6 +153,23 @@ def make_train_step(model_cfg: ModelConfig, optimizer: optax.GradientTransformat
     return train_step
 
 
+def _make_body(model_cfg: ModelConfig, optimizer: optax.GradientTransformation, m: int, batch_size: int,
+               seq_len: int, sampler: Sampler, policy: MixturePolicy, data_key: jax.Array, data: TrainData
+               ) -> Callable[[tuple[TrainState, Any]], tuple[tuple[TrainState, Any], jax.Array]]:
+    """One update of a run: sample the batch of step ``state.step`` under the policy's mixture, train, update."""
+    train_step = make_train_step(model_cfg, optimizer, m)
+
+    def body(carry: tuple[TrainState, Any]) -> tuple[tuple[TrainState, Any], jax.Array]:
+        st, ps = carry
+        p = policy.mixture(ps, st.step)
+        inputs, gids = sampler(jax.random.fold_in(data_key, st.step), data.tokens, data.starts, data.lengths, p,
+                               batch_size, seq_len)
+        st, sig = train_step(st, inputs, gids)
+        return (st, policy.update(ps, sig)), sig.loss
+
+    return body
+
+
 def make_run_steps(model_cfg: ModelConfig, optimizer: optax.GradientTransformation, m: int,
                    batch_size: int, seq_len: int, sampler: Sampler, policy: MixturePolicy | None = None
                    ) -> Callable[..., tuple[TrainState, Any, jax.Array]]:
@@ -162,19 +180,32 @@ def make_run_steps(model_cfg: ModelConfig, optimizer: optax.GradientTransformati
     Pure; ``n_steps`` must be static. ``jax.vmap`` over (state, policy_state, data_key) trains many runs.
     """
     policy = ConstantPolicy() if policy is None else policy
-    train_step = make_train_step(model_cfg, optimizer, m)
 
     def run(state: TrainState, policy_state: Any, data_key: jax.Array, data: TrainData,
             n_steps: int) -> tuple[TrainState, Any, jax.Array]:
-        def body(carry, _):
-            st, ps = carry
-            p = policy.mixture(ps, st.step)
-            inputs, gids = sampler(jax.random.fold_in(data_key, st.step), data.tokens, data.starts,
-                                   data.lengths, p, batch_size, seq_len)
-            st, sig = train_step(st, inputs, gids)
-            return (st, policy.update(ps, sig)), sig.loss
-
-        (state, policy_state), losses = jax.lax.scan(body, (state, policy_state), None, length=n_steps)
+        body = _make_body(model_cfg, optimizer, m, batch_size, seq_len, sampler, policy, data_key, data)
+        (state, policy_state), losses = jax.lax.scan(lambda c, _: body(c), (state, policy_state), None,
+                                                     length=n_steps)
         return state, policy_state, losses
+
+    return run
+
+
+def make_run_until(model_cfg: ModelConfig, optimizer: optax.GradientTransformation, m: int,
+                   batch_size: int, seq_len: int, sampler: Sampler, policy: MixturePolicy | None = None
+                   ) -> Callable[..., tuple[TrainState, Any]]:
+    """``run(state, policy_state, data_key, data, n_steps) -> (state, policy_state)`` with a *traced* ``n_steps``.
+
+    The same updates as :func:`make_run_steps` (the same body) in a ``lax.fori_loop`` whose trip count is a
+    traced scalar, so one compiled program serves every segment length (a sweep evaluating at irregular steps,
+    or children starting at any break step, compiles once). Vmap it with ``in_axes=None`` for ``n_steps``: a
+    trip count shared by all runs keeps the loop predicate unbatched (no per-step select over the states).
+    """
+    policy = ConstantPolicy() if policy is None else policy
+
+    def run(state: TrainState, policy_state: Any, data_key: jax.Array, data: TrainData,
+            n_steps: jax.Array) -> tuple[TrainState, Any]:
+        body = _make_body(model_cfg, optimizer, m, batch_size, seq_len, sampler, policy, data_key, data)
+        return jax.lax.fori_loop(0, n_steps, lambda _, c: body(c)[0], (state, policy_state))
 
     return run

@@ -15,9 +15,12 @@
 off-by-one checkpoint names (spec section 13.4, ``checkpoint-0`` after one step) are not reproduced.
 
 **Execution.** Runs that start and stop at the same steps are trained ``runs_per_program`` at a time by one
-jitted ``jax.vmap`` of the training loop over stacked states, data keys and mixtures; with several local devices
-the run axis is sharded over a 1-D mesh. Run ``(mixture, seed)`` uses the keys of :func:`step.run_keys` (seed
-only), so it gives the same result in any chunk, alone or vmapped (up to float reassociation).
+jitted program: a ``jax.vmap`` of the training loop over stacked states, data keys and mixtures, ``vmap_width``
+runs vectorised together and the groups looped by ``lax.map`` in the same program (on a CPU, vectorising runs
+whose activations outgrow the cache is slower than looping them, see :func:`default_vmap_width`); with several
+local devices the run axis is sharded over a 1-D mesh. Run ``(mixture, seed)`` uses the keys of
+:func:`step.run_keys` (seed only), so it gives the same result in any chunk, alone or vmapped (up to float
+reassociation).
 
 **Resumption.** The work directory holds ``config.json`` (the configuration hash), ``runs/<run>__seed<s>.json``
 (each finished run's loss rows, written atomically) and ``checkpoints/<parent>__seed<s>/`` (orbax). Started
@@ -45,11 +48,11 @@ from jaxlaws.train.checkpoint import atomic_write_json, checkpoint_meta, restore
 from jaxlaws.train.evaluate import EvalSet, make_eval_set, make_evaluate
 from jaxlaws.train.model import ModelConfig
 from jaxlaws.train.optim import OptimConfig, make_optimizer
-from jaxlaws.train.step import (ConstantPolicy, Sampler, TrainData, TrainState, init_state, make_run_steps,
+from jaxlaws.train.step import (ConstantPolicy, Sampler, TrainData, TrainState, init_state, make_run_until,
                                 run_keys)
 
 __all__ = ["TrainConfig", "SweepData", "RunSpec", "prepare_data", "check_mixtures", "static_specs",
-           "dynamic_specs", "run_sweep", "static_sweep", "dynamic_sweep", "mixture_tag"]
+           "dynamic_specs", "run_sweep", "static_sweep", "dynamic_sweep", "mixture_tag", "default_vmap_width"]
 
 SIMPLEX_TOL = 1e-4
 
@@ -212,24 +215,97 @@ def _rows(spec: RunSpec, names: tuple[str, ...], step: int, split: str, losses: 
     return [{**base, "group": g, "loss": float(l)} for g, l in zip(names, losses)]
 
 
-class _Programs:
-    """The jitted, vmapped training and evaluation programs of one sweep (compiled once per shape)."""
+# On a CPU, vectorising runs multiplies the working set of every layer; once a layer's activations outgrow the
+# core's cache (about 2 MiB of float32 on the 2-core development machine, see benchmarks/results/train.md) a
+# vmapped run-step gets *slower* than one run's. Runs beyond that are looped inside the same program.
+CPU_VMAP_BYTES = 2 * 2**20
 
-    def __init__(self, cfg: TrainConfig, m: int, sampler: Sampler):
+
+def default_vmap_width(cfg: TrainConfig) -> int | None:
+    """How many runs one program vectorises together (``None``: all of them).
+
+    All on accelerators; on CPU devices (per device when the run axis is sharded over several) as many runs
+    as keep the widest activation of a layer, ``B * T * max(d_ff, 3 d_model, vocab, heads * T) * 4`` bytes
+    per run, within ``CPU_VMAP_BYTES`` (at least one).
+    """
+    if jax.default_backend() != "cpu":
+        return None
+    mc = cfg.model
+    widest = max(mc.d_ff, 3 * mc.d_model, mc.vocab_size, mc.n_heads * cfg.length)
+    return max(1, CPU_VMAP_BYTES // (cfg.batch_size * cfg.length * widest * 4))
+
+
+def _in_groups(fn: Callable[[Any, Any], Any], width: int) -> Callable[[Any, Any], Any]:
+    """``fn(batched, shared)`` vmapped over the leading run axis of ``batched``, ``width`` runs at a time.
+
+    The run axis ``K`` (a multiple of ``width``) is split into ``K / width`` groups looped with ``lax.map``
+    inside the same program; each run's arithmetic is the same as alone.
+    """
+    vfn = jax.vmap(fn, in_axes=(0, None))
+
+    def grouped(batched: Any, shared: Any) -> Any:
+        k = jax.tree_util.tree_leaves(batched)[0].shape[0]
+        if width >= k:
+            return vfn(batched, shared)
+        split = lambda x: x.reshape((k // width, width) + x.shape[1:])
+        out = jax.lax.map(lambda b: vfn(b, shared), jax.tree_util.tree_map(split, batched))
+        return jax.tree_util.tree_map(lambda x: x.reshape((k,) + x.shape[2:]), out)
+
+    return grouped
+
+
+class _Programs:
+    """The jitted training and evaluation programs of one sweep, each compiled once per number of runs.
+
+    Training takes the segment length as a traced argument (``step.make_run_until``), so evaluating at
+    irregular steps or starting children at any break step does not recompile; the stacked states are
+    donated (updated in place).
+    """
+
+    def __init__(self, cfg: TrainConfig, m: int, sampler: Sampler, vmap_width: int | None):
         self.cfg, self.optimizer = cfg, make_optimizer(cfg.optim)
         self.policy = ConstantPolicy()
-        self._run = make_run_steps(cfg.model, self.optimizer, m, cfg.batch_size, cfg.length, sampler,
-                                   self.policy)
-        self.evaluate = jax.jit(jax.vmap(make_evaluate(cfg.model, m), in_axes=(0, None)))
         self.init = jax.jit(jax.vmap(functools.partial(init_state, cfg.model, self.optimizer)))
         devices = jax.local_devices()
         self.n_dev = len(devices)
         self.mesh = jax.sharding.Mesh(np.array(devices), ("runs",)) if self.n_dev > 1 else None
+        self.vmap_width = vmap_width
+        run = make_run_until(cfg.model, self.optimizer, m, cfg.batch_size, cfg.length, sampler, self.policy)
+        self._run = lambda batched, shared: run(*batched, *shared)
+        self._evaluate = make_evaluate(cfg.model, m)
+
+    def layout(self, n: int) -> tuple[int, int]:
+        """``(n_padded, width)`` for ``n`` runs: each device gets ``n_padded / n_dev`` runs in whole groups of
+        ``width`` vectorised runs (the padding runs are copies, dropped afterwards)."""
+        local = -(-n // self.n_dev)
+        groups = 1 if self.vmap_width is None else -(-local // min(self.vmap_width, local))
+        width = -(-local // groups)
+        return self.n_dev * groups * width, width
+
+    def _on_devices(self, f: Callable, n_batched: int, n_shared: int) -> Callable:
+        """With several devices, run ``f`` on each device's block of runs (its first ``n_batched`` arguments
+        are sharded, the next ``n_shared`` replicated), so the grouping of :func:`_in_groups` is per device."""
+        if self.mesh is None:
+            return f
+        runs, rep = jax.sharding.PartitionSpec("runs"), jax.sharding.PartitionSpec()
+        return jax.shard_map(f, mesh=self.mesh, in_specs=(runs,) * n_batched + (rep,) * n_shared,
+                             out_specs=runs)
 
     @functools.lru_cache(maxsize=None)
-    def train(self, n_steps: int) -> Callable:
-        run = functools.partial(self._run, n_steps=n_steps)
-        return jax.jit(jax.vmap(run, in_axes=(0, 0, 0, None)))
+    def train(self, width: int) -> Callable:
+        """``(states, policy_states, data_keys, data, n_steps) -> (states, policy_states)``."""
+        grouped = _in_groups(self._run, width)
+
+        def train(st: TrainState, ps: Any, dk: jax.Array, data: TrainData, n: jax.Array) -> tuple:
+            return grouped((st, ps, dk), (data, n))
+
+        return jax.jit(self._on_devices(train, 3, 2), donate_argnums=(0, 1))
+
+    @functools.lru_cache(maxsize=None)
+    def evaluate(self, width: int) -> Callable:
+        """``(stacked params, eval_set) -> (K, m)`` per-group losses."""
+        grouped = _in_groups(self._evaluate, width)
+        return jax.jit(self._on_devices(grouped, 1, 1))
 
     def shard(self, tree: Any) -> Any:
         """Place stacked per-run arrays along the 1-D device mesh (no-op on one device)."""
@@ -245,9 +321,9 @@ class _Programs:
 
 
 @functools.lru_cache(maxsize=8)
-def _programs(cfg: TrainConfig, m: int, sampler: Sampler) -> _Programs:
+def _programs(cfg: TrainConfig, m: int, sampler: Sampler, vmap_width: int | None) -> _Programs:
     # Cached so that repeated sweeps with one configuration (resumption, tests) reuse compiled programs.
-    return _Programs(cfg, m, sampler)
+    return _Programs(cfg, m, sampler, vmap_width)
 
 
 def _stack(trees: list[Any]) -> Any:
@@ -276,19 +352,20 @@ def _train_chunk(chunk: list[RunSpec], progs: _Programs, data: SweepData, work: 
                  bar: Any) -> list[list[dict]]:
     """Train the runs of ``chunk`` together; returns each run's loss rows (and saves parent checkpoints)."""
     n_real = len(chunk)
-    pad = (-n_real) % progs.n_dev  # the run axis must split evenly over devices; padded runs are dropped
-    runs = chunk + [chunk[-1]] * pad
+    n_pad, width = progs.layout(n_real)  # padded runs (copies of the last one) are dropped
+    runs = chunk + [chunk[-1]] * (n_pad - n_real)
     states = progs.shard(_start_states(runs, progs, work, chash))
     pstates = progs.shard(jnp.asarray([r.p for r in runs], jnp.float32))
     dkeys = progs.shard(jnp.stack([run_keys(r.seed)[1] for r in runs]))
     train_data, val, test = progs.replicate((data.train, data.val, data.test))
+    train, evaluate = progs.train(width), progs.evaluate(width)
     rows: list[list[dict]] = [[] for _ in chunk]
     step = chunk[0].start
     for target in _eval_steps(chunk[0], progs.cfg.eval_every):
-        states, pstates, _ = progs.train(target - step)(states, pstates, dkeys, train_data)
+        states, pstates = train(states, pstates, dkeys, train_data, jnp.int32(target - step))
         bar.update(n_real * (target - step))
         step = target
-        losses = np.asarray(progs.evaluate(states.params, val))
+        losses = np.asarray(evaluate(states.params, val))  # (K, m): the only transfer to the host
         for i, spec in enumerate(chunk):
             rows[i] += _rows(spec, data.names, step, "val", losses[i])
     if chunk[0].kind == "parent":
@@ -298,22 +375,28 @@ def _train_chunk(chunk: list[RunSpec], progs: _Programs, data: SweepData, work: 
                             {"config_hash": chash, "run": spec.run, "seed": spec.seed, "step": spec.stop,
                              "p": list(spec.p), "model": progs.cfg.model.to_dict()})
     else:
-        losses = np.asarray(progs.evaluate(states.params, test))
+        losses = np.asarray(evaluate(states.params, test))
         for i, spec in enumerate(chunk):
             rows[i] += _rows(spec, data.names, step, "test", losses[i])
     return rows
 
 
 def run_sweep(specs: Sequence[RunSpec], data: SweepData, cfg: TrainConfig, work_dir: str | Path, *,
-              sampler: Sampler | None = None, runs_per_program: int = 8, progress: bool = True,
-              fmt: str = "parquet", write: bool = True, _fail_after: int | None = None) -> Sweep:
+              sampler: Sampler | None = None, runs_per_program: int = 8, vmap_width: int | str | None = "auto",
+              progress: bool = True, fmt: str = "parquet", write: bool = True,
+              _fail_after: int | None = None) -> Sweep:
     """Train every run of ``specs`` (parents before children), resuming from ``work_dir``; return the Sweep.
 
-    ``runs_per_program`` runs with the same (start, stop) are vmapped together. Finished runs found in
+    ``runs_per_program`` runs with the same (start, stop) are trained by one program, ``vmap_width`` of them
+    vectorised together (``"auto"``: :func:`default_vmap_width`; ``None``: all). Finished runs found in
     ``work_dir/runs`` are not recomputed. ``_fail_after`` (tests only) raises after that many runs are saved.
     """
     if runs_per_program < 1:
         raise ValueError(f"runs_per_program must be >= 1, got {runs_per_program}")
+    if vmap_width == "auto":
+        vmap_width = default_vmap_width(cfg)
+    elif vmap_width is not None and (not isinstance(vmap_width, int) or vmap_width < 1):
+        raise ValueError(f"vmap_width must be a positive int, None or 'auto', got {vmap_width!r}")
     if sampler is None:
         from jaxlaws.train import data as D
         sampler = D.sample_batch
@@ -354,7 +437,7 @@ def run_sweep(specs: Sequence[RunSpec], data: SweepData, cfg: TrainConfig, work_
         else:
             chunks.append([s])
 
-    progs = _programs(cfg, m, sampler)
+    progs = _programs(cfg, m, sampler, vmap_width)
     from tqdm.auto import tqdm
     written = 0
     with tqdm(total=sum(s.stop - s.start for s in todo), disable=not progress, unit="run-step",
