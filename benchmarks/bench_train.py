@@ -1,13 +1,14 @@
 """Training throughput on this machine, and a 9-run static sweep in one program vs one run after another.
 
 1. tokens/s of one run (jitted ``lax.scan`` of train steps) for the ``tiny`` and ``small`` presets;
-2. steady-state (compiled) time per run-step of 9 runs trained one after another, in one fully vmapped
-   program, and in one program vectorising ``default_vmap_width`` runs at a time; evaluation time per run;
-   compile time -- for two regimes: ``tiny`` at batch 8 x 128 (one run already keeps the 2 cores busy) and
+2. steady-state (compiled) time per run-step of one run, of 9 runs in one fully vmapped program, and of 9 runs
+   the way a sweep now trains them (``default_vmap_width`` runs vmapped per call, successive calls);
+   evaluation time per run; compile time -- for two regimes: ``tiny`` at batch 8 x 128 (one run already keeps the 2 cores busy) and
    ``micro`` (1 layer, width 32, context 16, batch 8: the test-suite model, where one run leaves a core idle);
 3. the whole 9-mixture static sweep (m=2 grid, one seed; compile + train + eval, each mode in a fresh
-   process): ``runs_per_program=1`` vs ``runs_per_program=9``, also with the run axis sharded over the two
-   cores exposed as two XLA host devices, and the largest loss difference to the one-after-another sweep.
+   process): ``runs_per_program=1`` vs ``runs_per_program=9`` (fully vmapped, and with the automatic vmap
+   width), also with the run axis sharded over the two cores exposed as two XLA host devices, and the largest
+   loss difference to the one-after-another sweep.
 
 Usage: ``python benchmarks/bench_train.py [--steps 20] [--sweep-steps 60] [--micro-steps 1000]``; prints
 markdown tables.
@@ -81,34 +82,37 @@ def steady_state(regime: str, steps: int, reps: int = 3) -> dict:
     cfg, data = _setup(regime, 10 * steps)
     out = {"auto_width": default_vmap_width(cfg)}
     for label, k, width in (("one run", 1, None), ("9 runs, full vmap", K, None),
-                            ("9 runs, auto width", K, out["auto_width"])):
+                            ("9 runs, auto vmap width", K, out["auto_width"])):
         progs = _programs(cfg, 2, D.sample_batch, width)
-        n, w = progs.layout(k)
-        train, evaluate = progs.train(w), progs.evaluate(w)
-        fresh = lambda: (progs.init(jnp.stack([run_keys(s)[0] for s in range(n)])),  # noqa: E731
-                         jnp.full((n, 2), 0.5, jnp.float32))
-        dk = jnp.stack([run_keys(s)[1] for s in range(n)])
+        n, size = progs.layout(k)
+        calls = range(0, n, size)
+        fresh = lambda: [(progs.init(jnp.stack([run_keys(s)[0] for s in range(i, i + size)])),  # noqa: E731
+                          jnp.full((size, 2), 0.5, jnp.float32)) for i in calls]
+        dks = [jnp.stack([run_keys(s)[1] for s in range(i, i + size)]) for i in calls]
+        nj = jnp.int32(steps)
+        train = lambda args: [progs.train(*a, dk, data.train, nj) for a, dk in zip(args, dks)]  # noqa: E731
         args = fresh()
         t = time.perf_counter()
-        jax.block_until_ready(train.lower(*args, dk, data.train, jnp.int32(steps)).compile())
+        jax.block_until_ready(progs.train.lower(*args[0], dks[0], data.train, nj).compile())
         compile_s = time.perf_counter() - t
-        jax.block_until_ready(train(*args, dk, data.train, jnp.int32(steps)))  # warm-up
+        jax.block_until_ready(train(args))  # warm-up
         best = np.inf
         for _ in range(reps):
             args = fresh()  # the states are donated
             jax.block_until_ready(args)
             t = time.perf_counter()
-            jax.block_until_ready(train(*args, dk, data.train, jnp.int32(steps)))
+            jax.block_until_ready(train(args))
             best = min(best, time.perf_counter() - t)
-        params = fresh()[0].params
-        jax.block_until_ready(evaluate(params, data.val))
+        params = [a[0].params for a in fresh()]
+        evaluate = lambda: [progs.evaluate(p, data.val) for p in params]  # noqa: E731
+        jax.block_until_ready(evaluate())
         ev = np.inf
         for _ in range(reps):
             t = time.perf_counter()
-            jax.block_until_ready(evaluate(params, data.val))
+            jax.block_until_ready(evaluate())
             ev = min(ev, time.perf_counter() - t)
         out[label] = {"ms_per_run_step": 1e3 * best / (steps * n), "eval_ms_per_run": 1e3 * ev / n,
-                      "compile_s": compile_s, "width": w, "n": n}
+                      "compile_s": compile_s, "width": size, "n": n}
     return out
 
 
@@ -133,10 +137,9 @@ def _sweep_once(regime: str, steps: int, runs_per_program: int, vmap_width: str)
 def sweep_compare(regime: str, steps: int) -> list[tuple[str, float, float]]:
     """Wall time of each mode (fresh process each) and max |loss - loss of the one-after-another sweep|."""
     modes = [("9 runs one after another (runs_per_program=1)", 1, "auto", 1, False),
-             ("one program, 9 runs fully vmapped", 9, "all", 1, False),
-             ("one program, auto vmap width", 9, "auto", 1, False),
-             ("one program, auto width, run axis sharded over 2 host devices (one per core)", 9, "auto", 2,
-              False)]
+             ("runs_per_program=9, fully vmapped", 9, "all", 1, False),
+             ("runs_per_program=9, auto vmap width", 9, "auto", 1, False),
+             ("runs_per_program=9, auto width, run axis sharded over 2 XLA host devices", 9, "auto", 2, False)]
     if shutil.which("taskset"):
         modes.insert(1, ("9 runs one after another, pinned to ONE core (taskset -c 0)", 1, "auto", 1, True))
     rows, ref = [], None
@@ -158,7 +161,7 @@ def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--steps", type=int, default=20, help="timed steps per throughput measurement")
     ap.add_argument("--sweep-steps", type=int, default=60, help="steps per run of the tiny sweep")
-    ap.add_argument("--micro-steps", type=int, default=1000, help="steps per run of the micro sweep")
+    ap.add_argument("--micro-steps", type=int, default=3000, help="steps per run of the micro sweep")
     ap.add_argument("--_sweep", nargs=4, help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args._sweep:
@@ -179,9 +182,9 @@ def main() -> None:
         base = ss["one run"]["ms_per_run_step"]
         print(f"\n### {regime} (batch 8 x {ctx}): compiled programs, steady state (load average "
               f"{os.getloadavg()[0]:.2f})\n")
-        print("| layout | runs vectorised together | ms per run-step | speed-up | eval ms per run | compile s |\n"
+        print("| layout | runs vmapped per call | ms per run-step | speed-up | eval ms per run | compile s |\n"
               "|---|---|---|---|---|---|")
-        for label in ("one run", "9 runs, full vmap", "9 runs, auto width"):
+        for label in ("one run", "9 runs, full vmap", "9 runs, auto vmap width"):
             r = ss[label]
             print(f"| {label} | {r['width']} | {r['ms_per_run_step']:.3f} | "
                   f"{base / r['ms_per_run_step']:.2f}x | {r['eval_ms_per_run']:.2f} | {r['compile_s']:.2f} |",

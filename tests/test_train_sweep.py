@@ -83,7 +83,7 @@ def test_vmapped_equals_separate_runs(vmapped, tmp_path):
 
 
 def test_grouped_vmap_equals_full_vmap(vmapped, tmp_path):
-    """5 runs per program, 2 vectorised at a time: 3 groups looped by lax.map (one padded run), then 1 run."""
+    """5 runs per chunk, 2 vmapped at a time: 3 calls (one padded run), then a chunk of 1 run."""
     sweep, _ = vmapped
     grouped = static_sweep(DATA, CFG, MIX, [0, 1], tmp_path, runs_per_program=5, vmap_width=2, progress=False)
     np.testing.assert_allclose(_losses(grouped), _losses(sweep), rtol=2e-5)

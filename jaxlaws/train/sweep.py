@@ -15,10 +15,10 @@
 off-by-one checkpoint names (spec section 13.4, ``checkpoint-0`` after one step) are not reproduced.
 
 **Execution.** Runs that start and stop at the same steps are trained ``runs_per_program`` at a time by one
-jitted program: a ``jax.vmap`` of the training loop over stacked states, data keys and mixtures, ``vmap_width``
-runs vectorised together and the groups looped by ``lax.map`` in the same program (on a CPU, vectorising runs
-whose activations outgrow the cache is slower than looping them, see :func:`default_vmap_width`); with several
-local devices the run axis is sharded over a 1-D mesh. Run ``(mixture, seed)`` uses the keys of
+jitted ``jax.vmap`` of the training loop over stacked states, data keys and mixtures; with several local devices
+the run axis is sharded over a 1-D mesh. On a CPU, vectorising runs whose activations outgrow the cache is slower
+than training them one after another, so at most ``vmap_width`` runs per device are vmapped together and the
+rest trained by successive calls of the same compiled program (:func:`default_vmap_width`). Run ``(mixture, seed)`` uses the keys of
 :func:`step.run_keys` (seed only), so it gives the same result in any chunk, alone or vmapped (up to float
 reassociation).
 
@@ -217,7 +217,7 @@ def _rows(spec: RunSpec, names: tuple[str, ...], step: int, split: str, losses: 
 
 # On a CPU, vectorising runs multiplies the working set of every layer; once a layer's activations outgrow the
 # core's cache (about 2 MiB of float32 on the 2-core development machine, see benchmarks/results/train.md) a
-# vmapped run-step gets *slower* than one run's. Runs beyond that are looped inside the same program.
+# vmapped run-step gets *slower* than one run's. Runs beyond that width are trained by successive calls.
 CPU_VMAP_BYTES = 2 * 2**20
 
 
@@ -235,27 +235,8 @@ def default_vmap_width(cfg: TrainConfig) -> int | None:
     return max(1, CPU_VMAP_BYTES // (cfg.batch_size * cfg.length * widest * 4))
 
 
-def _in_groups(fn: Callable[[Any, Any], Any], width: int) -> Callable[[Any, Any], Any]:
-    """``fn(batched, shared)`` vmapped over the leading run axis of ``batched``, ``width`` runs at a time.
-
-    The run axis ``K`` (a multiple of ``width``) is split into ``K / width`` groups looped with ``lax.map``
-    inside the same program; each run's arithmetic is the same as alone.
-    """
-    vfn = jax.vmap(fn, in_axes=(0, None))
-
-    def grouped(batched: Any, shared: Any) -> Any:
-        k = jax.tree_util.tree_leaves(batched)[0].shape[0]
-        if width >= k:
-            return vfn(batched, shared)
-        split = lambda x: x.reshape((k // width, width) + x.shape[1:])
-        out = jax.lax.map(lambda b: vfn(b, shared), jax.tree_util.tree_map(split, batched))
-        return jax.tree_util.tree_map(lambda x: x.reshape((k,) + x.shape[2:]), out)
-
-    return grouped
-
-
 class _Programs:
-    """The jitted training and evaluation programs of one sweep, each compiled once per number of runs.
+    """The jitted, vmapped training and evaluation programs of one sweep, compiled once per number of runs.
 
     Training takes the segment length as a traced argument (``step.make_run_until``), so evaluating at
     irregular steps or starting children at any break step does not recompile; the stacked states are
@@ -271,41 +252,19 @@ class _Programs:
         self.mesh = jax.sharding.Mesh(np.array(devices), ("runs",)) if self.n_dev > 1 else None
         self.vmap_width = vmap_width
         run = make_run_until(cfg.model, self.optimizer, m, cfg.batch_size, cfg.length, sampler, self.policy)
-        self._run = lambda batched, shared: run(*batched, *shared)
-        self._evaluate = make_evaluate(cfg.model, m)
+        # (states, policy_states, data_keys, data, n_steps) -> (states, policy_states)
+        self.train = jax.jit(jax.vmap(run, in_axes=(0, 0, 0, None, None)), donate_argnums=(0, 1))
+        # (stacked params, eval_set) -> (K, m) per-group losses
+        self.evaluate = jax.jit(jax.vmap(make_evaluate(cfg.model, m), in_axes=(0, None)))
 
     def layout(self, n: int) -> tuple[int, int]:
-        """``(n_padded, width)`` for ``n`` runs: each device gets ``n_padded / n_dev`` runs in whole groups of
-        ``width`` vectorised runs (the padding runs are copies, dropped afterwards)."""
+        """``(n_padded, size)``: ``n`` runs are trained in ``n_padded / size`` calls of ``size`` vmapped runs,
+        ``size / n_dev`` per device, at most ``vmap_width`` per device when set (the calls are made one after
+        another; padding runs are copies of the last run, dropped afterwards)."""
         local = -(-n // self.n_dev)
-        groups = 1 if self.vmap_width is None else -(-local // min(self.vmap_width, local))
-        width = -(-local // groups)
-        return self.n_dev * groups * width, width
-
-    def _on_devices(self, f: Callable, n_batched: int, n_shared: int) -> Callable:
-        """With several devices, run ``f`` on each device's block of runs (its first ``n_batched`` arguments
-        are sharded, the next ``n_shared`` replicated), so the grouping of :func:`_in_groups` is per device."""
-        if self.mesh is None:
-            return f
-        runs, rep = jax.sharding.PartitionSpec("runs"), jax.sharding.PartitionSpec()
-        return jax.shard_map(f, mesh=self.mesh, in_specs=(runs,) * n_batched + (rep,) * n_shared,
-                             out_specs=runs)
-
-    @functools.lru_cache(maxsize=None)
-    def train(self, width: int) -> Callable:
-        """``(states, policy_states, data_keys, data, n_steps) -> (states, policy_states)``."""
-        grouped = _in_groups(self._run, width)
-
-        def train(st: TrainState, ps: Any, dk: jax.Array, data: TrainData, n: jax.Array) -> tuple:
-            return grouped((st, ps, dk), (data, n))
-
-        return jax.jit(self._on_devices(train, 3, 2), donate_argnums=(0, 1))
-
-    @functools.lru_cache(maxsize=None)
-    def evaluate(self, width: int) -> Callable:
-        """``(stacked params, eval_set) -> (K, m)`` per-group losses."""
-        grouped = _in_groups(self._evaluate, width)
-        return jax.jit(self._on_devices(grouped, 1, 1))
+        calls = 1 if self.vmap_width is None else -(-local // min(self.vmap_width, local))
+        size = self.n_dev * -(-local // calls)
+        return calls * size, size
 
     def shard(self, tree: Any) -> Any:
         """Place stacked per-run arrays along the 1-D device mesh (no-op on one device)."""
@@ -352,30 +311,36 @@ def _train_chunk(chunk: list[RunSpec], progs: _Programs, data: SweepData, work: 
                  bar: Any) -> list[list[dict]]:
     """Train the runs of ``chunk`` together; returns each run's loss rows (and saves parent checkpoints)."""
     n_real = len(chunk)
-    n_pad, width = progs.layout(n_real)  # padded runs (copies of the last one) are dropped
+    n_pad, size = progs.layout(n_real)
     runs = chunk + [chunk[-1]] * (n_pad - n_real)
-    states = progs.shard(_start_states(runs, progs, work, chash))
-    pstates = progs.shard(jnp.asarray([r.p for r in runs], jnp.float32))
-    dkeys = progs.shard(jnp.stack([run_keys(r.seed)[1] for r in runs]))
+    calls = [runs[i:i + size] for i in range(0, n_pad, size)]
+    states = [progs.shard(_start_states(c, progs, work, chash)) for c in calls]
+    pstates = [progs.shard(jnp.asarray([r.p for r in c], jnp.float32)) for c in calls]
+    dkeys = [progs.shard(jnp.stack([run_keys(r.seed)[1] for r in c])) for c in calls]
     train_data, val, test = progs.replicate((data.train, data.val, data.test))
-    train, evaluate = progs.train(width), progs.evaluate(width)
+
+    def evaluate(split: EvalSet) -> np.ndarray:  # (n_pad, m): the only transfer to the host
+        return np.concatenate([np.asarray(progs.evaluate(st.params, split)) for st in states])
+
     rows: list[list[dict]] = [[] for _ in chunk]
     step = chunk[0].start
     for target in _eval_steps(chunk[0], progs.cfg.eval_every):
-        states, pstates = train(states, pstates, dkeys, train_data, jnp.int32(target - step))
+        n = jnp.int32(target - step)
+        for j in range(len(calls)):
+            states[j], pstates[j] = progs.train(states[j], pstates[j], dkeys[j], train_data, n)
         bar.update(n_real * (target - step))
         step = target
-        losses = np.asarray(evaluate(states.params, val))  # (K, m): the only transfer to the host
+        losses = evaluate(val)
         for i, spec in enumerate(chunk):
             rows[i] += _rows(spec, data.names, step, "val", losses[i])
     if chunk[0].kind == "parent":
         for i, spec in enumerate(chunk):
-            st = jax.tree_util.tree_map(lambda x: x[i], states)
+            st = jax.tree_util.tree_map(lambda x: x[i % size], states[i // size])
             save_checkpoint(work / "checkpoints" / spec.key, {"train": st},
                             {"config_hash": chash, "run": spec.run, "seed": spec.seed, "step": spec.stop,
                              "p": list(spec.p), "model": progs.cfg.model.to_dict()})
     else:
-        losses = np.asarray(evaluate(states.params, test))
+        losses = evaluate(test)
         for i, spec in enumerate(chunk):
             rows[i] += _rows(spec, data.names, step, "test", losses[i])
     return rows
