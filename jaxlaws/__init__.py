@@ -8,7 +8,7 @@ training runs, judge data-mixing methods against them, find optimal mixtures, an
 >>> res = jl.fit(law, p, loss, key=jax.random.key(0))      # doctest: +SKIP
 """
 
-from jaxlaws import laws
+from jaxlaws import analysis, laws, sweeps  # jaxlaws.train is imported on use (flax)
 from jaxlaws.fitting import (
     LBFGS, Adam, FitError, FitResult, LevenbergMarquardt, LinearFit, Objective, Screen, choose_c, fit,
     fit_batched, fit_static_two_stage, huber, lstsq, mse, r2, squared,
@@ -17,6 +17,6 @@ from jaxlaws.fitting import (
 __version__ = "0.1.0"
 
 __all__ = [
-    "laws", "LBFGS", "Adam", "FitError", "FitResult", "LevenbergMarquardt", "LinearFit", "Objective", "Screen",
+    "analysis", "laws", "sweeps", "LBFGS", "Adam", "FitError", "FitResult", "LevenbergMarquardt", "LinearFit", "Objective", "Screen",
     "choose_c", "fit", "fit_batched", "fit_static_two_stage", "huber", "lstsq", "mse", "r2", "squared",
 ]
