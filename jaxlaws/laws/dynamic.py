@@ -25,8 +25,11 @@ def _linear(name: str, names: tuple[str, ...], design, x_dim: int, x_kind: str, 
     return Law(name, names, predict, x_dim=x_dim, x_kind=x_kind, n_outputs=n_outputs, design=design)
 
 
-def _intercept_and_reduced(x: Array, m: int) -> Array:
-    return jnp.concatenate([jnp.ones((x.shape[0], 1), x.dtype), x[:, : m - 1]], axis=1)
+def _reduced_linear(name: str, m: int) -> Law:
+    """``c + sum_{j<m} t_j p_j`` on the simplex (the last proportion eliminated)."""
+    _check_m(m)
+    design = lambda x: jnp.concatenate([jnp.ones((x.shape[0], 1), x.dtype), x[:, : m - 1]], axis=1)  # noqa: E731
+    return _linear(f"{name}({m})", ("c",) + tuple(f"t{j + 1}" for j in range(m - 1)), design, m, "simplex")
 
 
 @functools.cache  # one Law per signature, so compiled fits are reused
@@ -39,9 +42,7 @@ def dynamic_two_group() -> Law:
 @functools.cache  # one Law per signature, so compiled fits are reused
 def dynamic_linear(m: int) -> Law:
     r"""Reduced linear law :math:`L^{t+1} = c + \sum_{j<m} t_j p_j`, params ``[c, t_1..t_{m-1}]``, ``x = p``."""
-    _check_m(m)
-    return _linear(f"dynamic_linear({m})", ("c",) + tuple(f"t{j + 1}" for j in range(m - 1)),
-                   lambda x: _intercept_and_reduced(x, m), m, "simplex")
+    return _reduced_linear("dynamic_linear", m)
 
 
 @functools.cache  # one Law per signature, so compiled fits are reused
@@ -57,9 +58,7 @@ def dynamic_full(m: int) -> Law:
 @functools.cache  # one Law per signature, so compiled fits are reused
 def log_ratio(m: int) -> Law:
     r"""Instruction-tuning law :math:`\log(L^{t+1}/L^t) = c + \sum_{j<m} t_j p_j`; ``y`` is the log ratio."""
-    _check_m(m)
-    return _linear(f"log_ratio({m})", ("c",) + tuple(f"t{j + 1}" for j in range(m - 1)),
-                   lambda x: _intercept_and_reduced(x, m), m, "simplex")
+    return _reduced_linear("log_ratio", m)  # same design as dynamic_linear; only the target differs
 
 
 @functools.cache  # one Law per signature, so compiled fits are reused

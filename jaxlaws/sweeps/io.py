@@ -63,17 +63,23 @@ def write_sweep(sweep: Sweep, path: str | os.PathLike, format: Literal["parquet"
         _write_table(sweep.matrices, tmp / f"matrices.{format}", format)
         meta = {"schema_version": SCHEMA_VERSION, "format": format, "groups": list(sweep.groups)}
         (tmp / "meta.json").write_text(json.dumps(meta, indent=1))
-        old = None
-        if path.exists():
-            old = Path(tempfile.mkdtemp(prefix=f".{path.name}.old-", dir=path.parent))
-            os.replace(path, old / "sweep")
-        os.replace(tmp, path)
-        if old is not None:
-            shutil.rmtree(old, ignore_errors=True)
+        replace_dir(tmp, path)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
     return path
+
+
+def replace_dir(tmp: Path, target: Path) -> None:
+    """Move the finished directory ``tmp`` to ``target``, replacing an existing one: each step is an
+    ``os.replace``, so ``target`` is always either the old or the new complete directory."""
+    old = None
+    if target.exists():
+        old = Path(tempfile.mkdtemp(prefix=f".{target.name}.old-", dir=target.parent))
+        os.replace(target, old / target.name)
+    os.replace(tmp, target)
+    if old is not None:
+        shutil.rmtree(old, ignore_errors=True)
 
 
 def read_sweep(path: str | os.PathLike) -> Sweep:

@@ -51,6 +51,7 @@ from typing import Iterable, Sequence
 import numpy as np
 import pandas as pd
 
+from jaxlaws.sweeps.io import replace_dir
 from jaxlaws.sweeps.schema import Sweep, SweepError, proportion_columns
 
 SLICE_CHARS = 50
@@ -653,13 +654,7 @@ def write_original(sweep: Sweep, root: str | os.PathLike, *, date: str = "010120
             fname = (f"seed_{seed}_aioli_matrices.npy" if tag == "aioli" else
                      f"seed_{seed}_avg_{n_idx}_{tag}_matrices.npy" if tag else f"seed_{seed}_matrix_{mname}.npy")
             np.save(tmp / names[run] / fname, arr)
-        old = None
-        if target.exists():
-            old = Path(tempfile.mkdtemp(prefix=f".{date}.old-", dir=root))
-            os.replace(target, old / date)
-        os.replace(tmp, target)
-        if old is not None:
-            shutil.rmtree(old, ignore_errors=True)
+        replace_dir(tmp, target)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
