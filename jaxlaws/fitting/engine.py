@@ -22,7 +22,7 @@ from jaxlaws.fitting.metrics import mse_r2
 from jaxlaws.fitting.objectives import Objective, huber
 from jaxlaws.fitting.result import FitError, FitResult
 from jaxlaws.fitting.solvers import LevenbergMarquardt
-from jaxlaws.laws.base import Law
+from jaxlaws.laws.base import Law, as_key
 
 SELECTIONS = ("trajectory", "final")
 
@@ -111,7 +111,7 @@ def fit_batched(law: Law, x: Any, y: Any, *, inits: Any = None, key: Optional[ja
             selection = "closed_form"
         else:
             if inits is None:
-                grids = [law.init_grid(key if not law.needs_key else _need_key(key), x[b], y[b])
+                grids = [law.init_grid(as_key(key) if law.needs_key else key, x[b], y[b])
                          for b in range(batch)]
                 inits = np.stack(grids) if any(g.shape != grids[0].shape or not np.array_equal(g, grids[0])
                                                 for g in grids[1:]) else grids[0]
@@ -143,13 +143,6 @@ def fit_batched(law: Law, x: Any, y: Any, *, inits: Any = None, key: Optional[ja
     return FitResult(law=law, params=params, objective=obj, mse=mse, r2=r2,
                      n_points=train.sum(axis=1), converged=conv & success, success=success,
                      init_objectives=np.asarray(init_obj, np.float64), selection=selection)
-
-
-def _need_key(key: Optional[jax.Array]) -> jax.Array:
-    if key is None:
-        raise ValueError("this law's default init grid has random draws: pass key=jax.random.key(seed) "
-                         "(or explicit inits)")
-    return key
 
 
 @contextlib.contextmanager

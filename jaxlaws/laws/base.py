@@ -71,5 +71,6 @@ def grid(*axes: np.ndarray) -> np.ndarray:
 
 def as_key(key: Optional[Array]) -> Array:
     if key is None:
-        raise ValueError("this law's default init grid has random draws: pass key=jax.random.key(seed)")
+        raise ValueError("this law's default init grid has random draws: pass key=jax.random.key(seed) "
+                         "(or explicit inits)")
     return key
