@@ -95,6 +95,8 @@ class SweepData:
     val: EvalSet
     test: EvalSet
     fingerprint: str
+    val_windows: TrainData | None = None   # the val split as sampling windows (DoGE's validation batches)
+    probe: EvalSet | None = None           # a fixed subset of val chunks (online methods' held-out signal)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -110,6 +112,7 @@ class RunSpec:
     parent: str = ""
     break_step: int = -1
     steps_run: int = -1
+    method: str = ""        # for a child of a method run: the method's name
 
     @property
     def key(self) -> str:
@@ -125,12 +128,15 @@ def _fingerprint(*arrays: np.ndarray) -> str:
     return h.hexdigest()[:16]
 
 
-def prepare_data(groups: Any, cfg: TrainConfig, max_eval_chunks: int | None = None) -> SweepData:
+def prepare_data(groups: Any, cfg: TrainConfig, max_eval_chunks: int | None = None,
+                 probe_chunks: int = 16) -> SweepData:
     """Turn a ``data.TokenGroups`` into :class:`SweepData`, checking that every group can fill a sequence.
 
     Raises ``ValueError`` naming the group if a training split cannot hold a batch of windows or a val/test
     split has no full evaluation chunk (``data.validate_groups``). ``max_eval_chunks`` caps the evaluation
     chunks per group (evenly spaced, see ``data.eval_chunks``) to make frequent evaluations cheaper.
+    ``probe_chunks`` val chunks per group (evenly spaced) form the probe set that online methods evaluate
+    inside training (Aioli's LearnParams, Skill-It); the val split is also kept as sampling windows (DoGE).
     """
     from jaxlaws.train import data as D  # the data module is only needed to build a sweep's data
 
@@ -144,7 +150,12 @@ def prepare_data(groups: Any, cfg: TrainConfig, max_eval_chunks: int | None = No
         x, g = D.eval_chunks(groups, split, cfg.length, max_chunks_per_group=max_eval_chunks)
         evals[split] = make_eval_set(x, g, len(names), cfg.eval_batch_size, names, split)
         fp += [np.asarray(x), np.asarray(g)]
-    return SweepData(names, train, evals["val"], evals["test"], _fingerprint(*fp))
+    va = groups.split("val")
+    val_windows = TrainData(jnp.asarray(np.asarray(va.tokens).astype(np.int32)), jnp.asarray(va.starts),
+                            jnp.asarray(va.lengths))
+    px, pg = D.eval_chunks(groups, "val", cfg.length, max_chunks_per_group=probe_chunks)
+    probe = make_eval_set(px, pg, len(names), min(cfg.eval_batch_size, len(pg)), names, "val (probe)")
+    return SweepData(names, train, evals["val"], evals["test"], _fingerprint(*fp), val_windows, probe)
 
 
 def check_mixtures(mixtures: Any, m: int, what: str = "mixtures") -> np.ndarray:
@@ -210,7 +221,7 @@ def _config_hash(cfg: TrainConfig, data: SweepData) -> str:
 
 def _rows(spec: RunSpec, names: tuple[str, ...], step: int, split: str, losses: np.ndarray) -> list[dict]:
     base = {"run": spec.run, "seed": spec.seed, "step": step, "split": split, "kind": spec.kind,
-            "parent": spec.parent, "break_step": spec.break_step, "steps_run": spec.steps_run, "method": ""}
+            "parent": spec.parent, "break_step": spec.break_step, "steps_run": spec.steps_run, "method": spec.method}
     base.update({proportion_column(g): q for g, q in zip(names, spec.p)})
     return [{**base, "group": g, "loss": float(l)} for g, l in zip(names, losses)]
 
@@ -243,15 +254,23 @@ class _Programs:
     donated (updated in place).
     """
 
-    def __init__(self, cfg: TrainConfig, m: int, sampler: Sampler, vmap_width: int | None):
+    def __init__(self, cfg: TrainConfig, m: int, sampler: Sampler, vmap_width: int | None, policy: Any = None):
         self.cfg, self.optimizer = cfg, make_optimizer(cfg.optim)
-        self.policy = ConstantPolicy()
         self.init = jax.jit(jax.vmap(functools.partial(init_state, cfg.model, self.optimizer)))
         devices = jax.local_devices()
         self.n_dev = len(devices)
         self.mesh = jax.sharding.Mesh(np.array(devices), ("runs",)) if self.n_dev > 1 else None
         self.vmap_width = vmap_width
-        run = make_run_until(cfg.model, self.optimizer, m, cfg.batch_size, cfg.length, sampler, self.policy)
+        if policy is None:  # the static path: its own lean loop
+            self.policy = ConstantPolicy()
+            run = make_run_until(cfg.model, self.optimizer, m, cfg.batch_size, cfg.length, sampler, self.policy)
+        else:  # an online method (jaxlaws.train.methods): data is a MethodData
+            from jaxlaws.train.methods.base import make_observe, make_policy_run
+            self.policy = policy
+            run = make_policy_run(policy, self.optimizer)
+            self.observe = jax.jit(jax.vmap(make_observe(policy), in_axes=(0, 0, None)), donate_argnums=(1,))
+            self.policy_init = jax.jit(jax.vmap(policy.init))
+            self.current = jax.jit(jax.vmap(policy.current))
         # (states, policy_states, data_keys, data, n_steps) -> (states, policy_states)
         self.train = jax.jit(jax.vmap(run, in_axes=(0, 0, 0, None, None)), donate_argnums=(0, 1))
         # (stacked params, eval_set) -> (K, m) per-group losses
@@ -279,10 +298,10 @@ class _Programs:
         return jax.device_put(tree, jax.sharding.NamedSharding(self.mesh, jax.sharding.PartitionSpec()))
 
 
-@functools.lru_cache(maxsize=8)
-def _programs(cfg: TrainConfig, m: int, sampler: Sampler, vmap_width: int | None) -> _Programs:
+@functools.lru_cache(maxsize=16)
+def _programs(cfg: TrainConfig, m: int, sampler: Sampler, vmap_width: int | None, policy: Any = None) -> _Programs:
     # Cached so that repeated sweeps with one configuration (resumption, tests) reuse compiled programs.
-    return _Programs(cfg, m, sampler, vmap_width)
+    return _Programs(cfg, m, sampler, vmap_width, policy)
 
 
 def _stack(trees: list[Any]) -> Any:
