@@ -11,12 +11,13 @@ import sys
 _FAMILIES = (
     ("jaxlaws.demo", "register"),          # `jaxlaws demo`: the main job on the bundled example sweeps
     ("jaxlaws.analysis.cli", "register"),  # `jaxlaws analyse ...`
-    ("jaxlaws.train.cli", "register"),     # `jaxlaws sweep static|dynamic ...`
+    ("jaxlaws.train.cli", "register"),     # `jaxlaws sweep static|dynamic|method ...`
+    ("jaxlaws.train.methods.cli", "register_compare"),  # `jaxlaws compare ...`
 )
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="jaxlaws", description="Data-mixing laws in JAX.")
+    parser = argparse.ArgumentParser(prog="jaxlaws", description="Data-mixing laws in JAX.", allow_abbrev=False)
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     for module, attr in _FAMILIES:
         try:
@@ -31,11 +32,19 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
+    parser.add_argument("--debug", action="store_true", help="show the Python traceback of an error")
     args = parser.parse_args(argv)
     if not getattr(args, "func", None):
         parser.print_help()
         return 0
-    return int(args.func(args) or 0)
+    try:
+        return int(args.func(args) or 0)
+    except (ValueError, FileNotFoundError, FileExistsError) as e:
+        # user errors (bad arguments, inputs, data) are one line with exit code 2; --debug shows where
+        if args.debug:
+            raise
+        print(f"jaxlaws: error: {e}", file=sys.stderr)
+        return 2
 
 
 if __name__ == "__main__":

@@ -1,4 +1,4 @@
-"""``jaxlaws sweep static|dynamic``: train a sweep and write it as a sweep directory.
+"""``jaxlaws sweep static|dynamic|method``: train a sweep and write it as a sweep directory.
 
 Examples::
 
@@ -109,7 +109,7 @@ def _setup(args: argparse.Namespace):
     warmup = args.steps // 10 if args.warmup is None else args.warmup
     optim = OptimConfig(total_steps=args.steps, warmup_steps=warmup, lr=args.lr, lr_end=args.lr_end)
     cfg = TrainConfig(model, optim, args.batch_size, args.seq_len, args.eval_every)
-    data = prepare_data(groups, cfg, args.max_eval_chunks)
+    data = prepare_data(groups, cfg, args.max_eval_chunks, probe_chunks=getattr(args, "probe_chunks", 16))
     kw = dict(runs_per_program=args.runs_per_program, progress=not args.no_progress, fmt=args.format)
     return cfg, data, _seeds(args.seeds), kw
 
@@ -137,16 +137,25 @@ def _dynamic(args: argparse.Namespace) -> int:
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     """Add ``sweep static`` and ``sweep dynamic`` to the ``jaxlaws`` command."""
-    sweep = subparsers.add_parser("sweep", help="train static or dynamic mixture sweeps")
+    sweep = subparsers.add_parser("sweep", help="train static, dynamic or method sweeps")
     sub = sweep.add_subparsers(dest="sweep_kind", metavar="KIND", required=True)
-    st = sub.add_parser("static", help="every mixture x seed trained for --steps steps")
+    st = sub.add_parser("static", help="every mixture x seed trained for --steps steps", allow_abbrev=False)
     _common(st)
     st.add_argument("--mixtures", default="grid", help="grid | dirichlet:N[:SEED[:ALPHA]] | 'a,b;c,d' | file")
     st.set_defaults(func=_static)
-    dy = sub.add_parser("dynamic", help="parents to --break-step, then children for --remaining-steps")
+    dy = sub.add_parser("dynamic", help="parents to --break-step, then children for --remaining-steps",
+                        allow_abbrev=False)
     _common(dy)
     dy.add_argument("--parents", default="grid", help="parent mixtures (same syntax as --mixtures)")
     dy.add_argument("--children", default="grid", help="child mixtures (same syntax as --mixtures)")
     dy.add_argument("--break-step", type=int, required=True)
     dy.add_argument("--remaining-steps", type=int, required=True)
     dy.set_defaults(func=_dynamic)
+    from jaxlaws.train.methods.cli import add_method_args, method_command
+    from jaxlaws.train.methods.sweep import METHODS
+    me = sub.add_parser("method", help="train a data-mixing method (and its break-step children)",
+                        allow_abbrev=False)
+    _common(me)
+    me.add_argument("--method", required=True, help=" | ".join(METHODS))
+    add_method_args(me)
+    me.set_defaults(func=method_command)

@@ -163,7 +163,8 @@ def _matrix_frame(run: str, recs: dict[int, dict]) -> pd.DataFrame:
 def method_sweep(method: str, data: SweepData, cfg: TrainConfig, seeds: Sequence[int], work_dir: str | Path, *,
                  hparams: dict | None = None, break_step: int | None = None, children: Any = None,
                  remaining_steps: int | None = None, graph: Any = None, graph_steps: int | None = None,
-                 reference_dir: str | Path | None = None, mixtures: Any = None, checkpoint_every: int = 0,
+                 reference_dir: str | Path | None = None, mixtures: Any = None, static_dir: str | Path | None = None,
+                 checkpoint_every: int = 0,
                  progress: bool = True, fmt: str = "parquet", write: bool = True) -> MethodResult:
     """Train ``method`` for every seed in ``work_dir`` (resumable) and return a :class:`MethodResult`.
 
@@ -176,6 +177,7 @@ def method_sweep(method: str, data: SweepData, cfg: TrainConfig, seeds: Sequence
       reference_dir: a work directory holding a finished ``stratified`` run of the same seeds and
         configuration (DoReMi's reference); default: trained here.
       mixtures: the static sweep of ``grid`` / ``dml`` (default: the m=2 grid, or a Dirichlet cover of 9).
+      static_dir: where that static sweep is trained (default ``work_dir``; ``dml`` can reuse ``grid``'s).
       checkpoint_every: resume checkpoints every N steps inside a run (0: resume at stage granularity).
     """
     names, m = data.names, len(data.names)
@@ -215,8 +217,10 @@ def method_sweep(method: str, data: SweepData, cfg: TrainConfig, seeds: Sequence
     elif method in ("grid", "dml"):
         mix = _default_mixtures(m) if mixtures is None else check_mixtures(mixtures, m)
         t = time.perf_counter()
-        st = run_sweep(static_specs(mix, seeds, total), data, cfg, work, progress=progress, write=False)
+        st = run_sweep(static_specs(mix, seeds, total), data, cfg, static_dir or work, progress=progress,
+                       write=False)
         seconds["static_sweep"] = time.perf_counter() - t
+        run_steps["static_sweep"] = len(mix) * len(seeds) * total
         losses.append(st.losses)
         if method == "grid":
             final_run, final = _grid_choice(st, seeds, info)

@@ -1,0 +1,130 @@
+"""Training cost per step of each online mixing method, relative to stratified, measured in one run.
+
+For each policy the compiled, vmapped training program of ``jaxlaws.train.methods`` is compiled once
+(warm-up segment), then timed on ``--steps`` steady-state steps (best of ``--repeats``), for ``--seeds`` runs
+trained together. Two baselines in the same run: the *static* loop of ``jaxlaws.train.step`` (what static
+sweeps use; the policy hook must not slow it: it is unchanged code) and ``Constant`` through the policy loop.
+Aioli's and Skill-It's held-out probe evaluations are timed per call and amortised over their schedule.
+
+    python benchmarks/bench_methods.py --groups code,literature --steps 40
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+import time
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--groups", default="code,literature")
+    ap.add_argument("--preset", default="tiny")
+    ap.add_argument("--batch-size", type=int, default=8)
+    ap.add_argument("--seq-len", type=int, default=128)
+    ap.add_argument("--steps", type=int, default=40)
+    ap.add_argument("--repeats", type=int, default=3)
+    ap.add_argument("--seeds", type=int, default=1)
+    ap.add_argument("--total-steps", type=int, default=1000)
+    ap.add_argument("--out", default=None, help="append the markdown table to this file")
+    args = ap.parse_args()
+
+    from jaxlaws.train.cli import load_data
+    from jaxlaws.train.methods.base import MethodData
+    from jaxlaws.train.methods.run import load_final_params  # noqa: F401  (import cost outside timing)
+    from jaxlaws.train.methods.sweep import make_policy
+    from jaxlaws.train.model import preset
+    from jaxlaws.train.optim import OptimConfig
+    from jaxlaws.train.step import run_keys
+    from jaxlaws.train.sweep import TrainConfig, _programs, prepare_data
+
+    groups = load_data("bundled", args.groups, args.seq_len, args.batch_size)
+    model = preset(args.preset, vocab_size=groups.vocab_size)
+    cfg = TrainConfig(model, OptimConfig(total_steps=args.total_steps, warmup_steps=args.total_steps // 10,
+                                         lr=2e-3), args.batch_size, args.seq_len, eval_batch_size=64)
+    data = prepare_data(groups, cfg, 64)
+    m = len(data.names)
+    seeds = list(range(args.seeds))
+    mdata = MethodData(data.train, data.val_windows, data.probe)
+    n = jnp.int32(args.steps)
+
+    def timed(fn) -> float:
+        best = float("inf")
+        for _ in range(args.repeats):
+            t = time.perf_counter()
+            jax.block_until_ready(fn())
+            best = min(best, time.perf_counter() - t)
+        return best
+
+    rows = []
+    # the static loop (jaxlaws.train.step.make_run_until via the sweep programs)
+    sp = _programs(cfg, m, __import__("jaxlaws.train.data", fromlist=["x"]).sample_batch, None)
+    st = sp.init(jnp.stack([run_keys(s)[0] for s in seeds]))
+    ps = jnp.full((len(seeds), m), 1.0 / m)
+    dk = jnp.stack([run_keys(s)[1] for s in seeds])
+    st, ps = sp.train(st, ps, dk, data.train, n)  # compile + warm-up
+    holder = {"st": st, "ps": ps}
+
+    def static_step():
+        holder["st"], holder["ps"] = sp.train(holder["st"], holder["ps"], dk, data.train, n)
+        return holder["st"].params
+
+    t_static = timed(static_step) / args.steps
+    rows.append(("static loop (sweeps)", t_static, None))
+
+    ref = sp.init(jnp.stack([run_keys(s)[0] for s in seeds])).params
+    extras = {"skillit": np.full((m, m), 0.1) + 0.3 * np.eye(m),
+              "doremi": [jax.tree_util.tree_map(lambda x: x[i], ref) for i in range(len(seeds))]}
+    for method in ("stratified", "skillit", "doremi", "doge", "aioli"):
+        pol = make_policy(method, m, cfg)
+        progs = _programs(cfg, m, None, None, pol)
+        st = progs.init(jnp.stack([run_keys(s)[0] for s in seeds]))
+        ex = extras.get(method)
+        if method == "skillit":
+            ex = [pol.prepare_extra(ex)] * len(seeds)
+        stacked = None if ex is None else jax.tree_util.tree_map(lambda *x: jnp.stack(x), *ex)
+        pstate = progs.policy_init(jnp.stack([jax.random.key(s) for s in seeds]), stacked)
+        st, pstate = progs.train(st, pstate, dk, mdata, n)
+        box = {"st": st, "ps": pstate}
+
+        def step():
+            box["st"], box["ps"] = progs.train(box["st"], box["ps"], dk, mdata, n)
+            return box["st"].params
+
+        t = timed(step) / args.steps
+        obs = len(pol.observe_steps())
+        t_obs = 0.0
+        if obs:
+            box["ps"], _ = progs.observe(box["st"].params, box["ps"], mdata.probe)
+
+            def ob():
+                box["ps"], l = progs.observe(box["st"].params, box["ps"], mdata.probe)
+                return l
+
+            t_obs = timed(ob) * obs / args.total_steps
+        rows.append((method, t + t_obs, t_obs))
+
+    base = rows[1][1]
+    lines = [f"Machine: {platform.machine()} CPU ({os.cpu_count()} cores), jax {jax.__version__}, backend "
+             f"{jax.default_backend()}; preset {args.preset}, batch {args.batch_size} x {args.seq_len}, m={m} "
+             f"({args.groups}), {len(seeds)} run(s) per program, best of {args.repeats} x {args.steps} steps; "
+             f"load average {os.getloadavg()[0]:.2f}.", "",
+             "| loop | ms per run-step | of which probe evals (amortised) | vs stratified (policy loop) |",
+             "|---|---|---|---|"]
+    for name, t, t_obs in rows:
+        lines.append(f"| {name} | {1e3 * t / len(seeds):.2f} | "
+                     f"{'' if not t_obs else f'{1e3 * t_obs / len(seeds):.2f}'} | {t / base:.2f}x |")
+    text = "\n".join(lines)
+    print(text)
+    if args.out:
+        with open(args.out, "a") as f:
+            f.write(text + "\n\n")
+
+
+if __name__ == "__main__":
+    main()
