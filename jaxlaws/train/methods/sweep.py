@@ -201,7 +201,7 @@ def method_sweep(method: str, data: SweepData, cfg: TrainConfig, seeds: Sequence
         recs = train_policy(pol, data, cfg, seeds, work, run=run, method=label, extras=extras, stop=stop,
                             break_step=brk, eval_steps=eval_steps, checkpoint_every=checkpoint_every, bar=bar)
         seconds[run] = float(next(iter(recs.values())).get("seconds", time.perf_counter() - t))
-        run_steps[run] = sum(int(r.get("run_steps", 0)) for r in recs.values())
+        run_steps[run] = int(next(iter(recs.values())).get("run_steps", 0))  # all seeds together
         losses.append(pd.concat([pd.DataFrame(r["rows"]) for r in recs.values()], ignore_index=True))
         mats.append(_matrix_frame(run, recs))
         return recs

@@ -1,0 +1,308 @@
+"""Online mixing methods trained for real (jaxlaws.train.methods): equivalences, resumption, known structure,
+the gradient hooks against hand-built references, end-to-end sweeps with children, the CLI, bad input.
+
+A one-layer width-32 decoder on synthetic Markov languages keeps every run to seconds on a CPU.
+"""
+
+import json
+import subprocess
+import sys
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pandas as pd
+import pytest
+
+from jaxlaws.analysis import analyse
+from jaxlaws.sweeps.io import read_sweep
+from jaxlaws.train import data as D
+from jaxlaws.train.methods import Aioli, DoGE, DoReMi, StepContext, load_graph, skills_graph
+from jaxlaws.train.methods.base import MethodData, sample_mixture
+from jaxlaws.train.methods.run import train_policy
+from jaxlaws.train.methods.sweep import make_policy, method_sweep
+from jaxlaws.train.model import init_params, per_sample_loss, preset
+from jaxlaws.train.optim import OptimConfig
+from jaxlaws.train.step import per_group_grads, run_keys
+from jaxlaws.train.sweep import TrainConfig, prepare_data, static_sweep
+
+GROUPS = D.synthetic_groups(2, overlap=0.3, seed=0, n_tokens=20_000, vocab_size=32)
+MODEL = preset("tiny", vocab_size=32, context=16, n_layers=1, d_model=32, n_heads=2, d_ff=64)
+CFG = TrainConfig(MODEL, OptimConfig(total_steps=60, warmup_steps=5, lr=1e-2), batch_size=8, eval_every=20,
+                  eval_batch_size=64)
+DATA = prepare_data(GROUPS, CFG, max_eval_chunks=32, probe_chunks=16)
+AIOLI_HP = dict(update_steps=20, lp_steps=2, lp_rounds=2)
+KIDS = np.array([[0.2, 0.8], [0.4, 0.6], [0.6, 0.4], [0.8, 0.2]])
+
+
+def _frame(recs):
+    return pd.concat([pd.DataFrame(r["rows"]) for r in recs.values()]).sort_values(
+        ["seed", "step", "split", "group"]).reset_index(drop=True)
+
+
+def _records(recs):
+    return pd.concat([pd.DataFrame(r["records"]).assign(seed=s) for s, r in recs.items()]).sort_values(
+        ["seed", "name", "step", "index", "row", "col"]).reset_index(drop=True)
+
+
+def test_stratified_policy_run_equals_the_static_sweep(tmp_path):
+    """The policy loop with a constant mixture trains the same batches and updates as the static loop."""
+    pol = make_policy("stratified", 2, CFG)
+    recs = train_policy(pol, DATA, CFG, [0, 1], tmp_path / "m", run="stratified", method="stratified")
+    sw = static_sweep(DATA, CFG, [[0.5, 0.5]], [0, 1], tmp_path / "s", progress=False)
+    ours = _frame(recs)
+    ref = sw.losses.sort_values(["seed", "step", "split", "group"]).reset_index(drop=True)
+    assert len(ours) == len(ref) == 2 * (3 + 1) * 2
+    np.testing.assert_allclose(ours["loss"], ref["loss"], rtol=0, atol=2e-6)
+
+
+def test_vmapped_seeds_equal_separate_runs(tmp_path):
+    pol = make_policy("aioli", 2, CFG, **AIOLI_HP)
+    together = train_policy(pol, DATA, CFG, [0, 1], tmp_path / "t", run="a", method="aioli", vmap_width=None)
+    alone = {s: train_policy(pol, DATA, CFG, [s], tmp_path / f"a{s}", run="a", method="aioli")[s] for s in (0, 1)}
+    np.testing.assert_allclose(_frame(together)["loss"], _frame(alone)["loss"], rtol=0, atol=2e-6)
+    a, b = _records(together), _records(alone)
+    assert len(a) == len(b) > 0 and (a["name"] == b["name"]).all()
+    # A is a normalised solve of differences of probe losses (G ~ 1e-2): a 1e-6 float-reassociation
+    # difference in the losses moves its entries by up to ~1e-4
+    np.testing.assert_allclose(a["value"], b["value"], rtol=0, atol=2e-4)
+
+
+@pytest.mark.parametrize("method", ["aioli", "doge"])
+def test_killed_and_resumed_run_equals_uninterrupted(tmp_path, method):
+    """A run killed after a mid-run checkpoint resumes (train + policy state) to the identical trajectory."""
+    pol = make_policy(method, 2, CFG, **(AIOLI_HP if method == "aioli" else {}))
+    kw = dict(run=method, method=method, break_step=30, checkpoint_every=20)
+    full = train_policy(pol, DATA, CFG, [0, 1], tmp_path / "full", **kw)
+    with pytest.raises(RuntimeError, match="test hook"):
+        train_policy(pol, DATA, CFG, [0, 1], tmp_path / "killed", _fail_at=40, **kw)
+    assert not (tmp_path / "killed" / "runs").exists()
+    meta = json.loads((tmp_path / "killed" / "resume" / method / "meta.json").read_text())
+    assert meta["step"] == 40
+    resumed = train_policy(pol, DATA, CFG, [0, 1], tmp_path / "killed", **kw)
+    np.testing.assert_array_equal(_frame(resumed)["loss"], _frame(full)["loss"])
+    np.testing.assert_array_equal(_records(resumed)["value"], _records(full)["value"])
+    assert resumed[0]["outputs"] == full[0]["outputs"]
+
+
+def _with_noise_group(seed=0, n=20_000, V=32):
+    """Two Markov languages and a third group of i.i.d. uniform tokens (it helps nobody, itself hardly)."""
+    g = D.synthetic_groups(2, overlap=0.5, seed=seed, n_tokens=n, vocab_size=V)
+    rng = np.random.default_rng([seed, 7])
+    splits = {}
+    for sp in ("train", "val", "test"):
+        s = g.split(sp)
+        noise = rng.integers(0, V, size=int(s.lengths[0])).astype(np.uint16)
+        splits[sp] = D._concat([s.group(0), s.group(1), noise])
+    return D.TokenGroups(("syn0", "syn1", "noise"), V, **splits)
+
+
+def test_aioli_learns_the_known_sign_structure_and_leaves_the_noise_group(tmp_path):
+    cfg = TrainConfig(MODEL, OptimConfig(total_steps=300, warmup_steps=20, lr=1e-2), batch_size=12,
+                      eval_batch_size=64)
+    data = prepare_data(_with_noise_group(), cfg, max_eval_chunks=32, probe_chunks=32)
+    pol = make_policy("aioli", 3, cfg, update_steps=100, lp_steps=8, lp_rounds=3, normalize=False, eta=2.0,
+                      ema=None)
+    recs = train_policy(pol, data, cfg, [0, 1], tmp_path, run="aioli", method="aioli")
+    for s, r in recs.items():
+        df = pd.DataFrame(r["records"])
+        a = df[(df["name"] == "aioli_A") & (df["index"] == 0)]
+        A = np.zeros((3, 3))
+        A[a["row"], a["col"]] = a["value"]
+        # first round (raw A): training on a language lowers its own loss; training on noise raises the
+        # languages' losses, and training on the languages raises the noise group's loss
+        assert A[0, 0] > 0 and A[1, 1] > 0, A
+        assert A[0, 2] < 0 and A[1, 2] < 0, A
+        assert A[2, 0] < 0 and A[2, 1] < 0, A
+        p = df[(df["name"] == "mixture")].sort_values("index").groupby("index")
+        final = np.array([d.sort_values("col")["value"].to_numpy() for _, d in p][-1])
+        assert final[2] < 1 / 3 and final[2] < final[:2].min(), (s, final)
+
+
+def _ctx(key=0):
+    params = init_params(MODEL, jax.random.key(key))
+    inputs, gids = sample_mixture(jax.random.key(1), DATA.train, jnp.array([0.5, 0.5]), True, 8, 16)
+    return StepContext(params, inputs, gids, jnp.int32(10), jax.random.key(2),
+                       MethodData(DATA.train, DATA.val_windows, DATA.probe))
+
+
+def _flat(tree):
+    return np.concatenate([np.ravel(x) for x in jax.tree_util.tree_leaves(tree)])
+
+
+def test_doremi_gradient_is_the_excess_weighted_sum_of_group_gradients():
+    ctx = _ctx()
+    ref = init_params(MODEL, jax.random.key(5))
+    pol = DoReMi(m=2, model=MODEL, optim=CFG.optim, batch_size=8, seq_len=16, mu=0.5, smoothing=0.1)
+    state = pol.init(jax.random.key(0), ref)
+    _, grads, new = pol.gradient(state, ctx)
+    # reference: per-group mean losses and gradients, the DoReMi step written out in NumPy
+    g = np.asarray(ctx.group_ids)
+    lp = np.asarray(per_sample_loss(ctx.params, MODEL, ctx.inputs), np.float64)
+    lr_ = np.asarray(per_sample_loss(ref, MODEL, ctx.inputs), np.float64)
+    e = np.array([lp[g == i].mean() - lr_[g == i].mean() for i in range(2)])
+    w = 0.5 * np.exp(0.5 * np.maximum(e, 0))
+    w = 0.9 * w / w.sum() + 0.1 / 2
+    gg = per_group_grads(ctx.params, MODEL, ctx.inputs, ctx.group_ids, 2)
+    want = sum(w[i] * _flat(jax.tree_util.tree_map(lambda x: x[i], gg)) for i in range(2))
+    np.testing.assert_allclose(np.asarray(new.w), w, rtol=1e-5)
+    np.testing.assert_allclose(np.asarray(new.e_hist[-1]), e, rtol=1e-4, atol=1e-6)
+    np.testing.assert_allclose(_flat(grads), want, rtol=2e-4, atol=1e-7)
+    assert int(new.e_steps[-1]) == 11 and np.allclose(np.asarray(new.w_sum), w, rtol=1e-5)
+
+
+def test_doge_scores_weights_and_gradient_match_a_reference():
+    ctx = _ctx()
+    pol = DoGE(m=2, model=MODEL, optim=CFG.optim, batch_size=8, seq_len=16, mu=0.01, val_batch=4, clip=0.05)
+    state = pol.init(jax.random.key(0))
+    _, grads, new = pol.gradient(state, ctx)
+    gg = per_group_grads(ctx.params, MODEL, ctx.inputs, ctx.group_ids, 2)
+    g = [_flat(jax.tree_util.tree_map(lambda x: x[i], gg)).astype(np.float64) for i in range(2)]
+    g = [x * min(1.0, 0.05 / np.linalg.norm(x)) for x in g]                  # clipped in place
+    vin, vid = sample_mixture(ctx.key, DATA.val_windows, jnp.array([0.5, 0.5]), True, 4, 16)
+    vv = per_group_grads(ctx.params, MODEL, vin, vid, 2)
+    v = [_flat(jax.tree_util.tree_map(lambda x: x[j], vv)).astype(np.float64) for j in range(2)]
+    g_val = sum(np.mean(np.asarray(vid) == j) * v[j] for j in range(2))    # mean val-batch loss gradient
+    lr = float(pol.lr(jnp.int32(10)))
+    s = np.array([lr * gi @ g_val for gi in g]) / (np.mean([np.linalg.norm(x) for x in g]) + 1e-6)
+    s = np.clip(s, 0, 5 * lr)
+    w = np.exp(s / 0.01) / np.exp(s / 0.01).sum()
+    np.testing.assert_allclose(np.asarray(jax.nn.softmax(new.log_w)), w, rtol=1e-4)
+    np.testing.assert_allclose(_flat(grads), w[0] * g[0] + w[1] * g[1], rtol=1e-3, atol=1e-8)
+    M = np.array([[gi @ vj for vj in v] for gi in g])
+    np.testing.assert_allclose(np.asarray(new.m_hist[-1]), M, rtol=1e-3, atol=1e-9)
+
+
+def test_original_skillit_graphs_load_and_wrong_shapes_are_refused(tmp_path):
+    from tests.conftest import REF
+    f = REF / "skillit_graphs" / "slimpj_arxiv_stackexchange_normalized_seed_0.json"
+    G = load_graph(str(f), 2)
+    np.testing.assert_array_equal(G, np.array(json.loads(f.read_text())))
+    with pytest.raises(ValueError, match=r"shape \(3, 3\)"):
+        load_graph(str(f), 3)
+    np.save(tmp_path / "g.npy", G)
+    np.testing.assert_array_equal(load_graph(str(tmp_path / "g.npy"), 2), G)
+    with pytest.raises(ValueError, match="does not exist"):
+        load_graph(str(tmp_path / "missing.npy"), 2)
+    start = np.array([[4.0, 5.0], [4.0, 5.0]])
+    end = np.array([[3.0, 4.5], [3.5, 4.0]])
+    np.testing.assert_allclose(skills_graph(start, end), [[0.25, 0.1], [0.125, 0.2]])
+
+
+@pytest.fixture(scope="module")
+def aioli_sweep(tmp_path_factory):
+    work = tmp_path_factory.mktemp("aioli_sweep")
+    res = method_sweep("aioli", DATA, CFG, [0, 1], work, hparams=AIOLI_HP, break_step=30, children=KIDS,
+                       remaining_steps=10, progress=False)
+    return res, work
+
+
+def test_method_sweep_writes_runs_matrices_and_children_that_analyse_reads(aioli_sweep):
+    res, work = aioli_sweep
+    sw = read_sweep(work / "sweep")
+    kinds = sw.losses.drop_duplicates(["run", "seed"])["kind"].value_counts().to_dict()
+    assert kinds == {"method": 2, "child": 2 * len(KIDS)}
+    steps = sorted(sw.matrices[sw.matrices["name"] == "aioli_A"]["step"].unique())
+    assert steps and max(steps) <= 30          # only rounds before the break feed the children's analysis
+    ma = analyse(sw).methods["aioli"]
+    assert set(ma.similarity["seed"]) == {0, 1}
+    assert np.isfinite(ma.similarity[["sim", "b", "sim_method_sign"]].to_numpy()).all()
+    # the children start from the method run's state at the break: the method run's own loss there
+    lb = sw.losses[(sw.losses["run"] == "aioli") & (sw.losses["step"] == 30) & (sw.losses["split"] == "val")]
+    assert len(lb) == 2 * 2
+    assert list(res.final.columns[:2]) == ["seed", "run"] and (res.final["run"] == "aioli").all()
+
+
+@pytest.mark.parametrize("method", ["doremi", "doge"])
+def test_two_stage_methods_train_their_averaged_weights(tmp_path, method):
+    res = method_sweep(method, DATA, CFG, [0], tmp_path, progress=False)
+    w = np.asarray(res.info["avg_weights"][0])
+    assert np.isclose(w.sum(), 1) and (w > 0).all()
+    final = res.sweep.losses[res.sweep.losses["run"] == f"{method}_final"]
+    np.testing.assert_allclose(final[["p_syn0", "p_syn1"]].to_numpy()[0], w, rtol=1e-6)
+    assert res.final_run == f"{method}_final"
+
+
+def test_skillit_learns_its_graph_from_one_hot_runs(tmp_path):
+    res = method_sweep("skillit", DATA, CFG, [0], tmp_path, hparams={"update_steps": 20}, graph_steps=15,
+                       progress=False)
+    L = res.sweep.losses[(res.sweep.losses["method"] == "skillit_graph") & (res.sweep.losses["split"] == "val")]
+    start = np.zeros((2, 2))
+    end = np.zeros((2, 2))
+    for i, g in enumerate(("syn0", "syn1")):
+        d = L[L["run"] == f"skillit_graph_{g}"].set_index(["step", "group"])["loss"]
+        start[i] = [d[(0, h)] for h in ("syn0", "syn1")]
+        end[i] = [d[(15, h)] for h in ("syn0", "syn1")]
+    want = (start - end) / start
+    np.testing.assert_allclose(res.info["graph"][0], want, rtol=1e-12)
+    rec = res.sweep.matrices[res.sweep.matrices["name"] == "skillit_graph"]
+    got = np.zeros((2, 2))
+    got[rec["row"], rec["col"]] = rec["value"]
+    np.testing.assert_allclose(got, want, rtol=1e-6)
+    assert (want[np.arange(2), np.arange(2)] > 0).all()   # training on a group lowers its own loss
+
+
+@pytest.mark.parametrize("method, kw, match", [
+    ("bogus", {}, "unknown method"),
+    ("aioli", {"hparams": {"eta": 0.0}}, "eta must be > 0"),
+    ("aioli", {"hparams": {"ohf": 0.5}}, r"ohf\) must be in \(1/m, 1\]"),
+    ("aioli", {"hparams": {"ohf": 1.2}}, r"ohf\) must be in \(1/m, 1\]"),
+    ("aioli", {"hparams": {"update_steps": 10, "lp_steps": 4}}, "must exceed the LearnParams steps"),
+    ("aioli", {"hparams": {"temperature": 1}}, "unknown hyper-parameters"),
+    ("skillit", {"hparams": {"eta": -1}}, "eta must be > 0"),
+    ("doremi", {"hparams": {"mu": 0}}, "mu"),
+    ("aioli", {"break_step": 60, "children": KIDS, "remaining_steps": 5}, "past the end"),
+    ("aioli", {"break_step": 30}, "needs child mixtures"),
+    ("stratified", {"break_step": 30, "children": KIDS, "remaining_steps": 5}, "record a matrix"),
+    ("skillit", {"graph": np.eye(3)}, r"shape \(2, 2\)"),
+])
+def test_bad_input_is_refused_before_any_training(tmp_path, method, kw, match):
+    with pytest.raises(ValueError, match=match):
+        method_sweep(method, DATA, CFG, [0], tmp_path / "w", progress=False, **kw)
+    assert not (tmp_path / "w" / "runs").exists() and not (tmp_path / "w" / "checkpoints").exists()
+
+
+def _jaxlaws(*args):
+    return subprocess.run([sys.executable, "-m", "jaxlaws.cli", *args], capture_output=True, text=True,
+                          timeout=600)
+
+
+SMALL = ["--data", "synthetic:2", "--steps", "40", "--warmup", "4", "--lr", "0.01", "--seq-len", "16",
+         "--max-eval-chunks", "16", "--no-progress"]
+
+
+def test_cli_sweep_method_then_analyse(tmp_path):
+    out = tmp_path / "aioli"
+    r = _jaxlaws("sweep", "method", "--method", "aioli", *SMALL, "--seeds", "0,1", "--update-steps", "18",
+                 "--lp-steps", "2", "--lp-rounds", "2", "--break-step", "20", "--children", "0.2,0.8;0.5,0.5;0.8,0.2",
+                 "--remaining-steps", "5", "--out", str(out))
+    assert r.returncode == 0, r.stderr
+    assert "final run 'aioli'" in r.stdout
+    r = _jaxlaws("analyse", str(out / "sweep"))
+    assert r.returncode == 0, r.stderr
+    assert "aioli" in r.stdout and "sim" in r.stdout
+
+
+def test_cli_compare_prints_the_table(tmp_path):
+    r = _jaxlaws("compare", *SMALL, "--methods", "stratified,aioli", "--update-steps", "18", "--lp-steps", "2",
+                 "--lp-rounds", "2", "--out", str(tmp_path / "cmp"))
+    assert r.returncode == 0, r.stderr
+    assert "| stratified |" in r.stdout and "| aioli |" in r.stdout
+    table = pd.read_csv(tmp_path / "cmp" / "comparison.csv")
+    assert list(table["method"]) == ["stratified", "aioli"]
+    assert table.loc[0, "d_ppl_mean"] == 0.0 and np.isfinite(table.loc[1, "d_ppl_mean"])
+
+
+@pytest.mark.parametrize("args, match", [
+    (["sweep", "method", "--method", "nope", *SMALL, "--out", "x"], "unknown --method 'nope'"),
+    (["sweep", "method", "--method", "aioli", *SMALL, "--mu", "0.1", "--out", "x"], "--mu does not apply"),
+    (["sweep", "method", "--method", "aioli", *SMALL, "--one-hot-factor", "0.3", "--out", "x"], "ohf"),
+    (["sweep", "method", "--method", "aioli", *SMALL, "--break-step", "10", "--out", "x"], "--children"),
+    (["sweep", "method", "--method", "aioli", *SMALL, "--step", "10", "--out", "x"], "unrecognized"),
+])
+def test_cli_errors_are_one_line_with_exit_code_2(tmp_path, args, match):
+    r = subprocess.run([sys.executable, "-m", "jaxlaws.cli", *args], capture_output=True, text=True,
+                       cwd=tmp_path, timeout=300)
+    assert r.returncode == 2, (r.stdout, r.stderr)
+    assert match in r.stderr and "Traceback" not in r.stderr
+    assert not (tmp_path / "x" / "runs").exists()
