@@ -69,7 +69,8 @@ def analyse(sweep: Sweep, *, split: str = "val", static_step: Optional[int] = No
     * static runs: :func:`fit_static` at ``static_step`` (default last) and the predicted optimum;
     * parent/child runs: :func:`fit_dynamic` for each of ``dynamic_forms`` (default: ``two_group`` for
       m=2, ``linear`` and ``full`` for m>=3);
-    * method runs with children: :func:`method_parameters` for each method present (or ``methods``).
+    * method runs with children: :func:`method_parameters` for each method whose runs have break-step
+      children (or ``methods``).
     """
     kinds = set(sweep.losses["kind"].unique())
     result = Analysis()
@@ -83,7 +84,9 @@ def analyse(sweep: Sweep, *, split: str = "val", static_step: Optional[int] = No
         forms = dynamic_forms or (("two_group",) if sweep.m == 2 else ("linear", "full"))
         result.dynamic = {f: fit_dynamic(sweep, f, split=split) for f in forms}
     if "method" in kinds:
-        present = [mth for mth in METHODS if mth in set(sweep.losses["method"])]
+        # a method is analysed where it has break-step children (a method run alone has no A^{t*} to fit)
+        kids = sweep.losses[sweep.losses["kind"] == "child"]
+        present = [mth for mth in METHODS if mth in set(kids["method"])]
         for mth in methods or present:
             result.methods[mth] = method_parameters(sweep, mth, split=split)
     return result
