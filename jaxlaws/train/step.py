@@ -15,8 +15,11 @@ state therefore continues a run exactly (the parent/child protocol needs nothing
 parameters and the per-group mean training losses of that batch; a method that needs per-group gradients calls
 :func:`per_group_grads` on them (e.g. DoGE), one that needs held-out losses evaluates the parameters itself
 (Aioli's LearnParams). All three methods run inside the jitted/vmapped training loop, so a policy must be pure.
-The static case is :class:`ConstantPolicy` (state = the mixture). Aioli/DoReMi/DoGE/Skill-It are to be added as
-further policies without touching the trainer.
+The static case is :class:`ConstantPolicy` (state = the mixture); static and dynamic sweeps use this lean loop.
+The online methods (Aioli, DoReMi, DoGE, Skill-It) live in :mod:`jaxlaws.train.methods`, whose policy loop
+(``methods.base.make_policy_run``) also lets a policy replace the gradient (weighted per-group losses,
+combined per-group gradients) and observe held-out losses; it leaves this loop, and hence the static path,
+unchanged.
 """
 
 from __future__ import annotations
