@@ -85,8 +85,10 @@ def test_read_errors(tmp_path):
     df = pd.read_csv(path / "losses.csv", keep_default_na=False)
     df.loc[0, "loss"] = float("nan")
     df.to_csv(path / "losses.csv", index=False)
-    with pytest.raises(SweepError, match="NaN"):
+    with pytest.raises(SweepError, match="modified file .*losses.csv"):   # meta.json's hash catches the edit
         read_sweep(path)
+    with pytest.raises(SweepError, match="NaN"):                          # and the rows are still validated
+        read_sweep(path, verify=False)
     (path / "matrices.csv").unlink()
     with pytest.raises(SweepError, match="missing matrices.csv"):
         read_sweep(path)
