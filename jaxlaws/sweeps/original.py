@@ -9,6 +9,10 @@ Layout read by :func:`read_original`: ``root/[<MMDDYYYY>/]<run name>/`` with
   ``seed_{s}_avg_{n}_doge_matrices.npy`` -> ``"doge_M"``, ``seed_{s}_avg_{n}_drm_matrices.npy`` ->
   ``"doremi_excess"`` (each recorded at the run's break step, ``index`` = position in the stack);
   ``seed_{s}_matrix_{name}.npy`` is this package's extension for any other matrix (e.g. ``skillit_graph``).
+* The original keeps Skill-It's graph outside the run directories, in ``skillit_graphs/`` (passed to the
+  trainer as ``--graph_path``); ``read_original(..., skillit_graphs=DIR)`` attaches
+  ``DIR/{task}_{groups}_normalized_seed_{s}.npy`` (or a ``.json`` copy, as bundled in
+  ``jaxlaws/data/aioli/skillit_graphs``) to every Skill-It method run and seed as matrix ``"skillit_graph"``.
 
 Run names (``Evaluator._set_results_path``) are parsed by :func:`parse_run_name`:
 ``{task}_{model}_{from_scratch|checkpoint_n}_{max_steps}[_break_{B}][_resume_{parent}_{B}[_remaining_{R}]]``
@@ -39,11 +43,11 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+import json
 import os
 import pickle
 import re
 import shutil
-import tempfile
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Iterable, Sequence
@@ -51,7 +55,7 @@ from typing import Iterable, Sequence
 import numpy as np
 import pandas as pd
 
-from jaxlaws.sweeps.io import replace_dir
+from jaxlaws.sweeps.io import make_temp_dir, replace_dir
 from jaxlaws.sweeps.schema import Sweep, SweepError, proportion_columns
 
 SLICE_CHARS = 50
@@ -242,15 +246,24 @@ def format_run_name(groups: Sequence[str], *, kind: str, mixture: Sequence[float
 
 @dataclasses.dataclass
 class LoadReport:
-    """What :func:`read_original` did: every skipped run or file with its reason, plus notes and run table."""
+    """What :func:`read_original` did.
+
+    * ``skipped``: data left out -- a loss, proportions or matrix file (or a whole run) that could not be
+      used, with the reason. Non-empty means the sweep lacks data that is on disk.
+    * ``ignored``: files that are not data (traces, logs, ``*_avg_dw.pkl``, sub-folders of a run, ...).
+    * ``notes``: data used with a fallback (e.g. a method step without its proportions file).
+    * ``runs``: one row per run (parsed name, kind, parent, mixtures); ``n_files``: loss files used.
+    """
 
     skipped: list[tuple[str, str]] = dataclasses.field(default_factory=list)
     notes: list[tuple[str, str]] = dataclasses.field(default_factory=list)
     runs: pd.DataFrame = dataclasses.field(default_factory=pd.DataFrame)
     n_files: int = 0
+    ignored: list[tuple[str, str]] = dataclasses.field(default_factory=list)
 
     def __str__(self) -> str:
-        lines = [f"read {len(self.runs)} run(s), {self.n_files} file(s); skipped {len(self.skipped)}"]
+        lines = [f"read {len(self.runs)} run(s), {self.n_files} file(s); skipped {len(self.skipped)}, "
+                 f"ignored {len(self.ignored)} non-data file(s)"]
         lines += [f"  skipped {p}: {r}" for p, r in self.skipped]
         lines += [f"  note {p}: {r}" for p, r in self.notes]
         return "\n".join(lines)
@@ -263,7 +276,7 @@ class _RunData:
     losses: list = dataclasses.field(default_factory=list)     # (split, seed, step, names, values, file)
     props: dict = dataclasses.field(default_factory=dict)      # (seed, step) -> (dict, file)
     mats: list = dataclasses.field(default_factory=list)       # (seed, name, array, file)
-    skipped: list = dataclasses.field(default_factory=list)    # (file, reason)
+    ignored: list = dataclasses.field(default_factory=list)    # (file, reason): not a data file
     errors: list = dataclasses.field(default_factory=list)     # (file, reason): bad content
 
 
@@ -278,7 +291,7 @@ def _read_run_dir(path: str) -> _RunData:
     for entry in os.scandir(path):
         fname, fpath = entry.name, entry.path
         if not entry.is_file():
-            rd.skipped.append((fpath, "not a file"))
+            rd.ignored.append((fpath, "not a file"))
             continue
         try:
             if (mt := _LOSS_FILE.match(fname)) is not None:
@@ -297,7 +310,7 @@ def _read_run_dir(path: str) -> _RunData:
             elif (mt := _EXT_MAT_FILE.match(fname)) is not None:
                 rd.mats.append((int(mt[1]), mt[2], np.load(fpath), fpath))
             else:
-                rd.skipped.append((fpath, "not a loss, proportions or matrix file"))
+                rd.ignored.append((fpath, "not a loss, proportions or matrix file"))
         except Exception as e:  # noqa: BLE001 -- reported with the file name, raised in strict mode
             rd.errors.append((fpath, f"unreadable: {type(e).__name__}: {e}"))
     return rd
@@ -372,19 +385,28 @@ def _mixture_from_props(d: dict, m: int) -> np.ndarray:
 
 
 def read_original(root: str | os.PathLike, groups: Sequence[str] | None = None, strict: bool = False,
-                  workers: int | None = None) -> tuple[Sweep, LoadReport]:
+                  workers: int | None = None,
+                  skillit_graphs: str | os.PathLike | None = None) -> tuple[Sweep, LoadReport]:
     """Read the original's output tree under ``root`` into one validated :class:`Sweep`.
 
     ``groups`` defaults to the runs' (common, untruncated) slice list. With ``strict=False`` every run or file
     that cannot be used is left out and listed in ``report.skipped`` with the reason; with ``strict=True`` the
     first such problem raises :class:`SweepError` naming the run or file. Files that are not loss, proportions
-    or matrix files (traces, logs, ...) are always just listed. ``report.runs`` has one row per run with its
-    parsed name, kind, parent and the parent's mixture (``parent_p_<group>``). Files are read by a thread
-    pool of ``workers`` threads (default: min(8, CPUs + 2)).
+    or matrix files (traces, logs, ...) are listed in ``report.ignored``. ``report.runs`` has one row per run
+    with its parsed name, kind, parent and the parent's mixture (``parent_p_<group>``). Files are read by a
+    thread pool of ``workers`` threads (default: min(8, CPUs + 2)).
+
+    ``skillit_graphs``: the original's ``skillit_graphs/`` folder. Each Skill-It method run gets, for each of
+    its seeds, ``{task}_{groups joined by _}_normalized_seed_{s}.npy`` (or ``.json``) from there as its
+    ``"skillit_graph"`` matrix at the run's break step (what the Skill-It analysis reads); a seed without a
+    graph file is a skipped problem naming the expected path. A run that already records its own
+    ``seed_{s}_matrix_skillit_graph.npy`` keeps it (noted).
     """
     root = Path(root)
     if not root.is_dir():
         raise SweepError(f"{root}: not a directory")
+    if skillit_graphs is not None and not Path(skillit_graphs).is_dir():
+        raise SweepError(f"skillit_graphs {str(skillit_graphs)!r}: not a directory")
     report = LoadReport()
     problem = _Problems(strict, report)
     dirs, _ = _find_run_dirs(root)
@@ -396,7 +418,7 @@ def read_original(root: str | os.PathLike, groups: Sequence[str] | None = None, 
 
     parsed = []
     for rd in data:
-        report.skipped += rd.skipped
+        report.ignored += rd.ignored
         try:
             rd.name = parse_run_name(os.path.basename(rd.path))
         except SweepError as e:
@@ -451,12 +473,13 @@ def read_original(root: str | os.PathLike, groups: Sequence[str] | None = None, 
         for f, reason in rd.errors:
             problem(f, reason)
         n_ok, run_props = 0, _props_by_seed(rd, m, problem)
-        used_fallback = False
+        used_fallback, seeds_ok = False, set()
         for split, seed, step, gnames, values, f in rd.losses:
             bad = _check_losses(gnames, values, gindex, m)
             if bad:
                 problem(f, bad)
                 continue
+            seeds_ok.add(seed)
             p = mix
             if kind == "method":
                 p, fell_back = _method_mixture(run_props.get(seed, []), step, mix, m)
@@ -477,11 +500,16 @@ def read_original(root: str | os.PathLike, groups: Sequence[str] | None = None, 
             report.notes.append((rd.path, "some steps have no proportions file: used the latest earlier one, "
                                           "else the name's weights, else uniform"))
         report.n_files += n_ok
+        if skillit_graphs is not None and kind == "method" and method == "skillit":
+            _attach_skillit_graphs(rd, Path(skillit_graphs), groups, sorted(seeds_ok), problem, report)
         mat_rows += _matrices(rd, name, brk, m, problem)
         if n_ok == 0:
             problem(rd.path, "no usable loss files")
         run_rows.append(_run_row(n, name, kind, parent, brk, steps_run, method, mix, runs, groups))
 
+    if skillit_graphs is not None and not any(
+            rd.name.kind == "method" and rd.name.method == "skillit" for rd, _ in runs.values()):
+        report.notes.append((str(skillit_graphs), "no Skill-It method runs: the graphs were not used"))
     if not cols["run"]:
         raise SweepError(f"{root}: no usable loss rows ({len(report.skipped)} problem(s)): "
                          + "; ".join(f"{p}: {r}" for p, r in report.skipped[:3]))
@@ -551,6 +579,40 @@ def _method_mixture(props: list, step: int, name_mix, m: int) -> tuple[np.ndarra
     if earlier:
         return earlier[-1][1], earlier[-1][0] != step
     return (name_mix if name_mix is not None else np.full(m, 1 / m)), True
+
+
+def skillit_graph_path(graphs: str | os.PathLike, task: str, groups: Sequence[str], seed: int) -> Path:
+    """The original's graph file for ``task``, ``groups`` and ``seed`` in ``graphs``: the ``.npy``
+    (``{task}_{g1}_{g2}..._normalized_seed_{seed}.npy``) if present, else its ``.json`` copy, else the
+    ``.npy`` path (which does not exist)."""
+    stem = Path(graphs) / f"{task}_{'_'.join(groups)}_normalized_seed_{seed}"
+    npy, js = stem.with_name(stem.name + ".npy"), stem.with_name(stem.name + ".json")
+    return js if not npy.is_file() and js.is_file() else npy
+
+
+def _load_graph(path: Path) -> np.ndarray:
+    if path.suffix == ".json":
+        return np.asarray(json.loads(path.read_text()), dtype=np.float64)
+    return np.load(path, allow_pickle=False)
+
+
+def _attach_skillit_graphs(rd: _RunData, graphs: Path, groups: Sequence[str], seeds: list[int], problem,
+                           report: LoadReport) -> None:
+    """Add the Skill-It graph of each seed of the method run ``rd`` to ``rd.mats`` (see :func:`read_original`)."""
+    own = {seed for seed, mname, _, _ in rd.mats if mname == "skillit_graph"}
+    for seed in seeds:
+        if seed in own:
+            report.notes.append((rd.path, f"seed {seed}: the run records its own skillit_graph; "
+                                          f"not replaced by the one in {graphs}"))
+            continue
+        path = skillit_graph_path(graphs, rd.name.task, groups, seed)
+        if not path.is_file():
+            problem(rd.path, f"no Skill-It graph for seed {seed}: {path} not found")
+            continue
+        try:
+            rd.mats.append((seed, "skillit_graph", _load_graph(path), str(path)))
+        except Exception as e:  # noqa: BLE001 -- reported with the file name, raised in strict mode
+            problem(str(path), f"unreadable Skill-It graph: {type(e).__name__}: {e}")
 
 
 def _matrices(rd: _RunData, name: str, brk: int, m: int, problem) -> list[pd.DataFrame]:
@@ -629,7 +691,7 @@ def write_original(sweep: Sweep, root: str | os.PathLike, *, date: str = "010120
             raise SweepError(f"runs {seen[nm]!r} and {run!r} map to the same original run name {nm!r}")
         seen[nm] = run
     root.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{date}.tmp-", dir=root))
+    tmp = make_temp_dir(root, f".{date}.tmp-")
     try:
         for (run, seed, step, split), g in losses.groupby(["run", "seed", "step", "split"], sort=False):
             d = tmp / names[run]
