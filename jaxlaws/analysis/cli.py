@@ -1,14 +1,22 @@
-"""``jaxlaws analyse``: run the mixing-law analyses on a sweep directory and print / export the results."""
+"""``jaxlaws analyse``: run the mixing-law analyses on a sweep directory and print / export the results.
+
+Nothing is dropped quietly: on the original layout every file or run left out is printed with its path and
+reason, and the command fails (exit code 2) unless ``--allow-skipped``; fits the analysis flags (when it
+reports them, ``Analysis.flagged()``) are printed and fail the command unless ``--allow-flagged``. User errors
+are raised as ``ValueError`` (``SweepError``), which the ``jaxlaws`` command prints as one line with exit
+code 2; an error inside the analysis is completed with the (group, seed) whose data look unfit.
+"""
 
 from __future__ import annotations
 
 import argparse
+import sys
 from pathlib import Path
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     p = subparsers.add_parser(
-        "analyse", help="fit the mixing laws of a sweep and judge its methods",
+        "analyse", help="fit the mixing laws of a sweep and judge its methods", allow_abbrev=False,
         description="Read a sweep (jaxlaws format: a directory with meta.json; or the original code's output "
                     "directories) and run the static, dynamic and method analyses it supports.")
     p.add_argument("path", type=Path, help="sweep directory (jaxlaws format or original layout)")
@@ -21,20 +29,66 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                    help="methods to analyse (default: all present)")
     p.add_argument("--n-random", type=int, default=30, help="random t draws in the m>=3 static init grid")
     p.add_argument("--seed", type=int, default=0, help="seed of the random init draws")
-    p.add_argument("--out", type=Path, default=None, help="write CSV tables and law_results JSON here")
+    p.add_argument("--out", type=Path, default=None,
+                   help="write CSV tables and law_results JSON here (atomically; files of an earlier export "
+                        "that this one does not write are removed, other files are never touched)")
+    p.add_argument("--skillit-graphs", type=Path, default=None, metavar="DIR",
+                   help="original layout: the original's skillit_graphs/ folder "
+                        "({task}_{groups}_normalized_seed_{s}.npy or .json), loaded as each Skill-It run's graph")
+    p.add_argument("--allow-skipped", action="store_true",
+                   help="original layout: analyse even if some files or runs could not be read (they are "
+                        "listed either way)")
+    p.add_argument("--allow-flagged", action="store_true",
+                   help="accept results that rest on fits the analysis flags (they are listed either way)")
     p.set_defaults(func=_run)
 
 
-def load_any(path: Path, groups=None):
-    """A :class:`~jaxlaws.sweeps.Sweep` from a jaxlaws sweep directory or the original layout."""
+def load_any(path: Path, groups=None, *, skillit_graphs: Path | None = None):
+    """``(sweep, report)`` from a jaxlaws sweep directory (``report`` is ``None``) or the original layout
+    (``report`` is :func:`~jaxlaws.sweeps.original.read_original`'s :class:`LoadReport`)."""
+    path = Path(path)
     if not path.exists():
-        raise SystemExit(f"jaxlaws analyse: {path} does not exist")
+        raise FileNotFoundError(f"{path} does not exist")
     if (path / "meta.json").exists():
+        if skillit_graphs is not None:
+            raise ValueError(f"--skillit-graphs applies to the original layout only; {path} is a jaxlaws sweep "
+                             "(its Skill-It runs record their graph)")
         from jaxlaws.sweeps.io import read_sweep
-        return read_sweep(path)
+        return read_sweep(path), None
     from jaxlaws.sweeps.original import read_original
-    sweep, _report = read_original(path, groups=groups)
-    return sweep
+    return read_original(path, groups=groups, skillit_graphs=skillit_graphs)
+
+
+def print_report(report, allow_skipped: bool, file=None) -> None:
+    """Print a load report's skipped data (every entry), notes and a count of ignored non-data files to
+    ``file`` (default stderr); raise :class:`~jaxlaws.sweeps.SweepError` when data was skipped and
+    ``allow_skipped`` is false."""
+    from jaxlaws.sweeps.schema import SweepError
+
+    file = sys.stderr if file is None else file
+    for where, reason in report.skipped:
+        print(f"skipped {where}: {reason}", file=file)
+    for where, reason in report.notes:
+        print(f"note {where}: {reason}", file=file)
+    if report.ignored:
+        print(f"ignored {len(report.ignored)} file(s) that are not loss, proportions or matrix files "
+              f"(e.g. {report.ignored[0][0]})", file=file)
+    if report.skipped:
+        msg = (f"{len(report.skipped)} file(s) or run(s) skipped (listed above): the sweep lacks their data")
+        if not allow_skipped:
+            raise SweepError(f"{msg}; fix them, or pass --allow-skipped to analyse without them")
+        print(f"warning: {msg}; analysing without them (--allow-skipped)", file=file)
+
+
+def _validate(args: argparse.Namespace) -> None:
+    if args.n_random < 1:
+        raise ValueError(f"--n-random must be >= 1, got {args.n_random}")
+    if args.step is not None and args.step < 0:
+        raise ValueError(f"--step must be >= 0, got {args.step}")
+    if args.groups is not None and len(set(args.groups)) != len(args.groups):
+        raise ValueError(f"--groups has duplicates: {args.groups}")
+    if args.skillit_graphs is not None and not args.skillit_graphs.is_dir():
+        raise FileNotFoundError(f"--skillit-graphs {args.skillit_graphs}: not a directory")
 
 
 def _run(args: argparse.Namespace) -> int:
@@ -42,11 +96,17 @@ def _run(args: argparse.Namespace) -> int:
 
     from jaxlaws.analysis.pipeline import analyse
 
-    sweep = load_any(args.path, args.groups)
-    result = analyse(sweep, split=args.split, static_step=args.step,
-                     dynamic_forms=tuple(args.dynamic_form) if args.dynamic_form else None,
-                     methods=tuple(args.method) if args.method else None, n_random=args.n_random,
-                     seed=args.seed)
+    _validate(args)
+    sweep, report = load_any(args.path, args.groups, skillit_graphs=args.skillit_graphs)
+    if report is not None:
+        print_report(report, args.allow_skipped)
+    try:
+        result = analyse(sweep, split=args.split, static_step=args.step,
+                         dynamic_forms=tuple(args.dynamic_form) if args.dynamic_form else None,
+                         methods=tuple(args.method) if args.method else None, n_random=args.n_random,
+                         seed=args.seed)
+    except ValueError as e:
+        raise _with_suspects(e, sweep, args.split, args.step) from e
     with pd.option_context("display.width", 160, "display.max_columns", 20, "display.precision", 4):
         print(f"sweep {args.path}: groups {list(sweep.groups)}")
         if result.static is not None:
@@ -58,7 +118,77 @@ def _run(args: argparse.Namespace) -> int:
             print(f"\n== {name} at break step {ma.break_step}: sim per seed ==")
             print(ma.similarity.to_string(index=False))
             print(ma.averages.to_string())
+        flagged = _flagged(result)
+        if flagged is not None and len(flagged):
+            print(f"\n== flagged fits ({len(flagged)}) ==\n{flagged.to_string(index=False)}")
+    if flagged is not None and len(flagged):
+        if not args.allow_flagged:
+            raise ValueError(f"{len(flagged)} fit(s) flagged (listed above): the results printed rest on them; "
+                             "nothing was exported; pass --allow-flagged to accept them")
+        print(f"warning: {len(flagged)} fit(s) flagged; accepted (--allow-flagged)", file=sys.stderr)
     if args.out is not None:
-        written = result.export(args.out)
-        print(f"\nwrote {len(written)} files to {args.out}")
+        from jaxlaws.analysis.export import export_atomically
+
+        done = export_atomically(args.out, result.export)
+        print(f"\nwrote {len(done.written)} files to {args.out}")
+        if done.removed:
+            print(f"removed {len(done.removed)} file(s) of an earlier export that this one does not write: "
+                  + ", ".join(p.name for p in done.removed))
+        for p in done.kept:
+            print(f"kept {p}: written by an earlier export but changed since (not removed)")
     return 0
+
+
+def _flagged(result):
+    """``result.flagged()`` (one row per flagged fit) when the analysis provides it, else ``None``."""
+    fn = getattr(result, "flagged", None)
+    return fn() if callable(fn) else None
+
+
+def _with_suspects(err: ValueError, sweep, split: str, step: int | None) -> ValueError:
+    """``err`` completed with the (table, group, seed) whose data no law can be fitted to, if any."""
+    from jaxlaws.sweeps.schema import SweepError
+
+    try:
+        suspects = fit_data_problems(sweep, split, step)
+    except Exception:  # noqa: BLE001 -- the hint must never hide the analysis' own error
+        suspects = []
+    if not suspects:
+        return err
+    more = f" (and {len(suspects) - 5} more)" if len(suspects) > 5 else ""
+    msg = f"{err} [suspect data: {'; '.join(suspects[:5])}{more}]"
+    return SweepError(msg) if isinstance(err, SweepError) else ValueError(msg)
+
+
+def fit_data_problems(sweep, split: str = "val", step: int | None = None) -> list[str]:
+    """Data the laws cannot be fitted to, per fit: ``"static runs at step S, group 'g' seed s: ..."`` and the
+    same for the children of each parent or method run. Looks for non-positive losses, losses that are all
+    equal, and fewer than 2 distinct mixtures."""
+    import numpy as np
+
+    from jaxlaws.sweeps.schema import proportion_columns
+
+    df = sweep.losses[sweep.losses["split"] == split]
+    pcols = proportion_columns(sweep.groups)
+    out: list[str] = []
+
+    def check(d, where: str) -> None:
+        for seed, ds in d.groupby("seed", sort=True):
+            n_mix = len(np.unique(np.round(ds[pcols].to_numpy(np.float64), 9), axis=0))
+            if n_mix < 2:
+                out.append(f"{where}, seed {seed}: only {n_mix} distinct mixture(s)")
+            for g, dg in ds.groupby("group", sort=False):
+                loss = dg["loss"].to_numpy(np.float64)
+                if (loss <= 0).any():
+                    out.append(f"{where}, group {g!r} seed {seed}: losses not positive (min {loss.min():.6g})")
+                elif len(loss) > 1 and np.ptp(loss) == 0:
+                    out.append(f"{where}, group {g!r} seed {seed}: all {len(loss)} losses equal ({loss[0]:.6g})")
+
+    static = df[df["kind"] == "static"]
+    if len(static):
+        s = int(static["step"].max()) if step is None else step
+        check(static[static["step"] == s], f"static runs at step {s}")
+    kids = df[df["kind"] == "child"]
+    for parent, d in kids.groupby("parent", sort=True):
+        check(d, f"children of run {parent!r}")
+    return out

@@ -5,18 +5,31 @@ The layout (spec 9) nests string keys down to a list of parameters in the law's 
 ``{group: {break_step: {parent_p1: [k, b]}}}``; a method's scale fit: ``{break_step: {seed: [b, ...]}}``.
 Integer keys are written as ``"5000"``, proportions as the shortest decimal of the value rounded to 6
 places (``"0.1"``, ``"0.084589"``), as in the original files.
+
+Writing an export directory (:func:`export_atomically`): every file is written under a private staging
+folder, then moved into place with :func:`os.replace` (a reader sees an old or a new file, never a part; a
+failed export leaves the previous one as it was). A manifest, ``.jaxlaws-export.json``, lists the files the
+last export wrote with their SHA-256, so the next export into the same directory removes the CSV/JSON files
+that it no longer writes -- and nothing else: files it did not write, and files edited since, are kept.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
-import tempfile
+import shutil
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, Callable, Sequence
 
 import numpy as np
 import pandas as pd
+
+from jaxlaws.sweeps.io import atomic_write_bytes, file_digest, make_temp_dir
+
+MANIFEST = ".jaxlaws-export.json"
+_STAGING = ".jaxlaws-export.tmp-"
+_REMOVABLE = (".csv", ".json")
 
 
 def key_str(v: Any) -> str:
@@ -85,15 +98,89 @@ def _key_kind(k: str) -> str:
 
 
 def write_json(obj: dict, path: str | os.PathLike) -> Path:
-    """Write ``obj`` atomically (temporary file in the same folder, then ``os.replace``)."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    """Write ``obj`` atomically (temporary file in the same folder, then ``os.replace``; umask modes)."""
+    return atomic_write_bytes(path, json.dumps(obj, indent=1).encode())
+
+
+def write_csv(df: pd.DataFrame, path: str | os.PathLike) -> Path:
+    """Write ``df`` as CSV (``%.17g`` floats, no index) atomically, as :func:`write_json`."""
+    return atomic_write_bytes(path, df.to_csv(index=False, float_format="%.17g").encode())
+
+
+@dataclasses.dataclass(frozen=True)
+class ExportResult:
+    """What :func:`export_atomically` did: files ``written``, stale files ``removed`` (of an earlier export),
+    and stale files ``kept`` because they were changed after that export wrote them."""
+
+    written: list[Path]
+    removed: list[Path]
+    kept: list[Path]
+
+
+def read_manifest(out_dir: str | os.PathLike) -> dict[str, str]:
+    """``{relative path: sha256}`` of the files the last export into ``out_dir`` wrote (``{}`` if none or
+    unreadable: then nothing is treated as stale)."""
     try:
-        with os.fdopen(fd, "w") as f:
-            json.dump(obj, f, indent=1)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return path
+        obj = json.loads((Path(out_dir) / MANIFEST).read_text())
+        files = obj["files"]
+        if isinstance(files, dict) and all(isinstance(k, str) and isinstance(v, str) for k, v in files.items()):
+            return dict(files)
+    except (OSError, ValueError, KeyError, TypeError):
+        pass
+    return {}
+
+
+def _write_manifest(out_dir: Path, files: dict[str, str]) -> None:
+    atomic_write_bytes(out_dir / MANIFEST, json.dumps({"jaxlaws_export": 1, "files": dict(sorted(files.items()))},
+                                                      indent=1).encode())
+
+
+def _removable(out_dir: Path, rel: str) -> Path | None:
+    """The file ``rel`` of a manifest if an export may delete it: a CSV/JSON path inside ``out_dir``."""
+    parts = Path(rel).parts
+    if not parts or Path(rel).is_absolute() or ".." in parts or Path(rel).suffix not in _REMOVABLE \
+            or rel == MANIFEST:
+        return None
+    path = out_dir / rel
+    return path if path.is_file() and not path.is_symlink() else None
+
+
+def export_atomically(out_dir: str | os.PathLike, produce: Callable[[Path], Any]) -> ExportResult:
+    """Run ``produce(staging)``, which writes an export's files into the empty folder ``staging``; then move
+    each file into ``out_dir`` with :func:`os.replace` and remove the stale files of the previous export.
+
+    ``staging`` is a hidden folder inside ``out_dir`` (same file system), deleted afterwards whatever
+    happens; if ``produce`` raises, ``out_dir`` is left as it was. Stale files are the CSV/JSON files listed
+    in the previous manifest that this export did not write; one whose content changed since it was written
+    is kept (and listed in ``kept``). Files never written by an export are never touched.
+    """
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    staging = make_temp_dir(out_dir, _STAGING)
+    try:
+        produce(staging)
+        new = sorted(p for p in staging.rglob("*") if p.is_file() and p.name != MANIFEST
+                     and not any(part.startswith(_STAGING) for part in p.relative_to(staging).parts))
+        digests = {p.relative_to(staging).as_posix(): file_digest(p)[1] for p in new}
+        old = read_manifest(out_dir)
+        # track the union first: a crash below leaves every file an export wrote listed in the manifest
+        _write_manifest(out_dir, {**old, **digests})
+        written = []
+        for p in new:
+            rel = p.relative_to(staging)
+            (out_dir / rel).parent.mkdir(parents=True, exist_ok=True)
+            os.replace(p, out_dir / rel)
+            written.append(out_dir / rel)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+    removed, kept = [], []
+    for rel, sha in old.items():
+        if rel in digests or (path := _removable(out_dir, rel)) is None:
+            continue
+        if file_digest(path)[1] == sha:
+            path.unlink()
+            removed.append(path)
+        else:
+            kept.append(path)
+    _write_manifest(out_dir, digests)
+    return ExportResult(written, removed, kept)
