@@ -103,3 +103,43 @@ def test_concat():
         concat_sweeps([a, a])
     with pytest.raises(SweepError, match="groups"):
         concat_sweeps([a, method_sweep("aioli", 3, 0)[0]])
+
+
+def test_overwrite_has_no_moment_without_the_directory(tmp_path, monkeypatch):
+    """Replacing a sweep swaps the directories in one step (Linux renameat2 RENAME_EXCHANGE): after every
+    rename the target exists and is a complete sweep, and no hidden leftovers remain."""
+    from jaxlaws.sweeps import io
+    (tmp_path / "x").mkdir()
+    (tmp_path / "y").mkdir()
+    if not io._exchange(tmp_path / "x", tmp_path / "y"):
+        pytest.skip("this OS / file system has no atomic directory exchange (the fallback is tested below)")
+    (tmp_path / "x").rmdir()
+    (tmp_path / "y").rmdir()
+    a, b = method_sweep("aioli", 2, 0)[0], method_sweep("aioli", 2, 1)[0]
+    path = write_sweep(a, tmp_path / "s")
+    seen = []
+    real_replace, real_exchange = io.os.replace, io._exchange
+
+    def watch(fn):
+        def wrapped(*args):
+            out = fn(*args)
+            seen.append((path / "meta.json").is_file())
+            return out
+        return wrapped
+
+    monkeypatch.setattr(io.os, "replace", watch(real_replace))
+    monkeypatch.setattr(io, "_exchange", watch(real_exchange))
+    write_sweep(b, path, overwrite=True)
+    assert seen and all(seen)
+    _assert_same(read_sweep(path), b)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["s"]
+
+
+def test_overwrite_falls_back_where_the_exchange_is_unsupported(tmp_path, monkeypatch):
+    from jaxlaws.sweeps import io
+    a, b = method_sweep("aioli", 2, 0)[0], method_sweep("aioli", 2, 1)[0]
+    path = write_sweep(a, tmp_path / "s")
+    monkeypatch.setattr(io, "_exchange", lambda x, y: False)
+    write_sweep(b, path, overwrite=True)
+    _assert_same(read_sweep(path), b)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["s"]

@@ -16,11 +16,15 @@ plain ``open``/``mkdir`` would give (the user's umask), not :mod:`tempfile`'s pr
 
 from __future__ import annotations
 
+import ctypes
+import errno
+import functools
 import hashlib
 import json
 import os
 import secrets
 import shutil
+import sys
 from pathlib import Path
 from typing import Any, Iterable, Literal
 
@@ -133,9 +137,41 @@ def write_sweep(sweep: Sweep, path: str | os.PathLike, format: Literal["parquet"
     return path
 
 
+def _exchange(a: Path, b: Path) -> bool:
+    """Swap the paths ``a`` and ``b`` in one atomic step (Linux ``renameat2(RENAME_EXCHANGE)``); ``False``
+    where the platform or file system cannot (then nothing was changed)."""
+    fn = _renameat2()
+    if fn is None:
+        return False
+    if fn(-100, os.fsencode(a), -100, os.fsencode(b), 2) == 0:     # AT_FDCWD, RENAME_EXCHANGE
+        return True
+    err = ctypes.get_errno()
+    if err in (errno.EINVAL, errno.ENOSYS, errno.EOPNOTSUPP, errno.ENOTSUP, errno.EPERM):
+        return False
+    raise OSError(err, f"exchanging {a} and {b}: {os.strerror(err)}")
+
+
+@functools.lru_cache(maxsize=1)
+def _renameat2():
+    if not sys.platform.startswith("linux"):
+        return None
+    try:
+        fn = ctypes.CDLL(None, use_errno=True).renameat2
+    except (OSError, AttributeError):
+        return None
+    fn.argtypes = [ctypes.c_int, ctypes.c_char_p, ctypes.c_int, ctypes.c_char_p, ctypes.c_uint]
+    fn.restype = ctypes.c_int
+    return fn
+
+
 def replace_dir(tmp: Path, target: Path) -> None:
-    """Move the finished directory ``tmp`` to ``target``, replacing an existing one: each step is an
-    ``os.replace``, so ``target`` is always either the old or the new complete directory."""
+    """Move the finished directory ``tmp`` to ``target``, replacing an existing one. Where the OS can, the
+    two are swapped in one step (``renameat2(RENAME_EXCHANGE)``), so ``target`` always exists and is the old
+    or the new complete directory; elsewhere each of two steps is an ``os.replace`` (``target`` is the old or
+    the new directory, with a moment between the steps where it is missing)."""
+    if target.is_dir() and not target.is_symlink() and _exchange(tmp, target):
+        shutil.rmtree(tmp, ignore_errors=True)   # ``tmp`` now holds the old directory
+        return
     old = None
     if target.exists():
         old = make_temp_dir(target.parent, f".{target.name}.old-")
