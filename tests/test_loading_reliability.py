@@ -386,3 +386,14 @@ def test_cli_no_flagged_fits_is_fine(tmp_path, monkeypatch, capsys):
     write_sweep(dynamic_sweep(G2)[0], tmp_path / "dyn")
     monkeypatch.setattr(pipeline.Analysis, "flagged", lambda self: _flagged(self).iloc[:0], raising=False)
     assert main(["analyse", str(tmp_path / "dyn")]) == 0
+
+
+def test_run_folders_below_the_search_depth_are_noted(tmp_path, original_static, capsys):
+    root = tmp_path / "o"
+    _copy_tree(original_static[0], root / "a")                              # runs at depth 3: read
+    _copy_tree(original_static[0] / "01012025", root / "c" / "d" / "deep")   # runs at depth 4: not searched
+    sweep, report = read_original(root)
+    assert len(report.runs) == len(original_static[1])
+    assert any("not searched" in reason and path.endswith("deep") for path, reason in report.notes), report.notes
+    assert main(["analyse", str(root)]) == 0
+    assert "not searched" in capsys.readouterr().err

@@ -330,8 +330,9 @@ def _find_run_dirs(root: Path, max_depth: int = 3) -> tuple[list[str], list[tupl
                 has_files = True
         if has_files:
             found.append(d)
-        elif depth >= max_depth:
-            other.append((d, "no loss files"))
+        elif depth >= max_depth and subdirs:
+            other.append((d, f"sub-folders not searched (original run folders are looked for at most "
+                             f"{max_depth} levels below the root; point at a deeper folder to read them)"))
         if not has_files and depth < max_depth:
             stack += [(s, depth + 1) for s in subdirs]
     return sorted(found), other
@@ -409,7 +410,8 @@ def read_original(root: str | os.PathLike, groups: Sequence[str] | None = None, 
         raise SweepError(f"skillit_graphs {str(skillit_graphs)!r}: not a directory")
     report = LoadReport()
     problem = _Problems(strict, report)
-    dirs, _ = _find_run_dirs(root)
+    dirs, too_deep = _find_run_dirs(root)
+    report.notes += too_deep
     if not dirs:
         raise SweepError(f"{root}: no run directories with val_/test_ loss files found")
     workers = workers or min(8, (os.cpu_count() or 1) + 2)
