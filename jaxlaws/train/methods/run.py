@@ -14,8 +14,8 @@
 * every ``checkpoint_every`` steps the whole group (train *and* policy states, rows so far) is saved under
   ``resume/<run>``; a killed run restarts from there and ends bit-identical to an uninterrupted one, because
   a batch is a pure function of (seed, step) and the policy state is part of the checkpoint;
-* when a run ends, ``runs/<run>__seed<s>.json`` holds its rows, recorded matrices and outputs, and
-  ``final/<run>__seed<s>`` its final train state (a DoReMi reference model is read from there).
+* when a run ends, ``runs/<run>__seed<s>.json`` holds its rows, recorded matrices and outputs, and (with
+  ``save_final``) ``final/<run>__seed<s>`` its final parameters (a DoReMi reference model is read from there).
 
 A run whose ``runs/`` file exists with the same run hash (configuration, data, policy hyper-parameters,
 per-seed inputs, schedule) is not retrained.
@@ -78,22 +78,24 @@ def _records(policy: Policy, pstate_host: Any, upto: int) -> list[dict]:
 
 
 def load_final_params(work_dir: str | Path, run: str, seed: int, cfg: TrainConfig, data: SweepData) -> Any:
-    """The final parameters of ``run`` (seed ``seed``) trained by :func:`train_policy` in ``work_dir``."""
-    progs = _programs(cfg, len(data.names), None, None)
-    template = jax.tree_util.tree_map(lambda x: x[0], progs.init(jnp.stack([run_keys(0)[0]])))
-    st = restore_checkpoint(Path(work_dir) / "final" / f"{run}__seed{seed}", {"train": template},
-                            _config_hash(cfg, data), what=f"final state of run {run!r} (seed {seed})")["train"]
-    return st.params
+    """The final parameters of ``run`` (seed ``seed``), saved by :func:`train_policy` with ``save_final``."""
+    from jaxlaws.train.model import init_params
+    template = jax.eval_shape(lambda: init_params(cfg.model, jax.random.key(0)))
+    template = jax.tree_util.tree_map(lambda x: jnp.zeros(x.shape, x.dtype), template)
+    got = restore_checkpoint(Path(work_dir) / "final" / f"{run}__seed{seed}", {"params": template},
+                             _config_hash(cfg, data), what=f"final parameters of run {run!r} (seed {seed})")
+    return got["params"]
 
 
 def train_policy(policy: Policy, data: SweepData, cfg: TrainConfig, seeds: Sequence[int], work_dir: str | Path, *,
                  run: str, method: str, extras: Sequence[Any] | None = None, stop: int | None = None,
                  break_step: int | None = None, eval_steps: Sequence[int] = (), checkpoint_every: int = 0,
-                 vmap_width: int | str | None = "auto", bar: Any = None,
+                 vmap_width: int | str | None = "auto", bar: Any = None, save_final: bool = False,
                  _fail_at: int | None = None) -> dict[int, dict]:
     """Train ``run`` (one run per seed) under ``policy`` to ``stop`` (default ``total_steps``); see the module
     docstring. ``extras[i]`` is seed ``i``'s per-run input to ``policy.init`` (a graph, reference params, a
-    mixture). Returns ``{seed: {"rows", "records", "outputs", "seconds", "run_steps"}}``. ``_fail_at``
+    mixture). ``save_final`` keeps each seed's final parameters in ``final/`` (e.g. DoReMi's reference).
+    Returns ``{seed: {"rows", "records", "outputs", "seconds", "run_steps"}}``. ``_fail_at``
     (tests only) raises once training has passed that step, after the boundary's checkpoint.
     """
     seeds = [int(s) for s in seeds]
@@ -127,6 +129,8 @@ def train_policy(policy: Policy, data: SweepData, cfg: TrainConfig, seeds: Seque
             if rec.get("run_hash") != rhash:
                 return None
             if break_step is not None and checkpoint_meta(work / "checkpoints" / f"{run}__seed{s}") is None:
+                return None
+            if save_final and checkpoint_meta(work / "final" / f"{run}__seed{s}") is None:
                 return None
             out[s] = rec
         return out
@@ -237,13 +241,17 @@ def train_policy(policy: Policy, data: SweepData, cfg: TrainConfig, seeds: Seque
         rows[s] += _rows(run, s, method, names, stop, "test", lt[i], cur[i], break_step or -1)
         ps = host_pstate(i)
         recs = break_records.get(s) if break_step is not None else _records(policy, ps, stop)
-        c, j = divmod(i, size)
-        st = jax.tree_util.tree_map(lambda x: x[j], states[c])
-        save_checkpoint(work / "final" / f"{run}__seed{s}", {"train": st},
-                        {"config_hash": chash, "run": run, "seed": s, "step": stop, "method": method})
+        if save_final:
+            c, j = divmod(i, size)
+            params = jax.tree_util.tree_map(lambda x: x[j], states[c].params)
+            save_checkpoint(work / "final" / f"{run}__seed{s}", {"params": params},
+                            {"config_hash": chash, "run": run, "seed": s, "step": stop, "method": method})
         rec = {"run_hash": rhash, "run": run, "seed": s, "method": method, "policy": policy.config(),
                "rows": rows[s], "records": recs, "outputs": policy.outputs(ps),
                "seconds": seconds, "run_steps": trained}
         atomic_write_json(work / "runs" / f"{run}__seed{s}.json", rec)
         out[s] = rec
+    if checkpoint_every and resume_dir.exists():
+        import shutil
+        shutil.rmtree(resume_dir, ignore_errors=True)  # the finished runs/ files supersede it
     return out

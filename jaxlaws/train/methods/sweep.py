@@ -194,12 +194,14 @@ def method_sweep(method: str, data: SweepData, cfg: TrainConfig, seeds: Sequence
     mats: list[pd.DataFrame] = []
     bar = tqdm(total=0, disable=not progress, unit="run-step", desc=f"{method}")
 
-    def stage(run: str, pol: Policy, label: str, *, extras=None, stop=None, brk=None, eval_steps=()) -> dict:
+    def stage(run: str, pol: Policy, label: str, *, extras=None, stop=None, brk=None, eval_steps=(),
+              save_final: bool = False) -> dict:
         t = time.perf_counter()
         bar.total += len(seeds) * (stop or total)
         bar.refresh()
         recs = train_policy(pol, data, cfg, seeds, work, run=run, method=label, extras=extras, stop=stop,
-                            break_step=brk, eval_steps=eval_steps, checkpoint_every=checkpoint_every, bar=bar)
+                            break_step=brk, eval_steps=eval_steps, checkpoint_every=checkpoint_every, bar=bar,
+                            save_final=save_final)
         seconds[run] = float(next(iter(recs.values())).get("seconds", time.perf_counter() - t))
         run_steps[run] = int(next(iter(recs.values())).get("run_steps", 0))  # all seeds together
         losses.append(pd.concat([pd.DataFrame(r["rows"]) for r in recs.values()], ignore_index=True))
@@ -213,7 +215,7 @@ def method_sweep(method: str, data: SweepData, cfg: TrainConfig, seeds: Sequence
     probe_run = None
     if method in ("stratified", "static"):
         final_run = method
-        final = stage(method, policy, method)
+        final = stage(method, policy, method, save_final=method == "stratified")  # DoReMi's reference
     elif method in ("grid", "dml"):
         mix = _default_mixtures(m) if mixtures is None else check_mixtures(mixtures, m)
         t = time.perf_counter()
@@ -251,7 +253,7 @@ def method_sweep(method: str, data: SweepData, cfg: TrainConfig, seeds: Sequence
         final = stage("skillit", policy, "skillit", extras=graphs, brk=break_step)
     elif method == "doremi":
         if reference_dir is None:
-            stage("stratified", const(), "stratified")
+            stage("stratified", const(), "stratified", save_final=True)
             reference_dir = work
         refs = [load_final_params(reference_dir, "stratified", s, cfg, data) for s in seeds]
         proxy = stage("doremi", policy, "doremi", extras=refs, brk=break_step)
