@@ -156,6 +156,9 @@ def _tabulate(results: dict[str, MethodResult], names: Sequence[str], transpose_
             else:
                 sim = ma.similarity.assign(method=k)
                 sims.append(sim)
+                if k == "doge":  # the LMO reading of DoGE's matrix is M^T (spec 13.11): report it beside
+                    alt = method_parameters(r.sweep, "doge", transpose_doge=not transpose_doge).similarity
+                    sims.append(alt.assign(method="doge (M^T)" if not transpose_doge else "doge (M)"))
         mix = d[[f"p_{g}" for g in names]].mean()
         rows.append({"method": k, "ppl_mean": d["test_ppl"].mean(), "ppl_std": d["test_ppl"].std(ddof=0),
                      "d_ppl_mean": d["d_ppl_vs_stratified"].mean(),
