@@ -55,6 +55,12 @@ class Comparison:
                      f(r["sim_method_sign_mean"]), f(r["time_per_step_ratio"]), f(r["compute_ratio"]),
                      r["mixture"]]
             lines.append("| " + " | ".join(str(c) for c in cells) + " |")
+        sim = self.similarity
+        for label in ("doge (M^T)", "doge (M)"):
+            if len(sim) and (sim["method"] == label).any():
+                d = sim[sim["method"] == label]
+                lines.append(f"\n{label}, the other orientation of DoGE's matrix: sim {f(d['sim'].mean())} ± "
+                             f"{f(d['sim'].std(ddof=0))}, sim_method_sign {f(d['sim_method_sign'].mean())}")
         return "\n".join(lines)
 
 
