@@ -22,11 +22,22 @@ rest trained by successive calls of the same compiled program (:func:`default_vm
 :func:`step.run_keys` (seed only), so it gives the same result in any chunk, alone or vmapped (up to float
 reassociation).
 
-**Resumption.** The work directory holds ``config.json`` (the configuration hash), ``runs/<run>__seed<s>.json``
-(each finished run's loss rows, written atomically) and ``checkpoints/<parent>__seed<s>/`` (orbax). Started
-again with the same arguments, a sweep skips finished runs and parents with a complete checkpoint, so a sweep
-killed at any moment finishes with the same results. The combined result is written with
+**Resumption.** The work directory holds ``config.json`` (the configuration hash and the settings it covers),
+``runs/<run>__seed<s>.json`` (each finished run's loss rows with a checksum, written atomically),
+``checkpoints/<parent>__seed<s>/`` (orbax, with the size and SHA-256 of every state file) and, with
+``checkpoint_every``, ``resume/<run>__seed<s>/`` (a running run's state and rows every N steps). Started again
+with the same arguments, a sweep skips finished runs and parents with a complete checkpoint and resumes
+interrupted runs from their last checkpoint, so a sweep killed at any moment finishes with the same results
+(bit for bit when the resumed runs are vectorised together as before). The combined result is written with
 ``jaxlaws.sweeps.write_sweep`` to ``<work dir>/sweep``.
+
+**Reliability.** Every file read is verified (JSON, checksum, the rows against the run's mixture, name and
+evaluation schedule, a checkpoint's state files against its file list); a damaged one raises
+``checkpoint.DamagedFileError`` naming it, and ``repair=True`` retrains exactly the runs whose files are damaged.
+Everything that changes results (model, optimiser, batch, sequence length, data, evaluation schedule and batch,
+a custom sampler) is in the configuration hash; a work directory of another configuration is refused, naming
+the settings that differ. The work directory is locked (:func:`work_lock`) while a sweep runs in it. Run names
+cannot collide (:func:`mixture_tag`), and seeds that would alias one random key are refused.
 """
 
 from __future__ import annotations
@@ -35,8 +46,10 @@ import dataclasses
 import functools
 import hashlib
 import json
+import logging
+import shutil
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import Any, Callable, Iterator, Sequence
 
 import jax
 import jax.numpy as jnp
@@ -44,17 +57,25 @@ import numpy as np
 import pandas as pd
 
 from jaxlaws.sweeps.schema import Sweep, proportion_column
-from jaxlaws.train.checkpoint import atomic_write_json, checkpoint_meta, restore_checkpoint, save_checkpoint
+from jaxlaws.train.checkpoint import (DamagedFileError, atomic_write_json, checkpoint_meta, read_verified_json,
+                                     remove_leftovers, restore_checkpoint, save_checkpoint, verify_checkpoint,
+                                     work_lock, write_verified_json)
 from jaxlaws.train.evaluate import EvalSet, make_eval_set, make_evaluate
 from jaxlaws.train.model import ModelConfig
 from jaxlaws.train.optim import OptimConfig, make_optimizer
 from jaxlaws.train.step import (ConstantPolicy, Sampler, TrainData, TrainState, init_state, make_run_until,
                                 run_keys)
 
-__all__ = ["TrainConfig", "SweepData", "RunSpec", "prepare_data", "check_mixtures", "static_specs",
-           "dynamic_specs", "run_sweep", "static_sweep", "dynamic_sweep", "mixture_tag", "default_vmap_width"]
+__all__ = ["TrainConfig", "SweepData", "RunSpec", "prepare_data", "check_mixtures", "check_seeds", "static_specs",
+           "dynamic_specs", "run_sweep", "static_sweep", "dynamic_sweep", "mixture_tag", "default_vmap_width",
+           "work_lock"]
+
+log = logging.getLogger(__name__)
 
 SIMPLEX_TOL = 1e-4
+TAG_TOL = 1e-12        # a mixture whose 6-digit tag is exact to this gets the plain tag as its run name
+SEED_LIMIT = 2**32     # jax.random.key(seed) keeps 32 bits: larger or negative seeds alias smaller ones
+HASH_VERSION = 2       # 2: eval_every, eval_batch_size and a custom sampler are part of the configuration hash
 
 
 @dataclasses.dataclass(frozen=True)
@@ -174,8 +195,33 @@ def check_mixtures(mixtures: Any, m: int, what: str = "mixtures") -> np.ndarray:
 
 
 def mixture_tag(p: Sequence[float]) -> str:
-    """A readable run-id fragment for a mixture, e.g. ``0.3-0.7``."""
-    return "-".join(f"{x:.6g}" for x in p)
+    """A readable run-id fragment for a mixture that cannot collide with another mixture's.
+
+    ``0.3-0.7`` (6 significant digits per group) when that is the mixture to within ``TAG_TOL`` (1e-12, far
+    below float32, in which training uses it); otherwise the same followed by ``~`` and 8 hex digits of a
+    hash of the exact values, e.g. ``0.2-0.8~4a7dbbdc`` for ``(0.2000004, 0.7999996)``.
+    """
+    short = [f"{float(x):.6g}" for x in p]
+    tag = "-".join(short)
+    if all(abs(float(t) - float(x)) <= TAG_TOL for t, x in zip(short, p)):
+        return tag
+    digest = hashlib.sha256(",".join(repr(float(x)) for x in p).encode()).hexdigest()[:8]
+    return f"{tag}~{digest}"
+
+
+def check_seeds(seeds: Sequence[int], what: str = "seeds") -> list[int]:
+    """Distinct integer seeds in ``[0, 2^32)`` (``jax.random.key`` keeps 32 bits, so others alias)."""
+    out = []
+    for s in seeds:
+        if isinstance(s, (bool, np.bool_)) or not isinstance(s, (int, np.integer)):
+            raise ValueError(f"{what}: seed {s!r} is not an integer")
+        if not 0 <= int(s) < SEED_LIMIT:
+            raise ValueError(f"{what}: seed {int(s)} is outside [0, 2^32) (jax.random.key keeps 32 bits, so it "
+                             "would alias another seed)")
+        out.append(int(s))
+    if len(set(out)) != len(out):
+        raise ValueError(f"{what}: duplicate seeds in {out}")
+    return out
 
 
 def static_specs(mixtures: np.ndarray, seeds: Sequence[int], total_steps: int) -> list[RunSpec]:
@@ -213,10 +259,69 @@ def _eval_steps(spec: RunSpec, every: int) -> list[int]:
     return sorted(steps | {spec.stop})
 
 
-def _config_hash(cfg: TrainConfig, data: SweepData) -> str:
-    blob = json.dumps({**cfg.trajectory_dict(), "groups": data.names, "data": data.fingerprint},
-                      sort_keys=True)
+def _sampler_name(sampler: Any) -> str | None:
+    """A stable name of a custom sampler (``None`` for the default ``data.sample_batch``)."""
+    if sampler is None:
+        return None
+    from jaxlaws.train import data as D
+    if sampler is D.sample_batch:
+        return None
+    if isinstance(sampler, functools.partial):
+        return (f"partial({_sampler_name(sampler.func) or 'data.sample_batch'}, {sampler.args!r}, "
+                f"{sorted(sampler.keywords.items())!r})")
+    qual = getattr(sampler, "__qualname__", type(sampler).__qualname__)
+    return f"{getattr(sampler, '__module__', '?')}.{qual}"
+
+
+def _config_dict(cfg: TrainConfig, data: SweepData, sampler: Any = None) -> dict:
+    """Everything that changes a sweep's results: what :func:`_config_hash` hashes and config.json records."""
+    d = {**cfg.trajectory_dict(), "groups": list(data.names), "data": data.fingerprint,
+         "eval_every": cfg.eval_every, "eval_batch_size": cfg.eval_batch_size}
+    name = _sampler_name(sampler)
+    if name is not None:
+        d["sampler"] = name
+    return d
+
+
+def _config_hash(cfg: TrainConfig, data: SweepData, sampler: Any = None) -> str:
+    """Hash of :func:`_config_dict`: model, optimiser, batch, sequence length, groups, data fingerprint,
+    evaluation schedule and batch size, and a custom ``sampler`` (the default one is left out)."""
+    blob = json.dumps(_config_dict(cfg, data, sampler), sort_keys=True)
     return hashlib.sha256(blob.encode()).hexdigest()[:16]
+
+
+def _legacy_config_hash(cfg: TrainConfig, data: SweepData) -> str:
+    """The hash of jaxlaws before HASH_VERSION 2 (without the evaluation settings), to explain a refusal."""
+    blob = json.dumps({**cfg.trajectory_dict(), "groups": data.names, "data": data.fingerprint}, sort_keys=True)
+    return hashlib.sha256(blob.encode()).hexdigest()[:16]
+
+
+def _flat(d: dict, prefix: str = "") -> Iterator[tuple[str, Any]]:
+    for k, v in d.items():
+        if isinstance(v, dict):
+            yield from _flat(v, f"{prefix}{k}.")
+        else:
+            yield f"{prefix}{k}", v
+
+
+_UNSET = object()
+
+
+def _config_mismatch(work: Path, old: dict, cur: dict, legacy: str) -> ValueError:
+    skip = {"config_hash", "hash_version", "sha256"}
+    a = {k: v for k, v in _flat(old) if k not in skip}
+    b = {k: v for k, v in _flat(cur) if k not in skip}
+
+    def fmt(x: Any) -> str:
+        return "unset" if x is _UNSET else json.dumps(x)
+
+    diffs = [f"{k} ({fmt(a.get(k, _UNSET))} -> {fmt(b.get(k, _UNSET))})" for k in sorted(set(a) | set(b))
+             if a.get(k, _UNSET) != b.get(k, _UNSET)]
+    what = "; differs in " + ", ".join(diffs) if diffs else ""
+    older = (" It was written by an earlier jaxlaws whose configuration hash left out the evaluation settings, "
+             "so its runs cannot be checked against them." if old.get("config_hash") == legacy else "")
+    return ValueError(f"work directory {str(work)!r} holds a sweep with another configuration or data (hash "
+                      f"{old.get('config_hash')} != {cur['config_hash']}){what}.{older} Use a new directory.")
 
 
 def _rows(spec: RunSpec, names: tuple[str, ...], step: int, split: str, losses: np.ndarray) -> list[dict]:
@@ -308,13 +413,44 @@ def _stack(trees: list[Any]) -> Any:
     return jax.tree_util.tree_map(lambda *xs: jnp.stack(xs), *trees)
 
 
-def _start_states(chunk: list[RunSpec], progs: _Programs, work: Path, chash: str) -> TrainState:
-    """Stacked initial states: fresh from each seed's init key, or each child's restored parent."""
-    if chunk[0].kind != "child":
-        return progs.init(jnp.stack([run_keys(s.seed)[0] for s in chunk]))
-    template = jax.tree_util.tree_map(lambda x: x[0], progs.init(jnp.stack([run_keys(0)[0]])))
+@dataclasses.dataclass
+class _Todo:
+    """A run to train: from ``start`` (its spec's start, or the step of its resume checkpoint) to its stop."""
+
+    spec: RunSpec
+    start: int
+    source: str                 # "fresh", "parent" (a child restoring its parent) or "resume"
+    rows: list[dict]            # rows recorded before ``start`` (from the resume checkpoint)
+
+
+def _spec_dict(s: RunSpec) -> dict:
+    return {**dataclasses.asdict(s), "p": [float(x) for x in s.p]}
+
+
+def _template(progs: _Programs) -> TrainState:
+    return jax.tree_util.tree_map(lambda x: x[0], progs.init(jnp.stack([run_keys(0)[0]])))
+
+
+def _start_states(chunk: list[_Todo], progs: _Programs, work: Path, chash: str) -> TrainState:
+    """Stacked initial states: fresh from each seed's init key, each child's restored parent, or each run's
+    own resume checkpoint."""
+    source = chunk[0].source
+    if source == "fresh":
+        return progs.init(jnp.stack([run_keys(t.spec.seed)[0] for t in chunk]))
+    template = _template(progs)
+    if source == "resume":
+        out = []
+        for t in chunk:
+            st = restore_checkpoint(work / "resume" / t.spec.key, {"train": template}, chash,
+                                    what=f"resume checkpoint of run {t.spec.run!r} (seed {t.spec.seed})")["train"]
+            if int(st.step) != t.start:
+                raise DamagedFileError(work / "resume" / t.spec.key, f"its state is at step {int(st.step)}, its "
+                                       f"meta.json says {t.start}", "resume checkpoint")
+            out.append(st)
+        return _stack(out)
     cache: dict[str, TrainState] = {}
-    for s in chunk:
+    for t in chunk:
+        s = t.spec
         k = f"{s.parent}__seed{s.seed}"
         if k not in cache:
             st = restore_checkpoint(work / "checkpoints" / k, {"train": template}, chash,
@@ -323,57 +459,105 @@ def _start_states(chunk: list[RunSpec], progs: _Programs, work: Path, chash: str
                 raise ValueError(f"parent checkpoint {k!r} is at step {int(st.step)}, child {s.run!r} "
                                  f"expects break step {s.start}")
             cache[k] = st
-    return _stack([cache[f"{s.parent}__seed{s.seed}"] for s in chunk])
+    return _stack([cache[f"{t.spec.parent}__seed{t.spec.seed}"] for t in chunk])
 
 
-def _train_chunk(chunk: list[RunSpec], progs: _Programs, data: SweepData, work: Path, chash: str,
-                 bar: Any) -> list[list[dict]]:
-    """Train the runs of ``chunk`` together; returns each run's loss rows (and saves parent checkpoints)."""
+def _train_chunk(chunk: list[_Todo], progs: _Programs, data: SweepData, work: Path, chash: str,
+                 bar: Any, checkpoint_every: int = 0, fail_at_step: int | None = None) -> list[list[dict]]:
+    """Train the runs of ``chunk`` together; returns each run's loss rows (and saves parent checkpoints, and
+    every ``checkpoint_every`` steps each run's resume checkpoint)."""
     n_real = len(chunk)
     n_pad, size = progs.layout(n_real)
     runs = chunk + [chunk[-1]] * (n_pad - n_real)
     calls = [runs[i:i + size] for i in range(0, n_pad, size)]
     states = [progs.shard(_start_states(c, progs, work, chash)) for c in calls]
-    pstates = [progs.shard(jnp.asarray([r.p for r in c], jnp.float32)) for c in calls]
-    dkeys = [progs.shard(jnp.stack([run_keys(r.seed)[1] for r in c])) for c in calls]
+    pstates = [progs.shard(jnp.asarray([r.spec.p for r in c], jnp.float32)) for c in calls]
+    dkeys = [progs.shard(jnp.stack([run_keys(r.spec.seed)[1] for r in c])) for c in calls]
     train_data, val, test = progs.replicate((data.train, data.val, data.test))
 
     def evaluate(split: EvalSet) -> np.ndarray:  # (n_pad, m): the only transfer to the host
         return np.concatenate([np.asarray(progs.evaluate(st.params, split)) for st in states])
 
-    rows: list[list[dict]] = [[] for _ in chunk]
+    def state_of(i: int) -> TrainState:
+        return jax.tree_util.tree_map(lambda x: x[i % size], states[i // size])
+
+    first = chunk[0].spec
     step = chunk[0].start
-    for target in _eval_steps(chunk[0], progs.cfg.eval_every):
-        n = jnp.int32(target - step)
+    evals = {t for t in _eval_steps(first, progs.cfg.eval_every) if t > step}
+    n = checkpoint_every
+    ckpts = set(range(n * (step // n + 1), first.stop, n)) if n else set()
+    rows: list[list[dict]] = [list(t.rows) for t in chunk]
+    for target in sorted(evals | ckpts):
+        k = jnp.int32(target - step)
         for j in range(len(calls)):
-            states[j], pstates[j] = progs.train(states[j], pstates[j], dkeys[j], train_data, n)
+            states[j], pstates[j] = progs.train(states[j], pstates[j], dkeys[j], train_data, k)
         bar.update(n_real * (target - step))
         step = target
-        losses = evaluate(val)
-        for i, spec in enumerate(chunk):
-            rows[i] += _rows(spec, data.names, step, "val", losses[i])
-    if chunk[0].kind == "parent":
-        for i, spec in enumerate(chunk):
-            st = jax.tree_util.tree_map(lambda x: x[i % size], states[i // size])
-            save_checkpoint(work / "checkpoints" / spec.key, {"train": st},
+        if target in evals:
+            losses = evaluate(val)
+            for i, t in enumerate(chunk):
+                rows[i] += _rows(t.spec, data.names, step, "val", losses[i])
+        if target in ckpts:
+            for i, t in enumerate(chunk):
+                save_checkpoint(work / "resume" / t.spec.key, {"train": state_of(i)},
+                                {"config_hash": chash, "spec": _spec_dict(t.spec), "step": step, "rows": rows[i],
+                                 "model": progs.cfg.model.to_dict()})
+        if fail_at_step is not None and step >= fail_at_step:
+            raise RuntimeError(f"test hook: stopping at step {step}")
+    if first.kind == "parent":
+        for i, t in enumerate(chunk):
+            spec = t.spec
+            save_checkpoint(work / "checkpoints" / spec.key, {"train": state_of(i)},
                             {"config_hash": chash, "run": spec.run, "seed": spec.seed, "step": spec.stop,
                              "p": list(spec.p), "model": progs.cfg.model.to_dict()})
     else:
         losses = evaluate(test)
-        for i, spec in enumerate(chunk):
-            rows[i] += _rows(spec, data.names, step, "test", losses[i])
+        for i, t in enumerate(chunk):
+            rows[i] += _rows(t.spec, data.names, step, "test", losses[i])
+    return rows
+
+
+def _check_rows(f: Path, rec: dict, s: RunSpec, names: tuple[str, ...], every: int) -> list[dict]:
+    """The rows of a run file, checked against the run: name, seed, kind, mixture, groups, schedule."""
+    what = f"run file of {s.run!r} (seed {s.seed}):"
+    rows = rec.get("rows")
+    if not isinstance(rows, list) or not rows or not all(isinstance(r, dict) for r in rows):
+        raise DamagedFileError(f, "no loss rows", what)
+    try:
+        first = rows[0]
+        p = [float(first[proportion_column(g)]) for g in names]
+        name = (first["run"], first["seed"])
+        got = sorted((int(r["step"]), str(r["split"]), str(r["group"])) for r in rows)
+        bad = [r for r in rows if (r["run"], r["seed"], r["kind"]) != (s.run, s.seed, s.kind)
+               or not isinstance(r["loss"], float)]
+    except (KeyError, TypeError, ValueError) as e:
+        raise DamagedFileError(f, f"malformed rows ({type(e).__name__}: {e})", what) from None
+    if name != (s.run, s.seed) or max(abs(a - b) for a, b in zip(p, s.p)) > TAG_TOL:
+        raise ValueError(f"{str(f)!r} holds run {name[0]!r} (seed {name[1]}) with mixture {p}, not run "
+                         f"{s.run!r} (seed {s.seed}) with mixture {list(s.p)}: run names collide (a work "
+                         "directory of an older jaxlaws?); use a new directory")
+    want = [(t, "val", g) for t in _eval_steps(s, every) for g in names]
+    if s.kind != "parent":
+        want += [(s.stop, "test", g) for g in names]
+    if bad or got != sorted(want):
+        raise DamagedFileError(f, "its rows do not match the run's groups and evaluation schedule", what)
     return rows
 
 
 def run_sweep(specs: Sequence[RunSpec], data: SweepData, cfg: TrainConfig, work_dir: str | Path, *,
               sampler: Sampler | None = None, runs_per_program: int = 8, vmap_width: int | str | None = "auto",
-              progress: bool = True, fmt: str = "parquet", write: bool = True,
-              _fail_after: int | None = None) -> Sweep:
+              progress: bool = True, fmt: str = "parquet", write: bool = True, checkpoint_every: int = 0,
+              repair: bool = False, _fail_after: int | None = None, _fail_at_step: int | None = None) -> Sweep:
     """Train every run of ``specs`` (parents before children), resuming from ``work_dir``; return the Sweep.
 
     ``runs_per_program`` runs with the same (start, stop) are trained by one program, ``vmap_width`` of them
     vectorised together (``"auto"``: :func:`default_vmap_width`; ``None``: all). Finished runs found in
-    ``work_dir/runs`` are not recomputed. ``_fail_after`` (tests only) raises after that many runs are saved.
+    ``work_dir/runs`` are not recomputed; every ``checkpoint_every`` steps (0: never) each running run's state
+    and rows are saved in ``work_dir/resume``, and a run killed mid-way restarts from there. Every file read
+    is verified; a damaged one raises ``DamagedFileError`` naming it unless ``repair``, which retrains exactly
+    the runs whose files are damaged. The work directory is locked for the call (:func:`work_lock`,
+    re-entrant). ``_fail_after`` / ``_fail_at_step`` (tests only) raise after that many runs are saved / once
+    a chunk's training has passed that step (after its checkpoint).
     """
     if runs_per_program < 1:
         raise ValueError(f"runs_per_program must be >= 1, got {runs_per_program}")
@@ -381,64 +565,161 @@ def run_sweep(specs: Sequence[RunSpec], data: SweepData, cfg: TrainConfig, work_
         vmap_width = default_vmap_width(cfg)
     elif vmap_width is not None and (not isinstance(vmap_width, int) or vmap_width < 1):
         raise ValueError(f"vmap_width must be a positive int, None or 'auto', got {vmap_width!r}")
+    if not isinstance(checkpoint_every, (int, np.integer)) or checkpoint_every < 0:
+        raise ValueError(f"checkpoint_every must be an integer >= 0 (0: no mid-run checkpoints), got "
+                         f"{checkpoint_every!r}")
+    checkpoint_every = int(checkpoint_every)
+    m = len(data.names)
+    if m < 2:
+        raise ValueError(f"a sweep needs at least 2 groups, got {list(data.names)}")
+    chash = _config_hash(cfg, data, sampler)
     if sampler is None:
         from jaxlaws.train import data as D
         sampler = D.sample_batch
-    m = len(data.names)
+    if not specs:
+        raise ValueError("the sweep specification is empty")
+    check_seeds(sorted({s.seed for s in specs}))
     for s in specs:
         check_mixtures(s.p, m, f"run {s.run!r} (seed {s.seed}) mixture")
+        if s.kind not in ("static", "parent", "child") or not 0 <= s.start < s.stop:
+            raise ValueError(f"run {s.run!r}: kind {s.kind!r} from step {s.start} to {s.stop} is not a run")
+        if s.kind == "child" and not s.parent:
+            raise ValueError(f"child run {s.run!r} names no parent")
         if s.stop > cfg.optim.total_steps:
             raise ValueError(f"run {s.run!r} stops at step {s.stop}, beyond total_steps={cfg.optim.total_steps}")
-    keys = [s.key for s in specs]
-    if len(set(keys)) != len(keys):
-        raise ValueError("duplicate (run, seed) in the sweep specification")
+    seen: set[str] = set()
+    for s in specs:
+        if s.key in seen:
+            raise ValueError(f"duplicate run {s.run!r} (seed {s.seed}) in the sweep specification: a mixture or "
+                             "seed is given twice (or two mixtures differ by less than 1e-12)")
+        seen.add(s.key)
     work = Path(work_dir)
-    chash = _config_hash(cfg, data)
-    cfg_file = work / "config.json"
-    if cfg_file.exists():
-        old = json.loads(cfg_file.read_text())
-        if old["config_hash"] != chash:
-            raise ValueError(f"work directory {str(work)!r} holds a sweep with another configuration or data "
-                             f"(hash {old['config_hash']} != {chash}); use a new directory")
-    else:
-        atomic_write_json(cfg_file, {"config_hash": chash, **cfg.trajectory_dict(), "groups": data.names})
+    with work_lock(work):
+        return _run_locked(specs, data, cfg, work, chash, sampler, runs_per_program, vmap_width, progress, fmt,
+                           write, checkpoint_every, repair, _fail_after, _fail_at_step)
 
-    def done(s: RunSpec) -> bool:
-        if s.kind == "parent":
-            meta = checkpoint_meta(work / "checkpoints" / s.key)
-            if meta is None or meta.get("config_hash") != chash:
-                return False
-        f = work / "runs" / f"{s.key}.json"
-        return f.is_file() and json.loads(f.read_text()).get("config_hash") == chash
 
-    todo = [s for s in specs if not done(s)]
-    todo.sort(key=lambda s: (s.kind != "parent", s.start, s.stop))  # parents first
-    chunks: list[list[RunSpec]] = []
-    for s in todo:
-        if chunks and len(chunks[-1]) < runs_per_program and (chunks[-1][0].kind == "parent") == (
-                s.kind == "parent") and (chunks[-1][0].start, chunks[-1][0].stop) == (s.start, s.stop):
-            chunks[-1].append(s)
+def _run_locked(specs, data, cfg, work, chash, sampler, runs_per_program, vmap_width, progress, fmt, write,
+                checkpoint_every, repair, _fail_after, _fail_at_step) -> Sweep:
+    m = len(data.names)
+    for d in (work, work / "runs", work / "checkpoints", work / "resume", work / "final"):
+        remove_leftovers(d)  # of killed writers; safe, since this process holds the lock
+    damaged: list[DamagedFileError] = []
+
+    def damage(e: DamagedFileError) -> None:
+        if not repair:
+            damaged.append(e)
         else:
-            chunks.append([s])
+            log.warning("repair: %s", e)
+
+    cfg_file = work / "config.json"
+    cur = {"config_hash": chash, "hash_version": HASH_VERSION, **_config_dict(cfg, data, sampler)}
+    old = None
+    if cfg_file.exists():
+        try:
+            old = read_verified_json(cfg_file, "work directory configuration", required=False)
+            if not isinstance(old.get("config_hash"), str):
+                raise DamagedFileError(cfg_file, "no configuration hash", "work directory configuration")
+        except DamagedFileError as e:
+            if not repair:
+                raise
+            log.warning("repair: %s (rewritten)", e)
+            old = None
+        if old is not None and old["config_hash"] != chash:
+            raise _config_mismatch(work, old, cur, _legacy_config_hash(cfg, data))
+    if old is None:
+        write_verified_json(cfg_file, cur)
+
+    def parent_ok(s: RunSpec) -> bool:
+        ck = work / "checkpoints" / s.key
+        meta = checkpoint_meta(ck)
+        if meta is None or meta.get("config_hash") != chash or meta.get("step") != s.stop:
+            return False
+        verify_checkpoint(ck, meta)
+        return True
+
+    def finished_rows(s: RunSpec) -> list[dict] | None:
+        f = work / "runs" / f"{s.key}.json"
+        if not f.is_file():
+            return None
+        rec = read_verified_json(f, f"run file of {s.run!r} (seed {s.seed}):")
+        if rec.get("config_hash") != chash:
+            return None  # left by another configuration: retrained
+        return _check_rows(f, rec, s, data.names, cfg.eval_every)
+
+    def resume_point(s: RunSpec) -> _Todo | None:
+        rd = work / "resume" / s.key
+        meta = checkpoint_meta(rd)
+        if meta is None:
+            return None
+        step = meta.get("step")
+        if meta.get("config_hash") != chash or meta.get("spec") != _spec_dict(s) or not (
+                isinstance(step, int) and s.start < step < s.stop):
+            shutil.rmtree(rd, ignore_errors=True)  # left by another configuration or run: useless
+            return None
+        verify_checkpoint(rd, meta)
+        rows = meta.get("rows")
+        if not isinstance(rows, list):
+            raise DamagedFileError(rd / "meta.json", "no loss rows", "resume checkpoint")
+        return _Todo(s, step, "resume", rows)
+
+    done_rows: dict[str, list[dict]] = {}
+    todo: list[_Todo] = []
+    for s in specs:
+        try:
+            rows = finished_rows(s)
+            if rows is not None and (s.kind != "parent" or parent_ok(s)):
+                done_rows[s.key] = rows
+                if (work / "resume" / s.key).exists():
+                    shutil.rmtree(work / "resume" / s.key, ignore_errors=True)  # superseded
+                continue
+        except DamagedFileError as e:
+            damage(e)
+        try:
+            t = resume_point(s)
+        except DamagedFileError as e:
+            damage(e)
+            shutil.rmtree(work / "resume" / s.key, ignore_errors=True)  # repair: start the run afresh
+            t = None
+        todo.append(t or _Todo(s, s.start, "parent" if s.kind == "child" else "fresh", []))
+    if damaged:
+        first = damaged[0]
+        more = "; and " + ", ".join(repr(str(e.path)) for e in damaged[1:]) + " are damaged too" \
+            if len(damaged) > 1 else ""
+        raise DamagedFileError(first.path, first.reason + more, first.what)
+
+    todo.sort(key=lambda t: (t.spec.kind != "parent", t.start, t.spec.stop))  # parents first
+    chunks: list[list[_Todo]] = []
+
+    def group(t: _Todo) -> tuple:
+        return t.spec.kind == "parent", t.source, t.start, t.spec.stop
+
+    for t in todo:
+        if chunks and len(chunks[-1]) < runs_per_program and group(chunks[-1][0]) == group(t):
+            chunks[-1].append(t)
+        else:
+            chunks.append([t])
+    for t in todo:
+        if t.source == "resume":
+            log.info("resuming run %s (seed %d) from step %d (%s)", t.spec.run, t.spec.seed, t.start,
+                     work / "resume" / t.spec.key)
 
     progs = _programs(cfg, m, sampler, vmap_width)
     from tqdm.auto import tqdm
     written = 0
-    with tqdm(total=sum(s.stop - s.start for s in todo), disable=not progress, unit="run-step",
+    with tqdm(total=sum(t.spec.stop - t.start for t in todo), disable=not progress, unit="run-step",
               desc="sweep") as bar:
         for chunk in chunks:
-            rows = _train_chunk(chunk, progs, data, work, chash, bar)
-            for spec, r in zip(chunk, rows):
-                atomic_write_json(work / "runs" / f"{spec.key}.json", {"config_hash": chash, "rows": r})
+            rows = _train_chunk(chunk, progs, data, work, chash, bar, checkpoint_every, _fail_at_step)
+            for t, r in zip(chunk, rows):
+                write_verified_json(work / "runs" / f"{t.spec.key}.json", {"config_hash": chash, "rows": r})
+                done_rows[t.spec.key] = r
+                shutil.rmtree(work / "resume" / t.spec.key, ignore_errors=True)  # superseded
                 written += 1
                 if _fail_after is not None and written >= _fail_after:
                     raise RuntimeError(f"test hook: stopping after {written} runs")
-
-    all_rows = []
-    for s in specs:
-        rec = json.loads((work / "runs" / f"{s.key}.json").read_text())
-        all_rows += rec["rows"]
-    sweep = Sweep(pd.DataFrame(all_rows), data.names)
+    with_rows = [r for s in specs for r in done_rows[s.key]]
+    sweep = Sweep(pd.DataFrame(with_rows), data.names)
     if write:
         from jaxlaws.sweeps.io import write_sweep
         write_sweep(sweep, work / "sweep", fmt, overwrite=True)
