@@ -161,7 +161,7 @@ def test_bad_input(tmp_path):
         run_sweep(children, DATA, other, tmp_path / "c", progress=False)
 
 
-def test_cli_static_sweep(tmp_path):
+def test_cli_static_sweep(tmp_path, capsys):
     from jaxlaws.cli import main
 
     out = tmp_path / "cli"
@@ -172,9 +172,13 @@ def test_cli_static_sweep(tmp_path):
     sweep = read_sweep(out / "sweep")
     assert len(sweep.runs()) == 2 and sweep.groups == ("syn0", "syn1")
     assert main(args) == 0  # resuming a finished sweep recomputes nothing and succeeds
+    # a user error is one line with exit code 2 (the traceback only with --debug)
+    bad = ["sweep", "static", "--data", "synthetic:3", "--steps", "4", "--seq-len", "16", "--out",
+           str(tmp_path / "x"), "--mixtures", "grid"]
+    assert main(bad) == 2
+    assert "m=2 grid" in capsys.readouterr().err
     with pytest.raises(ValueError, match="m=2 grid"):
-        main(["sweep", "static", "--data", "synthetic:3", "--steps", "4", "--seq-len", "16", "--out",
-              str(tmp_path / "x"), "--mixtures", "grid"])
+        main(["--debug", *bad])
 
 
 _MULTI = textwrap.dedent("""
