@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import math
 from typing import Callable, Optional
 
 import jax
@@ -15,6 +16,7 @@ InitGrid = Callable[[Optional[Array], np.ndarray, np.ndarray], np.ndarray]
 Design = Callable[[Array], Array]
 
 X_KINDS = ("simplex", "unit", "positive", "free")
+POSITIVE = (0.0, math.inf)
 
 
 @dataclasses.dataclass(frozen=True, eq=False)
@@ -33,6 +35,9 @@ class Law:
       needs_key: whether ``init_grid`` draws random numbers (then :func:`jaxlaws.fit` needs a key).
       design: for laws linear in their parameters, ``x -> X`` with ``predict == X @ params``; such laws
         are solved in closed form.
+      output_range: the open interval ``(lo, hi)`` every prediction lies in, whatever the parameters
+        (e.g. ``(0, inf)`` for a law that is a sum of exponentials). The fitting engine refuses targets
+        outside it: no parameters could fit them.
     """
 
     name: str
@@ -44,16 +49,27 @@ class Law:
     init_grid: Optional[InitGrid] = None
     needs_key: bool = False
     design: Optional[Design] = None
+    output_range: tuple[float, float] = (-math.inf, math.inf)
 
     def __post_init__(self) -> None:
         if self.x_kind not in X_KINDS:
             raise ValueError(f"x_kind must be one of {X_KINDS}, got {self.x_kind!r}")
+        lo, hi = (float(v) for v in self.output_range)
+        if not lo < hi or math.isnan(lo) or math.isnan(hi):
+            raise ValueError(f"law {self.name}: output_range must be an interval (lo, hi) with lo < hi, "
+                             f"got {self.output_range!r}")
+        object.__setattr__(self, "output_range", (lo, hi))
         if self.init_grid is None and self.design is None:
             raise ValueError(f"law {self.name}: a nonlinear law needs an init_grid")
 
     @property
     def n_params(self) -> int:
         return len(self.param_names)
+
+    @property
+    def positive(self) -> bool:
+        """Whether the law can only predict strictly positive values (``output_range[0] >= 0``)."""
+        return self.output_range[0] >= 0
 
     @property
     def is_linear(self) -> bool:

@@ -15,7 +15,7 @@ import jax.numpy as jnp
 import numpy as np
 from jax.scipy.special import logsumexp
 
-from jaxlaws.laws.base import Array, Law, grid
+from jaxlaws.laws.base import POSITIVE, Array, Law, grid
 
 
 @functools.cache  # one Law per signature, so compiled fits are reused
@@ -34,4 +34,4 @@ def chinchilla() -> Law:
                     np.arange(0.0, 2.01, 0.5), np.arange(0.0, 2.01, 0.5))
 
     return Law("chinchilla", ("e", "a", "b", "alpha", "beta"), predict, x_dim=2, x_kind="positive",
-               init_grid=init_grid)
+               init_grid=init_grid, output_range=POSITIVE)

@@ -23,7 +23,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from jaxlaws.laws.base import Array, Law, as_key, grid
+from jaxlaws.laws.base import POSITIVE, Array, Law, as_key, grid
 
 
 def _own(x: Array) -> Array:
@@ -64,7 +64,8 @@ def exp_two_group() -> Law:
     def init_grid(key, x, y) -> np.ndarray:
         return grid(np.linspace(-2.4, -1.6, 11), np.linspace(-1.0, -0.1, 11))
 
-    return Law("exp_two_group", ("k", "b"), predict, x_dim=1, x_kind="unit", init_grid=init_grid)
+    return Law("exp_two_group", ("k", "b"), predict, x_dim=1, x_kind="unit", init_grid=init_grid,
+               output_range=POSITIVE)
 
 
 def log_linear_inits(m: int, key: Array, own: Optional[int] = None, n_random: int = 30) -> np.ndarray:
@@ -103,7 +104,7 @@ def log_linear(m: int, own: Optional[int] = None) -> Law:
 
     names = ("l", "b") + tuple(f"t{j + 1}" for j in range(m - 1))
     return Law(f"log_linear({m})", names, predict, x_dim=m, x_kind="simplex",
-               init_grid=init_grid, needs_key=True)
+               init_grid=init_grid, needs_key=True, output_range=POSITIVE)
 
 
 @functools.cache  # one Law per signature, so compiled fits are reused
