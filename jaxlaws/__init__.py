@@ -10,13 +10,14 @@ training runs, judge data-mixing methods against them, find optimal mixtures, an
 
 from jaxlaws import analysis, laws, sweeps  # jaxlaws.train is imported on use (flax)
 from jaxlaws.fitting import (
-    LBFGS, Adam, FitError, FitResult, LevenbergMarquardt, LinearFit, Objective, Screen, choose_c, fit,
-    fit_batched, fit_static_two_stage, huber, lstsq, mse, r2, squared,
+    LBFGS, Adam, FitError, FitInputError, FitResult, LevenbergMarquardt, LinearFit, Objective, Screen,
+    choose_c, fit, fit_batched, fit_static_two_stage, huber, lstsq, mse, r2, squared,
 )
 
 __version__ = "0.1.0"
 
 __all__ = [
-    "analysis", "laws", "sweeps", "LBFGS", "Adam", "FitError", "FitResult", "LevenbergMarquardt", "LinearFit", "Objective", "Screen",
+    "analysis", "laws", "sweeps", "LBFGS", "Adam", "FitError", "FitInputError", "FitResult",
+    "LevenbergMarquardt", "LinearFit", "Objective", "Screen",
     "choose_c", "fit", "fit_batched", "fit_static_two_stage", "huber", "lstsq", "mse", "r2", "squared",
 ]

@@ -7,3 +7,4 @@ from jaxlaws.fitting.objectives import Objective, huber, squared
 from jaxlaws.fitting.result import FitError, FitResult
 from jaxlaws.fitting.solvers import LBFGS, Adam, LevenbergMarquardt
 from jaxlaws.fitting.two_stage import choose_c, fit_static_two_stage
+from jaxlaws.fitting.validate import FitInputError

@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import functools
+import numbers
 from typing import Any, Optional
 
 import jax
@@ -18,6 +19,7 @@ import numpy as np
 from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
 from jaxlaws.fitting import linear, validate
+from jaxlaws.fitting.diagnostics import diagnose, flags_of
 from jaxlaws.fitting.metrics import mse_r2
 from jaxlaws.fitting.objectives import Objective, huber
 from jaxlaws.fitting.result import FitError, FitResult
@@ -37,7 +39,8 @@ class Screen:
     keep: float = 0.1
 
     def __post_init__(self) -> None:
-        if not (isinstance(self.steps, int) and self.steps > 0 and 0 < self.keep <= 1):
+        if not (isinstance(self.steps, numbers.Integral) and not isinstance(self.steps, bool) and self.steps > 0
+                and isinstance(self.keep, numbers.Real) and 0 < self.keep <= 1):
             raise ValueError(f"Screen needs steps > 0 and 0 < keep <= 1, got {self}")
 
 
@@ -50,8 +53,11 @@ def fit(law: Law, x: Any, y: Any, *, inits: Any = None, key: Optional[jax.Array]
     Args:
       law: a :class:`jaxlaws.laws.Law`.
       x: ``(n, d)`` inputs (a 1-D ``x`` is one column); checked against ``law.x_kind``.
-      y: ``(n,)`` observations, or ``(n, k)`` for a law with ``k`` outputs.
-      inits: ``(n_init, P)`` initial parameters; default ``law.init_grid(key, x, y)``.
+      y: ``(n,)`` observations, or ``(n, k)`` for a law with ``k`` outputs; must lie inside
+        ``law.output_range`` (e.g. strictly positive for the static log-linear laws and Chinchilla).
+      inits: ``(n_init, P)`` initial parameters in ``law.param_names`` order, or by name (a mapping
+        ``{name: (n_init,)}`` or a DataFrame, checked against the law's names); default
+        ``law.init_grid(key, x, y)``.
       key: ``jax.random`` key, needed when the default grid draws random numbers.
       objective: :func:`jaxlaws.huber` (default, delta 0.02, sum reduction) or :func:`jaxlaws.squared`.
       solver: :class:`LevenbergMarquardt` (default), :class:`LBFGS` or :class:`Adam`.
@@ -63,8 +69,12 @@ def fit(law: Law, x: Any, y: Any, *, inits: Any = None, key: Optional[jax.Array]
         promising inits of a large grid.
       dtype: ``"float32"`` or ``"float64"``; default float64 when ``jax_enable_x64`` is on, else float32.
       throw: raise :class:`FitError` when every init diverged; otherwise return ``success=False``.
+
+    Returns a :class:`FitResult`; check ``res.ok`` / ``res.flags`` before trusting it (a fit can end
+    without converging, interpolate its data, leave parameters undetermined or explain less than the mean).
     """
     x = validate.check_x(law, x)
+    validate.check_y(law, y, x.shape[0], positive=getattr(objective, "log", False))  # errors without a batch index
     hold = None if holdout is None else np.asarray(holdout)[None]
     res = fit_batched(law, x[None], np.asarray(y)[None], inits=inits, key=key, objective=objective,
                       solver=solver, select=select, holdout=hold, screen=screen, dtype=dtype, throw=throw)
@@ -105,9 +115,9 @@ def fit_batched(law: Law, x: Any, y: Any, *, inits: Any = None, key: Optional[ja
             if inits is not None or solver is not None or holdout is not None or screen is not None:
                 raise ValueError(f"{law.name} is linear and solved in closed form: inits, solver and holdout "
                                  "do not apply")
-            params, obj = linear.solve_law(law, x, y, train, objective.delta, fdtype)
+            params, obj, iters = linear.solve_law(law, x, y, train, objective.delta, fdtype)
             init_obj = obj[:, None]
-            conv = np.ones(batch, bool)
+            conv = iters < linear.IRLS_MAX_ITER  # least squares: 0 iterations; Huber: IRLS reached its fixed point
             selection = "closed_form"
         else:
             if inits is None:
@@ -126,23 +136,31 @@ def fit_batched(law: Law, x: Any, y: Any, *, inits: Any = None, key: Optional[ja
             args = [np.asarray(a, fdtype) for a in (inits, x, y)] + [train, hold]
             shared_inits = inits.ndim == 2
             params, obj, v90, init_obj = _run_sharded(program, args, shared_inits)
-            tol = np.sqrt(np.finfo(fdtype).eps)
-            with np.errstate(invalid="ignore"):  # inf - inf for a problem whose every init diverged
-                conv = np.isfinite(obj) & ((v90 - obj) <= tol * np.abs(obj) + 1e-12)
+            conv = None  # the objective's improvement is judged against the round-off floor below
             selection = "holdout" if holdout is not None else select
         params = np.asarray(params, np.float64)
         obj = np.asarray(obj, np.float64)
         success = np.isfinite(obj) & np.all(np.isfinite(params), axis=1)
         params = np.where(success[:, None], params, np.nan)
         mse, r2 = mse_r2(law, params, x, y, train, fdtype)
+        diag = diagnose(law, objective, params, x, y, train, fdtype)
+        if conv is None:  # stopped improving: over the last 10% of the run, by sqrt(eps) relative or round-off
+            tol = np.sqrt(np.finfo(fdtype).eps)
+            with np.errstate(invalid="ignore"):  # inf - inf for a problem whose every init diverged
+                conv = np.isfinite(obj) & ((v90 - obj) <= tol * np.abs(obj) + np.maximum(diag.floor, 1e-12))
 
     if throw and not np.all(success):
         bad = np.flatnonzero(~success)
         raise FitError(f"{law.name}: every init diverged for problem(s) {bad[:10].tolist()}"
                        f"{' ...' if len(bad) > 10 else ''}; try other inits or a smaller step")
+    converged = conv & success & diag.gradient_small
     return FitResult(law=law, params=params, objective=obj, mse=mse, r2=r2,
-                     n_points=train.sum(axis=1), converged=conv & success, success=success,
-                     init_objectives=np.asarray(init_obj, np.float64), selection=selection)
+                     n_points=train.sum(axis=1), converged=converged, success=success,
+                     init_objectives=np.asarray(init_obj, np.float64), selection=selection,
+                     decrement=diag.decrement, rank=diag.rank, n_distinct=diag.n_distinct,
+                     identifiable=diag.identifiable, saturated=diag.saturated,
+                     flags=flags_of(success, converged, diag.saturated, diag.identifiable,
+                                    diag.constant_target, r2, diag.constant_reachable))
 
 
 @contextlib.contextmanager

@@ -105,8 +105,9 @@ def _solve(X: jax.Array, y: jax.Array, w: jax.Array, delta: Optional[float]):
 
 
 def solve_law(law: Law, x: np.ndarray, y: np.ndarray, train: np.ndarray, delta: Optional[float],
-              dtype: Any) -> tuple[np.ndarray, np.ndarray]:
-    """Closed-form fit of a linear ``law`` on a batch: x (B, n, d), y (B, n[, k]), train mask (B, n)."""
+              dtype: Any) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Closed-form fit of a linear ``law`` on a batch: x (B, n, d), y (B, n[, k]), train mask (B, n).
+    Returns coefficients (B, P), objectives (B,) and IRLS iterations used (B,; 0 for least squares)."""
     with jax.enable_x64(True):
         design = np.asarray(jax.vmap(law.design)(x))        # (B, n, P) or (B, n, k, P)
     batch, n = x.shape[:2]
@@ -114,10 +115,10 @@ def solve_law(law: Law, x: np.ndarray, y: np.ndarray, train: np.ndarray, delta: 
     X = design.reshape(batch, -1, P)
     yy = y.reshape(batch, -1)
     w = np.broadcast_to(train.reshape(batch, n, *([1] * (y.ndim - 2))), y.shape).reshape(batch, -1)
-    coef, _ = _solve(X.astype(dtype), yy.astype(dtype), w.astype(dtype), delta)
+    coef, iters = _solve(X.astype(dtype), yy.astype(dtype), w.astype(dtype), delta)
     coef = np.asarray(coef, np.float64)
     res = yy - np.einsum("bnp,bp->bn", X, coef)
     objective = _squared() if delta is None else _huber(delta)
     with jax.enable_x64(True):
         obj = np.sum(w * np.asarray(objective.rho(jnp.asarray(res))), axis=1)
-    return coef, obj
+    return coef, obj, np.asarray(iters)

@@ -8,6 +8,7 @@ from typing import Any
 import jax
 import numpy as np
 
+from jaxlaws.fitting import validate
 from jaxlaws.laws.base import Law
 
 
@@ -27,12 +28,25 @@ class FitResult:
       r2: coefficient of determination ``1 - SS_res / SS_tot`` (``SS_tot`` of the observations).
       n_points: number of points fitted.
       converged: the selected init's objective stopped improving (relative change over the last 10% of
-        iterations below the solver's tolerance; always True for closed-form fits).
+        iterations below the solver's tolerance; for closed-form Huber fits: IRLS reached its fixed point)
+        *and* the gradient at ``params`` is small (the Gauss-Newton decrement, ``decrement``, is at most
+        1e-6 of the objective plus a round-off floor; :mod:`jaxlaws.fitting.diagnostics`).
       success: a finite objective was reached.
       init_objectives: every init's final (selected-over-trajectory) objective, ``([B,] n_init)``; ``inf``
         marks a diverged init.
       selection: how the best init was chosen: ``"trajectory"``, ``"final"``, ``"holdout"`` or
         ``"closed_form"``.
+      decrement: the Gauss-Newton decrement at ``params`` (the decrease of the objective one more
+        Gauss-Newton step still promises); NaN for a failed fit.
+      rank: rank of the (column-normalised) Jacobian of the residuals at ``params``.
+      n_distinct: distinct inputs (rows of ``x``) among the fitting points.
+      identifiable: ``rank == P``: every parameter combination is determined by the data.
+      saturated: distinct inputs x outputs <= free parameters: the law interpolates the data (R^2 = 1
+        says nothing) and no degree of freedom is left to test it.
+      flags: short strings naming what is wrong with a fit, ``()`` when nothing is (one tuple per
+        problem when batched): ``failed``, ``not_converged``, ``saturated``, ``rank_deficient``,
+        ``constant_target``, ``nonfinite_r2``, ``negative_r2``.
+      ok: no flags (a property).
     """
 
     law: Law
@@ -45,9 +59,32 @@ class FitResult:
     success: np.ndarray
     init_objectives: np.ndarray
     selection: str
+    decrement: Any = None
+    rank: Any = None
+    n_distinct: Any = None
+    identifiable: Any = None
+    saturated: Any = None
+    flags: Any = None
 
-    _ARRAY_FIELDS = ("params", "objective", "mse", "r2", "n_points", "converged", "success", "init_objectives")
+    _ARRAY_FIELDS = ("params", "objective", "mse", "r2", "n_points", "converged", "success", "init_objectives",
+                     "decrement", "rank", "n_distinct", "identifiable", "saturated", "flags")
 
+    def __post_init__(self) -> None:
+        if self.flags is None:  # built without diagnostics: flag what the metrics alone show
+            from jaxlaws.fitting.diagnostics import flags_of
+
+            batched = np.ndim(self.objective) == 1
+            at = (lambda v: None if v is None else np.atleast_1d(v))  # noqa: E731
+            flags = flags_of(at(self.success), at(self.converged), at(self.saturated),
+                             at(self.identifiable), None, at(self.r2))
+            object.__setattr__(self, "flags", flags if batched else flags[0])
+
+    @property
+    def ok(self) -> Any:
+        """True where a fit carries no flag (an array when batched)."""
+        if self.batched:
+            return np.array([len(f) == 0 for f in self.flags], bool)
+        return len(self.flags) == 0
     @property
     def param_names(self) -> tuple[str, ...]:
         return self.law.param_names
@@ -64,14 +101,15 @@ class FitResult:
     def __getitem__(self, i: Any) -> "FitResult":
         if not self.batched:
             raise TypeError("index a batched FitResult (from fit_batched)")
-        return dataclasses.replace(self, **{f: getattr(self, f)[i] for f in self._ARRAY_FIELDS})
+        return dataclasses.replace(self, **{f: getattr(self, f)[i] for f in self._ARRAY_FIELDS
+                                            if getattr(self, f) is not None})
 
     def predict(self, x: Any) -> np.ndarray:
-        """Predictions of the fitted law at ``x`` (single fits only)."""
+        """Predictions of the fitted law at ``x`` (single fits only), checked as :func:`jaxlaws.fit` checks
+        it: ``(n, d)`` (a 1-D ``x`` is one column), finite, of the law's kind (mixtures on the simplex)."""
         if self.batched:
             raise TypeError("predict on a single fit: result[i].predict(x)")
-        x = np.asarray(x, dtype=np.float64)
-        x = x[:, None] if x.ndim == 1 else x
+        x = validate.check_x(self.law, x)
         with jax.enable_x64(True):
             return np.asarray(self.law.predict(np.asarray(self.params, np.float64), x))
 
@@ -81,14 +119,16 @@ class FitResult:
             raise TypeError("as_dict on a single fit: result[i].as_dict()")
         out: dict[str, Any] = {n: float(v) for n, v in zip(self.param_names, self.params)}
         out.update(objective=float(self.objective), mse=float(self.mse), r2=float(self.r2),
-                   n_points=int(self.n_points), converged=bool(self.converged), success=bool(self.success))
+                   n_points=int(self.n_points), converged=bool(self.converged), success=bool(self.success),
+                   flags=",".join(self.flags), ok=bool(self.ok))
         return out
 
     def __repr__(self) -> str:
         if self.batched:
             return (f"FitResult({self.law.name}, batch of {len(self)}, success {int(np.sum(self.success))}/"
-                    f"{len(self)}, mean R2 {np.nanmean(self.r2):.4f})")
+                    f"{len(self)}, flagged {int(np.sum(~self.ok))}, mean R2 {np.nanmean(self.r2):.4f})")
         ps = ", ".join(f"{n}={v:.5g}" for n, v in zip(self.param_names, np.atleast_1d(self.params)))
         return (f"FitResult({self.law.name}: {ps}; objective={float(self.objective):.4g}, "
                 f"mse={float(self.mse):.3g}, r2={float(self.r2):.4f}, n={int(self.n_points)}, "
-                f"converged={bool(self.converged)})")
+                f"converged={bool(self.converged)}" + (f", flags={','.join(self.flags)}" if self.flags else "")
+                + ")")

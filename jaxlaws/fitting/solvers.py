@@ -1,7 +1,8 @@
 r"""Solvers for one init of a small robust least-squares problem; the engine ``vmap``\ s them over inits.
 
 Every solver is a frozen dataclass called as ``solver(residual_fn, objective, theta0)`` and returns a
-:class:`Trace`. Each keeps the best parameters seen along its trajectory, so the multi-start selection can
+:class:`Trace`; its settings are checked when it is built (``steps >= 1``, positive rates), so a solver
+that would return its starting point untouched cannot be made. Each keeps the best parameters seen along its trajectory, so the multi-start selection can
 use the original's "best over the trajectory" rule.
 
 * :class:`LevenbergMarquardt` (default): Gauss-Newton steps on the IRLS-weighted residuals with adaptive
@@ -15,6 +16,8 @@ use the original's "best over the trajectory" rule.
 from __future__ import annotations
 
 import dataclasses
+import math
+import numbers
 from typing import Callable, NamedTuple
 
 import jax
@@ -34,6 +37,19 @@ class Trace(NamedTuple):
     value: Array
     value_at_90: Array
     final_params: Array
+
+
+def _check_steps(owner: str, name: str, value) -> None:
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < 1:
+        raise ValueError(f"{owner}: {name} must be an integer >= 1, got {value!r}")
+
+
+def _check_positive(owner: str, name: str, value, above: float = 0.0) -> None:
+    ok = (not isinstance(value, bool) and isinstance(value, numbers.Real) and math.isfinite(value)
+          and value > above)
+    if not ok:
+        what = "a positive finite number" if above == 0 else f"a finite number > {above:g}"
+        raise ValueError(f"{owner}: {name} must be {what}, got {value!r}")
 
 
 def _value_fn(residual_fn: ResidualFn, objective: Objective) -> Callable[[Array], Array]:
@@ -98,6 +114,13 @@ class LevenbergMarquardt:
     decrease: float = 3.0
     increase: float = 4.0
 
+    def __post_init__(self) -> None:
+        _check_steps("LevenbergMarquardt", "steps", self.steps)
+        _check_positive("LevenbergMarquardt", "damping", self.damping)
+        # a factor <= 1 would shrink the damping after a failed step (or grow it after a good one)
+        _check_positive("LevenbergMarquardt", "decrease", self.decrease, above=1.0)
+        _check_positive("LevenbergMarquardt", "increase", self.increase, above=1.0)
+
     def __call__(self, residual_fn: ResidualFn, objective: Objective, theta0: Array) -> Trace:
         eye = jnp.eye(theta0.shape[0], dtype=theta0.dtype)
 
@@ -158,6 +181,10 @@ class LBFGS:
     steps: int = 200
     memory_size: int = 10
 
+    def __post_init__(self) -> None:
+        _check_steps("LBFGS", "steps", self.steps)
+        _check_steps("LBFGS", "memory_size", self.memory_size)
+
     def __call__(self, residual_fn: ResidualFn, objective: Objective, theta0: Array) -> Trace:
         opt = optax.lbfgs(memory_size=self.memory_size)
         return _optax_trace(opt, residual_fn, objective, theta0, self.steps, linesearch=True)
@@ -169,6 +196,10 @@ class Adam:
 
     steps: int = 2000
     learning_rate: float = 1e-2
+
+    def __post_init__(self) -> None:
+        _check_steps("Adam", "steps", self.steps)
+        _check_positive("Adam", "learning_rate", self.learning_rate)
 
     def __call__(self, residual_fn: ResidualFn, objective: Objective, theta0: Array) -> Trace:
         return _optax_trace(optax.adam(self.learning_rate), residual_fn, objective, theta0, self.steps,

@@ -12,9 +12,10 @@ from typing import Any, Optional
 import numpy as np
 
 from jaxlaws.fitting import validate
+from jaxlaws.fitting.diagnostics import diagnose, flags_of
 from jaxlaws.fitting.engine import fit_batched
 from jaxlaws.fitting.metrics import mse_r2
-from jaxlaws.fitting.objectives import Objective
+from jaxlaws.fitting.objectives import Objective, huber
 from jaxlaws.fitting.result import FitResult
 from jaxlaws.laws import exp_two_group, static_two_group
 
@@ -22,16 +23,29 @@ from jaxlaws.laws import exp_two_group, static_two_group
 def choose_c(p: Any, y: Any, grid_size: int = 1000) -> np.ndarray:
     r"""Stage one, vectorised over a batch: ``p, y`` of shape ``([B,] n)`` -> ``c`` of shape ``([B])``.
 
-    Ties and an all-NaN correlation keep the smallest ``c`` (the original starts from ``c = 0``).
+    Ties and an all-NaN correlation keep the smallest ``c`` (the original starts from ``c = 0``). Raises
+    ``ValueError`` for NaN/inf, non-positive losses (naming the problem of a batch), fewer than 2 points
+    or a ``grid_size`` below 2.
     """
     p = validate.as_float_array("p", p)
     y = validate.as_float_array("y", y)
+    if p.ndim not in (1, 2):
+        raise ValueError(f"choose_c: p and y must be (n,) or (B, n), got shape {p.shape}")
     single = p.ndim == 1
     p, y = np.atleast_2d(p), np.atleast_2d(y)
     if p.shape != y.shape:
         raise ValueError(f"p and y must have the same shape, got {p.shape} and {y.shape}")
+    if p.shape[0] == 0 or p.shape[1] < 2:
+        raise ValueError(f"choose_c needs at least 2 points per problem to correlate, got shape {p.shape}")
+    if isinstance(grid_size, bool) or not isinstance(grid_size, (int, np.integer)) or grid_size < 2:
+        raise ValueError(f"choose_c: grid_size must be an integer >= 2, got {grid_size!r}")
+    validate._finite("p", p)
+    validate._finite("y", y)
     if np.any(y <= 0):
-        raise ValueError("the two-stage fit needs positive losses (c is searched in [0, min L))")
+        bad = int(np.flatnonzero(np.any(y <= 0, axis=1))[0])
+        msg = "the two-stage fit needs positive losses (c is searched in [0, min L))"
+        raise validate.FitInputError(msg + ("" if single else f"; problem {bad} of the batch has a loss <= 0"),
+                                     problem=None if single else bad, detail=msg)
     frac = np.linspace(0.0, 1.0, grid_size)[:-1]                         # (C,)
     c = y.min(axis=1, keepdims=True) * frac[None]                        # (B, C)
     logs = np.log(y[:, None, :] - c[:, :, None])                         # (B, C, n)
@@ -57,9 +71,14 @@ def fit_static_two_stage(p: Any, y: Any, *, grid_size: int = 1000, inits: Any = 
     """
     p = validate.as_float_array("p", p)
     y = validate.as_float_array("y", y)
+    if p.ndim not in (1, 2) or p.shape != y.shape:
+        raise ValueError(f"fit_static_two_stage: p and y must both be (n,) or (B, n), got {p.shape} and {y.shape}")
     single = p.ndim == 1
     p2, y2 = np.atleast_2d(p), np.atleast_2d(y)
     law3 = static_two_group()
+    if p2.shape[0] == 0:
+        raise ValueError("fit_static_two_stage: the batch holds no problems")
+    validate.check_counts(law3, np.full(p2.shape[0], p2.shape[1]), "points")
     x = validate.check_x(law3, p2[..., None], batched=True)
     y2 = validate.check_y(law3, y2, x.shape[1], batched=True)
     c = choose_c(p2, y2, grid_size)
@@ -68,7 +87,14 @@ def fit_static_two_stage(p: Any, y: Any, *, grid_size: int = 1000, inits: Any = 
     params = np.concatenate([c[:, None], stage2.params], axis=1)
     train = np.ones(y2.shape, bool)
     mse, r2 = mse_r2(law3, params, x, y2, train, np.float64)
+    # c is chosen by correlation, not by the objective: convergence is stage two's; identifiability and
+    # saturation are judged for the three-parameter law at the returned point.
+    diag = diagnose(law3, huber(0.02) if objective is None else objective, params, x, y2, train, np.float64)
     res = FitResult(law=law3, params=params, objective=stage2.objective, mse=mse, r2=r2,
                     n_points=stage2.n_points, converged=stage2.converged, success=stage2.success,
-                    init_objectives=stage2.init_objectives, selection=stage2.selection)
+                    init_objectives=stage2.init_objectives, selection=stage2.selection,
+                    decrement=stage2.decrement, rank=diag.rank, n_distinct=diag.n_distinct,
+                    identifiable=diag.identifiable, saturated=diag.saturated,
+                    flags=flags_of(stage2.success, stage2.converged, diag.saturated, diag.identifiable,
+                                   diag.constant_target, r2, diag.constant_reachable))
     return res[0] if single else res

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any, Optional
 
 import numpy as np
@@ -9,6 +10,17 @@ import numpy as np
 from jaxlaws.laws.base import Law
 
 SIMPLEX_ATOL = 1e-4
+
+
+class FitInputError(ValueError):
+    """Data a fit refuses. ``problem`` is the index of the offending problem in a batch (else ``None``) and
+    ``detail`` the message without it, so callers that built the batch (``jaxlaws.analysis``) can name the
+    problem in their own terms."""
+
+    def __init__(self, message: str, problem: Optional[int] = None, detail: Optional[str] = None):
+        super().__init__(message)
+        self.problem = problem
+        self.detail = message if detail is None else detail
 
 
 def as_float_array(name: str, a: Any) -> np.ndarray:
@@ -52,6 +64,9 @@ def check_x(law: Law, x: Any, batched: bool = False) -> np.ndarray:
 
 
 def check_y(law: Law, y: Any, n: int, batched: bool = False, positive: bool = False) -> np.ndarray:
+    """``y`` of shape ``([B,] n[, k])``, finite and strictly inside the law's ``output_range`` (a
+    :class:`FitInputError` naming the first offending problem of a batch otherwise); ``positive`` for
+    log-space objectives."""
     y = as_float_array("y", y)
     lead = 1 if batched else 0
     want = (n,) if law.n_outputs == 1 else (n, law.n_outputs)
@@ -61,6 +76,26 @@ def check_y(law: Law, y: Any, n: int, batched: bool = False, positive: bool = Fa
     _finite("y", y)
     if positive and np.any(y <= 0):
         raise ValueError("a log-space objective needs strictly positive y")
+    lo, hi = law.output_range
+    if lo > -np.inf or hi < np.inf:
+        bad = (y <= lo) | (y >= hi)
+        if np.any(bad):
+            yb = y if batched else y[None]
+            badb = bad if batched else bad[None]
+            per = badb.reshape(len(yb), -1).sum(axis=1)
+            first = int(np.flatnonzero(per)[0])
+            vals = yb[first][badb[first]]
+            rng = ("strictly positive values" if lo == 0 and hi == np.inf
+                   else f"values in the open interval ({lo:g}, {hi:g})")
+            more = (f" ({int((per > 0).sum())} problems affected)" if batched and (per > 0).sum() > 1 else "")
+
+            def say(where: str) -> str:
+                return (f"{law.name} can only predict {rng}, but {where} has {int(per[first])} value(s) outside "
+                        f"(min {vals.min():.6g}, max {vals.max():.6g}){more}; no parameters can fit that. "
+                        "Check the data (sign, units, an offset) or use a law without this restriction")
+
+            raise FitInputError(say(f"problem {first} of the batch" if batched else "y"),
+                                problem=first if batched else None, detail=say("y"))
     return y
 
 
@@ -84,8 +119,38 @@ def check_counts(law: Law, n_used: np.ndarray, what: str = "points") -> None:
                          + "; give more points or fix parameters")
 
 
+def named_inits(law: Law, inits: Any) -> Any:
+    """Inits given by name (a mapping ``{name: values}``, a pandas DataFrame or a structured array) as an
+    array in ``law.param_names`` order; names must match the law's exactly. Anything else is returned as
+    is (a plain array is taken to be in ``law.param_names`` order)."""
+    names = None
+    if isinstance(inits, Mapping):
+        names = list(inits.keys())
+        get = lambda k: inits[k]  # noqa: E731
+    elif hasattr(inits, "columns") and hasattr(inits, "to_numpy"):   # a DataFrame
+        names = [str(c) for c in inits.columns]
+        get = lambda k: inits[k].to_numpy()  # noqa: E731
+    elif isinstance(inits, np.ndarray) and inits.dtype.names is not None:
+        names = list(inits.dtype.names)
+        get = lambda k: inits[k]  # noqa: E731
+    if names is None:
+        return inits
+    want = list(law.param_names)
+    if sorted(names) != sorted(want) or len(set(names)) != len(names):
+        missing = [n for n in want if n not in names]
+        extra = [n for n in names if n not in want]
+        raise ValueError(f"{law.name}: the init grid names {names} do not match the law's parameters {want}"
+                         + (f" (missing {missing})" if missing else "") + (f" (unknown {extra})" if extra else ""))
+    cols = [as_float_array(f"inits[{n!r}]", get(n)) for n in want]
+    if any(c.shape != cols[0].shape for c in cols):
+        raise ValueError(f"{law.name}: every column of the init grid must have the same shape")
+    return np.stack(cols, axis=-1)
+
+
 def check_inits(law: Law, inits: Any, batch: Optional[int] = None) -> np.ndarray:
-    inits = as_float_array("inits", inits)
+    """Inits as ``(n_init, P)`` or ``(B, n_init, P)`` in ``law.param_names`` order; named inits (see
+    :func:`named_inits`) are checked against the law's names and reordered."""
+    inits = as_float_array("inits", named_inits(law, inits))
     if inits.ndim == 1:
         inits = inits[None]
     if inits.shape[-1] != law.n_params:

@@ -1,0 +1,178 @@
+r"""What a fit can honestly claim: convergence, identifiability and fit-quality flags.
+
+Computed on the host in float64 at the returned parameters of every problem of a batch:
+
+* **Gauss-Newton decrement** :math:`\lambda^2/2 = \tfrac12 g^\top H^{+} g` with :math:`g = J^\top W r` (the
+  gradient of the objective), :math:`H = J^\top W J` and the IRLS weights :math:`W` of the objective (exact
+  for least squares, the usual majoriser for Huber). Equivalently the squared length of the part of the
+  weighted residual :math:`W^{1/2} r` that the linearised law could still explain: the decrease of the
+  objective a Gauss-Newton step would still promise. A small decrement is a small gradient measured in the
+  metric the problem itself defines, so it does not depend on the units of the parameters.
+* **Convergence**: the objective stopped improving (the solver's own test: over the last 10% of its
+  iterations the objective fell by at most ``sqrt(eps)`` relative, or by no more than the round-off floor)
+  *and* the decrement is at most ``DECREMENT_RTOL`` times the objective plus the round-off floor: the
+  objective a residual error of ``ROUNDOFF_FACTOR`` ulps of the fitting precision (times the largest
+  target) would give, per point, weighted as the objective weighs it.
+* **Rank** of the Jacobian of the residuals at the optimum, with its columns normalised (so the units of a
+  parameter do not matter): singular values below ``RANK_RTOL`` times the largest count as zero.
+* **Distinct inputs**: the number of distinct rows of ``x`` among the fitting points; with ``k`` outputs a
+  fit has ``k`` observations per distinct input.
+
+Flags (short strings, in this order): ``failed`` (no finite objective), ``not_converged``, ``saturated``
+(distinct inputs x outputs <= free parameters: the law interpolates, nothing is left to test it),
+``rank_deficient`` (the Jacobian at the optimum has rank < P: some parameter combinations are not
+determined by the data), ``constant_target`` (every fitted target equal: nothing to explain),
+``nonfinite_r2`` and ``negative_r2`` (worse than predicting the mean, beyond round-off, although a
+constant prediction is within the law's reach: the ones vector lies in the span of the Jacobian at the
+optimum, as for every law with an intercept-like parameter; a law without one, such as the method scale
+fit without intercept, can legitimately explain less than the mean, and its R^2 is reported unflagged).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from jaxlaws.fitting.objectives import Objective
+from jaxlaws.laws.base import Law
+
+FLAGS = ("failed", "not_converged", "saturated", "rank_deficient", "constant_target", "nonfinite_r2",
+         "negative_r2")
+DECREMENT_RTOL = 1e-6
+ROUNDOFF_FACTOR = 100.0
+RANK_RTOL = 1e-9
+CONSTANT_RTOL = 1e-12
+NEGATIVE_R2_ATOL = 1e-9   # R^2 of -1e-16 is the mean predicted up to round-off, not a worse fit
+CONSTANT_REACH_RTOL = 1e-6
+
+
+@dataclasses.dataclass(frozen=True)
+class Diagnostics:
+    """Per-problem diagnostics of a batch of fits (every field has a leading batch axis)."""
+
+    decrement: np.ndarray     # (B,) Gauss-Newton decrement (lambda^2 / 2) at the returned parameters
+    gradient_small: np.ndarray  # (B,) bool: decrement within tolerance
+    rank: np.ndarray          # (B,) int: rank of the column-normalised Jacobian at the optimum
+    n_distinct: np.ndarray    # (B,) int: distinct rows of x among the fitting points
+    identifiable: np.ndarray  # (B,) bool: rank == P
+    saturated: np.ndarray     # (B,) bool: n_distinct * outputs <= P
+    constant_target: np.ndarray  # (B,) bool
+    constant_reachable: np.ndarray  # (B,) bool: a constant prediction lies in the span of the Jacobian
+    floor: np.ndarray         # (B,) the objective's round-off level (absolute tolerance of the tests)
+
+
+def diagnose(law: Law, objective: Objective, params: np.ndarray, x: np.ndarray, y: np.ndarray,
+             train: np.ndarray, fdtype: Any) -> Diagnostics:
+    """Diagnostics of fits ``params (B, P)`` of ``law`` to ``x (B, n, d)``, ``y (B, n[, k])`` on the points
+    marked by ``train (B, n)``; ``fdtype`` is the precision the fit ran in (it sets the round-off floor)."""
+    params = np.asarray(params, np.float64)
+    B, n = x.shape[:2]
+    P = law.n_params
+    k = law.n_outputs
+    finite = np.all(np.isfinite(params), axis=1)
+    theta = np.where(finite[:, None], params, 0.0)
+    with jax.enable_x64(True):
+        r, jac = _residual_jacobian(law, objective)(jnp.asarray(theta), jnp.asarray(x, jnp.float64),
+                                                    jnp.asarray(y, jnp.float64))
+        r = np.asarray(r, np.float64)                       # (B, n*k)
+        jac = np.asarray(jac, np.float64)                   # (B, n*k, P)
+        w = np.asarray(objective.weight(jnp.asarray(r)), np.float64)
+    mask = np.broadcast_to(train.reshape(B, n, *([1] * (y.ndim - 2))), y.shape).reshape(B, -1)
+    ok_rows = mask & np.isfinite(r) & np.all(np.isfinite(jac), axis=2)
+    r = np.where(ok_rows, r, 0.0)
+    jac = np.where(ok_rows[..., None], jac, 0.0)
+    w = np.where(ok_rows, w, 0.0)
+
+    rank = _rank(jac)
+    ones = mask.astype(np.float64)
+    reach = _projected_norm2(jac, ones) >= (1 - CONSTANT_REACH_RTOL) * np.maximum(ones.sum(axis=1), 1.0)
+    sw = np.sqrt(w)
+    decrement = 0.5 * _projected_norm2(jac * sw[..., None], sw * r)
+
+    with jax.enable_x64(True):
+        rho = np.asarray(objective.rho(jnp.asarray(r)), np.float64)
+    f = np.sum(np.where(ok_rows, rho, 0.0), axis=1)
+    target = (np.log(np.where(y > 0, y, 1.0)) if objective.log else y).reshape(B, -1)
+    scale = np.max(np.abs(np.where(mask, target, 0.0)), axis=1)
+    eps = np.finfo(fdtype).eps
+    # round-off in a residual is ~eps * |target|; in the weighted residual sqrt(w) r it is sqrt(w) times that
+    floor = 0.5 * np.sum(w, axis=1) * (ROUNDOFF_FACTOR * eps * scale) ** 2
+    gradient_small = finite & np.isfinite(decrement) & (decrement <= DECREMENT_RTOL * f + floor)
+
+    n_distinct = np.array([len(np.unique(x[b][train[b]], axis=0)) for b in range(B)], int)
+    saturated = n_distinct * k <= P
+    constant = np.zeros(B, bool)
+    for b in range(B):
+        t = y[b][train[b]].reshape(-1)
+        constant[b] = np.ptp(t) <= CONSTANT_RTOL * max(np.max(np.abs(t)), 1e-300) if t.size else True
+    return Diagnostics(decrement=np.where(finite, decrement, np.nan), gradient_small=gradient_small,
+                       rank=np.where(finite, rank, 0), n_distinct=n_distinct,
+                       identifiable=finite & (rank == P), saturated=saturated, constant_target=constant,
+                       constant_reachable=reach, floor=floor)
+
+
+def flags_of(success: np.ndarray, converged: np.ndarray, saturated: np.ndarray, identifiable: np.ndarray,
+             constant_target: np.ndarray, r2: np.ndarray,
+             constant_reachable: np.ndarray | None = None) -> np.ndarray:
+    """One tuple of flag strings per problem (``()`` when clean), as an object array ``(B,)``.
+
+    ``negative_r2`` is raised only where the law could move towards a constant prediction
+    (``constant_reachable``, default everywhere): there R^2 < 0 means the fit missed what it could reach.
+    A law that cannot predict a constant (e.g. a method's matrix scaled without intercept) explaining less
+    than the mean is a finding about the law, reported in ``r2`` but not flagged."""
+    B = len(success)
+    out = np.empty(B, dtype=object)
+    for b in range(B):
+        fl = []
+        if not success[b]:
+            fl.append("failed")
+        else:
+            if not converged[b]:
+                fl.append("not_converged")
+            if saturated is not None and saturated[b]:
+                fl.append("saturated")
+            if identifiable is not None and not identifiable[b]:
+                fl.append("rank_deficient")
+            if constant_target is not None and constant_target[b]:
+                fl.append("constant_target")
+            if not np.isfinite(r2[b]):
+                fl.append("nonfinite_r2")
+            elif r2[b] < -NEGATIVE_R2_ATOL and (constant_reachable is None or constant_reachable[b]):
+                fl.append("negative_r2")
+        out[b] = tuple(fl)
+    return out
+
+
+def _rank(jac: np.ndarray) -> np.ndarray:
+    """Rank of each ``(N, P)`` Jacobian of a batch after normalising its columns."""
+    norms = np.linalg.norm(jac, axis=1, keepdims=True)
+    scaled = np.where(norms > 0, jac / np.where(norms > 0, norms, 1.0), 0.0)
+    s = np.linalg.svd(scaled, compute_uv=False)             # (B, min(N, P))
+    top = s[:, :1]
+    return np.sum(s > RANK_RTOL * np.maximum(top, 1e-300), axis=1) * (top[:, 0] > 0)
+
+
+def _projected_norm2(a: np.ndarray, v: np.ndarray) -> np.ndarray:
+    """``||proj_{col(a_b)} v_b||^2`` per problem (the column space, cut off like :func:`_rank`)."""
+    norms = np.linalg.norm(a, axis=1, keepdims=True)
+    scaled = np.where(norms > 0, a / np.where(norms > 0, norms, 1.0), 0.0)
+    u, s, _ = np.linalg.svd(scaled, full_matrices=False)    # u (B, N, r)
+    keep = s > RANK_RTOL * np.maximum(s[:, :1], 1e-300)
+    coef = np.einsum("bnr,bn->br", u, v)
+    return np.sum(np.where(keep, coef, 0.0) ** 2, axis=1)
+
+
+@functools.lru_cache(maxsize=64)
+def _residual_jacobian(law: Law, objective: Objective):
+    """One compiled ``vmap`` of (residuals, d residuals / d params) per (law, objective), flattened."""
+
+    def one(theta, x, y):
+        res = lambda t: objective.residual(y, law.predict(t, x)).reshape(-1)  # noqa: E731
+        return res(theta), jax.jacfwd(res)(theta)
+
+    return jax.jit(jax.vmap(one))
