@@ -13,4 +13,4 @@ from jaxlaws.analysis.methods import (
 )
 from jaxlaws.analysis.pipeline import Analysis, analyse
 from jaxlaws.analysis.static import LawFits, fit_static
-from jaxlaws.analysis._common import child_table
+from jaxlaws.analysis._common import FlaggedFitWarning, child_table

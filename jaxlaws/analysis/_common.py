@@ -2,17 +2,63 @@
 
 from __future__ import annotations
 
-from typing import Callable, Sequence
+import numbers
+import warnings
+from typing import Any, Callable, Optional, Sequence
 
 import jax
 import numpy as np
 import pandas as pd
 
 from jaxlaws.analysis.metrics import batched_metrics
+from jaxlaws.fitting.validate import FitInputError
 from jaxlaws.laws.base import Law
 from jaxlaws.sweeps.schema import Sweep, SweepError, proportion_columns
 
-METRIC_COLUMNS = ("objective", "mse", "r2", "r2_swapped_as_original", "n_points", "converged")
+METRIC_COLUMNS = ("objective", "mse", "r2", "r2_swapped_as_original", "n_points", "converged", "flags")
+
+
+class FlaggedFitWarning(UserWarning):
+    """A fit of an analysis carries diagnostic flags (see :attr:`jaxlaws.FitResult.flags`); the message names
+    the fit (group, seed and the other keys) and its flags."""
+
+
+def _fmt(v: Any) -> str:
+    if isinstance(v, str):
+        return repr(v)
+    if isinstance(v, (numbers.Number, np.generic)) and hasattr(v, "item"):
+        v = v.item()
+    return str(v)
+
+
+def describe(key: dict) -> str:
+    """``group 'arxiv', seed 1 (step 5000)``: a fit's keys, group and seed first."""
+    head = [f"{k} {_fmt(key[k])}" for k in ("group", "seed") if k in key]
+    rest = [f"{k} {_fmt(v)}" for k, v in key.items() if k not in ("group", "seed")]
+    return ", ".join(head) + (f" ({', '.join(rest)})" if rest else "")
+
+
+def key_columns(df: pd.DataFrame, names: Sequence[str]) -> list[str]:
+    """The columns of a params table that identify a fit (neither parameters nor metrics)."""
+    return [c for c in df.columns if c not in set(names) and c not in METRIC_COLUMNS]
+
+
+def flagged_rows(df: pd.DataFrame) -> pd.DataFrame:
+    """The rows of a params table whose ``flags`` are not empty."""
+    if "flags" not in df:
+        return df.iloc[:0]
+    return df[df["flags"].astype(str) != ""]
+
+
+def warn_flagged(df: pd.DataFrame, what: str, names: Sequence[str], include_flagged: bool,
+                 stacklevel: int = 3) -> None:
+    """One :class:`FlaggedFitWarning` per flagged fit of ``df``, naming its group, seed and other keys."""
+    keys = key_columns(df, names)
+    fate = ("kept in means and optima (include_flagged=True)" if include_flagged
+            else "excluded from means and optima (include_flagged=True keeps it)")
+    for _, row in flagged_rows(df).iterrows():
+        warnings.warn(f"{what}: flagged fit for {describe({k: row[k] for k in keys})}: {row['flags']}; {fate}",
+                      FlaggedFitWarning, stacklevel=stacklevel)
 
 
 def wide_losses(sweep: Sweep, kinds: Sequence[str], split: str) -> pd.DataFrame:
@@ -30,11 +76,13 @@ def wide_losses(sweep: Sweep, kinds: Sequence[str], split: str) -> pd.DataFrame:
 
 
 def bucketed(problems: list[tuple[np.ndarray, np.ndarray]],
-             fit: Callable[[np.ndarray, np.ndarray, np.ndarray], tuple[np.ndarray, dict]]) -> tuple[np.ndarray, list[dict]]:
+             fit: Callable[[np.ndarray, np.ndarray, np.ndarray], tuple[np.ndarray, dict]],
+             keys: Optional[Sequence[dict]] = None, what: str = "fit") -> tuple[np.ndarray, list[dict]]:
     """Fit problems ``(x_i, y_i)`` in as few batched calls as possible (one per distinct point count).
 
     ``fit(idx, X (B, n, d), Y (B, n[, k])) -> (params (B, P), fields)`` where ``fields`` maps names to (B,)
-    arrays; returns params (N, P) in the input order and one dict of fields per problem.
+    arrays; returns params (N, P) in the input order and one dict of fields per problem. With ``keys`` (one
+    dict per problem) data a fit refuses is reported with the problem's group, seed and other keys.
     """
     sizes: dict[int, list[int]] = {}
     for i, (x, _) in enumerate(problems):
@@ -44,7 +92,12 @@ def bucketed(problems: list[tuple[np.ndarray, np.ndarray]],
     for idx in sizes.values():
         X = np.stack([problems[i][0] for i in idx])
         Y = np.stack([problems[i][1] for i in idx])
-        p, fields = fit(np.asarray(idx), X, Y)
+        try:
+            p, fields = fit(np.asarray(idx), X, Y)
+        except FitInputError as e:
+            if keys is None or e.problem is None:
+                raise
+            raise FitInputError(f"{what} of {describe(keys[idx[e.problem]])}: {e.detail}") from None
         for j, i in enumerate(idx):
             params[i] = np.asarray(p[j], np.float64)
             rows[i] = {k: v[j] for k, v in fields.items()}
@@ -65,7 +118,8 @@ def fit_fields(res, law: Law, params: np.ndarray, X: np.ndarray, Y: np.ndarray) 
     met = batched_metrics(Y.reshape(B, -1), pred.reshape(B, -1))
     return {"objective": np.asarray(res.objective), "mse": met["mse"], "r2": met["r2"],
             "r2_swapped_as_original": met["r2_swapped_as_original"],
-            "n_points": np.full(B, X.shape[1]), "converged": np.asarray(res.converged)}
+            "n_points": np.full(B, X.shape[1]), "converged": np.asarray(res.converged),
+            "flags": np.array([",".join(f) for f in res.flags], dtype=object)}
 
 
 def param_frame(keys: list[dict], names: Sequence[str], params: np.ndarray, fields: list[dict]) -> pd.DataFrame:
@@ -77,17 +131,28 @@ def param_frame(keys: list[dict], names: Sequence[str], params: np.ndarray, fiel
     return pd.concat([df.reset_index(drop=True), met.reset_index(drop=True)], axis=1)
 
 
-def summary(df: pd.DataFrame, by: Sequence[str] = ()) -> pd.DataFrame:
-    """Mean and std (ddof=0, as the notebooks' ``np.std``) of MSE and both R^2 over the fits."""
+def summary(df: pd.DataFrame, by: Sequence[str] = (), include_flagged: bool = False) -> pd.DataFrame:
+    """Mean and std (ddof=0, as the notebooks' ``np.std``) of MSE and both R^2 over the fits.
+
+    Flagged fits (non-empty ``flags``) are left out unless ``include_flagged``; ``n_fits`` counts the fits
+    in the means, ``n_flagged`` the flagged ones (left out or not).
+    """
     cols = [c for c in ("mse", "r2", "r2_swapped_as_original") if c in df]
+    flagged = (df["flags"].astype(str) != "") if "flags" in df else pd.Series(False, index=df.index)
+    used = df if include_flagged else df[~flagged]
     if by:
-        g = df.groupby(list(by))[cols]
+        g = used.groupby(list(by))[cols]
         out = g.mean().add_suffix("_mean").join(g.std(ddof=0).add_suffix("_std"))
         out["n_fits"] = g.size()
+        every = df.assign(_flagged=flagged).groupby(list(by))["_flagged"].sum().rename("n_flagged")
+        out = out.join(every, how="outer")
+        out["n_fits"] = out["n_fits"].fillna(0).astype(int)
+        out["n_flagged"] = out["n_flagged"].astype(int)
         return out.reset_index()
-    out = {f"{c}_mean": [df[c].mean()] for c in cols}
-    out.update({f"{c}_std": [df[c].std(ddof=0)] for c in cols})
-    out["n_fits"] = [len(df)]
+    out = {f"{c}_mean": [used[c].mean()] for c in cols}
+    out.update({f"{c}_std": [used[c].std(ddof=0)] for c in cols})
+    out["n_fits"] = [len(used)]
+    out["n_flagged"] = [int(flagged.sum())]
     return pd.DataFrame(out)
 
 

@@ -13,7 +13,9 @@ full       :math:`L_i^{B+R} - L_i^B = \sum_j a_j p_j` (no intercept)         ``[
 log_ratio  :math:`\log(L_i^{B+R}/L_i^B) = c + \sum_{j<m} t_j p_j`            ``[c, t_1..t_{m-1}]``
 ========== ================================================================ =======================
 
-All problems of one form are solved by one batched call.
+All problems of one form are solved by one batched call. Every fit carries its diagnostic ``flags``
+(``""`` when clean); flagged fits are named in a :class:`FlaggedFitWarning` and left out of the summary
+unless ``include_flagged=True``.
 """
 
 from __future__ import annotations
@@ -61,25 +63,30 @@ def child_problem(children: pd.DataFrame, groups: Sequence[str], i: int, form: s
 
 
 def fit_children(children: pd.DataFrame, groups: Sequence[str], form: str, keys: Sequence[str],
-                 objective: Any = None, dtype: str = "float64") -> tuple[Law, pd.DataFrame]:
-    """Fit ``form`` per (group, ``keys``-combination) of the child table in one batched call per size."""
+                 objective: Any = None, dtype: str = "float64", what: str = "dynamic fit") -> tuple[Law, pd.DataFrame]:
+    """Fit ``form`` per (group, ``keys``-combination) of the child table in one batched call per size;
+    the table has a ``flags`` column. Data the law cannot fit raises naming the group and keys."""
     law = dynamic_law(form, len(groups))
     rows, problems = [], []
     for i, g in enumerate(groups):
         for kv, d in children.groupby(list(keys), sort=True):
-            problems.append(child_problem(d, groups, i, form))
-            rows.append({"group": g, **dict(zip(keys, kv))})
+            row = {"group": g, **dict(zip(keys, kv))}
+            try:
+                problems.append(child_problem(d, groups, i, form))
+            except ValueError as e:
+                raise ValueError(f"{what} of {_common.describe(row)}: {e}") from None
+            rows.append(row)
 
     def fit(idx, X, Y):
         res = fit_batched(law, X, Y, objective=objective, dtype=dtype)
         return res.params, _common.fit_fields(res, law, res.params, X, Y)
 
-    params, fields = _common.bucketed(problems, fit)
+    params, fields = _common.bucketed(problems, fit, rows, what)
     return law, _common.param_frame(rows, law.param_names, params, fields)
 
 
 def fit_dynamic(sweep: Sweep, form: Optional[str] = None, *, split: str = "val",
-                objective: Any = None, dtype: str = "float64") -> LawFits:
+                objective: Any = None, dtype: str = "float64", include_flagged: bool = False) -> LawFits:
     """Fit a dynamic law per (group, break step, parent, seed) of a parent/child sweep.
 
     Args:
@@ -88,9 +95,10 @@ def fit_dynamic(sweep: Sweep, form: Optional[str] = None, *, split: str = "val",
       split: ``"val"`` or ``"test"``.
       objective: default Huber(0.02), as in the original.
       dtype: precision of the closed-form solves (float64 by default).
+      include_flagged: keep flagged fits in the summary (default: left out, with a warning per fit).
     Returns:
-      :class:`LawFits` with columns group, break_step, parent, parent_p_<g>..., seed, the parameters and
-      MSE / R^2 (correct, and the m=2 notebook's swapped one). Export keys: (group, break_step,
+      :class:`LawFits` with columns group, break_step, parent, parent_p_<g>..., seed, the parameters,
+      MSE / R^2 (correct, and the m=2 notebook's swapped one) and ``flags``. Export keys: (group, break_step,
       parent_p_<first group>) -- select one seed first when the sweep has several.
     """
     form = form or ("two_group" if sweep.m == 2 else "linear")
@@ -102,4 +110,7 @@ def fit_dynamic(sweep: Sweep, form: Optional[str] = None, *, split: str = "val",
     df = df.merge(mix, on=["parent", "seed"], how="left")
     front = ["group", "break_step", "parent", *parent_cols, "seed"]
     df = df[front + [c for c in df.columns if c not in front]]
-    return LawFits(law, law.param_names, df, _common.summary(df), ("group", "break_step", pcol))
+    _common.warn_flagged(df.drop(columns=parent_cols), f"dynamic law {law.name}", law.param_names,
+                         include_flagged)
+    return LawFits(law, law.param_names, df, _common.summary(df, include_flagged=include_flagged),
+                   ("group", "break_step", pcol), include_flagged)

@@ -33,6 +33,11 @@ therefore also reports ``sim_method_sign`` = ``sim(-A^t, A*)``: the matrix with 
 uses (:math:`A^t \ge 0` means "training on j lowers L_i", i.e. :math:`b = -1`), which is -1 for a flipped
 matrix. ``b > 0`` flags the same problem.
 
+**Flagged fits.** The :math:`A^{t\star}` and scale fits carry their diagnostic ``flags`` (``""`` when
+clean; :attr:`jaxlaws.FitResult.flags`), each flagged fit raises a :class:`FlaggedFitWarning` naming its
+group and seed, the ``similarity`` row of a seed lists the flags its numbers rest on, and ``averages`` are
+over the seeds without flags unless ``include_flagged=True``.
+
 **m=2 diagonalisation.** With two groups only the slope in the own proportion is identifiable:
 :math:`(A p)_i = (A_{ii} - A_{ij}) p_i + A_{ij}`, so :math:`\tilde A = b\,\mathrm{diag}(A_{11} - A_{12},
 A_{22} - A_{21})` is compared with :math:`\mathrm{diag}(k_1, k_2)` (for DoReMi's diagonal matrix this is
@@ -48,6 +53,7 @@ import numpy as np
 import pandas as pd
 
 from jaxlaws.analysis import _common
+from jaxlaws.analysis._common import FlaggedFitWarning  # noqa: F401  (re-exported)
 from jaxlaws.analysis.dynamic import fit_children
 from jaxlaws.analysis.export import nested_params
 from jaxlaws.analysis.similarity import sim_parts
@@ -104,11 +110,13 @@ class MethodAnalysis:
 
     Attributes:
       method, break_step, groups: what was analysed.
-      a_star_fits: the per-(group, seed) fits giving :math:`A^{t\\star}` (params and metrics).
-      scale_fits: the per-seed scale fit (``b`` and, for m=2, ``c_i``; metrics).
+      a_star_fits: the per-(group, seed) fits giving :math:`A^{t\\star}` (params, metrics, ``flags``).
+      scale_fits: the per-seed scale fit (``b`` and, for m=2, ``c_i``; metrics, ``flags``).
       matrices: long table (seed, matrix in ``A_star``/``A_method``/``A_tilde``, row, col, value).
-      similarity: per seed ``cosine``, ``spearman``, ``sim``, ``sim_method_sign`` and ``b``.
-      averages: the means (and std, ddof=0) of those over seeds.
+      similarity: per seed ``cosine``, ``spearman``, ``sim``, ``sim_method_sign``, ``b`` and ``flags`` (the
+        flags of the fits the seed's numbers rest on, e.g. ``"A*[arxiv]: negative_r2"``; ``""`` when clean).
+      averages: the means (and std, ddof=0) of those over the seeds without flags (all seeds when
+        ``include_flagged``).
     """
 
     method: str
@@ -121,6 +129,7 @@ class MethodAnalysis:
     averages: pd.DataFrame
     a_star_names: tuple[str, ...]
     scale_names: tuple[str, ...]
+    include_flagged: bool = False
 
     def matrix(self, which: str, seed: int) -> np.ndarray:
         """``"A_star"``, ``"A_method"`` or ``"A_tilde"`` of ``seed`` as an (m, m) array."""
@@ -145,7 +154,7 @@ class MethodAnalysis:
 def method_parameters(sweep: Sweep, method: str, break_step: Optional[int] = None, *, split: str = "val",
                       aioli_rounds: Union[None, str, int] = None, transpose_doge: bool = False,
                       objective: Any = None, scale_objective: Any = None,
-                      dtype: str = "float64") -> MethodAnalysis:
+                      dtype: str = "float64", include_flagged: bool = False) -> MethodAnalysis:
     """Fit :math:`A^{t\\star}`, build :math:`A^t`, fit :math:`\\tilde A = bA^t` and compute ``sim`` per seed.
 
     Args:
@@ -158,6 +167,8 @@ def method_parameters(sweep: Sweep, method: str, break_step: Optional[int] = Non
       objective: for the :math:`A^{t\\star}` fits (default Huber 0.02).
       scale_objective: for the scale fit (default Huber 0.02; least squares for Skill-It at m=2).
       dtype: precision of the closed-form solves (float64 by default).
+      include_flagged: average over every seed, also those whose numbers rest on a flagged fit (default:
+        only the unflagged seeds; each flagged fit is named in a warning either way).
     """
     if method not in METHODS:
         raise ValueError(f"method must be one of {METHODS}, got {method!r}")
@@ -178,7 +189,8 @@ def method_parameters(sweep: Sweep, method: str, break_step: Optional[int] = Non
 
     # A*: one batched closed-form solve over (group, seed)
     form = "two_group" if m == 2 else "full"
-    star_law, star = fit_children(children, groups, form, ["break_step", "seed"], objective, dtype)
+    star_law, star = fit_children(children, groups, form, ["break_step", "seed"], objective, dtype,
+                                  what=f"{method}: A* fit")
     seeds = sorted(int(s) for s in children["seed"].unique())
 
     # A^t per seed, then the scale fit over all seeds in one batched call
@@ -215,9 +227,13 @@ def method_parameters(sweep: Sweep, method: str, break_step: Optional[int] = Non
         res = fit_batched(scale_law, X, Y, objective=scale_objective, dtype=dtype)
         return res.params, _common.fit_fields(res, scale_law, res.params, X, Y)
 
-    scale_params, fields = _common.bucketed(list(zip(feats, targets)), fit)
-    scale = _common.param_frame([{"break_step": break_step, "seed": s} for s in seeds],
-                                scale_law.param_names, scale_params, fields)
+    scale_keys = [{"break_step": break_step, "seed": s} for s in seeds]
+    scale_params, fields = _common.bucketed(list(zip(feats, targets)), fit, scale_keys, f"{method}: scale fit")
+    scale = _common.param_frame(scale_keys, scale_law.param_names, scale_params, fields)
+    _common.warn_flagged(star, f"method {method}: A* fit ({star_law.name})", star_law.param_names,
+                         include_flagged)
+    _common.warn_flagged(scale, f"method {method}: scale fit ({scale_law.name}, all groups)",
+                         scale_law.param_names, include_flagged)
 
     # matrices and similarity per seed
     mats, sims = [], []
@@ -231,10 +247,14 @@ def method_parameters(sweep: Sweep, method: str, break_step: Optional[int] = Non
             mats.append(pd.DataFrame({"seed": s, "matrix": label, "row": r.ravel(), "col": c.ravel(),
                                       "value": a.ravel()}))
         own = -(two_group_effective(a_method[s]) if m == 2 else a_method[s])
+        rests_on = [f"A*[{g}]: {f}" for g, f in zip(rows.index, rows["flags"]) if f]
+        if scale["flags"].iloc[j]:
+            rests_on.append(f"scale: {scale['flags'].iloc[j]}")
         sims.append({"seed": s, "b": b, **sim_parts(a_tilde, a_star),
-                     "sim_method_sign": sim_parts(own, a_star)["sim"]})
+                     "sim_method_sign": sim_parts(own, a_star)["sim"], "flags": "; ".join(rests_on)})
     similarity = pd.DataFrame(sims)
     cols = ["cosine", "spearman", "sim", "sim_method_sign", "b"]
-    averages = pd.DataFrame({"mean": similarity[cols].mean(), "std": similarity[cols].std(ddof=0)}).T
+    used = similarity if include_flagged else similarity[similarity["flags"] == ""]
+    averages = pd.DataFrame({"mean": used[cols].mean(), "std": used[cols].std(ddof=0)}).T
     return MethodAnalysis(method, int(break_step), groups, star, scale, pd.concat(mats, ignore_index=True),
-                          similarity, averages, star_law.param_names, scale_law.param_names)
+                          similarity, averages, star_law.param_names, scale_law.param_names, include_flagged)

@@ -166,8 +166,9 @@ def optimum_table(params: dict, groups: tuple[str, ...], form: str = "log_linear
     """Optimal mixture per seed from fitted static parameters ``params[group][seed] -> (P,)``.
 
     ``form`` is ``"log_linear"`` ([l, b, t...]), ``"two_group"`` ([c, k, b]) or ``"paper"``. For
-    ``"two_group"`` the closed form is used as well (columns ``p1_closed_form_raw``, ``clipped``) and
-    cross-checked against the numerical solver. Returns one row per seed: ``p_<group>`` (numerical
+    ``"two_group"`` the closed form is used as well (columns ``p1_closed_form_raw``, ``clipped``; NaN for a
+    seed whose slopes ``k1, k2`` do not share a sign, where it does not exist) and cross-checked against the
+    numerical solver. Returns one row per seed: ``p_<group>`` (numerical
     optimum), ``total_loss`` at the optimum and ``uniform_loss`` at the uniform mixture, plus a ``mean``
     row.
     """
@@ -190,9 +191,14 @@ def optimum_table(params: dict, groups: tuple[str, ...], form: str = "log_linear
     df["total_loss"], df["uniform_loss"] = total, uniform
     if form == "two_group":
         w1, w2 = (1.0, 1.0) if weights is None else (float(weights[0]), float(weights[1]))
-        clipped, raw = two_group_optimum(theta[:, 0, 1], theta[:, 0, 2], theta[:, 1, 1], theta[:, 1, 2], w1, w2)
+        # the closed form needs k1, k2 of one sign; a seed without (e.g. a flat, flagged fit) gets NaN there
+        ok = theta[:, 0, 1] * theta[:, 1, 1] > 0
+        raw, clipped = np.full(len(seeds), np.nan), np.full(len(seeds), np.nan)
+        if ok.any():
+            clipped[ok], raw[ok] = two_group_optimum(theta[ok, 0, 1], theta[ok, 0, 2], theta[ok, 1, 1],
+                                                     theta[ok, 1, 2], w1, w2)
         df["p1_closed_form_raw"], df["p1_closed_form"] = raw, clipped
-        df["clipped"] = raw != clipped
+        df["clipped"] = ok & (raw != clipped)
     mean = df.drop(columns=["seed", "clipped"], errors="ignore").mean().to_frame().T
     mean.insert(0, "seed", "mean")
     if "clipped" in df:

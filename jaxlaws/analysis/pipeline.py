@@ -3,27 +3,68 @@
 from __future__ import annotations
 
 import dataclasses
+import warnings
 from pathlib import Path
 from typing import Optional
 
 import pandas as pd
 
+from jaxlaws.analysis import _common
 from jaxlaws.analysis.dynamic import fit_dynamic
 from jaxlaws.analysis.export import write_json
 from jaxlaws.analysis.methods import METHODS, MethodAnalysis, method_parameters
 from jaxlaws.analysis.optimum import optimum_table
 from jaxlaws.analysis.static import LawFits, fit_static
-from jaxlaws.sweeps.schema import Sweep
+from jaxlaws.sweeps.schema import Sweep, proportion_columns
+
+FLAGGED_COLUMNS = ("table", "group", "seed", "flags")
 
 
 @dataclasses.dataclass
 class Analysis:
-    """All results of :func:`analyse`; any part the sweep does not support is ``None`` / empty."""
+    """All results of :func:`analyse`; any part the sweep does not support is ``None`` / empty.
+
+    ``include_flagged`` records whether flagged fits were kept in means and the optimum
+    (:meth:`flagged` lists them either way).
+    """
 
     static: Optional[LawFits] = None
     optimum: Optional[pd.DataFrame] = None
     dynamic: dict[str, LawFits] = dataclasses.field(default_factory=dict)
     methods: dict[str, MethodAnalysis] = dataclasses.field(default_factory=dict)
+    include_flagged: bool = False
+
+    def flagged(self) -> pd.DataFrame:
+        """Every flagged fit of the analysis, one row each: ``table`` (the name :meth:`tables` gives its
+        params table), ``group`` (``"*"`` for a method's scale fit, which spans all groups), ``seed``,
+        ``flags`` (comma-separated), then the table's other key columns (``step``, ``break_step``,
+        ``parent``, ...; empty where a table has no such key). Empty (with those first four columns) when no
+        fit is flagged."""
+        parts = []
+
+        def add(table: str, df: pd.DataFrame, names) -> None:
+            bad = _common.flagged_rows(df)
+            if bad.empty:
+                return
+            keys = _common.key_columns(df, names)
+            out = bad[keys + ["flags"]].copy()
+            if "group" not in out:
+                out["group"] = "*"
+            out.insert(0, "table", table)
+            parts.append(out)
+
+        if self.static is not None:
+            add("static_params", self.static.params, self.static.param_names)
+        for form, fits in self.dynamic.items():
+            add(f"dynamic_{form}_params", fits.params, fits.param_names)
+        for name, ma in self.methods.items():
+            add(f"{name}_a_star_fits", ma.a_star_fits, ma.a_star_names)
+            add(f"{name}_scale_fits", ma.scale_fits, ma.scale_names)
+        if not parts:
+            return pd.DataFrame({c: pd.Series(dtype=object) for c in FLAGGED_COLUMNS})
+        out = pd.concat(parts, ignore_index=True)
+        rest = [c for c in out.columns if c not in FLAGGED_COLUMNS]
+        return out[list(FLAGGED_COLUMNS) + rest]
 
     def tables(self) -> dict[str, pd.DataFrame]:
         """Every table by a file-friendly name."""
@@ -63,7 +104,7 @@ class Analysis:
 
 def analyse(sweep: Sweep, *, split: str = "val", static_step: Optional[int] = None,
             dynamic_forms: Optional[tuple[str, ...]] = None, methods: Optional[tuple[str, ...]] = None,
-            n_random: int = 30, seed: int = 0) -> Analysis:
+            n_random: int = 30, seed: int = 0, include_flagged: bool = False) -> Analysis:
     """Run every analysis the sweep's runs support.
 
     * static runs: :func:`fit_static` at ``static_step`` (default last) and the predicted optimum;
@@ -71,22 +112,53 @@ def analyse(sweep: Sweep, *, split: str = "val", static_step: Optional[int] = No
       m=2, ``linear`` and ``full`` for m>=3);
     * method runs with children: :func:`method_parameters` for each method whose runs have break-step
       children (or ``methods``).
+
+    Every fit carries diagnostic ``flags`` (a column of each params table); each flagged fit raises a
+    :class:`~jaxlaws.analysis.FlaggedFitWarning` naming its group and seed. Unless ``include_flagged``,
+    flagged fits are left out of the summaries and method averages, and a seed with a flagged static fit
+    gets no optimum (the optimum table is empty when every seed has one). :meth:`Analysis.flagged` lists
+    them.
     """
     kinds = set(sweep.losses["kind"].unique())
-    result = Analysis()
+    result = Analysis(include_flagged=include_flagged)
     if "static" in kinds:
-        result.static = fit_static(sweep, static_step, split=split, seed=seed, n_random=n_random)
-        form = "two_group" if sweep.m == 2 else "log_linear"
-        params = {g: {int(r["seed"]): r[list(result.static.param_names)].to_numpy(float)
-                      for _, r in d.iterrows()} for g, d in result.static.params.groupby("group")}
-        result.optimum = optimum_table(params, sweep.groups, form)
+        result.static = fit_static(sweep, static_step, split=split, seed=seed, n_random=n_random,
+                                   include_flagged=include_flagged)
+        result.optimum = _optimum(result.static, sweep.groups, "two_group" if sweep.m == 2 else "log_linear",
+                                  include_flagged)
     if "parent" in kinds:
         forms = dynamic_forms or (("two_group",) if sweep.m == 2 else ("linear", "full"))
-        result.dynamic = {f: fit_dynamic(sweep, f, split=split) for f in forms}
+        result.dynamic = {f: fit_dynamic(sweep, f, split=split, include_flagged=include_flagged) for f in forms}
     if "method" in kinds:
         # a method is analysed where it has break-step children (a method run alone has no A^{t*} to fit)
         kids = sweep.losses[sweep.losses["kind"] == "child"]
         present = [mth for mth in METHODS if mth in set(kids["method"])]
         for mth in methods or present:
-            result.methods[mth] = method_parameters(sweep, mth, split=split)
+            result.methods[mth] = method_parameters(sweep, mth, split=split, include_flagged=include_flagged)
     return result
+
+
+def _optimum(fits: LawFits, groups: tuple[str, ...], form: str, include_flagged: bool) -> pd.DataFrame:
+    """:func:`optimum_table` of the static fits, from the unflagged ones unless ``include_flagged``; a
+    ``flags`` column names the flagged fits a row rests on (``group: flags; ...``)."""
+    df = fits.params
+    flagged = df["flags"] != ""
+    use = df if include_flagged else df[~flagged]
+    params = {g: {int(r["seed"]): r[list(fits.param_names)].to_numpy(float) for _, r in d.iterrows()}
+              for g, d in use.groupby("group")}
+    notes = {int(s): "; ".join(f"{r['group']}: {r['flags']}" for _, r in d.iterrows())
+             for s, d in df[flagged].groupby("seed")}
+    seeds = set.intersection(*(set(params.get(g, {})) for g in groups))
+    if not seeds:
+        warnings.warn("no optimal mixture: every seed has a flagged static fit (analyse(..., "
+                      "include_flagged=True) computes it anyway)", _common.FlaggedFitWarning, stacklevel=3)
+        cols = ["seed", *proportion_columns(groups), "total_loss", "uniform_loss"]
+        if form == "two_group":
+            cols += ["p1_closed_form_raw", "p1_closed_form", "clipped"]
+        return pd.DataFrame({c: pd.Series(dtype=object) for c in cols + ["flags"]})
+    table = optimum_table(params, groups, form)
+    per_seed = [notes.get(s, "") if s != "mean" else "" for s in table["seed"]]
+    if include_flagged and any(per_seed):
+        per_seed[-1] = "mean over seeds with flagged fits"
+    table["flags"] = per_seed
+    return table

@@ -9,7 +9,10 @@ are fitted with
   :math:`L_i = e^{\ell_i} + \exp(b_i + \sum_{j<m} t_{ij} p_j)` from the original's 6,000-init grid
   (``n_random`` random ``t`` draws, seeded per problem from ``seed``).
 
-All (group, seed) problems go to the fitting engine in one batched, compiled call.
+All (group, seed) problems go to the fitting engine in one batched, compiled call. Every fit carries its
+diagnostic ``flags`` (:attr:`jaxlaws.FitResult.flags`, ``""`` when clean); a flagged fit raises a
+:class:`FlaggedFitWarning` naming its group and seed and is left out of the summary unless
+``include_flagged=True``.
 """
 
 from __future__ import annotations
@@ -22,23 +25,31 @@ import numpy as np
 import pandas as pd
 
 from jaxlaws.analysis import _common
+from jaxlaws.analysis._common import FlaggedFitWarning  # noqa: F401  (re-exported)
 from jaxlaws.analysis.export import nested_params
-from jaxlaws.fitting import fit_batched, fit_static_two_stage
+from jaxlaws.fitting import fit_batched, fit_static_two_stage, validate
 from jaxlaws.laws import Law, log_linear, log_linear_inits, static_two_group
 from jaxlaws.sweeps.schema import Sweep, proportion_columns
 
 
 @dataclasses.dataclass(frozen=True)
 class LawFits:
-    """Fitted parameters of one law family: ``params`` (one row per fit: keys, parameters, metrics),
-    ``summary`` (mean/std of MSE and R^2), the law's ``param_names`` and the key columns used to nest
-    them for export (e.g. ``("group", "step", "seed")``)."""
+    """Fitted parameters of one law family: ``params`` (one row per fit: keys, parameters, metrics and the
+    fit's ``flags``, ``""`` when clean), ``summary`` (mean/std of MSE and R^2 over the unflagged fits, or
+    all fits when ``include_flagged``), the law's ``param_names`` and the key columns used to nest them for
+    export (e.g. ``("group", "step", "seed")``)."""
 
     law: Law
     param_names: tuple[str, ...]
     params: pd.DataFrame
     summary: pd.DataFrame
     keys: tuple[str, ...]
+    include_flagged: bool = False
+
+    @property
+    def flagged(self) -> pd.DataFrame:
+        """The rows of ``params`` whose fit carries flags."""
+        return _common.flagged_rows(self.params)
 
     def to_law_results(self, **fixed: Any) -> dict:
         """Nested dict in the layout of ``jaxlaws/data/aioli/law_results`` (see :mod:`.export`)."""
@@ -50,14 +61,14 @@ class LawFits:
     def predict(self, row: int, x: np.ndarray) -> np.ndarray:
         """Predictions of the fit in row ``row`` (position in ``params``) at the law's inputs ``x``."""
         theta = self.params.iloc[row][list(self.param_names)].to_numpy(np.float64)
-        x = np.asarray(x, np.float64)
+        x = validate.check_x(self.law, x)
         with jax.enable_x64(True):
-            return np.asarray(self.law.predict(theta, x[:, None] if x.ndim == 1 else x))
+            return np.asarray(self.law.predict(theta, x))
 
 
 def fit_static(sweep: Sweep, step: Optional[int] = None, *, split: str = "val", seed: int = 0,
                n_random: int = 30, objective: Any = None, solver: Any = None,
-               dtype: str = "float64") -> LawFits:
+               dtype: str = "float64", include_flagged: bool = False) -> LawFits:
     """Fit the static law per (group, training seed) at ``step`` (default: the last step).
 
     Args:
@@ -68,9 +79,12 @@ def fit_static(sweep: Sweep, step: Optional[int] = None, *, split: str = "val", 
       n_random: random ``t`` draws per (l, b) grid point for m>=3 (30 in the original: 6,000 inits).
       objective, solver: passed to the fitting engine (default Huber(0.02), Levenberg-Marquardt).
       dtype: fitting precision, float64 by default (float32 is faster and usually as good).
+      include_flagged: keep flagged fits in the summary (default: left out, with a warning per fit).
     Returns:
       :class:`LawFits` with keys (group, step, seed); MSE in loss space, R^2 correct and, for
-      comparison with the m=2 notebook, ``r2_swapped_as_original``.
+      comparison with the m=2 notebook, ``r2_swapped_as_original``; ``flags`` per fit.
+    Raises:
+      ValueError naming the group and seed whose losses the law cannot fit (e.g. a loss <= 0).
     """
     wide = _common.wide_losses(sweep, ["static"], split)
     step = _common.pick_step(wide["step"].to_numpy(), step, "static sweep")
@@ -100,6 +114,8 @@ def fit_static(sweep: Sweep, step: Optional[int] = None, *, split: str = "val", 
             res = fit_batched(law, X, Y, inits=inits, objective=objective, solver=solver, dtype=dtype)
             return res.params, _common.fit_fields(res, law, res.params, X, Y)
 
-    params, fields = _common.bucketed(problems, fit)
+    params, fields = _common.bucketed(problems, fit, keys, "static fit")
     df = _common.param_frame(keys, law.param_names, params, fields)
-    return LawFits(law, law.param_names, df, _common.summary(df), ("group", "step", "seed"))
+    _common.warn_flagged(df, f"static law {law.name}", law.param_names, include_flagged)
+    return LawFits(law, law.param_names, df, _common.summary(df, include_flagged=include_flagged),
+                   ("group", "step", "seed"), include_flagged)
