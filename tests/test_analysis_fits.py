@@ -244,7 +244,7 @@ def test_same_results_from_csv_and_parquet(tmp_path):
 
 
 def test_same_results_from_the_original_layout(tmp_path):
-    original = pytest.importorskip("jaxlaws.sweeps.original", reason="the original-layout reader is another module")
+    from jaxlaws.sweeps import original  # a broken reader must fail this test, not skip it
     for name, sw in (("m", method_sweep(G3, seeds=range(2))[0]), ("s", static_sweep(G2, seeds=range(2))[0]),
                      ("d", dynamic_sweep(G2)[0])):
         original.write_original(sw, tmp_path / name)
