@@ -19,7 +19,7 @@ import pandas as pd
 def register(subparsers: argparse._SubParsersAction) -> None:
     p = subparsers.add_parser(
         "demo", help="fit the laws of the bundled example sweeps and print the results (the main job)",
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter, allow_abbrev=False)
     p.add_argument("--out", type=Path, default=None, help="also write the sweeps and all tables here")
     p.add_argument("--seed", type=int, default=0, help="seed of the synthetic noise and random inits")
     p.add_argument("--noise", type=float, default=0.005, help="sd of the Gaussian noise on the losses")

@@ -306,3 +306,13 @@ def test_cli_errors_are_one_line_with_exit_code_2(tmp_path, args, match):
     assert r.returncode == 2, (r.stdout, r.stderr)
     assert match in r.stderr and "Traceback" not in r.stderr
     assert not (tmp_path / "x" / "runs").exists()
+
+
+def test_a_damaged_method_result_is_named_and_trained_again(tmp_path):
+    pol = make_policy("stratified", 2, CFG)
+    first = train_policy(pol, DATA, CFG, [0], tmp_path, run="s", method="stratified")
+    f = tmp_path / "runs" / "s__seed0.json"
+    f.write_text(f.read_text()[:-40])                     # cut short
+    with pytest.warns(UserWarning, match=r"s__seed0\.json"):
+        again = train_policy(pol, DATA, CFG, [0], tmp_path, run="s", method="stratified")
+    np.testing.assert_array_equal(_frame(again)["loss"], _frame(first)["loss"])

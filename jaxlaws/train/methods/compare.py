@@ -5,8 +5,8 @@ directory under ``out`` (``stratified`` first: it is DoReMi's reference and ever
 reuses ``grid``'s static sweep; ``aioli_restricted`` starts from the grid-search mixture), then tabulates per
 method: the final test loss per group, the average test perplexity (mean over groups of ``exp(loss)``), its
 difference to stratified (per seed, then mean and std over seeds), the method's ``sim(Ã^t, A^{t*})`` from
-its break-step children (``jaxlaws.analysis.method_parameters``) and its training cost per run-step relative
-to stratified. Everything is resumable: run the same call again after an interruption.
+its break-step children (``jaxlaws.analysis.method_parameters``; seeds whose fits are flagged are left out of
+the mean and counted in ``sim_flagged_seeds``) and its training cost per run-step relative to stratified. Everything is resumable: run the same call again after an interruption.
 """
 
 from __future__ import annotations
@@ -21,6 +21,7 @@ import numpy as np
 import pandas as pd
 
 from jaxlaws.sweeps.schema import SweepError
+from jaxlaws.train.checkpoint import work_lock
 from jaxlaws.train.methods.sweep import ANALYSED, METHODS, MethodResult, method_sweep, validate_method_args
 from jaxlaws.train.sweep import SweepData, TrainConfig
 
@@ -104,6 +105,16 @@ def compare(data: SweepData, cfg: TrainConfig, seeds: Sequence[int], out: str | 
         validate_method_args(mth, m, cfg, break_step=brk, children=children if brk else None,
                              remaining_steps=remaining_steps if brk else None, hparams=hp)
     out = Path(out)
+    with work_lock(out):
+        results = _train_all(methods, data, cfg, seeds, out, hparams, break_step, children, remaining_steps,
+                             mixtures, prior_steps, checkpoint_every, progress)
+        comp = _tabulate(results, data.names, transpose_doge)
+        _write(comp, results, out)
+    return comp
+
+
+def _train_all(methods, data, cfg, seeds, out, hparams, break_step, children, remaining_steps, mixtures,
+               prior_steps, checkpoint_every, progress) -> dict[str, MethodResult]:
     results: dict[str, MethodResult] = {}
     for mth in methods:
         hp = dict(hparams.get(mth, {}))
@@ -123,14 +134,16 @@ def compare(data: SweepData, cfg: TrainConfig, seeds: Sequence[int], out: str | 
                                     children=children if brk else None,
                                     remaining_steps=remaining_steps if brk else None,
                                     checkpoint_every=checkpoint_every, progress=progress, **kw)
-    comp = _tabulate(results, data.names, transpose_doge)
-    from jaxlaws.train.checkpoint import atomic_write_bytes
+    return results
+
+
+def _write(comp: Comparison, results: dict[str, MethodResult], out: Path) -> None:
+    from jaxlaws.sweeps.io import atomic_write_bytes
     atomic_write_bytes(out / "comparison.md", (comp.to_markdown() + "\n").encode())
     atomic_write_bytes(out / "comparison.csv", comp.table.to_csv(index=False).encode())
     atomic_write_bytes(out / "per_seed.csv", comp.per_seed.to_csv(index=False).encode())
     atomic_write_bytes(out / "info.json", json.dumps({k: r.info for k, r in results.items()}, indent=1,
                                                       default=str).encode())
-    return comp
 
 
 def _tabulate(results: dict[str, MethodResult], names: Sequence[str], transpose_doge: bool) -> Comparison:
@@ -165,6 +178,9 @@ def _tabulate(results: dict[str, MethodResult], names: Sequence[str], transpose_
                 if k == "doge":  # the LMO reading of DoGE's matrix is M^T (spec 13.11): report it beside
                     alt = method_parameters(r.sweep, "doge", transpose_doge=not transpose_doge).similarity
                     sims.append(alt.assign(method="doge (M^T)" if not transpose_doge else "doge (M)"))
+        flagged = int((sim["flags"] != "").sum()) if len(sim) and "flags" in sim else 0
+        if flagged:  # a seed whose A* or scale fit is flagged does not count in the mean sim
+            sim = sim[sim["flags"] == ""]
         mix = d[[f"p_{g}" for g in names]].mean()
         rows.append({"method": k, "ppl_mean": d["test_ppl"].mean(), "ppl_std": d["test_ppl"].std(ddof=0),
                      "d_ppl_mean": d["d_ppl_vs_stratified"].mean(),
@@ -175,6 +191,7 @@ def _tabulate(results: dict[str, MethodResult], names: Sequence[str], transpose_
                      "sim_std": sim["sim"].std(ddof=0) if len(sim) else float("nan"),
                      "sim_method_sign_mean": sim["sim_method_sign"].mean() if len(sim) else float("nan"),
                      "b_mean": sim["b"].mean() if len(sim) else float("nan"),
+                     "sim_seeds": len(sim), "sim_flagged_seeds": flagged,
                      "time_per_step_ratio": per_step(r) / base_time,
                      "compute_ratio": sum(r.run_steps.values()) / base_steps,
                      "run_steps": sum(r.run_steps.values()),

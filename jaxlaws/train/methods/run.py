@@ -26,6 +26,7 @@ from __future__ import annotations
 import hashlib
 import json
 import time
+import warnings
 from pathlib import Path
 from typing import Any, Sequence
 
@@ -34,7 +35,8 @@ import jax.numpy as jnp
 import numpy as np
 
 from jaxlaws.sweeps.schema import proportion_column
-from jaxlaws.train.checkpoint import atomic_write_json, checkpoint_meta, restore_checkpoint, save_checkpoint
+from jaxlaws.train.checkpoint import (DamagedFileError, checkpoint_meta, read_verified_json, restore_checkpoint,
+                                     save_checkpoint, work_lock, write_verified_json)
 from jaxlaws.train.methods.base import MethodData, Policy
 from jaxlaws.train.step import run_keys
 from jaxlaws.train.sweep import SweepData, TrainConfig, _config_hash, _programs, _stack, default_vmap_width
@@ -75,6 +77,15 @@ def _records(policy: Policy, pstate_host: Any, upto: int) -> list[dict]:
         for (r, c), v in np.ndenumerate(a):
             out.append({"name": name, "step": int(step), "index": int(index), "row": r, "col": c, "value": float(v)})
     return out
+
+
+def _meta(path: Path) -> dict | None:
+    """A checkpoint's meta, or None when it is missing or damaged (then it is retrained, with a warning)."""
+    try:
+        return checkpoint_meta(path)
+    except DamagedFileError as e:
+        warnings.warn(f"{e}; it will be trained again", stacklevel=3)
+        return None
 
 
 def load_final_params(work_dir: str | Path, run: str, seed: int, cfg: TrainConfig, data: SweepData) -> Any:
@@ -125,19 +136,30 @@ def train_policy(policy: Policy, data: SweepData, cfg: TrainConfig, seeds: Seque
             f = work / "runs" / f"{run}__seed{s}.json"
             if not f.is_file():
                 return None
-            rec = json.loads(f.read_text())
+            try:
+                rec = read_verified_json(f, what=f"method run {run!r} (seed {s})")
+            except DamagedFileError as e:  # a damaged result is retrained, and said so
+                warnings.warn(f"{e}; retraining it", stacklevel=3)
+                return None
             if rec.get("run_hash") != rhash:
                 return None
-            if break_step is not None and checkpoint_meta(work / "checkpoints" / f"{run}__seed{s}") is None:
-                return None
-            if save_final and checkpoint_meta(work / "final" / f"{run}__seed{s}") is None:
-                return None
+            for need, sub in ((break_step is not None, "checkpoints"), (save_final, "final")):
+                if need and _meta(work / sub / f"{run}__seed{s}") is None:
+                    return None
             out[s] = rec
         return out
 
-    done = finished()
-    if done is not None:
-        return done
+    with work_lock(work):
+        done = finished()
+        if done is not None:
+            return done
+        return _train(policy, data, cfg, seeds, work, run, method, extras, stop, break_step, eval_steps,
+                      checkpoint_every, vmap_width, bar, save_final, _fail_at, chash, rhash)
+
+
+def _train(policy, data, cfg, seeds, work, run, method, extras, stop, break_step, eval_steps, checkpoint_every,
+           vmap_width, bar, save_final, _fail_at, chash, rhash) -> dict[int, dict]:
+    names, m = data.names, len(data.names)
 
     if vmap_width == "auto":
         vmap_width = default_vmap_width(cfg)
@@ -163,7 +185,7 @@ def train_policy(policy: Policy, data: SweepData, cfg: TrainConfig, seeds: Seque
     break_records: dict[int, list[dict]] = {}
     step = 0
     resume_dir = work / "resume" / run
-    meta = checkpoint_meta(resume_dir)
+    meta = _meta(resume_dir)
     if meta is not None and meta.get("run_hash") == rhash and meta.get("seeds") == seeds \
             and meta.get("size") == size:
         target = {"train": states, "policy": pstates}
@@ -249,7 +271,7 @@ def train_policy(policy: Policy, data: SweepData, cfg: TrainConfig, seeds: Seque
         rec = {"run_hash": rhash, "run": run, "seed": s, "method": method, "policy": policy.config(),
                "rows": rows[s], "records": recs, "outputs": policy.outputs(ps),
                "seconds": seconds, "run_steps": trained}
-        atomic_write_json(work / "runs" / f"{run}__seed{s}.json", rec)
+        write_verified_json(work / "runs" / f"{run}__seed{s}.json", rec)
         out[s] = rec
     if checkpoint_every and resume_dir.exists():
         import shutil

@@ -39,6 +39,7 @@ import numpy as np
 import pandas as pd
 
 from jaxlaws.sweeps.schema import Sweep, proportion_columns
+from jaxlaws.train.checkpoint import work_lock
 from jaxlaws.train.methods.aioli import Aioli
 from jaxlaws.train.methods.base import Constant, Policy
 from jaxlaws.train.methods.doge import DoGE
@@ -180,11 +181,19 @@ def method_sweep(method: str, data: SweepData, cfg: TrainConfig, seeds: Sequence
       static_dir: where that static sweep is trained (default ``work_dir``; ``dml`` can reuse ``grid``'s).
       checkpoint_every: resume checkpoints every N steps inside a run (0: resume at stage granularity).
     """
+    policy = validate_method_args(method, len(data.names), cfg, break_step=break_step, children=children,
+                                  remaining_steps=remaining_steps, hparams=hparams)
+    with work_lock(work_dir):  # one process per work directory (re-entrant for the stages below)
+        return _method_sweep(method, policy, data, cfg, seeds, Path(work_dir), hparams, break_step, children,
+                             remaining_steps, graph, graph_steps, reference_dir, mixtures, static_dir,
+                             checkpoint_every, progress, fmt, write)
+
+
+def _method_sweep(method, policy, data, cfg, seeds, work, hparams, break_step, children, remaining_steps, graph,
+                  graph_steps, reference_dir, mixtures, static_dir, checkpoint_every, progress, fmt,
+                  write) -> MethodResult:
     names, m = data.names, len(data.names)
     seeds = [int(s) for s in seeds]
-    policy = validate_method_args(method, m, cfg, break_step=break_step, children=children,
-                                  remaining_steps=remaining_steps, hparams=hparams)
-    work = Path(work_dir)
     total = cfg.optim.total_steps
     from tqdm.auto import tqdm
     seconds: dict[str, float] = {}
@@ -328,12 +337,24 @@ def _dml_optimum(st: Sweep, seeds: list[int]) -> np.ndarray:
     from jaxlaws.analysis.optimum import optimum_table
     from jaxlaws.analysis.static import fit_static
 
+    import warnings
+
     fits = fit_static(st, split="val")
     form = "two_group" if st.m == 2 else "log_linear"
+    clean = fits.params[fits.params["flags"] == ""] if "flags" in fits.params else fits.params
     params = {g: {int(r["seed"]): r[list(fits.param_names)].to_numpy(float) for _, r in d.iterrows()}
-              for g, d in fits.params.groupby("group")}
-    opt = optimum_table(params, st.groups, form)
-    opt = opt[opt["seed"].isin(seeds)].set_index("seed")
-    p = opt.loc[seeds, proportion_columns(st.groups)].to_numpy(float)
-    p = np.clip(p, 0, None)
-    return p / p.sum(1, keepdims=True)
+              for g, d in clean.groupby("group")}
+    good = [s for s in seeds if all(s in params.get(g, {}) for g in st.groups)]
+    if not good:
+        raise ValueError("dml: every seed's static-law fit is flagged (see the static fits' flags); no optimum "
+                         "to train")
+    opt = optimum_table({g: {s: params[g][s] for s in good} for g in st.groups}, st.groups, form)
+    opt = opt[opt["seed"].isin(good)].set_index("seed")
+    p = np.clip(opt.loc[good, proportion_columns(st.groups)].to_numpy(float), 0, None)
+    p = dict(zip(good, p / p.sum(1, keepdims=True)))
+    missing = [s for s in seeds if s not in p]
+    if missing:  # a seed whose own law fit is flagged trains the mean optimum of the others
+        warnings.warn(f"dml: static-law fits of seed(s) {missing} are flagged; they train the mean optimum "
+                      f"of seeds {good}", stacklevel=3)
+    mean = np.mean(list(p.values()), 0)
+    return np.stack([p.get(s, mean / mean.sum()) for s in seeds])
