@@ -14,6 +14,7 @@ from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook
 HERE = Path(__file__).parent
 
 SETUP = """\
+import json
 import matplotlib
 matplotlib.use("Agg")  # headless; figures still render inline in Jupyter
 import matplotlib.pyplot as plt
@@ -74,14 +75,159 @@ axes[0].legend(fontsize=7)
 fig.tight_layout()"""
 
 
-def notebook(title: str, intro: str, cells: list[str]) -> nbformat.NotebookNode:
+CHECK_INTRO = """\
+## Numbers the test suite checks
+
+`tests/test_notebooks.py` runs this notebook and reads the one `CHECK {json}` line the next cell prints: {what}
+Change them only together with the test's tolerances."""
+
+CHECK_PRINT = ("\nprint('CHECK', json.dumps({k: int(v) if isinstance(v, (int, np.integer)) else float(v)\n"
+               "                          for k, v in check.items()}))")
+
+
+def notebook(title: str, intro: str, cells: list[str], check: str, what: str) -> nbformat.NotebookNode:
+    """``cells``: code, or a one-line ``"# ..."`` markdown cell; ``check``: the last code cell, which builds the
+    dict ``check`` of numbers that ``tests/test_notebooks.py`` asserts (printed as one ``CHECK <json>`` line)."""
     nb = new_notebook()
     nb.cells = [new_markdown_cell(f"# {title}\n\n{intro}"), new_code_cell(SETUP)]
     for c in cells:
         nb.cells.append(new_markdown_cell(c[2:].strip()) if c.startswith("# ") and "\n" not in c else new_code_cell(c))
+    nb.cells += [new_markdown_cell(CHECK_INTRO.replace("{what}", what)), new_code_cell(check + CHECK_PRINT)]
+    for i, cell in enumerate(nb.cells):  # fixed ids: rebuilding an unchanged notebook leaves its file unchanged
+        cell.id = f"cell-{i:02d}"
     nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
     return nb
 
+
+STATIC_M2_CHECK = """\
+true = truth['params']                       # {group: {seed: [c, k, b]}} that generated the sweep
+own = np.linspace(0.1, 0.9, 81)              # the range of the sweep's mixtures
+err, loss_err = [], []
+for row, (_, r) in enumerate(fits.params.iterrows()):
+    t = true[r.group][int(r.seed)]
+    err.append(np.abs(r[list(fits.param_names)].to_numpy(float) - t))
+    loss_err.append(np.abs(fits.predict(row, own) - (t[0] + np.exp(t[1] * own + t[2]))).max())
+err = np.max(err, axis=0)
+opt_true = ja.optimum_table(true, sweep.groups, 'two_group')
+check = {'n_fits': len(fits.params), 'n_flagged': len(fits.flagged), 'r2_min': fits.params.r2.min(),
+         'c_err_max': err[0], 'k_err_max': err[1], 'b_err_max': err[2], 'loss_err_max': max(loss_err),
+         'p_opt_err_max': np.abs(opt.p_arxiv - opt_true.p_arxiv).max(),
+         'closed_form_vs_solver_max': np.abs(opt.p1_closed_form - opt.p_arxiv).max()}"""
+
+STATIC_M3_CHECK = """\
+true = {g: {s: truth['params'][g][s] for s in (0, 1)} for g in sweep.groups}   # [l, b, t1, t2] per seed
+err, loss_err = [], []
+for row, (_, r) in enumerate(fits.params.iterrows()):
+    t, p = true[r.group][int(r.seed)], truth['mixtures'][int(r.seed)]
+    err.append(np.abs(r[list(fits.param_names)].to_numpy(float) - t))
+    loss_err.append(np.abs(fits.predict(row, p) - synthetic.static_law('log_linear', t, p, 0)).max())
+err = np.max(err, axis=0)
+opt_true = ja.optimum_table(true, sweep.groups)
+pcols = [f'p_{g}' for g in sweep.groups]
+true_total = lambda s, p: sum(synthetic.static_law('log_linear', true[g][s], p, 0)[0] for g in sweep.groups)
+regret = [true_total(s, opt.loc[j, pcols].to_numpy(float)) - opt_true.total_loss[j] for j, s in enumerate((0, 1))]
+# the true optimum, independently of jaxlaws' solver: the best point of a 0.005 grid on the simplex
+a, b = np.meshgrid(np.arange(201) / 200, np.arange(201) / 200, indexing='ij')
+grid = np.c_[a.ravel(), b.ravel(), 1 - a.ravel() - b.ravel()][a.ravel() + b.ravel() <= 1 + 1e-12].clip(0, 1)
+grid_gap, grid_dist = [], []
+for j, s in enumerate((0, 1)):
+    total = sum(synthetic.static_law('log_linear', true[g][s], grid, 0) for g in sweep.groups)
+    grid_gap.append(opt_true.total_loss[j] - total.min())
+    grid_dist.append(np.abs(opt_true.loc[j, pcols].to_numpy(float) - grid[total.argmin()]).max())
+check = {'n_fits': len(fits.params), 'n_flagged': len(fits.flagged), 'r2_min': fits.params.r2.min(),
+         'l_err_max': err[0], 'b_err_max': err[1], 't_err_max': err[2:].max(), 'loss_err_max': max(loss_err),
+         'p_opt_err_max': np.abs(opt[pcols].to_numpy(float) - opt_true[pcols].to_numpy(float)).max(),
+         'opt_regret_max': max(regret), 'true_opt_vs_grid_max': max(grid_gap),
+         'true_opt_grid_dist_max': max(grid_dist)}"""
+
+DYNAMIC_M2_CHECK = """\
+true = truth['params']                       # {parent p_arxiv: {group: [k, b]}}
+key = lambda r: min(true, key=lambda q: abs(q - r.parent_p_arxiv))
+err = np.max([np.abs(r[['k', 'b']].to_numpy(float) - true[key(r)][r.group]) for _, r in fits.params.iterrows()], 0)
+check = {'n_fits': len(fits.params), 'n_flagged': len(fits.flagged), 'r2_min': fits.params.r2.min(),
+         'k_err_max': err[0], 'b_err_max': err[1]}"""
+
+DYNAMIC_M3_CHECK = """\
+true = truth['params']                       # {parent p_arxiv: {group: [c, t1, t2]}}
+kids = ja.child_table(sweep, 'val', ['parent'])
+pcols = [f'p_{g}' for g in sweep.groups]
+err, loss_err = [], {'linear': [], 'full': []}
+for name, f in (('linear', fits), ('full', full)):
+    for row, (_, r) in enumerate(f.params.iterrows()):
+        t = true[min(true, key=lambda q: abs(q - r.parent_p_arxiv))][r.group]
+        d = kids[kids.parent == r.parent]
+        p = d[pcols].to_numpy()
+        pred = f.predict(row, p) + (d[f'LB_{r.group}'].to_numpy() if name == 'full' else 0)
+        loss_err[name].append(np.abs(pred - synthetic.dynamic_law('linear', t, p, 0)).max())
+        if name == 'linear':
+            err.append(np.abs(r[list(f.param_names)].to_numpy(float) - t))
+err = np.max(err, axis=0)
+check = {'n_fits_linear': len(fits.params), 'n_fits_full': len(full.params),
+         'n_flagged': len(fits.flagged) + len(full.flagged),
+         'r2_min_linear': fits.params.r2.min(), 'r2_min_full': full.params.r2.min(),
+         'c_err_max': err[0], 't_err_max': err[1:].max(),
+         'loss_err_max_linear': max(loss_err['linear']), 'loss_err_max_full': max(loss_err['full'])}"""
+
+INSTRUCTION_STATIC_CHECK = """\
+p = truth['mixtures'][0]                     # seed 0's 50 mixtures; truth['params'][group][0] = [l, b, t1..t8]
+err, loss_err = [], []
+for row, (_, r) in enumerate(fits.params.iterrows()):
+    t = truth['params'][r.group][0]
+    e = np.abs(r[list(fits.param_names)].to_numpy(float) - t)
+    err.append([e[0], e[1], e[2:].max() / np.abs(t[2:]).max()])   # slopes relative to the task's largest one
+    loss_err.append(np.abs(fits.predict(row, p) - synthetic.static_law('log_linear', t, p, 0)))
+err, loss_err = np.max(err, axis=0), np.array(loss_err)
+check = {'n_fits': len(fits.params), 'n_flagged': len(fits.flagged), 'r2_min': fits.params.r2.min(),
+         'l_err_max': err[0], 'b_err_max': err[1], 't_rel_err_max': err[2],
+         'loss_err_max': loss_err.max(), 'loss_err_rms': np.sqrt((loss_err ** 2).mean())}"""
+
+INSTRUCTION_DYNAMIC_CHECK = """\
+kids = {'linear': ja.child_table(sweep, 'val', ['parent']), 'log_ratio': ja.child_table(logs, 'val', ['parent'])}
+pcols = [f'p_{g}' for g in sweep.groups]
+res = {}
+for name, f, tr in (('linear', fits, truth), ('log_ratio', log_fits, log_truth)):
+    c_err, t_err, pred_err = [], [], []
+    for row, (_, r) in enumerate(f.params.iterrows()):   # truth: {parent p_abductivenli: {task: [c, t1..t8]}}
+        t = tr['params'][min(tr['params'], key=lambda q: abs(q - r[f'parent_{pcols[0]}']))][r.group]
+        p = kids[name][kids[name].parent == r.parent][pcols].to_numpy()
+        theta = r[list(f.param_names)].to_numpy(float)
+        c_err.append(abs(theta[0] - t[0])); t_err.append(np.abs(theta[1:] - t[1:]).max())
+        pred_err.append(np.abs(f.predict(row, p) - (t[0] + p[:, :-1] @ t[1:])))   # loss / log ratio
+    pred_err = np.array(pred_err)
+    res.update({f'n_fits_{name}': len(f.params), f'n_flagged_{name}': len(f.flagged),
+                f'r2_mean_{name}': f.params.r2.mean(), f'r2_min_{name}': f.params.r2.min(),
+                f'c_err_max_{name}': max(c_err), f't_err_max_{name}': max(t_err),
+                f'pred_err_max_{name}': pred_err.max(), f'pred_err_rms_{name}': np.sqrt((pred_err ** 2).mean())})
+check = res"""
+
+METHOD_PARAMETERS_CHECK = """\
+a_err, meth_err, icpt_err = [], {'aioli': [], 'skillit': []}, []
+for (m, meth, s), (_, t) in probes.items():      # t: the method_sweep truth (A_star, A_method, intercept, ...)
+    r = res[(m, meth)]
+    a_err.append(np.abs(r.matrix('A_star', s) - t['A_star']).max())
+    a = r.matrix('A_method', s)
+    meth_err[meth].append(np.abs((ja.two_group_effective(a) if m == 2 else a) - t['A_method']).max())
+    if m == 2:
+        fit = r.a_star_fits[r.a_star_fits.seed == s].set_index('group').loc[list(bundle[2].groups)]
+        icpt_err.append(np.abs(fit['b'].to_numpy() - t['intercept']).max())
+stars = pd.concat([r.a_star_fits for r in res.values()])
+scales = {meth: pd.concat([res[(m, meth)].scale_fits for m in (2, 3)]) for meth in ('aioli', 'skillit')}
+check = {'n_a_star_fits': len(stars), 'n_scale_fits': sum(len(d) for d in scales.values()),
+         'n_flagged': int((stars['flags'] != '').sum() + sum((d['flags'] != '').sum() for d in scales.values())),
+         'a_star_r2_min': stars.r2.min(), 'a_star_err_max': max(a_err), 'intercept_err_max': max(icpt_err),
+         'a_method_err_max_aioli': max(meth_err['aioli']), 'a_method_err_max_skillit': max(meth_err['skillit']),
+         'scale_r2_min_aioli': scales['aioli'].r2.min(), 'scale_r2_min_skillit': scales['skillit'].r2.min(),
+         'b_max': max(d.b.max() for d in scales.values())}"""
+
+MEASUREMENTS_CHECK = """\
+b_true = [(t['A_star'] * t['A_method']).sum() / (t['A_method'] ** 2).sum() for _, t in flip_probes]  # A* = b_true A^t
+check = {'n_rows': len(table), 'n_seeds_min': int(table.n_seeds.min()), 'n_flagged': int(table.n_flagged.sum()),
+         'cosine_err_max': (table.cosine - table.true_cosine).abs().max(),
+         'sim_err_max': (table.sim - table.true_sim).abs().max(), 'b_max': table.b.max(),
+         'flip_sim_min': flip_res.similarity.sim.min(),
+         'flip_sim_method_sign_max': flip_res.similarity.sim_method_sign.max(),
+         'flip_b_rel_err_max': np.max(np.abs(flip_res.similarity.b.to_numpy() / b_true - 1)),
+         'flip_n_flagged': int((flip_res.similarity['flags'] != '').sum())}"""
 
 NOTEBOOKS = {
     "static_m2": notebook(
@@ -96,7 +242,11 @@ NOTEBOOKS = {
          "# The predicted optimum (closed form, clipped to [0, 1]; the numerical simplex solver agrees).",
          "params = {g: {int(r.seed): r[list(fits.param_names)].to_numpy(float) for _, r in d.iterrows()}\n"
          "          for g, d in fits.params.groupby('group')}\n"
-         "ja.optimum_table(params, sweep.groups, 'two_group')"]),
+         "opt = ja.optimum_table(params, sweep.groups, 'two_group')\nopt"],
+        STATIC_M2_CHECK,
+        "the number of fits and of flagged fits, the smallest R², the largest error of each fitted parameter "
+        "and of the fitted loss curve (p_arxiv 0.1..0.9) against the parameters that generated the sweep "
+        "(`truth`), and the predicted optimal p_arxiv against the optimum of the true parameters."),
     "static_m3": notebook(
         "Static law, three groups (arxiv / book / stackexchange)",
         "The original's `3_static_law.ipynb`: the reduced log-linear law `L_i = exp(l_i) + exp(b_i + t_i·p_<m)` "
@@ -109,7 +259,13 @@ NOTEBOOKS = {
          STATIC_PLOT,
          "params = {g: {int(r.seed): r[list(fits.param_names)].to_numpy(float) for _, r in d.iterrows()}\n"
          "          for g, d in fits.params.groupby('group')}\n"
-         "ja.optimum_table(params, sweep.groups)"]),
+         "opt = ja.optimum_table(params, sweep.groups)\nopt"],
+        STATIC_M3_CHECK,
+        "the number of fits and of flagged fits, the smallest R², the largest parameter error and fitted-loss "
+        "error (at the seed's mixtures) against the parameters that generated the sweep (`truth`), the "
+        "distance of the predicted optimal mixture from the true parameters' optimum, how much more "
+        "total loss (under the true law) the predicted optimum has than the true one, and the true optimum "
+        "against the best point of a 0.005 grid on the simplex (loss difference and distance)."),
     "dynamic_m2": notebook(
         "Dynamic law, two groups",
         "The original's `2_dynamic_law.ipynb`: 9 parents broken at step 2000, 9 children each run 100 steps; "
@@ -119,7 +275,10 @@ NOTEBOOKS = {
          "fits.summary",
          DYNAMIC_PLOT,
          "# The fitted slopes as in `law_results/arxiv_stackexchange/params_dynamic.json`.",
-         "fits.to_law_results(seed=0)['arxiv']"]),
+         "fits.to_law_results(seed=0)['arxiv']"],
+        DYNAMIC_M2_CHECK,
+        "the number of fits and of flagged fits, the smallest R² and the largest error of `k` and `b` against "
+        "the parameters that generated the sweep (`truth`)."),
     "dynamic_m3": notebook(
         "Dynamic law, three groups",
         "The original's `3_dynamic_law.ipynb`: the reduced linear law `L_i^{B+100} = c + t·p_<m` (what the "
@@ -127,7 +286,11 @@ NOTEBOOKS = {
         ["sweep, truth = synthetic.reference_dynamic_sweep('arxiv_books_stackexchange', noise=0.003)\n"
          "fits = ja.fit_dynamic(sweep, 'linear')\nfull = ja.fit_dynamic(sweep, 'full')\n"
          "pd.concat({'linear': fits.summary, 'full': full.summary})",
-         DYNAMIC_PLOT]),
+         DYNAMIC_PLOT],
+        DYNAMIC_M3_CHECK,
+        "the number of fits of both laws and of flagged fits, their smallest R², the largest error of the "
+        "linear law's `c` and `t` against the parameters that generated the sweep (`truth`), and the largest "
+        "error of either law's predicted loss at the children against the true law."),
     "instruction_static": notebook(
         "Static law, nine instruction tasks",
         "The original's `instruction_static_law.ipynb`: the 9-task reduced log-linear law (xsum's proportion "
@@ -144,27 +307,36 @@ NOTEBOOKS = {
          "    p = d[[f'p_{g}' for g in sweep.groups]].to_numpy()\n"
          "    ax.scatter(d['loss'], fits.predict(k, p), s=6, label=r.group)\n"
          "lims = [final.loss.min(), final.loss.max()]\nax.plot(lims, lims, 'k--', lw=1)\n"
-         "ax.set(xlabel='observed loss', ylabel='fitted loss'); ax.legend(fontsize=6)"]),
+         "ax.set(xlabel='observed loss', ylabel='fitted loss'); ax.legend(fontsize=6)"],
+        INSTRUCTION_STATIC_CHECK,
+        "the number of fits and of flagged fits, the smallest R², the largest errors of `l`, `b` and (relative "
+        "to the task's largest slope) `t` against the parameters that generated the sweep (`truth`), and the "
+        "largest and RMS error of the fitted losses against the true law at the 50 mixtures."),
     "instruction_dynamic": notebook(
         "Dynamic laws, nine instruction tasks",
         "The original's `instruction_dynamic_law.ipynb`: 10 parents at step 500, 50 children each; the linear "
         "law and the log-ratio law `log(L^{B+100}/L^B) = c + t·p_<m`, per task and parent.",
         ["sweep, truth = synthetic.reference_dynamic_sweep('instruction', noise=0.01)\n"
          "fits = ja.fit_dynamic(sweep, 'linear')\nfits.summary",
-         "logs, _ = synthetic.reference_dynamic_sweep('instruction', noise=0.005, log_ratio=True)\n"
+         "logs, log_truth = synthetic.reference_dynamic_sweep('instruction', noise=0.005, log_ratio=True)\n"
          "log_fits = ja.fit_dynamic(logs, 'log_ratio')\nlog_fits.summary",
          "# R² per task (correct formula), as the original printed.",
          "fits.params.groupby('group')[['mse', 'r2']].mean().round(4)",
          "fig, ax = plt.subplots(figsize=(6, 3))\n"
-         "fits.params.groupby('group')['r2'].mean().plot.bar(ax=ax)\nax.set(ylabel='mean R²'); fig.tight_layout()"]),
+         "fits.params.groupby('group')['r2'].mean().plot.bar(ax=ax)\nax.set(ylabel='mean R²'); fig.tight_layout()"],
+        INSTRUCTION_DYNAMIC_CHECK,
+        "for each law, the number of fits and of flagged fits, the mean and smallest R², the largest error of "
+        "`c` and of `t` against the parameters that generated the sweep (`truth`), and the largest and RMS "
+        "error of the prediction (loss, or log ratio) at the children against the true law."),
     "method_parameters": notebook(
         "Method parameters: A*, the method's A^t and its scale",
         "The original's `{2,3}_{aioli,doge,doremi,skillit}_parameters.ipynb`: each method run is broken at its "
         "step B and children resume from it; `A*` is fitted on the children, `A^t` comes from the method's "
         "recorded matrices, and one scalar `b` maps it onto the children (`Ã = b A^t`).",
         ["# Two of the four methods here (all four in `measurements`); each works the same way.",
-         "bundle = {m: concat_sweeps([synthetic.method_sweep(meth, m, s)[0] for meth in ('aioli', 'skillit')\n"
-         "                            for s in range(2)]) for m in (2, 3)}\n"
+         "probes = {(m, meth, s): synthetic.method_sweep(meth, m, s) for m in (2, 3) for meth in ('aioli', 'skillit')\n"
+         "          for s in range(2)}   # (sweep, truth) per probe\n"
+         "bundle = {m: concat_sweeps([sw for (mm, _, _), (sw, _) in probes.items() if mm == m]) for m in (2, 3)}\n"
          "res = {(m, meth): ja.method_parameters(bundle[m], meth) for m in (2, 3) for meth in ('aioli', 'skillit')}\n"
          "res[(3, 'aioli')].a_star_fits.round(3)",
          "res[(3, 'aioli')].scale_fits.round(4)",
@@ -182,22 +354,38 @@ NOTEBOOKS = {
          "    p = kids[[f'p_{h}' for h in bundle[2].groups]].to_numpy()\n"
          "    feat = p @ r.matrix('A_method', 0).T\n"
          "    ax.plot(own[o], (c[f'c{i + 1}'] + c.b * feat[:, i])[o], '--', label='b A^t law')\n"
-         "    ax.set(title=g, xlabel=f'child p_{g}', ylabel='loss at B+R')\naxes[0].legend(fontsize=7); fig.tight_layout()"]),
+         "    ax.set(title=g, xlabel=f'child p_{g}', ylabel='loss at B+R')\naxes[0].legend(fontsize=7); fig.tight_layout()"],
+        METHOD_PARAMETERS_CHECK,
+        "the number of `A*` and scale fits and of flagged fits, their smallest R², the largest fitted scale "
+        "`b` (the probes' method matrices point the method's way, so every `b` is negative), and the largest "
+        "error of the fitted `A*` (and, m=2, its intercepts) and of the analysis' `A^t` against the matrices "
+        "that generated the probes (`truth`)."),
     "measurements": notebook(
         "Measurements: how well each method's A^t matches A*",
         "The original's `{2,3}_measurements.ipynb`: `sim = ½ cos(u, v) + ½ Spearman(u, v)` of the normalised "
         "column sums of `A*` and `Ã`, per seed and averaged; `sim_method_sign` uses the method's own sign "
-        "(a flipped matrix scores -1 there while the free scale `b` hides it from `sim`).",
+        "(a flipped matrix scores -1 there while the free scale `b` hides it from `sim`). `true_cosine` and "
+        "`true_sim` are the same measures on the matrices that generated each probe (`A*` and `-A^t` of its "
+        "`truth`: the probes' method matrices point the method's way, so the fitted `b` is negative).",
         ["rows = []\nfor m in (2, 3):\n    for meth in ('aioli', 'doge', 'doremi', 'skillit'):\n"
-         "        sweep = concat_sweeps([synthetic.method_sweep(meth, m, s)[0] for s in range(2)])\n"
-         "        a = ja.method_parameters(sweep, meth).averages.loc['mean']\n"
-         "        rows.append({'m': m, 'method': meth, **a.to_dict()})\n"
+         "        probes = [synthetic.method_sweep(meth, m, s) for s in range(2)]   # (sweep, truth) per seed\n"
+         "        r = ja.method_parameters(concat_sweeps([sw for sw, _ in probes]), meth)\n"
+         "        true = pd.DataFrame([ja.sim_parts(-t['A_method'], t['A_star']) for _, t in probes]).mean()\n"
+         "        rows.append({'m': m, 'method': meth, **r.averages.loc['mean'].to_dict(),\n"
+         "                     'true_cosine': true.cosine, 'true_sim': true.sim,\n"
+         "                     'n_seeds': len(r.similarity), 'n_flagged': int((r.similarity['flags'] != '').sum())})\n"
          "table = pd.DataFrame(rows)\ntable.round(3)",
-         "flip = concat_sweeps([synthetic.method_sweep('aioli', 3, s, truth_mode='flip')[0] for s in range(2)])\n"
-         "ja.method_parameters(flip, 'aioli').similarity.round(3)",
+         "flip_probes = [synthetic.method_sweep('aioli', 3, s, truth_mode='flip') for s in range(2)]\n"
+         "flip_res = ja.method_parameters(concat_sweeps([sw for sw, _ in flip_probes]), 'aioli')\n"
+         "flip_res.similarity.round(3)",
          "fig, ax = plt.subplots(figsize=(6, 3))\n"
          "table.pivot(index='method', columns='m', values='sim').plot.bar(ax=ax)\n"
-         "ax.set(ylabel='mean sim', ylim=(-1, 1.05)); fig.tight_layout()"]),
+         "ax.set(ylabel='mean sim', ylim=(-1, 1.05)); fig.tight_layout()"],
+        MEASUREMENTS_CHECK,
+        "the number of (m, method) rows, seeds and flagged seeds, the largest distance of the mean `cosine` "
+        "and `sim` from `true_cosine` and `true_sim`, the largest mean `b`, and for the flipped Aioli probe "
+        "(`truth_mode='flip'`): `sim` (still 1), `sim_method_sign` (must be negative) and the fitted scale `b` "
+        "against the true one (`A* = b A^t`)."),
 }
 
 
