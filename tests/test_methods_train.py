@@ -135,7 +135,7 @@ def test_doremi_gradient_is_the_excess_weighted_sum_of_group_gradients():
     ref = init_params(MODEL, jax.random.key(5))
     pol = DoReMi(m=2, model=MODEL, optim=CFG.optim, batch_size=8, seq_len=16, mu=0.5, smoothing=0.1)
     state = pol.init(jax.random.key(0), ref)
-    _, grads, new = pol.gradient(state, ctx)
+    _, grads, new = jax.jit(pol.gradient)(state, ctx)
     # reference: per-group mean losses and gradients, the DoReMi step written out in NumPy
     g = np.asarray(ctx.group_ids)
     lp = np.asarray(per_sample_loss(ctx.params, MODEL, ctx.inputs), np.float64)
@@ -143,7 +143,7 @@ def test_doremi_gradient_is_the_excess_weighted_sum_of_group_gradients():
     e = np.array([lp[g == i].mean() - lr_[g == i].mean() for i in range(2)])
     w = 0.5 * np.exp(0.5 * np.maximum(e, 0))
     w = 0.9 * w / w.sum() + 0.1 / 2
-    gg = per_group_grads(ctx.params, MODEL, ctx.inputs, ctx.group_ids, 2)
+    gg = jax.jit(per_group_grads, static_argnums=(1, 4))(ctx.params, MODEL, ctx.inputs, ctx.group_ids, 2)
     want = sum(w[i] * _flat(jax.tree_util.tree_map(lambda x: x[i], gg)) for i in range(2))
     np.testing.assert_allclose(np.asarray(new.w), w, rtol=1e-5)
     np.testing.assert_allclose(np.asarray(new.e_hist[-1]), e, rtol=1e-4, atol=1e-6)
@@ -155,12 +155,12 @@ def test_doge_scores_weights_and_gradient_match_a_reference():
     ctx = _ctx()
     pol = DoGE(m=2, model=MODEL, optim=CFG.optim, batch_size=8, seq_len=16, mu=0.01, val_batch=4, clip=0.05)
     state = pol.init(jax.random.key(0))
-    _, grads, new = pol.gradient(state, ctx)
-    gg = per_group_grads(ctx.params, MODEL, ctx.inputs, ctx.group_ids, 2)
+    _, grads, new = jax.jit(pol.gradient)(state, ctx)
+    gg = jax.jit(per_group_grads, static_argnums=(1, 4))(ctx.params, MODEL, ctx.inputs, ctx.group_ids, 2)
     g = [_flat(jax.tree_util.tree_map(lambda x: x[i], gg)).astype(np.float64) for i in range(2)]
     g = [x * min(1.0, 0.05 / np.linalg.norm(x)) for x in g]                  # clipped in place
     vin, vid = sample_mixture(ctx.key, DATA.val_windows, jnp.array([0.5, 0.5]), True, 4, 16)
-    vv = per_group_grads(ctx.params, MODEL, vin, vid, 2)
+    vv = jax.jit(per_group_grads, static_argnums=(1, 4))(ctx.params, MODEL, vin, vid, 2)
     v = [_flat(jax.tree_util.tree_map(lambda x: x[j], vv)).astype(np.float64) for j in range(2)]
     g_val = sum(np.mean(np.asarray(vid) == j) * v[j] for j in range(2))    # mean val-batch loss gradient
     lr = float(pol.lr(jnp.int32(10)))
