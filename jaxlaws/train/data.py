@@ -398,8 +398,21 @@ def sample_batch(key: jax.Array, tokens, starts, lengths, p, batch_size: int,
     if (p_host := _concrete(p)) is not None:
         check_simplex(p_host, m)
     k_group, k_window = jax.random.split(key)
-    group_ids = jax.random.categorical(k_group, jnp.log(jnp.asarray(p, jnp.float32)), shape=(batch_size,))
-    return _windows(k_window, tokens, starts, lengths, group_ids, seq_len), group_ids.astype(jnp.int32)
+    group_ids = categorical_ids(k_group, p, batch_size)
+    return _windows(k_window, tokens, starts, lengths, group_ids, seq_len), group_ids
+
+
+def categorical_ids(key: jax.Array, p, batch_size: int) -> jax.Array:
+    """``batch_size`` group ids drawn i.i.d. from ``p`` (int32; zero weights are never drawn)."""
+    return jax.random.categorical(key, jnp.log(jnp.asarray(p, jnp.float32)), shape=(batch_size,)).astype(jnp.int32)
+
+
+def allocated_ids(key: jax.Array, counts, batch_size: int) -> jax.Array:
+    """Exactly ``counts[j]`` ids of group ``j`` (``sum(counts) == batch_size``), in a random order (int32)."""
+    # slot b belongs to the group whose cumulative count first exceeds b
+    ends = jnp.cumsum(jnp.asarray(counts, jnp.int32))
+    group_ids = jnp.searchsorted(ends, jnp.arange(batch_size), side="right").astype(jnp.int32)
+    return jax.random.permutation(key, group_ids)
 
 
 def sample_allocated_batch(key: jax.Array, tokens, starts, lengths, counts, seq_len: int,
@@ -424,10 +437,7 @@ def sample_allocated_batch(key: jax.Array, tokens, starts, lengths, counts, seq_
         batch_size = total
     batch_size = _check_positive_int(batch_size, "batch_size")
     k_perm, k_window = jax.random.split(key)
-    # slot b belongs to the group whose cumulative count first exceeds b
-    ends = jnp.cumsum(jnp.asarray(counts, jnp.int32))
-    group_ids = jnp.searchsorted(ends, jnp.arange(batch_size), side="right").astype(jnp.int32)
-    group_ids = jax.random.permutation(k_perm, group_ids)
+    group_ids = allocated_ids(k_perm, counts, batch_size)
     return _windows(k_window, tokens, starts, lengths, group_ids, seq_len), group_ids
 
 

@@ -164,16 +164,12 @@ def sample_mixture(key: jax.Array, data: TrainData, p: jax.Array, exact: Any, ba
 
     With ``exact=False`` this draws exactly the batch of ``jaxlaws.train.data.sample_batch`` for the same key.
     """
-    from jaxlaws.train.data import _windows
+    from jaxlaws.train.data import _windows, allocated_ids, categorical_ids
 
     k_group, k_window = jax.random.split(key)
-    gids = jax.random.categorical(k_group, jnp.log(jnp.asarray(p, jnp.float32)), shape=(batch_size,))
-    if exact is not False:
-        ends = jnp.cumsum(allocate_counts(p, batch_size))
-        alloc = jnp.searchsorted(ends, jnp.arange(batch_size), side="right")
-        alloc = jax.random.permutation(k_group, jnp.minimum(alloc, p.shape[0] - 1))
-        gids = jnp.where(exact, alloc, gids)
-    gids = gids.astype(jnp.int32)
+    gids = categorical_ids(k_group, p, batch_size)
+    if exact is not False:  # the same ids as sample_allocated_batch for the same key
+        gids = jnp.where(exact, allocated_ids(k_group, allocate_counts(p, batch_size), batch_size), gids)
     return _windows(k_window, data.tokens, data.starts, data.lengths, gids, seq_len), gids
 
 

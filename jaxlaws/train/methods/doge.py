@@ -28,9 +28,9 @@ import numpy as np
 
 from jaxlaws.train.methods.base import Policy, Record, StepContext, sample_mixture
 from jaxlaws.train.methods.rules import doge_scores
-from jaxlaws.train.model import per_sample_loss
+from jaxlaws.train.step import per_group_loss_grads
 
-__all__ = ["DoGE", "DoGEState", "group_grads"]
+__all__ = ["DoGE", "DoGEState"]
 
 
 class DoGEState(NamedTuple):
@@ -43,20 +43,6 @@ class DoGEState(NamedTuple):
 
 def _tree_dot(a: Any, b: Any) -> jax.Array:
     return sum(jnp.vdot(x, y) for x, y in zip(jax.tree_util.tree_leaves(a), jax.tree_util.tree_leaves(b)))
-
-
-def group_grads(params: Any, model: Any, inputs: jax.Array, group_ids: jax.Array, m: int):
-    """``(losses (m,), counts (m,), grads)``: each domain's mean loss on the batch and its gradient (a tree
-    with a leading axis ``m``; zero for a domain absent from the batch), as ``m`` weighted backward passes."""
-    one_hot = jax.nn.one_hot(group_ids, m, dtype=jnp.float32)
-    counts = one_hot.sum(0)
-    weights = one_hot / jnp.maximum(counts, 1.0)
-
-    def weighted(w):
-        return jax.value_and_grad(lambda p: per_sample_loss(p, model, inputs) @ w)(params)
-
-    losses, grads = jax.vmap(weighted, in_axes=1)(weights)
-    return losses, counts, grads
 
 
 @dataclasses.dataclass(frozen=True)
@@ -93,14 +79,14 @@ class DoGE(Policy):
 
     def gradient(self, state: DoGEState, ctx: StepContext):
         m = self.m
-        tl, tc, g = group_grads(ctx.params, self.model, ctx.inputs, ctx.group_ids, m)
+        tl, tc, g = per_group_loss_grads(ctx.params, self.model, ctx.inputs, ctx.group_ids, m)
         norms = jnp.sqrt(jax.vmap(lambda t: _tree_dot(t, t))(g))
         scale = jnp.minimum(1.0, self.clip / jnp.maximum(norms, 1e-12))
         g = jax.tree_util.tree_map(lambda x: x * scale.reshape((m,) + (1,) * (x.ndim - 1)), g)
         norms = norms * scale
         vin, vid = sample_mixture(ctx.key, ctx.data.val, jnp.full((m,), 1.0 / m), True, self.val_batch,
                                   self.seq_len)
-        _, vc, v = group_grads(ctx.params, self.model, vin, vid, m)
+        _, vc, v = per_group_loss_grads(ctx.params, self.model, vin, vid, m)
         frac = vc / vc.sum()
         g_val = jax.tree_util.tree_map(lambda x: jnp.tensordot(frac, x, 1), v)
         dots = jax.vmap(lambda gi: _tree_dot(gi, g_val))(g)

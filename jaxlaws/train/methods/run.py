@@ -34,40 +34,24 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from jaxlaws.sweeps.schema import proportion_column
 from jaxlaws.train.checkpoint import (DamagedFileError, checkpoint_meta, read_verified_json, restore_checkpoint,
                                      save_checkpoint, work_lock, write_verified_json)
 from jaxlaws.train.methods.base import MethodData, Policy
 from jaxlaws.train.step import run_keys
-from jaxlaws.train.sweep import SweepData, TrainConfig, _config_hash, _programs, _stack, default_vmap_width
+from jaxlaws.train.sweep import (RunSpec, SweepData, TrainConfig, _config_hash, _fingerprint, _programs, _rows,
+                                 _stack, default_vmap_width)
 
 __all__ = ["train_policy", "load_final_params", "run_hash"]
-
-
-def _tree_fingerprint(tree: Any) -> str:
-    h = hashlib.sha256()
-    for leaf in jax.tree_util.tree_leaves(tree):
-        a = np.ascontiguousarray(np.asarray(leaf))
-        h.update(str((a.dtype, a.shape)).encode())
-        h.update(a.tobytes())
-    return h.hexdigest()[:16]
 
 
 def run_hash(cfg: TrainConfig, data: SweepData, policy: Policy, extras: Any, stop: int,
              break_step: int | None) -> str:
     blob = json.dumps({"sweep": _config_hash(cfg, data), "policy": policy.config(), "stop": stop,
-                       "break": break_step, "eval_every": cfg.eval_every, "probe": data.probe.n,
-                       "extras": _tree_fingerprint(extras) if extras is not None else None},
+                       "break": break_step, "probe": data.probe.n,
+                       "extras": _fingerprint(*map(np.asarray, jax.tree_util.tree_leaves(extras)))
+                       if extras is not None else None},
                       sort_keys=True, default=str)
     return hashlib.sha256(blob.encode()).hexdigest()[:16]
-
-
-def _rows(run: str, seed: int, method: str, names: tuple[str, ...], step: int, split: str, losses: np.ndarray,
-          p: np.ndarray, break_step: int) -> list[dict]:
-    base = {"run": run, "seed": seed, "step": step, "split": split, "kind": "method", "parent": "",
-            "break_step": break_step, "steps_run": -1, "method": method}
-    base.update({proportion_column(g): float(q) for g, q in zip(names, p)})
-    return [{**base, "group": g, "loss": float(v)} for g, v in zip(names, losses)]
 
 
 def _records(policy: Policy, pstate_host: Any, upto: int) -> list[dict]:
@@ -125,7 +109,6 @@ def train_policy(policy: Policy, data: SweepData, cfg: TrainConfig, seeds: Seque
     extras = [policy.prepare_extra(e) for e in (extras if extras is not None else [None] * len(seeds))]
     if all(e is None for e in extras):
         extras = None
-    names, m = data.names, len(data.names)
     work = Path(work_dir)
     chash = _config_hash(cfg, data)
     rhash = run_hash(cfg, data, policy, extras, stop, break_step)
@@ -159,7 +142,7 @@ def train_policy(policy: Policy, data: SweepData, cfg: TrainConfig, seeds: Seque
 
 def _train(policy, data, cfg, seeds, work, run, method, extras, stop, break_step, eval_steps, checkpoint_every,
            vmap_width, bar, save_final, _fail_at, chash, rhash) -> dict[int, dict]:
-    names, m = data.names, len(data.names)
+    m = len(data.names)
 
     if vmap_width == "auto":
         vmap_width = default_vmap_width(cfg)
@@ -211,19 +194,29 @@ def _train(policy, data, cfg, seeds, work, run, method, extras, stop, break_step
     def per_seed(arrs: list) -> np.ndarray:
         return np.concatenate([np.asarray(a) for a in arrs])[: len(seeds)]
 
-    def host_pstate(i: int) -> Any:
+    def one(trees: list, i: int) -> Any:
+        """Seed ``i``'s slice of per-call stacked trees."""
         c, j = divmod(i, size)
-        return jax.device_get(jax.tree_util.tree_map(lambda x: x[j], pstates[c]))
+        return jax.tree_util.tree_map(lambda x: x[j], trees[c])
+
+    def observe_all() -> None:
+        for k in range(len(calls)):
+            pstates[k], _ = progs.observe(states[k].params, pstates[k], mdata.probe)
+
+    def record(at: int, split: str, es: Any) -> None:
+        """Loss rows of every seed on ``es``, with the method's own mixture in the ``p_<g>`` columns."""
+        losses = per_seed([progs.evaluate(st.params, es) for st in states])
+        cur = per_seed([progs.current(ps) for ps in pstates])
+        for i, s in enumerate(seeds):
+            spec = RunSpec(run, s, tuple(map(float, cur[i])), "method", 0, stop, break_step=break_step or -1,
+                           method=method)
+            rows[s] += _rows(spec, data.names, at, split, losses[i])
 
     t0, trained = time.perf_counter(), 0
     if step == 0 and 0 in observe:
-        for k in range(len(calls)):
-            pstates[k], _ = progs.observe(states[k].params, pstates[k], mdata.probe)
+        observe_all()
     if step == 0 and 0 in eval_steps:  # the untrained model (e.g. the start of a Skill-It graph run)
-        lv = per_seed([progs.evaluate(st.params, val) for st in states])
-        cur = per_seed([progs.current(ps) for ps in pstates])
-        for i, s in enumerate(seeds):
-            rows[s] += _rows(run, s, method, names, 0, "val", lv[i], cur[i], break_step or -1)
+        record(0, "val", val)
     for b in boundaries:
         n = jnp.int32(b - step)
         for k in range(len(calls)):
@@ -233,21 +226,15 @@ def _train(policy, data, cfg, seeds, work, run, method, extras, stop, break_step
         trained += len(seeds) * (b - step)
         step = b
         if b in observe:
-            for k in range(len(calls)):
-                pstates[k], _ = progs.observe(states[k].params, pstates[k], mdata.probe)
+            observe_all()
         if b in evals:
-            lv = per_seed([progs.evaluate(st.params, val) for st in states])
-            cur = per_seed([progs.current(ps) for ps in pstates])
-            for i, s in enumerate(seeds):
-                rows[s] += _rows(run, s, method, names, b, "val", lv[i], cur[i], break_step or -1)
+            record(b, "val", val)
         if b == break_step:
             for i, s in enumerate(seeds):
-                c, j = divmod(i, size)
-                st = jax.tree_util.tree_map(lambda x: x[j], states[c])
-                save_checkpoint(work / "checkpoints" / f"{run}__seed{s}", {"train": st},
+                save_checkpoint(work / "checkpoints" / f"{run}__seed{s}", {"train": one(states, i)},
                                 {"config_hash": chash, "run": run, "seed": s, "step": b, "method": method,
                                  "model": cfg.model.to_dict()})
-                break_records[s] = _records(policy, host_pstate(i), b)
+                break_records[s] = _records(policy, jax.device_get(one(pstates, i)), b)
         if b in ckpts:
             save_checkpoint(resume_dir, {"train": states, "policy": pstates},
                             {"config_hash": chash, "run_hash": rhash, "seeds": seeds, "size": size, "step": b,
@@ -255,18 +242,14 @@ def _train(policy, data, cfg, seeds, work, run, method, extras, stop, break_step
                              "break_records": {str(k): v for k, v in break_records.items()}})
         if _fail_at is not None and b >= _fail_at:
             raise RuntimeError(f"test hook: stopping {run!r} at step {b}")
-    lt = per_seed([progs.evaluate(st.params, test) for st in states])
-    cur = per_seed([progs.current(ps) for ps in pstates])
+    record(stop, "test", test)
     seconds = time.perf_counter() - t0
     out = {}
     for i, s in enumerate(seeds):
-        rows[s] += _rows(run, s, method, names, stop, "test", lt[i], cur[i], break_step or -1)
-        ps = host_pstate(i)
+        ps = jax.device_get(one(pstates, i))
         recs = break_records.get(s) if break_step is not None else _records(policy, ps, stop)
         if save_final:
-            c, j = divmod(i, size)
-            params = jax.tree_util.tree_map(lambda x: x[j], states[c].params)
-            save_checkpoint(work / "final" / f"{run}__seed{s}", {"params": params},
+            save_checkpoint(work / "final" / f"{run}__seed{s}", {"params": one(states, i).params},
                             {"config_hash": chash, "run": run, "seed": s, "step": stop, "method": method})
         rec = {"run_hash": rhash, "run": run, "seed": s, "method": method, "policy": policy.config(),
                "rows": rows[s], "records": recs, "outputs": policy.outputs(ps),

@@ -142,17 +142,22 @@ def validate_method_args(method: str, m: int, cfg: TrainConfig, *, break_step: i
     return make_policy(method, m, cfg, **dict(hparams or {}))
 
 
+def _result_row(seed: int, run: str, test: pd.DataFrame, names: Sequence[str]) -> dict:
+    """A run's result from its test loss rows (one per group): the losses, their mean, the average test
+    perplexity (mean over groups of exp(loss)) and the run's mixture."""
+    loss = test.set_index("group")["loss"]
+    row = {"seed": seed, "run": run, **{f"test_{g}": float(loss[g]) for g in names}}
+    row["test_mean"] = float(np.mean([row[f"test_{g}"] for g in names]))
+    row["test_ppl"] = float(np.mean([np.exp(row[f"test_{g}"]) for g in names]))
+    row.update({c: float(test[c].iloc[0]) for c in proportion_columns(names)})
+    return row
+
+
 def _final_table(rows: dict[int, dict], names: Sequence[str], run: str) -> pd.DataFrame:
     out = []
     for s, rec in sorted(rows.items()):
         df = pd.DataFrame(rec["rows"])
-        test = df[df["split"] == "test"].set_index("group")["loss"]
-        row = {"seed": s, "run": run, **{f"test_{g}": float(test[g]) for g in names}}
-        row["test_mean"] = float(np.mean([row[f"test_{g}"] for g in names]))
-        row["test_ppl"] = float(np.mean([np.exp(row[f"test_{g}"]) for g in names]))
-        last = df[df["split"] == "test"].iloc[0]
-        row.update({f"p_{g}": float(last[f"p_{g}"]) for g in names})
-        out.append(row)
+        out.append(_result_row(s, run, df[df["split"] == "test"], names))
     return pd.DataFrame(out)
 
 
@@ -320,16 +325,7 @@ def _grid_choice(st: Sweep, seeds: list[int], info: dict) -> tuple[str, pd.DataF
     info["grid_best"] = best
     test = _static_table(st, "test")
     test = test[test["run"] == best]
-    names = st.groups
-    rows = []
-    for s in seeds:
-        d = test[test["seed"] == s].set_index("group")
-        row = {"seed": s, "run": best, **{f"test_{g}": float(d.loc[g, "loss"]) for g in names}}
-        row["test_mean"] = float(np.mean([row[f"test_{g}"] for g in names]))
-        row["test_ppl"] = float(np.mean([np.exp(row[f"test_{g}"]) for g in names]))
-        row.update({c: float(d[c].iloc[0]) for c in proportion_columns(names)})
-        rows.append(row)
-    return best, pd.DataFrame(rows)
+    return best, pd.DataFrame([_result_row(s, best, test[test["seed"] == s], st.groups) for s in seeds])
 
 
 def _dml_optimum(st: Sweep, seeds: list[int]) -> np.ndarray:
