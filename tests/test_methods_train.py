@@ -299,6 +299,8 @@ def test_cli_compare_prints_the_table(tmp_path):
     (["sweep", "method", "--method", "aioli", *SMALL, "--one-hot-factor", "0.3", "--out", "x"], "ohf"),
     (["sweep", "method", "--method", "aioli", *SMALL, "--break-step", "10", "--out", "x"], "--children"),
     (["sweep", "method", "--method", "aioli", *SMALL, "--step", "10", "--out", "x"], "unrecognized"),
+    (["compare", *SMALL, "--methods", "stratified,aioli", "--prior", "0.5,x", "--out", "x"],
+     "--prior must be 2 comma-separated numbers"),
 ])
 def test_cli_errors_are_one_line_with_exit_code_2(tmp_path, args, match):
     r = subprocess.run([sys.executable, "-m", "jaxlaws.cli", *args], capture_output=True, text=True,

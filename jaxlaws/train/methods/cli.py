@@ -58,14 +58,17 @@ def _base(method: str) -> str:
     return ANALYSED.get(method, method)
 
 
-def hparams_from_args(args: argparse.Namespace, method: str, m: int) -> dict:
-    """The hyper-parameter flags given on the command line that apply to ``method`` (others: an error)."""
+def hparams_from_args(args: argparse.Namespace, method: str, m: int, strict: bool = True) -> dict:
+    """The hyper-parameter flags given on the command line that apply to ``method``; a flag that does not
+    apply is an error when ``strict`` and skipped otherwise (``compare``: it belongs to another method)."""
     hp = {}
     for flag, (name, typ, which) in _HP_FLAGS.items():
         v = getattr(args, flag, None)
         if v is None:
             continue
         if _base(method) not in which:
+            if not strict:
+                continue
             raise ValueError(f"--{flag.replace('_', '-')} does not apply to method {method!r} "
                              f"(it is a {'/'.join(which)} hyper-parameter)")
         if typ is str:
@@ -77,7 +80,7 @@ def hparams_from_args(args: argparse.Namespace, method: str, m: int) -> dict:
     return hp
 
 
-def _probe(args, cfg, data, m):
+def _probe(args: argparse.Namespace, m: int):
     from jaxlaws.train.cli import parse_mixtures
     if args.break_step is None:
         if args.children or args.remaining_steps:
@@ -90,17 +93,16 @@ def _probe(args, cfg, data, m):
 
 def method_command(args: argparse.Namespace) -> int:
     from jaxlaws.train.cli import _setup, parse_mixtures
-    from jaxlaws.train.methods.sweep import METHODS, method_sweep, validate_method_args
+    from jaxlaws.train.methods.sweep import METHODS, method_sweep
 
     if args.method not in METHODS:
         raise ValueError(f"unknown --method {args.method!r}; choose one of {', '.join(METHODS)}")
     cfg, data, seeds, kw = _setup(args)
     m = len(data.names)
     hp = hparams_from_args(args, args.method, m)
-    kids, rem = _probe(args, cfg, data, m)
+    kids, rem = _probe(args, m)
     mixtures = parse_mixtures(args.mixtures, m) if args.mixtures else None
-    validate_method_args(args.method, m, cfg, break_step=args.break_step, children=kids, remaining_steps=rem,
-                         hparams=hp)
+    # method_sweep validates every argument before training
     res = method_sweep(args.method, data, cfg, seeds, args.out, hparams=hp, break_step=args.break_step,
                        children=kids, remaining_steps=rem, graph=args.graph, graph_steps=args.graph_steps,
                        reference_dir=args.reference_dir, mixtures=mixtures,
@@ -117,17 +119,12 @@ def _compare(args: argparse.Namespace) -> int:
     cfg, data, seeds, kw = _setup(args)
     m = len(data.names)
     methods = [x for x in args.methods.split(",") if x]
-    hp = {}
-    for mth in methods:
-        try:
-            hp[mth] = hparams_from_args(args, mth, m)
-        except ValueError:
-            hp[mth] = {}  # a flag for another method of the comparison
+    hp = {mth: hparams_from_args(args, mth, m, strict=False) for mth in methods}
     used = {flag for flag in _HP_FLAGS if getattr(args, flag, None) is not None}
     for flag in used:
         if not any(_base(mth) in _HP_FLAGS[flag][2] for mth in methods):
             raise ValueError(f"--{flag.replace('_', '-')} applies to none of the compared methods {methods}")
-    kids, rem = _probe(args, cfg, data, m)
+    kids, rem = _probe(args, m)
     mixtures = parse_mixtures(args.mixtures, m) if args.mixtures else None
     comp = compare(data, cfg, seeds, args.out, methods=methods, hparams=hp, break_step=args.break_step,
                    children=kids, remaining_steps=rem, mixtures=mixtures,
