@@ -191,3 +191,35 @@ def test_chinchilla_recovers_hoffmann_parameters(rng):
     np.testing.assert_allclose(np.exp(res.params[0]), 1.69, rtol=0.02)
     np.testing.assert_allclose(res.params[3:], true[3:], atol=0.02)
     assert res.r2 > 0.999
+
+
+def test_int_seed_equals_key_and_bad_keys_are_clear():
+    rng = np.random.default_rng(0)
+    p = rng.dirichlet(np.ones(3), 12)
+    loss = 2.0 + np.exp(0.1 - 0.8 * p[:, 0] + 0.3 * p[:, 1])
+    law = jl.laws.log_linear(3, own=0)
+    a = jl.fit(law, p, loss, key=7)
+    b = jl.fit(law, p, loss, key=jax.random.key(7))
+    np.testing.assert_array_equal(a.params, b.params)
+    for bad in ("7", 1.5, True, np.zeros(3)):
+        with pytest.raises(ValueError, match="key must be"):
+            jl.fit(law, p, loss, key=bad)
+
+
+def test_chinchilla_default_objective_is_huber_1e3_on_log_loss():
+    rng = np.random.default_rng(1)
+    n = np.geomspace(1e7, 1e10, 16)
+    d = 20 * n * np.exp(rng.normal(0, 0.5, 16))
+    loss = (1.7 + 400 / n ** 0.34 + 410 / d ** 0.28) * np.exp(rng.normal(0, 0.01, 16))
+    x = np.c_[n, d]
+    law = jl.laws.chinchilla()
+    assert law.default_objective == jl.huber(1e-3, log=True)
+    inits = law.init_grid(None, x, loss)[::50]
+    default = jl.fit(law, x, loss, inits=inits)
+    explicit = jl.fit(law, x, loss, inits=inits, objective=jl.huber(1e-3, log=True))
+    np.testing.assert_array_equal(default.params, explicit.params)
+    # the reported objective is Huber(1e-3) of log residuals, recomputed here in numpy
+    e, a, b, al, be = default.params
+    r = np.log(loss) - np.log(np.exp(e) + np.exp(a - al * np.log(n)) + np.exp(b - be * np.log(d)))
+    want = np.where(np.abs(r) < 1e-3, 0.5 * r ** 2, 1e-3 * (np.abs(r) - 0.5e-3)).sum()
+    np.testing.assert_allclose(default.objective, want, rtol=1e-4, atol=1e-12)

@@ -16,9 +16,9 @@ from typing import Any, Optional
 import jax
 import jax.numpy as jnp
 import numpy as np
-from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
 from jaxlaws.fitting import linear, validate
+from jaxlaws.fitting.execute import run_sharded as _run_sharded
 from jaxlaws.fitting.diagnostics import diagnose, flags_of
 from jaxlaws.fitting.metrics import mse_r2
 from jaxlaws.fitting.objectives import Objective, huber
@@ -58,8 +58,9 @@ def fit(law: Law, x: Any, y: Any, *, inits: Any = None, key: Optional[jax.Array]
       inits: ``(n_init, P)`` initial parameters in ``law.param_names`` order, or by name (a mapping
         ``{name: (n_init,)}`` or a DataFrame, checked against the law's names); default
         ``law.init_grid(key, x, y)``.
-      key: ``jax.random`` key, needed when the default grid draws random numbers.
-      objective: :func:`jaxlaws.huber` (default, delta 0.02, sum reduction) or :func:`jaxlaws.squared`.
+      key: an int seed or a ``jax.random`` key, needed when the default grid draws random numbers.
+      objective: :func:`jaxlaws.huber` or :func:`jaxlaws.squared`; default ``law.default_objective``
+        (Huber(1e-3) on log L for Chinchilla), else Huber(0.02) with sum reduction (the original's).
       solver: :class:`LevenbergMarquardt` (default), :class:`LBFGS` or :class:`Adam`.
       select: ``"trajectory"`` keeps each init's best point along its run (the original's rule);
         ``"final"`` its last point. The best init is the one with the lowest objective on the fitting
@@ -74,7 +75,8 @@ def fit(law: Law, x: Any, y: Any, *, inits: Any = None, key: Optional[jax.Array]
     without converging, interpolate its data, leave parameters undetermined or explain less than the mean).
     """
     x = validate.check_x(law, x)
-    validate.check_y(law, y, x.shape[0], positive=getattr(objective, "log", False))  # errors without a batch index
+    obj = law.default_objective if objective is None else objective
+    validate.check_y(law, y, x.shape[0], positive=getattr(obj, "log", False))  # errors without a batch index
     hold = None if holdout is None else np.asarray(holdout)[None]
     res = fit_batched(law, x[None], np.asarray(y)[None], inits=inits, key=key, objective=objective,
                       solver=solver, select=select, holdout=hold, screen=screen, dtype=dtype, throw=throw)
@@ -92,7 +94,8 @@ def fit_batched(law: Law, x: Any, y: Any, *, inits: Any = None, key: Optional[ja
     field of the result has a leading batch axis. With several local devices the problems are sharded
     across them.
     """
-    objective = huber(0.02) if objective is None else objective
+    if objective is None:
+        objective = law.default_objective if law.default_objective is not None else huber(0.02)
     if not isinstance(objective, Objective):
         raise ValueError(f"objective must come from jaxlaws.huber(...) or jaxlaws.squared(), got {objective!r}")
     if select not in SELECTIONS:
@@ -226,26 +229,3 @@ def _program(law: Law, objective: Objective, solver: Any, select: str, use_holdo
         return jax.vmap(one_problem)(inits, x, y, train, hold)
 
     return jax.jit(shared), jax.jit(per_problem)
-
-
-def _run_sharded(program, args, shared_inits: bool):
-    """Run on all local devices (padding the batch to a multiple of the device count) or on one."""
-    fn = program[0] if shared_inits else program[1]
-    devices = jax.local_devices()
-    batch = args[1].shape[0]
-    if len(devices) > 1 and batch > 1:
-        pad = (-batch) % len(devices)
-        mesh = Mesh(np.asarray(devices), ("problems",))
-        sharded = NamedSharding(mesh, PartitionSpec("problems"))
-        replicated = NamedSharding(mesh, PartitionSpec())
-        placed = []
-        for i, a in enumerate(args):
-            if i == 0 and shared_inits:
-                placed.append(jax.device_put(a, replicated))
-                continue
-            if pad:
-                a = np.concatenate([a, np.repeat(a[-1:], pad, axis=0)])
-            placed.append(jax.device_put(a, sharded))
-        out = fn(*placed)
-        return tuple(np.asarray(o)[:batch] for o in out)
-    return tuple(np.asarray(o) for o in fn(*args))

@@ -35,6 +35,8 @@ class Law:
       needs_key: whether ``init_grid`` draws random numbers (then :func:`jaxlaws.fit` needs a key).
       design: for laws linear in their parameters, ``x -> X`` with ``predict == X @ params``; such laws
         are solved in closed form.
+      default_objective: the :class:`jaxlaws.Objective` :func:`jaxlaws.fit` uses when none is given
+        (``None``: the engine's default, ``jaxlaws.huber(0.02)``), e.g. Huber(1e-3) on log L for Chinchilla.
       output_range: the open interval ``(lo, hi)`` every prediction lies in, whatever the parameters
         (e.g. ``(0, inf)`` for a law that is a sum of exponentials). The fitting engine refuses targets
         outside it: no parameters could fit them.
@@ -50,6 +52,7 @@ class Law:
     needs_key: bool = False
     design: Optional[Design] = None
     output_range: tuple[float, float] = (-math.inf, math.inf)
+    default_objective: Optional[object] = None  # a jaxlaws.Objective; typed loosely to avoid an import cycle
 
     def __post_init__(self) -> None:
         if self.x_kind not in X_KINDS:
@@ -85,8 +88,19 @@ def grid(*axes: np.ndarray) -> np.ndarray:
     return np.stack([m.reshape(-1) for m in mesh], axis=-1)
 
 
-def as_key(key: Optional[Array]) -> Array:
+def as_key(key: "Optional[Array | int]") -> Array:
+    """A ``jax.random`` key from a key (new-style or raw ``uint32[2]``) or an int seed."""
     if key is None:
-        raise ValueError("this law's default init grid has random draws: pass key=jax.random.key(seed) "
-                         "(or explicit inits)")
-    return key
+        raise ValueError("this law's default init grid has random draws: pass key=0 (an int seed) or "
+                         "key=jax.random.key(seed) (or explicit inits)")
+    if isinstance(key, (int, np.integer)) and not isinstance(key, bool):
+        return jax.random.key(int(key))
+    if isinstance(key, bool) or not hasattr(key, "dtype"):
+        raise ValueError(f"key must be an int seed or a jax.random key, got {key!r}")
+    if jax.dtypes.issubdtype(key.dtype, jax.dtypes.prng_key):
+        if key.shape != ():
+            raise ValueError(f"key must be a single jax.random key, got shape {key.shape}")
+        return key
+    if key.dtype == np.uint32 and key.shape == (2,):
+        return key
+    raise ValueError(f"key must be an int seed or a jax.random key, got an array of {key.dtype} {key.shape}")

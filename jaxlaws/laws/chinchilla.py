@@ -33,5 +33,7 @@ def chinchilla() -> Law:
         return grid(np.linspace(-1.0, 1.0, 5), np.arange(0.0, 26.0, 5.0), np.arange(0.0, 26.0, 5.0),
                     np.arange(0.0, 2.01, 0.5), np.arange(0.0, 2.01, 0.5))
 
+    from jaxlaws.fitting.objectives import huber  # here, not at import: jaxlaws.fitting imports the laws
+
     return Law("chinchilla", ("e", "a", "b", "alpha", "beta"), predict, x_dim=2, x_kind="positive",
-               init_grid=init_grid, output_range=POSITIVE)
+               init_grid=init_grid, output_range=POSITIVE, default_objective=huber(1e-3, log=True))
