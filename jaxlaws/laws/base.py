@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+from collections.abc import Mapping
 from typing import Callable, Optional
 
 import jax
@@ -40,6 +41,11 @@ class Law:
       output_range: the open interval ``(lo, hi)`` every prediction lies in, whatever the parameters
         (e.g. ``(0, inf)`` for a law that is a sum of exponentials). The fitting engine refuses targets
         outside it: no parameters could fit them.
+      exponents: names of the parameters that are exponents (rates), which a :func:`jaxlaws.ridge` penalty
+        without explicit names shrinks towards 0.
+      default_bounds: ``{name: (lo, hi)}`` box bounds the engine imposes unless ``bounds=`` overrides them
+        (``None`` for an open side; :mod:`jaxlaws.fitting.regularise`).
+      default_penalty: a :func:`jaxlaws.ridge` penalty the engine adds unless ``penalty=`` overrides it.
     """
 
     name: str
@@ -53,6 +59,9 @@ class Law:
     design: Optional[Design] = None
     output_range: tuple[float, float] = (-math.inf, math.inf)
     default_objective: Optional[object] = None  # a jaxlaws.Objective; typed loosely to avoid an import cycle
+    exponents: tuple[str, ...] = ()  # parameters a default jaxlaws.ridge() penalises (e.g. the static law's t_j)
+    default_bounds: Optional[Mapping[str, tuple[Optional[float], Optional[float]]]] = None  # {name: (lo, hi)}
+    default_penalty: Optional[object] = None  # a jaxlaws.Penalty (jaxlaws.ridge(...)) used unless overridden
 
     def __post_init__(self) -> None:
         if self.x_kind not in X_KINDS:
@@ -62,6 +71,10 @@ class Law:
             raise ValueError(f"law {self.name}: output_range must be an interval (lo, hi) with lo < hi, "
                              f"got {self.output_range!r}")
         object.__setattr__(self, "output_range", (lo, hi))
+        object.__setattr__(self, "exponents", tuple(self.exponents))
+        for name in tuple(self.exponents) + tuple(self.default_bounds or ()):
+            if name not in self.param_names:
+                raise ValueError(f"law {self.name}: {name!r} (in exponents or default_bounds) is not a parameter")
         if self.init_grid is None and self.design is None:
             raise ValueError(f"law {self.name}: a nonlinear law needs an init_grid")
 
