@@ -35,9 +35,9 @@ class ScipyFit(NamedTuple):
 
 
 def static_residuals(theta: np.ndarray, x: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """``r = y - exp(l) - exp(b + t . p_{<3})`` and its Jacobian."""
+    """``r = y - exp(l) - exp(b + t . p_{<m})`` and its Jacobian, for any ``m = len(theta) - 1`` groups."""
     l, b, t = theta[0], theta[1], theta[2:]
-    p = x[:, :2]
+    p = x[:, : t.size]
     ez = np.exp(b + p @ t)
     el = np.exp(l)
     jac = -np.column_stack([np.full_like(ez, el), ez, ez[:, None] * p])
