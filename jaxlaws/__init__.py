@@ -13,6 +13,8 @@ from jaxlaws.fitting import (
     LBFGS, Adam, FitError, FitInputError, FitResult, LevenbergMarquardt, LinearFit, Objective, Screen,
     choose_c, fit, fit_batched, fit_static_two_stage, huber, lstsq, mse, r2, squared,
 )
+from jaxlaws.fitting import FrameFit, fit_frame
+from jaxlaws.fitting import CVResult, Penalty, cross_validate, ridge
 
 __version__ = "0.1.0"
 
@@ -20,4 +22,6 @@ __all__ = [
     "analysis", "laws", "sweeps", "LBFGS", "Adam", "FitError", "FitInputError", "FitResult",
     "LevenbergMarquardt", "LinearFit", "Objective", "Screen",
     "choose_c", "fit", "fit_batched", "fit_static_two_stage", "huber", "lstsq", "mse", "r2", "squared",
+    "FrameFit", "fit_frame",
+    "CVResult", "Penalty", "cross_validate", "ridge",
 ]

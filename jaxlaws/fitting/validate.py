@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
 from typing import Any, Optional
 
@@ -37,8 +38,21 @@ def _finite(name: str, a: np.ndarray) -> None:
         raise ValueError(f"{name} contains NaN or inf (first at index {tuple(int(i) for i in bad)})")
 
 
-def check_x(law: Law, x: Any, batched: bool = False) -> np.ndarray:
-    """Return ``x`` as float64 of shape ``([B,] n, d)``; a 1-D ``x`` is taken as one column."""
+def check_x(law: Law, x: Any, batched: bool = False, simplex_atol: float = SIMPLEX_ATOL,
+            normalize: bool = False) -> np.ndarray:
+    """Return ``x`` as float64 of shape ``([B,] n, d)``; a 1-D ``x`` is taken as one column.
+
+    For a law whose ``x`` is a mixture, rows must sum to 1 within ``simplex_atol`` (entries in [0, 1] within
+    it too), unless ``normalize``: then each row is divided by its sum (entries need only be >= 0, so
+    rounded mixtures, percentages or token counts all work; see :func:`check_x_rows`).
+    """
+    return check_x_rows(law, x, batched, simplex_atol, normalize)[0]
+
+
+def check_x_rows(law: Law, x: Any, batched: bool = False, simplex_atol: float = SIMPLEX_ATOL,
+                 normalize: bool = False) -> tuple[np.ndarray, Optional[np.ndarray]]:
+    """:func:`check_x`, plus each row's sum minus 1 *as given* (``([B,] n)``; ``None`` unless the law's
+    ``x`` is a mixture), which a fit reports as ``FitResult.row_sum_error``."""
     x = as_float_array("x", x)
     core = x.ndim - (1 if batched else 0)
     if core == 1:
@@ -48,19 +62,80 @@ def check_x(law: Law, x: Any, batched: bool = False) -> np.ndarray:
     if x.shape[-1] != law.x_dim:
         raise ValueError(f"{law.name} expects x with {law.x_dim} column(s), got shape {x.shape}")
     _finite("x", x)
-    if law.x_kind in ("simplex", "unit"):
-        if np.any(x < -SIMPLEX_ATOL) or np.any(x > 1 + SIMPLEX_ATOL):
-            raise ValueError(f"{law.name}: proportions in x must lie in [0, 1] "
-                             f"(min {x.min():.4g}, max {x.max():.4g})")
+    atol = _check_atol(simplex_atol)
+    if normalize and law.x_kind != "simplex":
+        raise ValueError(f"normalize=True divides mixtures by their row sums, but {law.name}'s x is "
+                         f"{law.x_kind!r}, not a mixture")
+    row_err = None
     if law.x_kind == "simplex":
         s = x.sum(axis=-1)
-        if np.any(np.abs(s - 1) > SIMPLEX_ATOL):
-            i = np.unravel_index(np.argmax(np.abs(s - 1)), s.shape)
-            raise ValueError(f"{law.name}: each row of x must be a mixture summing to 1; row "
-                             f"{tuple(int(v) for v in i)} sums to {s[i]:.6g}")
+        row_err = s - 1.0
+        if normalize:
+            if np.any(x < -atol) or np.any(s <= 0):
+                raise ValueError(f"{law.name}: normalize=True needs entries >= 0 and rows with a positive sum "
+                                 f"(min entry {x.min():.4g}, min row sum {s.min():.4g})")
+            x = np.clip(x, 0.0, None)
+            x = x / x.sum(axis=-1, keepdims=True)
+    if law.x_kind in ("simplex", "unit") and (np.any(x < -atol) or np.any(x > 1 + atol)):
+        raise ValueError(f"{law.name}: proportions in x must lie in [0, 1] within simplex_atol={atol:g} "
+                         f"(min {x.min():.4g}, max {x.max():.4g})"
+                         + ("; pass normalize=True if rows are percentages or counts"
+                            if law.x_kind == "simplex" else ""))
+    if law.x_kind == "simplex" and not normalize:
+        off = np.abs(row_err) > atol
+        if np.any(off):
+            i = np.unravel_index(np.argmax(np.abs(row_err)), row_err.shape)
+            worst = float(np.abs(row_err[i]))
+            fix = (f"For rounded mixtures pass simplex_atol={_suggest_atol(worst)} to fit them as they are, or "
+                   "normalize=True" if worst < 0.1 else "Pass normalize=True")
+            raise ValueError(
+                f"{law.name}: each row of x must be a mixture summing to 1 within simplex_atol={atol:g}; "
+                f"{int(off.sum())} row(s) do not (row {tuple(int(v) for v in i)} sums to {s[i]:.6g}). {fix} "
+                "to divide each row by its sum (the result's row_sum_error keeps how far each row was off)")
     if law.x_kind == "positive" and np.any(x <= 0):
         raise ValueError(f"{law.name}: x must be strictly positive")
-    return x
+    return x, row_err
+
+
+def mixtures(law: Law, x: Any, simplex_atol: float = SIMPLEX_ATOL,
+             normalize: bool = False) -> tuple[Any, Optional[np.ndarray]]:
+    """A batch's mixtures before the engine pads it: ``x`` (``(B, n, d)`` or a list of per-problem
+    ``(n_b, d)`` arrays) with each row divided by its sum when ``normalize``, and each row's sum minus 1
+    as given, ``(B, n_max)`` (NaN past a short problem's end); ``(x, None)`` unless the law's ``x`` is a
+    mixture. Rows off by more than ``simplex_atol`` (without ``normalize``) are refused, naming the problem."""
+    if (law.x_kind != "simplex" and not normalize) or (isinstance(x, (list, tuple)) and len(x) == 0):
+        return x, None
+    if not isinstance(x, (list, tuple)):
+        return check_x_rows(law, x, True, simplex_atol, normalize)
+    xs, errs = [], []
+    for b, xb in enumerate(x):
+        try:
+            xb, eb = check_x_rows(law, xb, False, simplex_atol, normalize)
+        except ValueError as e:
+            raise FitInputError(f"problem {b} of the batch: {e}", problem=b, detail=str(e)) from None
+        xs.append(xb)
+        errs.append(eb)
+    n = max(len(e) for e in errs)
+    return xs, np.stack([np.concatenate([e, np.full(n - len(e), np.nan)]) for e in errs])
+
+
+def _check_atol(atol: Any) -> float:
+    try:
+        a = float(atol)
+    except (TypeError, ValueError):
+        a = math.nan
+    if isinstance(atol, bool) or not (0 <= a < 1):
+        raise ValueError(f"simplex_atol must be a number in [0, 1), got {atol!r}")
+    return a
+
+
+def _suggest_atol(worst: float) -> str:
+    """A round tolerance just above the largest offset, e.g. 0.003 -> '0.005', 0.0199 -> '0.02'."""
+    exp = math.floor(math.log10(worst))
+    for mant in (1, 2, 5, 10):
+        if mant * 10.0 ** exp >= worst * (1 + 1e-9):
+            return f"{mant * 10.0 ** exp:.1g}"
+    return f"{worst:.2g}"
 
 
 def check_y(law: Law, y: Any, n: int, batched: bool = False, positive: bool = False) -> np.ndarray:

@@ -46,6 +46,8 @@ class Law:
       default_bounds: ``{name: (lo, hi)}`` box bounds the engine imposes unless ``bounds=`` overrides them
         (``None`` for an open side; :mod:`jaxlaws.fitting.regularise`).
       default_penalty: a :func:`jaxlaws.ridge` penalty the engine adds unless ``penalty=`` overrides it.
+      to_paper: optional ``params ([B,] P) -> {name: ([B,])}``, the parameters by name in the convention of
+        the law's paper (what ``FitResult.paper`` returns), e.g. Chinchilla's ``E, A, B, alpha, beta``.
     """
 
     name: str
@@ -62,6 +64,7 @@ class Law:
     exponents: tuple[str, ...] = ()  # parameters a default jaxlaws.ridge() penalises (e.g. the static law's t_j)
     default_bounds: Optional[Mapping[str, tuple[Optional[float], Optional[float]]]] = None  # {name: (lo, hi)}
     default_penalty: Optional[object] = None  # a jaxlaws.Penalty (jaxlaws.ridge(...)) used unless overridden
+    to_paper: Optional[Callable[[np.ndarray], dict]] = None  # params -> {paper name: values}
 
     def __post_init__(self) -> None:
         if self.x_kind not in X_KINDS:

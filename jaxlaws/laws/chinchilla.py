@@ -4,7 +4,8 @@ r"""The Chinchilla scaling law (Hoffmann et al., 2022), here to show the fitting
           = \exp\big(\mathrm{LSE}(e,\; a - \alpha \log N,\; b - \beta \log D)\big),
 
 with parameters ``[e, a, b, alpha, beta]`` (:math:`E = e^e`, :math:`A = e^a`, :math:`B = e^b`), fitted with a
-Huber loss on :math:`\log L` (``jaxlaws.huber(1e-3, log=True)``), as in the paper.
+Huber loss on :math:`\log L` (``jaxlaws.huber(1e-3, log=True)``), as in the paper. ``FitResult.paper`` gives
+Epoch's ``E, A, B, alpha, beta``.
 """
 
 from __future__ import annotations
@@ -36,4 +37,12 @@ def chinchilla() -> Law:
     from jaxlaws.fitting.objectives import huber  # here, not at import: jaxlaws.fitting imports the laws
 
     return Law("chinchilla", ("e", "a", "b", "alpha", "beta"), predict, x_dim=2, x_kind="positive",
-               init_grid=init_grid, output_range=POSITIVE, default_objective=huber(1e-3, log=True))
+               init_grid=init_grid, output_range=POSITIVE, default_objective=huber(1e-3, log=True),
+               to_paper=_epoch_names)
+
+
+def _epoch_names(params: np.ndarray) -> dict[str, np.ndarray]:
+    """Epoch's (and Hoffmann et al.'s) ``E, A, B, alpha, beta``: the fitted logs exponentiated."""
+    p = np.asarray(params, np.float64)
+    return {"E": np.exp(p[..., 0]), "A": np.exp(p[..., 1]), "B": np.exp(p[..., 2]),
+            "alpha": p[..., 3], "beta": p[..., 4]}

@@ -85,26 +85,66 @@ def log_linear_inits(m: int, key: Array, own: Optional[int] = None, n_random: in
     return np.concatenate([lb_rep, t_rep], axis=1)
 
 
-@functools.cache  # one Law per signature, so compiled fits are reused
-def log_linear(m: int, own: Optional[int] = None) -> Law:
+def _log_linear_predict(params: Array, x: Array) -> Array:
+    # One module-level function for every m and every own: the engine's compiled programs are keyed on the
+    # predict function, so all groups of a sweep share one program. x[:, :-1] drops p_m (params has m + 1).
+    return jnp.exp(params[0]) + jnp.exp(params[1] + x[:, :-1] @ params[2:])
+
+
+def auto_own(x: np.ndarray, y: np.ndarray) -> Optional[int]:
+    r"""The group whose loss ``y`` most likely is: the column of ``x`` with the most negative Pearson
+    correlation with ``y`` (training more on a group lowers its own loss most). ``None`` when no column
+    correlates negatively (or ``x``/``y`` are constant): then no ``t_j`` is started negative."""
+    x = np.asarray(x, np.float64)
+    y = np.asarray(y, np.float64).reshape(len(x), -1).mean(axis=1)
+    xc, yc = x - x.mean(axis=0), y - y.mean()
+    den = np.sqrt((xc ** 2).sum(axis=0) * (yc ** 2).sum())
+    with np.errstate(invalid="ignore", divide="ignore"):
+        corr = np.where(den > 0, (xc * yc[:, None]).sum(axis=0) / den, np.nan)
+    if not np.any(corr < 0):
+        return None
+    return int(np.nanargmin(corr))
+
+
+def log_linear(m: int, own: "Optional[int] | str" = "auto") -> Law:
     r"""Reduced static log-linear law for ``m`` groups, params ``[l, b, t_1..t_{m-1}]``:
 
     .. math:: L(p) = e^{\ell} + \exp\Big(b + \sum_{j<m} t_j p_j\Big),\qquad x = p \in \Delta^m.
 
-    ``own`` is the index of the group whose loss is modelled; it only shapes the default init grid
-    (:func:`log_linear_inits`, the original's 6,000 inits).
+    ``own`` only shapes the default init grid (:func:`log_linear_inits`, the original's 6,000 inits, which
+    start :math:`t_{own}` negative): the index of the group whose loss is modelled, ``"auto"`` (default:
+    chosen per problem from the data by :func:`auto_own`, so ``fit_batched(log_linear(m), xs, ys)`` over
+    every group of a sweep gets each problem its own grid) or ``None`` (no index started negative). Every
+    ``own`` shares one predict function, so switching ``own`` does not recompile.
+
+    ``FitResult.paper`` gives Aioli's form :math:`c + b\,e^{-\sum_j A_j p_j}` as ``c, b, A1..Am`` with the
+    convention :math:`A_m = 0` (the form is only identified up to a common shift of the :math:`A_j`).
     """
     _check_m(m)
+    index = isinstance(own, (int, np.integer)) and not isinstance(own, bool)
+    if not (own is None or (isinstance(own, str) and own == "auto") or (index and 0 <= own < m)):
+        raise ValueError(f"own must be a group index in [0, {m}), 'auto' or None, got {own!r}")
+    return _log_linear(int(m), int(own) if index else own)
 
-    def predict(params: Array, x: Array) -> Array:
-        return jnp.exp(params[0]) + jnp.exp(params[1] + x[:, : m - 1] @ params[2:])
+
+@functools.cache  # one Law per signature (checked above: True and 1.0 must not hit own=1's entry)
+def _log_linear(m: int, own: "Optional[int] | str") -> Law:
+    index = isinstance(own, int)
 
     def init_grid(key, x, y) -> np.ndarray:
-        return log_linear_inits(m, key, own)
+        return log_linear_inits(m, key, own if index or own is None else auto_own(x, y))
 
     names = ("l", "b") + tuple(f"t{j + 1}" for j in range(m - 1))
-    return Law(f"log_linear({m})", names, predict, x_dim=m, x_kind="simplex",
-               init_grid=init_grid, needs_key=True, output_range=POSITIVE)
+    paper = ("c", "b") + tuple(f"A{j + 1}" for j in range(m))
+    return Law(f"log_linear({m})", names, _log_linear_predict, x_dim=m, x_kind="simplex",
+               init_grid=init_grid, needs_key=True, output_range=POSITIVE, exponents=names[2:],
+               to_paper=functools.partial(_named, paper, reduced_to_paper))
+
+
+def _named(names: tuple[str, ...], convert, params: np.ndarray) -> dict[str, np.ndarray]:
+    """``{name: column}`` of ``convert(params)`` (``[B,] P``), for ``Law.to_paper``."""
+    out = np.asarray(convert(params), np.float64)
+    return {n: out[..., i] for i, n in enumerate(names)}
 
 
 @functools.cache  # one Law per signature, so compiled fits are reused
