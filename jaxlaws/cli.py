@@ -13,6 +13,7 @@ _FAMILIES = (
     ("jaxlaws.analysis.cli", "register"),  # `jaxlaws analyse ...`
     ("jaxlaws.train.cli", "register"),     # `jaxlaws sweep static|dynamic|method ...`
     ("jaxlaws.train.methods.cli", "register_compare"),  # `jaxlaws compare ...`
+    ("jaxlaws.report.cli", "register"),    # `jaxlaws report DIR --out OUT` (needs the plot extra)
 )
 
 

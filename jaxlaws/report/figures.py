@@ -1,0 +1,79 @@
+"""Every figure a section's data support, in reading order, with the table behind each."""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Callable, Optional
+
+import pandas as pd
+from matplotlib.figure import Figure
+
+from jaxlaws import plot
+from jaxlaws.report.sources import Section
+
+
+@dataclasses.dataclass
+class ReportFigure:
+    """A drawn figure (``figure``), the file stem it is saved under (``name``), a caption, and the table
+    of the numbers it shows (``data``, written as ``<name>.csv``; ``None`` when the numbers are an
+    analysis table already written)."""
+
+    name: str
+    caption: str
+    figure: Figure
+    data: Optional[pd.DataFrame] = None
+
+
+def _try(out: list, problems: list, name: str, caption: str, draw: Callable[[], Figure],
+         data: Optional[pd.DataFrame] = None) -> None:
+    """Draw one figure; a figure the data cannot support (ValueError) is reported, not fatal."""
+    try:
+        out.append(ReportFigure(name, caption, draw(), data))
+    except ValueError as e:
+        problems.append(f"{name}: not drawn ({e})")
+
+
+def section_figures(sec: Section, label: Optional[str], split: str = "val") -> tuple[list[ReportFigure], list[str]]:
+    """The figures of one section and the reasons any could not be drawn."""
+    a, sw = sec.analysis, sec.sweep
+    out: list[ReportFigure] = []
+    problems: list[str] = []
+    if a.static is not None:
+        pts = plot.static_points(a.static, sw, split=split)
+        _try(out, problems, "static_law", "Static law per group: loss against the group's own proportion, "
+             "one colour per seed, with the fitted law.",
+             lambda: plot.static_law(a.static, sw, split=split, label=label, points=pts), pts)
+        _try(out, problems, "static_linearised", "The static law made linear (log of the loss above its floor); "
+             "a straight line means the exponential form holds.",
+             lambda: plot.static_linearised(a.static, sw, split=split, label=label, points=pts))
+        _try(out, problems, "static_predicted_vs_observed", "Static law: observed against predicted loss "
+             "(in-sample fits of all trained mixtures).",
+             lambda: plot.predicted_vs_observed(pts, title=f"Static law {a.static.law.name}: predicted vs observed",
+                                                label=label))
+        if a.optimum is not None and not a.optimum.empty:
+            _try(out, problems, "optimum", "The mixture the fitted static laws predict to minimise the total "
+                 "loss, per seed and on average, with the trained mixtures.",
+                 lambda: plot.optimum(a.static, a.optimum, sw, split=split, label=label))
+    for form, fits in a.dynamic.items():
+        pts = plot.dynamic_points(fits, sw, split=split)
+        _try(out, problems, f"dynamic_{form}", f"Dynamic law ({form}) per parent run: the children's target "
+             "against their own proportion, with the fitted law.",
+             lambda fits=fits, pts=pts: plot.dynamic_law(fits, sw, split=split, label=label, points=pts), pts)
+        _try(out, problems, f"dynamic_{form}_predicted_vs_observed", f"Dynamic law ({form}): observed against "
+             "predicted target over all parents.",
+             lambda fits=fits, pts=pts: plot.predicted_vs_observed(
+                 pts, title=f"Dynamic law {fits.law.name}: predicted vs observed",
+                 quantity=plot.data.target_name(form), label=label))
+    traj = plot.method_trajectories(sw, split=split)
+    if not traj.empty:
+        _try(out, problems, "method_trajectories", "Each method's mixture over training (one line per run and "
+             "seed); dotted: the break step where children were resumed.",
+             lambda: plot.trajectories(traj, sw.groups, label=label), traj)
+    if a.methods:
+        _try(out, problems, "method_matrices", "Each method's scaled matrix Ã = b·A^t against the true A* fitted "
+             "on its children, and the normalised column sums that sim compares.",
+             lambda: plot.matrices(a.methods, label=label))
+        _try(out, problems, "method_similarity", "sim(Ã, A*) per method: each seed, and the mean ± sd over the "
+             "seeds without flagged fits; open markers: the method's own sign.",
+             lambda: plot.similarity(a.methods, label=label))
+    return out, problems
