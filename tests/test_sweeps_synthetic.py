@@ -101,7 +101,7 @@ def test_method_sweep_matrices_and_children(method, m):
         assert len(stack) == B // 250 and (stack >= 0).all()
         np.testing.assert_allclose(stack.sum(axis=(1, 2)), 1, atol=1e-12)
     if method == "doremi":
-        assert np.all(stack[:, ~np.eye(m, dtype=bool)] == 0) and (np.diagonal(stack, axis1=1, axis2=2) > 0).all()
+        assert np.all(stack[:, ~np.eye(m, dtype=bool)] == 0) and np.isfinite(stack).all()
     if method == "skillit":
         np.testing.assert_array_equal(stack[0], reference.skillit_graph(sweep.groups, 2))
     # children follow the reference A* fit: recover it with an independent least-squares solve
@@ -139,10 +139,84 @@ def test_method_truth_modes(mode, sign):
 
 
 def test_bundle_shape():
-    bundle = reference_sweep_bundle(seeds=range(5))
+    bundle = reference_sweep_bundle(seeds=range(2))
     sweep, truth = bundle["arxiv_books_stackexchange"]
     runs = sweep.runs()
     assert (runs["kind"] == "parent").sum() == 9 and (runs["kind"] == "static").sum() == 45
-    assert (runs["kind"] == "method").sum() == 20 and set(runs["method"]) == {"", "aioli", "doge", "doremi", "skillit"}
+    assert (runs["kind"] == "method").sum() == 8 and set(runs["method"]) == {"", "aioli", "doge", "doremi", "skillit"}
     assert (runs[runs["kind"] == "child"]["parent"].str.startswith("parent")).sum() == 81
-    assert set(truth["methods"]["aioli"]) == set(range(5))
+    assert set(truth["methods"]["aioli"]) == set(range(2))
+
+
+# -- the method matrices come from each method's own rule, not from A* (issue 10) --------------------------
+
+def _aioli_reference(delta_w, W):
+    """Aioli's A from the noiseless LearnParams decreases, float64 numpy: A = G W^-T, shift, normalise."""
+    A = np.linalg.solve(W, -delta_w).T        # G[:, j] = -delta(q_j): G^T = -delta
+    A = A - min(A.min(), 0.0)
+    return A / A.sum()
+
+
+@pytest.mark.parametrize("m", [2, 3])
+def test_aioli_matrices_are_learnparams_on_the_true_law(m):
+    """noise=0: every round's recorded A is LearnParams' solve of the law's loss decreases (independent
+    numpy transcription), whatever that gives."""
+    sweep, truth = method_sweep("aioli", m, 1, noise=0)
+    stack = matrix_stack(sweep.matrices, truth["method_run"], 1, "aioli_A", m)
+    ohf, lp_steps = (0.625, 4) if m == 2 else (0.5, 6)
+    W = np.full((m, m), (1 - ohf) / (m - 1)) + (ohf - (1 - ohf) / (m - 1)) * np.eye(m)
+    a = truth["A_star"]
+    if m == 2:   # law: L^{B+R}_i = k_i p_i + b_i, measured from a break at the uniform mixture (+0.02)
+        k, b = np.diag(a), truth["intercept"]
+        delta = W * k[None] + (b - (b + k * 0.5 + 0.02))[None]
+    else:        # law: L^{B+R} = L^B + A* p
+        delta = W @ a.T
+    want = _aioli_reference(delta * lp_steps / truth["steps_run"], W)
+    for A in stack:
+        np.testing.assert_allclose(A, want, atol=2e-6)
+    # (m=3, no noise: LearnParams inverts the linear law exactly, so A is -A* shifted and rescaled -- Aioli
+    # being right by design; with evaluation noise it is not)
+
+
+def test_doge_matrices_in_the_trainers_orientation():
+    """No gradient noise: M[i, j] = <g_i, v_j> = -A*[j, i] (first-order reading; rows = train domain)."""
+    from jaxlaws.sweeps.method_models import simulate_doge
+    a = np.array([[-0.5, -0.1, 0.05], [-0.3, -0.8, -0.2], [0.0, -0.05, -0.4]])
+    stack, w = simulate_doge(a, np.random.default_rng(0), steps=20, grad_noise=0.0)
+    for M in stack:
+        np.testing.assert_allclose(M, -a.T, atol=1e-9)
+    assert w.shape == (3,) and abs(w.sum() - 1) < 1e-12
+
+
+def test_doremi_without_noise_never_leaves_uniform():
+    """DoReMi's excess at the uniform start is 0 (proxy = reference mixture): without batch noise its rule
+    never moves, whatever A* is -- its matrix carries no copy of A*."""
+    from jaxlaws.sweeps.method_models import simulate_doremi
+    law = lambda p: 2.0 + np.exp(-np.atleast_2d(p))       # any static law
+    stack, w = simulate_doremi(law, 3, np.random.default_rng(0), steps=50, batch_noise=0.0)
+    np.testing.assert_array_equal(stack, 0.0)
+    np.testing.assert_allclose(w, 1 / 3, atol=1e-6)
+
+
+def test_sim_is_not_built_in():
+    """Random positive method matrices with the same children give low sim; the simulated ones give what the
+    simulation gives (m=3: not ~1 for every method and seed, as the copied-A* matrices did)."""
+    import warnings
+    import pandas as pd
+    from jaxlaws.analysis.methods import method_parameters
+    from jaxlaws.sweeps import Sweep
+
+    rng = np.random.default_rng(0)
+    rand, sims = [], []
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        for s in range(3):
+            sweep, truth = method_sweep("doge", 3, s)
+            sims.append(float(method_parameters(sweep, "doge").similarity["sim"].iloc[0]))
+            mats = sweep.matrices.copy()
+            mats["value"] = rng.uniform(0.0, 1.0, len(mats))
+            rsw = Sweep(sweep.losses, sweep.groups, mats)
+            rand.append(float(method_parameters(rsw, "doge").similarity["sim"].iloc[0]))
+    assert np.mean(rand) < 0.5, rand
+    assert min(sims) < 0.9, sims          # the old construction gave sim ~0.94 or more for every seed
+    assert all(-1 <= x <= 1 for x in sims + rand)

@@ -16,7 +16,12 @@ fits have MSE ~ 2.5e-5 -- 4e-4 (sd 0.005 -- 0.02). Defaults: ``noise=0.005`` (Sl
 * dynamic linear ``[c, t..]``: :math:`L_i^{B+R} = c_i + t_i \cdot p_{<m}`;
 * dynamic log-ratio ``[c, t..]``: :math:`L_i^{B+R} = L_i^B \exp(c_i + t_i \cdot p_{<m})`;
 * method probes: m=2 :math:`L_i^{B+R} = k_i p_i + b_i` (``A* = diag(k)``), m>=3
-  :math:`L_i^{B+R} = L_i^B + (A^\star p)_i`.
+  :math:`L_i^{B+R} = L_i^B + (A^\star p)_i`; the methods' recorded matrices are simulated by each method's own
+  update rule on observations drawn from these laws (:mod:`jaxlaws.sweeps.method_models`), not copied from
+  :math:`A^\star`.
+
+Everything here is a *synthetic parameter-recovery check*; the real example sweeps trained by jaxlaws are
+in :mod:`jaxlaws.sweeps.bundle`.
 
 Only the final step of a static run follows the static law; earlier steps (``extra_steps``) add
 :math:`0.3 \log(T/t)` so curves decrease, with independent noise.
@@ -256,64 +261,93 @@ def effective_method_matrix(method: str, stack: np.ndarray, loss_at_break: np.nd
     return a
 
 
-def _method_stack(method: str, a_ref: np.ndarray, rng: np.random.Generator, rounds: int, groups, seed: int,
-                  jitter: float) -> np.ndarray:
-    """Recorded internals loosely shaped like the reference ``A*`` (positive "loss decrease" convention)."""
-    m = a_ref.shape[0]
-    base = np.maximum(-a_ref, 0.0) + 0.02
+def _method_stack(method: str, world: dict, rng: np.random.Generator, rounds: int, groups, seed: int,
+                  sim: dict) -> tuple[np.ndarray, np.ndarray | None]:
+    """What ``method`` records before the break, simulated by its own update rule on observations drawn from
+    the true laws (:mod:`jaxlaws.sweeps.method_models`); returns ``(stack, the method's mixture or None)``."""
+    from jaxlaws.sweeps import method_models as mm
+    m = world["a_star"].shape[0]
     if method == "skillit":
-        return reference.skillit_graph(groups, seed)[None]
-    stack = base[None] * np.exp(jitter * rng.standard_normal((rounds, m, m)))
+        return reference.skillit_graph(groups, seed)[None], None
     if method == "aioli":
-        return stack / stack.sum(axis=(1, 2), keepdims=True)   # LearnParams output: non-negative, sums to 1
+        hp = dict(eta=0.2, ema=0.1, lp_rounds=4, lp_steps=4, ohf=0.625) if m == 2 else \
+            dict(eta=0.1, ema=0.5, lp_rounds=4, lp_steps=6, ohf=0.5)
+        return mm.simulate_aioli(world["delta"], m, rng, rounds=rounds, steps_run=world["steps_run"],
+                                 noise=sim["eval_noise"], **hp)
     if method == "doremi":
-        return stack * np.eye(m)[None]                         # diagonal excess losses
-    return stack                                               # doge: gradient dot products
+        return mm.simulate_doremi(world["static_loss"], m, rng, steps=world["break_step"],
+                                  batch_noise=sim["batch_noise"])
+    return mm.simulate_doge(world["a_star"], rng, steps=world["break_step"], grad_noise=sim["grad_noise"])
 
 
 def method_sweep(method: str, m: int, seed: int, *, truth_mode: str = "reference", noise: float = 0.005,
-                 rounds: int | None = None, jitter: float = 0.1, rng_seed: int | None = None) -> tuple[Sweep, dict]:
-    """One method probe (spec 4.2): a ``kind="method"`` run broken at B with its internal matrices, plus the 9
-    children resumed from it (m=2: p_arxiv 0.1..0.9; m=3: the seed's ``k_3_n_9`` grid) for R steps.
+                 rounds: int | None = None, batch_noise: float = 0.05, grad_noise: float = 2.0,
+                 rng_seed: int | None = None) -> tuple[Sweep, dict]:
+    """One synthetic method probe (spec 4.2): a ``kind="method"`` run broken at B with its internal matrices,
+    plus the 9 children resumed from it (m=2: p_arxiv 0.1..0.9; m=3: the seed's ``k_3_n_9`` grid) for R steps.
+
+    The children follow the true dynamic law (``A*``: the paper's stored fit of this method's trajectory).
+    The recorded matrices and the method's mixture come from simulating the method's own update rule on
+    observations drawn from the true laws (:mod:`jaxlaws.sweeps.method_models`: Aioli's LearnParams on
+    noisy loss decreases, DoReMi's excess losses from the static law, DoGE's gradient alignments in the
+    trainer's orientation ``M[i, j] = <g_i, v_j>``); Skill-It records the original's measured graph. None of
+    them is built from ``A*`` plus jitter, so how well a method's matrix matches ``A*`` (``sim``) is what the
+    simulation gives.
 
     Args:
       method: ``aioli``, ``doge``, ``doremi`` or ``skillit``; B and R are the paper's (reference.TRAJECTORY).
       m: 2 (arxiv, stackexchange) or 3 (arxiv, book, stackexchange).
-      seed: the training seed (its reference ``A*`` fit is used).
-      truth_mode: ``"reference"``: the children follow the stored ``A*`` fit and the method matrices are a noisy
-        positive image of it; ``"equal"``: ``A* = b Ã_unit`` exactly with the stored (negative) scale ``b``, so
-        ``sim == 1`` and the fitted scale is ``b``; ``"flip"``: the same with ``-b``: the method matrix points the
-        wrong way, so the fitted scale comes out positive (``sim`` is still 1, because the scale is fitted).
-      rounds: number of recorded matrices (default B/250 for Aioli, 4 otherwise; Skill-It records its graph).
-      jitter: log-normal jitter of the recorded matrices across rounds.
+      seed: the training seed (its reference ``A*`` and static fits are used).
+      truth_mode: ``"reference"``: the children follow the stored ``A*`` fit; ``"equal"``: the children follow
+        ``A* = b Ã_unit`` exactly (the method's own simulated matrix, with the stored negative scale ``b``), so
+        ``sim == 1`` and the fitted scale is ``b`` -- a recovery check of the scale fit, ``sim`` built in by
+        construction; ``"flip"``: the same with ``-b`` (the fitted scale comes out positive).
+      noise: sd of the loss noise (children, evaluations inside Aioli's LearnParams).
+      rounds: Aioli's rounds before the break (default B/250).
+      batch_noise: sd of DoReMi's per-batch excess-loss noise; grad_noise: DoGE's minibatch-gradient noise
+        norm relative to the mean gradient's.
       rng_seed: noise generator seed (default ``1000 * m + seed``).
 
     Returns ``(sweep, truth)`` with ``truth = {"A_star", "intercept" (m=2), "A_method", "loss_at_break",
-    "break_step", "steps_run", "mixture", "children", "method_run", "scale"}``.
+    "break_step", "steps_run", "mixture", "children", "method_run", "scale", "truth_mode"}``.
     """
     if m not in (2, 3):
         raise ValueError(f"method_sweep: m must be 2 or 3, got {m}")
     if truth_mode not in TRUTH_MODES:
         raise ValueError(f"method_sweep: truth_mode must be one of {TRUTH_MODES}, got {truth_mode!r}")
+    if method not in reference.METHODS:
+        raise ValueError(f"method_sweep: method must be one of {reference.METHODS}, got {method!r}")
     setting = "arxiv_stackexchange" if m == 2 else "arxiv_books_stackexchange"
     groups = reference.SETTINGS[setting]
     opt, scale_fit, B, R = reference.trajectory_params(setting, method)
     rng = np.random.default_rng(1000 * m + seed if rng_seed is None else rng_seed)
+    static = reference.static_params(setting)
+    law = "two_group" if m == 2 else "log_linear"
+
+    def static_loss(p):
+        return np.stack([static_law(law, static[g][seed], p, i) for i, g in enumerate(groups)], 1)
+
     if m == 2:
         a_ref = np.diag([opt[g][seed][0] for g in groups])
         intercept = np.array([opt[g][seed][1] for g in groups])
+        lb_uniform = intercept + np.diag(a_ref) * 0.5 + 0.02
+
+        def delta(p):       # loss change over R steps from a break at the uniform mixture
+            return np.atleast_2d(p) * np.diag(a_ref)[None] + (intercept - lb_uniform)[None]
     else:
         a_ref = np.stack([opt[g][seed] for g in groups])
         intercept = None
+
+        def delta(p):
+            return np.atleast_2d(p) @ a_ref.T
     children = dirichlet.two_group_grid() if m == 2 else dirichlet.load_dirichlet_grid(3, 9, seed)
-    p_method = rng.dirichlet(np.full(m, 8.0))
-    if m == 2:
-        lb = intercept + np.diag(a_ref) * p_method + 0.02
-    else:
-        static = reference.static_params(setting)
-        lb = np.array([static_law("log_linear", static[g][seed], p_method, i)[0] for i, g in enumerate(groups)]) + 0.3
-    rounds = rounds or (B // 250 if method == "aioli" else 4)
-    stack = _method_stack(method, a_ref, rng, rounds, groups, seed, jitter)
+    world = {"a_star": a_ref, "delta": delta, "static_loss": static_loss, "break_step": B, "steps_run": R}
+    rounds = rounds or B // 250
+    stack, p_method = _method_stack(method, world, rng, rounds, groups, seed,
+                                    {"eval_noise": noise, "batch_noise": batch_noise, "grad_noise": grad_noise})
+    if p_method is None:        # Skill-It: its mixture is not simulated here
+        p_method = rng.dirichlet(np.full(m, 8.0))
+    lb = intercept + np.diag(a_ref) * p_method + 0.02 if m == 2 else static_loss(p_method)[0] + 0.3
     a_eff = effective_method_matrix(method, stack, lb, m)
     b_ref = float(scale_fit[seed][0])
     if truth_mode == "reference":
