@@ -10,6 +10,7 @@ code 2; an error inside the analysis is completed with the (group, seed) whose d
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from pathlib import Path
 
@@ -40,6 +41,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                         "listed either way)")
     p.add_argument("--allow-flagged", action="store_true",
                    help="accept results that rest on fits the analysis flags (they are listed either way)")
+    from jaxlaws.distributed import add_arguments
+    add_arguments(p)  # --distributed: the fits sharded over every process' devices; process 0 prints and exports
     p.set_defaults(func=_run)
 
 
@@ -97,6 +100,10 @@ def _run(args: argparse.Namespace) -> int:
     from jaxlaws.analysis.pipeline import analyse
 
     _validate(args)
+    from jaxlaws.distributed import from_arguments
+    if not from_arguments(args).is_main:  # every fit is collective: the same analysis, printed and exported once
+        sys.stdout = open(os.devnull, "w")
+        args.out = None
     sweep, report = load_any(args.path, args.groups, skillit_graphs=args.skillit_graphs)
     if report is not None:
         print_report(report, args.allow_skipped)

@@ -169,6 +169,17 @@ def verify_checkpoint(path: str | os.PathLike, meta: dict | None = None) -> dict
     return meta
 
 
+def _checkpointer() -> ocp.StandardCheckpointer:
+    """An orbax checkpointer for this process' own files. With several processes (``jax.distributed``) orbax
+    would otherwise make every process take part in every save, but in a multi-process sweep each process saves
+    and restores only the runs it trains."""
+    if jax.process_count() == 1:
+        return ocp.StandardCheckpointer()
+    me = jax.process_index()
+    return ocp.StandardCheckpointer(multiprocessing_options=ocp.options.MultiprocessingOptions(
+        primary_host=None, active_processes={me}, barrier_sync_key_prefix=f"jaxlaws-process{me}"))
+
+
 def save_checkpoint(path: str | os.PathLike, tree: Any, meta: dict) -> None:
     """Save the pytree ``tree`` with orbax and ``meta`` (must hold ``config_hash``), then swap it into ``path``.
 
@@ -182,7 +193,7 @@ def save_checkpoint(path: str | os.PathLike, tree: Any, meta: dict) -> None:
     tmp = make_temp_dir(path.parent, f".{path.name}.tmp-")
     try:
         tree = jax.device_get(tree)
-        with ocp.StandardCheckpointer() as ckptr:
+        with _checkpointer() as ckptr:
             ckptr.save(tmp / "state", tree)
             ckptr.wait_until_finished()
         meta = {**meta, "files": _manifest(tmp / "state")}
@@ -210,7 +221,7 @@ def restore_checkpoint(path: str | os.PathLike, target: Any, config_hash: str, w
     verify_checkpoint(path, meta)
     abstract = jax.tree_util.tree_map(ocp.utils.to_shape_dtype_struct, target)
     try:
-        with ocp.StandardCheckpointer() as ckptr:
+        with _checkpointer() as ckptr:
             return ckptr.restore(path / "state", abstract)
     except Exception as e:  # orbax / TensorStore errors: one line naming the checkpoint
         msg = str(e).strip().splitlines()[0][:300] if str(e).strip() else ""

@@ -172,6 +172,8 @@ def _sweep_options(p: argparse.ArgumentParser) -> None:
                    help="save each running run every N steps; a killed run resumes from there (0: never)")
     p.add_argument("--repair", action="store_true",
                    help="retrain exactly the runs whose files in --out are damaged (default: name them and stop)")
+    from jaxlaws.distributed import add_arguments
+    add_arguments(p)
 
 
 def _check_args(args: argparse.Namespace) -> None:
@@ -234,26 +236,34 @@ def _setup(args: argparse.Namespace):
 
 
 def _static(args: argparse.Namespace) -> int:
+    from jaxlaws.distributed import from_arguments
     from jaxlaws.train.sweep import static_sweep
 
+    main = from_arguments(args).is_main  # before anything else: every process must call the same things
     cfg, data, seeds, kw = _setup(args)
+    kw["timeout_s"] = args.dist_timeout
     mixtures = parse_mixtures(args.mixtures, len(data.names))
     sweep = static_sweep(data, cfg, mixtures, seeds, args.out, checkpoint_every=args.checkpoint_every,
                          repair=args.repair, **kw)
-    print(f"static sweep: {len(sweep.runs())} runs -> {Path(args.out) / 'sweep'}")
+    if main:
+        print(f"static sweep: {len(sweep.runs())} runs -> {Path(args.out) / 'sweep'}")
     return 0
 
 
 def _dynamic(args: argparse.Namespace) -> int:
+    from jaxlaws.distributed import from_arguments
     from jaxlaws.train.sweep import dynamic_sweep
 
+    main = from_arguments(args).is_main  # before anything else: every process must call the same things
     cfg, data, seeds, kw = _setup(args)
+    kw["timeout_s"] = args.dist_timeout
     m = len(data.names)
     sweep = dynamic_sweep(data, cfg, parse_mixtures(args.parents, m, "--parents"),
                           parse_mixtures(args.children, m, "--children"), seeds, args.break_step,
                           args.remaining_steps, args.out, checkpoint_every=args.checkpoint_every,
                           repair=args.repair, **kw)
-    print(f"dynamic sweep: {len(sweep.runs())} runs -> {Path(args.out) / 'sweep'}")
+    if main:
+        print(f"dynamic sweep: {len(sweep.runs())} runs -> {Path(args.out) / 'sweep'}")
     return 0
 
 

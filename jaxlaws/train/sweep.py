@@ -42,12 +42,15 @@ cannot collide (:func:`mixture_tag`), and seeds that would alias one random key 
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import functools
 import hashlib
 import json
 import logging
+import os
 import shutil
+import time
 from pathlib import Path
 from typing import Any, Callable, Iterator, Sequence
 
@@ -56,6 +59,7 @@ import jax.numpy as jnp
 import numpy as np
 import pandas as pd
 
+from jaxlaws.distributed import DEFAULT_TIMEOUT_S, agree, cluster, digest, owned, share_outcome, wait_all
 from jaxlaws.sweeps.schema import Sweep, proportion_column
 from jaxlaws.train.checkpoint import (DamagedFileError, atomic_write_json, checkpoint_meta, read_verified_json,
                                      remove_leftovers, restore_checkpoint, save_checkpoint, verify_checkpoint,
@@ -68,6 +72,7 @@ from jaxlaws.train.step import (ConstantPolicy, Sampler, TrainData, TrainState, 
 
 __all__ = ["TrainConfig", "SweepData", "RunSpec", "prepare_data", "check_mixtures", "check_seeds", "static_specs",
            "dynamic_specs", "run_sweep", "static_sweep", "dynamic_sweep", "mixture_tag", "default_vmap_width",
+           "run_memory_bytes",
            "work_lock"]
 
 log = logging.getLogger(__name__)
@@ -75,6 +80,7 @@ log = logging.getLogger(__name__)
 SIMPLEX_TOL = 1e-4
 TAG_TOL = 1e-12        # a mixture whose 6-digit tag is exact to this gets the plain tag as its run name
 SEED_LIMIT = 2**32     # jax.random.key(seed) keeps 32 bits: larger or negative seeds alias smaller ones
+JOB_TOKEN = ".jaxlaws-job.json"   # written by process 0 of a multi-process sweep, read back by all
 HASH_VERSION = 2       # 2: eval_every, eval_batch_size and a custom sampler are part of the configuration hash
 
 
@@ -337,15 +343,40 @@ def _rows(spec: RunSpec, names: tuple[str, ...], step: int, split: str, losses: 
 CPU_VMAP_BYTES = 2 * 2**20
 
 
+ACCEL_MEMORY_FRACTION = 0.6  # of one accelerator's memory for vmapped runs (XLA's temporaries need the rest)
+
+
+def run_memory_bytes(cfg: TrainConfig) -> int:
+    """Estimated device memory of one training run in a vmapped program, in bytes.
+
+    ``16 N`` for float32 parameters, gradients and AdamW's two moments (``N`` parameters), plus the activations
+    kept for the backward pass, ``B T L (34 d + 5 h T) s / 2`` with ``s`` bytes per compute element
+    (Korthikanti et al. 2022, "Reducing activation recomputation", eq. 2, for ``s = 2``), plus the logits
+    ``B T V (4 + s)``.
+    """
+    from jaxlaws.train.model import init_params
+
+    mc = cfg.model
+    n = sum(int(x.size) for x in jax.tree_util.tree_leaves(jax.eval_shape(functools.partial(init_params, mc), jax.random.key(0))))
+    s = 2 if mc.dtype == "bfloat16" else 4
+    b, t = cfg.batch_size, cfg.length
+    act = b * t * mc.n_layers * (34 * mc.d_model + 5 * mc.n_heads * t) * s // 2
+    return 16 * n + act + b * t * mc.vocab_size * (4 + s)
+
+
 def default_vmap_width(cfg: TrainConfig) -> int | None:
     """How many runs one program vectorises together (``None``: all of them).
 
-    All on accelerators; on CPU devices (per device when the run axis is sharded over several) as many runs
-    as keep the widest activation of a layer, ``B * T * max(d_ff, 3 d_model, vocab, heads * T) * 4`` bytes
-    per run, within ``CPU_VMAP_BYTES`` (at least one).
+    On CPU devices (per device when the run axis is sharded over several) as many runs as keep the widest
+    activation of a layer, ``B * T * max(d_ff, 3 d_model, vocab, heads * T) * 4`` bytes per run, within
+    ``CPU_VMAP_BYTES`` (at least one). On accelerators as many as fit in ``ACCEL_MEMORY_FRACTION`` of one
+    device's memory by :func:`run_memory_bytes` (all of them when the device does not report its memory);
+    the other runs of a program are streamed through the same compiled program, one call after another.
     """
     if jax.default_backend() != "cpu":
-        return None
+        stats = getattr(jax.local_devices()[0], "memory_stats", lambda: None)() or {}
+        limit = stats.get("bytes_limit")
+        return None if not limit else max(1, int(ACCEL_MEMORY_FRACTION * limit) // run_memory_bytes(cfg))
     mc = cfg.model
     widest = max(mc.d_ff, 3 * mc.d_model, mc.vocab_size, mc.n_heads * cfg.length)
     return max(1, CPU_VMAP_BYTES // (cfg.batch_size * cfg.length * widest * 4))
@@ -547,7 +578,8 @@ def _check_rows(f: Path, rec: dict, s: RunSpec, names: tuple[str, ...], every: i
 def run_sweep(specs: Sequence[RunSpec], data: SweepData, cfg: TrainConfig, work_dir: str | Path, *,
               sampler: Sampler | None = None, runs_per_program: int = 8, vmap_width: int | str | None = "auto",
               progress: bool = True, fmt: str = "parquet", write: bool = True, checkpoint_every: int = 0,
-              repair: bool = False, _fail_after: int | None = None, _fail_at_step: int | None = None) -> Sweep:
+              repair: bool = False, timeout_s: float = DEFAULT_TIMEOUT_S, _fail_after: int | None = None,
+              _fail_at_step: int | None = None) -> Sweep:
     """Train every run of ``specs`` (parents before children), resuming from ``work_dir``; return the Sweep.
 
     ``runs_per_program`` runs with the same (start, stop) are trained by one program, ``vmap_width`` of them
@@ -558,6 +590,9 @@ def run_sweep(specs: Sequence[RunSpec], data: SweepData, cfg: TrainConfig, work_
     the runs whose files are damaged. The work directory is locked for the call (:func:`work_lock`,
     re-entrant). ``_fail_after`` / ``_fail_at_step`` (tests only) raise after that many runs are saved / once
     a chunk's training has passed that step (after its checkpoint).
+
+    After ``jaxlaws.distributed.initialize`` (several processes), every process must make the same call; see
+    :func:`_run_distributed`. ``timeout_s`` bounds its start-up waits (processes agreeing on the sweep).
     """
     if runs_per_program < 1:
         raise ValueError(f"runs_per_program must be >= 1, got {runs_per_program}")
@@ -594,24 +629,98 @@ def run_sweep(specs: Sequence[RunSpec], data: SweepData, cfg: TrainConfig, work_
                              "seed is given twice (or two mixtures differ by less than 1e-12)")
         seen.add(s.key)
     work = Path(work_dir)
+    args = (specs, data, cfg, work, chash, sampler, runs_per_program, vmap_width, progress, fmt, write,
+            checkpoint_every, repair, _fail_after, _fail_at_step)
+    if cluster().is_multi:
+        return _run_distributed(*args, timeout_s=timeout_s)
     with work_lock(work):
-        return _run_locked(specs, data, cfg, work, chash, sampler, runs_per_program, vmap_width, progress, fmt,
-                           write, checkpoint_every, repair, _fail_after, _fail_at_step)
+        return _run_locked(*args)
 
 
-def _run_locked(specs, data, cfg, work, chash, sampler, runs_per_program, vmap_width, progress, fmt, write,
-                checkpoint_every, repair, _fail_after, _fail_at_step) -> Sweep:
-    m = len(data.names)
-    for d in (work, work / "runs", work / "checkpoints", work / "resume", work / "final"):
-        remove_leftovers(d)  # of killed writers; safe, since this process holds the lock
-    damaged: list[DamagedFileError] = []
+class _Scan:
+    """What a work directory holds for a sweep: finished runs' rows and the runs left to train."""
 
-    def damage(e: DamagedFileError) -> None:
-        if not repair:
+    def __init__(self, specs, data, cfg, work, chash, repair, cleanup: bool = True):
+        self.specs, self.data, self.cfg, self.work, self.chash = specs, data, cfg, work, chash
+        self.repair, self.cleanup = repair, cleanup  # cleanup: may delete stale resume checkpoints
+
+    def _rmtree(self, d: Path) -> None:
+        if self.cleanup:
+            shutil.rmtree(d, ignore_errors=True)
+
+    def parent_ok(self, s: RunSpec) -> bool:
+        ck = self.work / "checkpoints" / s.key
+        meta = checkpoint_meta(ck)
+        if meta is None or meta.get("config_hash") != self.chash or meta.get("step") != s.stop:
+            return False
+        verify_checkpoint(ck, meta)
+        return True
+
+    def finished_rows(self, s: RunSpec) -> list[dict] | None:
+        f = self.work / "runs" / f"{s.key}.json"
+        if not f.is_file():
+            return None
+        rec = read_verified_json(f, f"run file of {s.run!r} (seed {s.seed}):")
+        if rec.get("config_hash") != self.chash:
+            return None  # left by another configuration: retrained
+        return _check_rows(f, rec, s, self.data.names, self.cfg.eval_every)
+
+    def resume_point(self, s: RunSpec) -> _Todo | None:
+        rd = self.work / "resume" / s.key
+        meta = checkpoint_meta(rd)
+        if meta is None:
+            return None
+        step = meta.get("step")
+        if meta.get("config_hash") != self.chash or meta.get("spec") != _spec_dict(s) or not (
+                isinstance(step, int) and s.start < step < s.stop):
+            self._rmtree(rd)  # left by another configuration or run: useless
+            return None
+        verify_checkpoint(rd, meta)
+        rows = meta.get("rows")
+        if not isinstance(rows, list):
+            raise DamagedFileError(rd / "meta.json", "no loss rows", "resume checkpoint")
+        return _Todo(s, step, "resume", rows)
+
+    def __call__(self) -> tuple[dict[str, list[dict]], list[_Todo]]:
+        """``(rows of the finished runs by run key, runs to train)``; damaged files raise (unless repair)."""
+        damaged: list[DamagedFileError] = []
+        done_rows: dict[str, list[dict]] = {}
+        todo: list[_Todo] = []
+        for s in self.specs:
+            try:
+                rows = self.finished_rows(s)
+                if rows is not None and (s.kind != "parent" or self.parent_ok(s)):
+                    done_rows[s.key] = rows
+                    if (self.work / "resume" / s.key).exists():
+                        self._rmtree(self.work / "resume" / s.key)  # superseded
+                    continue
+            except DamagedFileError as e:
+                self._damage(damaged, e)
+            try:
+                t = self.resume_point(s)
+            except DamagedFileError as e:
+                self._damage(damaged, e)
+                self._rmtree(self.work / "resume" / s.key)  # repair: start the run afresh
+                t = None
+            todo.append(t or _Todo(s, s.start, "parent" if s.kind == "child" else "fresh", []))
+        if damaged:
+            first = damaged[0]
+            more = "; and " + ", ".join(repr(str(e.path)) for e in damaged[1:]) + " are damaged too" \
+                if len(damaged) > 1 else ""
+            raise DamagedFileError(first.path, first.reason + more, first.what)
+        return done_rows, todo
+
+    def _damage(self, damaged: list, e: DamagedFileError) -> None:
+        if not self.repair:
             damaged.append(e)
         else:
             log.warning("repair: %s", e)
 
+
+def _open_work(work: Path, cfg: TrainConfig, data: SweepData, sampler: Any, chash: str, repair: bool) -> None:
+    """Clear killed writers' leftovers and check (or write) ``config.json``; call it holding the work lock."""
+    for d in (work, work / "runs", work / "checkpoints", work / "resume", work / "final"):
+        remove_leftovers(d)  # of killed writers; safe, since this process holds the lock
     cfg_file = work / "config.json"
     cur = {"config_hash": chash, "hash_version": HASH_VERSION, **_config_dict(cfg, data, sampler)}
     old = None
@@ -630,72 +739,20 @@ def _run_locked(specs, data, cfg, work, chash, sampler, runs_per_program, vmap_w
     if old is None:
         write_verified_json(cfg_file, cur)
 
-    def parent_ok(s: RunSpec) -> bool:
-        ck = work / "checkpoints" / s.key
-        meta = checkpoint_meta(ck)
-        if meta is None or meta.get("config_hash") != chash or meta.get("step") != s.stop:
-            return False
-        verify_checkpoint(ck, meta)
-        return True
 
-    def finished_rows(s: RunSpec) -> list[dict] | None:
-        f = work / "runs" / f"{s.key}.json"
-        if not f.is_file():
-            return None
-        rec = read_verified_json(f, f"run file of {s.run!r} (seed {s.seed}):")
-        if rec.get("config_hash") != chash:
-            return None  # left by another configuration: retrained
-        return _check_rows(f, rec, s, data.names, cfg.eval_every)
+def _chunk_group(t: _Todo) -> tuple:
+    return t.spec.kind == "parent", t.source, t.start, t.spec.stop
 
-    def resume_point(s: RunSpec) -> _Todo | None:
-        rd = work / "resume" / s.key
-        meta = checkpoint_meta(rd)
-        if meta is None:
-            return None
-        step = meta.get("step")
-        if meta.get("config_hash") != chash or meta.get("spec") != _spec_dict(s) or not (
-                isinstance(step, int) and s.start < step < s.stop):
-            shutil.rmtree(rd, ignore_errors=True)  # left by another configuration or run: useless
-            return None
-        verify_checkpoint(rd, meta)
-        rows = meta.get("rows")
-        if not isinstance(rows, list):
-            raise DamagedFileError(rd / "meta.json", "no loss rows", "resume checkpoint")
-        return _Todo(s, step, "resume", rows)
 
-    done_rows: dict[str, list[dict]] = {}
-    todo: list[_Todo] = []
-    for s in specs:
-        try:
-            rows = finished_rows(s)
-            if rows is not None and (s.kind != "parent" or parent_ok(s)):
-                done_rows[s.key] = rows
-                if (work / "resume" / s.key).exists():
-                    shutil.rmtree(work / "resume" / s.key, ignore_errors=True)  # superseded
-                continue
-        except DamagedFileError as e:
-            damage(e)
-        try:
-            t = resume_point(s)
-        except DamagedFileError as e:
-            damage(e)
-            shutil.rmtree(work / "resume" / s.key, ignore_errors=True)  # repair: start the run afresh
-            t = None
-        todo.append(t or _Todo(s, s.start, "parent" if s.kind == "child" else "fresh", []))
-    if damaged:
-        first = damaged[0]
-        more = "; and " + ", ".join(repr(str(e.path)) for e in damaged[1:]) + " are damaged too" \
-            if len(damaged) > 1 else ""
-        raise DamagedFileError(first.path, first.reason + more, first.what)
-
-    todo.sort(key=lambda t: (t.spec.kind != "parent", t.start, t.spec.stop))  # parents first
+def _train_todo(todo: list[_Todo], progs: _Programs, data: SweepData, work: Path, chash: str, runs_per_program: int,
+                progress: bool | str, checkpoint_every: int, _fail_after: int | None,
+                _fail_at_step: int | None) -> dict[str, list[dict]]:
+    """Train ``todo`` (parents first), ``runs_per_program`` runs of one (kind, source, start, stop) per program;
+    write each finished run's file; return the rows by run key."""
+    todo = sorted(todo, key=lambda t: (t.spec.kind != "parent", t.start, t.spec.stop))  # parents first
     chunks: list[list[_Todo]] = []
-
-    def group(t: _Todo) -> tuple:
-        return t.spec.kind == "parent", t.source, t.start, t.spec.stop
-
     for t in todo:
-        if chunks and len(chunks[-1]) < runs_per_program and group(chunks[-1][0]) == group(t):
+        if chunks and len(chunks[-1]) < runs_per_program and _chunk_group(chunks[-1][0]) == _chunk_group(t):
             chunks[-1].append(t)
         else:
             chunks.append([t])
@@ -703,27 +760,104 @@ def _run_locked(specs, data, cfg, work, chash, sampler, runs_per_program, vmap_w
         if t.source == "resume":
             log.info("resuming run %s (seed %d) from step %d (%s)", t.spec.run, t.spec.seed, t.start,
                      work / "resume" / t.spec.key)
-
-    progs = _programs(cfg, m, sampler, vmap_width)
     from tqdm.auto import tqdm
+    out: dict[str, list[dict]] = {}
     written = 0
     with tqdm(total=sum(t.spec.stop - t.start for t in todo), disable=not progress, unit="run-step",
-              desc="sweep") as bar:
+              desc=progress if isinstance(progress, str) else "sweep") as bar:
         for chunk in chunks:
             rows = _train_chunk(chunk, progs, data, work, chash, bar, checkpoint_every, _fail_at_step)
             for t, r in zip(chunk, rows):
                 write_verified_json(work / "runs" / f"{t.spec.key}.json", {"config_hash": chash, "rows": r})
-                done_rows[t.spec.key] = r
+                out[t.spec.key] = r
                 shutil.rmtree(work / "resume" / t.spec.key, ignore_errors=True)  # superseded
                 written += 1
                 if _fail_after is not None and written >= _fail_after:
                     raise RuntimeError(f"test hook: stopping after {written} runs")
-    with_rows = [r for s in specs for r in done_rows[s.key]]
-    sweep = Sweep(pd.DataFrame(with_rows), data.names)
+    return out
+
+
+def _assemble(specs, done_rows: dict, data: SweepData, work: Path, fmt: str, write: bool) -> Sweep:
+    sweep = Sweep(pd.DataFrame([r for s in specs for r in done_rows[s.key]]), data.names)
     if write:
         from jaxlaws.sweeps.io import write_sweep
         write_sweep(sweep, work / "sweep", fmt, overwrite=True)
     return sweep
+
+
+def _run_locked(specs, data, cfg, work, chash, sampler, runs_per_program, vmap_width, progress, fmt, write,
+                checkpoint_every, repair, _fail_after, _fail_at_step) -> Sweep:
+    _open_work(work, cfg, data, sampler, chash, repair)
+    done_rows, todo = _Scan(specs, data, cfg, work, chash, repair)()
+    progs = _programs(cfg, len(data.names), sampler, vmap_width)
+    done_rows.update(_train_todo(todo, progs, data, work, chash, runs_per_program, progress, checkpoint_every,
+                                 _fail_after, _fail_at_step))
+    return _assemble(specs, done_rows, data, work, fmt, write)
+
+
+def _run_distributed(specs, data, cfg, work, chash, sampler, runs_per_program, vmap_width, progress, fmt, write,
+                     checkpoint_every, repair, _fail_after, _fail_at_step, *, timeout_s: float) -> Sweep:
+    """The sweep on ``P`` processes sharing ``work`` (a shared file system); each trains on its own devices.
+
+    Runs are independent programs, so each process trains the runs it owns with its local devices (the run axis
+    sharded over them as on one host) and no collective runs during training: a global-mesh program would
+    keep every process in lockstep, padding each call to the same shape everywhere and stalling all of them on
+    the slowest. The steps:
+
+    1. all processes agree on the configuration hash and the run list (different arguments: an error);
+    2. process 0 takes the work lock, removes killed writers' leftovers, checks ``config.json`` and writes a
+       token that every process must read back (``work`` not shared, or another ``--out``: an error);
+    3. every process scans ``work`` alike; they agree on the runs left to train; finished runs are skipped;
+    4. the runs left, sorted, are dealt round robin (:func:`jaxlaws.distributed.owned`): static runs and
+       parents, then -- once every parent is saved -- children. Each process writes only its runs' files
+       (atomically) and resumes its runs from their ``resume/`` checkpoints, whichever process wrote them;
+    5. once all are done every process reads the others' run files, and process 0 writes ``sweep/``.
+
+    Which process trains a run never changes its result (its keys depend on its seed only), so a job restarted
+    with any number of processes finishes the same sweep.
+    """
+    c = cluster()
+    agree("the sweep configuration", {"config_hash": chash, "specs": [_spec_dict(s) for s in specs],
+                                      "checkpoint_every": checkpoint_every, "repair": repair, "write": write,
+                                      "fmt": fmt}, timeout_s)
+    with contextlib.ExitStack() as stack:
+        def open_work() -> None:
+            stack.enter_context(work_lock(work))
+            _open_work(work, cfg, data, sampler, chash, repair)
+            atomic_write_json(work / JOB_TOKEN, {"token": digest([time.time_ns(), os.getpid(), str(work)])})
+
+        share_outcome("opening the work directory", open_work, timeout_s)
+        try:
+            token = read_verified_json(work / JOB_TOKEN, "job token", required=False).get("token")
+        except (DamagedFileError, FileNotFoundError):
+            token = None
+        agree(f"the work directory {str(work)!r} (each process must see the same one: a shared file system)",
+              token, timeout_s)
+        scan = _Scan(specs, data, cfg, work, chash, repair, cleanup=c.is_main)
+        done_rows, todo = scan()
+        agree("the runs left to train", sorted((t.spec.key, t.start, t.source) for t in todo), timeout_s)
+        progs = _programs(cfg, len(data.names), sampler, vmap_width)
+        desc = f"sweep (process {c.index}/{c.count})" if progress else False
+        for phase in ("static runs and parents", "children"):
+            items = sorted((t for t in todo if (t.spec.kind == "child") == (phase == "children")),
+                           key=lambda t: (_chunk_group(t), t.spec.key))
+            mine = owned(items, c)
+            done_rows.update(wait_all(f"training the {phase}", functools.partial(
+                _train_todo, mine, progs, data, work, chash, runs_per_program, desc, checkpoint_every,
+                _fail_after, _fail_at_step)))
+        for s in specs:  # the other processes' runs, read back and verified
+            if s.key not in done_rows:
+                rows = scan.finished_rows(s)
+                if rows is None:
+                    raise ValueError(f"run {s.run!r} (seed {s.seed}) was trained by another process but its run "
+                                     f"file {str(work / 'runs' / (s.key + '.json'))!r} is missing")
+                done_rows[s.key] = rows
+        sweep = _assemble(specs, done_rows, data, work, fmt, write=False)
+        if write:
+            from jaxlaws.sweeps.io import write_sweep
+            share_outcome("writing the sweep", lambda: write_sweep(sweep, work / "sweep", fmt, overwrite=True),
+                          timeout_s)
+        return sweep
 
 
 def static_sweep(data: SweepData, cfg: TrainConfig, mixtures: Any, seeds: Sequence[int], work_dir: str | Path,
