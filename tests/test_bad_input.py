@@ -33,7 +33,14 @@ def fit3(**kw):
     (dict(select="best"), "select must be one of"),
     (dict(key=None), "pass key"),
     (dict(dtype="int32"), "float32 or float64"),
-    (dict(holdout=np.ones(9, bool)), "fewer|only 0"),
+    (dict(validation=np.ones(9, bool)), "fewer|only 0"),
+    (dict(test=np.ones(9, bool)), "fewer|only 0"),
+    (dict(holdout=np.ones(9, bool)), "holdout= is gone"),
+    (dict(weights=-np.ones(9)), "non-negative"),
+    (dict(weights=np.ones(8)), r"weights must have shape"),
+    (dict(bounds={"zz": (0, 1)}), "unknown parameters"),
+    (dict(bounds={"t1": (1, 0)}), "lo < hi"),
+    (dict(penalty=0.1), "ridge"),
 ])
 def test_bad_input(kw, msg):
     with pytest.raises(ValueError, match=msg):

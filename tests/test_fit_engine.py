@@ -123,8 +123,8 @@ def test_holdout_selection_and_final_rule(rng):
     inits = jl.laws.log_linear_inits(3, jax.random.key(0), own=0)[::10]
     hold = np.zeros(9, bool)
     hold[[2, 7]] = True
-    res = jl.fit(jl.laws.log_linear(3), x, y, inits=inits, holdout=hold, dtype="float64")
-    assert res.selection == "holdout" and res.n_points == 7
+    res = jl.fit(jl.laws.log_linear(3), x, y, inits=inits, validation=hold, dtype="float64")
+    assert res.selection == "validation" and res.n_points == 7
     fin = jl.fit(jl.laws.log_linear(3), x, y, inits=inits, select="final", dtype="float64")
     assert fin.selection == "final" and np.isfinite(fin.objective)
 

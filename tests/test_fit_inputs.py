@@ -90,6 +90,16 @@ def test_fit_frame_by_column_names_matches_fit_batched():
     np.testing.assert_allclose(pred, want, rtol=1e-12)
     with pytest.raises(KeyError, match="no group 'delta'"):
         fits["delta"]
+    # several by columns give tuple labels; per-row splits may name a column (score-only test points here)
+    df2 = df.assign(domain="web", held=df.index % 6 == 0)
+    two = jl.fit_frame(jl.laws.dml(3), df2, x=["p_a", "p_b", "p_c"], y="loss", by=["size", "domain"], test="held",
+                       dtype="float64")
+    assert two.labels == (("alpha", "web"), ("beta", "web"), ("gamma", "web"))
+    held = (df.index % 6 == 0)
+    np.testing.assert_array_equal(two.result.n_test, [held[df["size"] == s].sum() for s in ("alpha", "beta", "gamma")])
+    err = np.abs(two.predict(df2) - df["loss"].to_numpy())
+    for i, s in enumerate(("alpha", "beta", "gamma")):
+        np.testing.assert_allclose(two.result.test_mae[i], err[held & (df["size"] == s)].mean(), rtol=1e-9)
 
 
 def test_fit_frame_refuses_bad_tables_naming_the_group():

@@ -67,9 +67,15 @@ class Diagnostics:
 
 
 def diagnose(law: Law, objective: Objective, params: np.ndarray, x: np.ndarray, y: np.ndarray,
-             train: np.ndarray, fdtype: Any) -> Diagnostics:
-    """Diagnostics of fits ``params (B, P)`` of ``law`` to ``x (B, n, d)``, ``y (B, n[, k])`` on the points
-    marked by ``train (B, n)``; ``fdtype`` is the precision the fit ran in (it sets the round-off floor)."""
+             train: np.ndarray, fdtype: Any, weights: Any = None, penalty: Any = None,
+             active: Any = None) -> Diagnostics:
+    r"""Diagnostics of fits ``params (B, P)`` of ``law`` to ``x (B, n, d)``, ``y (B, n[, k])`` on the points
+    marked by ``train (B, n)``; ``fdtype`` is the precision the fit ran in (it sets the round-off floor).
+
+    For a weighted, penalised or bounded fit: ``weights (B, n)`` multiply the objective's terms (and its IRLS
+    weights), ``penalty`` (a resolved ``(lam, indices, center)``, :mod:`.regularise`) adds its residuals
+    :math:`\sqrt{\lambda W}(\theta_S - c)` as rows of weight 1, and the columns of parameters ``active
+    (B, P)`` at a bound are left out of the decrement (there the gradient only has to point outwards)."""
     params = np.asarray(params, np.float64)
     B, n = x.shape[:2]
     P = law.n_params
@@ -77,7 +83,7 @@ def diagnose(law: Law, objective: Objective, params: np.ndarray, x: np.ndarray, 
     finite = np.all(np.isfinite(params), axis=1)
     theta = np.where(finite[:, None], params, 0.0)
     with jax.enable_x64(True):
-        r, jac = _residual_jacobian(law, objective)(jnp.asarray(theta), jnp.asarray(x, jnp.float64),
+        r, jac = _residual_jacobian(law.predict, objective)(jnp.asarray(theta), jnp.asarray(x, jnp.float64),
                                                     jnp.asarray(y, jnp.float64))
         r = np.asarray(r, np.float64)                       # (B, n*k)
         jac = np.asarray(jac, np.float64)                   # (B, n*k, P)
@@ -87,16 +93,33 @@ def diagnose(law: Law, objective: Objective, params: np.ndarray, x: np.ndarray, 
     r = np.where(ok_rows, r, 0.0)
     jac = np.where(ok_rows[..., None], jac, 0.0)
     w = np.where(ok_rows, w, 0.0)
+    if weights is not None:
+        pw = np.broadcast_to(np.asarray(weights, np.float64).reshape(B, n, *([1] * (y.ndim - 2))),
+                             y.shape).reshape(B, -1)
+        w = w * pw
+    jac_dec, r_dec, w_dec = jac, r, w
+    if penalty is not None:
+        lam, idx, center = penalty
+        pscale = np.sqrt(lam * np.sum(np.where(mask, pw if weights is not None else 1.0, 0.0), axis=1))
+        rows = np.zeros((B, len(idx), P))
+        rows[:, np.arange(len(idx)), list(idx)] = pscale[:, None]
+        r_dec = np.concatenate([r, pscale[:, None] * (theta[:, list(idx)] - center)], axis=1)
+        jac_dec = np.concatenate([jac, rows], axis=1)
+        w_dec = np.concatenate([w, np.ones((B, len(idx)))], axis=1)
+    if active is not None:
+        jac_dec = np.where(np.asarray(active, bool)[:, None, :], 0.0, jac_dec)
 
     rank = _rank(jac)
     ones = mask.astype(np.float64)
     reach = _projected_norm2(jac, ones) >= (1 - CONSTANT_REACH_RTOL) * np.maximum(ones.sum(axis=1), 1.0)
-    sw = np.sqrt(w)
-    decrement = 0.5 * _projected_norm2(jac * sw[..., None], sw * r)
+    sw = np.sqrt(w_dec)
+    decrement = 0.5 * _projected_norm2(jac_dec * sw[..., None], sw * r_dec)
 
     with jax.enable_x64(True):
         rho = np.asarray(objective.rho(jnp.asarray(r)), np.float64)
-    f = np.sum(np.where(ok_rows, rho, 0.0), axis=1)
+    f = np.sum(np.where(ok_rows, rho, 0.0) * (1.0 if weights is None else pw), axis=1)
+    if penalty is not None:
+        f = f + 0.5 * np.sum(r_dec[:, r.shape[1]:] ** 2, axis=1)
     target = (np.log(np.where(y > 0, y, 1.0)) if objective.log else y).reshape(B, -1)
     scale = np.max(np.abs(np.where(mask, target, 0.0)), axis=1)
     eps = np.finfo(fdtype).eps
@@ -168,11 +191,12 @@ def _projected_norm2(a: np.ndarray, v: np.ndarray) -> np.ndarray:
 
 
 @functools.lru_cache(maxsize=64)
-def _residual_jacobian(law: Law, objective: Objective):
-    """One compiled ``vmap`` of (residuals, d residuals / d params) per (law, objective), flattened."""
+def _residual_jacobian(predict: Any, objective: Objective):
+    """One compiled ``vmap`` of (residuals, d residuals / d params) per (prediction function, objective),
+    flattened; keyed on the function, so laws sharing one (``log_linear(m, own=i)``) share the program."""
 
     def one(theta, x, y):
-        res = lambda t: objective.residual(y, law.predict(t, x)).reshape(-1)  # noqa: E731
+        res = lambda t: objective.residual(y, predict(t, x)).reshape(-1)  # noqa: E731
         return res(theta), jax.jacfwd(res)(theta)
 
     return jax.jit(jax.vmap(one))

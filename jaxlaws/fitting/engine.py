@@ -3,6 +3,8 @@ r"""The multi-start fitting engine: one jit-compiled program, ``vmap``\ ped over
 :func:`fit` fits one law to one data set; :func:`fit_batched` fits ``B`` independent problems with the same
 law (all groups x seeds x steps of a sweep) in one call, sharded over local devices when there are several.
 Laws that are linear in their parameters skip the search and are solved in closed form (:mod:`.linear`).
+Bounds and ridge penalties (:mod:`.regularise`), per-point weights, validation / test splits and ragged
+batches (:mod:`.batch`) are all part of the same program.
 """
 
 from __future__ import annotations
@@ -17,10 +19,12 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from jaxlaws.fitting import linear, validate
+from jaxlaws.fitting import batch as batching
+from jaxlaws.fitting import linear, regularise, validate
 from jaxlaws.fitting.execute import run_sharded as _run_sharded
 from jaxlaws.fitting.diagnostics import diagnose, flags_of
-from jaxlaws.fitting.metrics import mse_r2
+from jaxlaws.fitting.metrics import _batched_predict, mse_r2
+from jaxlaws.fitting.regularise import LAW
 from jaxlaws.fitting.objectives import Objective, huber
 from jaxlaws.fitting.result import FitError, FitResult
 from jaxlaws.fitting.solvers import LevenbergMarquardt
@@ -44,11 +48,26 @@ class Screen:
             raise ValueError(f"Screen needs steps > 0 and 0 < keep <= 1, got {self}")
 
 
-def fit(law: Law, x: Any, y: Any, *, inits: Any = None, key: Optional[jax.Array] = None,
+_HOLDOUT_GONE = ("holdout= is gone: it meant two things. Use validation=mask (excluded from fitting, chooses the "
+                 "init: the old behaviour) or test=mask (excluded from fitting and from every choice; its error "
+                 "is reported in the result)")
+
+
+def fit(law: Law, x: Any, y: Any, *, inits: Any = None, key: Any = None,
         objective: Optional[Objective] = None, solver: Any = None, select: str = "trajectory",
-        holdout: Any = None, screen: Optional[Screen] = None, dtype: Any = None,
-        throw: bool = True) -> FitResult:
-    """Fit ``law`` to points ``(x, y)`` from many initial parameters at once and keep the best.
+        weights: Any = None, validation: Any = None, test: Any = None, bounds: Any = LAW, penalty: Any = LAW,
+        early_stopping: Optional[int] = None, screen: Optional[Screen] = None, dtype: Any = None,
+        throw: bool = True, holdout: Any = None, simplex_atol: float = validate.SIMPLEX_ATOL,
+        normalize: bool = False) -> FitResult:
+    r"""Fit ``law`` to points ``(x, y)`` from many initial parameters at once and keep the best.
+
+    Minimises the weighted robust objective plus an optional ridge penalty,
+
+    .. math:: \min_\theta \sum_{n\in\text{fit}} w_n\,\rho\big(r_n(\theta)\big)
+              + \tfrac{\lambda}{2} W \sum_{j\in S}(\theta_j - c)^2, \qquad \theta \in [lo, hi],
+
+    with :math:`r_n = y_n - f(x_n; \theta)` (or the log residual), the box imposed by reparametrisation
+    (:mod:`jaxlaws.fitting.regularise`) and :math:`W = \sum_n w_n`.
 
     Args:
       law: a :class:`jaxlaws.laws.Law`.
@@ -57,74 +76,109 @@ def fit(law: Law, x: Any, y: Any, *, inits: Any = None, key: Optional[jax.Array]
         ``law.output_range`` (e.g. strictly positive for the static log-linear laws and Chinchilla).
       inits: ``(n_init, P)`` initial parameters in ``law.param_names`` order, or by name (a mapping
         ``{name: (n_init,)}`` or a DataFrame, checked against the law's names); default
-        ``law.init_grid(key, x, y)``.
+        ``law.init_grid(key, x_fit, y_fit)`` on the fitting points. Inits outside ``bounds`` are clipped in.
       key: an int seed or a ``jax.random`` key, needed when the default grid draws random numbers.
       objective: :func:`jaxlaws.huber` or :func:`jaxlaws.squared`; default ``law.default_objective``
         (Huber(1e-3) on log L for Chinchilla), else Huber(0.02) with sum reduction (the original's).
       solver: :class:`LevenbergMarquardt` (default), :class:`LBFGS` or :class:`Adam`.
       select: ``"trajectory"`` keeps each init's best point along its run (the original's rule);
         ``"final"`` its last point. The best init is the one with the lowest objective on the fitting
-        points, or on the ``holdout`` points when given.
-      holdout: optional boolean mask ``(n,)`` of points excluded from fitting and used to choose the init.
+        points, or on the ``validation`` points when given.
+      weights: optional non-negative ``(n,)`` weights :math:`w_n` of the points (default 1; 0 drops a point).
+      validation: optional boolean ``(n,)`` mask of *select-by* points: excluded from fitting, their
+        (unpenalised, weighted) objective chooses the init and, with ``early_stopping``, the iterate.
+      test: optional boolean ``(n,)`` mask of *score-only* points: excluded from fitting and from every
+        choice; ``res.test_mae``, ``res.test_rmse`` report the error of the predictions there.
+      bounds: ``{name: (lo, hi)}`` box bounds (``None`` for an open side); default ``"law"``: the law's
+        ``default_bounds``; ``None``: unbounded.
+      penalty: :func:`jaxlaws.ridge`; default ``"law"``: the law's ``default_penalty``; ``None``: none.
+      early_stopping: with ``validation``, check the validation objective every ``early_stopping`` solver
+        iterations and keep the iterate where it was lowest (the solver restarts its state each segment).
       screen: optional :class:`Screen` (successive halving) to spend the solver's iterations on the
         promising inits of a large grid.
       dtype: ``"float32"`` or ``"float64"``; default float64 when ``jax_enable_x64`` is on, else float32.
       throw: raise :class:`FitError` when every init diverged; otherwise return ``success=False``.
+      simplex_atol: for mixture inputs, how far a row's sum may be from 1 (default 1e-4); e.g. 0.005 for
+        mixtures rounded to 3 decimals. Rows are fitted as given.
+      normalize: divide each mixture row by its sum first (entries need only be >= 0: rounded mixtures,
+        percentages and token counts all work). Either way ``res.row_sum_error`` keeps each row's sum
+        minus 1 as given and ``res.max_row_sum_error`` the worst.
 
     Returns a :class:`FitResult`; check ``res.ok`` / ``res.flags`` before trusting it (a fit can end
     without converging, interpolate its data, leave parameters undetermined or explain less than the mean).
+    ``res.objective`` is the minimised (penalised) objective on the fitting points.
     """
-    x = validate.check_x(law, x)
+    if holdout is not None:
+        raise ValueError(_HOLDOUT_GONE)
+    xs = validate.check_x(law, x, simplex_atol=simplex_atol, normalize=normalize)  # errors without a batch index
+    x = validate.as_float_array("x", x).reshape(xs.shape[0], -1)  # as given: fit_batched reports row sums
     obj = law.default_objective if objective is None else objective
     validate.check_y(law, y, x.shape[0], positive=getattr(obj, "log", False))  # errors without a batch index
-    hold = None if holdout is None else np.asarray(holdout)[None]
+    one = (lambda a: None if a is None else np.asarray(a)[None])  # noqa: E731
     res = fit_batched(law, x[None], np.asarray(y)[None], inits=inits, key=key, objective=objective,
-                      solver=solver, select=select, holdout=hold, screen=screen, dtype=dtype, throw=throw)
+                      solver=solver, select=select, weights=one(weights), validation=one(validation),
+                      test=one(test), bounds=bounds, penalty=penalty, early_stopping=early_stopping,
+                      screen=screen, dtype=dtype, throw=throw, simplex_atol=simplex_atol, normalize=normalize)
     return res[0]
 
 
-def fit_batched(law: Law, x: Any, y: Any, *, inits: Any = None, key: Optional[jax.Array] = None,
+def fit_batched(law: Law, x: Any, y: Any, *, inits: Any = None, key: Any = None,
                 objective: Optional[Objective] = None, solver: Any = None, select: str = "trajectory",
-                holdout: Any = None, screen: Optional[Screen] = None, dtype: Any = None,
-                throw: bool = True) -> FitResult:
+                weights: Any = None, validation: Any = None, test: Any = None, bounds: Any = LAW,
+                penalty: Any = LAW, early_stopping: Optional[int] = None, screen: Optional[Screen] = None,
+                dtype: Any = None, throw: bool = True, holdout: Any = None,
+                simplex_atol: float = validate.SIMPLEX_ATOL, normalize: bool = False) -> FitResult:
     """Fit ``B`` independent problems ``(x[b], y[b])`` with the same law in one compiled program.
 
-    ``x`` is ``(B, n, d)``, ``y`` ``(B, n[, k])``; ``inits`` is ``(n_init, P)`` shared by all problems or
-    ``(B, n_init, P)``; ``holdout`` a boolean ``(B, n)`` mask. Other arguments as in :func:`fit`; every
+    ``x`` is ``(B, n, d)``, ``y`` ``(B, n[, k])`` -- or lists of ``B`` arrays of different lengths (ragged
+    problems, padded with masks inside the one program); ``inits`` is ``(n_init, P)`` shared by all
+    problems or ``(B, n_init, P)``; ``weights``, ``validation`` and ``test`` are ``(B, n)`` (or ``(n,)``
+    shared; lists of per-problem arrays for ragged problems). Other arguments as in :func:`fit`; every
     field of the result has a leading batch axis. With several local devices the problems are sharded
     across them.
     """
+    if holdout is not None:
+        raise ValueError(_HOLDOUT_GONE)
     if objective is None:
         objective = law.default_objective if law.default_objective is not None else huber(0.02)
     if not isinstance(objective, Objective):
         raise ValueError(f"objective must come from jaxlaws.huber(...) or jaxlaws.squared(), got {objective!r}")
     if select not in SELECTIONS:
         raise ValueError(f"select must be one of {SELECTIONS}, got {select!r}")
-    x = validate.check_x(law, x, batched=True)
-    batch, n = x.shape[0], x.shape[1]
-    y = validate.check_y(law, y, n, batched=True, positive=objective.log)
-    if y.shape[0] != batch:
-        raise ValueError(f"x holds {batch} problems but y holds {y.shape[0]}")
-    hold = validate.check_mask(holdout, (batch, n)) if holdout is not None else np.zeros((batch, n), bool)
-    train = ~hold
+    box = regularise.resolve_bounds(law, bounds)
+    pen = regularise.resolve_penalty(law, penalty)
+    x, row_err = validate.mixtures(law, x, simplex_atol, normalize)
+    data = batching.build(law, x, y, weights, validation, test, positive=objective.log, simplex_atol=simplex_atol)
+    x, y = data.x, data.y
+    batch = x.shape[0]
+    train = data.fitting
     validate.check_counts(law, train.sum(axis=1), "fitting points")
-    if holdout is not None and np.any(hold.sum(axis=1) == 0):
-        raise ValueError("every problem needs at least one held-out point when holdout is given")
+    use_val = validation is not None
+    if use_val and np.any(data.validation.sum(axis=1) == 0):
+        raise ValueError("every problem needs at least one validation point when validation is given")
+    if early_stopping is not None:
+        if not use_val:
+            raise ValueError("early_stopping needs a validation mask (the iterate is chosen on it)")
+        if isinstance(early_stopping, bool) or not isinstance(early_stopping, numbers.Integral) or early_stopping < 1:
+            raise ValueError(f"early_stopping must be an int >= 1 (iterations between checks), got {early_stopping!r}")
+    w_fit = np.where(train, data.weights, 0.0)
 
     with _precision(dtype) as fdtype:
+        val_obj = None
         if law.is_linear:
             if objective.log:
                 raise ValueError(f"{law.name} is linear: fit the log target directly with objective.log=False")
-            if inits is not None or solver is not None or holdout is not None or screen is not None:
-                raise ValueError(f"{law.name} is linear and solved in closed form: inits, solver and holdout "
-                                 "do not apply")
-            params, obj, iters = linear.solve_law(law, x, y, train, objective.delta, fdtype)
+            if (inits is not None or solver is not None or use_val or screen is not None or box is not None
+                    or pen is not None):
+                raise ValueError(f"{law.name} is linear and solved in closed form: inits, solver, validation, "
+                                 "bounds and penalty do not apply")
+            params, obj, iters = linear.solve_law(law, x, y, w_fit, objective.delta, fdtype)
             init_obj = obj[:, None]
             conv = iters < linear.IRLS_MAX_ITER  # least squares: 0 iterations; Huber: IRLS reached its fixed point
             selection = "closed_form"
         else:
             if inits is None:
-                grids = [law.init_grid(as_key(key) if law.needs_key else key, x[b], y[b])
+                grids = [law.init_grid(as_key(key) if law.needs_key else key, x[b][train[b]], y[b][train[b]])
                          for b in range(batch)]
                 inits = np.stack(grids) if any(g.shape != grids[0].shape or not np.array_equal(g, grids[0])
                                                 for g in grids[1:]) else grids[0]
@@ -134,23 +188,27 @@ def fit_batched(law: Law, x: Any, y: Any, *, inits: Any = None, key: Optional[ja
                 raise ValueError(f"screen must be a jaxlaws.Screen, got {screen!r}")
             n_init = inits.shape[-2]
             keep = None if screen is None else max(1, min(n_init, int(round(screen.keep * n_init))))
-            program = _program(law, objective, solver, select, holdout is not None,
-                               None if screen is None else (screen.steps, keep))
-            args = [np.asarray(a, fdtype) for a in (inits, x, y)] + [train, hold]
+            program = _program(law.predict, objective, solver, select, use_val,
+                               None if screen is None else (screen.steps, keep), box, pen, early_stopping)
+            w_val = np.where(data.validation, data.weights, 0.0)
+            args = [np.asarray(a, fdtype) for a in (regularise.from_box(inits, box), x, y, w_fit, w_val)]
             shared_inits = inits.ndim == 2
-            params, obj, v90, init_obj = _run_sharded(program, args, shared_inits)
+            params, obj, v90, init_obj, score = _run_sharded(program, args, shared_inits)
             conv = None  # the objective's improvement is judged against the round-off floor below
-            selection = "holdout" if holdout is not None else select
+            selection = "validation" if use_val else select
+            val_obj = np.asarray(score, np.float64) if use_val else None
         params = np.asarray(params, np.float64)
         obj = np.asarray(obj, np.float64)
         success = np.isfinite(obj) & np.all(np.isfinite(params), axis=1)
         params = np.where(success[:, None], params, np.nan)
         mse, r2 = mse_r2(law, params, x, y, train, fdtype)
-        diag = diagnose(law, objective, params, x, y, train, fdtype)
+        diag = diagnose(law, objective, params, x, y, train, fdtype, weights=w_fit, penalty=pen,
+                        active=regularise.at_bound(params, box))
         if conv is None:  # stopped improving: over the last 10% of the run, by sqrt(eps) relative or round-off
             tol = np.sqrt(np.finfo(fdtype).eps)
             with np.errstate(invalid="ignore"):  # inf - inf for a problem whose every init diverged
                 conv = np.isfinite(obj) & ((v90 - obj) <= tol * np.abs(obj) + np.maximum(diag.floor, 1e-12))
+        test_mae, test_rmse, n_test = _test_errors(law, params, data) if test is not None else (None,) * 3
 
     if throw and not np.all(success):
         bad = np.flatnonzero(~success)
@@ -163,7 +221,23 @@ def fit_batched(law: Law, x: Any, y: Any, *, inits: Any = None, key: Optional[ja
                      decrement=diag.decrement, rank=diag.rank, n_distinct=diag.n_distinct,
                      identifiable=diag.identifiable, saturated=diag.saturated,
                      flags=flags_of(success, converged, diag.saturated, diag.identifiable,
-                                    diag.constant_target, r2, diag.constant_reachable))
+                                    diag.constant_target, r2, diag.constant_reachable),
+                     validation_objective=val_obj, test_mae=test_mae, test_rmse=test_rmse, n_test=n_test,
+                     bounds=box, penalty=pen, row_sum_error=row_err, normalized=bool(normalize))
+
+
+def _test_errors(law: Law, params: np.ndarray, data: batching.Batch):
+    """Mean absolute and root-mean-square error of the predictions on each problem's test points."""
+    with jax.enable_x64(True):
+        pred = np.asarray(_batched_predict(law.predict)(np.nan_to_num(params), data.x))
+    err = np.abs(data.y - pred).reshape(len(params), data.x.shape[1], -1)
+    t = data.test[..., None] & np.ones_like(err, bool)
+    n_test = data.test.sum(axis=1)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        mae = np.where(t, err, 0.0).sum(axis=(1, 2)) / t.sum(axis=(1, 2))
+        rmse = np.sqrt(np.where(t, err ** 2, 0.0).sum(axis=(1, 2)) / t.sum(axis=(1, 2)))
+    bad = ~np.all(np.isfinite(params), axis=1)
+    return np.where(bad, np.nan, mae), np.where(bad, np.nan, rmse), n_test
 
 
 @contextlib.contextmanager
@@ -177,55 +251,108 @@ def _precision(dtype: Any):
         yield dtype.type
 
 
+class _Weighted:
+    r"""The objective a solver sees: :math:`\sum_n w_n\rho(r_n) + \tfrac12\sum_k s_k^2` over the residual
+    vector ``[r (N,), s (K,)]`` -- per-point weights on the data terms, the penalty's residuals ``s`` under a
+    squared loss. Built inside the traced program (``w`` is traced); exposes what the solvers call."""
+
+    def __init__(self, base: Objective, w: jax.Array):
+        self.base, self.w = base, w
+        self.name, self.delta, self.log = base.name, base.delta, base.log
+
+    def _split(self, r):
+        n = self.w.shape[0]
+        return r[..., :n], r[..., n:]
+
+    def residual(self, y, pred):
+        return self.base.residual(y, pred)
+
+    def rho(self, r):
+        d, s = self._split(r)
+        return jnp.concatenate([self.w * self.base.rho(d), 0.5 * s * s], axis=-1)
+
+    def weight(self, r):
+        d, s = self._split(r)
+        return jnp.concatenate([self.w * self.base.weight(d), jnp.ones_like(s)], axis=-1)
+
+
 @functools.lru_cache(maxsize=64)
-def _program(law: Law, objective: Objective, solver: Any, select: str, use_holdout: bool,
-             screen: Optional[tuple[int, int]]):
-    """Compile once per (law, objective, solver, rule): problems -> inits -> solver run."""
+def _program(predict: Any, objective: Objective, solver: Any, select: str, use_val: bool,
+             screen: Optional[tuple[int, int]], box: Any, pen: Any, early: Optional[int]):
+    """Compile once per (prediction function, objective, solver, rule, bounds, penalty): problems -> inits
+    -> solver run. Keyed on what determines the program, not on the ``Law`` object, so laws that share a
+    ``predict`` (``log_linear(m, own=i)`` for every ``i``) share the compiled program."""
 
-    def residuals(theta, x, y):
-        return objective.residual(y, law.predict(theta, x))
+    def one_init(u0, x, y, w, wv, solver=solver):
+        flat = lambda m: jnp.broadcast_to(m.reshape(m.shape + (1,) * (y.ndim - 1)), y.shape).reshape(-1)  # noqa: E731
+        wf, wvf = flat(w), flat(wv)
+        total = jnp.sum(wf)
+        wobj = _Weighted(objective, wf)
 
-    def one_init(theta0, x, y, train, hold, solver=solver):
-        mask = jnp.broadcast_to(train.reshape(train.shape + (1,) * (y.ndim - 1)), y.shape).reshape(-1)
-        res = lambda t: jnp.where(mask, residuals(t, x, y).reshape(-1), 0.0)  # noqa: E731
-        tr = solver(res, objective, theta0)
-        theta = tr.params
-        if select == "final":
-            theta = tr.final_params
-        value = jnp.sum(objective.rho(res(theta)))
-        value = jnp.where(jnp.isfinite(value), value, jnp.inf)
-        v90 = tr.value_at_90
-        if use_holdout:
-            hmask = jnp.broadcast_to(hold.reshape(hold.shape + (1,) * (y.ndim - 1)), y.shape).reshape(-1)
-            rh = jnp.where(hmask, residuals(theta, x, y).reshape(-1), 0.0)
-            score = jnp.sum(objective.rho(rh))
-            score = jnp.where(jnp.isfinite(score) & jnp.isfinite(value), score, jnp.inf)
+        def data_res(theta):
+            return objective.residual(y, predict(theta, x)).reshape(-1)
+
+        def res(u):
+            theta = regularise.to_box(u, box)
+            r = jnp.where(wf > 0, data_res(theta), 0.0)
+            return jnp.concatenate([r, regularise.penalty_residuals(theta, pen, total)])
+
+        def value_of(u):
+            v = jnp.sum(wobj.rho(res(u)))
+            return jnp.where(jnp.isfinite(v), v, jnp.inf)
+
+        def val_score(u):
+            rv = jnp.where(wvf > 0, data_res(regularise.to_box(u, box)), 0.0)
+            v = jnp.sum(wvf * objective.rho(rv))
+            return jnp.where(jnp.isfinite(v), v, jnp.inf)
+
+        if early is None:
+            tr = solver(res, wobj, u0)
+            u = tr.final_params if select == "final" else tr.params
+            v90 = tr.value_at_90
+        else:  # segments of `early` iterations; keep the iterate with the lowest validation objective
+            seg = dataclasses.replace(solver, steps=early)
+
+            def body(carry, _):
+                cur, best_u, best_s = carry
+                tr = seg(res, wobj, cur)
+                s = val_score(tr.final_params)
+                better = s < best_s
+                return (tr.final_params, jnp.where(better, tr.final_params, best_u),
+                        jnp.where(better, s, best_s)), None
+
+            n_seg = max(1, solver.steps // early)
+            (_, u, _), _ = jax.lax.scan(body, (u0, u0, val_score(u0)), None, length=n_seg)
+            v90 = value_of(u)
+        value = value_of(u)
+        if use_val:
+            score = jnp.where(jnp.isfinite(value), val_score(u), jnp.inf)
         else:
             score = value
-        return theta, value, v90, score
+        return u, value, v90, score
 
-    def run(inits, x, y, train, hold, solver):
+    def run(inits, x, y, w, wv, solver):
         return jax.vmap(functools.partial(one_init, solver=solver), in_axes=(0, None, None, None, None))(
-            inits, x, y, train, hold)
+            inits, x, y, w, wv)
 
-    def one_problem(inits, x, y, train, hold):
+    def one_problem(inits, x, y, w, wv):
         if screen is None:
-            theta, value, v90, score = run(inits, x, y, train, hold, solver)
+            u, value, v90, score = run(inits, x, y, w, wv, solver)
             all_values = value
         else:
             steps, keep = screen
-            theta, value, _, _ = run(inits, x, y, train, hold, dataclasses.replace(solver, steps=steps))
+            u, value, _, _ = run(inits, x, y, w, wv, dataclasses.replace(solver, steps=steps))
             _, idx = jax.lax.top_k(-value, keep)
-            theta, value2, v90, score = run(theta[idx], x, y, train, hold, solver)
+            u, value2, v90, score = run(u[idx], x, y, w, wv, solver)
             all_values = value.at[idx].set(value2)
             value = value2
         best = jnp.argmin(score)
-        return theta[best], value[best], v90[best], all_values
+        return regularise.to_box(u[best], box), value[best], v90[best], all_values, score[best]
 
-    def shared(inits, x, y, train, hold):
-        return jax.vmap(one_problem, in_axes=(None, 0, 0, 0, 0))(inits, x, y, train, hold)
+    def shared(inits, x, y, w, wv):
+        return jax.vmap(one_problem, in_axes=(None, 0, 0, 0, 0))(inits, x, y, w, wv)
 
-    def per_problem(inits, x, y, train, hold):
-        return jax.vmap(one_problem)(inits, x, y, train, hold)
+    def per_problem(inits, x, y, w, wv):
+        return jax.vmap(one_problem)(inits, x, y, w, wv)
 
     return jax.jit(shared), jax.jit(per_problem)

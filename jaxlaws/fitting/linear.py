@@ -106,7 +106,8 @@ def _solve(X: jax.Array, y: jax.Array, w: jax.Array, delta: Optional[float]):
 
 def solve_law(law: Law, x: np.ndarray, y: np.ndarray, train: np.ndarray, delta: Optional[float],
               dtype: Any) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Closed-form fit of a linear ``law`` on a batch: x (B, n, d), y (B, n[, k]), train mask (B, n).
+    """Closed-form fit of a linear ``law`` on a batch: x (B, n, d), y (B, n[, k]), ``train`` (B, n): a boolean
+    mask of the fitting points or their non-negative weights (0 leaves a point out).
     Returns coefficients (B, P), objectives (B,) and IRLS iterations used (B,; 0 for least squares)."""
     with jax.enable_x64(True):
         design = np.asarray(jax.vmap(law.design)(x))        # (B, n, P) or (B, n, k, P)

@@ -33,7 +33,7 @@ def mse_r2(law: Law, params: np.ndarray, x: np.ndarray, y: np.ndarray, train: np
            dtype: Any) -> tuple[np.ndarray, np.ndarray]:
     """Per-problem MSE and R^2 of a batch of fits on their fitting points (NaN for failed fits)."""
     with jax.enable_x64(True):
-        pred = np.asarray(_batched_predict(law)(np.nan_to_num(params), x))
+        pred = np.asarray(_batched_predict(law.predict)(np.nan_to_num(params), x))
     out_mse = np.full(len(params), np.nan)
     out_r2 = np.full(len(params), np.nan)
     for b in range(len(params)):
@@ -45,6 +45,6 @@ def mse_r2(law: Law, params: np.ndarray, x: np.ndarray, y: np.ndarray, train: np
 
 
 @functools.lru_cache(maxsize=64)
-def _batched_predict(law: Law):
-    """One compiled ``vmap(predict)`` per law, reused across fits."""
-    return jax.jit(jax.vmap(law.predict))
+def _batched_predict(predict: Any):
+    """One compiled ``vmap(predict)`` per prediction function (laws sharing one share it), reused across fits."""
+    return jax.jit(jax.vmap(predict))

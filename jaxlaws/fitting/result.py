@@ -47,6 +47,18 @@ class FitResult:
         problem when batched): ``failed``, ``not_converged``, ``saturated``, ``rank_deficient``,
         ``constant_target``, ``nonfinite_r2``, ``negative_r2``.
       ok: no flags (a property).
+      row_sum_error: for a law whose ``x`` is a mixture, each input row's sum minus 1 *as given*
+        (``([B,] n)``), before any ``normalize=True``; ``None`` for other laws. ``max_row_sum_error`` is
+        the worst per problem; with ``normalized`` the rows were divided by their sums before fitting, and
+        ``n_renormalized`` counts those whose sum differed from 1 (by more than 1e-12).
+      normalized: whether the fit ran with ``normalize=True``.
+      paper: the parameters by name in the paper's convention (a property; see ``Law.to_paper``).
+      validation_objective: with ``validation=``: the (weighted, unpenalised) objective on the validation
+        points at ``params``, which chose the init; else ``None``.
+      test_mae, test_rmse, n_test: with ``test=``: mean absolute and root-mean-square error of the
+        predictions on the score-only test points, and their number; else ``None``.
+      bounds: the box the fit was held in, one ``(lo, hi)`` per parameter (``None``: unbounded).
+      penalty: the ridge penalty ``(lam, indices, center)`` that was added (``None``: none).
     """
 
     law: Law
@@ -65,9 +77,18 @@ class FitResult:
     identifiable: Any = None
     saturated: Any = None
     flags: Any = None
+    row_sum_error: Any = None
+    normalized: bool = False
+    validation_objective: Any = None
+    test_mae: Any = None
+    test_rmse: Any = None
+    n_test: Any = None
+    bounds: Any = None
+    penalty: Any = None
 
     _ARRAY_FIELDS = ("params", "objective", "mse", "r2", "n_points", "converged", "success", "init_objectives",
-                     "decrement", "rank", "n_distinct", "identifiable", "saturated", "flags")
+                     "decrement", "rank", "n_distinct", "identifiable", "saturated", "flags", "row_sum_error",
+                     "validation_objective", "test_mae", "test_rmse", "n_test")
 
     def __post_init__(self) -> None:
         if self.flags is None:  # built without diagnostics: flag what the metrics alone show
@@ -90,6 +111,30 @@ class FitResult:
         return self.law.param_names
 
     @property
+    def paper(self) -> dict[str, np.ndarray]:
+        """Parameters by name in the paper's convention: ``law.to_paper(params)`` (e.g. Chinchilla's
+        ``E, A, B, alpha, beta``; the static law's ``c, b, A_1..A_m`` with ``A_m = 0``), or the law's own
+        names when it has no converter. Values are arrays with the batch shape (``()`` for a single fit)."""
+        p = np.asarray(self.params, np.float64)
+        if self.law.to_paper is not None:
+            return {k: np.asarray(v, np.float64) for k, v in self.law.to_paper(p).items()}
+        return {n: p[..., i] for i, n in enumerate(self.param_names)}
+
+    @property
+    def max_row_sum_error(self) -> Any:
+        """Largest ``|row sum - 1|`` of the input mixtures as given, per problem (``None`` if not mixtures)."""
+        if self.row_sum_error is None:
+            return None
+        return np.max(np.abs(np.nan_to_num(self.row_sum_error)), axis=-1)  # NaN: padding of a ragged batch
+
+    @property
+    def n_renormalized(self) -> Any:
+        """Rows divided by a sum other than 1 (0 unless ``normalized``), per problem."""
+        if self.row_sum_error is None:
+            return None
+        return np.sum(np.abs(self.row_sum_error) > 1e-12, axis=-1) * int(self.normalized)
+
+    @property
     def batched(self) -> bool:
         return np.ndim(self.objective) == 1
 
@@ -105,13 +150,27 @@ class FitResult:
                                             if getattr(self, f) is not None})
 
     def predict(self, x: Any) -> np.ndarray:
-        """Predictions of the fitted law at ``x`` (single fits only), checked as :func:`jaxlaws.fit` checks
-        it: ``(n, d)`` (a 1-D ``x`` is one column), finite, of the law's kind (mixtures on the simplex)."""
-        if self.batched:
-            raise TypeError("predict on a single fit: result[i].predict(x)")
-        x = validate.check_x(self.law, x)
+        """Predictions of the fitted law at ``x``, checked as :func:`jaxlaws.fit` checks it: finite, of the
+        law's kind (mixtures on the simplex). A single fit takes ``(n, d)`` (a 1-D ``x`` is one column) and
+        returns ``(n[, k])``; a batched result takes ``(B, n, d)`` (one set of points per problem) or
+        ``(n, d)`` shared by all, and returns ``(B, n[, k])`` (NaN for a failed fit), in one vmapped call."""
+        if not self.batched:
+            x = validate.check_x(self.law, x)
+            with jax.enable_x64(True):
+                return np.asarray(self.law.predict(np.asarray(self.params, np.float64), x))
+        from jaxlaws.fitting.metrics import _batched_predict
+
+        per_problem = np.ndim(x) == 3
+        x = validate.check_x(self.law, x, batched=per_problem)
+        if per_problem and x.shape[0] != len(self):
+            raise ValueError(f"x holds {x.shape[0]} problems but the result holds {len(self)}")
+        if not per_problem:
+            x = np.broadcast_to(x, (len(self),) + x.shape)
+        theta = np.asarray(self.params, np.float64)
+        bad = ~np.all(np.isfinite(theta), axis=1)
         with jax.enable_x64(True):
-            return np.asarray(self.law.predict(np.asarray(self.params, np.float64), x))
+            pred = np.asarray(_batched_predict(self.law.predict)(np.where(bad[:, None], 0.0, theta), x))
+        return np.where(bad.reshape((-1,) + (1,) * (pred.ndim - 1)), np.nan, pred)
 
     def as_dict(self) -> dict[str, Any]:
         """Parameters by name plus the fit metrics (single fits only)."""

@@ -1,0 +1,181 @@
+r"""Bounded and penalised fits: box bounds by reparametrisation and an L2 (ridge) penalty on chosen parameters.
+
+**Bounds.** A parameter :math:`\theta_j` with bounds :math:`[lo_j, hi_j]` is written as a smooth bijection of
+an unconstrained :math:`u_j`, so every solver stays unconstrained:
+
+.. math::
+   \theta = u \;\;(\text{no bounds}),\quad lo + \operatorname{softplus}(u) \;\;(lo \text{ only}),\quad
+   hi - \operatorname{softplus}(-u) \;\;(hi \text{ only}),\quad lo + (hi - lo)\,\sigma(u) \;\;(\text{both}).
+
+Inits are clipped into the open box (a relative margin of ``1e-6``) and mapped to :math:`u` by the inverse.
+
+**Penalty.** :func:`ridge` adds :math:`\tfrac{\lambda}{2}\,W \sum_{j\in S} (\theta_j - c)^2` to the (weighted)
+robust objective :math:`\sum_n w_n \rho(r_n)`, where :math:`W = \sum_n w_n` is the total weight of the fitting
+points -- so :math:`\lambda` is a penalty per unit of data, the same for a fold, a bootstrap resample or the
+full fit. ``S`` defaults to the law's ``exponents`` (e.g. the static law's :math:`t_j`). For the
+Gauss-Newton solvers it enters as extra residuals :math:`\sqrt{\lambda W}(\theta_S - c)` under a squared loss.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import numbers
+from collections.abc import Mapping
+from typing import Any, Optional, Sequence
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from jaxlaws.laws.base import Array, Law
+
+LAW = "law"  # sentinel: use the law's default bounds / penalty
+_MARGIN = 1e-6
+
+
+@dataclasses.dataclass(frozen=True)
+class Penalty:
+    r"""An L2 penalty :math:`\tfrac{\lambda}{2} W \sum_{j\in S}(\theta_j - c)^2` (see the module docstring).
+
+    ``params``: names of the penalised parameters; ``None`` means the law's ``exponents``."""
+
+    lam: float
+    params: Optional[tuple[str, ...]] = None
+    center: float = 0.0
+
+    def __post_init__(self) -> None:
+        if isinstance(self.lam, bool) or not isinstance(self.lam, numbers.Real) or not (
+                math.isfinite(self.lam) and self.lam >= 0):
+            raise ValueError(f"ridge: lam must be a non-negative finite number, got {self.lam!r}")
+        if not isinstance(self.center, numbers.Real) or not math.isfinite(self.center):
+            raise ValueError(f"ridge: center must be a finite number, got {self.center!r}")
+        if self.params is not None:
+            object.__setattr__(self, "params", tuple(str(p) for p in self.params))
+
+
+def ridge(lam: float, params: Optional[Sequence[str]] = None, center: float = 0.0) -> Penalty:
+    r"""L2 penalty :math:`\tfrac{\lambda}{2} W \sum_{j\in S}(\theta_j - c)^2` on ``params`` (default: the
+    law's exponents), :math:`W` the total weight of the fitting points. ``ridge(0)`` disables it."""
+    return Penalty(float(lam) if isinstance(lam, numbers.Real) and not isinstance(lam, bool) else lam,
+                   None if params is None else tuple(params), center)
+
+
+# --------------------------------------------------------------------------- resolving against a law
+BoxSpec = tuple[tuple[float, float], ...]          # per parameter, (lo, hi) with +-inf for none
+PenaltySpec = tuple[float, tuple[int, ...], float]  # (lam, indices, center)
+
+
+def resolve_bounds(law: Law, bounds: Any) -> Optional[BoxSpec]:
+    """``bounds`` (``"law"``: the law's ``default_bounds``; ``None``: none; a mapping ``{name: (lo, hi)}``
+    with ``None`` or +-inf for an open side) as one static ``(lo, hi)`` pair per parameter, or ``None``."""
+    if isinstance(bounds, str):
+        if bounds != LAW:
+            raise ValueError(f"bounds must be 'law', None or a mapping {{name: (lo, hi)}}, got {bounds!r}")
+        bounds = getattr(law, "default_bounds", None)
+    if bounds is None:
+        return None
+    if not isinstance(bounds, Mapping):
+        raise ValueError(f"bounds must be a mapping {{name: (lo, hi)}}, got {type(bounds).__name__}")
+    unknown = [k for k in bounds if k not in law.param_names]
+    if unknown:
+        raise ValueError(f"{law.name}: bounds name unknown parameters {unknown}; the law's are "
+                         f"{list(law.param_names)}")
+    out = []
+    for name in law.param_names:
+        lo, hi = bounds.get(name, (None, None))
+        lo = -math.inf if lo is None else float(lo)
+        hi = math.inf if hi is None else float(hi)
+        if math.isnan(lo) or math.isnan(hi) or not lo < hi:
+            raise ValueError(f"{law.name}: bounds for {name} must satisfy lo < hi, got ({lo}, {hi})")
+        out.append((lo, hi))
+    if all(lo == -math.inf and hi == math.inf for lo, hi in out):
+        return None
+    return tuple(out)
+
+
+def resolve_penalty(law: Law, penalty: Any) -> Optional[PenaltySpec]:
+    """``penalty`` (``"law"``: the law's ``default_penalty``; ``None``; a :class:`Penalty`) as a static
+    ``(lam, indices, center)``, or ``None`` when there is nothing to penalise."""
+    if isinstance(penalty, str):
+        if penalty != LAW:
+            raise ValueError(f"penalty must be 'law', None or jaxlaws.ridge(...), got {penalty!r}")
+        penalty = getattr(law, "default_penalty", None)
+    if penalty is None:
+        return None
+    if not isinstance(penalty, Penalty):
+        raise ValueError(f"penalty must be jaxlaws.ridge(...), 'law' or None, got {penalty!r}")
+    names = penalty.params if penalty.params is not None else tuple(getattr(law, "exponents", ()) or ())
+    if penalty.params is None and not names:
+        raise ValueError(f"{law.name} names no exponents: give ridge(lam, params=[...])")
+    unknown = [n for n in names if n not in law.param_names]
+    if unknown:
+        raise ValueError(f"{law.name}: the penalty names unknown parameters {unknown}; the law's are "
+                         f"{list(law.param_names)}")
+    if penalty.lam == 0 or not names:
+        return None
+    return float(penalty.lam), tuple(law.param_names.index(n) for n in names), float(penalty.center)
+
+
+# --------------------------------------------------------------------------- the reparametrisation
+def to_box(u: Array, box: Optional[BoxSpec]) -> Array:
+    """:math:`\\theta = T(u)` (module docstring); identity without bounds."""
+    if box is None:
+        return u
+    out = []
+    for j, (lo, hi) in enumerate(box):
+        uj = u[..., j]
+        if lo > -math.inf and hi < math.inf:
+            out.append(lo + (hi - lo) * jax.nn.sigmoid(uj))
+        elif lo > -math.inf:
+            out.append(lo + jax.nn.softplus(uj))
+        elif hi < math.inf:
+            out.append(hi - jax.nn.softplus(-uj))
+        else:
+            out.append(uj)
+    return jnp.stack(out, axis=-1)
+
+
+def from_box(theta: np.ndarray, box: Optional[BoxSpec]) -> np.ndarray:
+    """:math:`u = T^{-1}(\\theta)` on the host (float64), after clipping ``theta`` into the open box."""
+    theta = np.asarray(theta, np.float64)
+    if box is None:
+        return theta
+    u = np.array(theta, copy=True)
+    for j, (lo, hi) in enumerate(box):
+        t = theta[..., j]
+        if lo > -math.inf and hi < math.inf:
+            f = np.clip((t - lo) / (hi - lo), _MARGIN, 1 - _MARGIN)
+            u[..., j] = np.log(f) - np.log1p(-f)
+        elif lo > -math.inf:
+            u[..., j] = _inv_softplus(np.maximum(t - lo, _MARGIN * (1 + abs(lo))))
+        elif hi < math.inf:
+            u[..., j] = -_inv_softplus(np.maximum(hi - t, _MARGIN * (1 + abs(hi))))
+    return u
+
+
+def _inv_softplus(d: np.ndarray) -> np.ndarray:
+    # softplus(u) = d  <=>  u = d + log(1 - exp(-d)), stable for large and small d
+    return d + np.log(-np.expm1(-d))
+
+
+def at_bound(theta: np.ndarray, box: Optional[BoxSpec], rtol: float = 1e-6) -> np.ndarray:
+    """Which entries of ``theta (..., P)`` sit on a bound (within ``rtol`` of the box's scale): there the
+    objective's gradient need not vanish, only point outwards."""
+    theta = np.asarray(theta, np.float64)
+    out = np.zeros(theta.shape, bool)
+    if box is None:
+        return out
+    for j, (lo, hi) in enumerate(box):
+        scale = (hi - lo) if math.isfinite(hi - lo) else 1.0 + abs(lo if math.isfinite(lo) else hi)
+        t = theta[..., j]
+        out[..., j] = ((t - lo) <= rtol * scale) | ((hi - t) <= rtol * scale)
+    return out
+
+
+def penalty_residuals(theta: Array, spec: Optional[PenaltySpec], total_weight: Array) -> Array:
+    r""":math:`\sqrt{\lambda W}(\theta_S - c)`: half their sum of squares is the penalty."""
+    if spec is None:
+        return jnp.zeros(theta.shape[:-1] + (0,), theta.dtype)
+    lam, idx, center = spec
+    return jnp.sqrt(lam * total_weight) * (theta[..., list(idx)] - center)
