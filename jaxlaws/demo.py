@@ -36,6 +36,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--out", type=Path, default=None, help="also write the sweeps and all tables here")
     p.add_argument("--seed", type=int, default=0, help="seed of the random inits (and of the synthetic noise)")
     p.add_argument("--noise", type=float, default=0.005, help="sd of the synthetic loss noise (--synthetic)")
+    p.add_argument("--report", type=Path, default=None,
+                   help="also write an HTML report (figures, tables, provenance) to this folder (needs the "
+                        "'plot' extra: pip install 'jaxlaws[plot]')")
     p.set_defaults(func=run)
 
 
@@ -189,6 +192,35 @@ def _print_real(args) -> list:
     return results
 
 
+def report_provenance(label: str = "real") -> dict:
+    """The bundle's provenance as flat ``{key: text}`` lines for the report's "About" table."""
+    from jaxlaws.sweeps.bundle import bundle_provenance
+    prov = bundle_provenance()
+    mdl, tr = prov["model"], prov["training"]
+    out = {"data": "REAL runs trained by jaxlaws on the bundled text groups (byte-level)",
+           "model": f"preset {mdl['preset']}: {mdl['n_layers']} layers, width {mdl['d_model']}, {mdl['n_heads']} "
+                    f"heads, vocabulary {mdl['vocab_size']}",
+           "training": f"{tr['steps']} steps, batch {tr['batch_size']} x {tr['seq_len']} tokens, lr {tr['lr']} "
+                       f"(warm-up {tr['warmup_steps']}, {tr['schedule']})",
+           "regenerate": "python benchmarks/make_bundle.py"}
+    for setting, s in prov["settings"].items():
+        for part, rec in s["parts"].items():
+            out[f"{setting} {part}"] = (f"groups {s['groups']}; {rec['what']}; seeds {rec['seeds']}; "
+                                        f"`{rec['command']}` at commit {str(rec['commit'])[:12]}; configuration "
+                                        f"hash {rec['config_hash']}")
+    return out
+
+
+def _write_report(args, results) -> None:
+    try:
+        from jaxlaws.report import write_report
+        page = write_report({setting: (res, sweep) for setting, sweep, res in results}, args.report,
+                            title="jaxlaws demo: the real example bundle", provenance=report_provenance())
+    except ImportError as e:
+        raise SystemExit(f"jaxlaws demo --report needs matplotlib: pip install 'jaxlaws[plot]' ({e})")
+    print(f"\nreport: {page}")
+
+
 def _print_synthetic(args) -> None:
     from jaxlaws.analysis.pipeline import analyse
     from jaxlaws.sweeps.io import write_sweep
@@ -224,8 +256,13 @@ def run(args: argparse.Namespace) -> int:
     with pd.option_context("display.width", 200, "display.max_columns", 40, "display.precision", 4,
                            "display.float_format", lambda v: f"{v:.4g}"):
         if args.synthetic:
+            if args.report is not None:
+                raise SystemExit("jaxlaws demo: --report is for the real bundle; for synthetic sweeps write them "
+                                 "with --out and run `jaxlaws report DIR --out OUT`")
             _print_synthetic(args)
         else:
-            _print_real(args)
+            results = _print_real(args)
+            if args.report is not None:
+                _write_report(args, results)
     print(f"\ndone in {time.perf_counter() - t0:.1f} s" + (f"; results in {args.out}" if args.out else ""))
     return 0

@@ -23,7 +23,9 @@ STATIC2 = {"arxiv": [2.4, -2.0, -0.4], "stackexchange": [2.9, -2.2, -0.3]}      
 
 
 def _moving_methods(sw: Sweep) -> Sweep:
-    """Method runs whose mixture drifts from uniform at the first step to the recorded one at the break."""
+    """Method runs whose mixture drifts from a skewed start (most weight on the first group) at the first step
+    to the recorded one at the break: the recorded mixtures are near uniform, so a drift from uniform would
+    barely move."""
     losses = sw.losses.copy()
     pcols = proportion_columns(sw.groups)
     rows = losses["kind"] == "method"
@@ -31,7 +33,8 @@ def _moving_methods(sw: Sweep) -> Sweep:
         steps = d["step"].to_numpy()
         w = ((steps - steps.min()) / max(steps.max() - steps.min(), 1))[:, None]
         end = d[pcols].to_numpy()
-        losses.loc[d.index, pcols] = (1 - w) / len(pcols) + w * end
+        start = np.linspace(2.0, 1.0, len(pcols)) ** 2
+        losses.loc[d.index, pcols] = (1 - w) * (start / start.sum()) + w * end
     return Sweep(losses, sw.groups, sw.matrices)
 
 

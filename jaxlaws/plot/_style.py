@@ -7,6 +7,7 @@ GUI backend, nothing left open; PNGs are rendered with Agg. A figure shows in a 
 from __future__ import annotations
 
 import io
+import textwrap
 from typing import Optional, Sequence
 
 import numpy as np
@@ -39,7 +40,9 @@ def hide_unused(axes: np.ndarray, n: int) -> None:
 def title(fig: Figure, text: str, label: Optional[str]) -> Figure:
     """Set the figure's title; ``label`` (e.g. ``"synthetic"``) is shown in brackets so it travels with
     every copy of the figure."""
-    fig.suptitle(f"{text} [{label}]" if label else text, fontsize="medium")
+    text = f"{text} [{label}]" if label else text
+    width_chars = max(30, int(fig.get_figwidth() * 11))   # ~11 characters per inch at this font size
+    fig.suptitle(textwrap.fill(text, width_chars), fontsize="medium")
     return fig
 
 

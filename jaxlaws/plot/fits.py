@@ -103,10 +103,16 @@ def predicted_vs_observed(points: pd.DataFrame, *, title: str = "Predicted vs ob
     the in-sample fits). ``held_out``, with the same columns, holds predictions for points the fit did not
     see (cross-validation); they are drawn as open diamonds and their RMSE is given separately.
     """
+    fig, axes = _style.new_figure(width=4.6, height=4.2)
+    draw_predicted_vs_observed(axes[0, 0], points, held_out, quantity)
+    return _style.title(fig, title, label)
+
+
+def draw_predicted_vs_observed(ax, points: pd.DataFrame, held_out: Optional[pd.DataFrame] = None,
+                               quantity: str = "loss") -> None:
+    """Draw :func:`predicted_vs_observed`'s panel into ``ax`` (also used by the cross-validation figure)."""
     groups = list(dict.fromkeys(points["group"]))
     colours = _style.group_colours(groups)
-    fig, axes = _style.new_figure(width=4.6, height=4.2)
-    ax = axes[0, 0]
     for g in groups:
         d = points[points["group"] == g]
         rmse = float(np.sqrt(np.mean((d["observed"] - d["predicted"]) ** 2)))
@@ -128,7 +134,6 @@ def predicted_vs_observed(points: pd.DataFrame, *, title: str = "Predicted vs ob
     ax.set_xlabel(f"predicted {quantity}")
     ax.set_ylabel(f"observed {quantity}")
     ax.legend(fontsize="x-small")
-    return _style.title(fig, title, label)
 
 
 def dynamic_law(fits: LawFits, sweep: Sweep, *, split: str = "val", label: Optional[str] = None,

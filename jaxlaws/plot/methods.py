@@ -73,7 +73,7 @@ def matrices(methods: Mapping[str, MethodAnalysis], *, label: Optional[str] = No
             ax.set_yticks(range(m), groups, fontsize="x-small")
             ax.set_xlabel("column j (trained group)", fontsize="x-small")
             ax.set_ylabel("row i (loss of group)", fontsize="x-small")
-            ax.set_title(f"{name}: {what}", fontsize="small")
+            ax.set_title(f"{name} (B={ma.break_step}): {what}", fontsize="small")
             for (i, j), v in np.ndenumerate(a):
                 ax.text(j, i, f"{v:.2g}", ha="center", va="center", fontsize="x-small",
                         color="white" if abs(v) > 0.6 * vmax else "black")
@@ -89,12 +89,12 @@ def matrices(methods: Mapping[str, MethodAnalysis], *, label: Optional[str] = No
             ax.scatter(x + 0.2, v[k], s=8, color="#8a5a00", zorder=3)
         ax.axhline(0, color="grey", lw=0.6)
         ax.set_xticks(x, groups, fontsize="x-small", rotation=30)
+        ax.set_xlabel("column j (trained group)", fontsize="x-small")
         ax.set_ylabel("normalised column sum", fontsize="x-small")
         s = ma.similarity.set_index("seed").loc[seeds, "sim"]
         ax.set_title(f"{name}: sim {s.mean():.2f} over {len(seeds)} seed(s)", fontsize="small")
         ax.legend(fontsize="xx-small")
-    return _style.title(fig, "Method matrices against the true A* (break step "
-                        + ", ".join(sorted({str(ma.break_step) for ma in methods.values()})) + ")", label)
+    return _style.title(fig, "Method matrices against the true A* at each method's break step B", label)
 
 
 def similarity(methods: Mapping[str, MethodAnalysis], *, label: Optional[str] = None) -> Figure:
@@ -121,6 +121,7 @@ def similarity(methods: Mapping[str, MethodAnalysis], *, label: Optional[str] = 
                         zorder=4)
     ax.axhline(0, color="grey", lw=0.6)
     ax.set_xticks(range(len(names)), names)
+    ax.set_xlabel("method")
     ax.set_ylim(-1.08, 1.08)
     ax.set_ylabel("sim(Ã, A*)")
     from matplotlib.lines import Line2D

@@ -34,8 +34,8 @@ def simplex_grid(m: int, n: int) -> np.ndarray:
         raise ValueError(f"simplex_grid draws m=2 or m=3, got m={m}")
     i, j = np.meshgrid(np.arange(n + 1), np.arange(n + 1), indexing="ij")
     keep = i + j <= n
-    a, b = i[keep] / n, j[keep] / n
-    return np.stack([a, b, 1.0 - a - b], axis=1)
+    i, j = i[keep], j[keep]
+    return np.stack([i, j, n - i - j], axis=1) / n     # integer counts first: no -1e-17 corners
 
 
 def predicted_total(fits: LawFits, groups: tuple[str, ...], p: np.ndarray, seed: int) -> np.ndarray:

@@ -1,10 +1,22 @@
 """The analysis of sweeps as a report: one self-contained HTML page with the paper's figures, the data's
 provenance, every fit's diagnostics and flags, plus the PNGs and CSVs (``jaxlaws report DIR --out OUT``).
 
-Needs matplotlib (``pip install 'jaxlaws[plot]'``).
+Needs matplotlib (``pip install 'jaxlaws[plot]'``), imported only when a report is made: the names below
+load on first use, so the ``jaxlaws`` command (which registers ``jaxlaws report``) stays free of it.
 """
 
-from jaxlaws.report.build import fit_overview, write_report
-from jaxlaws.report.sources import Section, collect, is_synthetic
+from __future__ import annotations
 
-__all__ = ["Section", "collect", "fit_overview", "is_synthetic", "write_report"]
+import importlib
+from typing import Any
+
+_LAZY = {"write_report": "build", "fit_overview": "build", "Section": "sources", "collect": "sources",
+         "is_synthetic": "sources"}
+
+__all__ = sorted(_LAZY)
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        return getattr(importlib.import_module(f"jaxlaws.report.{_LAZY[name]}"), name)
+    raise AttributeError(f"module 'jaxlaws.report' has no attribute {name!r}")
