@@ -20,7 +20,12 @@ of every part). Training is resumable (work directories under ``--work``); re-ru
 interruption.
 
     python benchmarks/make_bundle.py                 # everything with the current code
+    python benchmarks/make_bundle.py --settings m2 --stages dynamic   # one part only (here m=2's dynamic sweep)
     python benchmarks/make_bundle.py --export-only   # rebuild the bundle from existing work directories
+
+Each part can be regenerated on its own: the export rewrites the parts whose work directories exist and keeps
+the others (files and provenance records) as they are. ``optimum`` reads the predicted mixture from the
+comparison's work directory when it exists, else from the bundle's ``compare`` part (the same runs).
 
 Expected time on a 2-core CPU with other load: the comparison ~85 min (50 min m=2, 35 min m=3 measured at
 load ~4), dynamic + optimum + check ~30-60 min. ``--compare-work DIR`` reuses a comparison trained before
@@ -85,23 +90,34 @@ def parents_children(setting: str) -> tuple[np.ndarray, np.ndarray]:
     return dirichlet_cover(3, 3, 2), dirichlet_cover(3, 6, 1)   # children: the comparison's
 
 
-def predicted_optimum(grid_dir: Path) -> np.ndarray:
-    """Mean over seeds of the static law's optimum fitted on the grid (val split, final step)."""
+def predicted_optimum(setting: str, grid_dir: Path | None = None) -> np.ndarray:
+    """Mean over seeds of the static law's optimum fitted on the grid's final val losses: from the comparison's
+    grid work directory when it exists, else from the bundle's ``compare`` part (the same runs; what
+    ``jaxlaws demo`` fits)."""
     from jaxlaws.analysis.pipeline import analyse
+    from jaxlaws.sweeps.bundle import load_bundle
     from jaxlaws.sweeps.io import read_sweep
+    if grid_dir is not None and (grid_dir / "meta.json").is_file():
+        sweep = read_sweep(grid_dir)
+    else:
+        sweep = load_bundle(setting, ("compare",))
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        opt = analyse(read_sweep(grid_dir)).optimum
+        opt = analyse(sweep, seed=0).optimum
     row = opt[opt["seed"].astype(str) == "mean"]
     p = row[[c for c in opt.columns if c.startswith("p_")]].to_numpy(float)[0]
     return p / p.sum()
 
 
-def _timed(log: dict, key: str, fn):
-    t0 = time.perf_counter()
+def _timed(log: dict, key: str, fn, path: Path):
+    """Run ``fn``; record its wall time, load and commit under ``log[key]`` and write ``log`` to ``path`` at
+    once (a later interruption keeps the finished stages' times)."""
+    t0, load0 = time.perf_counter(), round(os.getloadavg()[0], 2)
     out = fn()
-    log[key] = {"wall_s": round(time.perf_counter() - t0, 1), "load_avg_end": round(os.getloadavg()[0], 2),
+    log[key] = {"wall_s": round(time.perf_counter() - t0, 1), "load_avg_start": load0,
+                "load_avg_end": round(os.getloadavg()[0], 2),
                 "commit": git_commit(), "finished": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
+    path.write_text(json.dumps(log, indent=1))
     return out
 
 
@@ -112,7 +128,7 @@ def train(args, settings, stages, timing: dict) -> None:
         cmd = [sys.executable, str(ROOT / "benchmarks/compare_methods.py"), "--settings", ",".join(settings),
                "--steps", str(STEPS), "--seeds", ",".join(map(str, SEEDS)), "--work", str(args.compare_work),
                "--results", str(Path(args.work) / "compare_results")]
-        _timed(timing, "compare", lambda: subprocess.run(cmd, check=True, cwd=ROOT))
+        _timed(timing, "compare", lambda: subprocess.run(cmd, check=True, cwd=ROOT), timing_path(args))
     for setting in settings:
         cfg, data = config(SETTINGS[setting])
         work = Path(args.work) / setting
@@ -120,18 +136,18 @@ def train(args, settings, stages, timing: dict) -> None:
         if "check" in stages and setting == "m2":
             print(f"[{setting}] check: static (0.5, 0.5) seed 0", flush=True)
             _timed(timing, f"{setting}/check",
-                   lambda: static_sweep(data, cfg, [[0.5, 0.5]], [0], work / "check", **kw))
+                   lambda: static_sweep(data, cfg, [[0.5, 0.5]], [0], work / "check", **kw), timing_path(args))
         if "optimum" in stages:
-            p = predicted_optimum(Path(args.compare_work) / setting / "grid" / "sweep")
+            p = predicted_optimum(setting, Path(args.compare_work) / setting / "grid" / "sweep")
             print(f"[{setting}] optimum: training the predicted optimum {p.round(4).tolist()}", flush=True)
             _timed(timing, f"{setting}/optimum",
-                   lambda: static_sweep(data, cfg, p[None], list(SEEDS), work / "optimum", **kw))
+                   lambda: static_sweep(data, cfg, p[None], list(SEEDS), work / "optimum", **kw), timing_path(args))
         if "dynamic" in stages:
             parents, kids = parents_children(setting)
             print(f"[{setting}] dynamic: {len(parents)} parents x {len(kids)} children", flush=True)
             _timed(timing, f"{setting}/dynamic",
-                   lambda: dynamic_sweep(data, cfg, parents, kids, list(SEEDS), BREAK, REMAINING, work / "dynamic", **kw))
-        timing_path(args).write_text(json.dumps(timing, indent=1))
+                   lambda: dynamic_sweep(data, cfg, parents, kids, list(SEEDS), BREAK, REMAINING, work / "dynamic",
+                                         **kw), timing_path(args))
 
 
 def timing_path(args) -> Path:
@@ -163,61 +179,88 @@ def _config_hash(d: Path) -> str | None:
     return json.loads(f.read_text()).get("config_hash") if f.is_file() else None
 
 
+PART_WHAT = {
+    "dynamic": "parents trained to B, each resumed as every child mixture for R steps",
+    "optimum": "the static law's predicted optimum (mean over seeds, fitted on the grid's final val losses) "
+               "trained from scratch",
+    "check": "grid point (0.5, 0.5), seed 0, retrained with the export's code"}
+
+
+def _existing_provenance(out: Path) -> dict:
+    f = out / "provenance.json"
+    return json.loads(f.read_text()) if f.is_file() else {"settings": {}}
+
+
 def export(args, settings) -> dict:
+    """Write every part whose work directory exists under ``--out`` (Parquet sweep directories) and update
+    ``provenance.json``; parts without a work directory here keep their files and provenance records, so
+    each part can be regenerated on its own."""
     from jaxlaws.sweeps.io import file_digest, read_sweep, write_sweep
     from jaxlaws.sweeps.schema import Sweep
 
     out = Path(args.out)
+    old = _existing_provenance(out)
     timing = json.loads(timing_path(args).read_text()) if timing_path(args).is_file() else {}
     cwall = dict(zip(SETTINGS, map(float, args.compare_wall_min.split(",")))) if args.compare_wall_min else {}
     prov = {"description": "Real runs trained by jaxlaws on the bundled text groups (byte-level). Regenerate: "
-                           "python benchmarks/make_bundle.py (everything, current code) or --export-only.",
+                           "python benchmarks/make_bundle.py (everything, current code), --stages/--settings "
+                           "for single parts, or --export-only.",
             "model": {"preset": "tiny", "n_layers": 2, "d_model": 128, "n_heads": 4, "d_ff": 512,
                       "vocab_size": 257},
             "training": {"steps": STEPS, "batch_size": 8, "seq_len": 64, "lr": 2e-3, "warmup_steps": STEPS // 10,
                          "schedule": "cosine to 1e-4", "eval_every": STEPS // 4, "max_eval_chunks": 64},
             "exported": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), "export_commit": git_commit(),
-            "machine": f"{platform.machine()} {os.cpu_count()}-core CPU", "settings": {}}
+            "machine": f"{platform.machine()} {os.cpu_count()}-core CPU",
+            "settings": {k: v for k, v in old["settings"].items() if k not in settings}}
     for setting in settings:
         groups = SETTINGS[setting]
         cdir = Path(args.compare_work) / setting
         work = Path(args.work) / setting
+        kept = old["settings"].get(setting, {}).get("parts", {})
         sprov = {"groups": list(groups), "corpora": "jaxlaws/data/corpora (bundled text groups)", "parts": {}}
-        losses, mats, parts = _compare_part(cdir)
-        sw = Sweep(losses, groups, mats) if mats is not None else Sweep(losses, groups)
-        write_sweep(sw, out / setting / "compare", overwrite=True)
-        info = json.loads((cdir / "info.json").read_text()) if (cdir / "info.json").is_file() else {}
-        sprov["parts"]["compare"] = {
-            "what": "static grid sweep (7 mixtures x 3 seeds) and every method's runs with the break-step "
-                    f"children (B={BREAK}, 6 children x R={REMAINING} steps) of Skill-It, DoReMi, DoGE, Aioli; "
-                    "stratified, DML and restricted Aioli runs (no children)",
-            "methods": parts, "seeds": list(SEEDS), "steps": STEPS, "break_step": BREAK,
-            "remaining_steps": REMAINING, "command": args.compare_command, "commit": args.compare_commit,
-            "config_hash": _config_hash(cdir / "grid"),
-            "wall_min": cwall.get(setting, timing.get("compare", {}).get("wall_s", float("nan")) / 60),
-            "note": args.compare_note, "grid_best": info.get("grid", {}).get("grid_best"),
-            "dml_optimum": info.get("dml", {}).get("dml_optimum")}
-        for part, what in (("dynamic", "parents trained to B, each resumed as every child mixture for R steps"),
-                           ("optimum", "the static law's predicted optimum (mean over seeds, fitted on the "
-                                       "grid's val losses) trained from scratch"),
-                           ("check", "grid point (0.5, 0.5), seed 0, retrained with the export's code")):
+        if (cdir / "grid" / "sweep" / "meta.json").is_file():
+            losses, mats, parts = _compare_part(cdir)
+            sw = Sweep(losses, groups, mats) if mats is not None else Sweep(losses, groups)
+            write_sweep(sw, out / setting / "compare", overwrite=True)
+            info = json.loads((cdir / "info.json").read_text()) if (cdir / "info.json").is_file() else {}
+            sprov["parts"]["compare"] = {
+                "what": "static grid sweep (7 mixtures x 3 seeds) and every method's runs with the break-step "
+                        f"children (B={BREAK}, 6 children x R={REMAINING} steps) of Skill-It, DoReMi, DoGE, Aioli; "
+                        "stratified, DML and restricted Aioli runs (no children)",
+                "methods": parts, "seeds": list(SEEDS), "steps": STEPS, "break_step": BREAK,
+                "remaining_steps": REMAINING, "command": args.compare_command, "commit": args.compare_commit,
+                "config_hash": _config_hash(cdir / "grid"),
+                "wall_min": cwall.get(setting, timing.get("compare", {}).get("wall_s", float("nan")) / 60),
+                "note": args.compare_note, "grid_best": info.get("grid", {}).get("grid_best"),
+                "dml_optimum": info.get("dml", {}).get("dml_optimum")}
+        elif "compare" in kept:
+            sprov["parts"]["compare"] = kept["compare"]
+        for part, what in PART_WHAT.items():
             d = work / part
             if not (d / "sweep" / "meta.json").is_file():
+                if part in kept:
+                    sprov["parts"][part] = kept[part]
                 continue
             s = read_sweep(d / "sweep")
             write_sweep(s, out / setting / part, overwrite=True)
             t = timing.get(f"{setting}/{part}", {})
             L = s.losses
             rec = {"what": what, "seeds": sorted(map(int, L["seed"].unique())), "runs": int(L[["run", "seed"]]
-                   .drop_duplicates().shape[0]), "command": "python benchmarks/make_bundle.py",
+                   .drop_duplicates().shape[0]), "steps": STEPS,
+                   "command": f"python benchmarks/make_bundle.py --settings {setting} --stages {part}",
                    "commit": t.get("commit"), "config_hash": _config_hash(d), "wall_s": t.get("wall_s"),
-                   "load_avg_end": t.get("load_avg_end")}
+                   "load_avg_start": t.get("load_avg_start"), "load_avg_end": t.get("load_avg_end"),
+                   "finished": t.get("finished")}
             if part == "dynamic":
-                rec.update(break_step=BREAK, remaining_steps=REMAINING,
-                           parents=parents_children(setting)[0].round(6).tolist(),
-                           children=parents_children(setting)[1].round(6).tolist())
+                parents, kids = parents_children(setting)
+                rec.update(break_step=BREAK, remaining_steps=REMAINING, parents=parents.round(6).tolist(),
+                           children=kids.round(6).tolist())
+            if part == "optimum":
+                pcols = [f"p_{g}" for g in groups]
+                rec["mixture"] = L[pcols].iloc[0].round(6).tolist()
             sprov["parts"][part] = rec
         prov["settings"][setting] = sprov
+    prov["settings"] = {k: prov["settings"][k] for k in SETTINGS if k in prov["settings"]}
     files = {}
     for f in sorted(out.rglob("*")):
         if f.is_file() and f.name != "provenance.json":
