@@ -36,7 +36,7 @@ def _check_labels(fig, label="synthetic"):
 
 
 def test_import_jaxlaws_and_cli_do_not_import_matplotlib():
-    code = ("import sys, jaxlaws, jaxlaws.cli; jaxlaws.cli.build_parser(); "
+    code = ("import sys, jaxlaws, jaxlaws.cli, jaxlaws.report; jaxlaws.cli.build_parser(); "
             "bad = [m for m in sys.modules if m.split('.')[0] == 'matplotlib']; assert not bad, bad[:3]")
     subprocess.run([sys.executable, "-c", code], check=True, timeout=120)
 
@@ -193,3 +193,72 @@ def test_every_figure_of_both_cases_is_labelled_and_renders():
             assert png[:8] == b"\x89PNG\r\n\x1a\n"
     with pytest.raises(ValueError, match="empty"):
         jp.optimum(res.static, res.optimum.iloc[:0], sw)
+
+
+def _two_group_problems():
+    """Two noisy static two-group problems (c + exp(k p + b)) on the same 9 proportions."""
+    rng = np.random.default_rng(3)
+    p = np.linspace(0.1, 0.9, 9)
+    y = np.stack([2.4 + np.exp(-2.0 * p - 0.4), 2.9 + np.exp(-2.2 * p - 0.3)]) + 0.004 * rng.standard_normal((2, 9))
+    return np.broadcast_to(p[None, :, None], (2, 9, 1)).copy(), y
+
+
+def test_cross_validation_figure_draws_the_out_of_fold_predictions_and_fold_errors():
+    import jaxlaws as jl
+
+    x, y = _two_group_problems()
+    law = jl.laws.static_two_group()
+    cv = jl.cross_validate(law, x, y, folds=3, key=0)
+    fig = jp.cross_validation(cv, x, y, names=["code", "prose"], label="synthetic")
+    _check_labels(fig)
+    pts = jp.cv_points(cv, x, y, names=["code", "prose"])
+    # in-sample: the refit's law in numpy; held out: each point predicted by the fit of the other folds
+    for b, g in enumerate(["code", "prose"]):
+        d = pts[pts["group"] == g]
+        c, k, bb = np.asarray(cv.refit.params)[b]
+        np.testing.assert_allclose(d["predicted"], c + np.exp(k * x[b, :, 0] + bb), rtol=1e-10)
+        fold_params = np.asarray(cv.fits.params).reshape(2, 3, 3)[b]
+        own = fold_params[np.asarray(cv.folds)[b]]
+        np.testing.assert_allclose(d["held_out"], own[:, 0] + np.exp(own[:, 1] * x[b, :, 0] + own[:, 2]), rtol=1e-10)
+    left, right = fig.axes[:2]
+    diamonds = [c for c in left.collections if "held out" in str(c.get_label())]
+    assert len(diamonds) == 2
+    np.testing.assert_allclose(np.concatenate([c.get_offsets() for c in diamonds]),
+                               pts[["held_out", "observed"]].to_numpy())
+    labels = [t.get_text() for t in left.get_legend().get_texts()]
+    d = pts[pts["group"] == "code"]
+    assert f"code held out (RMSE {np.sqrt(np.mean((d['observed'] - d['held_out']) ** 2)):.2g})" in labels
+    # right: bars = out-of-fold RMSE over all points, dots = each fold's RMSE on its own points (numpy)
+    np.testing.assert_allclose([bar.get_height() for bar in right.patches],
+                               [np.sqrt(np.mean((pts[pts["group"] == g]["observed"] - pts[pts["group"] == g]["held_out"]) ** 2))
+                                for g in ("code", "prose")], rtol=1e-10)
+    dots = np.concatenate([c.get_offsets()[:, 1] for c in right.collections])
+    want = [np.sqrt(np.mean((f["observed"] - f["held_out"]) ** 2)) for _, f in pts.groupby(["group", "fold"])]
+    np.testing.assert_allclose(np.sort(dots), np.sort(want), rtol=1e-8)
+    with pytest.raises(ValueError, match="names"):
+        jp.cross_validation(cv, x, y, names=["only one"])
+    with pytest.raises(ValueError, match="computed from"):
+        jp.cv_points(cv, x, y[:, :5])
+
+
+def test_bootstrap_figure_shows_the_percentile_intervals():
+    import jaxlaws as jl
+
+    x, y = _two_group_problems()
+    boot = jl.bootstrap(jl.laws.static_two_group(), x, y, n=40, key=1, level=0.8)
+    fig = jp.bootstrap_intervals(boot, names=["code", "prose"], label="synthetic")
+    _check_labels(fig)
+    assert "80% intervals" in fig._suptitle.get_text() and "40 resamples" in fig._suptitle.get_text()
+    params = np.asarray(boot.params)                                     # (2, 40, 3)
+    lo, hi = np.nanpercentile(params, [10, 90], axis=1)                  # numpy, not the result's own method
+    est = np.asarray(boot.estimate.params)
+    for j, ax in enumerate(fig.axes[:3]):
+        line = ax.get_lines()[0]
+        np.testing.assert_allclose(line.get_xdata(), est[:, j], rtol=1e-12)
+        segs = ax.collections[0].get_segments()                          # the error bars, one per problem
+        np.testing.assert_allclose([[s[0, 0], s[1, 0]] for s in segs], np.stack([lo[:, j], hi[:, j]], 1),
+                                   rtol=1e-9, atol=1e-12)
+    single = jl.bootstrap(jl.laws.static_two_group(), x[0], y[0], n=10, key=2)
+    fig = jp.bootstrap_intervals(single)
+    assert [t.get_text() for t in fig.axes[0].get_yticklabels()] == ["fit"]
+    assert jp.png_bytes(fig, dpi=40)[:4] == b"\x89PNG"

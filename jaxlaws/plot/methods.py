@@ -93,7 +93,7 @@ def matrices(methods: Mapping[str, MethodAnalysis], *, label: Optional[str] = No
         ax.set_ylabel("normalised column sum", fontsize="x-small")
         s = ma.similarity.set_index("seed").loc[seeds, "sim"]
         ax.set_title(f"{name}: sim {s.mean():.2f} over {len(seeds)} seed(s)", fontsize="small")
-        ax.legend(fontsize="xx-small")
+        ax.legend(fontsize="xx-small", loc="upper left", bbox_to_anchor=(1.0, 1.0))   # outside: bars fill the box
     return _style.title(fig, "Method matrices against the true A* at each method's break step B", label)
 
 

@@ -8,6 +8,7 @@ import json
 import re
 import shutil
 import time
+import warnings
 from pathlib import Path
 from typing import Any, Mapping, Optional
 
@@ -77,17 +78,27 @@ def fit_overview(sec: Section) -> pd.DataFrame:
 
 
 def _section_html(sec: Section, slug: str, figs: list[ReportFigure], pngs: dict[str, bytes],
-                  problems: list[str], csvs: list[str], provenance: Mapping[str, Any], title: str) -> str:
+                  problems: list[str], csvs: list[str], provenance: Mapping[str, Any], title: str,
+                  common: Mapping[str, str]) -> str:
+    """One section of the page; ``common`` is the (flattened) provenance every section shares, shown once at
+    the top, so a section lists only its own."""
     a = sec.analysis
     parts = [f'<h2 id="{H.esc(slug)}">{H.esc(title)}</h2>', "<h3>Data</h3>",
              H.kv_table(_data_summary(sec.sweep) | ({"read from": str(sec.path)} if sec.path else {})),
              "<h3>Provenance</h3>"]
-    if provenance:
-        parts.append(H.kv_table(provenance))
+    own = {k: v for k, v in H.flatten(provenance).items() if common.get(k) != v}
+    if own:
+        parts.append(H.kv_table(own) + ("<p><small>and the provenance under <em>About this report</em>, "
+                                         "shared by every section</small></p>" if common else ""))
+    elif common:
+        parts.append("<p>As under <em>About this report</em> (shared by every section).</p>")
     else:
         parts.append('<p class="note">Provenance not recorded: this report cannot say where these data come from '
                      "(model, corpora, steps). A <code>provenance.json</code> next to the sweep, or "
                      "<code>write_report(..., provenance=...)</code>, records it.</p>")
+    if a is None:
+        parts.append(f"<p class=bad><strong>Not analysed:</strong> {H.esc(sec.error)}</p>")
+        return "\n".join(parts)
     parts += ["<h3>Fits at a glance</h3>", H.table(fit_overview(sec))]
     flagged = a.flagged()
     parts.append("<h3>Flagged fits</h3>")
@@ -151,22 +162,36 @@ def write_report(source: Source, out_dir: str | Path, *, sweep: Optional[Sweep] 
     out = Path(out_dir)
     _check_target(out)
     sections = collect(source, sweep=sweep, split=split, seed=seed)
+    for sec in sections:
+        if sec.analysis is None:
+            warnings.warn(f"{sec.name}: not analysed ({sec.error}); the report lists it", stacklevel=2)
     provenance = dict(provenance or {})
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = make_temp_dir(out.parent, f".{out.name}.tmp-")
     try:
         taken: set[str] = set()
+        flat = [H.flatten({**provenance, **sec.provenance}) for sec in sections]
+        common = {k: v for k, v in flat[0].items() if all(f.get(k) == v for f in flat[1:])}
         bodies, toc, labels = [], [], set()
         for sec in sections:
             prov = {**provenance, **sec.provenance}
             sec_label = label if label is not None else ("synthetic" if is_synthetic(prov) else None)
             labels.add(sec_label)
             slug = _slug(sec.name, taken)
+            heading = (sec.name or "Sweep") + (f" [{sec_label}]" if sec_label else "")
+            toc.append(f'<li><a href="#{H.esc(slug)}">{H.esc(heading)}</a>'
+                       + (" (not analysed)" if sec.analysis is None else "") + "</li>")
+            if sec.analysis is None:
+                bodies.append(_section_html(sec, slug, [], {}, [], [], prov, heading, common))
+                continue
             folder = tmp / slug
             folder.mkdir()
+            # what the CSVs and PNGs of this folder are, for a copy read without the page
+            atomic_write_bytes(folder / "provenance.json", json.dumps(
+                {"section": sec.name, "label": sec_label, "provenance": prov}, indent=1, default=str).encode())
             figs, problems = section_figures(sec, sec_label, split)
             pngs = {}
-            csvs = []
+            csvs = [f"{slug}/provenance.json"]
             for f in figs:
                 pngs[f.name] = png_bytes(f.figure, dpi=dpi)
                 atomic_write_bytes(folder / f"{f.name}.png", pngs[f.name])
@@ -176,9 +201,7 @@ def write_report(source: Source, out_dir: str | Path, *, sweep: Optional[Sweep] 
             for name, df in {**sec.analysis.tables(), "flagged": sec.analysis.flagged()}.items():
                 write_csv(df, folder / f"{name}.csv")
                 csvs.append(f"{slug}/{name}.csv")
-            heading = (sec.name or "Sweep") + (f" [{sec_label}]" if sec_label else "")
-            toc.append(f'<li><a href="#{H.esc(slug)}">{H.esc(heading)}</a></li>')
-            bodies.append(_section_html(sec, slug, figs, pngs, problems, sorted(csvs), prov, heading))
+            bodies.append(_section_html(sec, slug, figs, pngs, problems, sorted(csvs), prov, heading, common))
         page_label = "synthetic" if labels == {"synthetic"} else (
             "partly synthetic" if "synthetic" in labels else (label if label is not None else None))
         head = []
@@ -187,7 +210,7 @@ def write_report(source: Source, out_dir: str | Path, *, sweep: Optional[Sweep] 
                         "from known law parameters: their fits are parameter-recovery checks, not measurements "
                         "of training runs.</p>")
         head.append("<h2>About this report</h2>" + H.kv_table(
-            {**provenance, "generated (UTC)": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M:%S"),
+            {**common, "generated (UTC)": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M:%S"),
              "by": _version(), "sections": len(sections)}))
         if len(sections) > 1:
             head.append("<nav><strong>Sections</strong><ul>" + "".join(toc) + "</ul></nav>")

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 import time
+import warnings
 from pathlib import Path
 
 
@@ -38,7 +40,11 @@ def _run(args: argparse.Namespace) -> int:
         if not isinstance(prov, dict):
             raise ValueError(f"--provenance {args.provenance}: must hold a JSON object")
     t0 = time.perf_counter()
-    page = write_report(args.path, args.out, title=args.title, provenance=prov, label=args.label,
-                        split=args.split, seed=args.seed)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        page = write_report(args.path, args.out, title=args.title, provenance=prov, label=args.label,
+                            split=args.split, seed=args.seed)
+    for w in caught:     # one clean line each, not the source line warnings.warn would print
+        print(f"warning: {w.message}", file=sys.stderr)
     print(f"report written to {page} in {time.perf_counter() - t0:.1f} s")
     return 0

@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 from typing import Callable, Optional
 
+import numpy as np
 import pandas as pd
 from matplotlib.figure import Figure
 
@@ -33,6 +34,27 @@ def _try(out: list, problems: list, name: str, caption: str, draw: Callable[[], 
         problems.append(f"{name}: not drawn ({e})")
 
 
+def static_cross_validation(a, pts: pd.DataFrame):
+    """Leave-one-mixture-out :func:`jaxlaws.cross_validate` of the static law per (group, seed), batched over
+    the fits that share the most common number of mixtures: ``(cv, x, y, names, labels, n_left_out)``, or
+    ``None`` when fewer than 3 mixtures per fit (nothing to hold out)."""
+    from jaxlaws.fitting.cv import cross_validate
+
+    pcols = [c for c in pts.columns if c.startswith("p_")]
+    probs = [(g, s, d) for (g, s), d in pts.groupby(["group", "seed"], sort=False)]
+    sizes = [len(d) for _, _, d in probs]
+    n = max(set(sizes), key=lambda v: (sizes.count(v), v))      # a tie: the fits with more mixtures
+    if n < 3:
+        return None
+    keep = [(g, s, d) for g, s, d in probs if len(d) == n]
+    own_only = a.static.law.x_dim == 1
+    x = np.stack([d[["own_p"]].to_numpy(np.float64) if own_only else d[pcols].to_numpy(np.float64)
+                  for _, _, d in keep])
+    y = np.stack([d["observed"].to_numpy(np.float64) for _, _, d in keep])
+    cv = cross_validate(a.static.law, x, y, folds="loo", key=0)
+    return cv, x, y, [g for g, _, _ in keep], [f"{g} s{s}" for g, s, _ in keep], len(probs) - len(keep)
+
+
 def section_figures(sec: Section, label: Optional[str], split: str = "val") -> tuple[list[ReportFigure], list[str]]:
     """The figures of one section and the reasons any could not be drawn."""
     a, sw = sec.analysis, sec.sweep
@@ -50,6 +72,17 @@ def section_figures(sec: Section, label: Optional[str], split: str = "val") -> t
              "(in-sample fits of all trained mixtures).",
              lambda: plot.predicted_vs_observed(pts, title=f"Static law {a.static.law.name}: predicted vs observed",
                                                 label=label))
+        cv = static_cross_validation(a, pts)
+        if cv is not None:
+            cvr, x, y, names, labels, left_out = cv
+            _try(out, problems, "static_cross_validation", "Static law, held-out error: each mixture predicted "
+                 "by the law fitted without it (leave one mixture out, jaxlaws.cross_validate, the engine's "
+                 "default fit of the same law per group and seed); filled: the refit on all mixtures."
+                 + (f" Left out: {left_out} fit(s) with another number of mixtures." if left_out else ""),
+                 lambda: plot.cross_validation(cvr, x, y, names=names, problem_labels=labels,
+                                               title=f"Static law {a.static.law.name}: leave-one-mixture-out "
+                                                     "cross-validation", label=label),
+                 plot.cv_points(cvr, x, y, names=names, problem_labels=labels))
         if a.optimum is not None and not a.optimum.empty:
             _try(out, problems, "optimum", "The mixture the fitted static laws predict to minimise the total "
                  "loss, per seed and on average, with the trained mixtures.",

@@ -30,6 +30,7 @@ figcaption{font-size:.9em;color:#444}
 details{margin:.4em 0}summary{cursor:pointer;font-weight:600}
 code{background:#f3f3f3;padding:0 .2em}
 nav ul{columns:2}
+table.kv th{text-align:left;vertical-align:top}table.kv td{white-space:normal;overflow-wrap:anywhere;max-width:60em}
 """
 
 
@@ -68,12 +69,26 @@ def table(df: pd.DataFrame, max_rows: int = 500) -> str:
     return f'<div class=scroll><table><thead><tr>{head}</tr></thead><tbody>{"".join(rows)}</tbody></table></div>{more}'
 
 
+def flatten(items: Mapping[str, Any], prefix: str = "") -> dict[str, str]:
+    """Nested mappings as dotted keys (``model.preset``), lists as comma-separated text."""
+    out: dict[str, str] = {}
+    for k, v in items.items():
+        key = f"{prefix}{k}"
+        if isinstance(v, Mapping):
+            out.update(flatten(v, key + "."))
+        elif isinstance(v, (list, tuple)):
+            out[key] = ", ".join(str(x) for x in v)
+        else:
+            out[key] = str(v)
+    return out
+
+
 def kv_table(items: Mapping[str, Any]) -> str:
-    """A two-column table of keys and values (nested values shown as text)."""
+    """A two-column table of keys and values (nested mappings flattened to dotted keys; long values wrap)."""
     if not items:
         return "<p><em>nothing recorded</em></p>"
-    rows = "".join(f"<tr><th>{esc(k)}</th><td class=t>{esc(v)}</td></tr>" for k, v in items.items())
-    return f"<div class=scroll><table>{rows}</table></div>"
+    rows = "".join(f"<tr><th>{esc(k)}</th><td class=t>{esc(v)}</td></tr>" for k, v in flatten(items).items())
+    return f"<table class=kv>{rows}</table>"
 
 
 def figure(png: bytes, caption: str, alt: str, href: str) -> str:

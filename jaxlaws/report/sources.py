@@ -26,14 +26,18 @@ _MAX_DEPTH = 3
 @dataclasses.dataclass
 class Section:
     """One sweep of a report: its ``name``, the ``sweep``, its ``analysis``, the data's ``provenance``, the
-    warnings the analysis raised (``warnings``: one line each) and where it was read from (``path``)."""
+    warnings the analysis raised (``warnings``: one line each) and where it was read from (``path``).
+
+    A sweep found in a folder that cannot be analysed (e.g. a single check run: too few points for any law)
+    has ``analysis=None`` and the reason in ``error``; the report lists it instead of failing."""
 
     name: str
     sweep: Sweep
-    analysis: Analysis
+    analysis: Optional[Analysis]
     provenance: dict
     warnings: list[str]
     path: Optional[Path] = None
+    error: Optional[str] = None
 
 
 def is_synthetic(provenance: Mapping[str, Any]) -> bool:
@@ -55,15 +59,23 @@ def _read_json(path: Path) -> dict:
 
 
 def directory_provenance(path: Path, stop: Optional[Path] = None) -> dict:
-    """Provenance recorded with the sweep directory ``path``: ``provenance.json`` files from ``stop`` (or
-    ``path``) down to ``path``, then ``meta.json``'s ``provenance`` entry; later ones override earlier."""
+    """Provenance recorded with the sweep directory ``path``: ``provenance.json`` files from up to
+    ``_MAX_DEPTH`` folders above ``stop`` (the folder the report was asked for; default ``path``) down to
+    ``path``, then ``meta.json``'s ``provenance`` entry; nearer ones override farther ones key by key. (A
+    report of one part of a bundle, e.g. ``bundle/m2/compare``, still finds ``bundle/provenance.json``.)"""
     out: dict = {}
+    path = path.resolve()
+    stop = path if stop is None else stop.resolve()
     chain = [path]
-    if stop is not None:
-        p = path
-        while p != stop and p.parent != p:
-            p = p.parent
-            chain.append(p)
+    p = path
+    while p != stop and p.parent != p:
+        p = p.parent
+        chain.append(p)
+    for _ in range(_MAX_DEPTH):
+        if p.parent == p:
+            break
+        p = p.parent
+        chain.append(p)
     for d in reversed(chain):
         if (d / "provenance.json").is_file():
             out.update(_read_json(d / "provenance.json"))
@@ -138,9 +150,18 @@ def collect(source: Source, *, sweep: Optional[Sweep] = None, split: str = "val"
         out = []
         for d in dirs:
             sw = read_sweep(d)
-            res, warned = _analysed(sw, split, seed)
             name = "" if d == root else d.relative_to(root).as_posix()
+            try:
+                res, warned = _analysed(sw, split, seed)
+            except ValueError as e:
+                if len(dirs) == 1:
+                    raise
+                out.append(Section(name, sw, None, directory_provenance(d, root), [], d, f"{e}"))
+                continue
             out.append(Section(name, sw, res, directory_provenance(d, root), warned, d))
+        if all(sec.analysis is None for sec in out):
+            raise ValueError(f"{root}: no sweep below it could be analysed: "
+                             + "; ".join(f"{sec.name}: {sec.error}" for sec in out))
         return out
     raise TypeError(f"cannot make a report of a {type(source).__name__}: pass a sweep directory, a Sweep, "
                     "an Analysis with sweep=, or a mapping of those")
