@@ -9,7 +9,7 @@
 
 from __future__ import annotations
 
-from typing import NamedTuple
+from typing import Callable, NamedTuple
 
 import numpy as np
 from scipy import stats
@@ -52,6 +52,17 @@ def cv_baselines(x: np.ndarray, y: np.ndarray, folds: Folds) -> dict[str, np.nda
     ols = np.stack([ols_predict(ols_fit(x[tr], y[tr]), x[te]) for tr, te in zip(folds.train, folds.test)])
     mean = np.stack([np.full(len(te), y[tr].mean()) for tr, te in zip(folds.train, folds.test)])
     return {"ols": ols, "mean": mean}
+
+
+def oof_predictions(fit: Callable, predict: Callable, x: np.ndarray, y: np.ndarray, ids: np.ndarray) -> np.ndarray:
+    """Out-of-fold predictions ``(n,)``: the points of fold ``k`` predicted by ``predict(fit(x_tr, y_tr), x_te)``
+    fitted on the points outside fold ``k`` (``ids``: fold id per point, as :func:`jaxlaws.cross_validate` gives)."""
+    ids = np.asarray(ids)
+    out = np.empty(len(y))
+    for k in np.unique(ids):
+        tr, te = ids != k, ids == k
+        out[te] = predict(fit(x[tr], y[tr]), x[te])
+    return out
 
 
 def normalise_rows(x: np.ndarray) -> tuple[np.ndarray, float]:
