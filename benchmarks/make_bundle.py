@@ -251,6 +251,8 @@ def export(args, settings) -> dict:
                    "commit": t.get("commit"), "config_hash": _config_hash(d), "wall_s": t.get("wall_s"),
                    "load_avg_start": t.get("load_avg_start"), "load_avg_end": t.get("load_avg_end"),
                    "finished": t.get("finished")}
+            if t.get("note"):
+                rec["note"] = t["note"]
             if part == "dynamic":
                 parents, kids = parents_children(setting)
                 rec.update(break_step=BREAK, remaining_steps=REMAINING, parents=parents.round(6).tolist(),
