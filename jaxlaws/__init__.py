@@ -14,7 +14,7 @@ from jaxlaws.fitting import (
     choose_c, fit, fit_batched, fit_static_two_stage, huber, lstsq, mse, r2, squared,
 )
 from jaxlaws.fitting import FrameFit, fit_frame
-from jaxlaws.fitting import CVResult, Penalty, cross_validate, ridge
+from jaxlaws.fitting import BootstrapResult, CVResult, Penalty, bootstrap, cross_validate, fold_ids, ridge
 
 __version__ = "0.1.0"
 
@@ -23,5 +23,5 @@ __all__ = [
     "LevenbergMarquardt", "LinearFit", "Objective", "Screen",
     "choose_c", "fit", "fit_batched", "fit_static_two_stage", "huber", "lstsq", "mse", "r2", "squared",
     "FrameFit", "fit_frame",
-    "CVResult", "Penalty", "cross_validate", "ridge",
+    "BootstrapResult", "CVResult", "Penalty", "bootstrap", "cross_validate", "fold_ids", "ridge",
 ]

@@ -54,6 +54,25 @@ class BootstrapResult:
             lo, hi = np.nanquantile(values, [a / 2, 1 - a / 2], axis=axis)
         return lo, hi
 
+    def joint_interval(self, fn: Callable[[np.ndarray], Any], level: Optional[float] = None
+                       ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        r"""``(estimate, lo, hi)`` of a quantity that combines the ``B`` problems of a batched bootstrap, e.g.
+        the optimal mixture of several groups' laws: ``fn(params (..., B, P)) -> (...[, q])`` is evaluated on
+        the estimate and on every resample (all problems of resample ``r`` together -- with ``paired=True``
+        they were fitted to the same drawn points), and the percentile interval is taken over resamples.
+        Resamples with a failed fit in any problem are left out."""
+        if not self.estimate.batched:
+            raise ValueError("joint_interval combines the problems of a batched bootstrap; for one problem "
+                             "use interval_of(boot, fn)")
+        a = 1.0 - (self.level if level is None else _check_level(level))
+        est = np.asarray(fn(np.asarray(self.estimate.params, np.float64)), np.float64)
+        per = np.swapaxes(self.params, 0, 1)                  # (R, B, P)
+        ok = np.all(np.isfinite(per), axis=(1, 2))
+        vals = np.asarray(fn(per[ok]), np.float64)            # (R_ok[, q])
+        with np.errstate(all="ignore"):
+            lo, hi = np.nanquantile(vals, [a / 2, 1 - a / 2], axis=0)
+        return est, lo, hi
+
     def param_intervals(self, level: Optional[float] = None) -> tuple[np.ndarray, np.ndarray]:
         """``(lo, hi)``, each ``([B,] P)``: percentile intervals of every parameter."""
         return self.interval(self.params, level)

@@ -167,6 +167,8 @@ def at_bound(theta: np.ndarray, box: Optional[BoxSpec], rtol: float = 1e-6) -> n
     if box is None:
         return out
     for j, (lo, hi) in enumerate(box):
+        if not (math.isfinite(lo) or math.isfinite(hi)):
+            continue  # unbounded: never on a bound (inf <= rtol * inf would say it is)
         scale = (hi - lo) if math.isfinite(hi - lo) else 1.0 + abs(lo if math.isfinite(lo) else hi)
         t = theta[..., j]
         out[..., j] = ((t - lo) <= rtol * scale) | ((hi - t) <= rtol * scale)

@@ -57,7 +57,8 @@ class FitResult:
         points at ``params``, which chose the init; else ``None``.
       test_mae, test_rmse, n_test: with ``test=``: mean absolute and root-mean-square error of the
         predictions on the score-only test points, and their number; else ``None``.
-      bounds: the box the fit was held in, one ``(lo, hi)`` per parameter (``None``: unbounded).
+      bounds: the box the fit was held in, one ``(lo, hi)`` per parameter (``None``: unbounded);
+        ``at_bound`` (a property) marks the parameters that ended on it.
       penalty: the ridge penalty ``(lam, indices, center)`` that was added (``None``: none).
     """
 
@@ -106,6 +107,18 @@ class FitResult:
         if self.batched:
             return np.array([len(f) == 0 for f in self.flags], bool)
         return len(self.flags) == 0
+
+    @property
+    def at_bound(self) -> np.ndarray:
+        """``([B,] P)`` booleans: which parameters sit on a bound of ``bounds`` (within 1e-6 of the box's
+        scale), where the solution is the constrained one and the gradient need not vanish (all False
+        without bounds). A parameter on a *default* bound (``Law.default_bounds``) means the data alone
+        would have taken it further: widen the box (``bounds=``) to see where."""
+        from jaxlaws.fitting.regularise import at_bound
+
+        p = np.asarray(self.params, np.float64)
+        return at_bound(p, self.bounds) & np.isfinite(p)
+
     @property
     def param_names(self) -> tuple[str, ...]:
         return self.law.param_names
