@@ -22,10 +22,11 @@ fold from a seeded subset of the same init grid, ordinary least squares on the p
 the training mean. All-data objectives compare jaxlaws unregularised with SciPy (same objective), also from
 SciPy's own inits.
 
-Run: ``nice -n 19 python benchmarks/bench_public.py`` (a few minutes: 400-init static grids, 5-fold DML,
-few SciPy inits); ``--full`` for the record's protocol (the original 6,000-init grids, leave-one-out DML,
-10-fold Chinchilla, more SciPy inits; about an hour on 2 busy cores). Writes ``benchmarks/results/public.md``
-and ``public.json``; ``--cases`` picks cases.
+Run: ``nice -n 19 python benchmarks/bench_public.py`` (default: 400-init static grids, 5-fold DML, few SciPy
+inits; 3-4 min on 2 idle cores, about 10 at load 10); ``--full`` for the authors' protocol (the original
+6,000-init grids, leave-one-out DML, 10-fold Chinchilla, more SciPy inits; hours on 2 busy cores); ``--n-random``
+and ``--dml-folds`` override one setting (e.g. ``--cases dml_redpajama --dml-folds loo``). Writes
+``benchmarks/results/public.md`` and ``public.json``; ``--cases`` picks cases.
 """
 
 from __future__ import annotations
@@ -54,7 +55,7 @@ SEED = 0
 UNREG = dict(bounds=None, penalty=None)
 FITTERS = ("jaxlaws defaults", "jaxlaws unregularised", "SciPy TRF", "OLS", "mean")
 PRESETS = {  # default run (minutes) / --full (the data's authors' protocol, the original grids)
-    "quick": dict(n_random=2, dml_folds=5, chin_folds=5, scipy_inits=10, chin_scipy_inits=30, scipy_cv_inits=2),
+    "quick": dict(n_random=2, dml_folds=5, chin_folds=5, scipy_inits=10, chin_scipy_inits=10, scipy_cv_inits=2),
     "full": dict(n_random=30, dml_folds="loo", chin_folds=10, scipy_inits=30, chin_scipy_inits=100,
                  scipy_cv_inits=5),
 }
@@ -157,6 +158,7 @@ def static_cv(law, x, ys, grids, folds, a) -> dict:
         cv, times[name] = timed(lambda: jl.cross_validate(law, xs, ys, folds, key=SEED, inits=inits, dtype="float64",
                                                           objective=jl.huber(STATIC_DELTA), throw=False, **kw))
         preds[name], folds_used = cv.predictions, cv.folds[0]
+        times[name] = dict(t=times[name], fits=g * (k + 1) * grids.shape[1])
         if name == "jaxlaws unregularised":
             max_t = float(np.nanmax(np.abs(cv.fits.params[:, 2:])))
     ids = folds_used
@@ -164,6 +166,7 @@ def static_cv(law, x, ys, grids, folds, a) -> dict:
         oof_scipy("static", x, ys[i], ids, subset(grids[i], a.scipy_cv_inits, SEED + i), STATIC_DELTA,
                   pt.static_predict) for i in range(g)]))
     preds["SciPy TRF"] = sp
+    times["SciPy TRF"] = dict(t=times["SciPy TRF"], fits=g * int(ids.max() + 1) * min(a.scipy_cv_inits, grids.shape[1]))
     preds["OLS"] = np.stack([pt.oof_predictions(pt.ols_fit, pt.ols_predict, x, y, ids) for y in ys])
     preds["mean"] = np.stack([pt.oof_predictions(lambda _, y: y.mean(), lambda c, x: np.full(len(x), c), x, y, ids)
                               for y in ys])
@@ -178,7 +181,8 @@ def static_split(law, xs, ys, test, grids) -> dict:
         res, t = timed(lambda: jl.fit_batched(law, xs, ys, inits=grids, test=test, objective=jl.huber(STATIC_DELTA),
                                               dtype="float64", throw=False, **kw))
         pred = np.stack([pt.static_predict(th, x) for th, x in zip(res.params, xs)])
-        out[name] = dict(pred=pred, time=t, test_mae=np.asarray(res.test_mae))
+        out[name] = dict(pred=pred, time=dict(t=t, fits=grids.shape[0] * grids.shape[1]),
+                         test_mae=np.asarray(res.test_mae))
     return out
 
 
@@ -207,6 +211,7 @@ def case_chinchilla(a) -> dict:
         cv, times[name] = timed(lambda: jl.cross_validate(law, c.x, c.y, a.chin_folds, key=SEED, dtype="float64",
                                                           throw=False, **kw))
         preds[name], ids = cv.predictions, cv.folds
+        times[name] = dict(t=times[name], fits=(ids.max() + 2) * len(grid))
     sub_cv = subset(grid, a.scipy_cv_inits * 10, SEED)  # 5-param law, cheap: 10x the static laws' share
     preds["SciPy TRF"], times["SciPy TRF"] = timed(lambda: oof_scipy(
         "chinchilla_log", c.x, c.y, ids, sub_cv, CHIN_DELTA, pt.chinchilla_predict))
@@ -214,6 +219,7 @@ def case_chinchilla(a) -> dict:
     def loglog_fit(x, y):
         return np.linalg.lstsq(np.column_stack([np.ones(len(x)), np.log(x)]), np.log(y), rcond=None)[0]
 
+    times["SciPy TRF"] = dict(t=times["SciPy TRF"], fits=(ids.max() + 1) * len(sub_cv))
     preds["OLS"] = pt.oof_predictions(loglog_fit, lambda c_, x: np.exp(c_[0] + np.log(x) @ c_[1:]), c.x, c.y, ids)
     preds["mean"] = pt.oof_predictions(lambda _, y: y.mean(), lambda m, x: np.full(len(x), m), c.x, c.y, ids)
     return dict(source=c.source, n=len(c.y), full=full,
@@ -221,7 +227,7 @@ def case_chinchilla(a) -> dict:
                         scipy_inits=len(sub_cv)))
 
 
-def case_dml(setting: str, a) -> dict:
+def case_dml(setting: str, a, folds=None) -> dict:
     df = load_dml(setting)
     m = len(dml_mod.DOMAINS[setting])
     law = jl.laws.log_linear(m)
@@ -231,7 +237,7 @@ def case_dml(setting: str, a) -> dict:
         ys = np.stack([part[f"loss_{g}"].to_numpy(np.float64) for g in dml_mod.GROUPS])
         grids = np.stack([static_grid(m, x, y, a.n_random) for y in ys])
         full = static_objectives(law, np.broadcast_to(x, (len(ys),) + x.shape), ys, grids, a)
-        cv = static_cv(law, x, ys, grids, a.dml_folds, a)
+        cv = static_cv(law, x, ys, grids, a.dml_folds if folds is None else folds, a)
         out["sizes"][size] = dict(n=len(x), full=full, cv=cv)
         print(f"  {setting} {size}: n={len(x)} ({load()})", flush=True)
     return out
@@ -289,7 +295,9 @@ def case_scalebench(a) -> dict:
 
 
 CASES = {"chinchilla": case_chinchilla, "dml_5mix": lambda a: case_dml("5Mix", a),
-         "dml_redpajama": lambda a: case_dml("RedPajama", a), "regmix": case_regmix, "scalebench": case_scalebench}
+         "dml_redpajama": lambda a: case_dml("RedPajama", a), "regmix": case_regmix, "scalebench": case_scalebench,
+         "dml_redpajama_loo": lambda a: case_dml("RedPajama", a, folds="loo")}  # the issue's case; not by default
+DEFAULT_CASES = [c for c in CASES if c != "dml_redpajama_loo"]
 
 
 # ------------------------------------------------------------------------------------------------ report
@@ -314,11 +322,14 @@ def verdict(sc: dict) -> str:
     base, bmae = min((("OLS", sc["OLS"]["mae"]), ("mean", sc["mean"]["mae"])), key=lambda kv: kv[1])
     if law < bmae:
         return f"law wins ({_f(law)} vs {base} {_f(bmae)}, {100 * (1 - law / bmae):.0f}% lower)"
-    return f"law LOSES ({_f(law)} vs {base} {_f(bmae)}, {law / bmae:.1f}x)"
+    return f"law LOSES ({_f(law)} vs {base} {_f(bmae)}, {_f(law / bmae, 1)}x)"
 
 
 def _times(t: dict) -> str:
-    return ", ".join(f"{k} {v:.1f} s" for k, v in t.items())
+    """Wall time of each fitter's held-out fits, with the init-fits it ran (jaxlaws: first call, compile
+    included) and the time per 1,000 init-fits, the comparable rate."""
+    return ", ".join(f"{k} {v['t']:.1f} s for {v['fits']:,} init-fits ({1e3 * v['t'] / v['fits']:.3g} s/1k)"
+                     for k, v in t.items())
 
 
 def report(results: dict, meta: dict) -> str:
@@ -327,7 +338,7 @@ def report(results: dict, meta: dict) -> str:
          f"Machine: {meta['machine']}. {meta['when']}. Load average (1/5/15 min): {meta['load_start']} at start, "
          f"{meta['load_end']} at end (2 cores shared with other jobs: times are noisy; compare within one run).",
          f"jaxlaws git {meta['git']}, jax {meta['jax']}, scipy {meta['scipy']}; float64 throughout. "
-         f"Preset `{meta['preset']}`: {meta['settings']}.", "",
+         f"Preset `{meta['preset']}`: {meta['settings']}. Command: `{meta['command']}`.", "",
          "Held-out cells: `MAE (largest absolute error)` over every held-out prediction. `jaxlaws defaults` = the "
          "engine's defaults (the law's objective, bounds, penalty); `jaxlaws unregularised` = `bounds=None, "
          "penalty=None` (identical to defaults where the law has none: then one run fills both). SciPy = "
@@ -355,7 +366,8 @@ def report(results: dict, meta: dict) -> str:
               f"| Chinchilla | {_cells(r['cv']['scores'])} |", "",
               f"Verdict: {verdict(r['cv']['scores'])}. Held-out fit time: {_times(r['cv']['times'])}.", ""]
     for key, title in (("dml_5mix", "Data Mixing Laws, 5Mix (m=5)"),
-                       ("dml_redpajama", "Data Mixing Laws, RedPajama (m=7)")):
+                       ("dml_redpajama", "Data Mixing Laws, RedPajama (m=7)"),
+                       ("dml_redpajama_loo", "Data Mixing Laws, RedPajama (m=7), leave-one-out")):
         if key not in results:
             continue
         r = results[key]
@@ -367,7 +379,8 @@ def report(results: dict, meta: dict) -> str:
             f = s["full"]
             L.append(f"| {size} | {s['n']} | {f['obj_jl']:.8g} | {f['obj_jl_sub']:.8g} | {f['obj_scipy']:.8g} | "
                      f"{f['jl_le_scipy']}/{f['n_problems']} | {_f(f['max_abs_t'], 3)} | {f['t_jl_warm']:.2f} / "
-                     f"{f['t_jl_first']:.2f} s ({f['grid_inits']} inits) | {f['t_scipy']:.1f} s ({f['scipy_inits']} inits) |")
+                     f"{f['t_jl_first']:.2f} s ({f['grid_inits']} inits) | {f['t_scipy']:.1f} s ({f['scipy_inits']} inits; "
+                     f"{f['t_scipy'] * f['grid_inits'] / f['scipy_inits']:.0f} s extrapolated to {f['grid_inits']}) |")
         folds = next(iter(r["sizes"].values()))["cv"]["n_folds"]
         L += ["", f"Held-out ({'leave-one-mixture-out' if folds == next(iter(r['sizes'].values()))['n'] else f'{folds}-fold'}"
               ", `jl.cross_validate`, all 5 groups pooled): `MAE (largest error)`:", "", "| size | " + hdr[2:] + " verdict |",
@@ -385,12 +398,14 @@ def report(results: dict, meta: dict) -> str:
               "divided by their sums.", "",
               f"All-data fit (512 train runs, unregularised): jaxlaws {f['obj_jl']:.8g} ({f['grid_inits']} inits; "
               f"{f['obj_jl_sub']:.8g} from SciPy's {f['scipy_inits']}), SciPy TRF {f['obj_scipy']:.8g}; time jaxlaws "
-              f"{f['t_jl_warm']:.2f} s warm / {f['t_jl_first']:.2f} s first, SciPy {f['t_scipy']:.1f} s.", "",
+              f"{f['t_jl_warm']:.2f} s warm / {f['t_jl_first']:.2f} s first, SciPy {f['t_scipy']:.1f} s "
+              f"({f['t_scipy'] * f['grid_inits'] / f['scipy_inits']:.0f} s extrapolated to {f['grid_inits']} inits).", "",
               "The authors' split, train 512 -> test 256 (`test=` score-only mask):", "",
               "| method | MAE | largest error | Spearman x100 |", "|---|---|---|---|"]
         for k in FITTERS:
             v = r["test"][k]
-            L.append(f"| {k} | {_f(v['mae'])} | {_f(v['max'], 3)} | {v['spearman100']:.2f} |")
+            rho = "undefined (constant)" if not np.isfinite(v["spearman100"]) else f"{v['spearman100']:.2f}"
+            L.append(f"| {k} | {_f(v['mae'])} | {_f(v['max'], 3)} | {rho} |")
         L += [f"| RegMix LightGBM (published) | - | - | {r['lightgbm_spearman100']:.2f} |", "",
               f"Verdict (test MAE): {verdict(r['test'])}; Spearman: law {r['test']['jaxlaws defaults']['spearman100']:.2f} "
               f"vs LightGBM {r['lightgbm_spearman100']:.2f} and OLS {r['test']['OLS']['spearman100']:.2f}.", "",
@@ -404,7 +419,8 @@ def report(results: dict, meta: dict) -> str:
         L += ["## scalebench domain mixture (5 domains, train 20 -> test 6 per size)", "", f"Source: {r['source']}.", "",
               f"All-data fits (20 problems on the train mixtures, unregularised): jaxlaws {f['obj_jl']:.8g}, SciPy TRF "
               f"({f['scipy_inits']} inits) {f['obj_scipy']:.8g}; jaxlaws <= SciPy on {f['jl_le_scipy']}/{f['n_problems']}; "
-              f"time jaxlaws {f['t_jl_warm']:.2f} s warm / {f['t_jl_first']:.2f} s first, SciPy {f['t_scipy']:.1f} s.", "",
+              f"time jaxlaws {f['t_jl_warm']:.2f} s warm / {f['t_jl_first']:.2f} s first, SciPy {f['t_scipy']:.1f} s "
+              f"({f['t_scipy'] * f['grid_inits'] / f['scipy_inits']:.0f} s extrapolated to {f['grid_inits']} inits).", "",
               "Test `MAE (largest error)` over 5 domains x 6 test mixtures; `reference` = the split authors' SciPy "
               "(300 inits, Huber 0.02):", "",
               "| size | " + " | ".join(keys) + " | verdict |", "|---" * (len(keys) + 2) + "|"]
@@ -439,11 +455,18 @@ def _atomic_write(path: Path, text: str) -> None:
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--full", action="store_true", help="the authors' protocol and the original grids (about an hour)")
-    ap.add_argument("--cases", default=",".join(CASES), help="comma-separated subset of " + ",".join(CASES))
+    ap.add_argument("--cases", default=",".join(DEFAULT_CASES), help="comma-separated subset of " + ",".join(CASES))
+    ap.add_argument("--n-random", type=int, help="override: t draws of the static grid (30 = the original 6,000)")
+    ap.add_argument("--dml-folds", help="override: DML folds, an int or 'loo'")
     ap.add_argument("--out", default=str(HERE / "results" / "public.md"))
     a = ap.parse_args(argv)
     preset = "full" if a.full else "quick"
-    for k, v in PRESETS[preset].items():
+    settings = dict(PRESETS[preset])
+    if a.n_random is not None:
+        settings["n_random"] = a.n_random
+    if a.dml_folds is not None:
+        settings["dml_folds"] = a.dml_folds if a.dml_folds == "loo" else int(a.dml_folds)
+    for k, v in settings.items():
         setattr(a, k, v)
     import jax
     import scipy
@@ -454,7 +477,8 @@ def main(argv=None) -> int:
     meta = dict(machine=f"{platform.processor() or platform.machine()}, {os.cpu_count()} CPUs, {platform.system()}",
                 when=time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()), load_start=load(), git=git,
                 jax=jax.__version__, scipy=scipy.__version__, preset=preset,
-                settings=", ".join(f"{k}={v}" for k, v in PRESETS[preset].items()), skipped={})
+                command="nice -n 19 python benchmarks/bench_public.py " + " ".join(sys.argv[1:] if argv is None else argv),
+                settings=", ".join(f"{k}={v}" for k, v in settings.items()), skipped={})
     results = {}
     t_all = time.perf_counter()
     for name in [c for c in a.cases.split(",") if c]:
