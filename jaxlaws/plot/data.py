@@ -33,6 +33,11 @@ def target_name(form: str) -> str:
     return _TARGETS[form]
 
 
+def target_label(form: str) -> str:
+    """:func:`target_name` as matplotlib mathtext, for axis labels (``$L^{B+R} - L^B$``)."""
+    return "$" + _TARGETS[form].replace("log", r"\log") + "$"
+
+
 def _law_input(p: np.ndarray, i: int, own_only: bool) -> np.ndarray:
     """The law's ``x``: the own proportion (n, 1) for the two-group laws, else the whole mixture."""
     return p[:, i:i + 1] if own_only else p

@@ -16,7 +16,7 @@ from matplotlib.figure import Figure
 
 from jaxlaws.analysis.static import LawFits
 from jaxlaws.plot import _style
-from jaxlaws.plot.data import along_own, dynamic_form, dynamic_points, static_points, target_name
+from jaxlaws.plot.data import along_own, dynamic_form, dynamic_points, static_points, target_label
 from jaxlaws.sweeps.schema import Sweep
 
 _GRID = np.linspace(0.0, 1.0, 101)
@@ -163,8 +163,8 @@ def dynamic_law(fits: LawFits, sweep: Sweep, *, split: str = "val", label: Optio
         mix = pmix.loc[(bstep, parent, seed), [f"parent_p_{g}" for g in groups]].to_numpy(np.float64)
         ax.set_title(f"B={bstep}, parent p=({', '.join(f'{v:.2f}' for v in mix)}), seed {seed}",
                      fontsize="x-small")
-        ax.set_xlabel("child's own proportion p_i")
-        ax.set_ylabel(target_name(form))
+        ax.set_xlabel("child's own proportion $p_i$")
+        ax.set_ylabel(target_label(form))
         _clip_to_points(ax, sel[["observed", "predicted"]].to_numpy())
         ax.legend(fontsize="xx-small")
     _style.hide_unused(axes, len(shown))

@@ -38,7 +38,7 @@ def trajectories(traj: pd.DataFrame, groups: tuple[str, ...], *, label: Optional
             ax.axvline(b, color="grey", ls=":", lw=0.8)
         ax.set_title(f"{mth} ({n_runs} run(s))", fontsize="small")
         ax.set_xlabel("step")
-        ax.set_ylabel("proportion p^t")
+        ax.set_ylabel("proportion $p^t$")
         ax.set_ylim(-0.02, 1.02)
         ax.legend(fontsize="x-small")
     _style.hide_unused(axes, len(methods))
@@ -67,7 +67,7 @@ def matrices(methods: Mapping[str, MethodAnalysis], *, label: Optional[str] = No
         star = np.mean([ma.matrix("A_star", s) for s in seeds], axis=0)
         tilde = np.mean([ma.matrix("A_tilde", s) for s in seeds], axis=0)
         vmax = float(np.max(np.abs(np.concatenate([star.ravel(), tilde.ravel()])))) or 1.0
-        for ax, a, what in ((axes[r, 0], star, "A*"), (axes[r, 1], tilde, "Ã = b A^t")):
+        for ax, a, what in ((axes[r, 0], star, r"$A^{\star}$"), (axes[r, 1], tilde, r"$\tilde{A} = b A^t$")):
             im = ax.imshow(a, cmap="RdBu_r", vmin=-vmax, vmax=vmax)
             ax.set_xticks(range(m), groups, fontsize="x-small", rotation=30)
             ax.set_yticks(range(m), groups, fontsize="x-small")
@@ -123,7 +123,7 @@ def similarity(methods: Mapping[str, MethodAnalysis], *, label: Optional[str] = 
     ax.set_xticks(range(len(names)), names)
     ax.set_xlabel("method")
     ax.set_ylim(-1.08, 1.08)
-    ax.set_ylabel("sim(Ã, A*)")
+    ax.set_ylabel(r"sim$(\tilde{A}, A^{\star})$")
     from matplotlib.lines import Line2D
 
     ax.legend(handles=[Line2D([], [], marker="o", ls="", color="#0072B2", label="sim (fitted scale b)"),

@@ -96,7 +96,7 @@ def section_figures(sec: Section, label: Optional[str], split: str = "val") -> t
              "predicted target over all parents.",
              lambda fits=fits, pts=pts: plot.predicted_vs_observed(
                  pts, title=f"Dynamic law {fits.law.name}: predicted vs observed",
-                 quantity=plot.data.target_name(form), label=label))
+                 quantity=plot.data.target_label(form), label=label))
     traj = plot.method_trajectories(sw, split=split)
     if not traj.empty:
         _try(out, problems, "method_trajectories", "Each method's mixture over training (one line per run and "

@@ -83,12 +83,25 @@ def flatten(items: Mapping[str, Any], prefix: str = "") -> dict[str, str]:
     return out
 
 
-def kv_table(items: Mapping[str, Any]) -> str:
-    """A two-column table of keys and values (nested mappings flattened to dotted keys; long values wrap)."""
+def kv_table(items: Mapping[str, Any], fold_over: int = 8) -> str:
+    """A two-column table of keys and values (nested mappings flattened to dotted keys; long values wrap). A
+    nested entry with more than ``fold_over`` values is folded into its own closed ``<details>`` below the
+    table, so that a long provenance does not push the figures off the page."""
     if not items:
         return "<p><em>nothing recorded</em></p>"
-    rows = "".join(f"<tr><th>{esc(k)}</th><td class=t>{esc(v)}</td></tr>" for k, v in flatten(items).items())
-    return f"<table class=kv>{rows}</table>"
+    flat = flatten(items)
+    by_head: dict[str, dict[str, str]] = {}
+    for k, v in flat.items():
+        by_head.setdefault(k.split(".", 1)[0], {})[k] = v
+    rows, folded = [], []
+    for head, entries in by_head.items():
+        body = "".join(f"<tr><th>{esc(k)}</th><td class=t>{esc(v)}</td></tr>" for k, v in entries.items())
+        if len(entries) > fold_over:
+            folded.append(f"<details><summary>{esc(head)} ({len(entries)} entries)</summary>"
+                          f"<table class=kv>{body}</table></details>")
+        else:
+            rows.append(body)
+    return (f"<table class=kv>{''.join(rows)}</table>" if rows else "") + "".join(folded)
 
 
 def figure(png: bytes, caption: str, alt: str, href: str) -> str:
