@@ -82,3 +82,12 @@ def test_bad_requests_are_named():
     if missing:
         with pytest.raises(ValueError, match="has no"):
             load_bundle("m3", (missing[0],))
+
+
+@pytest.mark.parametrize("setting", BUNDLE_SETTINGS)
+def test_description_names_every_part(setting):
+    from jaxlaws.sweeps.bundle import describe_bundle
+    text = describe_bundle(setting)
+    assert "REAL runs" in text and "None" not in text
+    for part in bundle_parts(setting):
+        assert f"  {part}: " in text

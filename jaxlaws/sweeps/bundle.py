@@ -7,7 +7,8 @@ hash, the wall time, the model, corpora, steps and seeds. Settings: ``m2`` (code
 
 * ``compare``: the static grid sweep (kind ``static``) and every method's runs (kind ``method``) with the
   break-step children (kind ``child``) of Skill-It, DoReMi, DoGE and Aioli;
-* ``dynamic``: parents (kind ``parent``) and their children;
+* ``dynamic``: parents (kind ``parent``) trained to the break step and their children (kind ``child``), every
+  parent resumed as every child mixture;
 * ``optimum``: the static law's predicted optimal mixture trained from scratch (kind ``static``: kept apart
   from the grid so it does not enter the fit);
 * ``check``: one grid point retrained with later code (a provenance check).
@@ -79,6 +80,14 @@ def load_bundle(setting: str = "m2", parts: Sequence[str] | None = None) -> Swee
     return concat_sweeps(read_sweep(bundle_dir() / setting / p) for p in parts)
 
 
+def _short(commit) -> str:
+    """``sha[+dirty]`` with the sha cut to 12 characters; ``"not recorded"`` for a missing commit."""
+    if not commit:
+        return "not recorded"
+    sha, plus, rest = str(commit).partition("+")
+    return sha[:12] + plus + rest
+
+
 def describe_bundle(setting: str) -> str:
     """A few lines saying what the bundled data of ``setting`` are (model, corpora, steps, seeds, source)."""
     prov = bundle_provenance()
@@ -90,7 +99,7 @@ def describe_bundle(setting: str) -> str:
     for part, rec in s["parts"].items():
         extra = (f", break step {rec['break_step']}, children run {rec['remaining_steps']} steps"
                  if "break_step" in rec else "")
-        when = f"commit {str(rec.get('commit'))[:12]}"
+        when = f"commit {_short(rec.get('commit'))}"
         lines.append(f"  {part}: {rec['what']}; seeds {rec['seeds']}{extra}; {when}")
     return "\n".join(lines)
 
