@@ -13,4 +13,5 @@ from jaxlaws.analysis.methods import (
 )
 from jaxlaws.analysis.pipeline import Analysis, analyse
 from jaxlaws.analysis.static import LawFits, fit_static
+from jaxlaws.analysis.uncertainty import StaticBootstrap, bootstrap_static
 from jaxlaws.analysis._common import FlaggedFitWarning, child_table

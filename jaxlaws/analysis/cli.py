@@ -29,7 +29,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--method", nargs="+", choices=("aioli", "doge", "doremi", "skillit"),
                    help="methods to analyse (default: all present)")
     p.add_argument("--n-random", type=int, default=30, help="random t draws in the m>=3 static init grid")
-    p.add_argument("--seed", type=int, default=0, help="seed of the random init draws")
+    p.add_argument("--seed", type=int, default=0, help="seed of the random init draws (and of --bootstrap's)")
+    p.add_argument("--bootstrap", type=int, default=0, metavar="N",
+                   help="percentile intervals for the static law's parameters and predicted optimum from N "
+                        "paired resamples of the runs per seed (exported as static_params_ci.csv and "
+                        "static_optimum_ci.csv)")
+    p.add_argument("--level", type=float, default=0.9, help="interval level of --bootstrap (default 0.9)")
     p.add_argument("--out", type=Path, default=None,
                    help="write CSV tables and law_results JSON here (atomically; files of an earlier export "
                         "that this one does not write are removed, other files are never touched)")
@@ -86,6 +91,10 @@ def print_report(report, allow_skipped: bool, file=None) -> None:
 def _validate(args: argparse.Namespace) -> None:
     if args.n_random < 1:
         raise ValueError(f"--n-random must be >= 1, got {args.n_random}")
+    if args.bootstrap != 0 and args.bootstrap < 2:
+        raise ValueError(f"--bootstrap must be 0 (off) or >= 2 resamples, got {args.bootstrap}")
+    if not 0 < args.level < 1:
+        raise ValueError(f"--level must be in (0, 1), got {args.level}")
     if args.step is not None and args.step < 0:
         raise ValueError(f"--step must be >= 0, got {args.step}")
     if args.groups is not None and len(set(args.groups)) != len(args.groups):
@@ -111,7 +120,7 @@ def _run(args: argparse.Namespace) -> int:
         result = analyse(sweep, split=args.split, static_step=args.step,
                          dynamic_forms=tuple(args.dynamic_form) if args.dynamic_form else None,
                          methods=tuple(args.method) if args.method else None, n_random=args.n_random,
-                         seed=args.seed)
+                         seed=args.seed, bootstrap=args.bootstrap, level=args.level)
     except ValueError as e:
         raise _with_suspects(e, sweep, args.split, args.step) from e
     with pd.option_context("display.width", 160, "display.max_columns", 20, "display.precision", 4):
@@ -119,6 +128,13 @@ def _run(args: argparse.Namespace) -> int:
         if result.static is not None:
             print(f"\n== static law ({result.static.law.name}) ==\n{result.static.summary.to_string(index=False)}")
             print(f"\n== predicted optimal mixture ==\n{result.optimum.to_string(index=False)}")
+        if result.bootstrap is not None:
+            bs = result.bootstrap
+            head = f"{bs.level:.0%} bootstrap intervals, {bs.n} paired resamples of the runs per seed"
+            print(f"\n== static parameters: {head} ==\n"
+                  f"{bs.params.drop(columns=['level', 'n_resamples']).to_string(index=False)}")
+            print(f"\n== predicted optimal mixture: {head} ==\n"
+                  f"{bs.optimum.drop(columns=['level', 'n_resamples']).to_string(index=False)}")
         for form, fits in result.dynamic.items():
             print(f"\n== dynamic law {form} ({fits.law.name}) ==\n{fits.summary.to_string(index=False)}")
         for name, ma in result.methods.items():

@@ -15,6 +15,7 @@ from jaxlaws.analysis.export import write_json
 from jaxlaws.analysis.methods import METHODS, MethodAnalysis, method_parameters
 from jaxlaws.analysis.optimum import optimum_table
 from jaxlaws.analysis.static import LawFits, fit_static
+from jaxlaws.analysis.uncertainty import StaticBootstrap, bootstrap_static
 from jaxlaws.sweeps.schema import Sweep, proportion_columns
 
 FLAGGED_COLUMNS = ("table", "group", "seed", "flags")
@@ -33,6 +34,7 @@ class Analysis:
     dynamic: dict[str, LawFits] = dataclasses.field(default_factory=dict)
     methods: dict[str, MethodAnalysis] = dataclasses.field(default_factory=dict)
     include_flagged: bool = False
+    bootstrap: Optional[StaticBootstrap] = None
 
     def flagged(self) -> pd.DataFrame:
         """Every flagged fit of the analysis, one row each: ``table`` (the name :meth:`tables` gives its
@@ -73,6 +75,8 @@ class Analysis:
             out["static_params"], out["static_summary"] = self.static.params, self.static.summary
         if self.optimum is not None:
             out["static_optimum"] = self.optimum
+        if self.bootstrap is not None:
+            out["static_params_ci"], out["static_optimum_ci"] = self.bootstrap.params, self.bootstrap.optimum
         for form, fits in self.dynamic.items():
             out[f"dynamic_{form}_params"], out[f"dynamic_{form}_summary"] = fits.params, fits.summary
         for name, ma in self.methods.items():
@@ -104,10 +108,13 @@ class Analysis:
 
 def analyse(sweep: Sweep, *, split: str = "val", static_step: Optional[int] = None,
             dynamic_forms: Optional[tuple[str, ...]] = None, methods: Optional[tuple[str, ...]] = None,
-            n_random: int = 30, seed: int = 0, include_flagged: bool = False) -> Analysis:
+            n_random: int = 30, seed: int = 0, include_flagged: bool = False, bootstrap: int = 0,
+            level: float = 0.9) -> Analysis:
     """Run every analysis the sweep's runs support.
 
-    * static runs: :func:`fit_static` at ``static_step`` (default last) and the predicted optimum;
+    * static runs: :func:`fit_static` at ``static_step`` (default last) and the predicted optimum; with
+      ``bootstrap=N`` also percentile intervals at ``level`` for the static parameters and the predicted
+      optimum from ``N`` paired resamples of the runs per seed (:func:`~jaxlaws.analysis.bootstrap_static`);
     * parent/child runs: :func:`fit_dynamic` for each of ``dynamic_forms`` (default: ``two_group`` for
       m=2, ``linear`` and ``full`` for m>=3);
     * method runs with children: :func:`method_parameters` for each method whose runs have break-step
@@ -126,6 +133,9 @@ def analyse(sweep: Sweep, *, split: str = "val", static_step: Optional[int] = No
                                    include_flagged=include_flagged)
         result.optimum = _optimum(result.static, sweep.groups, "two_group" if sweep.m == 2 else "log_linear",
                                   include_flagged)
+        if bootstrap:
+            result.bootstrap = bootstrap_static(sweep, result.static, bootstrap, level=level, seed=seed,
+                                                split=split)
     if "parent" in kinds:
         forms = dynamic_forms or (("two_group",) if sweep.m == 2 else ("linear", "full"))
         result.dynamic = {f: fit_dynamic(sweep, f, split=split, include_flagged=include_flagged) for f in forms}
