@@ -27,8 +27,8 @@ Each part can be regenerated on its own: the export rewrites the parts whose wor
 the others (files and provenance records) as they are. ``optimum`` reads the predicted mixture from the
 comparison's work directory when it exists, else from the bundle's ``compare`` part (the same runs).
 
-Expected time on a 2-core CPU with other load: the comparison ~85 min (50 min m=2, 35 min m=3 measured at
-load ~4), dynamic + optimum + check ~30-60 min. ``--compare-work DIR`` reuses a comparison trained before
+Measured on the shared 2-core CPU: the comparison ~85 min (50 min m=2, 35 min m=3 at load ~4); at load 9-18
+(nice 19) the dynamic sweep 12 min (m=2) / 10.5 min (m=3) and the optimum 7.6 / 5.2 min. ``--compare-work DIR`` reuses a comparison trained before
 (``--compare-commit`` / ``--compare-command`` record its provenance, ``--compare-wall-min`` its wall times).
 """
 
