@@ -112,7 +112,8 @@ def predicted_optimum(setting: str, grid_dir: Path | None = None) -> np.ndarray:
 def _timed(log: dict, key: str, fn, path: Path):
     """Run ``fn``; record its wall time, load and commit under ``log[key]`` and write ``log`` to ``path`` at
     once (a later interruption keeps the finished stages' times)."""
-    t0, load0, commit = time.perf_counter(), round(os.getloadavg()[0], 2), git_commit()  # the code that trains
+    commit = git_commit()   # the code that trains (HEAD may move while it runs)
+    t0, load0 = time.perf_counter(), round(os.getloadavg()[0], 2)
     out = fn()
     log[key] = {"wall_s": round(time.perf_counter() - t0, 1), "load_avg_start": load0,
                 "load_avg_end": round(os.getloadavg()[0], 2),
