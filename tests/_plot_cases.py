@@ -71,3 +71,12 @@ def case(m: int):
         warnings.simplefilter("ignore")
         res = analyse(sw, n_random=3, seed=0)
     return sw, res
+
+
+def two_group_problems():
+    """Two noisy static two-group problems (c + exp(k p + b)) on the same 9 proportions: ``x (2, 9, 1)``,
+    ``y (2, 9)``."""
+    rng = np.random.default_rng(3)
+    p = np.linspace(0.1, 0.9, 9)
+    y = np.stack([2.4 + np.exp(-2.0 * p - 0.4), 2.9 + np.exp(-2.2 * p - 0.3)]) + 0.004 * rng.standard_normal((2, 9))
+    return np.broadcast_to(p[None, :, None], (2, 9, 1)).copy(), y

@@ -11,7 +11,7 @@ import pytest
 pytest.importorskip("matplotlib")
 
 import jaxlaws.plot as jp  # noqa: E402
-from _plot_cases import case  # noqa: E402
+from _plot_cases import case, two_group_problems  # noqa: E402
 from jaxlaws.plot.methods import _seeds_used  # noqa: E402
 
 
@@ -195,18 +195,10 @@ def test_every_figure_of_both_cases_is_labelled_and_renders():
         jp.optimum(res.static, res.optimum.iloc[:0], sw)
 
 
-def _two_group_problems():
-    """Two noisy static two-group problems (c + exp(k p + b)) on the same 9 proportions."""
-    rng = np.random.default_rng(3)
-    p = np.linspace(0.1, 0.9, 9)
-    y = np.stack([2.4 + np.exp(-2.0 * p - 0.4), 2.9 + np.exp(-2.2 * p - 0.3)]) + 0.004 * rng.standard_normal((2, 9))
-    return np.broadcast_to(p[None, :, None], (2, 9, 1)).copy(), y
-
-
 def test_cross_validation_figure_draws_the_out_of_fold_predictions_and_fold_errors():
     import jaxlaws as jl
 
-    x, y = _two_group_problems()
+    x, y = two_group_problems()
     law = jl.laws.static_two_group()
     cv = jl.cross_validate(law, x, y, folds=3, key=0)
     fig = jp.cross_validation(cv, x, y, names=["code", "prose"], label="synthetic")
@@ -244,7 +236,7 @@ def test_cross_validation_figure_draws_the_out_of_fold_predictions_and_fold_erro
 def test_bootstrap_figure_shows_the_percentile_intervals():
     import jaxlaws as jl
 
-    x, y = _two_group_problems()
+    x, y = two_group_problems()
     boot = jl.bootstrap(jl.laws.static_two_group(), x, y, n=40, key=1, level=0.8)
     fig = jp.bootstrap_intervals(boot, names=["code", "prose"], label="synthetic")
     _check_labels(fig)
@@ -262,3 +254,11 @@ def test_bootstrap_figure_shows_the_percentile_intervals():
     fig = jp.bootstrap_intervals(single)
     assert [t.get_text() for t in fig.axes[0].get_yticklabels()] == ["fit"]
     assert jp.png_bytes(fig, dpi=40)[:4] == b"\x89PNG"
+    # several results (e.g. one per training seed): every problem of each, labelled "name (key)"
+    fig = jp.bootstrap_intervals({"seed 0": boot, "seed 1": single}, names=None, label="synthetic")
+    ticks = [t.get_text() for t in fig.axes[0].get_yticklabels()]
+    assert ticks == ["problem 0 (seed 0)", "problem 1 (seed 0)", "fit (seed 1)"]
+    np.testing.assert_allclose(fig.axes[0].get_lines()[0].get_xdata(),
+                               [est[0, 0], est[1, 0], float(np.asarray(single.estimate.params)[0])])
+    with pytest.raises(ValueError, match="no bootstrap"):
+        jp.bootstrap_intervals({})

@@ -21,7 +21,7 @@ import pytest
 
 pytest.importorskip("matplotlib")
 
-from _plot_cases import case  # noqa: E402
+from _plot_cases import case, two_group_problems  # noqa: E402
 from jaxlaws.analysis import analyse  # noqa: E402
 from jaxlaws.cli import main  # noqa: E402
 from jaxlaws.report import write_report  # noqa: E402
@@ -213,6 +213,35 @@ def test_report_folder_is_replaced_atomically(tmp_path, monkeypatch):
     with pytest.raises(FileExistsError, match="not a jaxlaws report"):
         write_report((res2, sw2), mine)
     assert (mine / "notes.txt").read_text() == "keep me"
+
+
+def test_report_draws_a_static_bootstrap_when_the_analysis_has_one(tmp_path):
+    """An analysis carrying bootstrap results (``analyse(..., bootstrap=N)``: ``.bootstrap.results`` per seed,
+    each a jl.bootstrap over the groups) gets the interval figure and its numbers as CSV."""
+    import copy
+    import types
+
+    import jaxlaws as jl
+    import jaxlaws.plot as jp
+
+    sw2, res2 = case(2)
+    x, y = two_group_problems()
+    results = {s: jl.bootstrap(jl.laws.static_two_group(), x, y + 0.01 * s, n=20, key=s) for s in (0, 1)}
+    res = copy.copy(res2)
+    tables = {k: pd.DataFrame({"seed": [0], "estimate": [0.0], "lo": [0.0], "hi": [0.0]}) for k in ("params", "optimum")}
+    res.bootstrap = types.SimpleNamespace(results=results, groups=sw2.groups, n=20, level=0.9, **tables)
+    page = write_report((res, sw2), tmp_path / "rep", dpi=30, label="synthetic")
+    folder = page.parent / "sweep"           # a single unnamed section
+    assert (folder / "static_bootstrap.png").read_bytes()[:8] == PNG
+    got = pd.read_csv(folder / "static_bootstrap_points.csv")
+    want = jp.bootstrap_points({f"seed {s}": r for s, r in results.items()}, names=list(sw2.groups))
+    assert list(got["row"]) == list(want["row"]) and "arxiv (seed 1)" in set(got["row"])
+    np.testing.assert_allclose(got[["estimate", "lo", "hi"]].to_numpy(), want[["estimate", "lo", "hi"]].to_numpy(),
+                               rtol=1e-12)
+    assert "bootstrap percentile intervals" in page.read_text(encoding="utf-8")
+    # without one, no such figure
+    plain = write_report((res2, sw2), tmp_path / "plain", dpi=30).parent / "sweep"
+    assert (plain / "static_law.png").is_file() and not (plain / "static_bootstrap.png").exists()
 
 
 @pytest.fixture(scope="module")

@@ -22,10 +22,10 @@ from jaxlaws.plot.data import dynamic_points, method_trajectories, static_points
 from jaxlaws.plot.fits import dynamic_law, predicted_vs_observed, static_law, static_linearised
 from jaxlaws.plot.methods import matrices, similarity, trajectories
 from jaxlaws.plot.optimum import optimum, simplex_grid, ternary_xy
-from jaxlaws.plot.uncertainty import bootstrap_intervals, cross_validation, cv_points
+from jaxlaws.plot.uncertainty import bootstrap_intervals, bootstrap_points, cross_validation, cv_points
 
 __all__ = [
-    "bootstrap_intervals", "cross_validation", "cv_points", "dynamic_law", "dynamic_points", "matrices", "method_trajectories", "optimum", "png_bytes",
+    "bootstrap_intervals", "bootstrap_points", "cross_validation", "cv_points", "dynamic_law", "dynamic_points", "matrices", "method_trajectories", "optimum", "png_bytes",
     "predicted_vs_observed", "similarity", "simplex_grid", "static_law", "static_linearised", "static_points",
     "ternary_xy", "trajectories",
 ]

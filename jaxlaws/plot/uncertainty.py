@@ -9,7 +9,7 @@ bootstrap intervals (:func:`jaxlaws.bootstrap`), drawn from their result objects
 
 from __future__ import annotations
 
-from typing import Any, Optional, Sequence
+from typing import Any, Mapping, Optional, Sequence
 
 import numpy as np
 import pandas as pd
@@ -94,25 +94,50 @@ def cross_validation(cv: CVResult, x: Any, y: Any, *, names: Optional[Sequence[s
     return _style.title(fig, name, label)
 
 
-def bootstrap_intervals(boot: BootstrapResult, *, names: Optional[Sequence[str]] = None,
-                        level: Optional[float] = None, label: Optional[str] = None) -> Figure:
+def bootstrap_points(boot: "BootstrapResult | Mapping[str, BootstrapResult]", *,
+                     names: Optional[Sequence[str]] = None, level: Optional[float] = None) -> pd.DataFrame:
+    """The numbers behind :func:`bootstrap_intervals`: one row per (result, problem, parameter) with ``row``
+    (the label drawn: the problem's name, followed by the result's key when several are given), ``param``,
+    ``estimate``, ``lo``, ``hi``, ``level``, ``n_resamples``, ``n_failed``."""
+    items = list(boot.items()) if isinstance(boot, Mapping) else [("", boot)]
+    if not items:
+        raise ValueError("no bootstrap results to draw")
+    params = items[0][1].law.param_names
+    out = []
+    for key, b in items:
+        if b.law.param_names != params:
+            raise ValueError(f"bootstrap results of different laws: {b.law.name} next to {items[0][1].law.name}")
+        t = b.table(level)
+        if "problem" not in t:
+            t.insert(0, "problem", 0)
+        n_problems = int(t["problem"].max()) + 1
+        labels = _problem_names(n_problems, names)
+        t.insert(0, "row", [labels[p] + (f" ({key})" if key != "" else "") for p in t["problem"]])
+        t["n_resamples"] = int(np.shape(b.params)[-2])
+        out.append(t.drop(columns="problem"))
+    return pd.concat(out, ignore_index=True)
+
+
+def bootstrap_intervals(boot: "BootstrapResult | Mapping[str, BootstrapResult]", *,
+                        names: Optional[Sequence[str]] = None, level: Optional[float] = None,
+                        label: Optional[str] = None) -> Figure:
     r"""Bootstrap percentile intervals of the parameters: one panel per parameter, one row per problem
-    (``names``), the estimate on all points as a dot and :math:`[Q_{\alpha/2}, Q_{1-\alpha/2}]` of the
-    resamples as a bar. The title gives the level, the resamples and how many failed."""
-    table = boot.table(level)
-    if "problem" not in table:
-        table.insert(0, "problem", 0)
-    est = np.atleast_2d(np.asarray(boot.estimate.params, np.float64))
-    labels = _problem_names(len(est), names)
-    params = list(boot.law.param_names)
+    (``names``; with a mapping ``{key: result}``, e.g. one result per training seed, the rows of every
+    result, labelled ``name (key)``), the estimate on all points as a dot and
+    :math:`[Q_{\alpha/2}, Q_{1-\alpha/2}]` of the resamples as a bar (a skewed bootstrap may leave the
+    estimate outside it). The title gives the level, the resamples and how many failed."""
+    table = bootstrap_points(boot, names=names, level=level)
+    first = next(iter(boot.values())) if isinstance(boot, Mapping) else boot
+    labels = list(dict.fromkeys(table["row"]))
+    params = list(first.law.param_names)
     rows_, cols = _style.grid_shape(len(params), 4)
-    fig, axes = _style.new_figure(rows_, cols, width=3.0, height=0.45 * len(labels) + 1.6)
+    fig, axes = _style.new_figure(rows_, cols, width=3.0, height=0.3 * len(labels) + 1.6)
     y = np.arange(len(labels))
-    lvl = boot.level if level is None else level
+    lvl = float(table["level"].iloc[0])
     for ax, p in zip(axes.ravel(), params):
-        d = table[table["param"] == p].sort_values("problem")
+        d = table[table["param"] == p].set_index("row").loc[labels]
         e, lo, hi = (d[c].to_numpy(np.float64) for c in ("estimate", "lo", "hi"))
-        ax.hlines(y, lo, hi, color="#555555", lw=1.5, label=f"{100 * lvl:.0f}% interval")   # may exclude e
+        ax.hlines(y, lo, hi, color="#555555", lw=1.5, label=f"{100 * lvl:.0f}% interval")
         ax.plot(e, y, "o", ms=4, color="#0072B2", ls="", label="estimate (all points)")
         ax.set_yticks(y, labels, fontsize="x-small")
         ax.set_ylim(len(labels) - 0.5, -0.5)
@@ -120,8 +145,9 @@ def bootstrap_intervals(boot: BootstrapResult, *, names: Optional[Sequence[str]]
         ax.set_ylabel("fit")
         ax.set_title(p, fontsize="small")
     _style.hide_unused(axes, len(params))
-    n_res = int(np.shape(boot.params)[-2])
-    failed = int(np.sum(boot.n_failed))
+    n_res = sorted(set(table["n_resamples"]))
+    failed = int(table.drop_duplicates("row")["n_failed"].sum())
     axes.ravel()[0].legend(fontsize="xx-small")
-    return _style.title(fig, f"Bootstrap {100 * lvl:.0f}% intervals of {boot.law.name} ({n_res} resamples"
-                        + (f", {failed} failed" if failed else "") + ")", label)
+    return _style.title(fig, f"Bootstrap {100 * lvl:.0f}% intervals of {first.law.name} "
+                        f"({'/'.join(map(str, n_res))} resamples" + (f", {failed} failed" if failed else "") + ")",
+                        label)

@@ -136,7 +136,8 @@ def _section_html(sec: Section, slug: str, figs: list[ReportFigure], pngs: dict[
 
 def write_report(source: Source, out_dir: str | Path, *, sweep: Optional[Sweep] = None,
                  title: str = "jaxlaws report", provenance: Optional[Mapping[str, Any]] = None,
-                 label: Optional[str] = None, split: str = "val", seed: int = 0, dpi: int = 110) -> Path:
+                 label: Optional[str] = None, split: str = "val", seed: int = 0, bootstrap: int = 0,
+                 dpi: int = 110) -> Path:
     """Analyse ``source`` and write the report folder ``out_dir``; returns the path of its HTML page.
 
     Args:
@@ -152,7 +153,9 @@ def write_report(source: Source, out_dir: str | Path, *, sweep: Optional[Sweep] 
         section (a section's own recorded provenance overrides it key by key).
       label: a word every figure title and the page carry, e.g. ``"synthetic"``; by default ``"synthetic"``
         when the provenance says so, else none.
-      split, seed: passed to :func:`jaxlaws.analysis.analyse` for sources not yet analysed.
+      split, seed, bootstrap: passed to :func:`jaxlaws.analysis.analyse` for sources not yet analysed
+        (``bootstrap=N``: N resamples of the static fits, drawn as intervals; an analysis passed in is drawn
+        with its own ``bootstrap``, if any).
       dpi: resolution of the PNGs.
     Raises:
       FileExistsError if ``out_dir`` is a non-empty folder that is not a report; FileNotFoundError / ValueError
@@ -161,7 +164,7 @@ def write_report(source: Source, out_dir: str | Path, *, sweep: Optional[Sweep] 
     t0 = time.perf_counter()
     out = Path(out_dir)
     _check_target(out)
-    sections = collect(source, sweep=sweep, split=split, seed=seed)
+    sections = collect(source, sweep=sweep, split=split, seed=seed, bootstrap=bootstrap)
     for sec in sections:
         if sec.analysis is None:
             warnings.warn(f"{sec.name}: not analysed ({sec.error}); the report lists it", stacklevel=2)

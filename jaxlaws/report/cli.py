@@ -25,6 +25,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                    "'synthetic' when the provenance says so)")
     p.add_argument("--split", default="val", choices=("val", "test"))
     p.add_argument("--seed", type=int, default=0, help="seed of the random init draws of the m>=3 static fits")
+    p.add_argument("--bootstrap", type=int, default=0, metavar="N",
+                   help="also N bootstrap resamples of the static fits: percentile intervals of their "
+                        "parameters and of the predicted optimum (default 0: none)")
     p.set_defaults(func=_run)
 
 
@@ -43,7 +46,7 @@ def _run(args: argparse.Namespace) -> int:
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         page = write_report(args.path, args.out, title=args.title, provenance=prov, label=args.label,
-                            split=args.split, seed=args.seed)
+                            split=args.split, seed=args.seed, bootstrap=args.bootstrap)
     for w in caught:     # one clean line each, not the source line warnings.warn would print
         print(f"warning: {w.message}", file=sys.stderr)
     print(f"report written to {page} in {time.perf_counter() - t0:.1f} s")

@@ -83,6 +83,15 @@ def section_figures(sec: Section, label: Optional[str], split: str = "val") -> t
                                                title=f"Static law {a.static.law.name}: leave-one-mixture-out "
                                                      "cross-validation", label=label),
                  plot.cv_points(cvr, x, y, names=names, problem_labels=labels))
+        boot = getattr(a, "bootstrap", None)       # analyse(..., bootstrap=N): percentile intervals per seed
+        if boot is not None and getattr(boot, "results", None):
+            _try(out, problems, "static_bootstrap", f"Static law: bootstrap percentile intervals of each fit's "
+                 f"parameters ({boot.n} paired resamples of the runs per seed; the optimum's intervals are in "
+                 "the static_optimum_ci table).",
+                 lambda: plot.bootstrap_intervals({f"seed {s}": r for s, r in sorted(boot.results.items())},
+                                                  names=list(boot.groups), label=label),
+                 plot.bootstrap_points({f"seed {s}": r for s, r in sorted(boot.results.items())},
+                                       names=list(boot.groups)))
         if a.optimum is not None and not a.optimum.empty:
             _try(out, problems, "optimum", "The mixture the fitted static laws predict to minimise the total "
                  "loss, per seed and on average, with the trained mixtures.",
