@@ -6,12 +6,64 @@ devices, chunks streamed through memory, a multi-process global mesh -- can chan
 
 from __future__ import annotations
 
+import os
+from typing import Optional
+
 import jax
 import numpy as np
 from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
 
-def run_sharded(program, args, shared_inits: bool):
+def memory_budget() -> int:
+    """Default bytes one chunk of a batched fit may use: a quarter of physical memory (4 GiB if unknown)."""
+    try:
+        return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") // 4
+    except (AttributeError, ValueError, OSError):
+        return 4 << 30
+
+
+def bytes_per_problem(args, shared_inits: bool) -> int:
+    r"""Working-set estimate of one problem of ``args = (inits, x, y, w, wv)``: every init holds its residuals,
+    ``P`` Jacobian columns and tangents over the ``N`` outputs, and ``P x P`` normal equations, so about
+    :math:`I\,(N(P + 4) + 3P^2 + 16P)` numbers (``I`` inits). An estimate, for choosing chunk sizes."""
+    inits, y = args[0], args[2]
+    n_init, p = inits.shape[-2], inits.shape[-1]
+    n = int(np.prod(y.shape[1:]))
+    return int(n_init * (n * (p + 4) + 3 * p * p + 16 * p) * np.dtype(inits.dtype).itemsize)
+
+
+def chunk_size(args, shared_inits: bool, budget: Optional[int] = None, multiple: int = 1) -> int:
+    """Problems per chunk: as many as fit in ``budget`` bytes (default :func:`memory_budget`), at least one,
+    rounded down to a multiple of ``multiple`` (the device count) when that leaves at least one."""
+    budget = memory_budget() if budget is None else int(budget)
+    c = max(1, budget // max(1, bytes_per_problem(args, shared_inits)))
+    return max(multiple, c - c % multiple) if c >= multiple else c
+
+
+def run_sharded(program, args, shared_inits: bool, budget: Optional[int] = None):
+    """Run the batch of problems in chunks that fit in ``budget`` bytes (:func:`chunk_size`), each on all
+    local devices (or the global mesh of a multi-process job).
+
+    Every chunk has the same shape -- the last is padded by repeating its last problem -- so one compiled
+    program streams through a batch of any size; chunks are dispatched before any result is read back, so
+    the host's copies overlap the next chunk's run. The problems are independent: chunked == unchunked."""
+    batch = args[1].shape[0]
+    size = chunk_size(args, shared_inits, budget, multiple=len(jax.local_devices()))
+    if batch <= size:
+        return _run_once(program, args, shared_inits)
+    pending = []
+    for start in range(0, batch, size):
+        part = [a if (i == 0 and shared_inits) else a[start:start + size] for i, a in enumerate(args)]
+        n = part[1].shape[0]
+        if n < size:  # pad to the common shape, so the same compiled program runs every chunk
+            part = [a if (i == 0 and shared_inits) else np.concatenate([a, np.repeat(a[-1:], size - n, axis=0)])
+                    for i, a in enumerate(part)]
+        pending.append((n, _run_once(program, part, shared_inits, block=False)))
+    outs = [tuple(np.asarray(o)[:n] for o in out) for n, out in pending]
+    return tuple(np.concatenate(parts) for parts in zip(*outs))
+
+
+def _run_once(program, args, shared_inits: bool, block: bool = True):
     """Run on all local devices (padding the batch to a multiple of the device count) or on one."""
     fn = program[0] if shared_inits else program[1]
     batch = args[1].shape[0]
@@ -32,8 +84,9 @@ def run_sharded(program, args, shared_inits: bool):
                 a = np.concatenate([a, np.repeat(a[-1:], pad, axis=0)])
             placed.append(jax.device_put(a, sharded))
         out = fn(*placed)
-        return tuple(np.asarray(o)[:batch] for o in out)
-    return tuple(np.asarray(o) for o in fn(*args))
+        return tuple((np.asarray(o) if block else o)[:batch] for o in out)
+    out = fn(*args)
+    return tuple(np.asarray(o) for o in out) if block else out
 
 
 def run_global(fn, args, shared_inits: bool):

@@ -122,35 +122,68 @@ class LevenbergMarquardt:
         _check_positive("LevenbergMarquardt", "increase", self.increase, above=1.0)
 
     def __call__(self, residual_fn: ResidualFn, objective: Objective, theta0: Array) -> Trace:
-        eye = jnp.eye(theta0.shape[0], dtype=theta0.dtype)
-
-        def evaluate(theta):
-            r = residual_fn(theta)
-            f = jnp.sum(objective.rho(r))
-            return r, jnp.where(jnp.isfinite(f), f, jnp.inf)
+        normal = _normal_equations(residual_fn, objective)
 
         def step(carry):
-            theta, r, f, lam = carry
-            _, tangent = jax.linearize(residual_fn, theta)
-            j = jax.vmap(tangent, out_axes=1)(eye)           # d r / d theta, (N, P)
-            w = objective.weight(r)
-            jw = j * w[:, None]
-            a = j.T @ jw
-            g = jw.T @ r
+            theta, f, lam, a, g = carry
             # Marquardt scaling by diag(A), floored so flat directions still get damped.
             d = jnp.maximum(jnp.diag(a), 1e-12 * (1.0 + jnp.max(jnp.diag(a))))
             cand = theta + spd_solve(a + lam * jnp.diag(d), -g)
-            r_new, f_new = evaluate(cand)
+            # residual and Jacobian at the candidate in one pass: if it is kept, the next step needs them
+            f_new, a_new, g_new = normal(cand)
             ok = (f_new < f) & jnp.all(jnp.isfinite(cand))
-            theta = jnp.where(ok, cand, theta)
-            r = jnp.where(ok, r_new, r)
-            f = jnp.where(ok, f_new, f)
+            keep = lambda new, old: jnp.where(ok, new, old)  # noqa: E731
             lam = jnp.clip(jnp.where(ok, lam / self.decrease, lam * self.increase), 1e-12, 1e12)
-            return (theta, r, f, lam), theta, f
+            theta, f, a, g = keep(cand, theta), keep(f_new, f), keep(a_new, a), keep(g_new, g)
+            return (theta, f, lam, a, g), theta, f
 
-        r0, f0 = evaluate(theta0)
+        f0, a0, g0 = normal(theta0)
         lam0 = jnp.asarray(self.damping, theta0.dtype)
-        return _scan_best(step, (theta0, r0, f0, lam0), theta0, f0, self.steps)
+        return _scan_best(step, (theta0, f0, lam0, a0, g0), theta0, f0, self.steps)
+
+
+UNROLL_MAX = 24  # parameters up to which the normal equations are summed entry by entry
+
+
+def residual_and_jacobian(residual_fn: ResidualFn, theta: Array) -> tuple[Array, list[Array]]:
+    r"""``r(theta)`` and the Jacobian's columns :math:`\partial r / \partial \theta_k`, ``k < P``: one residual
+    pass and ``P`` forward-mode tangents (the Jacobian is tall: ``N`` points >> ``P`` parameters).
+
+    Columns, not ``vmap(tangent)(eye)``: under the engine's ``vmap`` over inits the latter turns a linear
+    predictor's ``x @ theta`` into a batched matmul with the identity, 1.5x slower than ``P`` matrix-vector
+    tangents on RegMix (P = 18; ``benchmarks/bench_fit.py --public``)."""
+    r, tangent = jax.linearize(residual_fn, theta)
+    eye = jnp.eye(theta.shape[0], dtype=theta.dtype)
+    return r, [tangent(eye[k]) for k in range(theta.shape[0])]
+
+
+def _normal_equations(residual_fn: ResidualFn, objective: Objective):
+    r"""``theta -> (f, A, g)``: the objective :math:`f = \sum_n \rho(r_n)` and the IRLS normal equations
+    :math:`A = J^\top W J`, :math:`g = J^\top W r` with :math:`W = \mathrm{diag}(\rho'(r)/r)`.
+
+    ``A`` is summed entry by entry from the columns (its upper triangle, mirrored): under ``vmap`` a
+    ``J.T @ (W J)`` becomes thousands of tiny batched dots that XLA's CPU backend runs one by one (16x the
+    residual+Jacobian time on DML's 20-point, 6-parameter problems); the elementwise sums fuse and vectorise
+    across the inits (3x faster there). Above ``UNROLL_MAX`` parameters, the matrix form."""
+
+    def normal(theta):
+        p = theta.shape[0]
+        if p > UNROLL_MAX:  # P^2 / 2 unrolled sums would make compiling slow: the matrix form
+            r, tangent = jax.linearize(residual_fn, theta)
+            j = jax.vmap(tangent, out_axes=1)(jnp.eye(p, dtype=theta.dtype))
+            jw = j * objective.weight(r)[:, None]
+            a, g = j.T @ jw, jw.T @ r
+        else:
+            r, cols = residual_and_jacobian(residual_fn, theta)
+            w = objective.weight(r)
+            wcols = [c * w for c in cols]
+            upper = {(i, k): jnp.sum(cols[i] * wcols[k]) for i in range(p) for k in range(i, p)}
+            a = jnp.stack([jnp.stack([upper[min(i, k), max(i, k)] for k in range(p)]) for i in range(p)])
+            g = jnp.stack([jnp.sum(c * r) for c in wcols])
+        f = jnp.sum(objective.rho(r))
+        return jnp.where(jnp.isfinite(f), f, jnp.inf), a, g
+
+    return normal
 
 
 def _optax_trace(opt: optax.GradientTransformation, residual_fn: ResidualFn, objective: Objective,
@@ -176,7 +209,19 @@ def _optax_trace(opt: optax.GradientTransformation, residual_fn: ResidualFn, obj
 @dataclasses.dataclass(frozen=True)
 class LBFGS:
     """``optax.lbfgs`` (memory 10, zoom line search satisfying the strong Wolfe conditions), ``steps``
-    iterations. The original ran 100 outer x up to 20 inner PyTorch L-BFGS iterations."""
+    iterations. The original ran 100 outer x up to 20 inner PyTorch L-BFGS iterations.
+
+    **Not fast under** ``vmap``, by construction: each iteration's zoom line search is a ``while_loop`` whose
+    trip count is data-dependent, and a ``vmap``\ ped ``while_loop`` runs until the *slowest* init of the
+    batch has finished (its ``cond`` branches become selects that evaluate both sides), so every iteration
+    costs up to ``max_linesearch_steps`` (20) value-and-gradient passes over all inits -- while
+    :class:`LevenbergMarquardt` makes exactly one residual+Jacobian pass per iteration. Measured on the
+    public Chinchilla problem (240 points; 200 of Hoffmann's inits, float64, same ``jit(vmap)``, 2-core EPYC
+    at load ~9): 200 LBFGS iterations 18.7 s vs 50 LM iterations 0.11 s (170x; 4,500 inits would take about
+    7 minutes, as issue 9 saw). Capping the line search at 5 trials is 5.5x faster but leaves the median init
+    20x further from the optimum (2.0e-2 vs 1.02e-3). Per init LBFGS is more reliable (its median init reaches
+    the optimum; LM's, in 50 steps, does not), so it suits few inits; for grids, use the default LM.
+    ``benchmarks/bench_solvers.py`` has the current numbers."""
 
     steps: int = 200
     memory_size: int = 10
