@@ -128,8 +128,9 @@ def log_linear(m: int, own: "Optional[int] | str" = "auto") -> Law:
     Huber objective on the raw loss. Why: with few runs and some proportions that barely vary, a
     :math:`t_j` is set by one or two points and the unpenalised optimum runs off to :math:`|t_j|` in the
     hundreds, a lower objective that predicts held-out mixtures absurdly (leave-one-mixture-out on the Data
-    Mixing Laws RedPajama runs: mean error 6.2 at 160M, 0.30 at 305M; with this default 0.028 and 0.034,
-    ordinary least squares 0.042 and 0.037; ``benchmarks/results/regularised_static.md``). Why so small:
+    Mixing Laws RedPajama runs: mean error 6.2 at 160M, 0.30 at 305M, 0.18 at 410M; with this default
+    0.028, 0.034 and 0.042, ordinary least squares 0.042, 0.037 and 0.037 -- sane everywhere, but it loses
+    to least squares at 410M; ``benchmarks/results/regularised_static.md``). Why so small:
     Aioli's own 9-group fits (``instruction/params.json``) have :math:`|t_j|` up to 80-157, and synthetic
     data drawn from them must still be recovered; :math:`10^{-7}` shrinks them past the noise while
     :math:`10^{-8}` keeps every fit within the noise (``tests/test_fit_recovery.py``). For held-out
