@@ -18,8 +18,7 @@ HERE = Path(__file__).parent
 
 SETUP = """\
 import json
-import matplotlib
-matplotlib.use("Agg")  # headless; figures still render inline in Jupyter
+%matplotlib inline
 import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd

@@ -205,8 +205,8 @@ def test_notebooks_run(monkeypatch):
         outputs = [o for c in nb.cells if c.cell_type == "code" for o in c.get("outputs", [])]
         bad = [f"error output: {o.ename}" for o in outputs if o.output_type == "error"]
         kinds = {k for o in outputs for k in o.get("data", {})}
-        if not {"image/png", "text/html"} & kinds:
-            bad.append("shows neither a figure nor a table")
+        bad += [f"shows no {what}" for what, kind in (("figure", "image/png"), ("table", "text/html"))
+                if kind not in kinds]
         flagged = [o.text for o in outputs if o.output_type == "stream" and "FlaggedFitWarning" in o.text]
         if flagged:
             bad.append(f"rests on flagged fits ({len(flagged)} outputs), e.g. {flagged[0].splitlines()[0][:300]}")
