@@ -39,9 +39,10 @@ class StaticBootstrap:
 
     Attributes:
       params: one row per (group, step, seed, param): ``estimate``, ``lo``, ``hi``, ``level``, ``n_resamples``,
-        ``n_failed``.
+        ``n_failed`` and the analysis fit's ``flags``.
       optimum: one row per (seed, quantity): the predicted optimal proportion ``p_<group>`` of each group and
-        ``total_loss`` (the summed predicted loss there), with ``estimate``, ``lo``, ``hi``.
+        ``total_loss`` (the summed predicted loss there), with ``estimate``, ``lo``, ``hi``; ``flags`` names the
+        groups whose analysis fit is flagged (every seed is bootstrapped, flagged or not: read them with care).
       level: interval level; ``n``: resamples per seed.
       results: the :class:`jaxlaws.BootstrapResult` of each seed (its problems are the groups, in order), for
         intervals of other quantities, e.g. ``results[seed].predict(x)``.
@@ -107,11 +108,15 @@ def bootstrap_static(sweep: Sweep, fits: LawFits, n: int = 200, *, level: float 
                 prow.append({"group": g, "step": step, "seed": s, "param": name,
                              "estimate": boot.estimate.params[i, j], "lo": lo[i, j], "hi": hi[i, j],
                              "level": level, "n_resamples": n, "n_failed": int(boot.n_failed[i])})
+        flags = {g: _flags(fits, g, s) for g in groups}
+        for r in prow[-len(groups) * law.n_params:]:
+            r["flags"] = flags[r["group"]]
+        seed_flags = "; ".join(f"{g}: {f}" for g, f in flags.items() if f)
         fn = _optimum_fn(m, optimum_steps)
         e, olo, ohi = boot.joint_interval(fn)
         for q, name in enumerate([f"p_{g}" for g in groups] + ["total_loss"]):
             orow.append({"seed": s, "quantity": name, "estimate": e[q], "lo": olo[q], "hi": ohi[q],
-                         "level": level, "n_resamples": n})
+                         "level": level, "n_resamples": n, "flags": seed_flags})
     return StaticBootstrap(pd.DataFrame(prow), pd.DataFrame(orow), level, n, tuple(groups), results)
 
 
@@ -120,6 +125,11 @@ def _estimate(fits: LawFits, group: str, seed: int) -> np.ndarray:
     if len(row) != 1:
         raise ValueError(f"the static fits hold {len(row)} rows for group {group!r} seed {seed}")
     return row[list(fits.param_names)].to_numpy(np.float64)[0]
+
+
+def _flags(fits: LawFits, group: str, seed: int) -> str:
+    row = fits.params[(fits.params["group"] == group) & (fits.params["seed"] == seed)]
+    return str(row["flags"].iloc[0]) if "flags" in row else ""
 
 
 def _optimum_fn(m: int, steps: int):
