@@ -163,6 +163,7 @@ def _print_real(args) -> list:
               f"(mean over seeds) --")
         print(law_table(res.static).to_string(index=False))
         loo = static_loo(sweep, seed=args.seed)
+        tables = {"static law, held-out error (leave one mixture out, refit, predict it)": loo_summary(loo)}
         print("\n-- static law, held-out error (leave one mixture out, refit, predict it) --")
         print(loo_summary(loo).to_string(index=False))
         for form, fits in res.dynamic.items():
@@ -174,6 +175,7 @@ def _print_real(args) -> list:
         print(method_table(res).to_string(index=False))
         if "optimum" in bundle_parts(setting):
             opt = optimum_check(sweep, load_bundle(setting, ("optimum",)), res)
+            tables["predicted vs realised best mixture (loss = mean over groups, then seeds)"] = opt
             print("\n-- predicted vs realised best mixture (loss = mean over groups, then seeds) --")
             print(opt.to_string(index=False))
         if "check" in bundle_parts(setting):
@@ -188,7 +190,7 @@ def _print_real(args) -> list:
             write_sweep(sweep, args.out / setting / "sweep", overwrite=True)
             res.export(args.out / setting / "analysis")
             loo.to_csv(args.out / setting / "analysis" / "static_loo.csv", index=False)
-        results.append((setting, sweep, res))
+        results.append((setting, sweep, res, tables))
     return results
 
 
@@ -214,7 +216,8 @@ def report_provenance(label: str = "real") -> dict:
 def _write_report(args, results) -> None:
     try:
         from jaxlaws.report import write_report
-        page = write_report({setting: (res, sweep) for setting, sweep, res in results}, args.report,
+        page = write_report({setting: (res, sweep) for setting, sweep, res, _ in results}, args.report,
+                            tables={setting: t for setting, _, _, t in results},
                             title="jaxlaws demo: the real example bundle", provenance=report_provenance())
     except ImportError as e:
         raise SystemExit(f"jaxlaws demo --report needs matplotlib: pip install 'jaxlaws[plot]' ({e})")

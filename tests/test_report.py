@@ -126,8 +126,10 @@ def synthetic(tmp_path_factory):
     out = tmp_path_factory.mktemp("synthetic") / "report"
     sw3, res3 = case(3)
     flagged = _flagged_sweep()
+    extra = pd.DataFrame({"mixture": ["best grid point", "predicted optimum"], "val_loss": [2.5, 2.25]})
     page = write_report({"m3": (res3, sw3), "m2 flagged": flagged}, out, title="test report", dpi=50,
-                        provenance={"data": "synthetic sweeps drawn from known law parameters"})
+                        provenance={"data": "synthetic sweeps drawn from known law parameters"},
+                        tables={"m3": {"best mixture check": extra}})
     return page, res3, flagged
 
 
@@ -181,6 +183,11 @@ def test_report_shows_every_flagged_fit_and_the_tables_as_csv(synthetic):
     np.testing.assert_array_equal(got[names].to_numpy(), res3.static.params[names].to_numpy(np.float64))
     pts = pd.read_csv(page.parent / "m3" / "static_law_points.csv")
     assert len(pts) == len(res3.static.params) * 9          # one row per (group, seed, mixture)
+    # a caller's further table: shown and written
+    more = pd.read_csv(page.parent / "m3" / "more_best_mixture_check.csv")
+    assert list(more["val_loss"]) == [2.5, 2.25] and "<h4>best mixture check</h4>" in text
+    with pytest.raises(ValueError, match="names no section"):
+        write_report((res3, case(3)[0]), page.parent.parent / "x", tables={"m9": {"t": more}})
 
 
 def test_report_folder_is_replaced_atomically(tmp_path, monkeypatch):

@@ -79,7 +79,7 @@ def fit_overview(sec: Section) -> pd.DataFrame:
 
 def _section_html(sec: Section, slug: str, figs: list[ReportFigure], pngs: dict[str, bytes],
                   problems: list[str], csvs: list[str], provenance: Mapping[str, Any], title: str,
-                  common: Mapping[str, str]) -> str:
+                  common: Mapping[str, str], more: str = "") -> str:
     """One section of the page; ``common`` is the (flattened) provenance every section shares, shown once at
     the top, so a section lists only its own."""
     a = sec.analysis
@@ -121,6 +121,8 @@ def _section_html(sec: Section, slug: str, figs: list[ReportFigure], pngs: dict[
     for name, ma in a.methods.items():
         parts += [f"<h3>Method {H.esc(name)}: similarity per seed (break step {ma.break_step})</h3>",
                   H.table(ma.similarity), H.table(ma.averages.reset_index(names="over seeds"))]
+    if more:     # the caller's further results, before the long diagnostics
+        parts += ["<h3>More results</h3>", more]
     parts.append("<h3>Every fit's diagnostics</h3>")
     for name, df in a.tables().items():
         if name.endswith("_matrices"):
@@ -137,7 +139,7 @@ def _section_html(sec: Section, slug: str, figs: list[ReportFigure], pngs: dict[
 def write_report(source: Source, out_dir: str | Path, *, sweep: Optional[Sweep] = None,
                  title: str = "jaxlaws report", provenance: Optional[Mapping[str, Any]] = None,
                  label: Optional[str] = None, split: str = "val", seed: int = 0, bootstrap: int = 0,
-                 dpi: int = 110) -> Path:
+                 tables: Optional[Mapping[str, Mapping[str, pd.DataFrame]]] = None, dpi: int = 110) -> Path:
     """Analyse ``source`` and write the report folder ``out_dir``; returns the path of its HTML page.
 
     Args:
@@ -156,6 +158,8 @@ def write_report(source: Source, out_dir: str | Path, *, sweep: Optional[Sweep] 
       split, seed, bootstrap: passed to :func:`jaxlaws.analysis.analyse` for sources not yet analysed
         (``bootstrap=N``: N resamples of the static fits, drawn as intervals; an analysis passed in is drawn
         with its own ``bootstrap``, if any).
+      tables: further results to show per section, ``{section name: {title: DataFrame}}`` (e.g. the demo's
+        predicted vs realised best mixture); each is shown under "More results" and written as CSV.
       dpi: resolution of the PNGs.
     Raises:
       FileExistsError if ``out_dir`` is a non-empty folder that is not a report; FileNotFoundError / ValueError
@@ -165,6 +169,11 @@ def write_report(source: Source, out_dir: str | Path, *, sweep: Optional[Sweep] 
     out = Path(out_dir)
     _check_target(out)
     sections = collect(source, sweep=sweep, split=split, seed=seed, bootstrap=bootstrap)
+    tables = dict(tables or {})
+    unknown = set(tables) - {sec.name for sec in sections}
+    if unknown:
+        raise ValueError(f"tables= names no section: {sorted(unknown)}; the sections are "
+                         f"{[sec.name for sec in sections]}")
     for sec in sections:
         if sec.analysis is None:
             warnings.warn(f"{sec.name}: not analysed ({sec.error}); the report lists it", stacklevel=2)
@@ -204,7 +213,14 @@ def write_report(source: Source, out_dir: str | Path, *, sweep: Optional[Sweep] 
             for name, df in {**sec.analysis.tables(), "flagged": sec.analysis.flagged()}.items():
                 write_csv(df, folder / f"{name}.csv")
                 csvs.append(f"{slug}/{name}.csv")
-            bodies.append(_section_html(sec, slug, figs, pngs, problems, sorted(csvs), prov, heading, common))
+            more = []
+            for t, df in tables.get(sec.name, {}).items():
+                stem = _slug("more_" + t, set())[:80]
+                write_csv(df, folder / f"{stem}.csv")
+                csvs.append(f"{slug}/{stem}.csv")
+                more.append(f"<h4>{H.esc(t)}</h4>" + H.table(df))
+            bodies.append(_section_html(sec, slug, figs, pngs, problems, sorted(csvs), prov, heading, common,
+                                        "".join(more)))
         page_label = "synthetic" if labels == {"synthetic"} else (
             "partly synthetic" if "synthetic" in labels else (label if label is not None else None))
         head = []
