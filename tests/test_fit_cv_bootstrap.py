@@ -197,3 +197,16 @@ def test_bootstrap_of_the_predicted_optimum_is_paired_across_groups():
     lo_ok = stats.binom.ppf(0.0005, n_sets, 0.80)
     hi_ok = stats.binom.ppf(0.9995, n_sets, 0.97)
     assert lo_ok <= covered <= hi_ok, covered / n_sets
+
+
+def test_bootstrap_redraws_resamples_too_small_to_fit():
+    """5 points, 3 parameters: about a fifth of plain resamples draw fewer than 3 distinct points, which no fit
+    can take; they are drawn again (and counted), so every resample is fittable."""
+    law = jl.laws.static_two_group()
+    p = np.linspace(0.1, 0.9, 5)
+    y = 1.5 + np.exp(-2.0 * p - 0.5) + np.array([0.003, -0.002, 0.001, -0.004, 0.002])   # synthetic
+    boot = jl.bootstrap(law, p, y, 40, key=5, dtype="float64")
+    assert np.all((boot.counts > 0).sum(axis=1) >= 3)
+    assert 0 < boot.n_redrawn < 40 and np.all(boot.counts.sum(axis=1) == 5)
+    with pytest.raises(ValueError, match="fewer than 3 points"):
+        jl.bootstrap(law, p, y, 10, key=5, weights=np.r_[1.0, 1.0, 0.0, 0.0, 0.0])

@@ -39,7 +39,8 @@ class StaticBootstrap:
 
     Attributes:
       params: one row per (group, step, seed, param): ``estimate``, ``lo``, ``hi``, ``level``, ``n_resamples``,
-        ``n_failed`` and the analysis fit's ``flags``.
+        ``n_failed``, ``n_redrawn`` (resamples drawn again: too few distinct runs to fit, see
+        :mod:`jaxlaws.fitting.bootstrap`) and the analysis fit's ``flags``.
       optimum: one row per (seed, quantity): the predicted optimal proportion ``p_<group>`` of each group and
         ``total_loss`` (the summed predicted loss there), with ``estimate``, ``lo``, ``hi``; ``flags`` names the
         groups whose analysis fit is flagged (every seed is bootstrapped, flagged or not: read them with care).
@@ -107,7 +108,8 @@ def bootstrap_static(sweep: Sweep, fits: LawFits, n: int = 200, *, level: float 
             for j, name in enumerate(law.param_names):
                 prow.append({"group": g, "step": step, "seed": s, "param": name,
                              "estimate": boot.estimate.params[i, j], "lo": lo[i, j], "hi": hi[i, j],
-                             "level": level, "n_resamples": n, "n_failed": int(boot.n_failed[i])})
+                             "level": level, "n_resamples": n, "n_failed": int(boot.n_failed[i]),
+                             "n_redrawn": int(np.atleast_1d(boot.n_redrawn)[i])})
         flags = {g: _flags(fits, g, s) for g in groups}
         for r in prow[-len(groups) * law.n_params:]:
             r["flags"] = flags[r["group"]]

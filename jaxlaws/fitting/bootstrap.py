@@ -7,7 +7,11 @@ duplicated points), so the ``R`` resamples are ``R`` problems of equal shape tha
 
 .. math:: \big[\,Q_{\alpha/2}\{g(\hat\theta^{*}_r)\},\; Q_{1-\alpha/2}\{g(\hat\theta^{*}_r)\}\,\big]
 
-over the resamples :math:`r` whose fit succeeded (failed resamples are counted in ``n_failed``).
+over the resamples :math:`r` whose fit succeeded (failed resamples are counted in ``n_failed``). A resample
+that draws fewer distinct points than the law has parameters (per output) cannot be fitted at all; it is
+drawn again (a bootstrap conditional on a fittable resample; counted in ``n_redrawn``). With many points
+this practically never happens; with a handful (7 runs, 3 parameters) it does, and the intervals are then
+conditional on it.
 """
 
 from __future__ import annotations
@@ -34,6 +38,7 @@ class BootstrapResult:
       counts: ``([B,] R, n)`` how often each point was drawn.
       level: the default interval level (e.g. 0.9).
       n_failed: ``([B,])`` resamples whose fit failed.
+      n_redrawn: ``([B,])`` resamples drawn again because they held too few distinct points to fit.
     """
 
     estimate: FitResult
@@ -41,6 +46,7 @@ class BootstrapResult:
     counts: np.ndarray
     level: float
     n_failed: Any
+    n_redrawn: Any = 0
 
     @property
     def law(self) -> Law:
@@ -165,11 +171,15 @@ def bootstrap(law: Law, x: Any, y: Any, n: int = 200, *, key: Any, level: float 
     w = np.ones((B, npts)) if weights is None else np.broadcast_to(validate.as_float_array("weights", weights),
                                                                    (B, npts))
     k = as_key(key)
+    need = -(-law.n_params // law.n_outputs)   # distinct points a resample needs to be fittable
     if paired:
-        counts = np.broadcast_to(resample_counts(jax.random.fold_in(k, 1), n, np.all(w > 0, axis=0)[None]),
-                                 (B, n, npts))
+        common = np.all(w > 0, axis=0)[None]
+        counts, redrawn = _fittable(jax.random.fold_in(k, 1), resample_counts(jax.random.fold_in(k, 1), n, common),
+                                    common, need)
+        counts, redrawn = np.broadcast_to(counts, (B, n, npts)), np.broadcast_to(redrawn, (B,))
     else:
-        counts = resample_counts(jax.random.fold_in(k, 1), n, w > 0)
+        counts, redrawn = _fittable(jax.random.fold_in(k, 1), resample_counts(jax.random.fold_in(k, 1), n, w > 0),
+                                    w > 0, need)
     if inits is None and law.init_grid is not None:
         grids = [law.init_grid(k if law.needs_key else key, xb[b], yb[b]) for b in range(B)]
         inits = np.stack(grids) if B > 1 else grids[0]
@@ -187,8 +197,28 @@ def bootstrap(law: Law, x: Any, y: Any, n: int = 200, *, key: Any, level: float 
     params = res.params[idx[:, 1:]]                       # (B, R, P)
     n_failed = np.sum(~res.success[idx[:, 1:]], axis=1)
     if not batched:
-        return BootstrapResult(est[0], params[0], counts[0], level, int(n_failed[0]))
-    return BootstrapResult(est, params, np.asarray(counts), level, n_failed)
+        return BootstrapResult(est[0], params[0], counts[0], level, int(n_failed[0]), int(redrawn[0]))
+    return BootstrapResult(est, params, np.asarray(counts), level, n_failed, np.asarray(redrawn))
+
+
+def _fittable(key: Any, counts: np.ndarray, fitting: np.ndarray, need: int, tries: int = 100
+              ) -> tuple[np.ndarray, np.ndarray]:
+    """Redraw the resamples of ``counts (B, R, n)`` that hold fewer than ``need`` distinct points; returns the
+    counts and, per problem, how many resamples were redrawn. Raises when a problem cannot give ``need``."""
+    counts = np.array(counts)
+    if np.any(np.asarray(fitting).sum(axis=1) < need):
+        raise ValueError(f"bootstrap: a problem has fewer than {need} points with positive weight; "
+                         "nothing to resample")
+    redrawn = np.zeros(counts.shape[:2], bool)
+    for attempt in range(1, tries + 1):
+        short = (counts > 0).sum(axis=2) < need
+        if not short.any():
+            return counts, redrawn.sum(axis=1)
+        redrawn |= short
+        fresh = resample_counts(jax.random.fold_in(key, attempt), counts.shape[1], fitting)
+        counts = np.where(short[..., None], fresh, counts)
+    raise ValueError(f"bootstrap: {tries} redraws still gave resamples with fewer than {need} distinct points; "
+                     "too few points to bootstrap")
 
 
 def interval_of(boot: BootstrapResult, fn: Callable[[np.ndarray], np.ndarray],
