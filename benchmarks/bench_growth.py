@@ -34,10 +34,10 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 
 AXES = {
-    "inits": [100, 300, 1000, 3000, 10000, 30000],
-    "points": [9, 30, 100, 300, 1000, 3000],
-    "params": [3, 5, 9, 17, 33],          # groups m; P = m + 1
-    "problems": [10, 100, 1000, 10000, 100000],
+    "inits": [100, 1000, 10000, 30000],
+    "points": [9, 100, 1000, 3000],
+    "params": [3, 9, 17, 33],             # groups m; P = m + 1
+    "problems": [10, 1000, 10000, 100000],
 }
 QUICK = {"inits": [100, 1000], "points": [9, 100], "params": [3, 9], "problems": [10, 1000]}
 BASE = dict(problems=1, inits=300, points=30, m=3)
