@@ -183,7 +183,8 @@ def _print_real(args) -> list:
             key = ["run", "seed", "step", "split", "group"]
             both = chk.merge(sweep.losses, on=key, suffixes=("_new", "_old"))
             part = prov["settings"][setting]["parts"]
-            print(f"\n-- provenance check: grid run retrained by commit {str(part['check']['commit'])[:12]} vs "
+            retrained_by = str(part["check"].get("commit") or "not recorded")[:12]
+            print(f"\n-- provenance check: grid run retrained by commit {retrained_by} vs "
                   f"commit {str(part['compare']['commit'])[:12]}: max |loss difference| over {len(both)} "
                   f"losses = {np.abs(both['loss_new'] - both['loss_old']).max():.2e} --")
         if args.out is not None:
@@ -208,7 +209,7 @@ def report_provenance(label: str = "real") -> dict:
     for setting, s in prov["settings"].items():
         for part, rec in s["parts"].items():
             out[f"{setting} {part}"] = (f"groups {s['groups']}; {rec['what']}; seeds {rec['seeds']}; "
-                                        f"`{rec['command']}` at commit {str(rec['commit'])[:12]}; configuration "
+                                        f"`{rec['command']}` at commit {str(rec.get('commit') or 'not recorded')[:12]}; configuration "
                                         f"hash {rec['config_hash']}")
     return out
 
