@@ -210,3 +210,19 @@ def test_bootstrap_redraws_resamples_too_small_to_fit():
     assert 0 < boot.n_redrawn < 40 and np.all(boot.counts.sum(axis=1) == 5)
     with pytest.raises(ValueError, match="fewer than 3 points"):
         jl.bootstrap(law, p, y, 10, key=5, weights=np.r_[1.0, 1.0, 0.0, 0.0, 0.0])
+
+
+def test_cross_validate_and_bootstrap_take_rounded_mixtures(rng):
+    """Mixtures whose rows sum to 1 +- 0.01 (rounded, as RegMix's and DML's) pass with the fit's own
+    simplex_atol (or normalize=True), as jl.fit takes them; without it they are refused."""
+    law = jl.laws.log_linear(3)
+    x, y = synthetic_loglin(rng, 9)
+    off = x * (1 + 0.01 * rng.choice([-1.0, 1.0], (9, 1)))
+    with pytest.raises(ValueError, match="sum"):
+        jl.cross_validate(law, off, y, "loo", **KW)
+    cv = jl.cross_validate(law, off, y, "loo", simplex_atol=0.02, **KW)
+    one = jl.fit(law, off[1:], y[1:], simplex_atol=0.02, **KW)
+    np.testing.assert_allclose(cv.fits.params[0], one.params, atol=1e-8)
+    np.testing.assert_allclose(cv.predictions[0], loglin_np(one.params, off[:1])[0], rtol=1e-9)
+    boot = jl.bootstrap(law, off, y, 4, key=0, normalize=True, **KW)
+    np.testing.assert_allclose(boot.estimate.params, jl.fit(law, off, y, normalize=True, **KW).params, atol=1e-8)

@@ -23,6 +23,7 @@ import jax
 import numpy as np
 
 from jaxlaws.fitting import validate
+from jaxlaws.fitting.cv import _checked_x
 from jaxlaws.fitting.engine import fit_batched
 from jaxlaws.fitting.result import FitResult
 from jaxlaws.laws.base import Law, as_key
@@ -164,7 +165,7 @@ def bootstrap(law: Law, x: Any, y: Any, n: int = 200, *, key: Any, level: float 
             raise ValueError(f"bootstrap resamples every point; {bad}= does not apply")
     arr = validate.as_float_array("x", x)
     batched = arr.ndim == 3
-    xb = validate.check_x(law, arr, batched=True) if batched else validate.check_x(law, arr)[None]
+    xb = _checked_x(law, arr, batched, fit_kwargs)
     yb = validate.as_float_array("y", y)
     yb = yb if batched else yb[None]
     B, npts = xb.shape[:2]

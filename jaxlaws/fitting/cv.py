@@ -17,6 +17,7 @@ import numpy as np
 
 from jaxlaws.fitting import validate
 from jaxlaws.fitting.engine import fit_batched
+from jaxlaws.fitting.metrics import _batched_predict
 from jaxlaws.fitting.result import FitResult
 from jaxlaws.laws.base import Law, as_key
 
@@ -98,7 +99,7 @@ def cross_validate(law: Law, x: Any, y: Any, folds: Union[int, str, Any] = 5, *,
             raise ValueError(f"cross_validate sets the held-out points from folds; {bad}= does not apply")
     arr = validate.as_float_array("x", x)
     batched = arr.ndim == 3
-    xb = validate.check_x(law, arr, batched=True) if batched else validate.check_x(law, arr)[None]
+    xb = _checked_x(law, arr, batched, fit_kwargs)
     yb = np.asarray(validate.as_float_array("y", y))
     yb = yb if batched else yb[None]
     B, n = xb.shape[:2]
@@ -113,7 +114,11 @@ def cross_validate(law: Law, x: Any, y: Any, folds: Union[int, str, Any] = 5, *,
     res = fit_batched(law, rep(xb), rep(yb), key=key, weights=w, test=np.tile(test, (B, 1)), **fit_kwargs)
     idx = np.arange(B * (K + 1)).reshape(B, K + 1)
     fits, refit = res[idx[:, :K].reshape(-1)], res[idx[:, K]]
-    pred_all = fits.predict(np.repeat(xb, K, axis=0)).reshape((B, K, n) + yb.shape[2:])
+    # predicted directly: x passed the fit's own simplex_atol / normalize, not predict's default check
+    with jax.enable_x64(True):
+        pred_all = np.asarray(_batched_predict(law.predict)(np.nan_to_num(fits.params), np.repeat(xb, K, axis=0)))
+    pred_all = np.where(fits.success.reshape((-1,) + (1,) * (pred_all.ndim - 1)), pred_all, np.nan)
+    pred_all = pred_all.reshape((B, K, n) + yb.shape[2:])
     oof = np.take_along_axis(pred_all, ids[None, None, :].reshape((1, 1, n) + (1,) * (yb.ndim - 2)), axis=1)[:, 0]
     err = np.abs(yb - oof).reshape(B, n, -1)
     mae, rmse = err.mean(axis=(1, 2)), np.sqrt((err ** 2).mean(axis=(1, 2)))
@@ -122,3 +127,10 @@ def cross_validate(law: Law, x: Any, y: Any, folds: Union[int, str, Any] = 5, *,
     if not batched:
         return CVResult(ids, oof[0], fold_mae[0], fold_rmse[0], float(mae[0]), float(rmse[0]), fits, refit[0])
     return CVResult(np.broadcast_to(ids, (B, n)), oof, fold_mae, fold_rmse, mae, rmse, fits, refit)
+
+
+def _checked_x(law: Law, arr: np.ndarray, batched: bool, fit_kwargs: dict) -> np.ndarray:
+    """``x`` as ``(B, n, d)``, checked with the fit's own ``simplex_atol`` / ``normalize`` (rounded mixtures)."""
+    kw = dict(simplex_atol=fit_kwargs.get("simplex_atol", validate.SIMPLEX_ATOL),
+              normalize=fit_kwargs.get("normalize", False))
+    return validate.check_x(law, arr, batched=True, **kw) if batched else validate.check_x(law, arr, **kw)[None]
