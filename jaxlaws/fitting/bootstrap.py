@@ -72,10 +72,12 @@ class BootstrapResult:
             raise ValueError("joint_interval combines the problems of a batched bootstrap; for one problem "
                              "use interval_of(boot, fn)")
         a = 1.0 - (self.level if level is None else _check_level(level))
-        est = np.asarray(fn(np.asarray(self.estimate.params, np.float64)), np.float64)
         per = np.swapaxes(self.params, 0, 1)                  # (R, B, P)
         ok = np.all(np.isfinite(per), axis=(1, 2))
-        vals = np.asarray(fn(per[ok]), np.float64)            # (R_ok[, q])
+        # one call for the estimate and the resamples (fn may compile per input shape)
+        both = np.concatenate([np.asarray(self.estimate.params, np.float64)[None], per[ok]])
+        allv = np.asarray(fn(both), np.float64)
+        est, vals = allv[0], allv[1:]                         # ([q]), (R_ok[, q])
         with np.errstate(all="ignore"):
             lo, hi = np.nanquantile(vals, [a / 2, 1 - a / 2], axis=0)
         return est, lo, hi
