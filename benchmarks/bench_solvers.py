@@ -37,7 +37,7 @@ sys.path.insert(0, str(HERE))
 RTOL, ATOL = 1e-10, 1e-12
 # too slow to run at every benchmark run on 2 loaded cores (measured once: optimistix LM with max 50 steps
 # took 89 s vs jaxlaws LM 5.5 s on RegMix's 200 inits, so 256 steps and the line-searching LBFGS take minutes)
-SKIP = {"regmix": ("max 256 steps)", "LBFGS")}
+SKIP = {"regmix": ("LM (max 256 steps)", "LBFGS")}
 HIT = 1e-6  # an init "finds the optimum" when its objective is within this relative distance of the best
 
 

@@ -107,7 +107,17 @@ def spd_solve(a: Array, b: Array) -> Array:
 @dataclasses.dataclass(frozen=True)
 class LevenbergMarquardt:
     """IRLS Levenberg-Marquardt. ``steps`` iterations; damping starts at ``damping`` and is divided by
-    ``decrease`` on success, multiplied by ``increase`` on failure."""
+    ``decrease`` on success, multiplied by ``increase`` on failure.
+
+    Each iteration makes exactly one residual + Jacobian pass (at the candidate; kept, it is the next
+    iteration's linearisation) and carries the ``P x P`` normal equations, not the Jacobian. Against
+    ``optimistix.LevenbergMarquardt`` on the same Huber objective (as least squares of a C^1 transform of the
+    residuals), same inits, same ``jit(vmap)``, 50 steps each (``benchmarks/bench_solvers.py``, 200 inits,
+    2-core EPYC at load ~9): 2.7x faster on Chinchilla, 4.4x on DML's 20 problems, 11x on RegMix (P = 18),
+    reaching the same best objective (gaps <= 4e-7 relative). Per init it converges less often on Chinchilla
+    in 50 steps (2% of inits vs 18%); the multi-start makes up for it. ``optimistix.BFGS`` (256 steps)
+    was faster there on DML (1.7x) and even on Chinchilla (1.15x), so this solver's edge is over LM-type
+    solvers, not over every solver."""
 
     steps: int = 50
     damping: float = 1e-3
