@@ -126,12 +126,12 @@ def fit(law: Law, x: Any, y: Any, *, inits: Any = None, key: Any = None,
         iterations and keep the iterate where it was lowest (the solver restarts its state each segment).
       screen: successive halving (:class:`Screen`), which spends the solver's iterations on the promising
         inits of a large grid. Default ``"auto"``: ``Screen(5, 0.02, min_keep=64)`` on grids of 1,024 inits
-        or more (the full grid's optimum on every public benchmark problem, ~5-8x faster), none on smaller
+        or more (the full grid's optimum on every public benchmark problem, 5-10x faster), none on smaller
         ones. ``None`` (or ``False``): run every init with the full solver.
       dtype: ``"float32"`` or ``"float64"``. Default (``None``): float64, whether or not ``jax_enable_x64`` is
         on (float32 reported objectives off at 1e-9 relative, issue 9; and float32 is no faster here: screening
-        Chinchilla in float32 took 4.7 s vs 0.46 s in float64, its log-sum-exp terms underflowing into
-        subnormals).
+        Chinchilla in float32 took 4.7 s vs 0.46 s in float64, probably its log-sum-exp terms
+        underflowing into subnormals).
       throw: raise :class:`FitError` when every init diverged; otherwise return ``success=False``.
       simplex_atol: for mixture inputs, how far a row's sum may be from 1 (default 1e-4); e.g. 0.005 for
         mixtures rounded to 3 decimals. Rows are fitted as given.
