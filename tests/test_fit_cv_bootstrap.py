@@ -99,6 +99,13 @@ def test_cross_validate_batched_and_bad_input(rng):
     assert cv.predictions.shape == (2, 9) and cv.fold_mae.shape == (2, 9)
     single = jl.cross_validate(law, x, y2, "loo", **KW)
     np.testing.assert_allclose(cv.predictions[1], single.predictions, rtol=1e-7)
+    # per-problem init grids (B, n_init, P) go with their problem's folds: problem 1 keeps KW's grid
+    kw = {k: v for k, v in KW.items() if k != "inits"}
+    own = np.stack([np.asarray(KW["inits"])[::-1] + 0.05, np.asarray(KW["inits"])])
+    per = jl.cross_validate(law, np.stack([x, x]), np.stack([y1, y2]), "loo", inits=own, **kw)
+    np.testing.assert_allclose(per.predictions[1], single.predictions, rtol=1e-7)
+    with pytest.raises(ValueError, match="per-problem inits"):
+        jl.cross_validate(law, np.stack([x, x]), np.stack([y1, y2]), "loo", inits=own[:1], **kw)
     with pytest.raises(ValueError, match="key"):
         jl.cross_validate(law, x, y1, 3, **KW)                  # k-fold shuffles: needs a key
     with pytest.raises(ValueError, match="does not apply"):

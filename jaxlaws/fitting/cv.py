@@ -10,6 +10,7 @@ The test points of a fold take no part in its fit *or* in choosing its init (``t
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Mapping
 from typing import Any, Union
 
 import jax
@@ -111,7 +112,14 @@ def cross_validate(law: Law, x: Any, y: Any, folds: Union[int, str, Any] = 5, *,
     if weights is not None:
         w = np.asarray(weights, np.float64)
         w = rep(np.broadcast_to(w, (B, n)) if w.shape == (n,) else w)
-    res = fit_batched(law, rep(xb), rep(yb), key=key, weights=w, test=np.tile(test, (B, 1)), **fit_kwargs)
+    inits = fit_kwargs.pop("inits", None)
+    if inits is not None and not isinstance(inits, Mapping) and np.ndim(inits) == 3:
+        if not batched or np.shape(inits)[0] != B:
+            raise ValueError(f"per-problem inits must have shape (B={B}, n_init, P) for {B} problem(s), "
+                             f"got {np.shape(inits)}")
+        inits = rep(np.asarray(inits))  # each problem's grid for each of its folds and its refit
+    res = fit_batched(law, rep(xb), rep(yb), key=key, weights=w, test=np.tile(test, (B, 1)), inits=inits,
+                      **fit_kwargs)
     idx = np.arange(B * (K + 1)).reshape(B, K + 1)
     fits, refit = res[idx[:, :K].reshape(-1)], res[idx[:, K]]
     # predicted directly: x passed the fit's own simplex_atol / normalize, not predict's default check
