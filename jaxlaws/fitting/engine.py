@@ -126,7 +126,7 @@ def fit(law: Law, x: Any, y: Any, *, inits: Any = None, key: Any = None,
         iterations and keep the iterate where it was lowest (the solver restarts its state each segment).
       screen: successive halving (:class:`Screen`), which spends the solver's iterations on the promising
         inits of a large grid. Default ``"auto"``: ``Screen(5, 0.02, min_keep=64)`` on grids of 1,024 inits
-        or more (5-10x faster; the full grid's optimum to 1e-7 on the Chinchilla, DML-scalebench, RegMix
+        or more (3.5-10x faster; the full grid's optimum to 1e-7 on the Chinchilla, DML-scalebench, RegMix
         and paper-reference problems), none on smaller ones. ``None`` (or ``False``): run every init with the
         full solver -- do so when the optimum matters more than time: on DML's RedPajama runs (20 problems,
         m=7) the screen stopped above the full grid on 1 problem (2.3e-5 relative; with ``penalty=None``, 2
