@@ -483,3 +483,22 @@ def test_overwriting_a_checkpoint_leaves_no_moment_without_a_complete_one(tmp_pa
     assert C.verify_checkpoint(ck)["step"] == 2
     np.testing.assert_array_equal(C.restore_checkpoint(ck, {"a": np.zeros(3)}, "h")["a"], np.arange(3.0) + 2)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["ck"]  # no .ck.tmp-* / .ck.old-* left
+
+
+def test_a_multi_process_checkpoint_restores_anywhere_and_refuses_the_wrong_structure(tmp_path, monkeypatch):
+    """A process of a multi-process job saves its own runs as one msgpack file (orbax would write host arrays from
+    process 0 only: process 1's checkpoint held no data). It restores in a single process -- a job restarted with
+    another number of processes -- and a target of another shape is refused as damaged, naming the file."""
+    tree = {"train": {"w": np.arange(6.0).reshape(2, 3), "opt": (np.float32(0.5), np.ones(4, np.int32))}}
+    monkeypatch.setattr(jax, "process_count", lambda: 2)
+    C.save_checkpoint(tmp_path / "ck", tree, {"config_hash": "h"})
+    monkeypatch.undo()
+    assert (tmp_path / "ck" / "state" / C.MSGPACK).is_file()
+    target = jax.tree_util.tree_map(np.zeros_like, tree)
+    got = C.restore_checkpoint(tmp_path / "ck", target, "h")
+    for a, b in zip(jax.tree_util.tree_leaves(got), jax.tree_util.tree_leaves(tree)):
+        np.testing.assert_array_equal(a, b)
+        assert np.result_type(a) == np.result_type(b)
+    wrong = {"train": {"w": np.zeros((3, 2)), "opt": (np.float32(0), np.zeros(4, np.int32))}}
+    with pytest.raises(C.DamagedFileError, match=r"state\.msgpack.*expected float64 \(3, 2\)"):
+        C.restore_checkpoint(tmp_path / "ck", wrong, "h")

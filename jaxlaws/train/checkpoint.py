@@ -36,7 +36,9 @@ from pathlib import Path
 from typing import Any, Iterator
 
 import jax
+import numpy as np
 import orbax.checkpoint as ocp
+from flax import serialization
 
 from jaxlaws.sweeps.io import atomic_write_bytes, file_digest, make_temp_dir, replace_dir
 
@@ -180,6 +182,22 @@ def _checkpointer() -> ocp.StandardCheckpointer:
         primary_host=None, active_processes={me}, barrier_sync_key_prefix=f"jaxlaws-process{me}"))
 
 
+MSGPACK = "state.msgpack"  # the state of a checkpoint saved by a process of a multi-process job
+
+
+def _restore_msgpack(file: Path, target: Any, what: str) -> Any:
+    """The tree saved in ``file`` in the structure of ``target``; shapes and dtypes must match the target's."""
+    try:
+        got = serialization.from_state_dict(target, serialization.msgpack_restore(file.read_bytes()))
+    except Exception as e:  # a structure that does not fit the target, or bytes msgpack cannot read
+        raise DamagedFileError(file, f"cannot restore it: {type(e).__name__}: {str(e)[:300]}", what) from None
+    for (kp, want), have in zip(jax.tree_util.tree_leaves_with_path(target), jax.tree_util.tree_leaves(got)):
+        if np.shape(have) != np.shape(want) or np.result_type(have) != np.result_type(want):
+            raise DamagedFileError(file, f"{jax.tree_util.keystr(kp)} saved as {np.result_type(have)} "
+                                         f"{np.shape(have)}, expected {np.result_type(want)} {np.shape(want)}", what)
+    return got
+
+
 def save_checkpoint(path: str | os.PathLike, tree: Any, meta: dict) -> None:
     """Save the pytree ``tree`` with orbax and ``meta`` (must hold ``config_hash``), then swap it into ``path``.
 
@@ -193,9 +211,15 @@ def save_checkpoint(path: str | os.PathLike, tree: Any, meta: dict) -> None:
     tmp = make_temp_dir(path.parent, f".{path.name}.tmp-")
     try:
         tree = jax.device_get(tree)
-        with _checkpointer() as ckptr:
-            ckptr.save(tmp / "state", tree)
-            ckptr.wait_until_finished()
+        if jax.process_count() > 1:
+            # orbax writes host (numpy) arrays from process 0 only, so another process' save would hold no data;
+            # in a multi-process sweep each process saves its own runs whole, as one msgpack file.
+            (tmp / "state").mkdir()
+            (tmp / "state" / MSGPACK).write_bytes(serialization.msgpack_serialize(serialization.to_state_dict(tree)))
+        else:
+            with _checkpointer() as ckptr:
+                ckptr.save(tmp / "state", tree)
+                ckptr.wait_until_finished()
         meta = {**meta, "files": _manifest(tmp / "state")}
         write_verified_json(tmp / "meta.json", meta, key="meta_sha256")
         replace_dir(tmp, path)
@@ -219,6 +243,8 @@ def restore_checkpoint(path: str | os.PathLike, target: Any, config_hash: str, w
         raise ValueError(f"{what} {str(path)!r} was trained with another configuration (hash "
                          f"{meta.get('config_hash')} != {config_hash}); model: {meta.get('model')}")
     verify_checkpoint(path, meta)
+    if (path / "state" / MSGPACK).is_file():
+        return _restore_msgpack(path / "state" / MSGPACK, target, what)
     abstract = jax.tree_util.tree_map(ocp.utils.to_shape_dtype_struct, target)
     try:
         with _checkpointer() as ckptr:
