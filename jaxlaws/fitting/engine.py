@@ -64,6 +64,10 @@ AUTO = "auto"  # sentinel: screen=AUTO screens large grids with AUTO_SCREEN (the
 #: every public problem and the paper's reference fits by ``benchmarks/bench_fit.py --public``.
 AUTO_SCREEN = Screen(steps=5, keep=0.02, min_keep=64)
 AUTO_MIN_INITS = 1024
+#: The screening runs over the whole grid in blocks of this many inits (``lax.map``): 2x faster on DML's
+#: 20 x 6,000 (1.19 -> 0.58 s) and 1.4x on Chinchilla (0.46 -> 0.33 s) than one ``vmap`` whose arrays spill
+#: out of cache (measured once, load ~3). The full-grid run stays one ``vmap`` (not faster blocked there).
+SCREEN_BLOCK = 1024
 
 
 def resolve_screen(screen: Any, n_init: int) -> Optional[Screen]:
@@ -371,7 +375,10 @@ def _program(predict: Any, objective: Objective, solver: Any, select: str, use_v
             score = value
         return u, value, v90, score
 
-    def run(inits, x, y, w, wv, solver):
+    def run(inits, x, y, w, wv, solver, block=None):
+        if block and inits.shape[0] > block:  # blocks of inits, one after the other: each block's arrays stay
+            f = functools.partial(one_init, solver=solver)  # in cache across the solver's sums over points
+            return jax.lax.map(lambda u: f(u, x, y, w, wv), inits, batch_size=block)
         return jax.vmap(functools.partial(one_init, solver=solver), in_axes=(0, None, None, None, None))(
             inits, x, y, w, wv)
 
@@ -381,7 +388,7 @@ def _program(predict: Any, objective: Objective, solver: Any, select: str, use_v
             all_values = value
         else:
             steps, keep = screen
-            u, value, _, _ = run(inits, x, y, w, wv, dataclasses.replace(solver, steps=steps))
+            u, value, _, _ = run(inits, x, y, w, wv, dataclasses.replace(solver, steps=steps), SCREEN_BLOCK)
             _, idx = jax.lax.top_k(-value, keep)
             u, value2, v90, score = run(u[idx], x, y, w, wv, solver)
             all_values = value.at[idx].set(value2)
