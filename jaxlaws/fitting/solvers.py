@@ -222,7 +222,7 @@ class LBFGS:
     iterations. The original ran 100 outer x up to 20 inner PyTorch L-BFGS iterations.
 
     **Not fast under** ``vmap``, by construction: each iteration's zoom line search is a ``while_loop`` whose
-    trip count is data-dependent, and a ``vmap``\ ped ``while_loop`` runs until the *slowest* init of the
+    trip count is data-dependent, and a vmapped ``while_loop`` runs until the *slowest* init of the
     batch has finished (its ``cond`` branches become selects that evaluate both sides), so every iteration
     costs up to ``max_linesearch_steps`` (20) value-and-gradient passes over all inits -- while
     :class:`LevenbergMarquardt` makes exactly one residual+Jacobian pass per iteration. Measured on the
