@@ -23,7 +23,7 @@ import jax
 import numpy as np
 
 from jaxlaws.fitting import validate
-from jaxlaws.fitting.cv import _checked_x
+from jaxlaws.fitting.cv import batch_inputs
 from jaxlaws.fitting.engine import fit_batched
 from jaxlaws.fitting.result import FitResult
 from jaxlaws.laws.base import Law, as_key
@@ -162,14 +162,7 @@ def bootstrap(law: Law, x: Any, y: Any, n: int = 200, *, key: Any, level: float 
     if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or n < 2:
         raise ValueError(f"n (resamples) must be an int >= 2, got {n!r}")
     _check_level(level)
-    for bad in ("test", "validation", "holdout"):
-        if bad in fit_kwargs:
-            raise ValueError(f"bootstrap resamples every point; {bad}= does not apply")
-    arr = validate.as_float_array("x", x)
-    batched = arr.ndim == 3
-    xb = _checked_x(law, arr, batched, fit_kwargs)
-    yb = validate.as_float_array("y", y)
-    yb = yb if batched else yb[None]
+    xb, yb, batched = batch_inputs(law, x, y, fit_kwargs, "bootstrap resamples every point")
     B, npts = xb.shape[:2]
     w = np.ones((B, npts)) if weights is None else np.broadcast_to(validate.as_float_array("weights", weights),
                                                                    (B, npts))

@@ -95,14 +95,7 @@ def cross_validate(law: Law, x: Any, y: Any, folds: Union[int, str, Any] = 5, *,
     Returns a :class:`CVResult`; each fold's fit equals :func:`jaxlaws.fit` on the points outside the fold
     with the same inits.
     """
-    for bad in ("test", "validation", "holdout"):
-        if bad in fit_kwargs:
-            raise ValueError(f"cross_validate sets the held-out points from folds; {bad}= does not apply")
-    arr = validate.as_float_array("x", x)
-    batched = arr.ndim == 3
-    xb = _checked_x(law, arr, batched, fit_kwargs)
-    yb = np.asarray(validate.as_float_array("y", y))
-    yb = yb if batched else yb[None]
+    xb, yb, batched = batch_inputs(law, x, y, fit_kwargs, "cross_validate sets the held-out points from folds")
     B, n = xb.shape[:2]
     ids = fold_ids(n, folds, key)
     K = int(ids.max()) + 1
@@ -137,8 +130,17 @@ def cross_validate(law: Law, x: Any, y: Any, folds: Union[int, str, Any] = 5, *,
     return CVResult(np.broadcast_to(ids, (B, n)), oof, fold_mae, fold_rmse, mae, rmse, fits, refit)
 
 
-def _checked_x(law: Law, arr: np.ndarray, batched: bool, fit_kwargs: dict) -> np.ndarray:
-    """``x`` as ``(B, n, d)``, checked with the fit's own ``simplex_atol`` / ``normalize`` (rounded mixtures)."""
+def batch_inputs(law: Law, x: Any, y: Any, fit_kwargs: dict, why: str) -> tuple[np.ndarray, np.ndarray, bool]:
+    """``(x (B, n, d), y (B, n[, k]), batched)`` for :func:`cross_validate` and :func:`jaxlaws.bootstrap`, which set
+    every point's role themselves (``why``: the error for a ``test=`` / ``validation=`` they were given). ``x`` is
+    checked with the fit's own ``simplex_atol`` / ``normalize`` (rounded mixtures)."""
+    for bad in ("test", "validation", "holdout"):
+        if bad in fit_kwargs:
+            raise ValueError(f"{why}; {bad}= does not apply")
+    arr = validate.as_float_array("x", x)
+    batched = arr.ndim == 3
     kw = dict(simplex_atol=fit_kwargs.get("simplex_atol", validate.SIMPLEX_ATOL),
               normalize=fit_kwargs.get("normalize", False))
-    return validate.check_x(law, arr, batched=True, **kw) if batched else validate.check_x(law, arr, **kw)[None]
+    xb = validate.check_x(law, arr, batched=True, **kw) if batched else validate.check_x(law, arr, **kw)[None]
+    yb = validate.as_float_array("y", y)
+    return xb, (yb if batched else yb[None]), batched

@@ -66,13 +66,19 @@ BoxSpec = tuple[tuple[float, float], ...]          # per parameter, (lo, hi) wit
 PenaltySpec = tuple[float, tuple[int, ...], float]  # (lam, indices, center)
 
 
+def _or_law_default(law: Law, value: Any, field: str, expected: str) -> Any:
+    """``value``, or the law's ``field`` when ``value`` is the ``"law"`` sentinel (any other string: an error)."""
+    if isinstance(value, str):
+        if value != LAW:
+            raise ValueError(f"{expected}, got {value!r}")
+        return getattr(law, field, None)
+    return value
+
+
 def resolve_bounds(law: Law, bounds: Any) -> Optional[BoxSpec]:
     """``bounds`` (``"law"``: the law's ``default_bounds``; ``None``: none; a mapping ``{name: (lo, hi)}``
     with ``None`` or +-inf for an open side) as one static ``(lo, hi)`` pair per parameter, or ``None``."""
-    if isinstance(bounds, str):
-        if bounds != LAW:
-            raise ValueError(f"bounds must be 'law', None or a mapping {{name: (lo, hi)}}, got {bounds!r}")
-        bounds = getattr(law, "default_bounds", None)
+    bounds = _or_law_default(law, bounds, "default_bounds", "bounds must be 'law', None or a mapping {name: (lo, hi)}")
     if bounds is None:
         return None
     if not isinstance(bounds, Mapping):
@@ -97,10 +103,7 @@ def resolve_bounds(law: Law, bounds: Any) -> Optional[BoxSpec]:
 def resolve_penalty(law: Law, penalty: Any) -> Optional[PenaltySpec]:
     """``penalty`` (``"law"``: the law's ``default_penalty``; ``None``; a :class:`Penalty`) as a static
     ``(lam, indices, center)``, or ``None`` when there is nothing to penalise."""
-    if isinstance(penalty, str):
-        if penalty != LAW:
-            raise ValueError(f"penalty must be 'law', None or jaxlaws.ridge(...), got {penalty!r}")
-        penalty = getattr(law, "default_penalty", None)
+    penalty = _or_law_default(law, penalty, "default_penalty", "penalty must be 'law', None or jaxlaws.ridge(...)")
     if penalty is None:
         return None
     if not isinstance(penalty, Penalty):
