@@ -173,8 +173,8 @@ def verify_checkpoint(path: str | os.PathLike, meta: dict | None = None) -> dict
 
 def _checkpointer() -> ocp.StandardCheckpointer:
     """An orbax checkpointer for this process' own files. With several processes (``jax.distributed``) orbax
-    would otherwise make every process take part in every save, but in a multi-process sweep each process saves
-    and restores only the runs it trains."""
+    would otherwise make every process take part in every call, but in a multi-process sweep each process
+    restores only the runs it trains (it saves them as msgpack: see :func:`save_checkpoint`)."""
     if jax.process_count() == 1:
         return ocp.StandardCheckpointer()
     me = jax.process_index()
