@@ -46,7 +46,9 @@ def test_chunked_equals_unchunked(counted, shared):
     assert counted == [2, 2, 2, 2]  # 7 problems in chunks of 2, the last padded to the same shape
     # the same per-problem arithmetic in each chunk: equal up to the vector lanes' rounding
     np.testing.assert_allclose(parts.objective, whole.objective, rtol=1e-12, atol=0)
-    np.testing.assert_allclose(parts.params, whole.params, rtol=1e-8, atol=1e-10)
+    # the parameters along the valley's flat direction are set only to ~sqrt(rounding): the normal equations'
+    # matrix products block differently for another batch size, and 3.4e-8 relative was seen
+    np.testing.assert_allclose(parts.params, whole.params, rtol=1e-6, atol=1e-10)
     # every init's own 50-step value: a rounding difference can steer a flat trajectory a little (4.5e-8 seen)
     np.testing.assert_allclose(parts.init_objectives, whole.init_objectives, rtol=1e-6)
     assert parts.params.shape == (7, 4) and parts.init_objectives.shape == (7, 100)

@@ -165,7 +165,9 @@ def test_sharded_over_four_cpu_devices_matches_one_device(tmp_path):
         src = script.replace("== 4", f"== {n}") % str(path)
         subprocess.run([sys.executable, "-c", src], check=True, env=env, timeout=300)
         out[n] = np.load(path)
-    np.testing.assert_allclose(out[4], out[1], rtol=1e-8)  # other vector widths round differently (1.5e-9 seen)
+    # other batch shapes round differently (vector widths, the normal equations' matrix-product blocking); the
+    # parameters along a flat valley are set to ~sqrt(rounding): 1.2e-8 relative seen
+    np.testing.assert_allclose(out[4], out[1], rtol=1e-6)
 
 
 def test_screen_keeps_the_best_basin_and_validates(rng):

@@ -20,7 +20,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from jaxlaws.fitting import batch as batching
-from jaxlaws.fitting import linear, regularise, validate
+from jaxlaws.fitting import index_normal, linear, regularise, validate
 from jaxlaws.fitting.execute import run_sharded as _run_sharded
 from jaxlaws.fitting.diagnostics import diagnose, flags_of
 from jaxlaws.fitting.metrics import _batched_predict, mse_r2
@@ -28,7 +28,7 @@ from jaxlaws.fitting.regularise import LAW
 from jaxlaws.fitting.objectives import Objective, huber
 from jaxlaws.fitting.result import FitError, FitResult
 from jaxlaws.fitting.solvers import LevenbergMarquardt
-from jaxlaws.laws.base import Law, as_key
+from jaxlaws.laws.base import Law, SingleIndex, as_key
 
 SELECTIONS = ("trajectory", "final")
 
@@ -232,7 +232,7 @@ def fit_batched(law: Law, x: Any, y: Any, *, inits: Any = None, key: Any = None,
             screen = resolve_screen(screen, n_init)
             program = _program(law.predict, objective, solver, select, use_val,
                                None if screen is None else (screen.steps, screen.kept(n_init)), box, pen,
-                               early_stopping)
+                               early_stopping, law.index if isinstance(solver, LevenbergMarquardt) else None)
             w_val = np.where(data.validation, data.weights, 0.0)
             args = [np.asarray(a, fdtype) for a in (regularise.from_box(inits, box), x, y, w_fit, w_val)]
             shared_inits = inits.ndim == 2
@@ -322,10 +322,12 @@ class _Weighted:
 
 @functools.lru_cache(maxsize=64)
 def _program(predict: Any, objective: Objective, solver: Any, select: str, use_val: bool,
-             screen: Optional[tuple[int, int]], box: Any, pen: Any, early: Optional[int]):
+             screen: Optional[tuple[int, int]], box: Any, pen: Any, early: Optional[int],
+             index: Optional[SingleIndex] = None):
     """Compile once per (prediction function, objective, solver, rule, bounds, penalty): problems -> inits
     -> solver run. Keyed on what determines the program, not on the ``Law`` object, so laws that share a
-    ``predict`` (``log_linear(m, own=i)`` for every ``i``) share the compiled program."""
+    ``predict`` (``log_linear(m, own=i)`` for every ``i``) share the compiled program. With ``index`` (the
+    law's :class:`SingleIndex`, for the LM solver) the normal equations come from :mod:`.index_normal`."""
 
     def one_init(u0, x, y, w, wv, solver=solver):
         flat = lambda m: jnp.broadcast_to(m.reshape(m.shape + (1,) * (y.ndim - 1)), y.shape).reshape(-1)  # noqa: E731
@@ -345,13 +347,19 @@ def _program(predict: Any, objective: Objective, solver: Any, select: str, use_v
             v = jnp.sum(wobj.rho(res(u)))
             return jnp.where(jnp.isfinite(v), v, jnp.inf)
 
+        structured = (None if index is None else
+                      index_normal.normal_equations(index, objective, box, pen, x, y.reshape(-1), wf, total))
+
+        def call(solver, u):
+            return solver(res, wobj, u) if structured is None else solver(res, wobj, u, normal=structured)
+
         def val_score(u):
             rv = jnp.where(wvf > 0, data_res(regularise.to_box(u, box)), 0.0)
             v = jnp.sum(wvf * objective.rho(rv))
             return jnp.where(jnp.isfinite(v), v, jnp.inf)
 
         if early is None:
-            tr = solver(res, wobj, u0)
+            tr = call(solver, u0)
             u = tr.final_params if select == "final" else tr.params
             v90 = tr.value_at_90
         else:  # segments of `early` iterations; keep the iterate with the lowest validation objective
@@ -359,7 +367,7 @@ def _program(predict: Any, objective: Objective, solver: Any, select: str, use_v
 
             def body(carry, _):
                 cur, best_u, best_s = carry
-                tr = seg(res, wobj, cur)
+                tr = call(seg, cur)
                 s = val_score(tr.final_params)
                 better = s < best_s
                 return (tr.final_params, jnp.where(better, tr.final_params, best_u),

@@ -17,6 +17,34 @@ InitGrid = Callable[[Optional[Array], np.ndarray, np.ndarray], np.ndarray]
 Design = Callable[[Array], Array]
 
 X_KINDS = ("simplex", "unit", "positive", "free")
+
+
+@dataclasses.dataclass(frozen=True)
+class SingleIndex:
+    r"""Structure of a law whose trailing parameters enter only through one linear index per point:
+
+    .. math:: f(x_n; \theta) = h\big(\theta_{<s},\ z_n,\ x_n\big), \qquad z = \Phi(x)\,\theta_{\ge s},
+
+    with ``h`` acting point by point (prediction ``n`` depends on ``z_n`` alone). The static mixing laws are
+    of this form (:math:`z = b + t\cdot p`). It lets the engine form the Gauss-Newton matrix of every init
+    by matrix products with the data's fixed features: the index block is
+    :math:`\Phi^\top \mathrm{diag}(v)\,\Phi = v^\top (\Phi \odot \Phi)` for a per-point :math:`v`, one
+    ``(inits x N) @ (N x Q)`` product over all inits, where summing ``P^2 / 2`` products of Jacobian columns
+    per init is memory-bound (``jaxlaws.fitting.index_normal``).
+
+    Attributes:
+      start: ``s``, the number of head parameters; ``theta[s:]`` are the index coefficients.
+      features: ``x (n, d) -> Phi (n, P - s)``.
+      head: ``(theta[:s], z (n,), x (n, d)) -> prediction (n,)``, point by point in ``z``.
+    """
+
+    start: int
+    features: Callable[[Array], Array]
+    head: Callable[[Array, Array, Array], Array]
+
+    def predict(self, params: Array, x: Array) -> Array:
+        r""":math:`h(\theta_{<s}, \Phi(x)\theta_{\ge s}, x)`: must equal the law's ``predict``."""
+        return self.head(params[: self.start], self.features(x) @ params[self.start:], x)
 POSITIVE = (0.0, math.inf)
 
 
@@ -48,6 +76,8 @@ class Law:
       default_penalty: a :func:`jaxlaws.ridge` penalty the engine adds unless ``penalty=`` overrides it.
       to_paper: optional ``params ([B,] P) -> {name: ([B,])}``, the parameters by name in the convention of
         the law's paper (what ``FitResult.paper`` returns), e.g. Chinchilla's ``E, A, B, alpha, beta``.
+      index: optional :class:`SingleIndex` structure of ``predict`` (single-output laws only), which the
+        default solver uses to form its normal equations fast; the fit is the same with or without it.
     """
 
     name: str
@@ -65,6 +95,7 @@ class Law:
     default_bounds: Optional[Mapping[str, tuple[Optional[float], Optional[float]]]] = None  # {name: (lo, hi)}
     default_penalty: Optional[object] = None  # a jaxlaws.Penalty (jaxlaws.ridge(...)) used unless overridden
     to_paper: Optional[Callable[[np.ndarray], dict]] = None  # params -> {paper name: values}
+    index: Optional[SingleIndex] = None  # predict's single-index structure, for fast normal equations
 
     def __post_init__(self) -> None:
         if self.x_kind not in X_KINDS:
@@ -78,6 +109,12 @@ class Law:
         for name in tuple(self.exponents) + tuple(self.default_bounds or ()):
             if name not in self.param_names:
                 raise ValueError(f"law {self.name}: {name!r} (in exponents or default_bounds) is not a parameter")
+        if self.index is not None:
+            if not isinstance(self.index, SingleIndex):
+                raise ValueError(f"law {self.name}: index must be a SingleIndex, got {self.index!r}")
+            if self.n_outputs != 1 or not 0 <= self.index.start < len(self.param_names):
+                raise ValueError(f"law {self.name}: a SingleIndex needs one output and 0 <= start < P "
+                                 f"(start {self.index.start}, P {len(self.param_names)})")
         if self.init_grid is None and self.design is None:
             raise ValueError(f"law {self.name}: a nonlinear law needs an init_grid")
 

@@ -27,7 +27,7 @@ import functools
 import jax.numpy as jnp
 import numpy as np
 
-from jaxlaws.laws.base import Array, Law
+from jaxlaws.laws.base import Array, Law, SingleIndex
 from jaxlaws.laws.static import _check_m, _default_ridge, _named
 
 
@@ -37,6 +37,17 @@ DML_RIDGE = 1e-7  # lam of dml's default ridge on t (see dml's docstring)
 def _dml_predict(params: Array, x: Array) -> Array:
     # Module level and independent of m, so every dml(m) shares one compiled program per shape.
     return params[0] + jnp.exp(x @ params[1:])
+
+
+def _dml_features(x: Array) -> Array:
+    return x
+
+
+def _dml_head(h: Array, z: Array, x: Array) -> Array:
+    return h[0] + jnp.exp(z)
+
+
+DML_INDEX = SingleIndex(1, _dml_features, _dml_head)
 
 
 def dml_inits(x: np.ndarray, y: np.ndarray, n_c: int = 12,
@@ -84,7 +95,7 @@ def dml(m: int) -> Law:
     ts = tuple(f"t{j + 1}" for j in range(m))
     return Law(f"dml({m})", ("c",) + ts, _dml_predict, x_dim=m, x_kind="simplex",
                init_grid=lambda key, x, y: dml_inits(x, y), exponents=ts, default_penalty=_default_ridge(DML_RIDGE),
-               to_paper=functools.partial(_named, ("c", "k") + ts, dml_to_paper))
+               to_paper=functools.partial(_named, ("c", "k") + ts, dml_to_paper), index=DML_INDEX)
 
 
 def dml_to_paper(params: np.ndarray) -> np.ndarray:

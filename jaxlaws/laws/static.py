@@ -23,7 +23,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from jaxlaws.laws.base import POSITIVE, Array, Law, as_key, grid
+from jaxlaws.laws.base import POSITIVE, Array, Law, SingleIndex, as_key, grid
 
 DEFAULT_RIDGE = 1e-8  # lam of the default ridge on the exponents t_j (see log_linear's docstring)
 
@@ -93,6 +93,28 @@ def _log_linear_predict(params: Array, x: Array) -> Array:
     return jnp.exp(params[0]) + jnp.exp(params[1] + x[:, :-1] @ params[2:])
 
 
+def _log_linear_features(x: Array) -> Array:
+    return jnp.concatenate([jnp.ones_like(x[:, :1]), x[:, :-1]], axis=1)  # z = b + t . p_{<m}
+
+
+def _log_linear_head(h: Array, z: Array, x: Array) -> Array:
+    return jnp.exp(h[0]) + jnp.exp(z)
+
+
+LOG_LINEAR_INDEX = SingleIndex(1, _log_linear_features, _log_linear_head)
+
+
+def _paper_features(x: Array) -> Array:
+    return -x
+
+
+def _paper_head(h: Array, z: Array, x: Array) -> Array:
+    return h[0] + h[1] * jnp.exp(z)
+
+
+PAPER_INDEX = SingleIndex(2, _paper_features, _paper_head)
+
+
 def auto_own(x: np.ndarray, y: np.ndarray) -> Optional[int]:
     r"""The group whose loss ``y`` most likely is: the column of ``x`` with the most negative Pearson
     correlation with ``y`` (training more on a group lowers its own loss most). ``None`` when no column
@@ -157,7 +179,8 @@ def _log_linear(m: int, own: "Optional[int] | str") -> Law:
     paper = ("c", "b") + tuple(f"A{j + 1}" for j in range(m))
     return Law(f"log_linear({m})", names, _log_linear_predict, x_dim=m, x_kind="simplex",
                init_grid=init_grid, needs_key=True, output_range=POSITIVE, exponents=names[2:],
-               default_penalty=_default_ridge(), to_paper=functools.partial(_named, paper, reduced_to_paper))
+               default_penalty=_default_ridge(), to_paper=functools.partial(_named, paper, reduced_to_paper),
+               index=LOG_LINEAR_INDEX)
 
 
 def _default_ridge(lam: float = DEFAULT_RIDGE):
@@ -180,9 +203,6 @@ def log_linear_paper(m: int) -> Law:
     """
     _check_m(m)
 
-    def predict(params: Array, x: Array) -> Array:
-        return params[0] + params[1] * jnp.exp(-(x @ params[2:]))
-
     def init_grid(key, x, y) -> np.ndarray:
         lo = float(np.min(y))
         base = grid(lo * np.array([0.0, 0.5, 0.8, 0.95]), np.array([0.1, 0.5, 1.0, 3.0]),
@@ -191,7 +211,8 @@ def log_linear_paper(m: int) -> Law:
         return np.concatenate([base[:, :2], np.repeat(base[:, 2:], m, axis=1)], axis=1)
 
     names = ("c", "b") + tuple(f"A{j + 1}" for j in range(m))
-    return Law(f"log_linear_paper({m})", names, predict, x_dim=m, x_kind="simplex", init_grid=init_grid)
+    return Law(f"log_linear_paper({m})", names, PAPER_INDEX.predict, x_dim=m, x_kind="simplex", init_grid=init_grid,
+               index=PAPER_INDEX)
 
 
 def reduced_to_paper(params: np.ndarray) -> np.ndarray:
