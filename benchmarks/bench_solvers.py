@@ -4,7 +4,10 @@ Every solver minimises the same summed Huber objective :math:`F(\theta) = \sum_n
 public problem (``speed_cases.py``), from the same uniform subset of the problem's init grid, inside one
 ``jit(vmap(vmap(solve)))`` over problems and inits, in float64:
 
-* **jaxlaws LM**: :class:`jaxlaws.LevenbergMarquardt` (IRLS Gauss-Newton with Marquardt damping, 50 steps).
+* **jaxlaws LM**: :class:`jaxlaws.LevenbergMarquardt` (IRLS Gauss-Newton with Marquardt damping, 50 steps),
+  as the engine runs it: for a law with a :class:`~jaxlaws.laws.base.SingleIndex` (the static laws) its normal
+  equations come from :mod:`jaxlaws.fitting.index_normal`; "generic normal equations" is the same solver
+  forming them from the Jacobian's columns (what every other law uses).
 * **optimistix LM**: ``optx.least_squares(fn, optx.LevenbergMarquardt(rtol, atol), ...)`` on the residuals
   :math:`s(r) = r` for :math:`|r| < \delta`, :math:`\operatorname{sign}(r)\sqrt{2\delta(|r| - \delta/2)}` else, whose
   half sum of squares is exactly :math:`F` (and :math:`s` is :math:`C^1`), so it minimises the same objective;
@@ -37,7 +40,7 @@ sys.path.insert(0, str(HERE))
 RTOL, ATOL = 1e-10, 1e-12
 # too slow to run at every benchmark run on 2 loaded cores (measured once: optimistix LM with max 50 steps
 # took 89 s vs jaxlaws LM 5.5 s on RegMix's 200 inits, so 256 steps and the line-searching LBFGS take minutes)
-SKIP = {"regmix": ("LM (max 256 steps)", "LBFGS")}
+SKIP = {"regmix": ("LM (max 256 steps)", "LBFGS", "generic")}
 HIT = 1e-6  # an init "finds the optimum" when its objective is within this relative distance of the best
 
 
@@ -58,23 +61,28 @@ def solvers(delta: float):
 
     huber = jl.huber(delta)
 
-    def ours(solver):
-        return lambda res, t0: solver(res, huber, t0).params
+    def ours(solver, structured=False):
+        def solve(res, t0, normal=None):
+            if structured:  # the engine's path for SingleIndex laws: normal equations by matrix products
+                return solver(res, huber, t0, normal=normal).params
+            return solver(res, huber, t0).params
+        return solve
 
     def optx_lm(steps):
-        def solve(res, t0):
+        def solve(res, t0, normal=None):
             return optx.least_squares(lambda t, _: _huber_as_squares(res(t), delta),
                                       optx.LevenbergMarquardt(rtol=RTOL, atol=ATOL), t0, max_steps=steps,
                                       throw=False).value
         return solve
 
     def optx_bfgs(steps):
-        def solve(res, t0):
+        def solve(res, t0, normal=None):
             f = lambda t, _: jnp.sum(huber.rho(res(t)))  # noqa: E731
             return optx.minimise(f, optx.BFGS(rtol=RTOL, atol=ATOL), t0, max_steps=steps, throw=False).value
         return solve
 
-    return {"jaxlaws LM (50 steps)": ours(jl.LevenbergMarquardt()),
+    return {"jaxlaws LM (50 steps)": ours(jl.LevenbergMarquardt(), structured=True),
+            "jaxlaws LM, generic normal equations (50 steps)": ours(jl.LevenbergMarquardt()),
             "optimistix LM (max 50 steps)": optx_lm(50),
             "optimistix LM (max 256 steps)": optx_lm(256),
             "optimistix BFGS (max 256 steps)": optx_bfgs(256),
@@ -88,6 +96,7 @@ def run_case(name: str, n_inits: int, repeats: int, only: list[str] | None) -> d
     jax.config.update("jax_enable_x64", True)
     import speed_cases as sc
     from baselines import problems as P
+    from jaxlaws.fitting import index_normal
 
     case = sc.CASES[name]()
     ini = sc.batched_inits(case)
@@ -104,8 +113,17 @@ def run_case(name: str, n_inits: int, repeats: int, only: list[str] | None) -> d
             out.setdefault("skipped", []).append(label)
             continue
 
-        def one(t0, x, y, solve=solve):
-            return solve(lambda t: obj.residual(y, law.predict(t, x)), t0)
+        structured = law.index is not None and "generic" not in label
+        if "generic" in label and law.index is None:
+            continue  # the same as "jaxlaws LM" for a law without the single-index structure
+
+        def one(t0, x, y, solve=solve, structured=structured):
+            normal = None
+            if structured:
+                n = x.shape[0]
+                normal = index_normal.normal_equations(law.index, obj, None, None, x, y, jnp.ones(n, x.dtype),
+                                                       jnp.asarray(n, x.dtype))
+            return solve(lambda t: obj.residual(y, law.predict(t, x)), t0, normal=normal)
 
         fn = jax.jit(jax.vmap(jax.vmap(one, in_axes=(0, None, None))))
         t0 = time.perf_counter()

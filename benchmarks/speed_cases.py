@@ -8,6 +8,9 @@ r"""The public-data fitting problems the speed benchmarks time (``bench_fit.py``
 * **DML** (Ye et al. 2024, the scalebench domain-mixture split): 4 model sizes x 5 Pile domain groups = 20
   problems of 20 mixtures each; law ``log_linear(5)`` on each domain's loss, the original's 6,000-init grid
   (``own`` = the domain, seed = problem index).
+* **DML RedPajama** (Ye et al. 2024): 7 RedPajama sources, 5 coarse Pile groups per model size; ``redpajama``
+  the 15 problems of 160M-410M (20 runs each), ``redpajama70`` the 5 of 70M (40 runs): the problems on which
+  the default screening was once seen to lose the full grid's optimum.
 * **RegMix** (Liu et al. 2024): 512 training mixtures of 17 Pile domains, target the Pile-CC validation loss;
   law ``log_linear(17)``, 6,000 inits. The mixtures are rounded to 3 decimals, so each row is divided by its
   sum here (rows sum to 0.996-1.003).
@@ -103,6 +106,31 @@ def regmix_case() -> Case:
                 inits)
 
 
+def redpajama_case(sizes: tuple[str, ...] = ("160M", "305M", "410M")) -> Case:
+    """Data Mixing Laws' RedPajama runs (Ye et al. 2024; 7 sources): ``5 x len(sizes)`` problems, the 5 coarse
+    Pile validation groups of each model size at step 30,000, law ``log_linear(7)`` with the original's
+    6,000-init grid (``own`` chosen from the data, seed = problem index). Rows divided by their sums (one
+    published mixture sums to 1.0199). The sizes must have equal run counts (160M-410M: 20; 70M: 40)."""
+    import jaxlaws as jl
+    from public import dml as dml_mod, load_dml
+
+    df = load_dml("RedPajama", sizes=sizes)
+    cols = [f"p_{d}" for d in dml_mod.DOMAINS["RedPajama"]]
+    xs, ys, grids = [], [], []
+    for size in sizes:
+        part = df[df["model_size"] == size]
+        p = part[cols].to_numpy(np.float64)
+        p = p / p.sum(axis=1, keepdims=True)
+        for g in dml_mod.GROUPS:
+            y = part[f"loss_{g}"].to_numpy(np.float64)
+            xs.append(p)
+            ys.append(y)
+            grids.append(jl.laws.log_linear_inits(7, len(grids), own=jl.laws.auto_own(p, y)))
+    label = "+".join(sizes)
+    return Case(f"DML RedPajama {label} ({len(ys)} x {len(ys[0])} pts, m=7)", jl.laws.log_linear(7),
+                jl.huber(0.02), np.stack(xs), np.stack(ys), np.stack(grids))
+
+
 def reference_case() -> Case:
     """The paper's reference fits (synthetic noise): the 15 static m=3 problems of ``bench_fit.py`` -- 3
     groups x 5 seeds of the bundled original fits' parameters on the original's 9 mixtures, plus N(0, 0.005^2)
@@ -133,7 +161,8 @@ def np_objective(case: Case, params: np.ndarray) -> np.ndarray:
     return np.asarray(out)
 
 
-CASES = {"chinchilla": chinchilla_case, "dml": dml_case, "regmix": regmix_case, "reference": reference_case}
+CASES = {"chinchilla": chinchilla_case, "dml": dml_case, "regmix": regmix_case, "reference": reference_case,
+         "redpajama": redpajama_case, "redpajama70": lambda: redpajama_case(("70M",))}
 
 
 def lower_bound_fn(case: Case, steps: int, dtype: str = "float64"):

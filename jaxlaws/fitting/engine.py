@@ -41,7 +41,7 @@ class Screen:
     their screening objective in ``init_objectives``.
 
     The cost is ``steps * n_init + solver.steps * kept`` solver iterations instead of
-    ``solver.steps * n_init``: with the default (5 steps, 2%) about 8x fewer on a 4,500- or 6,000-init grid.
+    ``solver.steps * n_init``: with the default (10 steps, 2%, at least 64) about 4.5x fewer on a 6,000-init grid.
     """
 
     steps: int = 10
@@ -62,12 +62,23 @@ class Screen:
 AUTO = "auto"  # sentinel: screen=AUTO screens large grids with AUTO_SCREEN (the default)
 #: The default screening of a grid of at least ``AUTO_MIN_INITS`` inits. Checked against the full grid on
 #: every public problem and the paper's reference fits by ``benchmarks/bench_fit.py --public``.
-AUTO_SCREEN = Screen(steps=5, keep=0.02, min_keep=64)
+AUTO_SCREEN = Screen(steps=10, keep=0.02, min_keep=64)
 AUTO_MIN_INITS = 1024
-#: The screening runs over the whole grid in blocks of this many inits (``lax.map``): 2x faster on DML's
-#: 20 x 6,000 (1.19 -> 0.58 s) and 1.4x on Chinchilla (0.46 -> 0.33 s) than one ``vmap`` whose arrays spill
-#: out of cache (measured once, load ~3). The full-grid run stays one ``vmap`` (not faster blocked there).
-SCREEN_BLOCK = 1024
+#: The screening runs over the whole grid in blocks of inits (``lax.map``), so that a block's residuals and
+#: Jacobian columns stay in cache across the solver's sums over points: as many inits as keep about
+#: ``SCREEN_CACHE`` bytes of them (``N (P + 4)`` numbers each), a power of two in ``[32, 256]``. Measured
+#: (default fits, warm, load ~1; ``benchmarks/bench_fit.py --public``): DML 20 x 6,000 0.34 s with blocks of
+#: 1,024 -> 0.22 s with 256; RegMix (512 points, P = 18) 0.62 -> 0.48 s with 64; Chinchilla 0.23 -> 0.21 s
+#: with 256 (0.31 s with 64). The full-grid run stays one ``vmap`` (not faster blocked there).
+SCREEN_CACHE = 8 << 20
+SCREEN_BLOCK_RANGE = (32, 256)
+
+
+def screen_block(n_out: int, n_params: int, itemsize: int = 8) -> int:
+    """Inits per screening block for ``n_out`` residuals and ``n_params`` parameters (see ``SCREEN_CACHE``)."""
+    lo, hi = SCREEN_BLOCK_RANGE
+    fit = SCREEN_CACHE // max(1, n_out * (n_params + 4) * itemsize)
+    return int(min(hi, max(lo, 1 << max(0, int(fit).bit_length() - 1))))
 
 
 def resolve_screen(screen: Any, n_init: int) -> Optional[Screen]:
@@ -129,12 +140,13 @@ def fit(law: Law, x: Any, y: Any, *, inits: Any = None, key: Any = None,
       early_stopping: with ``validation``, check the validation objective every ``early_stopping`` solver
         iterations and keep the iterate where it was lowest (the solver restarts its state each segment).
       screen: successive halving (:class:`Screen`), which spends the solver's iterations on the promising
-        inits of a large grid. Default ``"auto"``: ``Screen(5, 0.02, min_keep=64)`` on grids of 1,024 inits
-        or more (3.5-10x faster; the full grid's optimum to 1e-7 on the Chinchilla, DML-scalebench, RegMix
-        and paper-reference problems), none on smaller ones. ``None`` (or ``False``): run every init with the
-        full solver -- do so when the optimum matters more than time: on DML's RedPajama runs (20 problems,
-        m=7) the screen stopped above the full grid on 1 problem (2.3e-5 relative; with ``penalty=None``, 2
-        problems, up to 9%, at slowly reached degenerate minima no 5-20-step screen ranks first).
+        inits of a large grid. Default ``"auto"``: ``Screen(10, 0.02, min_keep=64)`` on grids of 1,024 inits
+        or more (3-7x faster than the full grid; its optimum to 1e-7 on the Chinchilla, DML-scalebench, DML
+        RedPajama (20 problems), RegMix and paper-reference problems: ``benchmarks/bench_fit.py --public``),
+        none on smaller ones. ``None`` (or ``False``): run every init with the full solver -- do so when the
+        optimum matters more than time. Known miss: unpenalised (``penalty=None``) on RedPajama 410M, one of 5
+        problems stops 9% above the full grid, at a slowly reached degenerate minimum no 5-20-step screen
+        ranks first (5 steps, the former default, also missed one penalised 70M problem by 2.3e-5).
       dtype: ``"float32"`` or ``"float64"``. Default (``None``): float64, whether or not ``jax_enable_x64`` is
         on (float32 reported objectives off at 1e-9 relative, issue 9; and float32 is no faster here: screening
         Chinchilla in float32 took 4.7 s vs 0.46 s in float64, probably its log-sum-exp terms
@@ -396,7 +408,8 @@ def _program(predict: Any, objective: Objective, solver: Any, select: str, use_v
             all_values = value
         else:
             steps, keep = screen
-            u, value, _, _ = run(inits, x, y, w, wv, dataclasses.replace(solver, steps=steps), SCREEN_BLOCK)
+            block = screen_block(y.size, inits.shape[-1], inits.dtype.itemsize)
+            u, value, _, _ = run(inits, x, y, w, wv, dataclasses.replace(solver, steps=steps), block)
             _, idx = jax.lax.top_k(-value, keep)
             u, value2, v90, score = run(u[idx], x, y, w, wv, solver)
             all_values = value.at[idx].set(value2)
