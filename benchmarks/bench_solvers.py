@@ -38,9 +38,6 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 
 RTOL, ATOL = 1e-10, 1e-12
-# too slow to run at every benchmark run on 2 loaded cores (measured once: optimistix LM with max 50 steps
-# took 89 s vs jaxlaws LM 5.5 s on RegMix's 200 inits, so 256 steps and the line-searching LBFGS take minutes)
-SKIP = {"regmix": ("LM (max 256 steps)", "LBFGS", "generic")}
 HIT = 1e-6  # an init "finds the optimum" when its objective is within this relative distance of the best
 
 
@@ -109,9 +106,6 @@ def run_case(name: str, n_inits: int, repeats: int, only: list[str] | None) -> d
     for label, solve in solvers(obj.delta).items():
         if only and not any(o.lower() in label.lower() for o in only):
             continue
-        if name in SKIP and any(s in label for s in SKIP[name]):
-            out.setdefault("skipped", []).append(label)
-            continue
 
         structured = law.index is not None and "generic" not in label
         if "generic" in label and law.index is None:
@@ -167,8 +161,6 @@ def report(results: dict, load: tuple, wall: float, n_inits: int) -> str:
             rel = f"{s['steady_s'] / ref:.1f}x" if ref else "-"
             lines.append(f"| {label} | {s['steady_s']:.2f} s | {rel} | {s['max_rel_gap']:.1e} | "
                          f"{s['hit_rate']:.0%} |")
-        if r.get("skipped"):
-            lines.append(f"\nNot run here (minutes each at this size; see `SKIP`): {', '.join(r['skipped'])}.")
         lines.append("")
     return "\n".join(lines)
 
