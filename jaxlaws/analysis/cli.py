@@ -146,9 +146,10 @@ def _run(args: argparse.Namespace) -> int:
             print(f"\n== flagged fits ({len(flagged)}) ==\n{flagged.to_string(index=False)}")
     if flagged is not None and len(flagged):
         if not args.allow_flagged:
-            raise ValueError(f"{len(flagged)} fit(s) flagged (listed above): the results printed rest on them; "
-                             "nothing was exported; pass --allow-flagged to accept them")
-        print(f"warning: {len(flagged)} fit(s) flagged; accepted (--allow-flagged)", file=sys.stderr)
+            raise ValueError(f"{len(flagged)} fit(s) flagged (listed above; left out of the means and optima, "
+                             "kept in the per-fit tables): nothing was exported; pass --allow-flagged to export")
+        print(f"warning: {len(flagged)} fit(s) flagged; exported anyway (--allow-flagged): left out of the means "
+              "and optima, kept with their flags in the per-fit tables", file=sys.stderr)
     if args.out is not None:
         from jaxlaws.analysis.export import export_atomically
 

@@ -11,7 +11,7 @@ import pandas as pd
 
 from jaxlaws.analysis import _common
 from jaxlaws.analysis.dynamic import fit_dynamic
-from jaxlaws.analysis.export import write_json
+from jaxlaws.analysis.export import write_csv, write_json
 from jaxlaws.analysis.methods import METHODS, MethodAnalysis, method_parameters
 from jaxlaws.analysis.optimum import optimum_table
 from jaxlaws.analysis.static import LawFits, fit_static
@@ -85,14 +85,15 @@ class Analysis:
         return out
 
     def export(self, out_dir: str | Path) -> list[Path]:
-        """Write every table as CSV and the fitted parameters as law_results-style JSON under ``out_dir``."""
+        """Write every table as CSV and the fitted parameters as law_results-style JSON under ``out_dir``, each
+        file atomically (a reader never sees half a file). For the whole folder at once, with stale files
+        of an earlier export removed, use ``jaxlaws.analysis.export.export_atomically(out_dir, res.export)``
+        (what ``jaxlaws analyse --out`` does)."""
         out_dir = Path(out_dir)
         out_dir.mkdir(parents=True, exist_ok=True)
         written = []
         for name, df in self.tables().items():
-            path = out_dir / f"{name}.csv"
-            df.to_csv(path, index=False, float_format="%.17g")
-            written.append(path)
+            written.append(write_csv(df, out_dir / f"{name}.csv"))
         if self.static is not None:
             written.append(write_json(self.static.to_law_results(), out_dir / "params_static.json"))
         for form, fits in self.dynamic.items():
