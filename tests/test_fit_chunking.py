@@ -62,3 +62,19 @@ def test_chunk_size_follows_the_budget():
     assert execute.chunk_size(args, True, budget=5 * per, multiple=2) == 4
     assert execute.chunk_size(args, True, budget=per // 2) == 1  # never zero: one problem at a time
     assert execute.memory_budget() > 0
+
+
+def test_init_objectives_can_be_left_out(counted):
+    """``init_objectives=False``: the same fits, no per-init table (chunked too), and for a linear law."""
+    x, y = _batch(5)
+    grid = jl.laws.log_linear_inits(3, 0, own=0)[::60]
+    kw = dict(inits=grid, objective=jl.huber(0.02), dtype="float64")
+    whole = jl.fit_batched(jl.laws.log_linear(3), x, y, **kw)
+    per = execute.bytes_per_problem((grid, x, y), shared_inits=True)
+    lean = jl.fit_batched(jl.laws.log_linear(3), x, y, init_objectives=False, memory_budget=2 * per, **kw)
+    assert lean.init_objectives.shape == (5, 0) and whole.init_objectives.shape == (5, 100)
+    assert counted[-3:] == [2, 2, 2]
+    np.testing.assert_allclose(lean.objective, whole.objective, rtol=1e-12)
+    np.testing.assert_array_equal(lean.flags, whole.flags)
+    lin = jl.fit_batched(jl.laws.dynamic_linear(3), x, y, init_objectives=False)
+    assert lin.init_objectives.shape == (5, 0) and np.all(np.isfinite(lin.objective))
