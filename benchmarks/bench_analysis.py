@@ -53,9 +53,9 @@ def one_at_a_time(sweep: Sweep, n_problems: int) -> dict[str, float]:
     groups, m = sweep.groups, sweep.m
     final = sweep.losses[(sweep.losses["kind"] == "static") & (sweep.losses["split"] == "val")]
     final = final[final["step"] == final["step"].max()]
-    law = static_mod._common.cached_law(jl.laws.log_linear, m) if m > 2 else None
+    law = jl.laws.log_linear(m) if m > 2 else None  # laws are cached per signature: one compiled program
     kids = child_table(sweep, "val", ["parent"])
-    dyn = static_mod._common.cached_law(dynamic_law, "two_group" if m == 2 else "linear", m)
+    dyn = dynamic_law("two_group" if m == 2 else "linear", m)
     t_static, t_linear = [], []
     for i in range(n_problems + 1):
         g, s = groups[i % m], (i // m) % 5
