@@ -423,7 +423,7 @@ def public_case(name: str, repeats: int) -> dict:
 
 
 def _ridge(case, params) -> np.ndarray:
-    """The law's default ridge :math:`\tfrac{\lambda}{2} W \sum_{j\in S}\theta_j^2` at ``params (B, P)`` (0 if none)."""
+    r"""The law's default ridge :math:`\tfrac{\lambda}{2} W \sum_{j\in S}\theta_j^2` at ``params (B, P)`` (0 if none)."""
     from jaxlaws.fitting import regularise
 
     spec = regularise.resolve_penalty(case.law, regularise.LAW)

@@ -99,3 +99,22 @@ def test_baselines_reject_bad_input():
         torch_lbfgs.fit("nope", np.zeros((3, 3)), np.zeros(3), np.zeros((1, 4)))
     with pytest.raises(ValueError, match="inits must be"):
         scipy_fit.lbfgsb("static", np.zeros((3, 3)), np.zeros(3), np.zeros(4), 0.02)
+
+
+def test_every_benchmark_script_imports_and_parses_its_arguments():
+    """Each script under benchmarks/ imports and answers --help (a renamed or removed jaxlaws name used at
+    module level, or a broken argument parser, fails here instead of at the next benchmark run)."""
+    import runpy
+
+    bench = Path(__file__).resolve().parents[1] / "benchmarks"
+    scripts = sorted(p for p in bench.glob("*.py") if "argparse" in p.read_text())
+    assert len(scripts) >= 10
+    argv = sys.argv
+    try:
+        for script in scripts:
+            sys.argv = [str(script), "--help"]
+            with pytest.raises(SystemExit) as done:
+                runpy.run_path(str(script), run_name="__main__")
+            assert done.value.code in (0, None), script.name
+    finally:
+        sys.argv = argv
