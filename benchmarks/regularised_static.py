@@ -5,7 +5,7 @@ For each model size, every (group, left-out run) fit runs in one :func:`jaxlaws.
 configuration; the configurations differ only in ``bounds=`` / ``penalty=``. Ordinary least squares on the
 mixture (plus an intercept) is the baseline, scored on the same folds in the same run.
 
-    nice -n 19 python -m benchmarks.regularised_static --n-random 2 --out benchmarks/results/regularised_static.md
+    nice -n 19 python benchmarks/regularised_static.py --n-random 2 --out benchmarks/results/regularised_static.md
 """
 
 from __future__ import annotations
@@ -13,15 +13,19 @@ from __future__ import annotations
 import argparse
 import os
 import platform
+import sys
 import tempfile
 import time
+from pathlib import Path
 
 import jax
 import numpy as np
 
 import jaxlaws as jl
-from benchmarks.public.dml import GROUPS, load_dml, problems
-from benchmarks.public.protocol import cv_baselines, loo
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # run as a script, like the other benchmarks
+from public.dml import GROUPS, load_dml, problems  # noqa: E402
+from public.protocol import cv_baselines, loo  # noqa: E402
 
 CONFIGS = {
     "unregularised (old engine)": dict(bounds=None, penalty=None),
