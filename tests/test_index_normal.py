@@ -97,3 +97,30 @@ def test_bad_index_refused():
     with pytest.raises(ValueError, match="start"):
         jl.laws.Law("bad", ("a", "b"), lambda p, x: x[:, 0], x_dim=1, init_grid=lambda k, x, y: np.zeros((1, 2)),
                     index=SingleIndex(2, idx.features, idx.head))
+
+
+def _custom(index):
+    base = jl.laws.log_linear(3)
+    return jl.laws.Law("custom", base.param_names, base.predict, x_dim=3, x_kind="simplex",
+                       init_grid=lambda k, x, y: np.asarray(base.init_grid(0, x, y))[:50], index=index)
+
+
+def test_a_wrong_index_is_refused_before_fitting():
+    """A user's SingleIndex that does not describe predict, mixes points in h, or has the wrong feature width is
+    a clear error, not silently wrong normal equations."""
+    rng = np.random.default_rng(2)
+    x = rng.dirichlet(np.ones(3), 12)
+    y = 2 + np.exp(-0.5 - x[:, 0]) + 0.01 * rng.normal(size=12)
+    good = jl.laws.log_linear(3).index
+    assert np.isfinite(jl.fit(_custom(good), x, y).objective)
+    wrong_head = SingleIndex(1, good.features, lambda h, z, x: jnp.exp(h[0]) + 2 * jnp.exp(z))
+    with pytest.raises(ValueError, match="does not reproduce predict"):
+        jl.fit(_custom(wrong_head), x, y)
+    # the same values as predict, but each point's derivative depends on the others' z
+    leak = lambda z: jnp.cumsum(z) - jax.lax.stop_gradient(jnp.cumsum(z))  # noqa: E731  (0, with a mixing tangent)
+    mixing = SingleIndex(1, good.features, lambda h, z, x: jnp.exp(h[0]) + jnp.exp(z + leak(z)))
+    with pytest.raises(ValueError, match="point by point"):
+        jl.fit(_custom(mixing), x, y)
+    narrow = SingleIndex(1, lambda x: x[:, :2], good.head)
+    with pytest.raises(ValueError, match="expected"):
+        jl.fit(_custom(narrow), x, y)

@@ -247,10 +247,12 @@ def fit_batched(law: Law, x: Any, y: Any, *, inits: Any = None, key: Any = None,
             solver = LevenbergMarquardt() if solver is None else solver
             n_init = inits.shape[-2]
             screen = resolve_screen(screen, n_init)
+            index = law.index if isinstance(solver, LevenbergMarquardt) else None
+            if index is not None:
+                index_normal.check_index(law, x, inits)
             program = _program(law.predict, objective, solver, select, use_val,
                                None if screen is None else (screen.steps, screen.kept(n_init)), box, pen,
-                               early_stopping, law.index if isinstance(solver, LevenbergMarquardt) else None,
-                               bool(init_objectives))
+                               early_stopping, index, bool(init_objectives))
             w_val = np.where(data.validation, data.weights, 0.0)
             args = [np.asarray(a, fdtype) for a in (regularise.from_box(inits, box), x, y, w_fit, w_val)]
             shared_inits = inits.ndim == 2
