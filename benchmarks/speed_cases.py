@@ -18,13 +18,16 @@ r"""The public-data fitting problems the speed benchmarks time (``bench_fit.py``
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import NamedTuple
 
 import numpy as np
 
 PUBLIC = Path(__file__).resolve().parents[2] / "shared" / "data" / "public"
-if not PUBLIC.exists():  # a checkout elsewhere: the shared folder beside /work/main
+if "JAXLAWS_PUBLIC_DATA" in os.environ:  # as the public-data loaders (benchmarks/public/sources.py)
+    PUBLIC = Path(os.environ["JAXLAWS_PUBLIC_DATA"])
+elif not PUBLIC.exists():  # a checkout elsewhere: the shared folder beside /work/main
     PUBLIC = Path("/work/shared/data/public")
 
 EPOCH_OPTIMUM = 0.0010182740
