@@ -24,10 +24,10 @@ from typing import NamedTuple
 
 import numpy as np
 
-PUBLIC = Path(__file__).resolve().parents[2] / "shared" / "data" / "public"
-if "JAXLAWS_PUBLIC_DATA" in os.environ:  # as the public-data loaders (benchmarks/public/sources.py)
-    PUBLIC = Path(os.environ["JAXLAWS_PUBLIC_DATA"])
-elif not PUBLIC.exists():  # a checkout elsewhere: the shared folder beside /work/main
+from public.sources import shared_dir  # the benchmarks folder is on the path (every script puts it there)
+
+PUBLIC = shared_dir()  # $JAXLAWS_PUBLIC_DATA, else ../shared/data/public, as the public-data loaders
+if "JAXLAWS_PUBLIC_DATA" not in os.environ and not PUBLIC.exists():  # a checkout elsewhere: beside /work/main
     PUBLIC = Path("/work/shared/data/public")
 
 EPOCH_OPTIMUM = 0.0010182740
@@ -118,14 +118,12 @@ def redpajama_case(sizes: tuple[str, ...] = ("160M", "305M", "410M")) -> Case:
     from public import dml as dml_mod, load_dml
 
     df = load_dml("RedPajama", sizes=sizes)
-    cols = [f"p_{d}" for d in dml_mod.DOMAINS["RedPajama"]]
+    per_group = {g: dml_mod.problems(df, "RedPajama", g) for g in dml_mod.GROUPS}  # {group: {size: (x, y)}}
     xs, ys, grids = [], [], []
     for size in sizes:
-        part = df[df["model_size"] == size]
-        p = part[cols].to_numpy(np.float64)
-        p = p / p.sum(axis=1, keepdims=True)
         for g in dml_mod.GROUPS:
-            y = part[f"loss_{g}"].to_numpy(np.float64)
+            p, y = per_group[g][size]
+            p = p / p.sum(axis=1, keepdims=True)
             xs.append(p)
             ys.append(y)
             grids.append(jl.laws.log_linear_inits(7, len(grids), own=jl.laws.auto_own(p, y)))

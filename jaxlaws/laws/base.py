@@ -17,6 +17,7 @@ InitGrid = Callable[[Optional[Array], np.ndarray, np.ndarray], np.ndarray]
 Design = Callable[[Array], Array]
 
 X_KINDS = ("simplex", "unit", "positive", "free")
+POSITIVE = (0.0, math.inf)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -45,7 +46,6 @@ class SingleIndex:
     def predict(self, params: Array, x: Array) -> Array:
         r""":math:`h(\theta_{<s}, \Phi(x)\theta_{\ge s}, x)`: must equal the law's ``predict``."""
         return self.head(params[: self.start], self.features(x) @ params[self.start:], x)
-POSITIVE = (0.0, math.inf)
 
 
 @dataclasses.dataclass(frozen=True, eq=False)
