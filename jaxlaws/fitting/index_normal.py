@@ -66,15 +66,19 @@ def normal_equations(index: SingleIndex, objective: Objective, box: Any, pen: An
         d = mask(lin(zero_h, jnp.ones_like(r)))
         wt = w * objective.weight(r)
         wd = wt * d
-        a_hh = jnp.stack([jnp.stack([jnp.sum(wt * ca * cb) for cb in cols]) for ca in cols])
-        a_hb = jnp.stack([(wd * ca) @ phi for ca in cols])  # (s, q)
         if pairs is not None:
             a_bb = ((wd * d) @ pairs)[pos]
         else:
             a_bb = (phi * (wd * d)[:, None]).T @ phi
-        a = jnp.concatenate([jnp.concatenate([a_hh, a_hb], axis=1),
-                             jnp.concatenate([a_hb.T, a_bb], axis=1)], axis=0)
-        g = jnp.concatenate([jnp.stack([jnp.sum(wt * ca * r) for ca in cols]), (wd * r) @ phi])
+        g_b = (wd * r) @ phi
+        if s == 0:  # a pure exp(linear)-type law: the index block is the whole matrix
+            a, g = a_bb, g_b
+        else:
+            a_hh = jnp.stack([jnp.stack([jnp.sum(wt * ca * cb) for cb in cols]) for ca in cols])
+            a_hb = jnp.stack([(wd * ca) @ phi for ca in cols])  # (s, q)
+            a = jnp.concatenate([jnp.concatenate([a_hh, a_hb], axis=1),
+                                 jnp.concatenate([a_hb.T, a_bb], axis=1)], axis=0)
+            g = jnp.concatenate([jnp.stack([jnp.sum(wt * ca * r) for ca in cols]), g_b])
         f = jnp.sum(w * objective.rho(r))
         a, g, f = _add_penalty(a, g, f, theta, pen, total)
         a = dtheta[:, None] * a * dtheta[None, :]

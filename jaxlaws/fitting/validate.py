@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import functools
+import inspect
 import math
 from collections.abc import Mapping
 from typing import Any, Optional
 
+import jax
 import numpy as np
 
 from jaxlaws.laws.base import Law
@@ -49,18 +52,59 @@ def check_x(law: Law, x: Any, batched: bool = False, simplex_atol: float = SIMPL
     return check_x_rows(law, x, batched, simplex_atol, normalize)[0]
 
 
+def _frame_like(x: Any) -> bool:
+    return hasattr(x, "columns") and hasattr(x, "to_numpy")
+
+
+def named_x(law: Law, x: Any, batched: bool = False) -> Any:
+    r"""``x`` given by column name -- a pandas DataFrame or a mapping ``{name: column}`` (columns ``(n,)``, or
+    ``(B, n)`` for a batch), or a list of those for ragged problems -- as an array ``([B,] n, d)`` in the order
+    of ``law.inputs``; extra columns are ignored, a missing one is refused by name. Anything else (a plain
+    array: columns by position) is returned as is."""
+    if batched and isinstance(x, (list, tuple)) and any(isinstance(v, Mapping) or _frame_like(v) for v in x):
+        return [named_x(law, v) for v in x]
+    if isinstance(x, Mapping):
+        have = list(x.keys())
+        get = lambda k: x[k]  # noqa: E731
+    elif _frame_like(x):
+        have = list(x.columns)
+        get = lambda k: x[k].to_numpy()  # noqa: E731
+    else:
+        return x
+    kind = "mapping" if isinstance(x, Mapping) else "DataFrame"
+    if law.inputs is None:
+        raise ValueError(f"{law.name} does not name its inputs, so x given as a {kind} cannot be matched to them: "
+                         f"build the law with Law(..., inputs=({law.x_dim} column names)) or pass a plain array "
+                         "with the columns in the law's order")
+    missing = [n for n in law.inputs if n not in have]
+    if missing:
+        raise ValueError(f"{law.name}: x (a {kind}) has no column(s) {missing}; the law's inputs are "
+                         f"{list(law.inputs)} and x has {[str(c) for c in have]}")
+    cols = [as_float_array(f"x[{n!r}]", get(n)) for n in law.inputs]
+    if any(c.shape != cols[0].shape for c in cols) or cols[0].ndim not in ((1, 2) if batched else (1,)):
+        raise ValueError(f"{law.name}: the columns {list(law.inputs)} of x must be 1-D arrays "
+                         + ("(or (B, n) for a batch) " if batched else "")
+                         + f"of one shape, got {[c.shape for c in cols]}")
+    return np.stack(cols, axis=-1)
+
+
 def check_x_rows(law: Law, x: Any, batched: bool = False, simplex_atol: float = SIMPLEX_ATOL,
                  normalize: bool = False) -> tuple[np.ndarray, Optional[np.ndarray]]:
     """:func:`check_x`, plus each row's sum minus 1 *as given* (``([B,] n)``; ``None`` unless the law's
-    ``x`` is a mixture), which a fit reports as ``FitResult.row_sum_error``."""
-    x = as_float_array("x", x)
+    ``x`` is a mixture), which a fit reports as ``FitResult.row_sum_error``. A DataFrame or a mapping of
+    columns is matched to ``law.inputs`` by name (:func:`named_x`)."""
+    x = as_float_array("x", named_x(law, x, batched))
+    given = x.shape
+    want = f"{'(B, ' if batched else '('}n, {law.x_dim})"
     core = x.ndim - (1 if batched else 0)
-    if core == 1:
+    if core == 1 and (law.x_dim == 1 or not batched):
         x = x[..., None]
     elif core != 2:
-        raise ValueError(f"x must have shape {'(B, ' if batched else '('}n, {law.x_dim}), got {x.shape}")
+        more = ("; for one problem use jaxlaws.fit, or x[None]" if batched and core == 1
+                else "; ragged problems go as a list of (n_b, d) arrays" if batched and x.ndim == 1 else "")
+        raise ValueError(f"{law.name}: x must have shape {want}, got {given}{more}")
     if x.shape[-1] != law.x_dim:
-        raise ValueError(f"{law.name} expects x with {law.x_dim} column(s), got shape {x.shape}")
+        raise ValueError(f"{law.name} expects x with {law.x_dim} column(s), i.e. shape {want}, got shape {given}")
     _finite("x", x)
     atol = _check_atol(simplex_atol)
     if normalize and law.x_kind != "simplex":
@@ -238,3 +282,47 @@ def check_inits(law: Law, inits: Any, batch: Optional[int] = None) -> np.ndarray
         raise ValueError(f"inits must have shape (n_init, {law.n_params}), got {inits.shape}")
     _finite("inits", inits)
     return inits
+
+
+def check_predict(law: Law, x_shape: tuple[int, ...], dtype: Any = np.float64) -> None:
+    """Trace ``law.predict`` abstractly (``jax.eval_shape``, nothing compiled or run) on parameters
+    ``(P,)`` and ``x`` of shape ``x_shape = (n, d)`` in ``dtype``: it must return one array of shape ``(n,)``
+    (``(n, k)`` for a law with ``k`` outputs) in ``dtype``. A wrong shape, dtype or signature is one
+    ``ValueError`` naming the law and the shapes expected and got, before any fit compiles."""
+    dtype = np.dtype(dtype)
+    x_shape = tuple(int(v) for v in x_shape)
+    problem = _predict_problem(law.predict, law.n_params, law.n_outputs, x_shape, dtype.name)
+    if problem is not None:
+        raise ValueError(f"law {law.name}: predict(params, x) {problem}")
+
+
+@functools.lru_cache(maxsize=256)
+def _predict_problem(predict: Any, n_params: int, n_outputs: int, x_shape: tuple[int, ...], dtype: str
+                     ) -> Optional[str]:
+    """What is wrong with ``predict`` on these shapes (``None``: nothing); cached per predict function."""
+    n = x_shape[0]
+    want = (n,) if n_outputs == 1 else (n, n_outputs)
+    call = f"with params ({n_params},) and x {x_shape} {dtype}"
+    args = (jax.ShapeDtypeStruct((n_params,), dtype), jax.ShapeDtypeStruct(x_shape, dtype))
+    with jax.enable_x64(dtype == "float64"):
+        try:
+            inspect.signature(predict).bind(None, None)
+        except TypeError as e:
+            return f"must take two arguments, params and x: {e}"
+        except ValueError:  # no signature to inspect (some builtins): let the call say
+            pass
+        try:
+            out = jax.eval_shape(predict, *args)
+        except Exception as e:  # noqa: BLE001 -- the user's function: say what it was called with
+            return f"failed {call}: {type(e).__name__}: {e}"
+    if not isinstance(out, jax.ShapeDtypeStruct):
+        return f"must return one array of shape {want}; {call} it returned {jax.tree_util.tree_structure(out)}"
+    if out.shape != want:
+        hint = (" (one prediction per point: drop the trailing axis, e.g. out[:, 0] or out.reshape(-1))"
+                if n_outputs == 1 and out.shape == (n, 1) else
+                " (one prediction per point is needed, not a scalar)" if out.shape == () else "")
+        return f"must return shape {want}; {call} it returned shape {out.shape}{hint}"
+    if out.dtype != np.dtype(dtype):
+        return (f"must return {dtype} (the fit's dtype); {call} it returned {out.dtype} of shape {out.shape} "
+                "(compute in the dtype of params and x)")
+    return None

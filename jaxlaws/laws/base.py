@@ -5,9 +5,10 @@ from __future__ import annotations
 import dataclasses
 import math
 from collections.abc import Mapping
-from typing import Callable, Optional
+from typing import Any, Callable, Optional
 
 import jax
+import jax.numpy as jnp
 import numpy as np
 
 Array = jax.Array
@@ -60,7 +61,8 @@ class Law:
       x_kind: what ``x`` holds, checked at the boundary: ``"simplex"`` (rows are mixtures: in [0, 1],
         summing to 1), ``"unit"`` (entries in [0, 1]), ``"positive"`` or ``"free"``.
       n_outputs: ``k``; 1 means ``y`` has shape ``(n,)``, otherwise ``(n, k)``.
-      init_grid: default initial parameters ``(key, x, y) -> (n_init, P)``; ``None`` for linear laws.
+      init_grid: default initial parameters ``(key, x, y) -> (n_init, P)``; ``None`` for linear laws, or for a
+        law whose every fit passes ``inits=`` (a fit without them is then refused, saying so).
       needs_key: whether ``init_grid`` draws random numbers (then :func:`jaxlaws.fit` needs a key).
       design: for laws linear in their parameters, ``x -> X`` with ``predict == X @ params``; such laws
         are solved in closed form.
@@ -78,6 +80,9 @@ class Law:
         the law's paper (what ``FitResult.paper`` returns), e.g. Chinchilla's ``E, A, B, alpha, beta``.
       index: optional :class:`SingleIndex` structure of ``predict`` (single-output laws only), which the
         default solver uses to form its normal equations fast; the fit is the same with or without it.
+      inputs: optional names of the ``d`` columns of ``x`` (e.g. ``("N", "D")``). A DataFrame or a mapping of
+        columns given as ``x`` (to :func:`jaxlaws.fit`, :func:`jaxlaws.fit_frame`, ``FitResult.predict``) is
+        matched to them by name, in any column order; a plain array is taken by position.
     """
 
     name: str
@@ -96,6 +101,7 @@ class Law:
     default_penalty: Optional[object] = None  # a jaxlaws.Penalty (jaxlaws.ridge(...)) used unless overridden
     to_paper: Optional[Callable[[np.ndarray], dict]] = None  # params -> {paper name: values}
     index: Optional[SingleIndex] = None  # predict's single-index structure, for fast normal equations
+    inputs: Optional[tuple[str, ...]] = None  # names of x's columns, matched by name in DataFrames and dicts
 
     def __post_init__(self) -> None:
         if self.x_kind not in X_KINDS:
@@ -115,8 +121,15 @@ class Law:
             if self.n_outputs != 1 or not 0 <= self.index.start < len(self.param_names):
                 raise ValueError(f"law {self.name}: a SingleIndex needs one output and 0 <= start < P "
                                  f"(start {self.index.start}, P {len(self.param_names)})")
-        if self.init_grid is None and self.design is None:
-            raise ValueError(f"law {self.name}: a nonlinear law needs an init_grid")
+        if len(set(self.param_names)) != len(self.param_names):
+            raise ValueError(f"law {self.name}: parameter names must be distinct, got {self.param_names}")
+        if self.inputs is not None:
+            names = (self.inputs,) if isinstance(self.inputs, str) else tuple(self.inputs)
+            if (len(names) != self.x_dim or len(set(names)) != len(names)
+                    or not all(isinstance(n, str) and n for n in names)):
+                raise ValueError(f"law {self.name}: inputs must be {self.x_dim} distinct column names (one per "
+                                 f"column of x), got {self.inputs!r}")
+            object.__setattr__(self, "inputs", names)
 
     @property
     def n_params(self) -> int:
@@ -130,6 +143,28 @@ class Law:
     @property
     def is_linear(self) -> bool:
         return self.design is not None
+
+    def unflatten(self, params: Any) -> dict[str, Any]:
+        """The parameter vector ``([...,] P)`` by name: ``{name: params[..., i]}`` (traceable; batch axes kept)."""
+        if np.shape(params)[-1:] != (self.n_params,):
+            raise ValueError(f"{self.name} has {self.n_params} parameters {self.param_names}; got an array of "
+                             f"shape {np.shape(params)}")
+        return {n: params[..., i] for i, n in enumerate(self.param_names)}
+
+    def flatten(self, params: Mapping[str, Any]) -> Any:
+        """``{name: value}`` -> the vector ``([...,] P)`` in ``param_names`` order (the inverse of
+        :meth:`unflatten`). Traceable: JAX values give a JAX array, anything else a float64 NumPy array."""
+        if not isinstance(params, Mapping):
+            raise ValueError(f"{self.name}: flatten takes a mapping {{name: value}}, got {type(params).__name__}")
+        missing = [n for n in self.param_names if n not in params]
+        unknown = [k for k in params if k not in self.param_names]
+        if missing or unknown:
+            raise ValueError(f"{self.name}: parameters by name must name exactly {list(self.param_names)}"
+                             + (f"; missing {missing}" if missing else "") + (f"; unknown {unknown}" if unknown else ""))
+        vals = [params[n] for n in self.param_names]
+        if any(isinstance(v, jax.Array) for v in vals):
+            return jnp.stack(jnp.broadcast_arrays(*[jnp.asarray(v) for v in vals]), axis=-1)
+        return np.stack(np.broadcast_arrays(*[np.asarray(v, np.float64) for v in vals]), axis=-1)
 
     def __repr__(self) -> str:
         return f"Law({self.name}: {', '.join(self.param_names)})"

@@ -38,7 +38,7 @@ def chinchilla() -> Law:
 
     return Law("chinchilla", ("e", "a", "b", "alpha", "beta"), predict, x_dim=2, x_kind="positive",
                init_grid=init_grid, output_range=POSITIVE, default_objective=huber(1e-3, log=True),
-               to_paper=_epoch_names)
+               to_paper=_epoch_names, inputs=("N", "D"))
 
 
 def _epoch_names(params: np.ndarray) -> dict[str, np.ndarray]:

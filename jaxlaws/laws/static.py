@@ -49,7 +49,8 @@ def static_two_group() -> Law:
         return grid(lo * np.array([0.0, 0.3, 0.6, 0.8, 0.9, 0.95]),
                     np.linspace(-4.0, -0.5, 8), np.linspace(-2.0, 0.5, 6))
 
-    return Law("static_two_group", ("c", "k", "b"), predict, x_dim=1, x_kind="unit", init_grid=init_grid)
+    return Law("static_two_group", ("c", "k", "b"), predict, x_dim=1, x_kind="unit", init_grid=init_grid,
+               inputs=("p",))
 
 
 @functools.cache  # one Law per signature, so compiled fits are reused
@@ -67,7 +68,7 @@ def exp_two_group() -> Law:
         return grid(np.linspace(-2.4, -1.6, 11), np.linspace(-1.0, -0.1, 11))
 
     return Law("exp_two_group", ("k", "b"), predict, x_dim=1, x_kind="unit", init_grid=init_grid,
-               output_range=POSITIVE)
+               output_range=POSITIVE, inputs=("p",))
 
 
 def log_linear_inits(m: int, key: Array, own: Optional[int] = None, n_random: int = 30) -> np.ndarray:
@@ -180,7 +181,7 @@ def _log_linear(m: int, own: "Optional[int] | str") -> Law:
     return Law(f"log_linear({m})", names, _log_linear_predict, x_dim=m, x_kind="simplex",
                init_grid=init_grid, needs_key=True, output_range=POSITIVE, exponents=names[2:],
                default_penalty=_default_ridge(), to_paper=functools.partial(_named, paper, reduced_to_paper),
-               index=LOG_LINEAR_INDEX)
+               index=LOG_LINEAR_INDEX, inputs=mixture_inputs(m))
 
 
 def _default_ridge(lam: float = DEFAULT_RIDGE):
@@ -212,7 +213,7 @@ def log_linear_paper(m: int) -> Law:
 
     names = ("c", "b") + tuple(f"A{j + 1}" for j in range(m))
     return Law(f"log_linear_paper({m})", names, PAPER_INDEX.predict, x_dim=m, x_kind="simplex", init_grid=init_grid,
-               index=PAPER_INDEX)
+               index=PAPER_INDEX, inputs=mixture_inputs(m))
 
 
 def reduced_to_paper(params: np.ndarray) -> np.ndarray:
@@ -239,6 +240,11 @@ def paper_to_reduced(params: np.ndarray) -> np.ndarray:
     am = a[..., -1:]
     return np.concatenate([np.log(c)[..., None], (np.log(b) - am[..., 0])[..., None], am - a[..., :-1]],
                           axis=-1)
+
+
+def mixture_inputs(m: int) -> tuple[str, ...]:
+    """The input names of an ``m``-group mixing law: ``p1..pm``, the proportions of the groups in order."""
+    return tuple(f"p{j + 1}" for j in range(m))
 
 
 def _check_m(m: int) -> None:
