@@ -112,11 +112,11 @@ def test_fit_frame_refuses_bad_tables_naming_the_group():
                      by="size")
     bad = df.copy()
     bad.loc[bad["size"] == "gamma", "p_a"] += 0.01
-    with pytest.raises(ValueError, match="size='gamma'.*simplex_atol"):
-        jl.fit_frame(law, bad, x=["p_a", "p_b", "p_c"], y="loss", by="size")
+    with pytest.raises(ValueError, match="size='gamma'.*simplex_atol"):   # strict: a bad group refuses the table
+        jl.fit_frame(law, bad, x=["p_a", "p_b", "p_c"], y="loss", by="size", strict=True)
     with pytest.raises(ValueError, match="size='alpha'.*4 free parameters"):
         jl.fit_frame(law, df[(df["size"] != "alpha") | (df.index < 5)], x=["p_a", "p_b", "p_c"], y="loss",
-                     by="size")
+                     by="size", strict=True)
     with pytest.raises(ValueError, match="one y column"):
         jl.fit_frame(law, df.assign(loss2=df["loss"]), x=["p_a", "p_b", "p_c"], y=["loss", "loss2"], by="size")
     with pytest.raises(ValueError, match="DataFrame"):

@@ -12,7 +12,7 @@ from typing import Any, Optional, Union
 
 import numpy as np
 
-from jaxlaws.fitting import validate
+from jaxlaws.fitting import fixed as fixing, validate
 from jaxlaws.fitting.engine import fit_batched
 from jaxlaws.fitting.result import FitResult
 from jaxlaws.laws.base import Law
@@ -27,9 +27,11 @@ class FrameFit:
 
     Attributes:
       result: a batched :class:`FitResult`, problem ``i`` being the rows with ``by`` value ``labels[i]``.
-      labels: the ``by`` values in sorted order: scalars for one ``by`` column, tuples for several,
-        ``(None,)`` without ``by``.
-      by, x, y: the column names used.
+      labels: the ``by`` values of the fitted groups in sorted order: scalars for one ``by`` column, tuples
+        for several, ``(None,)`` without ``by``.
+      by, x, y: the column names used (``x`` in the order of the law's inputs).
+      skipped: ``{label: reason}`` of the groups that could not be fitted (too few points for the free
+        parameters, data the law refuses); empty when every group was fitted.
 
     ``fits[label]`` is that group's single :class:`FitResult`; :meth:`table` one row per group (parameters
     and metrics); :attr:`paper` the parameters in the paper's convention; :meth:`predict` predicts each row
@@ -41,6 +43,7 @@ class FrameFit:
     by: tuple[str, ...]
     x: tuple[str, ...]
     y: Union[str, tuple[str, ...]]
+    skipped: Mapping = dataclasses.field(default_factory=dict)
 
     def __len__(self) -> int:
         return len(self.labels)
@@ -89,43 +92,58 @@ class FrameFit:
 
     def predict(self, data: Any) -> np.ndarray:
         """Predictions for every row of ``data`` (a DataFrame with the ``x`` and ``by`` columns), each from
-        the fit of its own group; ``(n,)`` or ``(n, k)``, in ``data``'s row order."""
+        the fit of its own group; ``(n,)`` or ``(n, k)``, in ``data``'s row order (NaN for the rows of a
+        skipped group)."""
         df = _as_frame(data)
         _need_columns(df, self.x + self.by)
         law = self.result.law
         out = np.full((len(df),) + (() if law.n_outputs == 1 else (law.n_outputs,)), np.nan)
         groups = _groups(df, self.by)
         for label, rows in groups:
+            if label in self.skipped:
+                continue
             out[rows] = self[label].predict(df[list(self.x)].to_numpy()[rows])
         return out
 
     def __repr__(self) -> str:
-        return f"FrameFit(by {list(self.by)}: {len(self)} group(s); {self.result!r})"
+        skipped = f", {len(self.skipped)} skipped" if self.skipped else ""
+        return f"FrameFit(by {list(self.by)}: {len(self)} group(s){skipped}; {self.result!r})"
 
 
-def fit_frame(law: Law, data: Any, x: Columns, y: Columns, *, by: Optional[Columns] = None,
+def fit_frame(law: Law, data: Any, x: Optional[Union[Columns, Mapping[str, str]]] = None,
+              y: Optional[Columns] = None, *, by: Optional[Columns] = None, strict: bool = False,
               **kwargs: Any) -> FrameFit:
     """Fit ``law`` to the rows of a table, one problem per value of ``by``.
 
     Args:
       law: a :class:`jaxlaws.laws.Law`.
       data: a pandas DataFrame (or a mapping of columns).
-      x: the input column(s), in the law's order (e.g. the mixture's proportion columns).
+      x: the input columns. Default: the law's input names (``law.inputs``, e.g. ``N, D`` for Chinchilla),
+        matched by name. A list naming exactly the law's inputs is matched by name too, in any order; a list
+        of other names is taken in the law's order (e.g. ``["p_a", "p_b", "p_c"]`` for ``p1, p2, p3``; a
+        name of one of the law's inputs at another position is refused); ``{input: column}`` maps them.
       y: the target column (or, for a law with ``k`` outputs, ``k`` columns).
       by: optional column(s) whose values split the rows into independent problems (a model size, a
         validation domain, a seed); rows with a missing ``by`` value are refused, not dropped.
+      strict: refuse the whole table when a group cannot be fitted. Default: fit every group that can be
+        and report the others in ``FrameFit.skipped`` with the reason (too few points for the free
+        parameters, data the law refuses).
       **kwargs: passed to :func:`jaxlaws.fit_batched` (``key``, ``objective``, ``solver``, ``inits``,
-        ``normalize``, ``simplex_atol``, ``bounds``, ...). ``weights``, ``validation`` and ``test`` are
-        each a column name or one value per row of ``data``. ``inits`` of shape ``(B, n_init, P)`` follow
-        the sorted labels.
+        ``fixed``, ``normalize``, ``simplex_atol``, ``bounds``, ...). ``weights``, ``validation`` and
+        ``test`` are each a column name or one value per row of ``data``. ``inits`` of shape
+        ``(B, n_init, P)`` follow the sorted labels of all groups.
 
     Groups may differ in size (they are padded with masks: one ``fit_batched`` call, one compiled
-    program). Bad data is refused before anything compiles, naming the group.
+    program). Bad data is refused (or, unless ``strict``, its group skipped) before anything compiles,
+    naming the group.
 
-    Returns a :class:`FrameFit` (``fits[label]``, ``fits.table()``, ``fits.paper``, ``fits.predict(df)``).
+    Returns a :class:`FrameFit` (``fits[label]``, ``fits.table()``, ``fits.paper``, ``fits.predict(df)``,
+    ``fits.skipped``).
     """
     df = _as_frame(data)
-    xs, ys = _names("x", x), _names("y", y)
+    if y is None:
+        raise ValueError("fit_frame needs y=, the target column")
+    xs, ys = _input_columns(law, x), _names("y", y)
     bys = () if by is None else _names("by", by)
     named = {k: v for k, v in kwargs.items() if k in PER_POINT and isinstance(v, str)}
     _need_columns(df, xs + ys + bys + tuple(named.values()))
@@ -134,7 +152,6 @@ def fit_frame(law: Law, data: Any, x: Columns, y: Columns, *, by: Optional[Colum
     if law.n_outputs > 1 and len(ys) != law.n_outputs:
         raise ValueError(f"{law.name} has {law.n_outputs} outputs: give {law.n_outputs} y columns, got {list(ys)}")
     groups = _groups(df, bys)
-    labels = tuple(lab for lab, _ in groups)
     X = df[list(xs)].to_numpy()
     Y = df[list(ys)].to_numpy() if law.n_outputs > 1 else df[ys[0]].to_numpy()
     cols = {}
@@ -144,31 +161,82 @@ def fit_frame(law: Law, data: Any, x: Columns, y: Columns, *, by: Optional[Colum
             if cols[k].shape[:1] != (len(df),):
                 raise ValueError(f"{k} must be a column name or one value per row ({len(df)}), "
                                  f"got shape {cols[k].shape}")
+    counted = fixing.fix(law, kwargs["fixed"]) if kwargs.get("fixed") else law   # the count is of free parameters
     objective = kwargs.get("objective") or law.default_objective
-    problems = []
-    for label, rows in groups:
+    problems, skipped = [], {}
+    for g, (label, rows) in enumerate(groups):
         where = (f"rows with {_describe(bys, label)}: " if bys else "")
         try:
             validate.check_x(law, X[rows], simplex_atol=kwargs.get("simplex_atol", validate.SIMPLEX_ATOL),
                              normalize=kwargs.get("normalize", False))
             validate.check_y(law, Y[rows], len(rows), positive=getattr(objective, "log", False))
             held = sum(int(np.sum(np.asarray(cols[k][rows], bool))) for k in ("validation", "test") if k in cols)
-            validate.check_counts(law, np.array([len(rows) - held]), "fitting points")
+            validate.check_counts(counted, np.array([len(rows) - held]), "fitting points")
         except validate.FitInputError as e:
-            raise validate.FitInputError(where + e.detail) from None
+            if strict or not bys:
+                raise validate.FitInputError(where + e.detail) from None
+            skipped[label] = e.detail
+            continue
         except ValueError as e:
-            raise ValueError(where + str(e)) from None
-        problems.append(rows)
+            if strict or not bys:
+                raise ValueError(where + str(e)) from None
+            skipped[label] = str(e)
+            continue
+        problems.append(g)
+    while True:
+        if not problems:
+            raise ValueError("no group of the table can be fitted: "
+                             + "; ".join(f"{_describe(bys, lab)}: {why}" for lab, why in skipped.items()))
+        per_point = {k: [c[groups[g][1]] for g in problems] for k, c in cols.items()}
+        args = dict(kwargs, **per_point)
+        inits = args.get("inits")
+        if inits is not None and not isinstance(inits, Mapping) and np.ndim(inits) == 3:
+            args["inits"] = np.asarray(inits)[problems] if len(inits) == len(groups) else inits
+        try:  # ragged groups are padded with masks inside the one compiled program
+            result = fit_batched(law, [X[groups[g][1]] for g in problems], [Y[groups[g][1]] for g in problems],
+                                 **args)
+            break
+        except validate.FitInputError as e:
+            if e.problem is None or not bys:
+                raise
+            label = groups[problems[e.problem]][0]
+            if strict:
+                raise validate.FitInputError(f"rows with {_describe(bys, label)}: {e.detail}") from None
+            skipped[label] = e.detail
+            problems = problems[: e.problem] + problems[e.problem + 1:]
+    labels = tuple(groups[g][0] for g in problems)
+    return FrameFit(result, labels, bys, xs, ys[0] if isinstance(y, str) else ys, skipped)
 
-    per_point = {k: [c[rows] for rows in problems] for k, c in cols.items()}
-    try:  # ragged groups are padded with masks inside the one compiled program
-        result = fit_batched(law, [X[rows] for rows in problems], [Y[rows] for rows in problems],
-                             **dict(kwargs, **per_point))
-    except validate.FitInputError as e:
-        if e.problem is None or not bys:
-            raise
-        raise validate.FitInputError(f"rows with {_describe(bys, labels[e.problem])}: {e.detail}") from None
-    return FrameFit(result, labels, bys, xs, ys[0] if isinstance(y, str) else ys)
+
+def _input_columns(law: Law, x: Any) -> tuple[str, ...]:
+    """The table's columns for the law's inputs, in the law's order (see :func:`fit_frame`'s ``x``)."""
+    inputs = law.inputs
+    if x is None or isinstance(x, Mapping):
+        if inputs is None:
+            raise ValueError(f"{law.name} does not name its inputs: give x=[columns] in the law's order (or build "
+                             "the law with Law(..., inputs=(...)))")
+        if x is None:
+            return inputs
+        missing = [n for n in inputs if n not in x]
+        unknown = [k for k in x if k not in inputs]
+        if missing or unknown:
+            raise ValueError(f"{law.name}: x={{input: column}} must map exactly the law's inputs {list(inputs)}"
+                             + (f"; missing {missing}" if missing else "") + (f"; unknown {unknown}" if unknown else ""))
+        return _names("x", [x[n] for n in inputs])
+    cols = _names("x", x)
+    if len(cols) != law.x_dim:
+        raise ValueError(f"{law.name} has {law.x_dim} input(s)" + (f" {list(inputs)}" if inputs else "")
+                         + f"; x names {len(cols)} column(s): {list(cols)}")
+    if inputs is None:
+        return cols
+    if set(cols) == set(inputs):
+        return inputs   # the law's own names: matched by name, whatever their order
+    for i, c in enumerate(cols):
+        if c in inputs and inputs.index(c) != i:
+            raise ValueError(f"{law.name}: column {c!r} has the name of the law's input {inputs.index(c) + 1} "
+                             f"but is listed as input {i + 1} (the law's inputs are {list(inputs)}); list the "
+                             f"law's input names (any order) or map them, x={{input: column}}")
+    return cols
 
 
 def _as_frame(data: Any):

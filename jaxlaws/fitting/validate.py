@@ -163,6 +163,18 @@ def mixtures(law: Law, x: Any, simplex_atol: float = SIMPLEX_ATOL,
     return xs, np.stack([np.concatenate([e, np.full(n - len(e), np.nan)]) for e in errs])
 
 
+def predict_options(result: Any, normalize: Optional[bool] = None, simplex_atol: Optional[float] = None
+                    ) -> dict[str, Any]:
+    """The mixture options that check the inputs of ``result.predict``: those given, else those the fit used
+    (``result.normalized``, ``result.simplex_atol``), so a result predicts any rows its fit accepted (rounded
+    mixtures fitted with ``normalize=True`` or a wider ``simplex_atol``)."""
+    if normalize is None:
+        normalize = bool(getattr(result, "normalized", False))
+    if simplex_atol is None:
+        simplex_atol = getattr(result, "simplex_atol", SIMPLEX_ATOL)
+    return {"normalize": bool(normalize), "simplex_atol": _check_atol(simplex_atol)}
+
+
 def _check_atol(atol: Any) -> float:
     try:
         a = float(atol)
