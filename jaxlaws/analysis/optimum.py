@@ -15,11 +15,25 @@ We minimise the (optionally weighted) sum of predicted losses over the simplex,
   and a backtracking line search, or exponentiated gradient. Both are jit-compiled and vmapped over a
   batch of parameter sets (e.g. seeds), so all seeds are solved by one compiled program. (The original
   used Adam with clamp-and-rescale, which is not a projection.)
+* traceable and differentiable (:func:`optimal_mixture`): projected gradient, then Newton steps on the
+  support; a pure function of the law's parameters, usable under ``jit``/``vmap``/``grad``. Its derivative
+  is not the unrolled iteration's but that of the KKT conditions at the optimum (implicit function theorem),
+  with the components at 0 (the active set :math:`A`) held fixed. On the support :math:`F` the optimum
+  satisfies :math:`\nabla_F f(p^\star;\theta) = \lambda\mathbf 1` and :math:`\mathbf 1^\top p_F = 1`, so
+
+  .. math:: \begin{pmatrix} \nabla^2_{FF} f & \mathbf 1 \\ \mathbf 1^\top & 0 \end{pmatrix}
+            \begin{pmatrix} \dot p_F \\ -\dot\lambda \end{pmatrix}
+            = \begin{pmatrix} -\partial_\theta \nabla_F f\,\dot\theta \\ 0 \end{pmatrix},
+            \qquad \dot p_A = 0,
+
+  valid where the optimum is unique and strictly complementary (a component at 0 has a positive multiplier).
 """
 
 from __future__ import annotations
 
-from typing import Callable, Optional
+import dataclasses
+import functools
+from typing import Any, Callable, Optional
 
 import jax
 import jax.numpy as jnp
@@ -138,6 +152,150 @@ def _solve(losses_fn, params, w, method, steps, lr):
         return p, obj(p)
 
     return jax.vmap(one)(params)
+
+
+# --------------------------------------------------------------------------- traceable, differentiable optimum
+@functools.partial(jax.tree_util.register_dataclass,
+                   data_fields=["p", "value", "active", "multiplier", "kkt_residual"], meta_fields=[])
+@dataclasses.dataclass(frozen=True)
+class OptimumResult:
+    r"""What :func:`optimal_mixture` returns: a pytree of arrays (leading axes added by ``vmap``).
+
+    Attributes:
+      p: ``(m,)`` the optimal mixture; differentiable w.r.t. the law's parameters and the weights (module
+        docstring: implicit differentiation of the KKT conditions, the active set held fixed).
+      value: ``()`` :math:`\sum_i w_i L_i(p^\star)` (differentiable too; by the envelope theorem its
+        derivative is :math:`\sum_i w_i \partial_\theta L_i`).
+      active: ``(m,)`` bool, the components at exactly 0 (held fixed by the derivative).
+      multiplier: ``()`` :math:`\lambda`, the common value of :math:`\partial f/\partial p_i` on the support.
+      kkt_residual: ``()`` :math:`\lVert p - \Pi_\Delta(p - \nabla f)\rVert_\infty`, the projected-gradient
+        residual: 0 exactly at a KKT point (a check of convergence, in units of the objective).
+    """
+
+    p: Array
+    value: Array
+    active: Array
+    multiplier: Array
+    kkt_residual: Array
+
+
+def _total(losses_fn: LossesFn, params: Any, w: Array, p: Array) -> Array:
+    return jnp.dot(w, losses_fn(params, p))
+
+
+def _bordered(h: Array, free: Array) -> Array:
+    r"""The KKT matrix :math:`\begin{pmatrix} H_{FF} & 1_F \\ 1_F^\top & 0 \end{pmatrix}` padded to ``(m+1, m+1)``
+    with unit rows/columns for the active components (so that their step is 0) -- fixed shapes for ``vmap``."""
+    m = h.shape[0]
+    ff = free[:, None] & free[None, :]
+    top = jnp.where(ff, h, 0.0) + jnp.diag(jnp.where(free, 0.0, 1.0))
+    col = jnp.where(free, 1.0, 0.0).astype(h.dtype)
+    return jnp.block([[top, col[:, None]], [col[None, :], jnp.zeros((1, 1), h.dtype)]])
+
+
+def _newton_polish(obj: Callable[[Array], Array], p: Array, steps: int) -> Array:
+    """Newton steps on the support (equality-constrained, active components fixed), each cut back to stay in
+    the simplex (a component reaching 0 joins the active set) and kept unless it raises ``obj`` beyond
+    round-off (near the optimum the decrease, quadratic in the gradient, is below round-off of ``obj``)."""
+    grad, hess = jax.grad(obj), jax.hessian(obj)
+    m = p.shape[0]
+
+    def body(_, p):
+        free = p > 0
+        g = grad(p)
+        rhs = jnp.concatenate([-jnp.where(free, g, 0.0), jnp.zeros((1,), p.dtype)])
+        d = jnp.linalg.solve(_bordered(hess(p), free), rhs)[:m]
+        d = jnp.where(free, d, 0.0)
+        # the longest step in [0, 1] that keeps every component >= 0
+        ratio = jnp.where(d < 0, -p / jnp.where(d < 0, d, -1.0), jnp.inf)
+        t = jnp.minimum(1.0, jnp.min(ratio))
+        hit = (d < 0) & (ratio <= t)
+        q = jnp.where(hit, 0.0, jnp.maximum(p + t * d, 0.0))
+        q = q / jnp.sum(q)
+        f = obj(p)
+        ok = jnp.all(jnp.isfinite(q)) & (obj(q) <= f + 64 * jnp.finfo(p.dtype).eps * jnp.abs(f))
+        return jnp.where(ok, q, p)
+
+    return jax.lax.fori_loop(0, steps, body, p)
+
+
+@functools.partial(jax.custom_jvp, nondiff_argnums=(0, 1, 2))
+def _argmin(losses_fn: LossesFn, steps: int, newton: int, params: Any, w: Array) -> Array:
+    obj = functools.partial(_total, losses_fn, params, w)
+    m = w.shape[0]
+    p = _projected_gradient(obj, jnp.full((m,), 1.0 / m, w.dtype), steps)
+    return _newton_polish(obj, p, newton)
+
+
+@_argmin.defjvp
+def _argmin_jvp(losses_fn, steps, newton, primals, tangents):
+    params, w = primals
+    p = _argmin(losses_fn, steps, newton, params, w)
+    m = p.shape[0]
+    free = p > 0
+    grad_p = jax.grad(_total, argnums=3)
+    # the KKT system's right-hand side: how the gradient on the support moves with (params, w)
+    _, b = jax.jvp(lambda th, ww: grad_p(losses_fn, th, ww, p), (params, w), tangents)
+    h = jax.hessian(_total, argnums=3)(losses_fn, params, w, p)
+    rhs = jnp.concatenate([-jnp.where(free, b, 0.0), jnp.zeros((1,), p.dtype)])
+    dp = jnp.linalg.solve(_bordered(h, free), rhs)[:m]
+    return p, jnp.where(free, dp, 0.0)
+
+
+def optimal_mixture(losses_fn: LossesFn, params: Any, weights: Optional[Array] = None, *,
+                    steps: int = 300, newton: int = 8) -> OptimumResult:
+    r"""The mixture minimising :math:`\sum_i w_i L_i(p;\theta)` over the simplex, as a pure JAX function.
+
+    Traceable (``jit``, ``vmap`` over parameter sets, ``grad``/``jacfwd``/``jacrev``): ``result.p`` is
+    differentiable w.r.t. ``params`` and ``weights`` by the implicit function theorem on the KKT conditions
+    with the active set fixed (module docstring), not by unrolling the iterations. The forward solve is
+    ``steps`` projected-gradient iterations from the uniform mixture (:func:`simplex_minimise`'s), then
+    ``newton`` Newton steps on the support, which bring a smooth, strongly convex problem (the static laws'
+    sums of exponentials) to round-off. Where the optimum is not unique (a flat direction on the support)
+    or a component sits at 0 with a zero multiplier, the derivative is not defined.
+
+    Args:
+      losses_fn: ``(params, p (m,)) -> (m,)`` predicted losses per group, pure (e.g.
+        :func:`log_linear_losses`); it must be the same Python object across calls to reuse the compilation.
+      params: the law's parameters, any pytree (e.g. an ``(m, P)`` array); its first leaf's leading axis is
+        ``m`` unless ``weights`` give it.
+      weights: ``(m,)`` positive group weights, default ones.
+      steps, newton: iterations of the two stages (static).
+    Returns:
+      :class:`OptimumResult`.
+    """
+    leaves = jax.tree_util.tree_leaves(params)
+    if not leaves:
+        raise ValueError("optimal_mixture: params is empty")
+    dtype = jnp.result_type(*leaves, float)
+    if weights is None:
+        if jnp.ndim(leaves[0]) < 1:
+            raise ValueError("optimal_mixture: pass weights (m,) when params' first leaf has no group axis")
+        w = jnp.ones(jnp.shape(leaves[0])[0], dtype)
+    else:
+        w = jnp.asarray(weights, dtype)
+        if w.ndim != 1 or w.shape[0] < 2:
+            raise ValueError(f"optimal_mixture: weights must be (m,) with m >= 2, got shape {w.shape}")
+        if not isinstance(w, jax.core.Tracer) and not bool(jnp.all(w > 0)):
+            raise ValueError(f"optimal_mixture: weights must be positive, got {weights!r}")
+    m = w.shape[0]
+    out = jax.eval_shape(losses_fn, params, jax.ShapeDtypeStruct((m,), dtype))
+    if getattr(out, "shape", None) != (m,):
+        raise ValueError(f"optimal_mixture: losses_fn(params, p (m={m},)) must return ({m},) losses, "
+                         f"got {getattr(out, 'shape', out)}")
+    return _optimal_mixture(losses_fn, int(steps), int(newton), params, w)
+
+
+@functools.partial(jax.jit, static_argnums=(0, 1, 2))
+def _optimal_mixture(losses_fn, steps, newton, params, w) -> OptimumResult:
+    p = _argmin(losses_fn, steps, newton, params, w)
+    ps, ws = jax.lax.stop_gradient(p), jax.lax.stop_gradient(w)
+    g = jax.grad(_total, argnums=3)(losses_fn, jax.lax.stop_gradient(params), ws, ps)
+    free = ps > 0
+    lam = jnp.sum(jnp.where(free, g, 0.0)) / jnp.maximum(jnp.sum(free), 1)
+    kkt = jnp.max(jnp.abs(ps - project_simplex(ps - g)))
+    return OptimumResult(p=p, value=_total(losses_fn, params, w, p), active=~free, multiplier=lam,
+                         kkt_residual=kkt)
 
 
 # --------------------------------------------------------------------------- law-specific losses
