@@ -60,6 +60,10 @@ class FitResult:
       bounds: the box the fit was held in, one ``(lo, hi)`` per parameter (``None``: unbounded);
         ``at_bound`` (a property) marks the parameters that ended on it.
       penalty: the ridge penalty ``(lam, indices, center)`` that was added (``None``: none).
+      covariance: ``([B,] P, P)`` covariance of ``params`` at the optimum (:mod:`jaxlaws.fitting.covariance`:
+        Gauss-Newton for least squares, the sandwich for Huber, in log residuals for log-space objectives),
+        NaN where it is not defined (a singular Hessian, parameters on a bound); ``None`` when not computed.
+        ``stderr`` and ``intervals`` read it.
     """
 
     law: Law
@@ -86,10 +90,11 @@ class FitResult:
     n_test: Any = None
     bounds: Any = None
     penalty: Any = None
+    covariance: Any = None
 
     _ARRAY_FIELDS = ("params", "objective", "mse", "r2", "n_points", "converged", "success", "init_objectives",
                      "decrement", "rank", "n_distinct", "identifiable", "saturated", "flags", "row_sum_error",
-                     "validation_objective", "test_mae", "test_rmse", "n_test")
+                     "validation_objective", "test_mae", "test_rmse", "n_test", "covariance")
 
     def __post_init__(self) -> None:
         if self.flags is None:  # built without diagnostics: flag what the metrics alone show
@@ -132,6 +137,83 @@ class FitResult:
         if self.law.to_paper is not None:
             return {k: np.asarray(v, np.float64) for k, v in self.law.to_paper(p).items()}
         return {n: p[..., i] for i, n in enumerate(self.param_names)}
+
+    @property
+    def params_dict(self) -> dict[str, np.ndarray]:
+        """Parameters by name, ``{name: value}`` in ``law.param_names`` order (values with the batch shape)."""
+        p = np.asarray(self.params, np.float64)
+        return {n: p[..., i] for i, n in enumerate(self.param_names)}
+
+    @property
+    def stderr(self) -> Any:
+        """``([B,] P)`` standard errors of ``params``: the square roots of the diagonal of ``covariance`` (NaN
+        where it is undefined), or ``None`` when the fit computed no covariance."""
+        if self.covariance is None:
+            return None
+        var = np.diagonal(np.asarray(self.covariance, np.float64), axis1=-2, axis2=-1)
+        with np.errstate(invalid="ignore"):
+            return np.sqrt(np.where(var >= 0, var, np.nan))
+
+    def intervals(self, level: float = 0.95, paper: bool = False) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+        r"""Normal-approximation intervals :math:`\hat\theta_j \pm z_{(1+\text{level})/2}\,\mathrm{se}_j`, as
+        ``{name: (lo, hi)}`` (values with the batch shape; NaN where the standard error is undefined). Each is
+        marginal (one parameter at a time), from the local curvature at the optimum: for a strongly nonlinear
+        law or few points prefer :func:`jaxlaws.bootstrap`.
+
+        ``paper=True``: intervals of the parameters in the paper's convention (``law.to_paper``, as
+        :attr:`paper`) by the delta method, :math:`\mathrm{se}(g) = \sqrt{\nabla g^\top\Sigma\nabla g}`,
+        with :math:`\nabla g` from ``jax.jacobian`` when ``to_paper`` traces, else central differences
+        (float64, step :math:`10^{-6}(1 + |\theta_j|)`). A paper parameter that is a fixed convention (the
+        static law's :math:`A_m = 0`) gets a zero-width interval.
+        """
+        from jaxlaws.fitting.covariance import normal_quantile
+
+        if self.covariance is None:
+            raise ValueError("this fit carries no covariance (fit it with jaxlaws.fit / fit_batched, which "
+                             "compute it)")
+        if isinstance(level, bool) or not isinstance(level, (int, float)) or not 0 < level < 1:
+            raise ValueError(f"level must be in (0, 1), got {level!r}")
+        z = normal_quantile(0.5 + 0.5 * float(level))
+        if not paper or self.law.to_paper is None:  # no converter: the paper's names are the law's own
+            est, se = self.params_dict, self.stderr
+            return {n: (est[n] - z * se[..., i], est[n] + z * se[..., i]) for i, n in enumerate(self.param_names)}
+        names, value, cov = self._paper_covariance()
+        with np.errstate(invalid="ignore"):
+            se = np.sqrt(np.diagonal(cov, axis1=-2, axis2=-1))
+        return {n: (value[..., i] - z * se[..., i], value[..., i] + z * se[..., i]) for i, n in enumerate(names)}
+
+    def _paper_covariance(self) -> tuple[tuple[str, ...], np.ndarray, np.ndarray]:
+        """``(names, values ([B,] q), covariance ([B,] q, q))`` of ``law.to_paper`` by the delta method."""
+        from jaxlaws.fitting.covariance import propagate
+
+        p = np.asarray(self.params, np.float64)
+        flat = p.reshape(-1, p.shape[-1])
+        names = tuple(self.law.to_paper(flat[:1]).keys())
+
+        def vec(theta):
+            d = self.law.to_paper(theta)
+            return np.stack([np.asarray(d[n], np.float64) for n in names], axis=-1)
+
+        def jac(theta):  # (q, P) at one parameter vector
+            try:
+                with jax.enable_x64(True):
+                    return np.asarray(jax.jacobian(lambda t: jax.numpy.stack(
+                        [jax.numpy.asarray(v) for v in self.law.to_paper(t).values()], axis=-1))(theta), np.float64)
+            except Exception:  # a NumPy converter does not trace; the same function on the host below
+                h = 1e-6 * (1.0 + np.abs(theta))
+                steps = np.diag(h)
+                return np.stack([(vec(theta + steps[j]) - vec(theta - steps[j])) / (2 * h[j])
+                                 for j in range(len(theta))], axis=-1)
+
+        ok = np.all(np.isfinite(flat), axis=1)
+        g = np.stack([jac(t) if o else np.full((len(names), flat.shape[1]), np.nan) for t, o in zip(flat, ok)])
+        cov = np.asarray(self.covariance, np.float64).reshape(-1, flat.shape[1], flat.shape[1])
+        with jax.enable_x64(True):
+            out = np.asarray(propagate(g, cov), np.float64)
+        value = vec(np.where(ok[:, None], flat, 0.0))
+        value = np.where(ok[:, None], value, np.nan)
+        q = len(names)
+        return names, value.reshape(p.shape[:-1] + (q,)), out.reshape(p.shape[:-1] + (q, q))
 
     @property
     def max_row_sum_error(self) -> Any:
