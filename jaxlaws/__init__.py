@@ -8,12 +8,16 @@ training runs, judge data-mixing methods against them, find optimal mixtures, an
 >>> res = jl.fit(law, p, loss, key=jax.random.key(0))      # doctest: +SKIP
 """
 
-from jaxlaws import analysis, laws, sweeps  # jaxlaws.train is imported on use (flax)
+import importlib
+from typing import Any
+
+from jaxlaws import laws
 from jaxlaws.fitting import (
     LBFGS, Adam, FitError, FitInputError, FitResult, LevenbergMarquardt, LinearFit, Objective, Screen,
     choose_c, fit, fit_batched, fit_static_two_stage, huber, lstsq, mse, r2, squared,
 )
 from jaxlaws.fitting import FrameFit, fit_frame
+from jaxlaws.fitting import RESULTS, Solution, solve
 from jaxlaws.fitting import BootstrapResult, CVResult, Penalty, bootstrap, cross_validate, fold_ids, ridge
 
 __version__ = "0.1.0"
@@ -23,5 +27,20 @@ __all__ = [
     "LevenbergMarquardt", "LinearFit", "Objective", "Screen",
     "choose_c", "fit", "fit_batched", "fit_static_two_stage", "huber", "lstsq", "mse", "r2", "squared",
     "FrameFit", "fit_frame",
+    "RESULTS", "Solution", "solve",
     "BootstrapResult", "CVResult", "Penalty", "bootstrap", "cross_validate", "fold_ids", "ridge",
 ]
+
+# Imported on first use: jaxlaws.analysis and jaxlaws.sweeps work on pandas tables (pandas and pyarrow take
+# longer to import than the fitting engine); jaxlaws.train needs flax.
+_LAZY = ("analysis", "sweeps", "train")
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        return importlib.import_module(f"jaxlaws.{name}")
+    raise AttributeError(f"module 'jaxlaws' has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(_LAZY))

@@ -1,6 +1,7 @@
 """The fitting engine: objectives, solvers, the multi-start search and the closed-form linear path."""
 
 from jaxlaws.fitting.engine import Screen, fit, fit_batched
+from jaxlaws.fitting.solve import RESULTS, Solution, solve
 from jaxlaws.fitting.bootstrap import BootstrapResult, bootstrap
 from jaxlaws.fitting.cv import CVResult, cross_validate, fold_ids
 from jaxlaws.fitting.regularise import Penalty, ridge

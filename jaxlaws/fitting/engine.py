@@ -10,13 +10,11 @@ batches (:mod:`.batch`) are all part of the same program.
 from __future__ import annotations
 
 import contextlib
-import dataclasses
 import functools
 import numbers
 from typing import Any, Optional
 
 import jax
-import jax.numpy as jnp
 import numpy as np
 
 from jaxlaws.fitting import batch as batching
@@ -28,70 +26,11 @@ from jaxlaws.fitting.regularise import LAW
 from jaxlaws.fitting.objectives import Objective, huber
 from jaxlaws.fitting.result import FitError, FitResult
 from jaxlaws.fitting.solvers import LevenbergMarquardt
-from jaxlaws.laws.base import Law, SingleIndex, as_key
-
-SELECTIONS = ("trajectory", "final")
-
-
-@dataclasses.dataclass(frozen=True)
-class Screen:
-    """Successive halving for large init grids: run every init for ``steps`` solver iterations, then
-    continue the best ``max(min_keep, round(keep * n_init))`` of them (all, if the grid is smaller) with the
-    full solver, from where the screening left them. Inside the same compiled program; pruned inits report
-    their screening objective in ``init_objectives``.
-
-    The cost is ``steps * n_init + solver.steps * kept`` solver iterations instead of
-    ``solver.steps * n_init``: with the default (10 steps, 2%, at least 64) about 4.5x fewer on a 6,000-init grid.
-    """
-
-    steps: int = 10
-    keep: float = 0.1
-    min_keep: int = 1
-
-    def __post_init__(self) -> None:
-        ok_int = lambda v: isinstance(v, numbers.Integral) and not isinstance(v, bool) and v > 0  # noqa: E731
-        if not (ok_int(self.steps) and ok_int(self.min_keep)
-                and isinstance(self.keep, numbers.Real) and 0 < self.keep <= 1):
-            raise ValueError(f"Screen needs steps > 0, 0 < keep <= 1 and min_keep >= 1, got {self}")
-
-    def kept(self, n_init: int) -> int:
-        """How many of ``n_init`` inits continue past the screening."""
-        return max(1, min(n_init, max(self.min_keep, int(round(self.keep * n_init)))))
-
-
-AUTO = "auto"  # sentinel: screen=AUTO screens large grids with AUTO_SCREEN (the default)
-#: The default screening of a grid of at least ``AUTO_MIN_INITS`` inits. Checked against the full grid on
-#: every public problem and the paper's reference fits by ``benchmarks/bench_fit.py --public``.
-AUTO_SCREEN = Screen(steps=10, keep=0.02, min_keep=64)
-AUTO_MIN_INITS = 1024
-#: The screening runs over the whole grid in blocks of inits (``lax.map``), so that a block's residuals and
-#: Jacobian columns stay in cache across the solver's sums over points: as many inits as keep about
-#: ``SCREEN_CACHE`` bytes of them (``N (P + 4)`` numbers each), a power of two in ``[32, 256]``. Measured
-#: (default fits, warm, load ~1; ``benchmarks/bench_fit.py --public``): DML 20 x 6,000 0.34 s with blocks of
-#: 1,024 -> 0.22 s with 256; RegMix (512 points, P = 18) 0.62 -> 0.48 s with 64; Chinchilla 0.23 -> 0.21 s
-#: with 256 (0.31 s with 64). The full-grid run stays one ``vmap`` (not faster blocked there).
-SCREEN_CACHE = 8 << 20
-SCREEN_BLOCK_RANGE = (32, 256)
-
-
-def screen_block(n_out: int, n_params: int, itemsize: int = 8) -> int:
-    """Inits per screening block for ``n_out`` residuals and ``n_params`` parameters (see ``SCREEN_CACHE``)."""
-    lo, hi = SCREEN_BLOCK_RANGE
-    fit = SCREEN_CACHE // max(1, n_out * (n_params + 4) * itemsize)
-    return int(min(hi, max(lo, 1 << max(0, int(fit).bit_length() - 1))))
-
-
-def resolve_screen(screen: Any, n_init: int) -> Optional[Screen]:
-    """``screen`` as given (a :class:`Screen`), ``None`` for the full grid (``None`` or ``False``), or for
-    ``"auto"``: :data:`AUTO_SCREEN` when the grid has at least :data:`AUTO_MIN_INITS` inits, else ``None``."""
-    if isinstance(screen, str) and screen == AUTO:
-        screen = AUTO_SCREEN if n_init >= AUTO_MIN_INITS else None
-    if screen is None or screen is False:
-        return None
-    if not isinstance(screen, Screen):
-        raise ValueError(f"screen must be a jaxlaws.Screen, 'auto', None or False, got {screen!r}")
-    return None if screen.kept(n_init) >= n_init else screen
-
+from jaxlaws.fitting.solve import (  # noqa: F401  (re-exported: the screening lives with the search)
+    AUTO, AUTO_MIN_INITS, AUTO_SCREEN, SCREEN_BLOCK_RANGE, SCREEN_CACHE, SELECTIONS, Config, Screen, _Weighted,
+    resolve_screen, screen_block, search,
+)
+from jaxlaws.laws.base import Law, as_key
 
 _HOLDOUT_GONE = ("holdout= is gone: it meant two things. Use validation=mask (excluded from fitting, chooses the "
                  "init: the old behaviour) or test=mask (excluded from fitting and from every choice; its error "
@@ -250,9 +189,9 @@ def fit_batched(law: Law, x: Any, y: Any, *, inits: Any = None, key: Any = None,
             index = law.index if isinstance(solver, LevenbergMarquardt) else None
             if index is not None:
                 index_normal.check_index(law, x, inits)
-            program = _program(law.predict, objective, solver, select, use_val,
-                               None if screen is None else (screen.steps, screen.kept(n_init)), box, pen,
-                               early_stopping, index, bool(init_objectives))
+            program = _program(Config(law.predict, objective, solver, select, use_val,
+                                      None if screen is None else (screen.steps, screen.kept(n_init)), box, pen,
+                                      early_stopping, index, bool(init_objectives)))
             w_val = np.where(data.validation, data.weights, 0.0)
             args = [np.asarray(a, fdtype) for a in (regularise.from_box(inits, box), x, y, w_fit, w_val)]
             shared_inits = inits.ndim == 2
@@ -315,122 +254,15 @@ def _precision(dtype: Any):
         yield dtype.type
 
 
-class _Weighted:
-    r"""The objective a solver sees: :math:`\sum_n w_n\rho(r_n) + \tfrac12\sum_k s_k^2` over the residual
-    vector ``[r (N,), s (K,)]`` -- per-point weights on the data terms, the penalty's residuals ``s`` under a
-    squared loss. Built inside the traced program (``w`` is traced); exposes what the solvers call."""
-
-    def __init__(self, base: Objective, w: jax.Array):
-        self.base, self.w = base, w
-        self.name, self.delta, self.log = base.name, base.delta, base.log
-
-    def _split(self, r):
-        n = self.w.shape[0]
-        return r[..., :n], r[..., n:]
-
-    def residual(self, y, pred):
-        return self.base.residual(y, pred)
-
-    def rho(self, r):
-        d, s = self._split(r)
-        return jnp.concatenate([self.w * self.base.rho(d), 0.5 * s * s], axis=-1)
-
-    def weight(self, r):
-        d, s = self._split(r)
-        return jnp.concatenate([self.w * self.base.weight(d), jnp.ones_like(s)], axis=-1)
-
-
 @functools.lru_cache(maxsize=64)
-def _program(predict: Any, objective: Objective, solver: Any, select: str, use_val: bool,
-             screen: Optional[tuple[int, int]], box: Any, pen: Any, early: Optional[int],
-             index: Optional[SingleIndex] = None, keep_inits: bool = True):
-    """Compile once per (prediction function, objective, solver, rule, bounds, penalty): problems -> inits
-    -> solver run. Keyed on what determines the program, not on the ``Law`` object, so laws that share a
-    ``predict`` (``log_linear(m, own=i)`` for every ``i``) share the compiled program. With ``index`` (the
-    law's :class:`SingleIndex`, for the LM solver) the normal equations come from :mod:`.index_normal`."""
-
-    def one_init(u0, x, y, w, wv, solver=solver):
-        flat = lambda m: jnp.broadcast_to(m.reshape(m.shape + (1,) * (y.ndim - 1)), y.shape).reshape(-1)  # noqa: E731
-        wf, wvf = flat(w), flat(wv)
-        total = jnp.sum(wf)
-        wobj = _Weighted(objective, wf)
-
-        def data_res(theta):
-            return objective.residual(y, predict(theta, x)).reshape(-1)
-
-        def res(u):
-            theta = regularise.to_box(u, box)
-            r = jnp.where(wf > 0, data_res(theta), 0.0)
-            return jnp.concatenate([r, regularise.penalty_residuals(theta, pen, total)])
-
-        def value_of(u):
-            v = jnp.sum(wobj.rho(res(u)))
-            return jnp.where(jnp.isfinite(v), v, jnp.inf)
-
-        structured = (None if index is None else
-                      index_normal.normal_equations(index, objective, box, pen, x, y.reshape(-1), wf, total))
-
-        def call(solver, u):
-            return solver(res, wobj, u) if structured is None else solver(res, wobj, u, normal=structured)
-
-        def val_score(u):
-            rv = jnp.where(wvf > 0, data_res(regularise.to_box(u, box)), 0.0)
-            v = jnp.sum(wvf * objective.rho(rv))
-            return jnp.where(jnp.isfinite(v), v, jnp.inf)
-
-        if early is None:
-            tr = call(solver, u0)
-            u = tr.final_params if select == "final" else tr.params
-            v90 = tr.value_at_90
-        else:  # segments of `early` iterations; keep the iterate with the lowest validation objective
-            seg = dataclasses.replace(solver, steps=early)
-
-            def body(carry, _):
-                cur, best_u, best_s = carry
-                tr = call(seg, cur)
-                s = val_score(tr.final_params)
-                better = s < best_s
-                return (tr.final_params, jnp.where(better, tr.final_params, best_u),
-                        jnp.where(better, s, best_s)), None
-
-            n_seg = max(1, solver.steps // early)
-            (_, u, _), _ = jax.lax.scan(body, (u0, u0, val_score(u0)), None, length=n_seg)
-            v90 = value_of(u)
-        value = value_of(u)
-        if use_val:
-            score = jnp.where(jnp.isfinite(value), val_score(u), jnp.inf)
-        else:
-            score = value
-        return u, value, v90, score
-
-    def run(inits, x, y, w, wv, solver, block=None):
-        if block and inits.shape[0] > block:  # blocks of inits, one after the other: each block's arrays stay
-            f = functools.partial(one_init, solver=solver)  # in cache across the solver's sums over points
-            return jax.lax.map(lambda u: f(u, x, y, w, wv), inits, batch_size=block)
-        return jax.vmap(functools.partial(one_init, solver=solver), in_axes=(0, None, None, None, None))(
-            inits, x, y, w, wv)
+def _program(cfg: Config):
+    """``vmap`` of :func:`jaxlaws.fitting.solve.search` (the multi-start search :func:`jaxlaws.solve` runs) over
+    problems, compiled once per static configuration: problems -> inits -> solver run. Two variants: inits
+    shared by every problem, or one grid per problem."""
 
     def one_problem(inits, x, y, w, wv):
-        if screen is None:
-            u, value, v90, score = run(inits, x, y, w, wv, solver)
-            all_values = value
-        else:
-            steps, keep = screen
-            block = screen_block(y.size, inits.shape[-1], inits.dtype.itemsize)
-            u, value, _, _ = run(inits, x, y, w, wv, dataclasses.replace(solver, steps=steps), block)
-            _, idx = jax.lax.top_k(-value, keep)
-            u, value2, v90, score = run(u[idx], x, y, w, wv, solver)
-            all_values = value.at[idx].set(value2)
-            value = value2
-        best = jnp.argmin(score)
-        if not keep_inits:  # nothing per init leaves the program (B x n_init can outgrow the result)
-            all_values = jnp.zeros((0,), value.dtype)
-        return regularise.to_box(u[best], box), value[best], v90[best], all_values, score[best]
+        u, value, v90, all_values, score = search(cfg, inits, x, y, w, wv)
+        return regularise.to_box(u, cfg.box), value, v90, all_values, score
 
-    def shared(inits, x, y, w, wv):
-        return jax.vmap(one_problem, in_axes=(None, 0, 0, 0, 0))(inits, x, y, w, wv)
-
-    def per_problem(inits, x, y, w, wv):
-        return jax.vmap(one_problem)(inits, x, y, w, wv)
-
-    return jax.jit(shared), jax.jit(per_problem)
+    return (jax.jit(jax.vmap(one_problem, in_axes=(None, 0, 0, 0, 0))),
+            jax.jit(jax.vmap(one_problem)))

@@ -1,0 +1,498 @@
+r"""The traceable fit: :func:`solve` minimises a law's objective from many starts inside the caller's program.
+
+:func:`solve` is a pure JAX function: it runs under ``jax.jit``, ``jax.vmap`` (over problems, data sets,
+seeds) and ``jax.grad``, with no host synchronisation inside. It is the core of :func:`jaxlaws.fit_batched`,
+which adds the host-side checks, diagnostics and sharding around ``vmap(solve)``.
+
+Gradients flow *through* the fit by implicit differentiation (as optimistix's ``ImplicitAdjoint``), not by
+unrolling the solver. At the optimum :math:`u^\star` of the penalised objective :math:`F(u; x, y, w)` (``u``
+the unconstrained coordinates of the bounds' reparametrisation, :mod:`.regularise`) the gradient vanishes,
+:math:`\nabla_u F(u^\star(a); a) = 0` for the data :math:`a = (x, y, w)`, so by the implicit function theorem
+
+.. math:: \frac{\partial u^\star}{\partial a} = -\big[\nabla^2_{uu} F\big]^{-1}\,\nabla^2_{ua} F,
+          \qquad \theta^\star = T(u^\star).
+
+The Hessian is the objective's full second derivative (for Huber, piecewise: exact away from the kink).
+Where it is singular (a parameter the data do not determine, or one pushed to a bound) the derivatives are
+meaningless and :attr:`Solution.result` says ``RESULTS.singular_hessian``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+import math
+import numbers
+from typing import Any, Optional
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from jaxlaws.fitting import index_normal, regularise
+from jaxlaws.fitting.objectives import Objective, huber
+from jaxlaws.fitting.regularise import LAW
+from jaxlaws.fitting.solvers import LevenbergMarquardt
+from jaxlaws.laws.base import Law, SingleIndex
+
+SELECTIONS = ("trajectory", "final")
+
+
+# --------------------------------------------------------------------------- screening of large grids
+@dataclasses.dataclass(frozen=True)
+class Screen:
+    """Successive halving for large init grids: run every init for ``steps`` solver iterations, then
+    continue the best ``max(min_keep, round(keep * n_init))`` of them (all, if the grid is smaller) with the
+    full solver, from where the screening left them. Inside the same compiled program; pruned inits report
+    their screening objective in ``init_objectives``.
+
+    The cost is ``steps * n_init + solver.steps * kept`` solver iterations instead of
+    ``solver.steps * n_init``: with the default (10 steps, 2%, at least 64) about 4.5x fewer on a 6,000-init grid.
+    """
+
+    steps: int = 10
+    keep: float = 0.1
+    min_keep: int = 1
+
+    def __post_init__(self) -> None:
+        ok_int = lambda v: isinstance(v, numbers.Integral) and not isinstance(v, bool) and v > 0  # noqa: E731
+        if not (ok_int(self.steps) and ok_int(self.min_keep)
+                and isinstance(self.keep, numbers.Real) and 0 < self.keep <= 1):
+            raise ValueError(f"Screen needs steps > 0, 0 < keep <= 1 and min_keep >= 1, got {self}")
+
+    def kept(self, n_init: int) -> int:
+        """How many of ``n_init`` inits continue past the screening."""
+        return max(1, min(n_init, max(self.min_keep, int(round(self.keep * n_init)))))
+
+
+AUTO = "auto"  # sentinel: screen=AUTO screens large grids with AUTO_SCREEN (the default)
+#: The default screening of a grid of at least ``AUTO_MIN_INITS`` inits. Checked against the full grid on
+#: every public problem and the paper's reference fits by ``benchmarks/bench_fit.py --public``.
+AUTO_SCREEN = Screen(steps=10, keep=0.02, min_keep=64)
+AUTO_MIN_INITS = 1024
+#: The screening runs over the whole grid in blocks of inits (``lax.map``), so that a block's residuals and
+#: Jacobian columns stay in cache across the solver's sums over points: as many inits as keep about
+#: ``SCREEN_CACHE`` bytes of them (``N (P + 4)`` numbers each), a power of two in ``SCREEN_BLOCK_RANGE``
+#: (the measured choice is in ``benchmarks/RESULTS.md``). The full-grid run stays one ``vmap``.
+SCREEN_CACHE = 8 << 20
+SCREEN_BLOCK_RANGE = (32, 256)
+
+
+def screen_block(n_out: int, n_params: int, itemsize: int = 8) -> int:
+    """Inits per screening block for ``n_out`` residuals and ``n_params`` parameters (see ``SCREEN_CACHE``)."""
+    lo, hi = SCREEN_BLOCK_RANGE
+    fit = SCREEN_CACHE // max(1, n_out * (n_params + 4) * itemsize)
+    return int(min(hi, max(lo, 1 << max(0, int(fit).bit_length() - 1))))
+
+
+def resolve_screen(screen: Any, n_init: int) -> Optional[Screen]:
+    """``screen`` as given (a :class:`Screen`), ``None`` for the full grid (``None`` or ``False``), or for
+    ``"auto"``: :data:`AUTO_SCREEN` when the grid has at least :data:`AUTO_MIN_INITS` inits, else ``None``."""
+    if isinstance(screen, str) and screen == AUTO:
+        screen = AUTO_SCREEN if n_init >= AUTO_MIN_INITS else None
+    if screen is None or screen is False:
+        return None
+    if not isinstance(screen, Screen):
+        raise ValueError(f"screen must be a jaxlaws.Screen, 'auto', None or False, got {screen!r}")
+    return None if screen.kept(n_init) >= n_init else screen
+
+
+# --------------------------------------------------------------------------- result codes and the result
+class RESULTS:
+    """Integer result codes of a :class:`Solution` (an ``int32`` array, so they survive ``jit`` and ``vmap``).
+
+    ``successful``: a finite optimum whose gradient is small and whose Hessian is regular.
+    ``nonfinite``: no init reached a finite objective.
+    ``singular_hessian``: the objective's Hessian at the optimum is singular or indefinite (relative to its
+    scale): some parameter combination is not determined there, and derivatives through the fit are not
+    defined.
+    ``not_converged``: the Gauss-Newton decrement at the optimum is still large (the solver stopped early).
+    """
+
+    successful = 0
+    nonfinite = 1
+    singular_hessian = 2
+    not_converged = 3
+    names = ("successful", "nonfinite", "singular_hessian", "not_converged")
+
+    @classmethod
+    def name(cls, code: Any) -> Any:
+        """The name of a code (a string; an array of strings for an array of codes)."""
+        codes = np.asarray(code)
+        if codes.ndim == 0:
+            return cls.names[int(codes)]
+        return np.asarray([cls.names[int(c)] for c in codes.reshape(-1)], dtype=object).reshape(codes.shape)
+
+
+@functools.partial(jax.tree_util.register_dataclass,
+                   data_fields=["params", "objective", "init_objectives", "value_at_90", "score", "result",
+                                "decrement", "grad_norm", "hessian_min_eig"],
+                   meta_fields=[])
+@dataclasses.dataclass(frozen=True)
+class Solution:
+    r"""What :func:`solve` returns: a pytree of arrays (``jax.tree_util.tree_leaves`` gives them all).
+
+    Attributes:
+      params: ``(P,)`` the best parameters in ``law.param_names`` order (inside the bounds); differentiable
+        w.r.t. ``x``, ``y`` and ``weights`` by implicit differentiation (module docstring).
+      objective: ``()`` the penalised objective :math:`\sum_n w_n\rho(r_n) + \text{penalty}` at ``params``.
+      init_objectives: ``(n_init,)`` every init's objective (a screened-out init: its screening objective).
+      value_at_90: ``()`` the chosen init's best objective at 90% of its run (how much it still moved).
+      score: ``()`` what chose the init: the objective, or the validation objective with ``validation=``.
+      result: ``()`` int32, a :class:`RESULTS` code; ``RESULTS.name(sol.result)`` reads it.
+      decrement: ``()`` the Newton decrement :math:`\tfrac12 g^\top H^{-1} g` at the optimum in the
+        unconstrained coordinates (the decrease one more Newton step would promise).
+      grad_norm: ``()`` :math:`\lVert\nabla_u F\rVert_2` at the optimum.
+      hessian_min_eig: ``()`` the smallest eigenvalue of :math:`\nabla^2_{uu}F` divided by the largest
+        absolute one (<= ``1e-10`` or negative: singular / indefinite).
+    """
+
+    params: jax.Array
+    objective: jax.Array
+    init_objectives: jax.Array
+    value_at_90: jax.Array
+    score: jax.Array
+    result: jax.Array
+    decrement: jax.Array
+    grad_norm: jax.Array
+    hessian_min_eig: jax.Array
+
+    @property
+    def successful(self) -> jax.Array:
+        """``result == RESULTS.successful`` (an array, traceable)."""
+        return self.result == RESULTS.successful
+
+
+#: relative size of the smallest Hessian eigenvalue below which the Hessian counts as singular
+HESSIAN_RTOL = 1e-10
+#: decrement relative to the objective above which the optimum counts as not converged
+DECREMENT_RTOL = 1e-6
+
+
+# --------------------------------------------------------------------------- the objective the solvers see
+class _Weighted:
+    r"""The objective a solver sees: :math:`\sum_n w_n\rho(r_n) + \tfrac12\sum_k s_k^2` over the residual
+    vector ``[r (N,), s (K,)]`` -- per-point weights on the data terms, the penalty's residuals ``s`` under a
+    squared loss. Built inside the traced program (``w`` is traced); exposes what the solvers call."""
+
+    def __init__(self, base: Objective, w: jax.Array):
+        self.base, self.w = base, w
+        self.name, self.delta, self.log = base.name, base.delta, base.log
+
+    def _split(self, r):
+        n = self.w.shape[0]
+        return r[..., :n], r[..., n:]
+
+    def residual(self, y, pred):
+        return self.base.residual(y, pred)
+
+    def rho(self, r):
+        d, s = self._split(r)
+        return jnp.concatenate([self.w * self.base.rho(d), 0.5 * s * s], axis=-1)
+
+    def weight(self, r):
+        d, s = self._split(r)
+        return jnp.concatenate([self.w * self.base.weight(d), jnp.ones_like(s)], axis=-1)
+
+
+@dataclasses.dataclass(frozen=True)
+class Config:
+    """Everything static about a fit (hashable: it keys the compiled program). Laws sharing a ``predict``
+    (``log_linear(m, own=i)`` for every ``i``) share the program."""
+
+    predict: Any
+    objective: Objective
+    solver: Any
+    select: str = "trajectory"
+    use_val: bool = False
+    screen: Optional[tuple[int, int]] = None  # (steps, kept)
+    box: Any = None
+    pen: Any = None
+    early: Optional[int] = None
+    index: Optional[SingleIndex] = None
+    keep_inits: bool = True
+
+
+def _flat_weights(w: jax.Array, y: jax.Array) -> jax.Array:
+    """Per-point weights ``(n,)`` broadcast over a multi-output ``y (n, k)`` and flattened like it."""
+    return jnp.broadcast_to(w.reshape(w.shape + (1,) * (y.ndim - 1)), y.shape).reshape(-1)
+
+
+def objective_fn(cfg: Config, u: jax.Array, x: jax.Array, y: jax.Array, w: jax.Array) -> jax.Array:
+    r"""The penalised objective :math:`F(u; x, y, w) = \sum_n w_n\rho(r_n(T(u))) + \tfrac12\lVert s(T(u))\rVert^2`
+    that the solver minimises, as a smooth function of the data (points with ``w = 0`` contribute nothing)."""
+    wf = _flat_weights(w, y)
+    theta = regularise.to_box(u, cfg.box)
+    r = cfg.objective.residual(y, cfg.predict(theta, x)).reshape(-1)
+    r = jnp.where(wf > 0, r, 0.0)
+    s = regularise.penalty_residuals(theta, cfg.pen, jnp.sum(wf))
+    return jnp.sum(wf * cfg.objective.rho(r)) + 0.5 * jnp.sum(s * s)
+
+
+def _one_init(cfg: Config, solver: Any, u0, x, y, w, wv):
+    """One init's run: its best point ``u``, objective there, the objective at 90% and the selection score."""
+    wf, wvf = _flat_weights(w, y), _flat_weights(wv, y)
+    total = jnp.sum(wf)
+    wobj = _Weighted(cfg.objective, wf)
+
+    def data_res(theta):
+        return cfg.objective.residual(y, cfg.predict(theta, x)).reshape(-1)
+
+    def res(u):
+        theta = regularise.to_box(u, cfg.box)
+        r = jnp.where(wf > 0, data_res(theta), 0.0)
+        return jnp.concatenate([r, regularise.penalty_residuals(theta, cfg.pen, total)])
+
+    def value_of(u):
+        v = jnp.sum(wobj.rho(res(u)))
+        return jnp.where(jnp.isfinite(v), v, jnp.inf)
+
+    structured = (None if cfg.index is None else
+                  index_normal.normal_equations(cfg.index, cfg.objective, cfg.box, cfg.pen, x, y.reshape(-1),
+                                                wf, total))
+
+    def call(solver, u):
+        return solver(res, wobj, u) if structured is None else solver(res, wobj, u, normal=structured)
+
+    def val_score(u):
+        rv = jnp.where(wvf > 0, data_res(regularise.to_box(u, cfg.box)), 0.0)
+        v = jnp.sum(wvf * cfg.objective.rho(rv))
+        return jnp.where(jnp.isfinite(v), v, jnp.inf)
+
+    if cfg.early is None:
+        tr = call(solver, u0)
+        u = tr.final_params if cfg.select == "final" else tr.params
+        v90 = tr.value_at_90
+    else:  # segments of `early` iterations; keep the iterate with the lowest validation objective
+        seg = dataclasses.replace(solver, steps=cfg.early)
+
+        def body(carry, _):
+            cur, best_u, best_s = carry
+            tr = call(seg, cur)
+            s = val_score(tr.final_params)
+            better = s < best_s
+            return (tr.final_params, jnp.where(better, tr.final_params, best_u),
+                    jnp.where(better, s, best_s)), None
+
+        n_seg = max(1, solver.steps // cfg.early)
+        (_, u, _), _ = jax.lax.scan(body, (u0, u0, val_score(u0)), None, length=n_seg)
+        v90 = value_of(u)
+    value = value_of(u)
+    score = jnp.where(jnp.isfinite(value), val_score(u), jnp.inf) if cfg.use_val else value
+    return u, value, v90, score
+
+
+def search(cfg: Config, inits_u, x, y, w, wv):
+    """The multi-start search of one problem (no derivatives): ``inits_u (n_init, P)`` in unconstrained
+    coordinates -> ``(u_best, objective, value_at_90, init_objectives, score)``."""
+
+    def run(inits, solver, block=None):
+        f = functools.partial(_one_init, cfg, solver)
+        if block and inits.shape[0] > block:  # blocks of inits, one after the other: each block's arrays stay
+            return jax.lax.map(lambda u: f(u, x, y, w, wv), inits, batch_size=block)  # in cache
+        return jax.vmap(f, in_axes=(0, None, None, None, None))(inits, x, y, w, wv)
+
+    if cfg.screen is None:
+        u, value, v90, score = run(inits_u, cfg.solver)
+        all_values = value
+    else:
+        steps, keep = cfg.screen
+        block = screen_block(y.size, inits_u.shape[-1], inits_u.dtype.itemsize)
+        u, value, _, _ = run(inits_u, dataclasses.replace(cfg.solver, steps=steps), block)
+        _, idx = jax.lax.top_k(-value, keep)
+        u, value2, v90, score = run(u[idx], cfg.solver)
+        all_values = value.at[idx].set(value2)
+        value = value2
+    best = jnp.argmin(score)
+    if not cfg.keep_inits:  # nothing per init leaves the program (B x n_init can outgrow the result)
+        all_values = jnp.zeros((0,), value.dtype)
+    return u[best], value[best], v90[best], all_values, score[best]
+
+
+def _implicit(cfg: Config):
+    """``(u_star, x, y, w) -> u_star`` whose derivative w.r.t. the data is the implicit function theorem's."""
+
+    grad_u = jax.grad(functools.partial(objective_fn, cfg))
+
+    @jax.custom_jvp
+    def at_optimum(u_star, x, y, w):
+        return u_star
+
+    @at_optimum.defjvp
+    def _jvp(primals, tangents):
+        u_star, x, y, w = primals
+        _, dx, dy, dw = tangents
+        _, b = jax.jvp(lambda xx, yy, ww: grad_u(u_star, xx, yy, ww), (x, y, w), (dx, dy, dw))
+        h = jax.hessian(objective_fn, argnums=1)(cfg, u_star, x, y, w)
+        return u_star, -jnp.linalg.solve(h, b)
+
+    return at_optimum
+
+
+def _core(cfg: Config, inits_u, x, y, w, wv) -> Solution:
+    """Search, then attach implicit derivatives and the checks at the optimum: one problem, traceable."""
+    u_best, value, v90, all_values, score = search(cfg, jax.lax.stop_gradient(inits_u),
+                                                   *(jax.lax.stop_gradient(a) for a in (x, y, w, wv)))
+    finite = jnp.isfinite(value) & jnp.all(jnp.isfinite(u_best))
+    u_safe = jnp.where(finite, u_best, jnp.zeros_like(u_best))
+    u = _implicit(cfg)(u_safe, x, y, w)
+    # checks at the optimum (on the primal values only)
+    sx, sy, sw = (jax.lax.stop_gradient(a) for a in (x, y, w))
+    g = jax.grad(objective_fn, argnums=1)(cfg, u_safe, sx, sy, sw)
+    h = jax.hessian(objective_fn, argnums=1)(cfg, u_safe, sx, sy, sw)
+    h = 0.5 * (h + h.T)
+    eig = jnp.linalg.eigvalsh(h)
+    scale = jnp.maximum(jnp.max(jnp.abs(eig)), jnp.finfo(h.dtype).tiny)
+    min_eig = eig[0] / scale
+    singular = ~(min_eig > HESSIAN_RTOL)
+    step = jnp.linalg.solve(h, g)
+    decrement = 0.5 * jnp.dot(g, step)
+    target = jnp.log(jnp.where(sy > 0, sy, 1.0)) if cfg.objective.log else sy
+    used = _flat_weights(sw, sy) > 0
+    # the objective's round-off level: a residual error of 100 ulps of the largest target at every point
+    floor = 0.5 * jnp.sum(sw) * (100 * jnp.finfo(h.dtype).eps * jnp.max(jnp.where(used, jnp.abs(target.reshape(-1)),
+                                                                                    0.0))) ** 2
+    unconverged = ~(jnp.abs(decrement) <= DECREMENT_RTOL * jnp.abs(value) + floor)
+    result = jnp.where(~finite, RESULTS.nonfinite,
+                       jnp.where(singular, RESULTS.singular_hessian,
+                                 jnp.where(unconverged, RESULTS.not_converged, RESULTS.successful)))
+    theta = jnp.where(finite, regularise.to_box(u, cfg.box), jnp.nan)
+    return Solution(params=theta, objective=value, init_objectives=all_values, value_at_90=v90, score=score,
+                    result=jnp.asarray(result, jnp.int32), decrement=decrement,
+                    grad_norm=jnp.linalg.norm(g), hessian_min_eig=min_eig)
+
+
+# --------------------------------------------------------------------------- the public verb
+def _box_from(theta: jax.Array, box: Any) -> jax.Array:
+    r""":math:`u = T^{-1}(\theta)` traceably, after clipping ``theta`` into the open box (as
+    :func:`.regularise.from_box` does on the host)."""
+    if box is None:
+        return theta
+    margin = regularise._MARGIN
+    cols = []
+    for j, (lo, hi) in enumerate(box):
+        t = theta[..., j]
+        if lo > -math.inf and hi < math.inf:
+            f = jnp.clip((t - lo) / (hi - lo), margin, 1 - margin)
+            cols.append(jnp.log(f) - jnp.log1p(-f))
+        elif lo > -math.inf:
+            d = jnp.maximum(t - lo, margin * (1 + abs(lo)))
+            cols.append(d + jnp.log(-jnp.expm1(-d)))
+        elif hi < math.inf:
+            d = jnp.maximum(hi - t, margin * (1 + abs(hi)))
+            cols.append(-(d + jnp.log(-jnp.expm1(-d))))
+        else:
+            cols.append(t)
+    return jnp.stack(cols, axis=-1)
+
+
+def _shape_error(law: Law, what: str, got: tuple, want: str) -> ValueError:
+    return ValueError(f"jaxlaws.solve({law.name}): {what} has shape {got}; expected {want}")
+
+
+def solve(law: Law, x: Any, y: Any, inits: Any, *, objective: Optional[Objective] = None, solver: Any = None,
+          weights: Any = None, validation: Any = None, penalty: Any = LAW, bounds: Any = LAW,
+          screen: Any = AUTO, select: str = "trajectory", early_stopping: Optional[int] = None) -> Solution:
+    r"""Fit ``law`` to ``(x, y)`` from the starts ``inits``: a pure function, traceable and differentiable.
+
+    Minimises, over the starts' solver trajectories, the weighted robust objective plus the ridge penalty
+    inside the box (the objective :func:`jaxlaws.fit` minimises),
+
+    .. math:: \min_\theta \sum_n w_n\,\rho\big(r_n(\theta)\big) + \tfrac{\lambda}{2} W \sum_{j\in S}
+              (\theta_j - c)^2, \qquad \theta\in[lo, hi],
+
+    and returns the best start's optimum. Unlike :func:`jaxlaws.fit` it checks shapes only (values may be
+    tracers): give finite data, mixtures on the simplex, targets inside ``law.output_range``. Use it inside
+    ``jax.jit``, ``jax.vmap`` (over problems, data sets or inits) and ``jax.grad``: the fitted parameters
+    are differentiable w.r.t. ``x``, ``y`` and ``weights`` by the implicit function theorem (module
+    docstring), so predictions and anything computed from them (e.g. a predicted optimal mixture) are too.
+
+    Args:
+      law: a :class:`jaxlaws.laws.Law`.
+      x: ``(n, d)`` inputs.
+      y: ``(n,)`` targets, or ``(n, k)`` for a law with ``k`` outputs.
+      inits: ``(n_init, P)`` starting parameters in ``law.param_names`` order (clipped into the bounds),
+        e.g. ``law.init_grid(key, x, y)``.
+      objective: default ``law.default_objective``, else :func:`jaxlaws.huber` (0.02).
+      solver: default :class:`jaxlaws.LevenbergMarquardt` ().
+      weights: ``(n,)`` non-negative point weights (default 1). Zero leaves a point out: pad ragged data
+        with zero-weight points to keep shapes fixed under ``vmap``.
+      validation: ``(n,)`` boolean select-by mask: those points leave the objective and choose the start.
+      penalty, bounds, screen, select, early_stopping: as in :func:`jaxlaws.fit` (static: Python values).
+
+    Returns:
+      a :class:`Solution` pytree; check ``sol.result`` (:class:`RESULTS`) before trusting it.
+    """
+    if not isinstance(law, Law):
+        raise ValueError(f"solve needs a jaxlaws.laws.Law, got {type(law).__name__}")
+    if law.is_linear:
+        raise ValueError(f"{law.name} is linear in its parameters: fit it with jaxlaws.lstsq or jaxlaws.fit")
+    cfg, args = prepare(law, x, y, inits, objective=objective, solver=solver, weights=weights,
+                        validation=validation, penalty=penalty, bounds=bounds, screen=screen, select=select,
+                        early_stopping=early_stopping)
+    return _solve_jit(cfg, *args)
+
+
+@functools.partial(jax.jit, static_argnums=0)
+def _solve_jit(cfg: Config, inits, x, y, w, wv) -> Solution:
+    return _core(cfg, _box_from(inits, cfg.box), x, y, w, wv)
+
+
+def prepare(law: Law, x: Any, y: Any, inits: Any, *, objective=None, solver=None, weights=None, validation=None,
+            penalty=LAW, bounds=LAW, screen=AUTO, select="trajectory", early_stopping=None,
+            keep_inits: bool = True, batched: bool = False):
+    """Check shapes and resolve the static configuration: ``(Config, (inits, x, y, w, wv))`` as arrays of one
+    floating dtype (that of the data, or the default float type). With ``batched`` the data carry a leading
+    problem axis (``fit_batched``'s layout); nothing here reads array values, so tracers are welcome."""
+    objective = (law.default_objective if law.default_objective is not None else huber(0.02)) \
+        if objective is None else objective
+    if not isinstance(objective, Objective):
+        raise ValueError(f"objective must come from jaxlaws.huber(...) or jaxlaws.squared(), got {objective!r}")
+    if select not in SELECTIONS:
+        raise ValueError(f"select must be one of {SELECTIONS}, got {select!r}")
+    solver = LevenbergMarquardt() if solver is None else solver
+    if early_stopping is not None:
+        if validation is None:
+            raise ValueError("early_stopping needs a validation mask (the iterate is chosen on it)")
+        if (isinstance(early_stopping, bool) or not isinstance(early_stopping, numbers.Integral)
+                or early_stopping < 1):
+            raise ValueError(f"early_stopping must be an int >= 1 (iterations between checks), got {early_stopping!r}")
+    box = regularise.resolve_bounds(law, bounds)
+    pen = regularise.resolve_penalty(law, penalty)
+    lead = 1 if batched else 0
+    x = jnp.asarray(x)
+    if x.ndim == lead + 1:
+        x = x[..., None]
+    dtype = jnp.result_type(*(a for a in (x, y, inits) if hasattr(a, "dtype")), float)
+    if not jnp.issubdtype(dtype, jnp.floating):
+        dtype = jnp.result_type(float)
+    x = x.astype(dtype)
+    y = jnp.asarray(y, dtype)
+    inits = jnp.asarray(inits, dtype)
+    if x.ndim != lead + 2 or x.shape[-1] != law.x_dim:
+        raise _shape_error(law, "x", tuple(x.shape), f"({'B, ' if batched else ''}n, {law.x_dim})")
+    n = x.shape[lead]
+    want_y = x.shape[:lead + 1] + ((law.n_outputs,) if law.n_outputs > 1 else ())
+    if tuple(y.shape) != tuple(want_y):
+        raise _shape_error(law, "y", tuple(y.shape), str(tuple(want_y)))
+    if inits.ndim != 2 or inits.shape[-1] != law.n_params or inits.shape[0] == 0:
+        raise _shape_error(law, "inits", tuple(inits.shape), f"(n_init, {law.n_params}) for {law.param_names}")
+    w = jnp.ones(x.shape[:lead + 1], dtype) if weights is None else jnp.asarray(weights, dtype)
+    if tuple(w.shape) != tuple(x.shape[:lead + 1]):
+        raise _shape_error(law, "weights", tuple(w.shape), str(tuple(x.shape[:lead + 1])))
+    if validation is None:
+        wv = jnp.zeros_like(w)
+    else:
+        v = jnp.asarray(validation)
+        if tuple(v.shape) != tuple(w.shape):
+            raise _shape_error(law, "validation", tuple(v.shape), str(tuple(w.shape)))
+        wv = jnp.where(v, w, 0.0).astype(dtype)
+        w = jnp.where(v, 0.0, w)
+    n_init = inits.shape[0]
+    scr = resolve_screen(screen, n_init)
+    index = law.index if isinstance(solver, LevenbergMarquardt) else None
+    cfg = Config(law.predict, objective, solver, select, validation is not None,
+                 None if scr is None else (scr.steps, scr.kept(n_init)), box, pen, early_stopping, index,
+                 bool(keep_inits))
+    del n
+    return cfg, (inits, x, y, w, wv)
