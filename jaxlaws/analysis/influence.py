@@ -1,0 +1,192 @@
+r"""The influence of each training run of a static sweep on the predicted optimal mixture.
+
+A static sweep trains runs :math:`r = 1..n` at mixtures :math:`p_r` and records each group's loss
+:math:`y_{ri} = L_i(p_r)`. The analysis fits one static law per group, :math:`\hat\theta_i(y_{\cdot i}, w)`
+(the weighted robust objective of :func:`jaxlaws.solve`, run weights :math:`w_r = 1`), and predicts the
+optimal mixture :math:`p^\star(\hat\theta) = \arg\min_{p\in\Delta^m}\sum_i v_i L_i(p;\hat\theta_i)`. Both maps
+are differentiated implicitly -- the fit through the implicit function theorem at its optimum
+(:func:`jaxlaws.solve`), the mixture through the KKT conditions on the simplex
+(:func:`jaxlaws.analysis.optimum.optimal_mixture`) -- so by the chain rule
+
+.. math:: \frac{\partial p^\star_j}{\partial y_{ri}} = \sum_k \frac{\partial p^\star_j}{\partial\theta_{ik}}
+          \frac{\partial\hat\theta_{ik}}{\partial y_{ri}},\qquad
+          \frac{\partial p^\star_j}{\partial w_r} = \sum_{i,k}\frac{\partial p^\star_j}{\partial\theta_{ik}}
+          \frac{\partial\hat\theta_{ik}}{\partial w_r},
+
+the first: how far the optimum moves per unit change of one measured loss; the second (the classical
+influence function of robust statistics, Hampel 1974; Koh & Liang 2017 for models): leaving run ``r`` out
+(:math:`w_r: 1\to 0`) moves the optimum by about :math:`-\partial p^\star/\partial w_r`. One reverse-mode
+Jacobian gives all of them; no refit per run. The static law and its optimum are those of Aioli's
+analysis (Chen et al., 2025; HazyResearch/aioli ``notebooks/``' static fits and optimal proportions).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+from typing import Any, Optional, Sequence
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pandas as pd
+
+from jaxlaws.analysis.optimum import OptimumResult, optimal_mixture
+from jaxlaws.fitting.regularise import LAW
+from jaxlaws.laws.base import Law
+
+Array = jax.Array
+
+
+@functools.partial(jax.tree_util.register_dataclass,
+                   data_fields=["p", "d_loss", "d_weight", "params", "fit_result", "optimum"], meta_fields=[])
+@dataclasses.dataclass(frozen=True)
+class Influence:
+    r"""What :func:`influence` returns: a pytree of arrays (leading axes added by ``vmap``, e.g. seeds).
+
+    Attributes:
+      p: ``(m,)`` the optimal mixture predicted from the refitted laws.
+      d_loss: ``(m, n, m)``, ``d_loss[j, r, i]`` = :math:`\partial p^\star_j / \partial y_{ri}`, the optimum's
+        ``j``-th share per unit of group ``i``'s loss in run ``r``.
+      d_weight: ``(m, n)``, :math:`\partial p^\star_j / \partial w_r` for run ``r``'s weight in every group's fit;
+        :math:`-` it is the first-order shift of the optimum when run ``r`` is left out.
+      params: ``(m, P)`` the refitted law per group.
+      fit_result: ``(m,)`` int32 :class:`jaxlaws.RESULTS` code of each group's fit (the derivatives need
+        ``successful``: a regular Hessian).
+      optimum: the :class:`~jaxlaws.analysis.optimum.OptimumResult` (active set, KKT residual).
+    """
+
+    p: Array
+    d_loss: Array
+    d_weight: Array
+    params: Array
+    fit_result: Array
+    optimum: OptimumResult
+
+    @property
+    def norm(self) -> Array:
+        r"""``(n,)`` :math:`\lVert\partial p^\star/\partial y_{r\cdot}\rVert_F` per run: one number for how
+        strongly the run's measured losses steer the predicted optimum."""
+        return jnp.sqrt(jnp.sum(self.d_loss ** 2, axis=(0, 2)))
+
+    def to_frame(self, groups: Sequence[str], runs: Optional[Sequence[Any]] = None) -> pd.DataFrame:
+        """One row per run (unbatched results only): ``run``, ``dp_<g>/dL_<h>`` for every pair of groups
+        (share of ``g`` in the optimum per unit of group ``h``'s loss in the run), ``drop_dp_<g>`` (the
+        first-order shift of the optimum's share of ``g`` when the run is left out) and ``influence`` (the
+        Frobenius norm over the ``dp/dL`` entries)."""
+        d_loss, d_weight = np.asarray(self.d_loss, np.float64), np.asarray(self.d_weight, np.float64)
+        if d_loss.ndim != 3:
+            raise ValueError(f"to_frame needs one result (d_loss (m, n, m)), got d_loss of shape {d_loss.shape}; "
+                             "index a batched result first")
+        m, n, _ = d_loss.shape
+        groups = list(groups)
+        if len(groups) != m:
+            raise ValueError(f"to_frame: {len(groups)} group names for an optimum over {m} groups")
+        runs = list(range(n)) if runs is None else list(runs)
+        if len(runs) != n:
+            raise ValueError(f"to_frame: {len(runs)} run labels for {n} runs")
+        out = pd.DataFrame({"run": runs})
+        for j, g in enumerate(groups):
+            for i, h in enumerate(groups):
+                out[f"dp_{g}/dL_{h}"] = d_loss[j, :, i]
+        for j, g in enumerate(groups):
+            out[f"drop_dp_{g}"] = -d_weight[j]
+        out["influence"] = np.asarray(self.norm, np.float64)
+        return out
+
+
+def group_losses_fn(law: Law, m: int):
+    """``(params (m, P), p (m,)) -> (m,)``: each group's law at the mixture ``p`` -- of the whole mixture for a
+    law with ``x_dim == m`` (e.g. ``log_linear(m)``), of the group's own share for ``x_dim == 1`` (e.g.
+    ``static_two_group``)."""
+    own = law.x_dim == 1
+
+    def losses(params: Array, p: Array) -> Array:
+        xs = p[:, None, None] if own else jnp.broadcast_to(p, (m, m))[:, None, :]
+        return jax.vmap(lambda th, x: law.predict(th, x)[0])(params, xs)
+
+    return losses
+
+
+@functools.cache  # one losses function per (law, m): optimal_mixture's compiled program is keyed on it
+def _cached_losses(law: Law, m: int):
+    return group_losses_fn(law, m)
+
+
+def _freeze(v: Any) -> Any:
+    """A hashable stand-in for a static option (a bounds mapping becomes a tagged tuple of items)."""
+    return ("__mapping__", tuple(sorted(v.items()))) if isinstance(v, dict) else v
+
+
+def _thaw(v: Any) -> Any:
+    return dict(v[1]) if isinstance(v, tuple) and len(v) == 2 and v[0] == "__mapping__" else v
+
+
+def influence(law: Law, x: Any, y: Any, inits: Any, *, weights: Any = None, group_weights: Any = None,
+              objective: Any = None, solver: Any = None, penalty: Any = LAW, bounds: Any = LAW, screen: Any = "auto",
+              steps: int = 300, newton: int = 8) -> Influence:
+    r"""How each run's losses (and its presence) move the predicted optimal mixture (module docstring).
+
+    Fits ``law`` to every group's losses with :func:`jaxlaws.solve`, predicts the optimum with
+    :func:`~jaxlaws.analysis.optimum.optimal_mixture` and returns the reverse-mode Jacobian of the optimum
+    w.r.t. the losses ``y`` and the run weights, all by implicit differentiation (no refit per run). Pure and
+    traceable: ``jax.vmap`` it over seeds or ``jax.jit`` it inside a larger program.
+
+    Args:
+      law: the static law of one group, of the whole mixture (``x_dim == m``, e.g.
+        ``jaxlaws.laws.log_linear(m)``) or of the group's own share (``x_dim == 1``, e.g.
+        ``jaxlaws.laws.static_two_group()``: group ``i`` is fitted on ``x[:, i]``).
+      x: ``(n, m)`` the runs' mixtures.
+      y: ``(n, m)`` the runs' loss per group.
+      inits: ``(m, n_init, P)`` starts per group, or ``(n_init, P)`` shared (e.g. the analysis' fits).
+      weights: ``(n,)`` run weights (default 1; 0 leaves a run out).
+      group_weights: ``(m,)`` positive weights :math:`v_i` of the groups' losses in the optimum (default 1).
+      objective, solver, penalty, bounds, screen: as in :func:`jaxlaws.solve` (static).
+      steps, newton: as in :func:`~jaxlaws.analysis.optimum.optimal_mixture`.
+    Returns:
+      :class:`Influence`; check ``fit_result`` (all ``RESULTS.successful``) before reading the derivatives.
+    """
+    if not isinstance(law, Law):
+        raise ValueError(f"influence needs a jaxlaws.laws.Law, got {type(law).__name__}")
+    x, y, inits = jnp.asarray(x), jnp.asarray(y), jnp.asarray(inits)
+    dtype = jnp.result_type(x, y, inits, float)
+    if x.ndim != 2 or x.shape[1] < 2:
+        raise ValueError(f"influence: x must be (n, m) mixtures with m >= 2, got shape {x.shape}")
+    n, m = x.shape
+    if law.x_dim not in (1, m) or law.n_outputs != 1:
+        raise ValueError(f"influence: {law.name} must be a one-output law of the whole mixture (x_dim = m = {m}) "
+                         f"or of the group's own share (x_dim = 1); it has x_dim {law.x_dim}")
+    if y.shape != (n, m):
+        raise ValueError(f"influence: y must be (n, m) = ({n}, {m}) losses (one column per group), got {y.shape}")
+    if inits.ndim == 2:
+        inits = jnp.broadcast_to(inits, (m,) + inits.shape)
+    if inits.ndim != 3 or inits.shape[0] != m or inits.shape[2] != law.n_params:
+        raise ValueError(f"influence: inits must be (m, n_init, P) or (n_init, P) with P = {law.n_params} "
+                         f"({', '.join(law.param_names)}), got shape {inits.shape}")
+    w = jnp.ones((n,), dtype) if weights is None else jnp.asarray(weights, dtype)
+    v = jnp.ones((m,), dtype) if group_weights is None else jnp.asarray(group_weights, dtype)
+    if w.shape != (n,) or v.shape != (m,):
+        raise ValueError(f"influence: weights must be ({n},) and group_weights ({m},), got {w.shape} and {v.shape}")
+    opts = tuple((k, _freeze(val)) for k, val in (("objective", objective), ("solver", solver), ("penalty", penalty),
+                                                   ("bounds", bounds), ("screen", screen)))
+    return _influence(law, opts, int(steps), int(newton), x.astype(dtype), y.astype(dtype), inits.astype(dtype), w, v)
+
+
+@functools.partial(jax.jit, static_argnums=(0, 1, 2, 3))
+def _influence(law, opts, steps, newton, x, y, inits, w, v) -> Influence:
+    from jaxlaws.fitting.solve import solve  # here: jaxlaws.fitting imports the analysis' laws
+
+    kw = {k: _thaw(val) for k, val in opts}
+    m = x.shape[1]
+    xs = x.T[:, :, None] if law.x_dim == 1 else jnp.broadcast_to(x, (m,) + x.shape)
+    losses = _cached_losses(law, m)
+
+    def optimum(yy, ww):
+        sol = jax.vmap(lambda xi, yi, ii: solve(law, xi, yi, ii, weights=ww, **kw))(xs, yy.T, inits)
+        opt = optimal_mixture(losses, sol.params, v, steps=steps, newton=newton)
+        return opt.p, (sol.params, sol.result, opt)
+
+    # one forward pass (the fits' search runs once), then one reverse pass per share of the optimum
+    p, pullback, (params, result, opt) = jax.vjp(optimum, y, w, has_aux=True)
+    d_loss, d_weight = jax.vmap(pullback)(jnp.eye(m, dtype=p.dtype))
+    return Influence(p=p, d_loss=d_loss, d_weight=d_weight, params=params, fit_result=result, optimum=opt)
