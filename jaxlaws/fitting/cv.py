@@ -137,7 +137,7 @@ def batch_inputs(law: Law, x: Any, y: Any, fit_kwargs: dict, why: str) -> tuple[
     for bad in ("test", "validation", "holdout"):
         if bad in fit_kwargs:
             raise ValueError(f"{why}; {bad}= does not apply")
-    arr = validate.as_float_array("x", x)
+    arr = validate.as_float_array("x", validate.named_x(law, x, batched=True))  # a table: by the law's input names
     batched = arr.ndim == 3
     kw = dict(simplex_atol=fit_kwargs.get("simplex_atol", validate.SIMPLEX_ATOL),
               normalize=fit_kwargs.get("normalize", False))
