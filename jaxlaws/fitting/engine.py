@@ -18,7 +18,7 @@ import jax
 import numpy as np
 
 from jaxlaws.fitting import batch as batching
-from jaxlaws.fitting import index_normal, linear, regularise, validate
+from jaxlaws.fitting import fixed as fixing, index_normal, linear, regularise, validate
 from jaxlaws.fitting.execute import run_sharded as _run_sharded
 from jaxlaws.fitting.diagnostics import diagnose, flags_of
 from jaxlaws.fitting.metrics import _batched_predict, mse_r2
@@ -42,7 +42,7 @@ def fit(law: Law, x: Any, y: Any, *, inits: Any = None, key: Any = None,
         weights: Any = None, validation: Any = None, test: Any = None, bounds: Any = LAW, penalty: Any = LAW,
         early_stopping: Optional[int] = None, screen: Any = AUTO, dtype: Any = None,
         throw: bool = True, holdout: Any = None, simplex_atol: float = validate.SIMPLEX_ATOL,
-        normalize: bool = False) -> FitResult:
+        normalize: bool = False, fixed: Any = None) -> FitResult:
     r"""Fit ``law`` to points ``(x, y)`` from many initial parameters at once and keep the best.
 
     Minimises the weighted robust objective plus an optional ridge penalty,
@@ -55,7 +55,8 @@ def fit(law: Law, x: Any, y: Any, *, inits: Any = None, key: Any = None,
 
     Args:
       law: a :class:`jaxlaws.laws.Law`.
-      x: ``(n, d)`` inputs (a 1-D ``x`` is one column); checked against ``law.x_kind``.
+      x: ``(n, d)`` inputs (a 1-D ``x`` is one column); checked against ``law.x_kind``. A DataFrame or a
+        mapping of columns is matched to ``law.inputs`` by name (any column order); an array by position.
       y: ``(n,)`` observations, or ``(n, k)`` for a law with ``k`` outputs; must lie inside
         ``law.output_range`` (e.g. strictly positive for the static log-linear laws and Chinchilla).
       inits: ``(n_init, P)`` initial parameters in ``law.param_names`` order, or by name (a mapping
@@ -96,6 +97,8 @@ def fit(law: Law, x: Any, y: Any, *, inits: Any = None, key: Any = None,
       normalize: divide each mixture row by its sum first (entries need only be >= 0: rounded mixtures,
         percentages and token counts all work). Either way ``res.row_sum_error`` keeps each row's sum
         minus 1 as given and ``res.max_row_sum_error`` the worst.
+      fixed: ``{name: value}`` parameters held at those values (:func:`jaxlaws.fitting.fixed.fix`): only the
+        others are fitted (and counted against the points); ``res.params`` is the full vector.
 
     Returns a :class:`FitResult`; check ``res.ok`` / ``res.flags`` before trusting it (a fit can end
     without converging, interpolate its data, leave parameters undetermined or explain less than the mean).
@@ -103,6 +106,7 @@ def fit(law: Law, x: Any, y: Any, *, inits: Any = None, key: Any = None,
     """
     if holdout is not None:
         raise ValueError(_HOLDOUT_GONE)
+    x = validate.named_x(law, x)  # a table or dict of columns: by the law's input names
     xs = validate.check_x(law, x, simplex_atol=simplex_atol, normalize=normalize)  # errors without a batch index
     x = validate.as_float_array("x", x).reshape(xs.shape[0], -1)  # as given: fit_batched reports row sums
     obj = law.default_objective if objective is None else objective
@@ -111,7 +115,8 @@ def fit(law: Law, x: Any, y: Any, *, inits: Any = None, key: Any = None,
     res = fit_batched(law, x[None], np.asarray(y)[None], inits=inits, key=key, objective=objective,
                       solver=solver, select=select, weights=one(weights), validation=one(validation),
                       test=one(test), bounds=bounds, penalty=penalty, early_stopping=early_stopping,
-                      screen=screen, dtype=dtype, throw=throw, simplex_atol=simplex_atol, normalize=normalize)
+                      screen=screen, dtype=dtype, throw=throw, simplex_atol=simplex_atol, normalize=normalize,
+                      fixed=fixed)
     return res[0]
 
 
@@ -121,7 +126,7 @@ def fit_batched(law: Law, x: Any, y: Any, *, inits: Any = None, key: Any = None,
                 penalty: Any = LAW, early_stopping: Optional[int] = None, screen: Any = AUTO,
                 dtype: Any = None, throw: bool = True, holdout: Any = None,
                 simplex_atol: float = validate.SIMPLEX_ATOL, normalize: bool = False,
-                memory_budget: Optional[int] = None, init_objectives: bool = True) -> FitResult:
+                memory_budget: Optional[int] = None, init_objectives: bool = True, fixed: Any = None) -> FitResult:
     """Fit ``B`` independent problems ``(x[b], y[b])`` with the same law in one compiled program.
 
     ``x`` is ``(B, n, d)``, ``y`` ``(B, n[, k])`` -- or lists of ``B`` arrays of different lengths (ragged
@@ -138,6 +143,10 @@ def fit_batched(law: Law, x: Any, y: Any, *, inits: Any = None, key: Any = None,
     """
     if holdout is not None:
         raise ValueError(_HOLDOUT_GONE)
+    if fixed:  # fit the law over its free parameters; the result is mapped back to the full vector at the end
+        fix = fixing.fixing(law, fixed)
+        law, inits, bounds, penalty = fix.free, fix.inits(inits), fix.bounds(bounds), fix.penalty(penalty)
+    x = validate.named_x(law, x, batched=True)
     if objective is None:
         objective = law.default_objective if law.default_objective is not None else huber(0.02)
     if not isinstance(objective, Objective):
@@ -163,6 +172,7 @@ def fit_batched(law: Law, x: Any, y: Any, *, inits: Any = None, key: Any = None,
     w_fit = np.where(train, data.weights, 0.0)
 
     with _precision(dtype) as fdtype:
+        validate.check_predict(law, x.shape[1:], fdtype)  # a wrong output shape or dtype: one clear error
         val_obj = None
         if law.is_linear:
             if objective.log:
@@ -178,6 +188,9 @@ def fit_batched(law: Law, x: Any, y: Any, *, inits: Any = None, key: Any = None,
             selection = "closed_form"
         else:
             if inits is None:
+                if law.init_grid is None:
+                    raise ValueError(f"{law.name} has no init_grid: pass inits=(n_init, {law.n_params}) initial "
+                                     f"parameters {law.param_names} (or give the law an init_grid)")
                 grids = [law.init_grid(as_key(key) if law.needs_key else key, x[b][train[b]], y[b][train[b]])
                          for b in range(batch)]
                 inits = np.stack(grids) if any(g.shape != grids[0].shape or not np.array_equal(g, grids[0])
@@ -218,15 +231,16 @@ def fit_batched(law: Law, x: Any, y: Any, *, inits: Any = None, key: Any = None,
         raise FitError(f"{law.name}: every init diverged for problem(s) {bad[:10].tolist()}"
                        f"{' ...' if len(bad) > 10 else ''}; try other inits or a smaller step")
     converged = conv & success & diag.gradient_small
-    return FitResult(law=law, params=params, objective=obj, mse=mse, r2=r2,
-                     n_points=train.sum(axis=1), converged=converged, success=success,
-                     init_objectives=np.asarray(init_obj, np.float64), selection=selection,
-                     decrement=diag.decrement, rank=diag.rank, n_distinct=diag.n_distinct,
-                     identifiable=diag.identifiable, saturated=diag.saturated,
-                     flags=flags_of(success, converged, diag.saturated, diag.identifiable,
-                                    diag.constant_target, r2, diag.constant_reachable),
-                     validation_objective=val_obj, test_mae=test_mae, test_rmse=test_rmse, n_test=n_test,
-                     bounds=box, penalty=pen, row_sum_error=row_err, normalized=bool(normalize))
+    res = FitResult(law=law, params=params, objective=obj, mse=mse, r2=r2,
+                    n_points=train.sum(axis=1), converged=converged, success=success,
+                    init_objectives=np.asarray(init_obj, np.float64), selection=selection,
+                    decrement=diag.decrement, rank=diag.rank, n_distinct=diag.n_distinct,
+                    identifiable=diag.identifiable, saturated=diag.saturated,
+                    flags=flags_of(success, converged, diag.saturated, diag.identifiable,
+                                   diag.constant_target, r2, diag.constant_reachable),
+                    validation_objective=val_obj, test_mae=test_mae, test_rmse=test_rmse, n_test=n_test,
+                    bounds=box, penalty=pen, row_sum_error=row_err, normalized=bool(normalize))
+    return fix.result(res) if fixed else res
 
 
 def _test_errors(law: Law, params: np.ndarray, data: batching.Batch):
