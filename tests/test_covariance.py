@@ -21,7 +21,8 @@ from jaxlaws.fitting.covariance import normal_quantile, propagate
 from jaxlaws.fitting.regularise import resolve_bounds, resolve_penalty
 
 # one compiled program per (law, objective, penalty, box, kind), as the engine calls it (eager is 10-50x slower)
-covariance = jax.jit(cov_module.covariance, static_argnames=("predict", "objective", "penalty_spec", "box", "kind"))
+covariance = jax.jit(cov_module.covariance,
+                     static_argnames=("predict", "objective", "penalty_spec", "box", "kind", "bandwidth"))
 
 
 @pytest.fixture(autouse=True)
@@ -133,10 +134,12 @@ def test_nonlinear_log_space_matches_scipy_least_squares():
     assert not info.singular
 
 
-def _huber_sandwich_numpy(J, r, delta, w=None):
+def _huber_sandwich_numpy(J, r, delta, h, w=None):
+    """The sandwich with the bread's psi' smoothed by a Gaussian kernel of bandwidth h (h = 0: indicator)."""
     w = np.ones_like(r) if w is None else w
     psi = np.clip(r, -delta, delta)
-    bread = J.T @ ((w * (np.abs(r) < delta))[:, None] * J)
+    dpsi = norm.cdf((delta - r) / h) - norm.cdf((-delta - r) / h) if h > 0 else 1.0 * (np.abs(r) < delta)
+    bread = J.T @ ((w * dpsi)[:, None] * J)
     n, P = J.shape
     meat = (w * psi)[:, None] * J
     Hi = np.linalg.inv(bread)
@@ -155,11 +158,17 @@ def test_huber_log_sandwich_matches_numpy():
     fit = least_squares(res, TRUE_CHIN, loss="huber", f_scale=delta, xtol=1e-15, ftol=1e-15, gtol=1e-15,
                         jac=lambda t: -_chinchilla_jacobian(t, x)[0])
     r = res(fit.x)
-    ref = _huber_sandwich_numpy(-_chinchilla_jacobian(fit.x, x)[0], r, delta)
-    cov, info = covariance(jl.laws.chinchilla().predict, fit.x, x, y, objective=obj)
+    J = -_chinchilla_jacobian(fit.x, x)[0]
     assert 10 < np.sum(np.abs(r) < delta) < len(r) - 10   # both Huber regimes are present
-    np.testing.assert_allclose(cov, ref, rtol=1e-8)
+    predict = jl.laws.chinchilla().predict
+    # Silverman (1986) eq. 3.31
+    h = 0.9 * min(np.std(r, ddof=1), np.subtract(*np.percentile(r, [75, 25])) / 1.34) * len(r) ** -0.2
+    cov, info = covariance(predict, fit.x, x, y, objective=obj)
+    np.testing.assert_allclose(cov, _huber_sandwich_numpy(J, r, delta, h), rtol=1e-8)
     assert np.isnan(float(info.sigma2))
+    for bw in (0.0, 0.004):
+        np.testing.assert_allclose(covariance(predict, fit.x, x, y, objective=obj, bandwidth=bw)[0],
+                                   _huber_sandwich_numpy(J, r, delta, bw), rtol=1e-8)
 
 
 # --------------------------------------------------------------------------- Huber: sandwich vs naive
@@ -273,6 +282,8 @@ def test_bad_kind_is_a_value_error():
     x, y = _linear_data(14)
     with pytest.raises(ValueError, match="kind must be one of"):
         cov_module.covariance(quad, np.zeros(3), x, y, kind="hc3")
+    with pytest.raises(ValueError, match="bandwidth must be"):
+        cov_module.covariance(quad, np.zeros(3), x, y, bandwidth="scott")
 
 
 def test_propagate_leaves_nan_only_where_it_depends():
