@@ -45,13 +45,14 @@ def newton(f, theta0, steps: int = 8):
 
 
 def central(f, x: np.ndarray, h: float) -> np.ndarray:
-    """Central differences of ``f`` (array -> array) at ``x``: shape ``f(x).shape + x.shape``."""
+    """Central differences of ``f`` (array -> array) at ``x``, step ``h * max(1, |x_i|)`` per entry: shape
+    ``f(x).shape + x.shape``."""
     x = np.asarray(x, np.float64)
     cols = []
     for i in range(x.size):
         e = np.zeros(x.size)
-        e[i] = h
-        cols.append((np.asarray(f(x + e.reshape(x.shape))) - np.asarray(f(x - e.reshape(x.shape)))) / (2 * h))
+        e[i] = h * max(1.0, abs(x.reshape(-1)[i]))
+        cols.append((np.asarray(f(x + e.reshape(x.shape))) - np.asarray(f(x - e.reshape(x.shape)))) / (2 * e[i]))
     return np.stack(cols, axis=-1).reshape(np.shape(cols[0]) + x.shape)
 
 
