@@ -1,5 +1,5 @@
-r"""The update rules of the online mixing methods (``jaxlaws.train.methods.rules``) and the cheap per-step logic
-of the policies, checked against an independent float64 NumPy transcription of the original algorithms.
+r"""The update rules of the online mixing methods (``jaxlaws.mixing.rules``) and the cheap per-step logic
+of the mixers, checked against an independent float64 NumPy transcription of the original algorithms.
 
 What is checked, and against what
 ---------------------------------
@@ -19,16 +19,17 @@ they share no code with the JAX rules:
 * ``skillit_weights``: ``w = exp(eta G loss)``, ``p = w / sum w``;
 * ``doremi_update``: reuse of absent domains' scores, ``log w += mu max(e, 0)``, softmax, smoothing;
 * ``doge_scores`` (+ ``log w += s / mu``, softmax): normalised, clipped alignment scores;
-* the ``Aioli`` policy's ``observe`` / ``mixture`` on a scripted sequence of held-out losses (three
-  configurations: the m=3 defaults-like one, a non-symmetric realised ``W`` with cumulative EG and a carried
-  prior, and the diagonal ablation), the ``SkillIt`` policy's ``observe``, one ``DoReMi.gradient`` step on a
-  tiny model (weights and gradient; the model's ``per_sample_loss`` is the loss oracle there, the per-domain
-  means, the weight update and the weighting of the objective are transcribed), and the ``ValueError`` of bad
-  hyper-parameters. ``DoGE.gradient`` (per-domain gradients, a sampled validation batch) is not exercised
-  here: only its rule, ``doge_scores``, and the log-weight update.
+* the ``aioli`` mixer's ``update`` / ``mixture`` on a scripted sequence of held-out losses (four
+  configurations: m=3 defaults-like, an expected ``W`` that is not the nominal one with cumulative EG and a
+  restricted prior the EG base forgets as the original's does, the carried-prior variant, and the diagonal
+  ablation) against ``AioliTrainer.train``; random allocation ties against an enumeration of every tie
+  order; the ``skillit`` mixer against ``SkillitTrainer.train``'s control flow (both cadences) and the
+  original's 1 -> 0.5 graph rule; one ``DoReMi.gradient`` step on a tiny model (weights and gradient), and
+  the ``ValueError`` of bad hyper-parameters. DoGE's clipping and random validation batch are checked in
+  ``tests/test_mixing.py``.
 
-Note: at m=3, ohf=0.5, B=8 the realised LearnParams mixtures equal the nominal ones (0.5 * 8 and 0.25 * 8 are
-integers, as spec 13.5 says); a non-symmetric realised ``W`` is exercised with ohf=0.6 (rows 5/2/1 of 8).
+Note: at m=3, ohf=0.5, B=8 the LearnParams allocations are exact (0.5 * 8 and 0.25 * 8 are integers);
+ohf=0.6 gives expected counts 5 / 1.5 / 1.5 of 8, not the nominal 4.8 / 1.6 / 1.6.
 
 Tolerances: JAX computes in float32, the transcriptions in float64. Unless a test states otherwise the
 comparison is ``rtol=1e-5, atol=1e-6`` on O(1) quantities (float32 has a unit round-off of 6e-8; the longest
@@ -39,6 +40,7 @@ decimal digits of that). Integer outputs (counts) are compared exactly.
 from __future__ import annotations
 
 import functools
+import itertools
 import math
 
 import jax
@@ -47,7 +49,9 @@ import numpy as np
 import pytest
 
 from jaxlaws.train.data import allocate_exact
-from jaxlaws.train.methods import Aioli, DoGE, DoReMi, SkillIt, rules
+from jaxlaws import mixing
+from jaxlaws.mixing import rules
+from jaxlaws.train.methods import Aioli, DoGE, DoReMi, SkillIt
 from jaxlaws.train.model import init_params, per_sample_loss, preset
 from jaxlaws.train.optim import OptimConfig
 
@@ -447,14 +451,34 @@ def test_doge_scores_and_update():
     assert clipped["low"] > 0 and clipped["high"] > 0   # both clip bounds were exercised
 
 
-# ================================================================================ Aioli policy
+# ================================================================================ Aioli mixer
+def np_expected_counts(p, B: int) -> np.ndarray:
+    """Hamilton's counts with ties broken uniformly at random, in expectation: the mean of the textbook
+    apportionment over every order of tie-breaking (all permutations of the groups)."""
+    m = len(p)
+    total = np.zeros(m)
+    perms = list(itertools.permutations(range(m)))
+    for perm in perms:
+        quotas = [B * float(x) for x in p]
+        counts = [math.floor(x + 1e-6) for x in quotas]
+        rem = [round(x - c, 5) for x, c in zip(quotas, counts)]
+        rank = {g: i for i, g in enumerate(perm)}
+        for j in sorted(range(m), key=lambda j: (-rem[j], rank[j]))[: B - sum(counts)]:
+            counts[j] += 1
+        total += counts
+    return total / len(perms)
+
+
 AIOLI_CONFIGS = {
-    # the brief's configuration (m=3 defaults with shorter LearnParams): nominal == realised W
+    # m=3 defaults with shorter LearnParams: the expected LearnParams mixtures are the nominal ones
     "m3_ohf0.5_ema": dict(m=3, eta=0.1, ema=0.5, lp_rounds=2, lp_steps=3, update_steps=100, ohf=0.5),
-    # realised W != nominal (non-symmetric), cumulative EG, a prior carried into the EG base; larger eta so
-    # the rounds move p visibly
+    # expected W != nominal (ohf 0.6: counts 5 / 1.5 / 1.5 of 8), cumulative EG, a restricted prior that the
+    # EG base forgets (as the original resets weights_init to ones); larger eta so the rounds move p visibly
     "m3_ohf0.6_cumulative_prior": dict(m=3, eta=3.0, ema=None, lp_rounds=2, lp_steps=3, update_steps=100,
-                                       ohf=0.6, prior=(0.5, 0.3, 0.2)),
+                                       ohf=0.6, prior=(0.5, 0.3, 0.2), prior_steps=50),
+    # the jaxlaws variant that carries the prior into the EG base
+    "m3_carry_prior": dict(m=3, eta=3.0, ema=0.5, lp_rounds=2, lp_steps=3, update_steps=100, ohf=0.5,
+                           prior=(0.5, 0.3, 0.2), prior_steps=50, carry_prior=True),
     # the diagonal ablation, m=4, three LearnParams rounds
     "m4_diagonal": dict(m=4, eta=1.0, ema=0.1, lp_rounds=3, lp_steps=2, update_steps=100, ohf=0.7,
                         diagonal=True),
@@ -462,99 +486,184 @@ AIOLI_CONFIGS = {
 
 
 @pytest.mark.parametrize("name", list(AIOLI_CONFIGS))
-def test_aioli_policy_rounds(name):
-    cfg = AIOLI_CONFIGS[name]
-    pol = Aioli(**COMMON, **cfg)
-    m, K, B = pol.m, pol.lp_rounds * pol.m, pol.batch_size
+def test_aioli_mixer_rounds(name):
+    """Aioli's rounds against the transcription of ``AioliTrainer.train`` / ``learn_params_subroutine``, driven
+    by ``update(step=s, losses=...)`` at the steps ``observes`` names (every other step is a no-op)."""
+    cfg = dict(AIOLI_CONFIGS[name])
+    m = cfg.pop("m")
+    B, total = 8, 1000
+    mixer = mixing.aioli(m, total_steps=total, batch_size=B, **cfg)
+    hp = mixer.hparams
+    K, lp, upd, p0 = hp["lp_rounds"] * m, hp["lp_steps"], hp["update_steps"], hp["prior_steps"]
     rng = np.random.default_rng(10)
-    observe = jax.jit(pol.observe)
-    mixture = jax.jit(pol.mixture)
+    mixture = jax.jit(mixer.mixture)
 
-    Q = np_one_hotish(m, pol.ohf)
-    W = np.array([np_hamilton(q, B) for q in Q], np.float64) / B        # the realised LearnParams mixtures
-    close(rules.realised_mixtures(rules.one_hotish(m, pol.ohf), B), W, rtol=0, atol=1e-7)
-    if pol.prior is None:
-        base = np.full(m, 1 / m)
-    else:
-        base = np.asarray(pol.prior, np.float64) / np.sum(pol.prior)
+    Q = np_one_hotish(m, hp["ohf"])
+    W = np.array([np_expected_counts(q, B) for q in Q]) / B             # expected LearnParams mixtures
+    prior = None if cfg.get("prior") is None else np.asarray(cfg["prior"], np.float64)
+    start = np.full(m, 1 / m) if prior is None else prior
+    base = prior if cfg.get("carry_prior") else np.full(m, 1 / m)      # the original: weights_init = ones
 
-    state = pol.init(jax.random.key(0))
+    state = mixer.init(jax.random.key(0))
     p, exact = mixture(state)
-    close(p, base)
+    close(p, start)
     assert not bool(exact)
+    flags = np.asarray(mixer.observes(jnp.arange(total)))
+    assert not flags[:p0].any() and flags[p0]
 
     n_rounds = 3
     As, orders = [], []
     loss = rng.uniform(3.0, 4.0, m)
     for t in range(n_rounds):
-        # round start: held-out losses L0, the round's group order is drawn
+        s0 = p0 + t * upd
+        assert flags[s0] and not flags[s0 + 1] and not flags[s0 + K * lp + 1]
+        same = mixer.update(state, step=s0 + 1, losses=jnp.full(m, 99.0))   # not an observation step
+        assert all((np.asarray(getattr(same, f)) == np.asarray(getattr(state, f))).all()
+                   for f in state._fields if f != "key")
         L0 = loss
-        state = observe(state, jnp.asarray(L0, jnp.float32))
+        state = mixer.update(state, step=s0, losses=jnp.asarray(L0, jnp.float32))
         order = np.asarray(state.order)
         assert order.shape == (K,) and bool(state.in_lp) and int(state.phase) == 0
-        for r in range(pol.lp_rounds):   # lp_rounds random permutations of the groups, concatenated
+        for r in range(hp["lp_rounds"]):   # lp_rounds random permutations of the groups, concatenated
             assert sorted(order[r * m:(r + 1) * m].tolist()) == list(range(m))
         orders.append(order)
         seg_losses = []
-        for s in range(K):
+        for k in range(K):
             q, exact = mixture(state)
             assert bool(exact)
-            close(q, Q[order[s]], rtol=1e-6, atol=1e-7)                # nominal q_{order[phase]}
+            close(q, Q[order[k]], rtol=1e-6, atol=1e-7)                # nominal q_{order[phase]}
             loss = (loss - rng.uniform(-0.02, 0.08, m)).astype(np.float32).astype(np.float64)
             seg_losses.append(loss)
-            state = observe(state, jnp.asarray(loss, jnp.float32))
+            assert flags[s0 + (k + 1) * lp]
+            state = mixer.update(state, step=s0 + (k + 1) * lp, losses=jnp.asarray(loss, jnp.float32))
         assert not bool(state.in_lp) and int(state.t) == t + 1
         L0_32 = np.asarray(L0, np.float32).astype(np.float64)
-        G = np_learn_params_G(L0_32, seg_losses, order, m, pol.lp_rounds)
-        A = np_solve_A(G, W, pol.diagonal)
-        if pol.normalize:
+        G = np_learn_params_G(L0_32, seg_losses, order, m, hp["lp_rounds"])
+        A = np_solve_A(G, W, hp["diagonal"])
+        if hp["normalize"]:
             A = np_normalize(A)
         As.append(A)
         # A_hist[t] is the normalised A. G is a sum of float32 loss differences (~1e-7 absolute each on losses
         # ~3.5, i.e. ~1e-5 relative to decreases ~0.03): compare the normalised A to 1e-4 relative.
         close(state.A_hist[t], A, rtol=1e-4, atol=2e-6)
-        p_want = np_aioli_trajectory(As, pol.eta, pol.ema, base)[-1]
+        p_want = np_aioli_trajectory(As, hp["eta"], hp["ema"], base)[-1]
         close(state.p, p_want, rtol=1e-4, atol=1e-6)
         close(state.p_hist[t], p_want, rtol=1e-4, atol=1e-6)
         p, exact = mixture(state)
         close(p, np.asarray(state.p))
         assert not bool(exact)
 
-    assert np.abs(p_want - base).max() > 1e-3                              # the mixture moved
+    assert np.abs(p_want - start).max() > 1e-3                             # the mixture moved
     assert any((a != orders[0]).any() for a in orders[1:])                 # a fresh order each round
     if name == "m3_ohf0.6_cumulative_prior":
-        # the nominal W gives a different A here, so the comparison above pins the realised W
+        # the nominal W gives a different A here, so the comparison above pins the expected W
         A_nominal = np_normalize(np_solve_A(G, Q, False))
         assert np.abs(A_nominal - As[-1]).max() > 1e-3
+    assert mixer.update._cache_size() <= 2                                 # eager calls do not retrace
 
 
-# ================================================================================ Skill-It policy
+def test_restricted_aioli_leaves_the_prior_band_as_the_original():
+    """The original resets the EG base to uniform after the prior, so with a normalised A (column sums in
+    [0, 1]) and an EMA the mixture lies in the e^eta odds band around *uniform*, whatever the prior; carrying
+    the prior as the base confines it to the band around the prior instead (issue: restricted == grid)."""
+    kw = dict(total_steps=400, batch_size=8, eta=0.2, ema=0.1, lp_rounds=1, lp_steps=2, update_steps=100,
+              ohf=0.625, prior=(0.9, 0.1), prior_steps=100)
+    A = np.array([[0.1, 0.6], [0.0, 0.3]])          # normalised: column sums 0.1 / 0.9
+    for carry in (False, True):
+        mixer = mixing.aioli(2, carry_prior=carry, **kw)
+        st = mixer.init(jax.random.key(0))
+        st = st._replace(G=jnp.zeros((2, 2)))
+        # one round, with losses whose decreases give G = A W^T (so the solve returns A)
+        W = np.array([np_expected_counts(q, 8) for q in np_one_hotish(2, 0.625)]) / 8
+        G = A @ W.T
+        st = mixer.update(st, step=100, losses=jnp.zeros(2))
+        L = np.zeros(2)
+        for k, j in enumerate(np.asarray(st.order)):
+            L = L - G[:, j]
+            st = mixer.update(st, step=100 + 2 * (k + 1), losses=jnp.asarray(L, jnp.float32))
+        base = np.array([0.9, 0.1]) if carry else np.full(2, 0.5)
+        want = base * np.exp(0.2 * A.sum(0))
+        close(st.p, want / want.sum(), rtol=1e-4, atol=1e-6)
+    p_orig = np.full(2, 0.5) * np.exp(0.2 * A.sum(0))
+    p_orig /= p_orig.sum()
+    assert p_orig.max() / p_orig.min() <= np.exp(0.2) + 1e-9 and p_orig[1] > 0.5   # left the prior
+
+
+def test_allocation_ties_are_broken_at_random():
+    """With a key, tied remainders get the extra seat uniformly at random: at m=7, ohf=0.75, B=8 each of the six
+    off-groups gets 1 of the 2 spare seats with probability 1/3 (lowest-index ties: always groups 1 and 2);
+    over 3000 draws the frequencies are within 5 standard errors of 1/3."""
+    q = np.asarray(np_one_hotish(7, 0.75)[0])
+    keys = jax.random.split(jax.random.key(0), 3000)
+    counts = np.asarray(jax.vmap(lambda k: rules.allocate_counts(jnp.asarray(q, jnp.float32), 8, k))(keys))
+    assert (counts.sum(1) == 8).all() and (counts[:, 0] == 6).all() and (counts >= 0).all()
+    freq = counts[:, 1:].mean(0)
+    se = np.sqrt((1 / 3) * (2 / 3) / 3000)
+    assert np.abs(freq - 1 / 3).max() < 5 * se, freq
+    np.testing.assert_allclose(rules.expected_counts(q, 8), np_expected_counts(q, 8), atol=1e-12)
+    lowest = np.asarray(rules.allocate_counts(jnp.asarray(q, jnp.float32), 8))
+    assert lowest.tolist() == [6, 1, 1, 0, 0, 0, 0]
+
+
+# ================================================================================ Skill-It mixer
+def np_skillit_original(G, loss_at, eta: float, update_steps: int, every: int, window: int, total: int):
+    """``SkillitTrainer.train``'s control flow with steps counted as updates done (``loss_at(c)``: the held-out
+    losses after ``c`` updates, where the original evaluates after ``c + 1``): records at ``c % every == 0``,
+    then after each ``update_steps`` the last ``window`` records summed."""
+    hist, all_losses, counter = [], [], 0
+    while True:
+        for _ in range(update_steps):
+            if counter % every == 0:
+                all_losses.append(loss_at(counter))
+            counter += 1
+            if counter == total:
+                return hist
+        idx = len(all_losses)
+        hist.append(np_skillit(G, np.sum(all_losses[max(0, idx - window):idx], axis=0), eta))
+
+
 @pytest.mark.parametrize("update_steps,eval_steps,window", [(100, 25, 3), (50, 25, 3), (60, 20, 1)])
-def test_skillit_policy(update_steps, eval_steps, window):
-    m, eta = 3, 0.2
-    pol = SkillIt(m=m, **COMMON, eta=eta, update_steps=update_steps, window=window, eval_steps=eval_steps)
+@pytest.mark.parametrize("align", ["original", "latest"])
+def test_skillit_mixer(update_steps, eval_steps, window, align):
+    m, eta, total = 3, 0.2, 4 * update_steps + 10
     rng = np.random.default_rng(11)
     G = rng.uniform(0.0, 0.4, (m, m))
-    extra = pol.prepare_extra(G)
-    state = pol.init(jax.random.key(0), extra=extra)
-    p, exact = pol.mixture(state)
+    mixer = mixing.skillit(G, total_steps=total, eta=eta, update_steps=update_steps, window=window,
+                           eval_steps=eval_steps, align=align)
+    state = mixer.init(jax.random.key(0))
+    p, exact = mixer.mixture(state)
     close(p, np_skillit(G, np.ones(m), eta))        # initial w = exp(eta G 1)
     assert not bool(exact)
-    observe = jax.jit(pol.observe)
-    per_update = update_steps // eval_steps
-    recorded, p_want, n_up = [], np_skillit(G, np.ones(m), eta), 0
-    for n in range(1, 4 * per_update + 2):
-        loss = rng.uniform(2.0, 4.0, m).astype(np.float32)
-        recorded.append(loss.astype(np.float64))
-        state = observe(state, jnp.asarray(loss))
-        if n % per_update == 0:                     # an update: the last `window` recorded vectors, summed
-            loss_arr = np.sum(recorded[-window:], axis=0)
-            p_want = np_skillit(G, loss_arr, eta)
-            close(state.p_hist[n_up], p_want)
-            n_up += 1
-        close(state.p, p_want)
-        close(pol.mixture(state)[0], p_want)
-    assert n_up == 4
+    table = rng.uniform(2.0, 4.0, (total, m)).astype(np.float32)
+    for s in range(total):
+        state = mixer.update(state, step=s, losses=jnp.asarray(table[s]))
+    if align == "original":
+        want = np_skillit_original(G, lambda c: table[c].astype(np.float64), eta, update_steps, eval_steps, window,
+                                   total)
+    else:  # records at every eval_steps (not 0); an update includes the record of its own step
+        want, rec = [], []
+        for s in range(1, total):
+            if s % eval_steps == 0:
+                rec.append(table[s].astype(np.float64))
+            if s % update_steps == 0:
+                want.append(np_skillit(G, np.sum(rec[-window:], axis=0), eta))
+    assert int(state.n_up) == len(want) == 4
+    close(state.p_hist, np.stack(want))
+    close(mixer.mixture(state)[0], want[-1])
+    assert mixer.update._cache_size() == 1
+
+
+def test_load_graph_applies_the_original_rule(tmp_path):
+    """``SkillitTrainer.train`` sets off-diagonal entries equal to 1 to 0.5 when it loads a graph."""
+    G = np.array([[1.0, 1.0, 0.2], [0.3, 1.0, 1.0], [1.0, 0.0, 0.5]])
+    np.save(tmp_path / "g.npy", G)
+    want = G.copy()
+    for i in range(3):
+        for j in range(3):
+            if i != j and want[i, j] == 1:
+                want[i, j] = 0.5
+    np.testing.assert_array_equal(mixing.load_graph(tmp_path / "g.npy", 3), want)
+    assert mixing.load_graph(tmp_path / "g.npy", 3)[0, 0] == 1.0   # the diagonal is kept
 
 
 # ================================================================================ DoReMi policy: one step
@@ -578,7 +687,7 @@ def test_doremi_policy_step():
     state = pol.init(jax.random.key(0), extra=pol.prepare_extra(ref))
     prev_e = np.array([0.3, -0.1, 0.25], np.float32)
     w0 = np.array([0.5, 0.3, 0.2], np.float32)
-    state = state._replace(prev_e=jnp.asarray(prev_e), w=jnp.asarray(w0))
+    state = state._replace(mix=state.mix._replace(prev_e=jnp.asarray(prev_e), w=jnp.asarray(w0)))
     inputs = jnp.asarray(rng.integers(0, 32, (B, 17)), jnp.int32)
     gids = np.array([0, 1, 0, 0, 1, 1, 1, 0], np.int32)               # group 2 absent
     ctx = StepContext(proxy, inputs, jnp.asarray(gids), jnp.asarray(0, jnp.int32), jax.random.key(3), None)
@@ -594,7 +703,8 @@ def test_doremi_policy_step():
         present[i] = rows.any()
         if present[i]:
             excess[i] = l_proxy[rows].mean() - l_ref[rows].mean()
-    w_want, e_want = np_doremi(w0, excess, prev_e, present, pol.mu, pol.smoothing)
+    w_want, e_want = np_doremi(w0, excess, prev_e, present, 2.0, 0.05)
+    new = new.mix
     close(new.prev_e, e_want, rtol=1e-4, atol=1e-5)   # differences of ~3.5 losses in float32
     close(new.w, w_want, rtol=1e-4, atol=1e-5)
     close(new.w_sum, w_want, rtol=1e-4, atol=1e-5)

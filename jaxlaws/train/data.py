@@ -33,6 +33,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from jaxlaws.sweeps.schema import SIMPLEX_ATOL
+from jaxlaws.mixing.base import allocated_ids, categorical_ids  # noqa: F401  (re-exported: the samplers use them)
 
 SPLITS = ("train", "val", "test")
 SPLIT_FRACTIONS = (0.90, 0.05, 0.05)
@@ -400,19 +401,6 @@ def sample_batch(key: jax.Array, tokens, starts, lengths, p, batch_size: int,
     k_group, k_window = jax.random.split(key)
     group_ids = categorical_ids(k_group, p, batch_size)
     return _windows(k_window, tokens, starts, lengths, group_ids, seq_len), group_ids
-
-
-def categorical_ids(key: jax.Array, p, batch_size: int) -> jax.Array:
-    """``batch_size`` group ids drawn i.i.d. from ``p`` (int32; zero weights are never drawn)."""
-    return jax.random.categorical(key, jnp.log(jnp.asarray(p, jnp.float32)), shape=(batch_size,)).astype(jnp.int32)
-
-
-def allocated_ids(key: jax.Array, counts, batch_size: int) -> jax.Array:
-    """Exactly ``counts[j]`` ids of group ``j`` (``sum(counts) == batch_size``), in a random order (int32)."""
-    # slot b belongs to the group whose cumulative count first exceeds b
-    ends = jnp.cumsum(jnp.asarray(counts, jnp.int32))
-    group_ids = jnp.searchsorted(ends, jnp.arange(batch_size), side="right").astype(jnp.int32)
-    return jax.random.permutation(key, group_ids)
 
 
 def sample_allocated_batch(key: jax.Array, tokens, starts, lengths, counts, seq_len: int,

@@ -67,8 +67,7 @@ from jaxlaws.train.checkpoint import (DamagedFileError, atomic_write_json, check
 from jaxlaws.train.evaluate import EvalSet, make_eval_set, make_evaluate
 from jaxlaws.train.model import ModelConfig
 from jaxlaws.train.optim import OptimConfig, make_optimizer
-from jaxlaws.train.step import (ConstantPolicy, Sampler, TrainData, TrainState, init_state, make_run_until,
-                                run_keys)
+from jaxlaws.train.step import Sampler, TrainData, TrainState, init_state, run_keys
 
 __all__ = ["TrainConfig", "SweepData", "RunSpec", "prepare_data", "check_mixtures", "check_seeds", "static_specs",
            "dynamic_specs", "run_sweep", "static_sweep", "dynamic_sweep", "mixture_tag", "default_vmap_width",
@@ -385,28 +384,29 @@ def default_vmap_width(cfg: TrainConfig) -> int | None:
 class _Programs:
     """The jitted, vmapped training and evaluation programs of one sweep, compiled once per number of runs.
 
-    Training takes the segment length as a traced argument (``step.make_run_until``), so evaluating at
-    irregular steps or starting children at any break step does not recompile; the stacked states are
-    donated (updated in place).
+    Every run -- static, parent, child or an online method -- trains through the one loop of
+    ``methods.base.make_policy_run``; a static sweep's policy is the constant mixer (``methods.Constant``,
+    whose per-run state is the run's mixture). Training takes the segment length as a traced argument, so
+    evaluating at irregular steps or starting children at any break step does not recompile; the stacked
+    states are donated (updated in place). ``train(states, policy_states, data_keys, data, n_steps)`` takes
+    ``data`` as a ``methods.base.MethodData``.
     """
 
     def __init__(self, cfg: TrainConfig, m: int, sampler: Sampler, vmap_width: int | None, policy: Any = None):
+        from jaxlaws.train.methods.base import Constant, make_observe, make_policy_run
         self.cfg, self.optimizer = cfg, make_optimizer(cfg.optim)
         self.init = jax.jit(jax.vmap(functools.partial(init_state, cfg.model, self.optimizer)))
         devices = jax.local_devices()
         self.n_dev = len(devices)
         self.mesh = jax.sharding.Mesh(np.array(devices), ("runs",)) if self.n_dev > 1 else None
         self.vmap_width = vmap_width
-        if policy is None:  # the static path: its own lean loop
-            self.policy = ConstantPolicy()
-            run = make_run_until(cfg.model, self.optimizer, m, cfg.batch_size, cfg.length, sampler, self.policy)
-        else:  # an online method (jaxlaws.train.methods): data is a MethodData
-            from jaxlaws.train.methods.base import make_observe, make_policy_run
-            self.policy = policy
-            run = make_policy_run(policy, self.optimizer)
-            self.observe = jax.jit(jax.vmap(make_observe(policy), in_axes=(0, 0, None)), donate_argnums=(1,))
-            self.policy_init = jax.jit(jax.vmap(policy.init))
-            self.current = jax.jit(jax.vmap(policy.current))
+        if policy is None:  # a static sweep: the constant mixer, batches from the sweep's sampler
+            policy = Constant(m, cfg.model, cfg.optim, cfg.batch_size, cfg.length)
+        self.policy = policy
+        run = make_policy_run(policy, self.optimizer, sampler)
+        self.observe = jax.jit(jax.vmap(make_observe(policy), in_axes=(0, 0, None, None)), donate_argnums=(1,))
+        self.policy_init = jax.jit(jax.vmap(policy.init))
+        self.current = jax.jit(jax.vmap(policy.current))
         # (states, policy_states, data_keys, data, n_steps) -> (states, policy_states)
         self.train = jax.jit(jax.vmap(run, in_axes=(0, 0, 0, None, None)), donate_argnums=(0, 1))
         # (stacked params, eval_set) -> (K, m) per-group losses
@@ -504,7 +504,8 @@ def _train_chunk(chunk: list[_Todo], progs: _Programs, data: SweepData, work: Pa
     states = [progs.shard(_start_states(c, progs, work, chash)) for c in calls]
     pstates = [progs.shard(jnp.asarray([r.spec.p for r in c], jnp.float32)) for c in calls]
     dkeys = [progs.shard(jnp.stack([run_keys(r.spec.seed)[1] for r in c])) for c in calls]
-    train_data, val, test = progs.replicate((data.train, data.val, data.test))
+    from jaxlaws.train.methods.base import MethodData
+    train_data, val, test = progs.replicate((MethodData(data.train), data.val, data.test))
 
     def evaluate(split: EvalSet) -> np.ndarray:  # (n_pad, m): the only transfer to the host
         return np.concatenate([np.asarray(progs.evaluate(st.params, split)) for st in states])

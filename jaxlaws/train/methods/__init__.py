@@ -1,10 +1,9 @@
-"""Online data-mixing methods as policies of the compiled training loop (spec section 5).
+"""The online data-mixing methods of :mod:`jaxlaws.mixing` as policies of jaxlaws' training loop.
 
-* :mod:`~jaxlaws.train.methods.rules` -- the update rules as small pure functions;
 * :mod:`~jaxlaws.train.methods.base` -- the policy interface, :class:`Constant` (static / stratified), the
-  policy-aware training loop;
+  training loop of every run (``make_policy_run``);
 * :class:`Aioli`, :class:`SkillIt`, :class:`DoReMi`, :class:`DoGE` -- the methods, each a frozen dataclass of
-  its hyper-parameters (``Method.defaults(m)`` gives the original's values for m = 2, 3, 7);
+  its hyper-parameters over its mixer (``None``: the original's values for m = 2, 3, 7);
 * :mod:`~jaxlaws.train.methods.run` -- resumable, vmapped training of a policy's runs, with a break step;
 * :mod:`~jaxlaws.train.methods.sweep` -- ``method_sweep``: a method end to end (its stages, its final
   static run, its break-step children) into a sweep directory that ``jaxlaws analyse`` reads;

@@ -1,40 +1,39 @@
-r"""The policy interface of the online mixing methods and the training loop that runs a policy.
+r"""jaxlaws' trainer as a client of :mod:`jaxlaws.mixing`: policies and the one training loop.
 
-A **policy** decides, inside the compiled training loop, what each step trains on and how its gradient is
-formed; its state is a pytree stacked over the runs of a vmapped program (one run per seed)::
+A **policy** binds a :class:`jaxlaws.mixing.Mixer` to jaxlaws' decoder and data; its state is a pytree
+stacked over the runs of a vmapped program (one run per seed)::
 
     state          = policy.init(key, extra)            # extra: per-run inputs (a graph, reference params)
     p, exact       = policy.mixture(state)              # sampling mixture of the next step (traced)
     loss, g, state = policy.gradient(state, ctx)        # the update direction of one step (StepContext)
-    state          = policy.observe(state, losses)      # held-out losses at the steps of observe_steps()
+    state          = policy.observe(state, losses, s)   # held-out losses at the steps of observe_steps()
 
-``mixture`` returns the group proportions of the next batch and whether the batch is allocated *exactly*
-(``counts = allocate_counts(p, B)`` windows per group, shuffled) or drawn i.i.d. from ``p``. ``gradient``
-is the hook for methods that change the objective (DoReMi weights the per-group losses) or combine
-per-group gradients (DoGE); the default is the gradient of the batch's mean loss. ``observe`` receives the
-per-group losses on a fixed held-out probe set at the steps the policy asked for in ``observe_steps`` (a
-static schedule, identical for every seed, so the runs of a program stay in lockstep). ``current`` is the
-method's own mixture ``p^t`` (what it reports), ``records`` turns a host copy of the state into the
-matrices the analysis reads (``aioli_A``, ``doge_M``, ``doremi_excess``, ``skillit_graph``, ``mixture``).
+``mixture``, ``observe`` and ``current`` are the mixer's ``mixture``, ``update(step=s, losses=...)`` and
+``weights``; ``gradient`` is the hook for methods that change the objective (DoReMi: ``mixing.doremi_step``)
+or combine per-group gradients (DoGE: ``mixing.doge_step``); the default is the gradient of the batch's mean
+loss. ``observe`` receives the per-group losses on a fixed held-out probe set at the steps the mixer observes
+(``observe_steps``, a static schedule identical for every seed, so the runs of a program stay in lockstep).
+``records`` turns a host copy of the state into the matrices the analysis reads (``aioli_A``, ``doge_M``,
+``doremi_excess``, ``skillit_graph``, ``mixture``).
 
 A policy is a frozen (hashable) dataclass: its configuration is static, so a program compiles once per
-configuration. :class:`Constant` is the static mixture (stratified when uniform); through this loop it
-trains exactly the batches and updates of ``jaxlaws.train.step`` (the static sweeps keep their own, leaner
-loop, so adding policies costs the static path nothing).
+configuration. :class:`Constant` is the static mixture (the constant mixer); the static and dynamic sweeps
+train through the same loop (:func:`make_policy_run`) with it.
 """
 
 from __future__ import annotations
 
 import dataclasses
-from typing import Any, NamedTuple
+import functools
+from typing import Any, Callable, NamedTuple
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 import optax
 
+from jaxlaws import mixing
 from jaxlaws.train.evaluate import EvalSet, make_evaluate
-from jaxlaws.train.methods.rules import allocate_counts
 from jaxlaws.train.model import ModelConfig, Params, per_sample_loss
 from jaxlaws.train.optim import OptimConfig
 from jaxlaws.train.step import TrainData, TrainState
@@ -45,11 +44,11 @@ __all__ = ["MethodData", "StepContext", "Policy", "Constant", "sample_mixture", 
 
 class MethodData(NamedTuple):
     """What a policy's program reads besides the state: the train split, the val split as sampling windows
-    (DoGE's validation batches) and the fixed held-out probe set of ``observe``."""
+    (DoGE's validation batches) and the fixed held-out probe set of ``observe`` (None for a static run)."""
 
     train: TrainData
-    val: TrainData
-    probe: EvalSet
+    val: TrainData | None = None
+    probe: EvalSet | None = None
 
 
 class StepContext(NamedTuple):
@@ -72,7 +71,7 @@ def mean_loss_grad(params: Params, model: ModelConfig, inputs: jax.Array) -> tup
 
 @dataclasses.dataclass(frozen=True)
 class Policy:
-    """Base class: the fields every policy needs (static) and default hooks (a constant mixture)."""
+    """Base class: the fields every policy needs (static) and default hooks; subclasses build ``mixer``."""
 
     m: int
     model: ModelConfig
@@ -82,6 +81,14 @@ class Policy:
 
     name = "policy"
 
+    @functools.cached_property
+    def mixer(self) -> mixing.Mixer:
+        raise NotImplementedError
+
+    def loss_fn(self, params: Params, inputs: jax.Array) -> jax.Array:
+        """The per-sequence loss of jaxlaws' decoder, as :mod:`jaxlaws.mixing.signals` takes it."""
+        return per_sample_loss(params, self.model, inputs)
+
     def prepare_extra(self, extra: Any) -> Any:
         """Check one run's ``extra`` on the host (before any tracing) and return it ready for :meth:`init`."""
         if extra is not None:
@@ -89,23 +96,25 @@ class Policy:
         return None
 
     def init(self, key: jax.Array, extra: Any = None) -> Any:
-        raise NotImplementedError
+        return self.mixer.init(key)
 
     def mixture(self, state: Any) -> tuple[jax.Array, Any]:
-        raise NotImplementedError
+        return self.mixer.mixture(state)
 
     def current(self, state: Any) -> jax.Array:
-        return self.mixture(state)[0]
+        return self.mixer.weights(state)
 
     def gradient(self, state: Any, ctx: StepContext) -> tuple[jax.Array, Params, Any]:
         loss, grads = mean_loss_grad(ctx.params, self.model, ctx.inputs)
         return loss, grads, state
 
-    def observe(self, state: Any, losses: jax.Array) -> Any:
-        return state
+    def observe(self, state: Any, losses: jax.Array, step: Any) -> Any:
+        return self.mixer.update(state, step=step, losses=losses)
 
     def observe_steps(self) -> tuple[int, ...]:
-        return ()
+        """The steps at which the mixer reads held-out losses (host side, from its traced predicate)."""
+        flags = np.asarray(self.mixer.observes(jnp.arange(self.optim.total_steps)))
+        return tuple(int(s) for s in np.flatnonzero(np.broadcast_to(flags, (self.optim.total_steps,))))
 
     def records(self, state: Any, upto: int) -> list[Record]:
         """Matrices recorded at or before step ``upto`` from a host copy of one run's ``state``."""
@@ -116,14 +125,8 @@ class Policy:
         return {}
 
     def config(self) -> dict:
-        """The method's hyper-parameters (part of the run's configuration hash)."""
-        skip = {f.name for f in dataclasses.fields(Policy)}
-        out = {"method": self.name}
-        for f in dataclasses.fields(self):
-            if f.name not in skip:
-                v = getattr(self, f.name)
-                out[f.name] = dataclasses.asdict(v) if dataclasses.is_dataclass(v) else v
-        return out
+        """The method's hyper-parameters as its mixer resolved them (part of the run's configuration hash)."""
+        return {"method": self.name, **self.mixer.hparams}
 
     def lr(self, step: jax.Array) -> jax.Array:
         from jaxlaws.train.optim import lr_schedule
@@ -132,13 +135,20 @@ class Policy:
 
 @dataclasses.dataclass(frozen=True)
 class Constant(Policy):
-    """A static mixture ``p`` for every step (``None``: uniform, i.e. stratified sampling)."""
+    """A static mixture ``p`` for every step (``None``: uniform); batches are drawn i.i.d. from it."""
 
     p: tuple[float, ...] | None = None
 
     @property
     def name(self) -> str:  # type: ignore[override]
         return "stratified" if self.p is None else "static"
+
+    @functools.cached_property
+    def mixer(self) -> mixing.Mixer:
+        return mixing.constant(np.full(self.m, 1.0 / self.m) if self.p is None else self.p)
+
+    def config(self) -> dict:
+        return {"method": self.name, "p": self.p}
 
     def prepare_extra(self, extra: Any) -> Any:
         """An optional per-run mixture (e.g. each seed's learned weights) overriding ``p``."""
@@ -148,45 +158,40 @@ class Constant(Policy):
         return check_simplex(extra, self.m, "per-run mixture").astype(np.float32)
 
     def init(self, key: jax.Array, extra: Any = None) -> jax.Array:
-        if extra is not None:
-            return jnp.asarray(extra, jnp.float32)
-        p = np.full(self.m, 1.0 / self.m) if self.p is None else np.asarray(self.p, np.float64)
-        return jnp.asarray(p / p.sum(), jnp.float32)
-
-    def mixture(self, state: jax.Array) -> tuple[jax.Array, Any]:
-        return state, False
+        return self.mixer.init(key) if extra is None else jnp.asarray(extra, jnp.float32)
 
 
 def sample_mixture(key: jax.Array, data: TrainData, p: jax.Array, exact: Any, batch_size: int,
-                   seq_len: int) -> tuple[jax.Array, jax.Array]:
-    """A batch of ``batch_size`` windows whose groups are drawn i.i.d. from ``p`` or, where ``exact`` (a
-    traced bool, or ``False``), allocated exactly (:func:`allocate_counts`) and shuffled.
+                   seq_len: int, sampler: Callable | None = None) -> tuple[jax.Array, jax.Array]:
+    """A batch of ``batch_size`` windows whose groups are ``mixing.sample_groups(k_group, p, B, exact)``.
 
-    With ``exact=False`` this draws exactly the batch of ``jaxlaws.train.data.sample_batch`` for the same key.
+    ``sampler`` (the static sweeps' ``sampler(key, tokens, starts, lengths, p, B, T)``) replaces the draw when
+    ``exact`` is the constant ``False``. With ``exact=False`` this draws exactly the batch of
+    ``jaxlaws.train.data.sample_batch`` for the same key.
     """
-    from jaxlaws.train.data import _windows, allocated_ids, categorical_ids
+    from jaxlaws.train.data import _windows
 
+    if exact is False and sampler is not None:
+        return sampler(key, data.tokens, data.starts, data.lengths, p, batch_size, seq_len)
     k_group, k_window = jax.random.split(key)
-    gids = categorical_ids(k_group, p, batch_size)
-    if exact is not False:  # the same ids as sample_allocated_batch for the same key
-        gids = jnp.where(exact, allocated_ids(k_group, allocate_counts(p, batch_size), batch_size), gids)
+    gids = mixing.sample_groups(k_group, p, batch_size, exact)
     return _windows(k_window, data.tokens, data.starts, data.lengths, gids, seq_len), gids
 
 
-def make_policy_run(policy: Policy, optimizer: optax.GradientTransformation):
+def make_policy_run(policy: Policy, optimizer: optax.GradientTransformation, sampler: Callable | None = None):
     """``run(state, policy_state, data_key, data: MethodData, n_steps) -> (state, policy_state)``.
 
-    ``n_steps`` updates under ``policy`` in a ``lax.fori_loop`` with a traced trip count (one program for
-    every segment length; vmap with ``in_axes=None`` for ``data`` and ``n_steps``). The batch of update
-    ``s`` is drawn with ``fold_in(data_key, s)``, as in the static loop, so a run resumed at any step
-    continues identically.
+    The training loop of every jaxlaws run (static, parent, child, every method): ``n_steps`` updates under
+    ``policy`` in a ``lax.fori_loop`` with a traced trip count (one program for every segment length; vmap
+    with ``in_axes=None`` for ``data`` and ``n_steps``). The batch of update ``s`` is drawn with
+    ``fold_in(data_key, s)``, so a run resumed at any step continues identically.
     """
 
     def body(_: Any, carry: tuple[TrainState, Any], data_key: jax.Array, data: MethodData):
         st, ps = carry
         p, exact = policy.mixture(ps)
         key = jax.random.fold_in(data_key, st.step)
-        inputs, gids = sample_mixture(key, data.train, p, exact, policy.batch_size, policy.seq_len)
+        inputs, gids = sample_mixture(key, data.train, p, exact, policy.batch_size, policy.seq_len, sampler)
         ctx = StepContext(st.params, inputs, gids, st.step, jax.random.fold_in(key, 0x5EED), data)
         _, grads, ps = policy.gradient(ps, ctx)
         updates, opt_state = optimizer.update(grads, st.opt_state, st.params)
@@ -200,11 +205,12 @@ def make_policy_run(policy: Policy, optimizer: optax.GradientTransformation):
 
 
 def make_observe(policy: Policy):
-    """``observe(params, policy_state, probe) -> (policy_state, losses (m,))``: probe losses, then the policy."""
+    """``observe(params, policy_state, probe, step) -> (policy_state, losses (m,))``: probe losses at
+    ``step`` (shared by the runs), then the policy's observation."""
     evaluate = make_evaluate(policy.model, policy.m)
 
-    def observe(params: Params, policy_state: Any, probe: EvalSet) -> tuple[Any, jax.Array]:
+    def observe(params: Params, policy_state: Any, probe: EvalSet, step: Any) -> tuple[Any, jax.Array]:
         losses = evaluate(params, probe)
-        return policy.observe(policy_state, losses), losses
+        return policy.observe(policy_state, losses, step), losses
 
     return observe

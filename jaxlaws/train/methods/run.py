@@ -201,7 +201,7 @@ def _train(policy, data, cfg, seeds, work, run, method, extras, stop, break_step
 
     def observe_all() -> None:
         for k in range(len(calls)):
-            pstates[k], _ = progs.observe(states[k].params, pstates[k], mdata.probe)
+            pstates[k], _ = progs.observe(states[k].params, pstates[k], mdata.probe, jnp.int32(step))
 
     def record(at: int, split: str, es: Any) -> None:
         """Loss rows of every seed on ``es``, with the method's own mixture in the ``p_<g>`` columns."""

@@ -1,0 +1,101 @@
+r"""The mixers' signals from any per-example loss ``loss_fn(params, batch) -> (B,)``.
+
+``batch`` is whatever the user's ``loss_fn`` takes (a pytree whose leaves have a leading batch axis ``B``)
+and ``group_ids`` (B,) the group of each example. Everything here is pure and jit/vmap-safe.
+
+* :func:`group_losses` -- per-group mean losses (held-out losses for Aioli and Skill-It);
+* :func:`per_group_grads` -- per-group mean losses, counts and gradients (a leading axis ``m``), by ``m``
+  weighted backward passes, vmapped;
+* :func:`doremi_step` / :func:`doge_step` -- one step of DoReMi's / DoGE's proxy: the signals, the mixer's
+  ``update`` and the gradient the step should apply, ``(loss, grads, state)``.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Callable
+
+import jax
+import jax.numpy as jnp
+
+from jaxlaws.mixing.base import Mixer, group_means
+from jaxlaws.mixing.doge import combine
+from jaxlaws.mixing.doremi import weighted_loss
+
+__all__ = ["group_losses", "per_group_grads", "doremi_step", "doge_step"]
+
+LossFn = Callable[[Any, Any], jax.Array]
+
+
+def _per_example(loss_fn: LossFn, params: Any, batch: Any, group_ids: jax.Array) -> jax.Array:
+    per = loss_fn(params, batch)
+    if per.ndim != 1 or per.shape != group_ids.shape:
+        raise ValueError(f"loss_fn must return one loss per example, shape {group_ids.shape} like group_ids, "
+                         f"got {per.shape}")
+    return per
+
+
+def group_losses(loss_fn: LossFn, params: Any, batch: Any, group_ids: jax.Array, m: int
+                 ) -> tuple[jax.Array, jax.Array]:
+    """``(means (m,), counts (m,))``: each group's mean loss on ``batch`` (0 where a group is absent)."""
+    return group_means(_per_example(loss_fn, params, batch, group_ids), group_ids, m)
+
+
+def per_group_grads(loss_fn: LossFn, params: Any, batch: Any, group_ids: jax.Array, m: int
+                    ) -> tuple[jax.Array, jax.Array, Any]:
+    r"""``(losses (m,), counts (m,), grads)``: :math:`g_j = \nabla_\theta \frac{1}{n_j}\sum_{n: g_n = j}
+    \ell_n(\theta)` for each group (zeros for a group absent from the batch), a pytree like ``params`` with a
+    leading axis of size ``m``, with each group's mean loss and number of examples."""
+    one_hot = jax.nn.one_hot(group_ids, m, dtype=jnp.float32)
+    counts = one_hot.sum(0)
+    weights = one_hot / jnp.maximum(counts, 1.0)  # [B, m]
+
+    def weighted(w: jax.Array) -> tuple[jax.Array, Any]:
+        return jax.value_and_grad(lambda p: _per_example(loss_fn, p, batch, group_ids) @ w)(params)
+
+    losses, grads = jax.vmap(weighted, in_axes=1)(weights)
+    return losses, counts, grads
+
+
+def doremi_step(mixer: Mixer, state: Any, loss_fn: LossFn, params: Any, ref_params: Any, batch: Any,
+                group_ids: jax.Array) -> tuple[jax.Array, Any, Any]:
+    r"""One DoReMi proxy step: ``(mean loss, grads, state)``.
+
+    The proxy's and the reference's per-domain losses on ``batch`` update the weights, and ``grads`` is the
+    gradient of :math:`\sum_i w_i L_i(\theta)` with the updated ``w`` (one backward pass).
+    """
+    m = mixer.weights(state).shape[0]
+    ref, _ = group_means(jax.lax.stop_gradient(_per_example(loss_fn, ref_params, batch, group_ids)), group_ids, m)
+
+    def objective(p: Any) -> tuple[jax.Array, tuple[Any, jax.Array]]:
+        per = _per_example(loss_fn, p, batch, group_ids)
+        own, counts = group_means(jax.lax.stop_gradient(per), group_ids, m)
+        new = mixer.update(state, train_losses=own, ref_losses=ref, counts=counts)
+        return weighted_loss(per, group_ids, mixer.weights(new)), (new, per.mean())
+
+    (_, (new, loss)), grads = jax.value_and_grad(objective, has_aux=True)(params)
+    return loss, grads, new
+
+
+def doge_step(mixer: Mixer, state: Any, loss_fn: LossFn, params: Any, batch: Any, group_ids: jax.Array,
+              val_batch: Any, val_group_ids: jax.Array, lr: Any, full_matrix: bool = True
+              ) -> tuple[jax.Array, Any, Any]:
+    r"""One DoGE proxy step: ``(mean train loss, grads, state)``.
+
+    Per-domain gradients on ``batch``, the gradient of the mean loss of ``val_batch`` (a random draw from the
+    validation data, as the original's), the scores and weights (``mixer.update``), and ``grads`` =
+    :math:`\sum_i w_i\,\mathrm{clip}(g_i)`. With ``full_matrix`` the per-domain validation gradients are
+    computed too (``m`` more backward passes) and the state records ``M``; otherwise one backward pass gives
+    the validation gradient.
+    """
+    m = mixer.weights(state).shape[0]
+    tl, tc, g = per_group_grads(loss_fn, params, batch, group_ids, m)
+    if full_matrix:
+        _, vc, v = per_group_grads(loss_fn, params, val_batch, val_group_ids, m)
+        frac = vc / jnp.maximum(vc.sum(), 1.0)   # the mean over the batch = the count-weighted domain means
+        g_val = jax.tree_util.tree_map(lambda x: jnp.tensordot(frac, x, 1), v)
+        new = mixer.update(state, grads=g, val_grad=g_val, lr=lr, val_grads=v)
+    else:
+        g_val = jax.grad(lambda p: _per_example(loss_fn, p, val_batch, val_group_ids).mean())(params)
+        new = mixer.update(state, grads=g, val_grad=g_val, lr=lr)
+    grads = combine(g, mixer.weights(new), mixer.hparams["clip"])
+    return (tl * tc).sum() / jnp.maximum(tc.sum(), 1.0), grads, new
