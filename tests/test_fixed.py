@@ -149,3 +149,39 @@ def test_refusals():
     free = fixing.fix(law, {"c": 2.0})
     res = jl.fit_batched(free, x[None], y[None], objective=jl.squared(), penalty=None, dtype="float64")
     assert np.all(res.success)
+
+
+def test_fixed_in_fit_fit_batched_cross_validate_bootstrap_and_fit_frame():
+    """``fixed=`` everywhere gives what fitting the free law gives, mapped back to the full vector."""
+    import pandas as pd
+
+    x, y = dml_data(3, n=8)
+    law = jl.laws.dml(3)
+    kw = dict(objective=jl.squared(), penalty=None, dtype="float64")
+    fx = fixing.fixing(law, {"c": 2.1})
+    want = fx.result(jl.fit_batched(fx.free, x[None], y[None], **kw))[0]
+    res = jl.fit(law, x, y, fixed={"c": 2.1}, **kw)
+    np.testing.assert_array_equal(res.params, want.params)
+    assert res.law is law and res.params[0] == 2.1
+    # three points: too few for dml(3)'s 4 parameters, enough for 3 free ones
+    three = jl.fit(law, x[:3], y[:3], fixed={"c": 2.1}, **kw)
+    assert three.success and int(three.n_points) == 3
+    # cross-validation: each fold's fit is the fixed fit on the points outside the fold
+    cv = jl.cross_validate(law, x, y, "loo", fixed={"c": 2.1}, **kw)
+    for k in (0, 5):
+        keep = np.arange(8) != k
+        np.testing.assert_allclose(cv.fits[k].params, jl.fit(law, x[keep], y[keep], fixed={"c": 2.1}, **kw).params,
+                                   rtol=1e-7, atol=1e-9)
+    np.testing.assert_array_equal(cv.refit.params, res.params)
+    # bootstrap: the estimate is the fixed fit; every resample keeps c at its value
+    boot = jl.bootstrap(law, x, y, 4, key=0, fixed={"c": 2.1}, **kw)
+    np.testing.assert_array_equal(boot.estimate.params, res.params)
+    assert boot.params.shape == (4, 4) and np.all(boot.params[:, 0] == 2.1)
+    # fit_frame: with c fixed the 3-run group is fitted, not skipped
+    df = pd.DataFrame({"g": ["a"] * 8 + ["b"] * 3, "p1": np.r_[x[:, 0], x[:3, 0]], "p2": np.r_[x[:, 1], x[:3, 1]],
+                       "p3": np.r_[x[:, 2], x[:3, 2]], "loss": np.r_[y, y[:3]]})
+    assert list(jl.fit_frame(law, df, y="loss", by="g", **kw).skipped) == ["b"]
+    frame = jl.fit_frame(law, df, y="loss", by="g", fixed={"c": 2.1}, **kw)
+    assert frame.labels == ("a", "b") and not frame.skipped
+    np.testing.assert_allclose(frame["a"].params, res.params, rtol=1e-7, atol=1e-9)
+    np.testing.assert_allclose(frame["b"].params, three.params, rtol=1e-7, atol=1e-9)

@@ -193,3 +193,19 @@ def test_a_law_without_init_grid_needs_inits():
     y = np.exp(0.2 - 0.5 * x)
     res = jl.fit(law, x, y, inits=np.array([[0.0, 0.0], [1.0, -1.0]]), objective=jl.squared(), dtype="float64")
     np.testing.assert_allclose(res.params, [0.2, -0.5], atol=1e-6)
+    with pytest.raises(ValueError, match=r"expl2 has no init_grid: pass inits=\(n_init, 2\)"):
+        jl.fit(law, x, y)
+
+
+def test_fit_takes_a_table_by_column_name():
+    law = jl.laws.dml(3)
+    rng = np.random.default_rng(3)
+    r = rng.dirichlet(np.ones(3), 10)
+    y = 2.0 + np.exp(r @ np.array([-0.8, 0.3, 0.2]))
+    df = pd.DataFrame({"p3": r[:, 2], "loss": y, "p1": r[:, 0], "p2": r[:, 1]})
+    a = jl.fit(law, df, df["loss"], dtype="float64")
+    b = jl.fit(law, r, y, dtype="float64")
+    np.testing.assert_array_equal(a.params, b.params)
+    np.testing.assert_allclose(a.predict(df), b.predict(r), rtol=1e-14)       # predict matches by name too
+    with pytest.raises(ValueError, match="predict.*must return shape"):       # checked before compiling
+        jl.fit(jl.laws.Law("wrong", ("a",), lambda p, x: p[0] * x, x_dim=3), r, y, inits=np.ones((1, 1)))

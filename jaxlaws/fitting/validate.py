@@ -303,7 +303,12 @@ def check_predict(law: Law, x_shape: tuple[int, ...], dtype: Any = np.float64) -
     ``ValueError`` naming the law and the shapes expected and got, before any fit compiles."""
     dtype = np.dtype(dtype)
     x_shape = tuple(int(v) for v in x_shape)
-    problem = _predict_problem(law.predict, law.n_params, law.n_outputs, x_shape, dtype.name)
+    try:
+        hash(law.predict)
+        check = _predict_problem
+    except TypeError:  # an unhashable callable: checked every time
+        check = _predict_problem.__wrapped__
+    problem = check(law.predict, law.n_params, law.n_outputs, x_shape, dtype.name)
     if problem is not None:
         raise ValueError(f"law {law.name}: predict(params, x) {problem}")
 
