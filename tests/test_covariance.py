@@ -348,3 +348,25 @@ def test_fitresult_without_covariance():
     assert res.stderr is None
     with pytest.raises(ValueError, match="no covariance"):
         res.intervals()
+
+
+def test_host_numpy_path_equals_the_traced_one_batched_huber_ridge_bounds():
+    """from_jacobian with xp=numpy over a batch (what the engine runs on the host) == vmap of the jnp path."""
+    xs, ys = zip(*[_chinchilla_data(s, n=50, sd=0.03) for s in (16, 17, 18)])
+    xs, ys = np.stack(xs), np.stack(ys)
+    law = jl.laws.chinchilla()
+    th = np.stack([TRUE_CHIN + 0.01 * k for k in range(3)])
+    th[2, 3] = 0.0                                              # on the lower bound of alpha below
+    box = resolve_bounds(law, {"alpha": (0.0, 2.0)})
+    pen = (1e-4, (3, 4), 0.0)
+    w = np.random.default_rng(19).uniform(0.5, 2.0, ys.shape)
+    obj = jl.huber(0.01, log=True)
+    ref = jax.jit(jax.vmap(lambda t, x, y, w: cov_module.covariance(law.predict, t, x, y, w, obj, pen, box)[0]))(
+        th, xs, ys, w)
+    host = cov_module.of_fits(law, obj, th, xs, ys, w, pen, box)
+    np.testing.assert_allclose(host, np.asarray(ref), rtol=1e-9)
+    assert np.all(np.isnan(host[2, 3])) and np.all(np.isfinite(host[0]))
+    bad = th.copy()
+    bad[1, 0] = np.nan                                          # a failed fit: NaN, the others unchanged
+    out = cov_module.of_fits(law, obj, bad, xs, ys, w, pen, box)
+    assert np.all(np.isnan(out[1])) and np.allclose(out[0], host[0], rtol=1e-12)

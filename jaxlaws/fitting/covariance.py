@@ -51,10 +51,12 @@ from typing import Any, Callable, NamedTuple, Optional
 
 import jax
 import jax.numpy as jnp
-from jax.scipy.stats import norm
+import numpy as np
+from jax.scipy.special import ndtr as jax_ndtr
+from scipy.special import ndtr as scipy_ndtr
 
 from jaxlaws.fitting.objectives import Objective
-from jaxlaws.fitting.regularise import BoxSpec, PenaltySpec, penalty_residuals
+from jaxlaws.fitting.regularise import BoxSpec, PenaltySpec
 from jaxlaws.laws.base import Array
 
 KINDS = ("auto", "classical", "sandwich")
@@ -103,108 +105,156 @@ def covariance(predict: Callable[[Array, Array], Array], theta: Array, x: Array,
       bandwidth: for Huber, the kernel bandwidth :math:`h` of the bread's :math:`\psi'` in residual units,
         ``0`` for the unsmoothed indicator, or ``"silverman"`` (default; :func:`silverman`).
     """
+    _check(kind, bandwidth)
+    obj = objective if objective is not None else Objective("squared")
+    theta = jnp.asarray(theta)
+    y = jnp.asarray(y, theta.dtype)
+    w = jnp.ones(y.shape[:1], theta.dtype) if weights is None else jnp.asarray(weights, theta.dtype)
+    wf = jnp.broadcast_to(w.reshape(w.shape + (1,) * (y.ndim - 1)), y.shape).reshape(-1)
+
+    def residual(t):
+        return jnp.where(wf > 0, obj.residual(y, predict(t, x)).reshape(-1), 0.0)
+
+    return from_jacobian(residual(theta), jax.jacfwd(residual)(theta), wf, theta, obj, penalty_spec, box, kind,
+                         bandwidth)
+
+
+def _check(kind: str, bandwidth: Any) -> None:
     if kind not in KINDS:
         raise ValueError(f"kind must be one of {KINDS}, got {kind!r}")
     if isinstance(bandwidth, str) and bandwidth != "silverman":
         raise ValueError(f"bandwidth must be 'silverman' or a number >= 0, got {bandwidth!r}")
+
+
+def from_jacobian(r: Any, jac: Any, weights: Any, theta: Any, objective: Optional[Objective] = None,
+                  penalty_spec: Optional[PenaltySpec] = None, box: Optional[BoxSpec] = None, kind: str = "auto",
+                  bandwidth: Any = "silverman", xp: Any = jnp) -> tuple[Any, CovarianceInfo]:
+    """:func:`covariance` from the residuals ``r ([B,] N)`` and their Jacobian ``jac ([B,] N, P)`` at ``theta
+    ([B,] P)``, with ``weights ([B,] N)`` flattened like ``r``; any leading batch axes. ``xp``: ``jax.numpy``
+    (traceable) or ``numpy`` (on the host, nothing to compile). Rows with a non-finite residual or Jacobian
+    entry are left out, as points of weight 0."""
+    _check(kind, bandwidth)
     obj = objective if objective is not None else Objective("squared")
     sandwich = kind == "sandwich" or (kind == "auto" and obj.delta is not None)
-    theta = jnp.asarray(theta)
-    dtype = theta.dtype
-    P = theta.shape[-1]
-    y = jnp.asarray(y, dtype)
-    w = jnp.ones(y.shape[:1], dtype) if weights is None else jnp.asarray(weights, dtype)
-    wf = jnp.broadcast_to(w.reshape(w.shape + (1,) * (y.ndim - 1)), y.shape).reshape(-1)
-    use = wf > 0
-
-    def residual(t):
-        return jnp.where(use, obj.residual(y, predict(t, x)).reshape(-1), 0.0)
-
-    r, jac = residual(theta), jax.jacfwd(residual)(theta)            # (N,), (N, P)
-    r = jnp.where(use, r, 0.0)
-    jac = jnp.where(use[:, None], jac, 0.0)
-    n_obs = jnp.sum(use)
-    psi, dpsi = _psi(obj, r, use, n_obs, bandwidth)
-    fixed = _at_bound(theta, box)
-    jac = jnp.where(fixed[None, :], 0.0, jac)                        # bound parameters held fixed
-    total = jnp.sum(wf)
-
-    pen_jac = jax.jacfwd(lambda t: penalty_residuals(t, penalty_spec, total))(theta)   # (K, P)
-    bread = jac.T @ ((wf * dpsi)[:, None] * jac) + pen_jac.T @ pen_jac
-    dof = (n_obs - jnp.sum(~fixed)).astype(dtype)
+    use = (weights > 0) & xp.isfinite(r) & xp.all(xp.isfinite(jac), axis=-1)
+    r = xp.where(use, r, 0.0)
+    w = xp.where(use, weights, 0.0)
+    n_obs = xp.sum(use, axis=-1)
+    psi, dpsi = _psi(obj, r, use, n_obs, bandwidth, xp)
+    fixed = _at_bound(theta, box, xp)
+    jac = xp.where(use[..., None] & ~fixed[..., None, :], jac, 0.0)        # bound parameters held fixed
+    jt = xp.swapaxes(jac, -1, -2)
+    bread = jt @ ((w * dpsi)[..., None] * jac)
+    if penalty_spec is not None:   # the ridge residuals sqrt(lam W)(theta_S - c): lam W on the diagonal at S
+        lam, idx, _ = penalty_spec
+        on = xp.asarray([j in idx for j in range(jac.shape[-1])], bool)
+        bread = bread + xp.where(on & (xp.arange(jac.shape[-1])[:, None] == xp.arange(jac.shape[-1])), 1.0, 0.0
+                                 ) * (lam * xp.sum(w, axis=-1))[..., None, None]
+    dof = (n_obs - xp.sum(~fixed, axis=-1)).astype(r.dtype)
+    safe_dof = xp.where(dof > 0, dof, 1.0)
     if sandwich:
-        score = (wf * psi)[:, None] * jac
-        meat = score.T @ score * (n_obs / dof)
-        sigma2 = jnp.asarray(jnp.nan, dtype)
+        score = (w * psi)[..., None] * jac
+        meat = xp.swapaxes(score, -1, -2) @ score * (n_obs / safe_dof)[..., None, None]
+        sigma2 = xp.full(dof.shape, xp.nan, r.dtype)
     else:
-        sigma2 = jnp.sum(wf * psi * psi) / dof
-        meat = sigma2 * (jac.T @ (wf[:, None] * jac))
-    inv, singular, cond = _inverse(bread, fixed)
+        sigma2 = xp.sum(w * psi * psi, axis=-1) / safe_dof
+        meat = sigma2[..., None, None] * (jt @ (w[..., None] * jac))
+    inv, singular, cond = _inverse(bread, fixed, xp)
     cov = inv @ meat @ inv
-    cov = 0.5 * (cov + cov.T)
-    bad = singular | ~(dof > 0)
-    cov = jnp.where(bad | fixed[:, None] | fixed[None, :], jnp.nan, cov)
+    cov = 0.5 * (cov + xp.swapaxes(cov, -1, -2))
+    bad = (singular | ~(dof > 0))[..., None, None]
+    cov = xp.where(bad | fixed[..., :, None] | fixed[..., None, :], xp.nan, cov)
+    sigma2 = xp.where(dof > 0, sigma2, xp.nan)
     return cov, CovarianceInfo(singular=singular, at_bound=fixed, sigma2=sigma2, dof=dof, condition=cond)
 
 
-def _psi(obj: Objective, r: Array, use: Array, n_obs: Array, bandwidth: Any) -> tuple[Array, Array]:
-    r""":math:`\psi(r) = \rho'(r)` (``r`` times the IRLS weight) and the bread's :math:`\psi'`: 1 for least
-    squares; for Huber the kernel-smoothed :math:`\Phi((\delta - r)/h) - \Phi((-\delta - r)/h)` (module
-    docstring; ``h = 0``: the indicator :math:`\mathbb 1[|r| < \delta]`)."""
-    psi = r * obj.weight(r)
+def of_fits(law: Any, objective: Objective, params: np.ndarray, x: np.ndarray, y: np.ndarray,
+            weights: np.ndarray, penalty_spec: Optional[PenaltySpec] = None, box: Optional[BoxSpec] = None
+            ) -> np.ndarray:
+    """``(B, P, P)`` covariances of a batch of fits ``params (B, P)`` on ``x (B, n, d)``, ``y (B, n[, k])`` with
+    fitting weights ``(B, n)`` (0 off the fitting points), on the host in float64 (NaN for a failed fit).
+    The residuals and Jacobian come from the program :func:`~jaxlaws.fitting.diagnostics.diagnose` compiled
+    for the same law and objective, so this compiles nothing new."""
+    from jaxlaws.fitting.diagnostics import _residual_jacobian
+
+    params = np.asarray(params, np.float64)
+    finite = np.all(np.isfinite(params), axis=1)
+    theta = np.where(finite[:, None], params, 0.0)
+    with jax.enable_x64(True):
+        r, jac = _residual_jacobian(law.predict, objective)(jnp.asarray(theta), jnp.asarray(x, jnp.float64),
+                                                            jnp.asarray(y, jnp.float64))
+    w = np.asarray(weights, np.float64)
+    wf = np.broadcast_to(w.reshape(w.shape + (1,) * (np.ndim(y) - 2)), np.shape(y)).reshape(len(theta), -1)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        cov, _ = from_jacobian(np.asarray(r, np.float64), np.asarray(jac, np.float64), wf, theta, objective,
+                               penalty_spec, box, xp=np)
+    return np.where(finite[:, None, None], cov, np.nan)
+
+
+def _psi(obj: Objective, r: Any, use: Any, n_obs: Any, bandwidth: Any, xp: Any) -> tuple[Any, Any]:
+    r""":math:`\psi(r) = \rho'(r)` and the bread's :math:`\psi'`: 1 for least squares; for Huber
+    (:math:`\psi(r) = \operatorname{clip}(r, -\delta, \delta)`) the kernel-smoothed
+    :math:`\Phi((\delta - r)/h) - \Phi((-\delta - r)/h)` (module docstring; ``h = 0``: the indicator
+    :math:`\mathbb 1[|r| < \delta]`)."""
     if obj.delta is None:
-        return psi, jnp.ones_like(r)
-    h = silverman(r, use, n_obs) if isinstance(bandwidth, str) else jnp.asarray(bandwidth, r.dtype)
-    hs = jnp.where(h > 0, h, 1.0)
-    smooth = norm.cdf((obj.delta - r) / hs) - norm.cdf((-obj.delta - r) / hs)
-    return psi, jnp.where(h > 0, smooth, (jnp.abs(r) < obj.delta).astype(r.dtype))
+        return r, xp.ones_like(r)
+    psi = xp.clip(r, -obj.delta, obj.delta)
+    h = silverman(r, use, n_obs, xp) if isinstance(bandwidth, str) else xp.asarray(bandwidth, r.dtype)
+    h = h[..., None] if xp.ndim(h) else h
+    hs = xp.where(h > 0, h, 1.0)
+    ndtr = scipy_ndtr if xp is np else jax_ndtr
+    smooth = ndtr((obj.delta - r) / hs) - ndtr((-obj.delta - r) / hs)
+    return psi, xp.where(h > 0, smooth, (xp.abs(r) < obj.delta).astype(r.dtype))
 
 
-def silverman(r: Array, use: Array, n_obs: Array) -> Array:
-    r"""Silverman's rule-of-thumb bandwidth of the residuals ``r`` marked by ``use``:
+def silverman(r: Any, use: Any, n_obs: Any, xp: Any = jnp) -> Any:
+    r"""Silverman's rule-of-thumb bandwidth of the residuals ``r ([B,] N)`` marked by ``use``:
     :math:`0.9\,\min(\hat\sigma, \mathrm{IQR}/1.34)\,n^{-1/5}` (Silverman 1986, *Density Estimation*, eq. 3.31)."""
-    mean = jnp.sum(jnp.where(use, r, 0.0)) / n_obs
-    sd = jnp.sqrt(jnp.sum(jnp.where(use, (r - mean) ** 2, 0.0)) / jnp.maximum(n_obs - 1, 1))
-    q75, q25 = jnp.nanpercentile(jnp.where(use, r, jnp.nan), jnp.array([75.0, 25.0]))
-    spread = jnp.minimum(sd, (q75 - q25) / 1.34)
-    return 0.9 * jnp.where(spread > 0, spread, sd) * n_obs.astype(r.dtype) ** -0.2
+    n = xp.maximum(n_obs, 1).astype(r.dtype)
+    mean = xp.sum(xp.where(use, r, 0.0), axis=-1) / n
+    sd = xp.sqrt(xp.sum(xp.where(use, (r - mean[..., None]) ** 2, 0.0), axis=-1) / xp.maximum(n - 1, 1))
+    q75, q25 = xp.nanpercentile(xp.where(use, r, xp.nan), xp.asarray([75.0, 25.0]), axis=-1)
+    spread = xp.minimum(sd, (q75 - q25) / 1.34)
+    return 0.9 * xp.where(spread > 0, spread, sd) * n ** -0.2
 
 
-def _at_bound(theta: Array, box: Optional[BoxSpec]) -> Array:
-    """``(P,)`` which parameters sit on a bound, the rule of :func:`jaxlaws.fitting.regularise.at_bound`
-    written in ``jnp`` so that it traces."""
-    P = theta.shape[-1]
+def _at_bound(theta: Any, box: Optional[BoxSpec], xp: Any) -> Any:
+    """``([B,] P)`` which parameters sit on a bound: the rule of :func:`jaxlaws.fitting.regularise.at_bound`,
+    written for either array namespace so that it also traces."""
     if box is None:
-        return jnp.zeros((P,), bool)
+        return xp.zeros(theta.shape, bool)
     out = []
     for j, (lo, hi) in enumerate(box):
         if not (math.isfinite(lo) or math.isfinite(hi)):
-            out.append(jnp.asarray(False))
+            out.append(xp.zeros(theta.shape[:-1], bool))
             continue
         scale = (hi - lo) if math.isfinite(hi - lo) else 1.0 + abs(lo if math.isfinite(lo) else hi)
-        out.append(((theta[j] - lo) <= BOUND_RTOL * scale) | ((hi - theta[j]) <= BOUND_RTOL * scale))
-    return jnp.stack(out)
+        t = theta[..., j]
+        out.append(((t - lo) <= BOUND_RTOL * scale) | ((hi - t) <= BOUND_RTOL * scale))
+    return xp.stack(out, axis=-1)
 
 
-def _inverse(a: Array, fixed: Array) -> tuple[Array, Array, Array]:
-    """Inverse of the symmetric bread ``a`` on the free parameters (rows and columns of ``fixed`` replaced by
-    the identity, then zeroed), through the eigendecomposition of ``a`` scaled to unit diagonal; with a
-    singularity flag and the scaled matrix's condition number."""
-    eye = jnp.eye(a.shape[0], dtype=a.dtype)
-    keep = ~fixed[:, None] & ~fixed[None, :]
-    a = jnp.where(keep, a, eye)
-    d = jnp.sqrt(jnp.diag(a))
+def _inverse(a: Any, fixed: Any, xp: Any) -> tuple[Any, Any, Any]:
+    """Inverse of the symmetric bread ``a ([B,] P, P)`` on the free parameters (rows and columns of ``fixed``
+    replaced by the identity, then zeroed), through the eigendecomposition of ``a`` scaled to unit diagonal;
+    with a singularity flag and the scaled matrix's condition number."""
+    eye = xp.eye(a.shape[-1], dtype=a.dtype)
+    keep = ~fixed[..., :, None] & ~fixed[..., None, :]
+    a = xp.where(keep, a, eye)
+    d = xp.sqrt(xp.maximum(xp.diagonal(a, axis1=-2, axis2=-1), 0.0))
     dpos = d > 0
-    dinv = jnp.where(dpos, 1.0 / jnp.where(dpos, d, 1.0), 0.0)
-    s = a * dinv[:, None] * dinv[None, :]
-    s = jnp.where(dpos[:, None] & dpos[None, :], s, eye)  # a zero column: singular below, no NaN in eigh
-    evals, evecs = jnp.linalg.eigh(0.5 * (s + s.T))
-    top = jnp.max(evals)
-    singular = ~jnp.all(dpos) | ~(jnp.min(evals) > SINGULAR_RTOL * top) | ~jnp.all(jnp.isfinite(evals))
-    safe = jnp.where(evals > 0, evals, 1.0)
-    inv = (evecs / safe[None, :]) @ evecs.T * dinv[:, None] * dinv[None, :]
-    inv = jnp.where(keep, inv, 0.0)
-    cond = jnp.where(singular, jnp.inf, top / jnp.where(singular, 1.0, jnp.min(evals)))
+    dinv = xp.where(dpos, 1.0 / xp.where(dpos, d, 1.0), 0.0)
+    s = a * dinv[..., :, None] * dinv[..., None, :]
+    s = xp.where(dpos[..., :, None] & dpos[..., None, :], s, eye)   # a zero column: singular below, no NaN in eigh
+    s = 0.5 * (s + xp.swapaxes(s, -1, -2))
+    s = xp.where(xp.isfinite(s), s, 0.0)
+    evals, evecs = xp.linalg.eigh(s)
+    top, low = evals[..., -1], evals[..., 0]
+    singular = ~xp.all(dpos, axis=-1) | ~(low > SINGULAR_RTOL * top) | ~xp.all(xp.isfinite(a), axis=(-2, -1))
+    safe = xp.where(evals > 0, evals, 1.0)
+    inv = (evecs / safe[..., None, :]) @ xp.swapaxes(evecs, -1, -2) * dinv[..., :, None] * dinv[..., None, :]
+    inv = xp.where(keep, inv, 0.0)
+    cond = xp.where(singular, xp.inf, top / xp.where(singular, 1.0, low))
     return inv, singular, cond
 
 
