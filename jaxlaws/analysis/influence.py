@@ -190,3 +190,55 @@ def _influence(law, opts, steps, newton, x, y, inits, w, v) -> Influence:
     p, pullback, (params, result, opt) = jax.vjp(optimum, y, w, has_aux=True)
     d_loss, d_weight = jax.vmap(pullback)(jnp.eye(m, dtype=p.dtype))
     return Influence(p=p, d_loss=d_loss, d_weight=d_weight, params=params, fit_result=result, optimum=opt)
+
+
+def sweep_influence(sweep: Any, fits: Any, *, split: str = "val", include_flagged: bool = False,
+                    group_weights: Any = None) -> pd.DataFrame:
+    """:func:`influence` for every seed of a static sweep, started from the analysis' static fits ``fits``
+    (:func:`jaxlaws.analysis.fit_static`'s :class:`~jaxlaws.analysis.LawFits`): each (group, seed) is refitted
+    jointly by :func:`jaxlaws.solve` from its fitted parameters (the same law; for the m=2 two-stage fit the
+    refit also moves ``c``, which the two-stage fit picks on a grid), in float64.
+
+    Returns one row per (seed, run) (:meth:`Influence.to_frame`'s columns after ``seed``, ``run``, the run's
+    ``p_<g>``), plus the refit's optimum ``opt_<g>`` and ``fit_result`` per seed (``"successful"`` where every
+    group's Hessian is regular; otherwise the derivatives of that seed are NaN). Seeds with a flagged static
+    fit are left out unless ``include_flagged``.
+    """
+    from jaxlaws.analysis import _common
+    from jaxlaws.fitting.solve import RESULTS
+    from jaxlaws.sweeps.schema import proportion_columns
+
+    groups = tuple(sweep.groups)
+    pcols = proportion_columns(groups)
+    step = int(fits.params["step"].iloc[0])
+    wide = _common.wide_losses(sweep, ["static"], split)
+    wide = wide[wide["step"] == step]
+    names = list(fits.param_names)
+    parts = []
+    for seed, d in wide.groupby("seed", sort=True):
+        f = fits.params[fits.params["seed"] == seed].set_index("group")
+        if not set(groups) <= set(f.index) or (not include_flagged and (f.loc[list(groups), "flags"] != "").any()):
+            continue
+        theta = f.loc[list(groups), names].to_numpy(np.float64)
+        x = d[pcols].to_numpy(np.float64)
+        y = d[[f"L_{g}" for g in groups]].to_numpy(np.float64)
+        with jax.enable_x64(True):
+            res = influence(fits.law, x, y, theta[:, None, :], group_weights=group_weights)
+            res = jax.tree_util.tree_map(np.asarray, res)
+        codes = [str(RESULTS.name(c)) for c in res.fit_result]
+        ok = all(c == "successful" for c in codes)
+        table = res.to_frame(groups, runs=list(d["run"]))
+        if not ok:
+            deriv = [c for c in table.columns if c.startswith(("dp_", "drop_dp_")) or c == "influence"]
+            table[deriv] = np.nan
+        table.insert(0, "seed", int(seed))
+        for k, c in enumerate(pcols):
+            table.insert(2 + k, c, x[:, k])
+        for j, g in enumerate(groups):
+            table[f"opt_{g}"] = float(res.p[j])
+        table["fit_result"] = "successful" if ok else "; ".join(f"{g}: {c}" for g, c in zip(groups, codes)
+                                                                if c != "successful")
+        parts.append(table)
+    if not parts:
+        return pd.DataFrame(columns=["seed", "run", *pcols, "influence", "fit_result"])
+    return pd.concat(parts, ignore_index=True)

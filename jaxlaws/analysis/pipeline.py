@@ -12,6 +12,7 @@ import pandas as pd
 from jaxlaws.analysis import _common
 from jaxlaws.analysis.dynamic import fit_dynamic
 from jaxlaws.analysis.export import write_csv, write_json
+from jaxlaws.analysis.influence import sweep_influence
 from jaxlaws.analysis.methods import METHODS, MethodAnalysis, method_parameters
 from jaxlaws.analysis.optimum import optimum_table
 from jaxlaws.analysis.static import LawFits, fit_static
@@ -26,7 +27,8 @@ class Analysis:
     """All results of :func:`analyse`; any part the sweep does not support is ``None`` / empty.
 
     ``include_flagged`` records whether flagged fits were kept in means and the optimum
-    (:meth:`flagged` lists them either way).
+    (:meth:`flagged` lists them either way). ``influence`` (with ``analyse(..., influence=True)``) holds
+    :func:`~jaxlaws.analysis.influence.sweep_influence`'s table: each static run's influence on the optimum.
     """
 
     static: Optional[LawFits] = None
@@ -35,6 +37,7 @@ class Analysis:
     methods: dict[str, MethodAnalysis] = dataclasses.field(default_factory=dict)
     include_flagged: bool = False
     bootstrap: Optional[StaticBootstrap] = None
+    influence: Optional[pd.DataFrame] = None
 
     def flagged(self) -> pd.DataFrame:
         """Every flagged fit of the analysis, one row each: ``table`` (the name :meth:`tables` gives its
@@ -75,6 +78,8 @@ class Analysis:
             out["static_params"], out["static_summary"] = self.static.params, self.static.summary
         if self.optimum is not None:
             out["static_optimum"] = self.optimum
+        if self.influence is not None:
+            out["static_influence"] = self.influence
         if self.bootstrap is not None:
             out["static_params_ci"], out["static_optimum_ci"] = self.bootstrap.params, self.bootstrap.optimum
         for form, fits in self.dynamic.items():
@@ -110,12 +115,15 @@ class Analysis:
 def analyse(sweep: Sweep, *, split: str = "val", static_step: Optional[int] = None,
             dynamic_forms: Optional[tuple[str, ...]] = None, methods: Optional[tuple[str, ...]] = None,
             n_random: int = 30, seed: int = 0, include_flagged: bool = False, bootstrap: int = 0,
-            level: float = 0.9) -> Analysis:
+            level: float = 0.9, influence: bool = False) -> Analysis:
     """Run every analysis the sweep's runs support.
 
     * static runs: :func:`fit_static` at ``static_step`` (default last) and the predicted optimum; with
       ``bootstrap=N`` also percentile intervals at ``level`` for the static parameters and the predicted
       optimum from ``N`` paired resamples of the runs per seed (:func:`~jaxlaws.analysis.bootstrap_static`);
+      with ``influence=True`` also each run's influence on the predicted optimum (the derivatives of the
+      optimum w.r.t. the run's losses and weight, by implicit differentiation through the refit;
+      :func:`~jaxlaws.analysis.influence.sweep_influence`);
     * parent/child runs: :func:`fit_dynamic` for each of ``dynamic_forms`` (default: ``two_group`` for
       m=2, ``linear`` and ``full`` for m>=3);
     * method runs with children: :func:`method_parameters` for each method whose runs have break-step
@@ -134,6 +142,8 @@ def analyse(sweep: Sweep, *, split: str = "val", static_step: Optional[int] = No
                                    include_flagged=include_flagged)
         result.optimum = _optimum(result.static, sweep.groups, "two_group" if sweep.m == 2 else "log_linear",
                                   include_flagged)
+        if influence:
+            result.influence = sweep_influence(sweep, result.static, split=split, include_flagged=include_flagged)
         if bootstrap:
             result.bootstrap = bootstrap_static(sweep, result.static, bootstrap, level=level, seed=seed,
                                                 split=split)
