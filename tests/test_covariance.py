@@ -166,9 +166,8 @@ def test_huber_log_sandwich_matches_numpy():
     cov, info = covariance(predict, fit.x, x, y, objective=obj)
     np.testing.assert_allclose(cov, _huber_sandwich_numpy(J, r, delta, h), rtol=1e-8)
     assert np.isnan(float(info.sigma2))
-    for bw in (0.0, 0.004):
-        np.testing.assert_allclose(covariance(predict, fit.x, x, y, objective=obj, bandwidth=bw)[0],
-                                   _huber_sandwich_numpy(J, r, delta, bw), rtol=1e-8)
+    np.testing.assert_allclose(covariance(predict, fit.x, x, y, objective=obj, bandwidth=0.0)[0],
+                               _huber_sandwich_numpy(J, r, delta, 0.0), rtol=1e-8)
 
 
 # --------------------------------------------------------------------------- Huber: sandwich vs naive
