@@ -12,9 +12,9 @@
    (start-up, compilation) in seconds. The load average is recorded before and after.
 
 2. **Estimated** (``--estimate``): the wall time of the paper's study at Pythia-160M on a named accelerator slice,
-   from the run list of the study (spec sections 3-5), the per-step cost ratios of the methods measured by
-   ``benchmarks/bench_methods.py`` (RESULTS.md) and a FLOP model of a 160M step. Labelled as an estimate; its
-   assumptions are printed with it.
+   from the run list of the study (the original's ``scripts/``: models, steps, sweeps, methods), the per-step
+   cost ratios of the methods measured by ``benchmarks/bench_methods.py`` (RESULTS.md) and a FLOP model of a
+   160M step. Labelled as an estimate; its assumptions are printed with it.
 
 Results go to ``benchmarks/results/distributed.md``.
 """
@@ -122,7 +122,7 @@ def measure(runs: int, steps: int) -> str:
 # "Training cost per step", tiny preset on CPU), for m=2 and m=3; m=7 uses the m=3 ratios (DoGE's grows with m).
 COST = {2: {"static": 1.0, "stratified": 1.0, "skillit": 1.06, "doremi": 1.30, "doge": 2.08, "aioli": 1.07},
         3: {"static": 1.0, "stratified": 1.0, "skillit": 1.06, "doremi": 1.48, "doge": 3.85, "aioli": 1.15}}
-# Break step B / child length R of each method's A^{t*} children (spec section 4).
+# Break step B / child length R of each method's A^{t*} children (the original's ``scripts/``).
 BREAK = {2: {"aioli": (1000, 100), "doge": (500, 100), "doremi": (500, 100), "skillit": (1000, 100)},
          3: {"aioli": (1500, 500), "doge": (1000, 100), "doremi": (1000, 500), "skillit": (1000, 100)}}
 SLICES = {"TPU v5e-8 (8 chips x 197 bf16 TFLOP/s)": 8 * 197e12,
@@ -155,8 +155,8 @@ def study_estimate() -> str:
     import jax
 
     from jaxlaws.train.model import preset
-    from jaxlaws.train.step import init_state
     from jaxlaws.train.optim import OptimConfig, make_optimizer
+    from jaxlaws.train.step import init_state
 
     mc = preset("pythia-160m")
     shapes = jax.eval_shape(lambda k: init_state(mc, make_optimizer(OptimConfig(total_steps=5000)), k),

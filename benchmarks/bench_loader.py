@@ -3,8 +3,9 @@
 Builds (in a temp dir) 10,000 m=3 static run directories in the original layout -- each with val losses at
 two checkpoints and a test loss (30,000 pickled DataFrames) plus one unrelated trace file -- then times:
 
-* baseline: the notebooks' loop (spec 7): walk the runs, ``pd.read_pickle`` each loss file, parse seed and
-  checkpoint with regexes, rename columns, attach run/seed/mixture columns, ``pd.concat`` at the end;
+* baseline: the original notebooks' loop (``analysis/*.ipynb``): walk the runs, ``pd.read_pickle`` each loss
+  file, parse seed and checkpoint with regexes, rename columns, attach run/seed/mixture columns, ``pd.concat`` at
+  the end;
 * ``jaxlaws.sweeps.read_original``: thread-pooled reads, columnar assembly, one validated ``Sweep``.
 
 Usage: ``python benchmarks/bench_loader.py [--runs 10000] [--out benchmarks/results/loader.md]``

@@ -13,12 +13,37 @@ from typing import Any
 
 from jaxlaws import laws
 from jaxlaws.fitting import (
-    LBFGS, Adam, FitError, FitInputError, FitResult, LevenbergMarquardt, LinearFit, Objective, Screen,
-    choose_c, fit, fit_batched, fit_static_two_stage, huber, lstsq, mse, r2, squared,
+    LBFGS,
+    RESULTS,
+    Adam,
+    BootstrapResult,
+    CVResult,
+    FitError,
+    FitInputError,
+    FitResult,
+    FrameFit,
+    LevenbergMarquardt,
+    LinearFit,
+    Objective,
+    Penalty,
+    Screen,
+    Solution,
+    bootstrap,
+    choose_c,
+    cross_validate,
+    fit,
+    fit_batched,
+    fit_frame,
+    fit_static_two_stage,
+    fold_ids,
+    huber,
+    lstsq,
+    mse,
+    r2,
+    ridge,
+    solve,
+    squared,
 )
-from jaxlaws.fitting import FrameFit, fit_frame
-from jaxlaws.fitting import RESULTS, Solution, solve
-from jaxlaws.fitting import BootstrapResult, CVResult, Penalty, bootstrap, cross_validate, fold_ids, ridge
 
 __version__ = "0.1.0"
 

@@ -208,8 +208,9 @@ def report_provenance(label: str = "real") -> dict:
            "regenerate": "python benchmarks/make_bundle.py"}
     for setting, s in prov["settings"].items():
         for part, rec in s["parts"].items():
+            commit = str(rec.get("commit") or "not recorded")[:12]
             out[f"{setting} {part}"] = (f"groups {s['groups']}; {rec['what']}; seeds {rec['seeds']}; "
-                                        f"`{rec['command']}` at commit {str(rec.get('commit') or 'not recorded')[:12]}; configuration "
+                                        f"`{rec['command']}` at commit {commit}; configuration "
                                         f"hash {rec['config_hash']}")
     return out
 
@@ -221,7 +222,7 @@ def _write_report(args, results) -> None:
                             tables={setting: t for setting, _, _, t in results},
                             title="jaxlaws demo: the real example bundle", provenance=report_provenance())
     except ImportError as e:
-        raise SystemExit(f"jaxlaws demo --report needs matplotlib: pip install 'jaxlaws[plot]' ({e})")
+        raise SystemExit(f"jaxlaws demo --report needs matplotlib: pip install 'jaxlaws[plot]' ({e})") from e
     print(f"\nreport: {page}")
 
 

@@ -11,10 +11,10 @@ Groups (each at most ``--budget`` bytes of UTF-8 text before splitting):
 * ``qa``         -- the Python FAQ (same package) plus the Debian FAQ (Debian ``debian-faq``, verbatim-copy
                     licence of SPI, reproduced in ``LICENSE.debian-faq.txt``).
 
-Every document is cut by ``jaxlaws.train.data.split_document``, at line boundaries, into its first ~90 % (train), next ~5 % (val) and last ~5 %
-(test); the pieces are concatenated per split into ``<group>/{train,val,test}.txt``. Splitting every
-document (rather than assigning whole documents) keeps each split representative of its group even when
-a group holds only a handful of documents (literature: ~7 plays).
+Every document is cut by ``jaxlaws.train.data.split_document``, at line boundaries, into its first ~90 % (train),
+next ~5 % (val) and last ~5 % (test); the pieces are concatenated per split into ``<group>/{train,val,test}.txt``.
+Splitting every document (rather than assigning whole documents) keeps each split representative of its group
+even when a group holds only a handful of documents (literature: ~7 plays).
 
 Selection is deterministic: candidate documents are sorted by path, shuffled with ``random.Random(0)`` and
 taken greedily while they fit in the budget.

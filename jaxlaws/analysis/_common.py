@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import numbers
 import warnings
-from typing import Any, Callable, Optional, Sequence
+from collections.abc import Callable, Sequence
+from typing import Any
 
 import jax
 import numpy as np
@@ -77,7 +78,7 @@ def wide_losses(sweep: Sweep, kinds: Sequence[str], split: str) -> pd.DataFrame:
 
 def bucketed(problems: list[tuple[np.ndarray, np.ndarray]],
              fit: Callable[[np.ndarray, np.ndarray, np.ndarray], tuple[np.ndarray, dict]],
-             keys: Optional[Sequence[dict]] = None, what: str = "fit") -> tuple[np.ndarray, list[dict]]:
+             keys: Sequence[dict] | None = None, what: str = "fit") -> tuple[np.ndarray, list[dict]]:
     """Fit problems ``(x_i, y_i)`` in as few batched calls as possible (one per distinct point count).
 
     ``fit(idx, X (B, n, d), Y (B, n[, k])) -> (params (B, P), fields)`` where ``fields`` maps names to (B,)

@@ -1,4 +1,5 @@
-r"""Dynamic mixing laws fitted to parent/child sweeps (spec 7.4-7.6).
+r"""Dynamic mixing laws fitted to parent/child sweeps (the original's ``2_dynamic_law.ipynb``,
+``3_dynamic_law.ipynb``, ``instruction_dynamic_law.ipynb``).
 
 A parent run trained with mixture :math:`p^{par}` is broken at step :math:`B`; children resume from it with
 mixtures :math:`p` for :math:`R` steps. Per (group :math:`i`, break step, parent, seed) one of these laws
@@ -20,7 +21,8 @@ unless ``include_flagged=True``.
 
 from __future__ import annotations
 
-from typing import Any, Optional, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -85,7 +87,7 @@ def fit_children(children: pd.DataFrame, groups: Sequence[str], form: str, keys:
     return law, _common.param_frame(rows, law.param_names, params, fields)
 
 
-def fit_dynamic(sweep: Sweep, form: Optional[str] = None, *, split: str = "val",
+def fit_dynamic(sweep: Sweep, form: str | None = None, *, split: str = "val",
                 objective: Any = None, dtype: str = "float64", include_flagged: bool = False) -> LawFits:
     """Fit a dynamic law per (group, break step, parent, seed) of a parent/child sweep.
 

@@ -1,5 +1,6 @@
 r"""Each method's own matrix :math:`A^t`, the true :math:`A^{t\star}` on its trajectory, and their similarity
-(spec 5, 7.7, 7.8).
+(Chen et al., 2025, Section 3; the original's ``{2,3}_{aioli,doge,doremi,skillit}_parameters.ipynb``
+and ``{2,3}_measurements.ipynb``).
 
 A method run is broken at step :math:`B`; children resume from it with mixtures :math:`p_n` for :math:`R`
 steps.
@@ -18,7 +19,7 @@ aioli     ``aioli_A``       mean of the LearnParams rounds up to B: all of them,
                             (the original used all for m=2 and the last 4 for m=3: ``aioli_rounds``)
 doge      ``doge_M``        mean of :math:`M_{ij} = \langle g^{train}_i, g^{val}_j\rangle`. The original
                             analysis used M as is although the LMO reading gives :math:`M^\top`
-                            (spec 13.11); ``transpose_doge=True`` uses :math:`M^\top`
+                            (``docs/DEVIATIONS.md``); ``transpose_doge=True`` uses :math:`M^\top`
 doremi    ``doremi_excess`` mean of :math:`\mathrm{diag}(L_i(\theta) - L_i(\mathrm{ref}))`
 skillit   ``skillit_graph`` :math:`\mathrm{diag}(L^B)\,G^\top` (graph rows are the trained group)
 ========  ================  =====================================================================
@@ -47,7 +48,7 @@ A_{22} - A_{21})` is compared with :math:`\mathrm{diag}(k_1, k_2)` (for DoReMi's
 from __future__ import annotations
 
 import dataclasses
-from typing import Any, Optional, Union
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -65,8 +66,8 @@ METHODS = ("aioli", "doge", "doremi", "skillit")
 MATRIX_NAMES = {"aioli": "aioli_A", "doge": "doge_M", "doremi": "doremi_excess", "skillit": "skillit_graph"}
 
 
-def method_matrix(method: str, stack: np.ndarray, *, rounds: Union[str, int] = "all",
-                  transpose_doge: bool = False, loss_at_break: Optional[np.ndarray] = None) -> np.ndarray:
+def method_matrix(method: str, stack: np.ndarray, *, rounds: str | int = "all",
+                  transpose_doge: bool = False, loss_at_break: np.ndarray | None = None) -> np.ndarray:
     """:math:`A^t` of ``method`` from its recorded matrices ``stack`` (n, m, m); table in the module docstring.
 
     ``rounds`` (Aioli only): ``"all"`` or the number of last rounds to average. ``loss_at_break`` (Skill-It
@@ -151,8 +152,8 @@ class MethodAnalysis:
                 nested_params(self.scale_fits, ("break_step", "seed"), self.scale_names)}
 
 
-def method_parameters(sweep: Sweep, method: str, break_step: Optional[int] = None, *, split: str = "val",
-                      aioli_rounds: Union[None, str, int] = None, transpose_doge: bool = False,
+def method_parameters(sweep: Sweep, method: str, break_step: int | None = None, *, split: str = "val",
+                      aioli_rounds: None | str | int = None, transpose_doge: bool = False,
                       objective: Any = None, scale_objective: Any = None,
                       dtype: str = "float64", include_flagged: bool = False) -> MethodAnalysis:
     """Fit :math:`A^{t\\star}`, build :math:`A^t`, fit :math:`\\tilde A = bA^t` and compute ``sim`` per seed.

@@ -1,4 +1,4 @@
-r"""Fit-quality metrics (spec 11).
+r"""Fit-quality metrics, and the original notebooks' R^2 for comparison.
 
 * :func:`r2` is the coefficient of determination with the observations as truth,
   :math:`R^2 = 1 - \sum_n (y_n - \hat y_n)^2 / \sum_n (y_n - \bar y)^2`.
@@ -35,7 +35,7 @@ def r2(y: np.ndarray, pred: np.ndarray) -> float:
 
 
 def r2_swapped_as_original(y: np.ndarray, pred: np.ndarray) -> float:
-    r"""The m=2 notebooks' ``r2_score(pred, y)``: :math:`1 - SS_{res}/SS_{tot}(\hat y)` (spec 11, 13.15)."""
+    r"""The m=2 notebooks' ``r2_score(pred, y)``: :math:`1 - SS_{res}/SS_{tot}(\hat y)` (``docs/DEVIATIONS.md``)."""
     y, pred = _pair(y, pred)
     return r2(pred, y)
 

@@ -1,4 +1,5 @@
-r"""The similarity between a method's scaled matrix and the true one (spec 7.8).
+r"""The similarity between a method's scaled matrix and the true one (Chen et al., 2025;
+the original's ``{2,3}_measurements.ipynb``).
 
 For matrices :math:`A^\star` (fitted on the method's own children) and :math:`\tilde A = b A^t` (the
 method's matrix, scaled), with column sums :math:`s_j(A) = \sum_i A_{ij}` (the direction of the
@@ -81,7 +82,7 @@ def sim_parts(a_tilde: np.ndarray, a_star: np.ndarray) -> dict[str, float]:
 
 
 def sim(a_tilde: np.ndarray, a_star: np.ndarray) -> float:
-    r""":math:`\tfrac12\cos(u,v) + \tfrac12\rho_S(u,v)` of the normalised column sums (spec 7.8), in [-1, 1]."""
+    r""":math:`\tfrac12\cos(u,v) + \tfrac12\rho_S(u,v)` of the normalised column sums, in [-1, 1]."""
     return sim_parts(a_tilde, a_star)["sim"]
 
 

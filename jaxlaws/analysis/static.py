@@ -1,4 +1,5 @@
-r"""Static mixing laws fitted to the end-of-training losses of a static sweep (spec 7.1-7.3).
+r"""Static mixing laws fitted to the end-of-training losses of a static sweep (the original's
+``2_static_law.ipynb``, ``3_static_law.ipynb``, ``instruction_static_law.ipynb``).
 
 For every (group :math:`i`, seed) the losses :math:`L_i(p_n)` of the seed's mixtures :math:`p_n` at one step
 are fitted with
@@ -18,7 +19,7 @@ diagnostic ``flags`` (:attr:`jaxlaws.FitResult.flags`, ``""`` when clean); a fla
 from __future__ import annotations
 
 import dataclasses
-from typing import Any, Optional
+from typing import Any
 
 import jax
 import numpy as np
@@ -66,7 +67,7 @@ class LawFits:
             return np.asarray(self.law.predict(theta, x))
 
 
-def fit_static(sweep: Sweep, step: Optional[int] = None, *, split: str = "val", seed: int = 0,
+def fit_static(sweep: Sweep, step: int | None = None, *, split: str = "val", seed: int = 0,
                n_random: int = 30, objective: Any = None, solver: Any = None,
                dtype: str = "float64", include_flagged: bool = False) -> LawFits:
     """Fit the static law per (group, training seed) at ``step`` (default: the last step).

@@ -18,7 +18,6 @@ not with the original's two-stage grid; the ``estimate`` columns are that joint 
 from __future__ import annotations
 
 import dataclasses
-from typing import Optional
 
 import jax
 import jax.numpy as jnp
@@ -56,7 +55,7 @@ class StaticBootstrap:
     groups: tuple[str, ...]
     results: dict
 
-    def predict(self, group: str, seed: int, x: np.ndarray, level: Optional[float] = None
+    def predict(self, group: str, seed: int, x: np.ndarray, level: float | None = None
                 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """``(estimate, lo, hi)`` of group ``group``'s predicted loss at inputs ``x`` (the law's ``x``: mixtures
         ``(n, m)`` for m>=3, the group's own proportion ``(n, 1)`` for m=2), from seed ``seed``'s resamples."""

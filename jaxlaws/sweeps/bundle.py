@@ -20,8 +20,8 @@ from __future__ import annotations
 
 import functools
 import json
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Sequence
 
 from jaxlaws.sweeps.io import concat_sweeps, read_sweep
 from jaxlaws.sweeps.schema import Sweep

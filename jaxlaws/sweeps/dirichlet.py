@@ -1,4 +1,4 @@
-"""Mixture grids: the original's Dirichlet cover (spec 4.1) and the two-group grid.
+"""Mixture grids: the original's Dirichlet cover (``dirichlet_cover.py``) and the two-group grid.
 
 The Dirichlet cover spreads ``n`` mixtures over the simplex :math:`\\Delta^k`:
 

@@ -25,13 +25,18 @@ import os
 import secrets
 import shutil
 import sys
+from collections.abc import Iterable
 from pathlib import Path
-from typing import Any, Iterable, Literal
+from typing import Any, Literal
 
 import pandas as pd
 
 from jaxlaws.sweeps.schema import (
-    LOSS_BASE_COLUMNS, MATRIX_COLUMNS, Sweep, SweepError, proportion_columns,
+    LOSS_BASE_COLUMNS,
+    MATRIX_COLUMNS,
+    Sweep,
+    SweepError,
+    proportion_columns,
 )
 
 SCHEMA_VERSION = 1

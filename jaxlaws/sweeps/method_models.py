@@ -35,8 +35,8 @@ checks that ``sim`` is not built in: random positive matrices give low ``sim``).
 from __future__ import annotations
 
 import functools
+from collections.abc import Callable
 from types import SimpleNamespace
-from typing import Callable
 
 import numpy as np
 
@@ -49,6 +49,7 @@ def _rules() -> SimpleNamespace:
     """The trainer's rules, jitted (imported on use: the rules live with the trainer, whose package pulls
     flax); static arguments are the hyper-parameters."""
     import jax
+
     from jaxlaws.train.methods import rules as r
     return SimpleNamespace(
         one_hotish=r.one_hotish,

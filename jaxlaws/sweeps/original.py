@@ -1,4 +1,5 @@
-"""Reader and writer for the original code's output directories (spec 10).
+"""Reader and writer for the original code's output directories (run names from ``evaluator``'s
+``Evaluator._set_results_path``, loss pickles as its ``evaluate`` saves them).
 
 Layout read by :func:`read_original`: ``root/[<MMDDYYYY>/]<run name>/`` with
 
@@ -33,8 +34,9 @@ Run names (``Evaluator._set_results_path``) are parsed by :func:`parse_run_name`
   ``aioli``/``bandit`` -> aioli, ``static`` -> none.
 * Steps are read **as named** in the file. The original's static, Skill-It, DoGE and DoReMi trainers evaluate
   before incrementing the step counter, so their ``checkpoint-t`` (t < final) is really after t+1 steps
-  (spec 3.3, 13.4); Aioli's are exact. We do not shift steps: the final checkpoints, the break step ``B`` and
-  the child's ``B+R`` -- the only ones the analyses use -- are exact.
+  (``trainer/static_trainer.py`` and the baselines' trainers; ``docs/DEVIATIONS.md``); Aioli's are exact. We
+  do not shift steps: the final checkpoints, the break step ``B`` and the child's ``B+R`` -- the only ones the
+  analyses use -- are exact.
 
 Pickles can execute code: read only directories you trust.
 """
@@ -48,9 +50,9 @@ import os
 import pickle
 import re
 import shutil
+from collections.abc import Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Iterable, Sequence
 
 import numpy as np
 import pandas as pd
@@ -86,7 +88,7 @@ _TOKEN = re.compile(r"0\.\d*[1-9](?:e-\d+)?|[1-9](?:\.\d*[1-9])?e-\d+|0|[1-9]\d*
 
 @dataclasses.dataclass(frozen=True)
 class RunName:
-    """The parts of an original run-directory name (spec 10.1)."""
+    """The parts of an original run-directory name (``Evaluator._set_results_path``)."""
 
     name: str
     task: str

@@ -1,33 +1,43 @@
-"""The original's fitted mixing-law parameters (``data/aioli/law_results``, spec 9) and Skill-It graphs.
+r"""The original's fitted mixing-law parameters (``data/aioli/law_results``, decoded from its
+``analysis/law_results/**.pkl``) and Skill-It graphs.
 
 Layout. One JSON per original pickle; every dict key was stringified and is converted back here:
 numeric keys become ``int`` (steps, seeds) or ``float`` (a parent's first proportion), group names stay
 ``str``; empty ``{}`` leaves (skeleton slots never fitted) are dropped, and leaves become float64 arrays.
 
-=========================================================  =========================================  ==========================
-file (under ``law_results/``)                              nesting                                    leaf
-=========================================================  =========================================  ==========================
-``arxiv_stackexchange/params_static``                      ``[group][5000][seed]``                    ``[c, k, b]``: ``L = c + exp(k p_own + b)``
-``arxiv_stackexchange/params_dynamic``                     ``[group][2000][parent p_arxiv]``          ``[k, b]``: ``L^{B+100} = k p_own + b``
-``arxiv_stackexchange/params_{method}_trajectory_opt*``    ``[group][B][seed]``                       ``[k, b]`` (``A^{t*}`` = diag k)
-``arxiv_stackexchange/params_{method}_trajectory_*matrix*`` ``[B][seed]``                             ``[b, c_1, c_2]`` (``Ã = b A^t``)
-``arxiv_books_stackexchange/params_static``                ``[group][5000][seed]``                    ``[l, b, t_1, t_2]``: ``L = e^l + exp(b + t.p_{<m})``
-``arxiv_books_stackexchange/params_dynamic``               ``[group][2000][parent p_arxiv]``          ``[c, t_1, t_2]``: ``L^{B+100} = c + t.p_{<m}``
-``arxiv_books_stackexchange/params_{method}_trajectory_opt*`` ``[group][B][seed]``                    ``[a_1, a_2, a_3]``: ``ΔL = a.p``
-``arxiv_books_stackexchange/params_{method}_trajectory_*matrix*`` ``[B][seed]``                       ``[b]`` (``ΔL = b (A^t p)``)
-``instruction/params``                                     ``[task][1000][seed 0..3]``                ``[l, b, t_1..t_8]``
-``instruction/params_dynamic`` / ``params_log_dynamic``    ``[task][500][parent p_abductivenli]``     ``[c, t_1..t_8]`` (linear / log-ratio)
-=========================================================  =========================================  ==========================
+Files under ``law_results/``: ``name``: nesting -> leaf.
+
+* ``arxiv_stackexchange/`` (m=2):
+
+  - ``params_static``: ``[group][5000][seed]`` -> ``[c, k, b]``, ``L = c + exp(k p_own + b)``
+  - ``params_dynamic``: ``[group][2000][parent p_arxiv]`` -> ``[k, b]``, ``L^{B+100} = k p_own + b``
+  - ``params_{method}_trajectory_opt*``: ``[group][B][seed]`` -> ``[k, b]`` (``A^{t*}`` = diag k)
+  - ``params_{method}_trajectory_*matrix*``: ``[B][seed]`` -> ``[b, c_1, c_2]`` (``Ã = b A^t``)
+
+* ``arxiv_books_stackexchange/`` (m=3):
+
+  - ``params_static``: ``[group][5000][seed]`` -> ``[l, b, t_1, t_2]``, ``L = e^l + exp(b + t.p_{<m})``
+  - ``params_dynamic``: ``[group][2000][parent p_arxiv]`` -> ``[c, t_1, t_2]``, ``L^{B+100} = c + t.p_{<m}``
+  - ``params_{method}_trajectory_opt*``: ``[group][B][seed]`` -> ``[a_1, a_2, a_3]``, ``ΔL = a.p``
+  - ``params_{method}_trajectory_*matrix*``: ``[B][seed]`` -> ``[b]`` (``ΔL = b (A^t p)``)
+
+* ``instruction/`` (m=9):
+
+  - ``params``: ``[task][1000][seed 0..3]`` -> ``[l, b, t_1..t_8]``
+  - ``params_dynamic`` / ``params_log_dynamic``: ``[task][500][parent p_abductivenli]`` -> ``[c, t_1..t_8]``
+    (linear / log-ratio)
 
 Groups: arxiv_stackexchange = (arxiv, stackexchange); arxiv_books_stackexchange = (arxiv, book,
 stackexchange); instruction = the 9 tasks in alphabetical order (:data:`INSTRUCTION_TASKS`). Slopes use the
-"fitted" sign convention (negative when training on a group lowers the loss), see spec 2.
+"fitted" sign convention of the original's ``law_results`` (the slopes ``k``, ``t``, ``a`` are negative when
+training on a group lowers the loss), the opposite of the paper's :math:`L_i^{t+1} = L_i^t - \sum_j A^t_{ij} p_j`,
+where :math:`A` is positive then (Chen et al., 2025).
 """
 
 from __future__ import annotations
 
 import json
-from functools import lru_cache
+from functools import cache
 from importlib import resources
 from pathlib import Path
 from typing import Any
@@ -45,7 +55,8 @@ STATIC_FILE = {"arxiv_stackexchange": "params_static", "arxiv_books_stackexchang
 STATIC_STEP = {"arxiv_stackexchange": 5000, "arxiv_books_stackexchange": 5000, "instruction": 1000}
 DYNAMIC_STEP = {"arxiv_stackexchange": 2000, "arxiv_books_stackexchange": 2000, "instruction": 500}
 METHODS = ("aioli", "doge", "doremi", "skillit")
-# (B, R) of the per-method trajectory probes (spec 4.2); file suffixes differ between settings (spec 13.14)
+# (B, R) of the per-method trajectory probes (the original's ``{2,3}_*_parameters.ipynb``); the file suffixes
+# differ between settings as the original's pickles do (``_1000`` / ``_500``)
 TRAJECTORY = {
     "arxiv_stackexchange": {"aioli": (1000, 100, "_1000"), "doge": (500, 100, "_500"),
                             "doremi": (500, 100, "_500"), "skillit": (1000, 100, "")},
@@ -83,7 +94,7 @@ def _convert(node: Any) -> Any:
     return np.asarray(node, dtype=np.float64)
 
 
-@lru_cache(maxsize=None)
+@cache
 def _load(relpath: str) -> Any:
     rel = relpath if relpath.endswith(".json") else relpath + ".json"
     path = _root() / "law_results" / rel

@@ -37,7 +37,7 @@ value          float64  the entry
 from __future__ import annotations
 
 import dataclasses
-from typing import Sequence
+from collections.abc import Sequence
 
 import numpy as np
 import pandas as pd

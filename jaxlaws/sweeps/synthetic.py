@@ -29,7 +29,7 @@ Only the final step of a static run follows the static law; earlier steps (``ext
 
 from __future__ import annotations
 
-from typing import Mapping, Sequence
+from collections.abc import Mapping, Sequence
 
 import numpy as np
 import pandas as pd
@@ -247,7 +247,8 @@ def _nearest(d: Mapping[float, np.ndarray], x: float) -> float:
 def effective_method_matrix(method: str, stack: np.ndarray, loss_at_break: np.ndarray, m: int) -> np.ndarray:
     """The analysis' :math:`A^t` from a recorded stack (Aioli: all rounds for m=2, last 4 for m>=3; DoGE,
     DoReMi: the mean; Skill-It: :math:`\\mathrm{diag}(L^B) G^\\top`), diagonalised for m=2
-    (:math:`\\mathrm{diag}(A_{11}-A_{12}, A_{22}-A_{21})`), as spec 7.7-7.8."""
+    (:math:`\\mathrm{diag}(A_{11}-A_{12}, A_{22}-A_{21})`), as the original's
+    ``{2,3}_{aioli,doge,doremi,skillit}_parameters.ipynb`` and ``{2,3}_measurements.ipynb`` do."""
     if method == "aioli":
         a = stack.mean(0) if m == 2 else stack[-4:].mean(0)
     elif method in ("doge", "doremi"):
@@ -283,8 +284,9 @@ def _method_stack(method: str, world: dict, rng: np.random.Generator, rounds: in
 def method_sweep(method: str, m: int, seed: int, *, truth_mode: str = "reference", noise: float = 0.005,
                  rounds: int | None = None, batch_noise: float = 0.05, grad_noise: float = 2.0,
                  rng_seed: int | None = None) -> tuple[Sweep, dict]:
-    """One synthetic method probe (spec 4.2): a ``kind="method"`` run broken at B with its internal matrices,
-    plus the 9 children resumed from it (m=2: p_arxiv 0.1..0.9; m=3: the seed's ``k_3_n_9`` grid) for R steps.
+    """One synthetic method probe (the original's break-and-resume protocol for ``A^{t*}``): a ``kind="method"``
+    run broken at B with its internal matrices, plus the 9 children resumed from it (m=2: p_arxiv 0.1..0.9;
+    m=3: the seed's ``k_3_n_9`` grid) for R steps.
 
     The children follow the true dynamic law (``A*``: the paper's stored fit of this method's trajectory).
     The recorded matrices and the method's mixture come from simulating the method's own update rule on
