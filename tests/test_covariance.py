@@ -369,3 +369,22 @@ def test_host_numpy_path_equals_the_traced_one_batched_huber_ridge_bounds():
     bad[1, 0] = np.nan                                          # a failed fit: NaN, the others unchanged
     out = cov_module.of_fits(law, obj, bad, xs, ys, w, pen, box)
     assert np.all(np.isnan(out[1])) and np.allclose(out[0], host[0], rtol=1e-12)
+
+
+def test_fit_carries_the_covariance_at_its_optimum():
+    """jaxlaws.fit fills FitResult.covariance: equal to covariance() at the returned parameters with the fit's
+    objective, weights (validation points weigh 0) and penalty."""
+    law = jl.laws.log_linear(2)
+    rng = np.random.default_rng(20)
+    p1 = rng.uniform(0, 1, 25)
+    x = np.column_stack([p1, 1 - p1])
+    y = 2.0 + np.exp(-1.5 * p1) + 0.01 * rng.standard_normal(25)
+    val = np.zeros(25, bool)
+    val[:4] = True
+    inits = np.array([[0.7, 0.0, -1.5], [0.5, 0.2, -1.0]])
+    obj = jl.huber(0.005)
+    res = jl.fit(law, x, y, inits=inits, objective=obj, validation=val, penalty=jl.ridge(1e-3))
+    w = np.where(val, 0.0, 1.0)
+    ref, _ = covariance(law.predict, np.asarray(res.params), x, y, w, obj, res.penalty, res.bounds)
+    assert res.covariance.shape == (3, 3) and res.stderr.shape == (3,)
+    np.testing.assert_allclose(res.covariance, ref, rtol=1e-8)

@@ -185,7 +185,7 @@ def of_fits(law: Any, objective: Objective, params: np.ndarray, x: np.ndarray, y
                                                             jnp.asarray(y, jnp.float64))
     w = np.asarray(weights, np.float64)
     wf = np.broadcast_to(w.reshape(w.shape + (1,) * (np.ndim(y) - 2)), np.shape(y)).reshape(len(theta), -1)
-    with np.errstate(invalid="ignore", divide="ignore"):
+    with np.errstate(invalid="ignore", divide="ignore", over="ignore"):  # NaN / inf rows are masked below
         cov, _ = from_jacobian(np.asarray(r, np.float64), np.asarray(jac, np.float64), wf, theta, objective,
                                penalty_spec, box, xp=np)
     return np.where(finite[:, None, None], cov, np.nan)

@@ -20,6 +20,7 @@ import numpy as np
 from jaxlaws.fitting import batch as batching
 from jaxlaws.fitting import fixed as fixing, index_normal, linear, regularise, validate
 from jaxlaws.fitting.execute import run_sharded as _run_sharded
+from jaxlaws.fitting.covariance import of_fits
 from jaxlaws.fitting.diagnostics import diagnose, flags_of
 from jaxlaws.fitting.metrics import _batched_predict, mse_r2
 from jaxlaws.fitting.regularise import LAW
@@ -224,6 +225,7 @@ def fit_batched(law: Law, x: Any, y: Any, *, inits: Any = None, key: Any = None,
             tol = np.sqrt(np.finfo(fdtype).eps)
             with np.errstate(invalid="ignore"):  # inf - inf for a problem whose every init diverged
                 conv = np.isfinite(obj) & ((v90 - obj) <= tol * np.abs(obj) + np.maximum(diag.floor, 1e-12))
+        cov = of_fits(law, objective, params, x, y, w_fit, pen, box)  # standard errors at the optimum
         test_mae, test_rmse, n_test = _test_errors(law, params, data) if test is not None else (None,) * 3
 
     if throw and not np.all(success):
@@ -239,7 +241,7 @@ def fit_batched(law: Law, x: Any, y: Any, *, inits: Any = None, key: Any = None,
                     flags=flags_of(success, converged, diag.saturated, diag.identifiable,
                                    diag.constant_target, r2, diag.constant_reachable),
                     validation_objective=val_obj, test_mae=test_mae, test_rmse=test_rmse, n_test=n_test,
-                    bounds=box, penalty=pen, row_sum_error=row_err, normalized=bool(normalize))
+                    bounds=box, penalty=pen, row_sum_error=row_err, normalized=bool(normalize), covariance=cov)
     return fix.result(res) if fixed else res
 
 
