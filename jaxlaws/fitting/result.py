@@ -51,7 +51,7 @@ class FitResult:
         (``([B,] n)``), before any ``normalize=True``; ``None`` for other laws. ``max_row_sum_error`` is
         the worst per problem; with ``normalized`` the rows were divided by their sums before fitting, and
         ``n_renormalized`` counts those whose sum differed from 1 (by more than 1e-12).
-      normalized: whether the fit ran with ``normalize=True``.
+      normalized: whether the fit ran with ``normalize=True``; ``simplex_atol`` the row-sum tolerance it used.
       paper: the parameters by name in the paper's convention (a property; see ``Law.to_paper``).
       validation_objective: with ``validation=``: the (weighted, unpenalised) objective on the validation
         points at ``params``, which chose the init; else ``None``.
@@ -91,6 +91,7 @@ class FitResult:
     bounds: Any = None
     penalty: Any = None
     covariance: Any = None
+    simplex_atol: float = validate.SIMPLEX_ATOL
 
     _ARRAY_FIELDS = ("params", "objective", "mse", "r2", "n_points", "converged", "success", "init_objectives",
                      "decrement", "rank", "n_distinct", "identifiable", "saturated", "flags", "row_sum_error",
@@ -244,19 +245,21 @@ class FitResult:
         return dataclasses.replace(self, **{f: getattr(self, f)[i] for f in self._ARRAY_FIELDS
                                             if getattr(self, f) is not None})
 
-    def predict(self, x: Any) -> np.ndarray:
+    def predict(self, x: Any, *, normalize: Any = None, simplex_atol: Any = None) -> np.ndarray:
         """Predictions of the fitted law at ``x``, checked as :func:`jaxlaws.fit` checks it: finite, of the
-        law's kind (mixtures on the simplex). A single fit takes ``(n, d)`` (a 1-D ``x`` is one column) and
+        law's kind (mixtures on the simplex, with the fit's ``normalize`` / ``simplex_atol`` unless given;
+        a table or dict of columns by the law's input names). A single fit takes ``(n, d)`` (a 1-D ``x`` is one column) and
         returns ``(n[, k])``; a batched result takes ``(B, n, d)`` (one set of points per problem) or
         ``(n, d)`` shared by all, and returns ``(B, n[, k])`` (NaN for a failed fit), in one vmapped call."""
+        opts = validate.predict_options(self, normalize, simplex_atol)
         if not self.batched:
-            x = validate.check_x(self.law, x)
+            x = validate.check_x(self.law, x, **opts)
             with jax.enable_x64(True):
                 return np.asarray(self.law.predict(np.asarray(self.params, np.float64), x))
         from jaxlaws.fitting.metrics import _batched_predict
 
         per_problem = np.ndim(x) == 3
-        x = validate.check_x(self.law, x, batched=per_problem)
+        x = validate.check_x(self.law, x, batched=per_problem, **opts)
         if per_problem and x.shape[0] != len(self):
             raise ValueError(f"x holds {x.shape[0]} problems but the result holds {len(self)}")
         if not per_problem:
