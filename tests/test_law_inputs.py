@@ -209,3 +209,23 @@ def test_fit_takes_a_table_by_column_name():
     np.testing.assert_allclose(a.predict(df), b.predict(r), rtol=1e-14)       # predict matches by name too
     with pytest.raises(ValueError, match="predict.*must return shape"):       # checked before compiling
         jl.fit(jl.laws.Law("wrong", ("a",), lambda p, x: p[0] * x, x_dim=3), r, y, inits=np.ones((1, 1)))
+
+
+def test_predict_uses_the_fits_mixture_options():
+    """Rounded mixtures a normalize=True fit accepted are predicted (as the normalised rows), not refused."""
+    law = jl.laws.dml(3)
+    rng = np.random.default_rng(7)
+    r = rng.dirichlet(np.ones(3), 12)
+    y = 2.0 + np.exp(r @ np.array([-0.8, 0.3, 0.2])) + rng.normal(0, 0.005, 12)
+    rounded = np.round(r, 2)
+    assert np.max(np.abs(rounded.sum(axis=1) - 1)) > 1e-3
+    res = jl.fit(law, rounded, y, normalize=True, dtype="float64")
+    c, t = res.params[0], res.params[1:]
+    unit = rounded / rounded.sum(axis=1, keepdims=True)
+    np.testing.assert_allclose(res.predict(rounded), c + np.exp(unit @ t), rtol=1e-13)
+    with pytest.raises(ValueError, match="simplex_atol"):
+        res.predict(rounded, normalize=False)
+    np.testing.assert_allclose(res.predict(rounded, normalize=False, simplex_atol=0.05), c + np.exp(rounded @ t),
+                               rtol=1e-13)
+    batch = jl.fit_batched(law, rounded[None], y[None], normalize=True, dtype="float64")
+    np.testing.assert_allclose(batch.predict(rounded)[0], res.predict(rounded), rtol=1e-13)
