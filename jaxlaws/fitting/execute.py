@@ -15,7 +15,15 @@ from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
 
 def memory_budget() -> int:
-    """Default bytes one chunk of a batched fit may use: a quarter of physical memory (4 GiB if unknown)."""
+    """Default bytes one chunk of a batched fit may use: a quarter of the first local device's memory where
+    jax reports it (GPU, TPU: ``memory_stats()["bytes_limit"]``), else a quarter of physical memory (the CPU
+    backend), else 4 GiB."""
+    try:
+        stats = jax.local_devices()[0].memory_stats()
+    except Exception:  # noqa: BLE001 -- backends without memory statistics raise or return None
+        stats = None
+    if stats and stats.get("bytes_limit"):
+        return int(stats["bytes_limit"]) // 4
     try:
         return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") // 4
     except (AttributeError, ValueError, OSError):
