@@ -163,6 +163,11 @@ def test_fixed_in_fit_fit_batched_cross_validate_bootstrap_and_fit_frame():
     res = jl.fit(law, x, y, fixed={"c": 2.1}, **kw)
     np.testing.assert_array_equal(res.params, want.params)
     assert res.law is law and res.params[0] == 2.1
+    free_fit = jl.fit_batched(fx.free, x[None], y[None], **kw)[0]
+    # standard errors: the free block as fitted, zero for the fixed c (it is not estimated)
+    assert res.covariance.shape == (4, 4) and np.all(res.covariance[0] == 0) and np.all(res.covariance[:, 0] == 0)
+    np.testing.assert_array_equal(res.covariance[1:, 1:], free_fit.covariance)
+    assert res.stderr[0] == 0 and np.all(res.stderr[1:] > 0)
     # three points: too few for dml(3)'s 4 parameters, enough for 3 free ones
     three = jl.fit(law, x[:3], y[:3], fixed={"c": 2.1}, **kw)
     assert three.success and int(three.n_points) == 3
