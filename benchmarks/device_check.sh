@@ -11,7 +11,8 @@
 #
 # What it measures, each part under its own time limit so that one slow part cannot eat the lease, results in
 # $OUT (what comes back): the default-path fits of issue 9 against their residual+Jacobian bound and SciPy
-# (bench_fit.py --public), the vmapped-sweep speed-up of training (bench_train.py), and the growth curve
+# (bench_fit.py --public), jit(vmap(jl.solve)) next to fit_batched and the implicit gradients
+# (bench_solve.py), the vmapped-sweep speed-up of training (bench_train.py), and the growth curve
 # (bench_growth.py --quick). Total at most 9 min; prints progressively, so a part cut at its limit still
 # returns what it measured. Tried on the project's 2-core CPU (08:36 UTC): fit 84 s, growth 20 s, train cut at
 # its limit after the steady-state tables.
@@ -38,9 +39,10 @@ run() {  # run NAME SECONDS CMD...: the command's output in $OUT/NAME.log, its s
     echo "$name rc=$rc ${limit}s-limit wall=$((SECONDS - t0))s" | tee -a "$OUT/status.txt"
 }
 
-run fit_public 270 "$PY" benchmarks/bench_fit.py --public --cases chinchilla dml regmix --repeats 3 \
+run solve 150 "$PY" benchmarks/bench_solve.py --base none --repeats 2 --rounds 1 --out "$OUT/solve_device.md"
+run fit_public 200 "$PY" benchmarks/bench_fit.py --public --cases chinchilla dml regmix --repeats 3 \
     --out "$OUT/fit_public_device.md"
-run train 200 "$PY" benchmarks/bench_train.py --steps 10 --sweep-steps 30 --micro-steps 300
+run train 150 "$PY" benchmarks/bench_train.py --steps 10 --sweep-steps 30 --micro-steps 300
 run growth 60 "$PY" benchmarks/bench_growth.py --quick --out "$OUT/growth_device.md"
 rm -f "$OUT"/*.png "$OUT"/*.json  # at most 8 files come back: the tables and logs are what matter
 ls -la "$OUT"
