@@ -5,7 +5,8 @@ Cases:
 * **Chinchilla** (Epoch's 240 points, Besiroglu et al. 2024): the law's default fit (Huber(1e-3) on
   :math:`\log L`, 4,500-init grid). Standard errors from :func:`jaxlaws.fitting.covariance.covariance`
   (the sandwich, the default for Huber, with its bread's kernel-smoothed :math:`\psi'`; also unsmoothed,
-  ``bandwidth=0``; its equal-noise form; and the least-squares formula at the same optimum), from :func:`jaxlaws.bootstrap` (``--resamples`` pairs resamples, each started at the estimate as
+  ``bandwidth=0``; its equal-noise form; and the least-squares formula at the same optimum), from
+  :func:`jaxlaws.bootstrap` (``--resamples`` pairs resamples, each started at the estimate as
   Epoch did) and Epoch's published bootstrap (4,000 resamples, BFGS from their estimate;
   ``epoch-research/analyzing-chinchilla``, ``data_analysis.ipynb``: "Parameter estimates and their standard
   errors" and "95% Confidence Intervals"). Intervals also in Epoch's ``E, A, B`` by the delta method and for
@@ -52,7 +53,7 @@ EPOCH_ALLOC = (0.513, 0.020)   # a = beta / (alpha + beta), its bootstrap standa
 
 
 def load() -> str:
-    return "%.2f %.2f %.2f" % os.getloadavg()
+    return " ".join(f"{v:.2f}" for v in os.getloadavg())
 
 
 def timed(fn, repeat: int = 1):
@@ -117,15 +118,19 @@ def chinchilla(a) -> list[str]:
     se = np.sqrt(np.diag(cov))
     bsd = np.nanstd(boot.params, axis=0, ddof=1)
     L = [f"### Chinchilla (Epoch's 240 points), Huber({obj.delta:g}) on log L", "",
-         f"Fit: objective {float(res.objective):.10f}, flags {res.flags or 'none'}; {int(np.sum(np.abs(r) < obj.delta))}"
-         f" of {len(r)} log residuals lie within delta (the Huber bread rests on them); residual SD "
-         f"{np.std(r):.4f}. Bootstrap: {a.resamples} pairs resamples, each fitted from the estimate "
+         f"Fit: objective {float(res.objective):.10f}, flags {res.flags or 'none'}; "
+         f"{int(np.sum(np.abs(r) < obj.delta))} of {len(r)} log residuals lie within delta (the Huber bread "
+         "rests on them); residual SD "
+         f"{np.std(r):.4f} (by quartile of N, smallest first: "
+         f"{', '.join(f'{np.std(r[q]):.4f}' for q in np.array_split(np.argsort(x[:, 0]), 4))})."
+         f" Bootstrap: {a.resamples} pairs resamples, each fitted from the estimate "
          f"(LM, 300 steps), {int(boot.n_failed)} failed.", "",
          "Standard errors, log-space parameters (Epoch's printed order A, B, E is a, b, e here):", "",
          "| param | estimate | sandwich (default) | sandwich, h = 0 | Huber, equal noise | LS formula | "
-         "jl.bootstrap SD | Epoch bootstrap SE (est.) | sandwich / jl.bootstrap |", "|---|---|---|---|---|---|---|---|---|"]
+         "jl.bootstrap SD | Epoch bootstrap SE (est.) | sandwich / jl.bootstrap |", "|---" * 9 + "|"]
     for i, n in enumerate(names):
-        L.append(f"| {n} | {theta[i]:.4f} | {se[i]:.4f} | {np.sqrt(cov_h0[i, i]):.4f} | {np.sqrt(cov_eq[i, i]):.4f} | {np.sqrt(cov_ls[i, i]):.4f} | "
+        L.append(f"| {n} | {theta[i]:.4f} | {se[i]:.4f} | {np.sqrt(cov_h0[i, i]):.4f} | {np.sqrt(cov_eq[i, i]):.4f} | "
+                 f"{np.sqrt(cov_ls[i, i]):.4f} | "
                  f"{bsd[i]:.4f} | {EPOCH_LOG[n][1]:.3f} ({EPOCH_LOG[n][0]:.3f}) | {se[i] / bsd[i]:.2f} |")
     iv = res.intervals(0.95, paper=True)
     paper_boot = law.to_paper(boot.params)
@@ -143,7 +148,8 @@ def chinchilla(a) -> list[str]:
         blo, bhi = np.nanquantile(pb, [0.025, 0.975])
         est = float(res.paper[n])
         L.append(f"| {n} | {est:.4g} | ({float(lo):.4g}, {float(hi):.4g}) | {log_txt} | ({blo:.4g}, {bhi:.4g}) | "
-                 f"({EPOCH_PAPER_95[n][0]:.4g}, {EPOCH_PAPER_95[n][1]:.4g}) | {(float(hi) - float(lo)) / (2 * z):.4g} | "
+                 f"({EPOCH_PAPER_95[n][0]:.4g}, {EPOCH_PAPER_95[n][1]:.4g}) | "
+                 f"{(float(hi) - float(lo)) / (2 * z):.4g} | "
                  f"{np.nanstd(pb, ddof=1):.4g} | {EPOCH_PAPER_SE[n][1]:.4g} |")
     # the allocation exponent a = beta / (alpha + beta), delta method with jax.grad
     from jaxlaws.fitting.covariance import delta_method
@@ -190,7 +196,8 @@ def chinchilla_calibration(a, law, obj, x, theta, r) -> list[str]:
          "mean sandwich SE, h = 0 (ratio) | 95% coverage, h = 0 |", "|---|---|---|---|---|---|"]
     for i, n in enumerate(law.param_names):
         L.append(f"| {n} | {sd[i]:.4f} | {np.nanmean(se[:, i]):.4f} ({np.nanmean(se[:, i]) / sd[i]:.2f}) | "
-                 f"{cover[i]:.3f} | {np.nanmean(se0[:, i]):.4f} ({np.nanmean(se0[:, i]) / sd[i]:.2f}) | {cover0[i]:.3f} |")
+                 f"{cover[i]:.3f} | {np.nanmean(se0[:, i]):.4f} ({np.nanmean(se0[:, i]) / sd[i]:.2f}) | "
+                 f"{cover0[i]:.3f} |")
     L += ["", f"Binomial SD of a coverage from {int(ok.sum())} sets: "
           f"{np.sqrt(0.95 * 0.05 / max(int(ok.sum()), 1)):.3f}; singular: {int(np.sum(np.asarray(sing)))}.", ""]
     return L
@@ -239,7 +246,8 @@ def log_linear3(a) -> list[str]:
          "95% coverage |", "|---|---|---|---|---|---|---|---|"]
     q75, q25 = np.nanquantile(boot.params, [0.75, 0.25], axis=0)
     for i, nm in enumerate(law.param_names):
-        L.append(f"| {nm} | {truth[i]:.3f} | {theta[i]:.4f} | {se[i]:.4f} | {bsd[i]:.4f} | {(q75[i] - q25[i]) / 1.349:.4f} | "
+        L.append(f"| {nm} | {truth[i]:.3f} | {theta[i]:.4f} | {se[i]:.4f} | {bsd[i]:.4f} | "
+                 f"{(q75[i] - q25[i]) / 1.349:.4f} | "
                  f"{mc[i]:.4f} | {cover[i]:.3f} |")
     L += ["", f"Time: covariance {t_warm * 1e3:.2f} ms warm ({t_first:.2f} s first call); jl.bootstrap "
           f"{b_warm:.2f} s warm ({b_first:.2f} s first call): {b_warm / t_warm:,.0f}x warm.", ""]

@@ -134,10 +134,10 @@ class FitResult:
         """Parameters by name in the paper's convention: ``law.to_paper(params)`` (e.g. Chinchilla's
         ``E, A, B, alpha, beta``; the static law's ``c, b, A_1..A_m`` with ``A_m = 0``), or the law's own
         names when it has no converter. Values are arrays with the batch shape (``()`` for a single fit)."""
-        p = np.asarray(self.params, np.float64)
         if self.law.to_paper is not None:
-            return {k: np.asarray(v, np.float64) for k, v in self.law.to_paper(p).items()}
-        return {n: p[..., i] for i, n in enumerate(self.param_names)}
+            paper = self.law.to_paper(np.asarray(self.params, np.float64))
+            return {k: np.asarray(v, np.float64) for k, v in paper.items()}
+        return self.params_dict
 
     @property
     def params_dict(self) -> dict[str, np.ndarray]:
@@ -165,7 +165,9 @@ class FitResult:
         :attr:`paper`) by the delta method, :math:`\mathrm{se}(g) = \sqrt{\nabla g^\top\Sigma\nabla g}`,
         with :math:`\nabla g` from ``jax.jacobian`` when ``to_paper`` traces, else central differences
         (float64, step :math:`10^{-6}(1 + |\theta_j|)`). A paper parameter that is a fixed convention (the
-        static law's :math:`A_m = 0`) gets a zero-width interval.
+        static law's :math:`A_m = 0`) gets a zero-width interval. For a positive scale fitted as its log
+        (Chinchilla's ``a = log A``) the exponentiated log-space interval, ``np.exp(res.intervals()["a"])``, is
+        asymmetric like the bootstrap's and usually closer to it than the symmetric delta-method one.
         """
         from jaxlaws.fitting.covariance import normal_quantile
 
@@ -248,8 +250,8 @@ class FitResult:
     def predict(self, x: Any, *, normalize: Any = None, simplex_atol: Any = None) -> np.ndarray:
         """Predictions of the fitted law at ``x``, checked as :func:`jaxlaws.fit` checks it: finite, of the
         law's kind (mixtures on the simplex, with the fit's ``normalize`` / ``simplex_atol`` unless given;
-        a table or dict of columns by the law's input names). A single fit takes ``(n, d)`` (a 1-D ``x`` is one column) and
-        returns ``(n[, k])``; a batched result takes ``(B, n, d)`` (one set of points per problem) or
+        a table or dict of columns by the law's input names). A single fit takes ``(n, d)`` (a 1-D ``x`` is one
+        column) and returns ``(n[, k])``; a batched result takes ``(B, n, d)`` (one set of points per problem) or
         ``(n, d)`` shared by all, and returns ``(B, n[, k])`` (NaN for a failed fit), in one vmapped call."""
         opts = validate.predict_options(self, normalize, simplex_atol)
         if not self.batched:
@@ -289,3 +291,33 @@ class FitResult:
                 f"mse={float(self.mse):.3g}, r2={float(self.r2):.4f}, n={int(self.n_points)}, "
                 f"converged={bool(self.converged)}" + (f", flags={','.join(self.flags)}" if self.flags else "")
                 + ")")
+
+
+# FitResult is a pytree: its numeric arrays are the leaves (``None`` fields are empty subtrees), the law, the
+# flags and the fit's options ride along as static data -- so ``jax.tree.map(jnp.asarray, res)`` puts a result
+# on a device and ``jax.tree_util.tree_leaves(res)`` lists its arrays.
+_LEAF_FIELDS = tuple(f for f in FitResult._ARRAY_FIELDS if f != "flags")
+_AUX_FIELDS = ("law", "selection", "flags", "normalized", "bounds", "penalty", "simplex_atol")
+
+
+def _flatten_fit_result(res: FitResult):
+    flags = res.flags
+    if isinstance(flags, np.ndarray):  # one tuple per problem: hashable as a tuple of tuples
+        flags = ("batched",) + tuple(tuple(f) for f in flags)
+    aux = tuple(flags if f == "flags" else getattr(res, f) for f in _AUX_FIELDS)
+    keys = tuple((jax.tree_util.GetAttrKey(f), getattr(res, f)) for f in _LEAF_FIELDS)
+    return keys, aux
+
+
+def _unflatten_fit_result(aux, children) -> FitResult:
+    kw = dict(zip(_AUX_FIELDS, aux))
+    flags = kw["flags"]
+    if isinstance(flags, tuple) and flags[:1] == ("batched",):
+        arr = np.empty(len(flags) - 1, dtype=object)
+        arr[:] = list(flags[1:])
+        kw["flags"] = arr
+    kw.update(zip(_LEAF_FIELDS, children))
+    return FitResult(**kw)
+
+
+jax.tree_util.register_pytree_with_keys(FitResult, _flatten_fit_result, _unflatten_fit_result)
