@@ -388,3 +388,24 @@ def test_fit_carries_the_covariance_at_its_optimum():
     ref, _ = covariance(law.predict, np.asarray(res.params), x, y, w, obj, res.penalty, res.bounds)
     assert res.covariance.shape == (3, 3) and res.stderr.shape == (3,)
     np.testing.assert_allclose(res.covariance, ref, rtol=1e-8)
+
+
+def test_paper_intervals_of_a_traceable_converter_batched():
+    """A law whose to_paper traces (jnp): exact jacobians, vmapped over a batch; a failed fit gives NaN."""
+    to_paper = lambda p: {"E": jnp.exp(p[..., 0]), "slope": 2.0 * p[..., 1]}  # noqa: E731
+    law = jl.laws.Law("line", ("e", "s"), line, x_dim=1, x_kind="free", init_grid=lambda k, x, y: None,
+                      to_paper=to_paper)
+    th = np.array([[0.1, 1.0], [0.3, -2.0], [np.nan, np.nan]])
+    cov = np.array([[[0.04, 0.01], [0.01, 0.09]]] * 3)
+    B = 3
+    res = jl.FitResult(law=law, params=th, objective=np.zeros(B), mse=np.zeros(B), r2=np.ones(B),
+                       n_points=np.full(B, 9), converged=np.ones(B, bool), success=np.array([True, True, False]),
+                       init_objectives=np.zeros((B, 1)), selection="final", covariance=cov)
+    lo, hi = res.intervals(0.95, paper=True)["E"]
+    z = norm.ppf(0.975)
+    e = np.exp(th[:2, 0])
+    np.testing.assert_allclose(lo[:2], e - z * e * 0.2, rtol=1e-12)
+    np.testing.assert_allclose(hi[:2], e + z * e * 0.2, rtol=1e-12)
+    slo, shi = res.intervals(0.95, paper=True)["slope"]
+    np.testing.assert_allclose(shi[:2] - slo[:2], 2 * z * 2 * 0.3, rtol=1e-12)
+    assert np.isnan(lo[2]) and np.isnan(shi[2])

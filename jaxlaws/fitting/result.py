@@ -197,24 +197,21 @@ class FitResult:
             d = self.law.to_paper(theta)
             return np.stack([np.asarray(d[n], np.float64) for n in names], axis=-1)
 
-        def jac(theta):  # (q, P) at one parameter vector
-            try:
-                with jax.enable_x64(True):
-                    return np.asarray(jax.jacobian(lambda t: jax.numpy.stack(
-                        [jax.numpy.asarray(v) for v in self.law.to_paper(t).values()], axis=-1))(theta), np.float64)
-            except Exception:  # a NumPy converter does not trace; the same function on the host below
-                h = 1e-6 * (1.0 + np.abs(theta))
-                steps = np.diag(h)
-                return np.stack([(vec(theta + steps[j]) - vec(theta - steps[j])) / (2 * h[j])
-                                 for j in range(len(theta))], axis=-1)
-
         ok = np.all(np.isfinite(flat), axis=1)
-        g = np.stack([jac(t) if o else np.full((len(names), flat.shape[1]), np.nan) for t, o in zip(flat, ok)])
+        safe = np.where(ok[:, None], flat, 0.0)
+        try:  # a traceable converter: exact derivatives, one vmapped jacobian for the batch
+            with jax.enable_x64(True):
+                g = np.asarray(jax.vmap(jax.jacobian(lambda t: jax.numpy.stack(
+                    [jax.numpy.asarray(v) for v in self.law.to_paper(t).values()], axis=-1)))(safe), np.float64)
+        except Exception:  # a NumPy converter does not trace: central differences on the host, batched
+            h = 1e-6 * (1.0 + np.abs(safe))
+            g = np.stack([(vec(safe + h[:, j, None] * e) - vec(safe - h[:, j, None] * e)) / (2 * h[:, j, None])
+                          for j, e in enumerate(np.eye(flat.shape[1]))], axis=-1)       # (B, q, P)
+        g = np.where(ok[:, None, None], g, np.nan)
         cov = np.asarray(self.covariance, np.float64).reshape(-1, flat.shape[1], flat.shape[1])
         with jax.enable_x64(True):
             out = np.asarray(propagate(g, cov), np.float64)
-        value = vec(np.where(ok[:, None], flat, 0.0))
-        value = np.where(ok[:, None], value, np.nan)
+        value = np.where(ok[:, None], vec(safe), np.nan)
         q = len(names)
         return names, value.reshape(p.shape[:-1] + (q,)), out.reshape(p.shape[:-1] + (q, q))
 
