@@ -165,3 +165,18 @@ def test_fit_batched_is_vmap_of_solve_on_bundled_regmix():
     fb = jl.fit_batched(law, x[None], y[None], inits=inits)
     np.testing.assert_allclose(np.asarray(sol.objective), fb.objective, rtol=1e-9)
     np.testing.assert_allclose(np.asarray(sol.params), fb.params, rtol=1e-6, atol=1e-8)
+
+
+def test_fit_result_is_a_pytree():
+    """FitResult's numeric fields are leaves (flags, law and options are static): tree_map round-trips it."""
+    law, p, y, inits, _ = _static3()
+    res = jl.fit(law, p, y, inits=inits)
+    leaves = jax.tree_util.tree_leaves(res)
+    assert leaves and all(isinstance(v, (np.ndarray, np.generic)) for v in leaves)
+    assert any(np.shape(v) == (4,) and np.array_equal(v, res.params) for v in leaves)
+    back = jax.tree.map(lambda a: np.asarray(a) * 1, res)
+    np.testing.assert_array_equal(back.params, res.params)
+    assert back.flags == res.flags and back.law is res.law
+    batch = jl.fit_batched(law, np.stack([p, p]), np.stack([y, y * 1.01]), inits=inits)
+    again = jax.tree.map(np.asarray, batch)
+    assert list(again.ok) == list(batch.ok) and again[1].objective == batch[1].objective
