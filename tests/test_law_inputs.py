@@ -140,6 +140,10 @@ def test_fit_batched_errors_report_the_shapes_given():
         jl.fit_batched(law, x[None, :, :2], np.ones((1, 8)))
     with pytest.raises(ValueError, match=r"expects x with 3 column\(s\), i.e. shape \(n, 3\), got shape \(8,\)"):
         jl.fit(law, x[:, 0], np.ones(8))
+    with pytest.raises(jl.FitInputError, match=r"problem 1 of the batch: .*got shape \(5, 2\)"):   # ragged
+        jl.fit_batched(law, [x, x[:5, :2]], [np.ones(8), np.ones(5)])
+    with pytest.raises(jl.FitInputError, match=r"problem 1 of the batch: .*y must have shape \(5,\).*got \(4,\)"):
+        jl.fit_batched(law, [x, x[:5]], [np.ones(8), np.ones(4)])
 
 
 def test_single_index_with_no_head_fits_as_without_the_index():

@@ -54,15 +54,17 @@ def build(law: Law, x: Any, y: Any, weights: Any = None, validation: Any = None,
     if _ragged(x) or _ragged(y):
         if not (isinstance(x, (list, tuple)) and isinstance(y, (list, tuple)) and len(x) == len(y)):
             raise ValueError("ragged problems: give x and y as lists of the same length, one array per problem")
-        xs = [validate.check_x(law, xb, simplex_atol=simplex_atol) for xb in x]
-        sizes = [len(xb) for xb in xs]
-        ys = []
-        for b, (xb, yb) in enumerate(zip(xs, y)):
+        xs, ys = [], []
+        for b, (xb, yb) in enumerate(zip(x, y)):
             try:
-                ys.append(validate.check_y(law, yb, len(xb), positive=positive))
+                xs.append(validate.check_x(law, xb, simplex_atol=simplex_atol))
+                ys.append(validate.check_y(law, yb, len(xs[-1]), positive=positive))
             except validate.FitInputError as e:
                 raise validate.FitInputError(f"problem {b} of the batch: {e.detail}", problem=b,
                                              detail=e.detail) from None
+            except ValueError as e:  # the shapes as given, with the problem they belong to
+                raise validate.FitInputError(f"problem {b} of the batch: {e}", problem=b, detail=str(e)) from None
+        sizes = [len(xb) for xb in xs]
         n = max(sizes)
         present = np.arange(n)[None, :] < np.asarray(sizes)[:, None]
         xp = np.stack([_pad(xb, n) for xb in xs])
