@@ -69,6 +69,9 @@ def _check_against_finite_differences(law, x, y, inits):
     d_loss, d_weight = np.asarray(res.d_loss), np.asarray(res.d_weight)
     assert d_loss.shape == (m, n, m) and d_weight.shape == (m, n)
     assert rel_err(d_loss, fd_y) < 1e-4 and rel_err(d_weight, fd_w) < 1e-4
+    # leaving each run out: the exact refit, against the reference refit with that run's weight 0
+    loo = np.stack([f(y, np.where(np.arange(n) == r, 0.0, 1.0)) for r in range(n)]) - np.asarray(res.p)
+    np.testing.assert_allclose(np.asarray(res.loo), loo, atol=1e-6)  # the solver stops at its tolerance
     np.testing.assert_allclose(d_loss.sum(axis=0), 0.0, atol=1e-10)  # the optimum stays on the simplex
     return res
 

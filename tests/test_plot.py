@@ -262,3 +262,27 @@ def test_bootstrap_figure_shows_the_percentile_intervals():
                                [est[0, 0], est[1, 0], float(np.asarray(single.estimate.params)[0])])
     with pytest.raises(ValueError, match="no bootstrap"):
         jp.bootstrap_intervals({})
+
+
+def test_influence_figure_draws_the_table():
+    rng = np.random.default_rng(0)
+    rows = []
+    for seed in (0, 1):
+        for k, p in enumerate((0.1, 0.5, 0.9)):
+            d1, d2 = rng.normal(size=2) * 0.01
+            rows.append({"seed": seed, "run": f"r{k}", "p_a": p, "p_b": 1 - p, "influence": rng.uniform(0.1, 2),
+                         "drop_dp_a": d1, "drop_dp_b": -d1, "loo_dp_a": d2, "loo_dp_b": -d2})
+    table = pd.DataFrame(rows)
+    fig = jp.influence(table, ("a", "b"), label="synthetic")
+    assert "synthetic" in fig._suptitle.get_text()
+    left, right = fig.axes[:2]
+    heights = sorted(round(p.get_height(), 12) for p in left.patches)
+    assert heights == sorted(round(v, 12) for v in table["influence"])
+    assert left.get_ylabel() and left.get_xlabel() and right.get_xlabel() and right.get_ylabel()
+    pts = np.concatenate([c.get_offsets() for c in right.collections])
+    want = np.concatenate([table[["drop_dp_a", "loo_dp_a"]].to_numpy(), table[["drop_dp_b", "loo_dp_b"]].to_numpy()])
+    np.testing.assert_allclose(pts, want)
+    with pytest.raises(ValueError, match="lacks columns"):
+        jp.influence(table.drop(columns=["influence"]), ("a", "b"))
+    with pytest.raises(ValueError, match="no seed with a regular refit"):
+        jp.influence(table.assign(influence=np.nan), ("a", "b"))

@@ -372,3 +372,12 @@ def test_probe_catches_a_broken_figure(synthetic, tmp_path):
     probe, _ = _browse(page, tmp_path)
     assert any(w == 0 for _, w, _, _ in probe["images"])
     assert any(e.startswith("error") for e in probe["errors"])
+
+
+def test_real_bundle_report_shows_each_runs_influence(real):
+    text = real.read_text(encoding="utf-8")
+    assert "Influence of each run on the predicted optimum" in text
+    table = pd.read_csv(real.parent / "compare" / "static_influence.csv")
+    assert (table["fit_result"] == "successful").all() and np.isfinite(table["influence"]).all()
+    assert {"drop_dp_code", "loo_dp_code", "dp_code/dL_literature"} <= set(table.columns)
+    assert (real.parent / "compare" / "influence.png").is_file()

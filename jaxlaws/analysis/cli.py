@@ -172,13 +172,15 @@ def _run(args: argparse.Namespace) -> int:
 
 def influence_summary(table) -> str:
     """The per-run influence table in short: seed, run, ``influence`` (the Frobenius norm of d p*/d losses),
-    ``drop_dp_<g>`` (the first-order shift of p* if the run is left out) and the refit's result, with a key."""
+    ``drop_dp_<g>`` / ``loo_dp_<g>`` (the first-order / exact shift of p* if the run is left out) and the
+    refit's result, with a key."""
     if table.empty:
         return "(no seed with unflagged static fits)"
-    cols = ["seed", "run", "influence"] + [c for c in table.columns if c.startswith("drop_dp_")] + ["fit_result"]
-    return (table[cols].to_string(index=False) + "\ninfluence: |d p*/d (the run's losses)| (Frobenius norm; "
-            "a loss 0.01 higher moves p* by up to 0.01 x influence); drop_dp_<g>: how p*_<g> moves, to first "
-            "order, if the run is left out; every d p*_<g>/d L_<h> is in static_influence.csv")
+    cols = ["seed", "run", "influence"] + [c for c in table.columns if c.startswith(("drop_dp_", "loo_dp_"))]
+    return (table[cols + ["fit_result"]].to_string(index=False) + "\ninfluence: |d p*/d (the run's losses)| "
+            "(Frobenius norm; a loss 0.01 higher moves p* by up to 0.01 x influence); drop_dp_<g>: how p*_<g> "
+            "moves, to first order, if the run is left out; loo_dp_<g>: the same by refitting without the run; "
+            "every d p*_<g>/d L_<h> is in static_influence.csv")
 
 
 def _flagged(result):

@@ -39,7 +39,7 @@ Array = jax.Array
 
 
 @functools.partial(jax.tree_util.register_dataclass,
-                   data_fields=["p", "d_loss", "d_weight", "params", "fit_result", "optimum"], meta_fields=[])
+                   data_fields=["p", "d_loss", "d_weight", "loo", "params", "fit_result", "optimum"], meta_fields=[])
 @dataclasses.dataclass(frozen=True)
 class Influence:
     r"""What :func:`influence` returns: a pytree of arrays (leading axes added by ``vmap``, e.g. seeds).
@@ -50,6 +50,10 @@ class Influence:
         ``j``-th share per unit of group ``i``'s loss in run ``r``.
       d_weight: ``(m, n)``, :math:`\partial p^\star_j / \partial w_r` for run ``r``'s weight in every group's fit;
         :math:`-` it is the first-order shift of the optimum when run ``r`` is left out.
+      loo: ``(n, m)`` the exact shift of the optimum when run ``r`` is left out (every group refitted with
+        :math:`w_r = 0` from the same starts; forward only), or ``(0, m)`` with ``leave_one_out=False``. With
+        few runs per parameter, leaving one out is no small perturbation and the first-order shift can be far
+        off: compare the two.
       params: ``(m, P)`` the refitted law per group.
       fit_result: ``(m,)`` int32 :class:`jaxlaws.RESULTS` code of each group's fit (the derivatives need
         ``successful``: a regular Hessian).
@@ -59,6 +63,7 @@ class Influence:
     p: Array
     d_loss: Array
     d_weight: Array
+    loo: Array
     params: Array
     fit_result: Array
     optimum: OptimumResult
@@ -72,8 +77,8 @@ class Influence:
     def to_frame(self, groups: Sequence[str], runs: Optional[Sequence[Any]] = None) -> pd.DataFrame:
         """One row per run (unbatched results only): ``run``, ``dp_<g>/dL_<h>`` for every pair of groups
         (share of ``g`` in the optimum per unit of group ``h``'s loss in the run), ``drop_dp_<g>`` (the
-        first-order shift of the optimum's share of ``g`` when the run is left out) and ``influence`` (the
-        Frobenius norm over the ``dp/dL`` entries)."""
+        first-order shift of the optimum's share of ``g`` when the run is left out), ``loo_dp_<g>`` (the exact
+        shift, when computed) and ``influence`` (the Frobenius norm over the ``dp/dL`` entries)."""
         d_loss, d_weight = np.asarray(self.d_loss, np.float64), np.asarray(self.d_weight, np.float64)
         if d_loss.ndim != 3:
             raise ValueError(f"to_frame needs one result (d_loss (m, n, m)), got d_loss of shape {d_loss.shape}; "
@@ -91,6 +96,10 @@ class Influence:
                 out[f"dp_{g}/dL_{h}"] = d_loss[j, :, i]
         for j, g in enumerate(groups):
             out[f"drop_dp_{g}"] = -d_weight[j]
+        loo = np.asarray(self.loo, np.float64)
+        if loo.shape == (n, m):
+            for j, g in enumerate(groups):
+                out[f"loo_dp_{g}"] = loo[:, j]
         out["influence"] = np.asarray(self.norm, np.float64)
         return out
 
@@ -124,7 +133,7 @@ def _thaw(v: Any) -> Any:
 
 def influence(law: Law, x: Any, y: Any, inits: Any, *, weights: Any = None, group_weights: Any = None,
               objective: Any = None, solver: Any = None, penalty: Any = LAW, bounds: Any = LAW, screen: Any = "auto",
-              steps: int = 300, newton: int = 8) -> Influence:
+              steps: int = 300, newton: int = 8, leave_one_out: bool = True) -> Influence:
     r"""How each run's losses (and its presence) move the predicted optimal mixture (module docstring).
 
     Fits ``law`` to every group's losses with :func:`jaxlaws.solve`, predicts the optimum with
@@ -143,6 +152,7 @@ def influence(law: Law, x: Any, y: Any, inits: Any, *, weights: Any = None, grou
       group_weights: ``(m,)`` positive weights :math:`v_i` of the groups' losses in the optimum (default 1).
       objective, solver, penalty, bounds, screen: as in :func:`jaxlaws.solve` (static).
       steps, newton: as in :func:`~jaxlaws.analysis.optimum.optimal_mixture`.
+      leave_one_out: also refit without each run in turn (``Influence.loo``; ``n`` more fits per group, vmapped).
     Returns:
       :class:`Influence`; check ``fit_result`` (all ``RESULTS.successful``) before reading the derivatives.
     """
@@ -169,11 +179,12 @@ def influence(law: Law, x: Any, y: Any, inits: Any, *, weights: Any = None, grou
         raise ValueError(f"influence: weights must be ({n},) and group_weights ({m},), got {w.shape} and {v.shape}")
     opts = tuple((k, _freeze(val)) for k, val in (("objective", objective), ("solver", solver), ("penalty", penalty),
                                                    ("bounds", bounds), ("screen", screen)))
-    return _influence(law, opts, int(steps), int(newton), x.astype(dtype), y.astype(dtype), inits.astype(dtype), w, v)
+    return _influence(law, opts, int(steps), int(newton), bool(leave_one_out), x.astype(dtype), y.astype(dtype),
+                      inits.astype(dtype), w, v)
 
 
-@functools.partial(jax.jit, static_argnums=(0, 1, 2, 3))
-def _influence(law, opts, steps, newton, x, y, inits, w, v) -> Influence:
+@functools.partial(jax.jit, static_argnums=(0, 1, 2, 3, 4))
+def _influence(law, opts, steps, newton, leave_one_out, x, y, inits, w, v) -> Influence:
     from jaxlaws.fitting.solve import solve  # here: jaxlaws.fitting imports the analysis' laws
 
     kw = {k: _thaw(val) for k, val in opts}
@@ -189,7 +200,14 @@ def _influence(law, opts, steps, newton, x, y, inits, w, v) -> Influence:
     # one forward pass (the fits' search runs once), then one reverse pass per share of the optimum
     p, pullback, (params, result, opt) = jax.vjp(optimum, y, w, has_aux=True)
     d_loss, d_weight = jax.vmap(pullback)(jnp.eye(m, dtype=p.dtype))
-    return Influence(p=p, d_loss=d_loss, d_weight=d_weight, params=params, fit_result=result, optimum=opt)
+    n = y.shape[0]
+    if leave_one_out:  # each run's weight set to 0 in turn, all refits in one vmap (no derivatives)
+        drop = jax.lax.stop_gradient(w[None, :] * (1.0 - jnp.eye(n, dtype=w.dtype)))
+        loo = jax.vmap(lambda ww: optimum(jax.lax.stop_gradient(y), ww)[0])(drop) - p
+    else:
+        loo = jnp.zeros((0, m), p.dtype)
+    return Influence(p=p, d_loss=d_loss, d_weight=d_weight, loo=loo, params=params, fit_result=result,
+                     optimum=opt)
 
 
 def sweep_influence(sweep: Any, fits: Any, *, split: str = "val", include_flagged: bool = False,

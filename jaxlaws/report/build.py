@@ -118,6 +118,13 @@ def _section_html(sec: Section, slug: str, figs: list[ReportFigure], pngs: dict[
         parts.append('<div class="note"><strong>Figures not drawn</strong>' + H.bullet_list(problems) + "</div>")
     if a.optimum is not None:
         parts += ["<h3>Predicted optimal mixture</h3>", H.table(a.optimum)]
+    if getattr(a, "influence", None) is not None and not a.influence.empty:
+        cols = ["seed", "run", "influence"] + [c for c in a.influence.columns
+                                                if c.startswith(("drop_dp_", "loo_dp_"))] + ["fit_result"]
+        parts += ["<h3>Influence of each run on the predicted optimum</h3>",
+                  "<p>influence: the norm of d p*/d (the run's losses); drop_dp: the first-order shift of the optimum "
+                  "if the run is left out, loo_dp: the same by refitting without it (all derivatives in "
+                  "static_influence.csv).</p>", H.table(a.influence[cols])]
     for name, ma in a.methods.items():
         parts += [f"<h3>Method {H.esc(name)}: similarity per seed (break step {ma.break_step})</h3>",
                   H.table(ma.similarity), H.table(ma.averages.reset_index(names="over seeds"))]
@@ -139,7 +146,8 @@ def _section_html(sec: Section, slug: str, figs: list[ReportFigure], pngs: dict[
 def write_report(source: Source, out_dir: str | Path, *, sweep: Optional[Sweep] = None,
                  title: str = "jaxlaws report", provenance: Optional[Mapping[str, Any]] = None,
                  label: Optional[str] = None, split: str = "val", seed: int = 0, bootstrap: int = 0,
-                 tables: Optional[Mapping[str, Mapping[str, pd.DataFrame]]] = None, dpi: int = 110) -> Path:
+                 influence: bool = False, tables: Optional[Mapping[str, Mapping[str, pd.DataFrame]]] = None,
+                 dpi: int = 110) -> Path:
     """Analyse ``source`` and write the report folder ``out_dir``; returns the path of its HTML page.
 
     Args:
@@ -158,6 +166,8 @@ def write_report(source: Source, out_dir: str | Path, *, sweep: Optional[Sweep] 
       split, seed, bootstrap: passed to :func:`jaxlaws.analysis.analyse` for sources not yet analysed
         (``bootstrap=N``: N resamples of the static fits, drawn as intervals; an analysis passed in is drawn
         with its own ``bootstrap``, if any).
+      influence: for sources not yet analysed, also each static run's influence on the predicted optimum
+        (``analyse(..., influence=True)``), drawn as a figure; an analysis passed in is drawn with its own.
       tables: further results to show per section, ``{section name: {title: DataFrame}}`` (e.g. the demo's
         predicted vs realised best mixture); each is shown under "More results" and written as CSV.
       dpi: resolution of the PNGs.
@@ -168,7 +178,7 @@ def write_report(source: Source, out_dir: str | Path, *, sweep: Optional[Sweep] 
     t0 = time.perf_counter()
     out = Path(out_dir)
     _check_target(out)
-    sections = collect(source, sweep=sweep, split=split, seed=seed, bootstrap=bootstrap)
+    sections = collect(source, sweep=sweep, split=split, seed=seed, bootstrap=bootstrap, influence=influence)
     tables = dict(tables or {})
     unknown = set(tables) - {sec.name for sec in sections}
     if unknown:

@@ -28,6 +28,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--bootstrap", type=int, default=0, metavar="N",
                    help="also N bootstrap resamples of the static fits: percentile intervals of their "
                         "parameters and of the predicted optimum (default 0: none)")
+    p.add_argument("--influence", action=argparse.BooleanOptionalAction, default=True,
+                   help="each static run's influence on the predicted optimum, as a figure and a table "
+                        "(default on)")
     p.set_defaults(func=_run)
 
 
@@ -46,7 +49,8 @@ def _run(args: argparse.Namespace) -> int:
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         page = write_report(args.path, args.out, title=args.title, provenance=prov, label=args.label,
-                            split=args.split, seed=args.seed, bootstrap=args.bootstrap)
+                            split=args.split, seed=args.seed, bootstrap=args.bootstrap,
+                            influence=args.influence)
     for w in caught:     # one clean line each, not the source line warnings.warn would print
         print(f"warning: {w.message}", file=sys.stderr)
     print(f"report written to {page} in {time.perf_counter() - t0:.1f} s")

@@ -96,6 +96,13 @@ def section_figures(sec: Section, label: Optional[str], split: str = "val") -> t
             _try(out, problems, "optimum", "The mixture the fitted static laws predict to minimise the total "
                  "loss, per seed and on average, with the trained mixtures.",
                  lambda: plot.optimum(a.static, a.optimum, sw, split=split, label=label))
+        infl = getattr(a, "influence", None)        # analyse(..., influence=True)
+        if infl is not None and not infl.empty:
+            _try(out, problems, "influence", "Influence of each static run on the predicted optimum: left, how far "
+                 "the optimum moves per unit change of the run's measured losses (norm of d p*/d L, by implicit "
+                 "differentiation through the refit); right, how far it moves when the run is left out, exactly "
+                 "(refit) against the first-order estimate -d p*/d w. Every derivative is in static_influence.csv.",
+                 lambda: plot.influence(infl, sw.groups, label=label))
     for form, fits in a.dynamic.items():
         pts = plot.dynamic_points(fits, sw, split=split)
         _try(out, problems, f"dynamic_{form}", f"Dynamic law ({form}) per parent run: the children's target "

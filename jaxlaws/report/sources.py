@@ -107,10 +107,14 @@ def sweep_dirs(root: Path) -> list[Path]:
     return found
 
 
-def _analysed(sweep: Sweep, split: str, seed: int, bootstrap: int = 0) -> tuple[Analysis, list[str]]:
-    """The full analysis of ``sweep`` (with ``bootstrap`` resamples of the static fits, if > 0) and the
-    warnings it raised (flagged fits), one line each."""
+def _analysed(sweep: Sweep, split: str, seed: int, bootstrap: int = 0,
+              influence: bool = False) -> tuple[Analysis, list[str]]:
+    """The full analysis of ``sweep`` (with ``bootstrap`` resamples of the static fits, if > 0, and each
+    static run's influence on the optimum, if ``influence``) and the warnings it raised (flagged fits), one
+    line each."""
     extra = {"bootstrap": bootstrap} if bootstrap else {}
+    if influence:
+        extra["influence"] = True
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         res = analyse(sweep, split=split, seed=seed, **extra)
@@ -118,14 +122,14 @@ def _analysed(sweep: Sweep, split: str, seed: int, bootstrap: int = 0) -> tuple[
 
 
 def collect(source: Source, *, sweep: Optional[Sweep] = None, split: str = "val", seed: int = 0,
-            bootstrap: int = 0) -> list[Section]:
+            bootstrap: int = 0, influence: bool = False) -> list[Section]:
     """The report's sections for ``source`` (module docstring)."""
     if isinstance(source, Mapping):
         if sweep is not None:
             raise ValueError("pass sweep= only with a single Analysis; in a mapping give (analysis, sweep) pairs")
         out = []
         for name, item in source.items():
-            for sec in collect(item, split=split, seed=seed, bootstrap=bootstrap):
+            for sec in collect(item, split=split, seed=seed, bootstrap=bootstrap, influence=influence):
                 sec.name = str(name) if sec.name in ("", ".") else f"{name}/{sec.name}"
                 out.append(sec)
         if not out:
@@ -135,13 +139,14 @@ def collect(source: Source, *, sweep: Optional[Sweep] = None, split: str = "val"
         pair = {type(v): v for v in source}
         if len(source) != 2 or set(pair) != {Analysis, Sweep}:
             raise ValueError("a tuple source must be an (Analysis, Sweep) pair")
-        return collect(pair[Analysis], sweep=pair[Sweep], split=split, seed=seed, bootstrap=bootstrap)
+        return collect(pair[Analysis], sweep=pair[Sweep], split=split, seed=seed, bootstrap=bootstrap,
+                       influence=influence)
     if isinstance(source, Analysis):
         if sweep is None:
             raise ValueError("an Analysis source needs its sweep: write_report(analysis, out, sweep=sweep)")
         return [Section("", sweep, source, {}, [])]
     if isinstance(source, Sweep):
-        res, warned = _analysed(source, split, seed, bootstrap)
+        res, warned = _analysed(source, split, seed, bootstrap, influence)
         return [Section("", source, res, {}, warned)]
     if isinstance(source, (str, Path)):
         root = Path(source)
@@ -155,7 +160,7 @@ def collect(source: Source, *, sweep: Optional[Sweep] = None, split: str = "val"
             sw = read_sweep(d)
             name = "" if d == root else d.relative_to(root).as_posix()
             try:
-                res, warned = _analysed(sw, split, seed, bootstrap)
+                res, warned = _analysed(sw, split, seed, bootstrap, influence)
             except ValueError as e:
                 if len(dirs) == 1:
                     raise
