@@ -180,3 +180,21 @@ def test_fit_result_is_a_pytree():
     batch = jl.fit_batched(law, np.stack([p, p]), np.stack([y, y * 1.01]), inits=inits)
     again = jax.tree.map(np.asarray, batch)
     assert list(again.ok) == list(batch.ok) and again[1].objective == batch[1].objective
+
+
+def test_implicit_derivative_with_a_parameter_held_on_a_bound():
+    """y = a + b x with b <= 1 while the data's slope is 2: b stays on its bound (derivative 0) and
+    a = mean(y - x), so d a / d y_i = 1 / n exactly (the free block's implicit derivative)."""
+    line = Law("line", ("a", "b"), lambda th, x: th[0] + th[1] * x[:, 0], x_dim=1,
+               init_grid=lambda k, x, y: np.zeros((1, 2)))
+    x = np.linspace(0, 1, 10)[:, None]
+    y = 0.3 + 2.0 * x[:, 0] + 0.01 * np.cos(5 * x[:, 0])
+    starts = np.array([[0.0, 0.0], [1.0, 0.5]])
+    fit = lambda yy: jl.solve(line, x, yy, starts, objective=jl.squared(), bounds={"b": (None, 1.0)})  # noqa: E731
+    sol = fit(y)
+    np.testing.assert_allclose(float(sol.params[1]), 1.0, atol=1e-12)
+    np.testing.assert_allclose(float(sol.params[0]), np.mean(y - x[:, 0]), rtol=1e-6)  # the solver's tolerance
+    assert jl.RESULTS.name(sol.result) == "successful"
+    jac = np.asarray(jax.jacobian(lambda yy: fit(yy).params)(jnp.asarray(y)))
+    np.testing.assert_allclose(jac[0], np.full(10, 0.1), rtol=1e-9)
+    np.testing.assert_allclose(jac[1], 0.0, atol=1e-12)
