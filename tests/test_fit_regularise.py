@@ -77,7 +77,11 @@ def test_bounds_hold_on_a_batch_of_random_problems(rng):
     assert res.success.all()
     assert np.all(res.params[:, 0] >= -1.0) and np.all(res.params[:, 0] <= 0.5)
     assert np.all(np.abs(res.params[:, 2]) <= 0.5) and np.all(res.params[:, 3] <= 0.1)
-    assert res.at_bound[:, 2].all()      # the truth's t1 = -1.2 is outside [-0.5, 0.5]: every fit is on it
+    # the truth's t1 = -1.2 is outside [-0.5, 0.5], but only problem 1's constrained optimum is on the bound:
+    # SciPy's L-BFGS-B in the same box puts t1 at -0.4418 / -0.4340 for problems 0 / 2 (a reparametrised
+    # solver used to stall next to the bound there and report all three on it)
+    assert res.at_bound[:, 2].tolist() == [False, True, False]
+    np.testing.assert_allclose(res.params[[0, 2], 2], [-0.4418064, -0.4339880], atol=2e-6)
     assert not res.at_bound[:, 1].any()  # b has no bounds
 
 

@@ -18,7 +18,14 @@ Computed on the host in float64 at the returned parameters of every problem of a
 * **Distinct inputs**: the number of distinct rows of ``x`` among the fitting points; with ``k`` outputs a
   fit has ``k`` observations per distinct input.
 
-Flags (short strings, in this order): ``failed`` (no finite objective), ``not_converged``, ``saturated``
+* **Bounds**: a parameter on a bound is held there only if the objective's gradient points outwards (the
+  box's KKT condition). One on a bound whose gradient points *inwards* by more than the convergence
+  tolerance -- moving it alone into the box would still lower the objective by
+  :math:`\tfrac12 g_j^2 / H_{jj}` -- is an unfinished bounded fit: it is counted in the decrement (so the fit
+  is not converged) and flagged ``stuck_at_bound``.
+
+Flags (short strings, in this order): ``failed`` (no finite objective), ``not_converged``,
+``stuck_at_bound`` (a parameter on a bound that the objective would still move inwards), ``saturated``
 (distinct inputs x outputs <= free parameters: the law interpolates, nothing is left to test it),
 ``rank_deficient`` (the Jacobian at the optimum has rank < P: some parameter combinations are not
 determined by the data), ``constant_target`` (every fitted target equal: nothing to explain),
@@ -39,9 +46,10 @@ import jax.numpy as jnp
 import numpy as np
 
 from jaxlaws.fitting.objectives import Objective
+from jaxlaws.fitting.regularise import bound_side
 from jaxlaws.laws.base import Law
 
-FLAGS = ("failed", "not_converged", "saturated", "rank_deficient", "constant_target", "nonfinite_r2",
+FLAGS = ("failed", "not_converged", "stuck_at_bound", "saturated", "rank_deficient", "constant_target", "nonfinite_r2",
          "negative_r2")
 DECREMENT_RTOL = 1e-6
 ROUNDOFF_FACTOR = 100.0
@@ -64,18 +72,21 @@ class Diagnostics:
     constant_target: np.ndarray  # (B,) bool
     constant_reachable: np.ndarray  # (B,) bool: a constant prediction lies in the span of the Jacobian
     floor: np.ndarray         # (B,) the objective's round-off level (absolute tolerance of the tests)
+    stuck_at_bound: Any = None  # (B, P) bool: on a bound, yet the objective would still fall inwards
 
 
 def diagnose(law: Law, objective: Objective, params: np.ndarray, x: np.ndarray, y: np.ndarray,
              train: np.ndarray, fdtype: Any, weights: Any = None, penalty: Any = None,
-             active: Any = None) -> Diagnostics:
+             active: Any = None, box: Any = None) -> Diagnostics:
     r"""Diagnostics of fits ``params (B, P)`` of ``law`` to ``x (B, n, d)``, ``y (B, n[, k])`` on the points
     marked by ``train (B, n)``; ``fdtype`` is the precision the fit ran in (it sets the round-off floor).
 
     For a weighted, penalised or bounded fit: ``weights (B, n)`` multiply the objective's terms (and its IRLS
     weights), ``penalty`` (a resolved ``(lam, indices, center)``, :mod:`.regularise`) adds its residuals
-    :math:`\sqrt{\lambda W}(\theta_S - c)` as rows of weight 1, and the columns of parameters ``active
-    (B, P)`` at a bound are left out of the decrement (there the gradient only has to point outwards)."""
+    :math:`\sqrt{\lambda W}(\theta_S - c)` as rows of weight 1. With ``box`` (one ``(lo, hi)`` per parameter,
+    :mod:`.regularise`) a parameter on a bound is left out of the decrement when the gradient there points
+    outwards, and flagged ``stuck_at_bound`` when it points inwards by more than the tolerance (module
+    docstring). Without ``box``, the columns of ``active (B, P)`` are left out whatever the gradient."""
     params = np.asarray(params, np.float64)
     B, n = x.shape[:2]
     P = law.n_params
@@ -106,6 +117,11 @@ def diagnose(law: Law, objective: Objective, params: np.ndarray, x: np.ndarray, 
         r_dec = np.concatenate([r, pscale[:, None] * (theta[:, list(idx)] - center)], axis=1)
         jac_dec = np.concatenate([jac, rows], axis=1)
         w_dec = np.concatenate([w, np.ones((B, len(idx)))], axis=1)
+    grad = np.einsum("bnp,bn->bp", jac_dec, w_dec * r_dec)   # gradient of the objective in theta
+    hdiag = np.einsum("bnp,bn->bp", jac_dec ** 2, w_dec)
+    side = bound_side(theta, box) if box is not None else None
+    if side is not None:  # held by a bound only where the gradient pushes outwards (KKT)
+        active = ((side < 0) & (grad >= 0)) | ((side > 0) & (grad <= 0))
     if active is not None:
         jac_dec = np.where(np.asarray(active, bool)[:, None, :], 0.0, jac_dec)
 
@@ -126,6 +142,12 @@ def diagnose(law: Law, objective: Objective, params: np.ndarray, x: np.ndarray, 
     # round-off in a residual is ~eps * |target|; in the weighted residual sqrt(w) r it is sqrt(w) times that
     floor = 0.5 * np.sum(w, axis=1) * (ROUNDOFF_FACTOR * eps * scale) ** 2
     gradient_small = finite & np.isfinite(decrement) & (decrement <= DECREMENT_RTOL * f + floor)
+    stuck = np.zeros_like(theta, bool)
+    if side is not None:  # on a bound, gradient inwards, and moving that parameter alone would still pay
+        inward = ((side < 0) & (grad < 0)) | ((side > 0) & (grad > 0))
+        with np.errstate(divide="ignore", invalid="ignore"):
+            gain = np.where(hdiag > 0, 0.5 * grad ** 2 / hdiag, np.where(grad != 0, np.inf, 0.0))
+        stuck = finite[:, None] & inward & (gain > (DECREMENT_RTOL * f + floor)[:, None])
 
     n_distinct = np.array([len(np.unique(x[b][train[b]], axis=0)) for b in range(B)], int)
     saturated = n_distinct * k <= P
@@ -136,12 +158,13 @@ def diagnose(law: Law, objective: Objective, params: np.ndarray, x: np.ndarray, 
     return Diagnostics(decrement=np.where(finite, decrement, np.nan), gradient_small=gradient_small,
                        rank=np.where(finite, rank, 0), n_distinct=n_distinct,
                        identifiable=finite & (rank == P), saturated=saturated, constant_target=constant,
-                       constant_reachable=reach, floor=floor)
+                       constant_reachable=reach, floor=floor, stuck_at_bound=stuck)
 
 
 def flags_of(success: np.ndarray, converged: np.ndarray, saturated: np.ndarray, identifiable: np.ndarray,
              constant_target: np.ndarray, r2: np.ndarray,
-             constant_reachable: np.ndarray | None = None) -> np.ndarray:
+             constant_reachable: np.ndarray | None = None,
+             stuck_at_bound: np.ndarray | None = None) -> np.ndarray:
     """One tuple of flag strings per problem (``()`` when clean), as an object array ``(B,)``.
 
     ``negative_r2`` is raised only where the law could move towards a constant prediction
@@ -157,6 +180,8 @@ def flags_of(success: np.ndarray, converged: np.ndarray, saturated: np.ndarray, 
         else:
             if not converged[b]:
                 fl.append("not_converged")
+            if stuck_at_bound is not None and np.any(stuck_at_bound[b]):
+                fl.append("stuck_at_bound")
             if saturated is not None and saturated[b]:
                 fl.append("saturated")
             if identifiable is not None and not identifiable[b]:

@@ -24,12 +24,12 @@ from jaxlaws.fitting.covariance import of_fits
 from jaxlaws.fitting.diagnostics import diagnose, flags_of
 from jaxlaws.fitting.metrics import _batched_predict, mse_r2
 from jaxlaws.fitting.regularise import LAW
-from jaxlaws.fitting.objectives import Objective, huber
+from jaxlaws.fitting.objectives import Objective, squared
 from jaxlaws.fitting.result import FitError, FitResult
 from jaxlaws.fitting.solvers import LevenbergMarquardt
 from jaxlaws.fitting.solve import (  # noqa: F401  (re-exported: the screening lives with the search)
     AUTO, AUTO_MIN_INITS, AUTO_SCREEN, SCREEN_BLOCK_RANGE, SCREEN_CACHE, SELECTIONS, Config, Screen, _Weighted,
-    resolve_screen, screen_block, search,
+    bound_arrays, resolve_screen, screen_block, search, theta_bounds,
 )
 from jaxlaws.laws.base import Law, as_key
 
@@ -65,7 +65,8 @@ def fit(law: Law, x: Any, y: Any, *, inits: Any = None, key: Any = None,
         ``law.init_grid(key, x_fit, y_fit)`` on the fitting points. Inits outside ``bounds`` are clipped in.
       key: an int seed or a ``jax.random`` key, needed when the default grid draws random numbers.
       objective: :func:`jaxlaws.huber` or :func:`jaxlaws.squared`; default ``law.default_objective``
-        (Huber(1e-3) on log L for Chinchilla), else Huber(0.02) with sum reduction (the original's).
+        (Huber(1e-3) on log L for Chinchilla, the original's Huber(0.02) for the mixing laws), else least
+        squares (a law that declares no objective).
       solver: :class:`LevenbergMarquardt` (default), :class:`LBFGS` or :class:`Adam`.
       select: ``"trajectory"`` keeps each init's best point along its run (the original's rule);
         ``"final"`` its last point. The best init is the one with the lowest objective on the fitting
@@ -149,7 +150,7 @@ def fit_batched(law: Law, x: Any, y: Any, *, inits: Any = None, key: Any = None,
         law, inits, bounds, penalty = fix.free, fix.inits(inits), fix.bounds(bounds), fix.penalty(penalty)
     x = validate.named_x(law, x, batched=True)
     if objective is None:
-        objective = law.default_objective if law.default_objective is not None else huber(0.02)
+        objective = law.default_objective if law.default_objective is not None else squared()
     if not isinstance(objective, Objective):
         raise ValueError(f"objective must come from jaxlaws.huber(...) or jaxlaws.squared(), got {objective!r}")
     if select not in SELECTIONS:
@@ -203,11 +204,16 @@ def fit_batched(law: Law, x: Any, y: Any, *, inits: Any = None, key: Any = None,
             index = law.index if isinstance(solver, LevenbergMarquardt) else None
             if index is not None:
                 index_normal.check_index(law, x, inits)
-            program = _program(Config(law.predict, objective, solver, select, use_val,
-                                      None if screen is None else (screen.steps, screen.kept(n_init)), box, pen,
-                                      early_stopping, index, bool(init_objectives)))
+            bounded = theta_bounds(solver, box)  # LM holds the box in theta; other solvers reparametrise
+            reparam = None if bounded else box
+            cfg = Config(law.predict, objective, solver, select, use_val,
+                         None if screen is None else (screen.steps, screen.kept(n_init)), reparam,
+                         pen, early_stopping, index, bool(init_objectives), bounded)
+            program = _program(cfg)
             w_val = np.where(data.validation, data.weights, 0.0)
-            args = [np.asarray(a, fdtype) for a in (regularise.from_box(inits, box), x, y, w_fit, w_val)]
+            lo, hi = (np.broadcast_to(np.asarray(b, fdtype), (batch, law.n_params))  # per problem: chunked like x
+                      for b in bound_arrays(box, law.n_params, fdtype))
+            args = [np.asarray(a, fdtype) for a in (regularise.from_box(inits, reparam), x, y, w_fit, w_val, lo, hi)]
             shared_inits = inits.ndim == 2
             params, obj, v90, init_obj, score = _run_sharded(program, args, shared_inits,
                                                              budget=memory_budget)
@@ -219,8 +225,7 @@ def fit_batched(law: Law, x: Any, y: Any, *, inits: Any = None, key: Any = None,
         success = np.isfinite(obj) & np.all(np.isfinite(params), axis=1)
         params = np.where(success[:, None], params, np.nan)
         mse, r2 = mse_r2(law, params, x, y, train, fdtype)
-        diag = diagnose(law, objective, params, x, y, train, fdtype, weights=w_fit, penalty=pen,
-                        active=regularise.at_bound(params, box))
+        diag = diagnose(law, objective, params, x, y, train, fdtype, weights=w_fit, penalty=pen, box=box)
         if conv is None:  # stopped improving: over the last 10% of the run, by sqrt(eps) relative or round-off
             tol = np.sqrt(np.finfo(fdtype).eps)
             with np.errstate(invalid="ignore"):  # inf - inf for a problem whose every init diverged
@@ -239,7 +244,7 @@ def fit_batched(law: Law, x: Any, y: Any, *, inits: Any = None, key: Any = None,
                     decrement=diag.decrement, rank=diag.rank, n_distinct=diag.n_distinct,
                     identifiable=diag.identifiable, saturated=diag.saturated,
                     flags=flags_of(success, converged, diag.saturated, diag.identifiable,
-                                   diag.constant_target, r2, diag.constant_reachable),
+                                   diag.constant_target, r2, diag.constant_reachable, diag.stuck_at_bound),
                     validation_objective=val_obj, test_mae=test_mae, test_rmse=test_rmse, n_test=n_test,
                     bounds=box, penalty=pen, row_sum_error=row_err, normalized=bool(normalize), covariance=cov)
     return fix.result(res) if fixed else res
@@ -276,9 +281,9 @@ def _program(cfg: Config):
     problems, compiled once per static configuration: problems -> inits -> solver run. Two variants: inits
     shared by every problem, or one grid per problem."""
 
-    def one_problem(inits, x, y, w, wv):
-        u, value, v90, all_values, score = search(cfg, inits, x, y, w, wv)
+    def one_problem(inits, x, y, w, wv, lo, hi):
+        u, value, v90, all_values, score = search(cfg, inits, x, y, w, wv, bounds=(lo, hi))
         return regularise.to_box(u, cfg.box), value, v90, all_values, score
 
-    return (jax.jit(jax.vmap(one_problem, in_axes=(None, 0, 0, 0, 0))),
+    return (jax.jit(jax.vmap(one_problem, in_axes=(None, 0, 0, 0, 0, 0, 0))),
             jax.jit(jax.vmap(one_problem)))

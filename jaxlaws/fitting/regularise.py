@@ -7,7 +7,11 @@ an unconstrained :math:`u_j`, so every solver stays unconstrained:
    \theta = u \;\;(\text{no bounds}),\quad lo + \operatorname{softplus}(u) \;\;(lo \text{ only}),\quad
    hi - \operatorname{softplus}(-u) \;\;(hi \text{ only}),\quad lo + (hi - lo)\,\sigma(u) \;\;(\text{both}).
 
-Inits are clipped into the open box (a relative margin of ``1e-6``) and mapped to :math:`u` by the inverse.
+Inits are clipped into the open box (a relative margin of ``1e-7``, inside :func:`at_bound`'s tolerance, so an
+init on a bound that does not move is reported on it) and mapped to :math:`u` by the inverse.
+
+:class:`~jaxlaws.fitting.solvers.LevenbergMarquardt` (the default solver) does not reparametrise: it holds
+the box itself, by projected steps in :math:`\theta`, so the objective keeps its shape up to the bound.
 
 **Penalty.** :func:`ridge` adds :math:`\tfrac{\lambda}{2}\,W \sum_{j\in S} (\theta_j - c)^2` to the (weighted)
 robust objective :math:`\sum_n w_n \rho(r_n)`, where :math:`W = \sum_n w_n` is the total weight of the fitting
@@ -31,7 +35,7 @@ import numpy as np
 from jaxlaws.laws.base import Array, Law
 
 LAW = "law"  # sentinel: use the law's default bounds / penalty
-_MARGIN = 1e-6
+_MARGIN = 1e-7
 
 
 @dataclasses.dataclass(frozen=True)
@@ -162,11 +166,11 @@ def _inv_softplus(d: np.ndarray) -> np.ndarray:
     return d + np.log(-np.expm1(-d))
 
 
-def at_bound(theta: np.ndarray, box: Optional[BoxSpec], rtol: float = 1e-6) -> np.ndarray:
-    """Which entries of ``theta (..., P)`` sit on a bound (within ``rtol`` of the box's scale): there the
-    objective's gradient need not vanish, only point outwards."""
+def bound_side(theta: np.ndarray, box: Optional[BoxSpec], rtol: float = 1e-6) -> np.ndarray:
+    """``(..., P)`` ints: -1 where an entry of ``theta`` sits on its lower bound, +1 on its upper bound, 0
+    elsewhere (within ``rtol`` of the box's scale: the width of a finite box, else ``1 + |bound|``)."""
     theta = np.asarray(theta, np.float64)
-    out = np.zeros(theta.shape, bool)
+    out = np.zeros(theta.shape, np.int8)
     if box is None:
         return out
     for j, (lo, hi) in enumerate(box):
@@ -174,8 +178,14 @@ def at_bound(theta: np.ndarray, box: Optional[BoxSpec], rtol: float = 1e-6) -> n
             continue  # unbounded: never on a bound (inf <= rtol * inf would say it is)
         scale = (hi - lo) if math.isfinite(hi - lo) else 1.0 + abs(lo if math.isfinite(lo) else hi)
         t = theta[..., j]
-        out[..., j] = ((t - lo) <= rtol * scale) | ((hi - t) <= rtol * scale)
+        out[..., j] = np.where((t - lo) <= rtol * scale, -1, np.where((hi - t) <= rtol * scale, 1, 0))
     return out
+
+
+def at_bound(theta: np.ndarray, box: Optional[BoxSpec], rtol: float = 1e-6) -> np.ndarray:
+    """Which entries of ``theta (..., P)`` sit on a bound (:func:`bound_side`): there the objective's
+    gradient need not vanish, only point outwards."""
+    return bound_side(theta, box, rtol) != 0
 
 
 def penalty_residuals(theta: Array, spec: Optional[PenaltySpec], total_weight: Array) -> Array:

@@ -30,7 +30,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from jaxlaws.fitting import index_normal, regularise
-from jaxlaws.fitting.objectives import Objective, huber
+from jaxlaws.fitting.objectives import Objective, squared
 from jaxlaws.fitting.regularise import LAW
 from jaxlaws.fitting.solvers import LevenbergMarquardt
 from jaxlaws.laws.base import Law, SingleIndex
@@ -211,6 +211,9 @@ class Config:
     early: Optional[int] = None
     index: Optional[SingleIndex] = None
     keep_inits: bool = True
+    # bounds held by the solver in theta itself (LevenbergMarquardt's projected steps), their values passed at
+    # run time as ``bounds=(lo, hi)`` arrays (so new values do not recompile); then ``box`` is None
+    bounded: bool = False
 
 
 def _flat_weights(w: jax.Array, y: jax.Array) -> jax.Array:
@@ -229,8 +232,9 @@ def objective_fn(cfg: Config, u: jax.Array, x: jax.Array, y: jax.Array, w: jax.A
     return jnp.sum(wf * cfg.objective.rho(r)) + 0.5 * jnp.sum(s * s)
 
 
-def _one_init(cfg: Config, solver: Any, u0, x, y, w, wv):
-    """One init's run: its best point ``u``, objective there, the objective at 90% and the selection score."""
+def _one_init(cfg: Config, solver: Any, u0, x, y, w, wv, bounds=None):
+    """One init's run: its best point ``u``, objective there, the objective at 90% and the selection score.
+    ``bounds``: ``(lo, hi)`` arrays ``(P,)`` the solver holds ``theta`` in (``cfg.bounded``)."""
     wf, wvf = _flat_weights(w, y), _flat_weights(wv, y)
     total = jnp.sum(wf)
     wobj = _Weighted(cfg.objective, wf)
@@ -252,7 +256,10 @@ def _one_init(cfg: Config, solver: Any, u0, x, y, w, wv):
                                                 wf, total))
 
     def call(solver, u):
-        return solver(res, wobj, u) if structured is None else solver(res, wobj, u, normal=structured)
+        kw = {} if structured is None else dict(normal=structured)
+        if cfg.bounded:
+            kw.update(lower=bounds[0], upper=bounds[1])
+        return solver(res, wobj, u, **kw)
 
     def val_score(u):
         rv = jnp.where(wvf > 0, data_res(regularise.to_box(u, cfg.box)), 0.0)
@@ -282,12 +289,13 @@ def _one_init(cfg: Config, solver: Any, u0, x, y, w, wv):
     return u, value, v90, score
 
 
-def search(cfg: Config, inits_u, x, y, w, wv):
+def search(cfg: Config, inits_u, x, y, w, wv, bounds=None):
     """The multi-start search of one problem (no derivatives): ``inits_u (n_init, P)`` in unconstrained
-    coordinates -> ``(u_best, objective, value_at_90, init_objectives, score)``."""
+    coordinates -> ``(u_best, objective, value_at_90, init_objectives, score)``. ``bounds``: with
+    ``cfg.bounded``, the ``(lo, hi)`` arrays of the box."""
 
     def run(inits, solver, block=None):
-        f = functools.partial(_one_init, cfg, solver)
+        f = functools.partial(_one_init, cfg, solver, bounds=bounds)
         if block and inits.shape[0] > block:  # blocks of inits, one after the other: each block's arrays stay
             return jax.lax.map(lambda u: f(u, x, y, w, wv), inits, batch_size=block)  # in cache
         return jax.vmap(f, in_axes=(0, None, None, None, None))(inits, x, y, w, wv)
@@ -309,38 +317,54 @@ def search(cfg: Config, inits_u, x, y, w, wv):
     return u[best], value[best], v90[best], all_values, score[best]
 
 
+def _held_out(held: Optional[jax.Array], h: jax.Array, g: jax.Array) -> tuple[jax.Array, jax.Array]:
+    """The Hessian and gradient with the parameters ``held`` on a bound taken out: their rows and columns become
+    the identity (scaled like ``h``) and their gradient entries 0, so a Newton step or an implicit derivative
+    leaves them where they are (strict complementarity: a small change of the data keeps them on the bound)."""
+    if held is None:
+        return h, g
+    eye = jnp.eye(h.shape[0], dtype=h.dtype) * jnp.maximum(jnp.max(jnp.abs(h)), 1.0)
+    return jnp.where(held[:, None] | held[None, :], eye, h), jnp.where(held, 0.0, g)
+
+
 def _implicit(cfg: Config):
-    """``(u_star, x, y, w) -> u_star`` whose derivative w.r.t. the data is the implicit function theorem's."""
+    """``(u_star, held, x, y, w) -> u_star`` whose derivative w.r.t. the data is the implicit function
+    theorem's on the free parameters (those marked ``held``, a 0/1 mask of parameters on a bound, get 0).
+    The mask is an argument, not a closure: a custom derivative rule may not close over traced values."""
 
     grad_u = jax.grad(functools.partial(objective_fn, cfg))
 
     @jax.custom_jvp
-    def at_optimum(u_star, x, y, w):
+    def at_optimum(u_star, held, x, y, w):
         return u_star
 
     @at_optimum.defjvp
     def _jvp(primals, tangents):
-        u_star, x, y, w = primals
-        _, dx, dy, dw = tangents
+        u_star, held, x, y, w = primals
+        _, _, dx, dy, dw = tangents
         _, b = jax.jvp(lambda xx, yy, ww: grad_u(u_star, xx, yy, ww), (x, y, w), (dx, dy, dw))
-        h = jax.hessian(objective_fn, argnums=1)(cfg, u_star, x, y, w)
+        h, b = _held_out(held > 0.5, jax.hessian(objective_fn, argnums=1)(cfg, u_star, x, y, w), b)
         return u_star, -jnp.linalg.solve(h, b)
 
     return at_optimum
 
 
-def _core(cfg: Config, inits_u, x, y, w, wv) -> Solution:
+def _core(cfg: Config, inits_u, x, y, w, wv, bounds=None) -> Solution:
     """Search, then attach implicit derivatives and the checks at the optimum: one problem, traceable."""
     u_best, value, v90, all_values, score = search(cfg, jax.lax.stop_gradient(inits_u),
-                                                   *(jax.lax.stop_gradient(a) for a in (x, y, w, wv)))
+                                                   *(jax.lax.stop_gradient(a) for a in (x, y, w, wv)), bounds=bounds)
     finite = jnp.isfinite(value) & jnp.all(jnp.isfinite(u_best))
     u_safe = jnp.where(finite, u_best, jnp.zeros_like(u_best))
-    u = _implicit(cfg)(u_safe, x, y, w)
     # checks at the optimum (on the primal values only)
     sx, sy, sw = (jax.lax.stop_gradient(a) for a in (x, y, w))
     g = jax.grad(objective_fn, argnums=1)(cfg, u_safe, sx, sy, sw)
     h = jax.hessian(objective_fn, argnums=1)(cfg, u_safe, sx, sy, sw)
     h = 0.5 * (h + h.T)
+    held = jnp.zeros(u_safe.shape, bool)
+    if cfg.bounded:  # held on a bound (gradient outwards, the box's KKT condition): out of the checks
+        held = ((u_safe <= bounds[0]) & (g > 0)) | ((u_safe >= bounds[1]) & (g < 0))
+        h, g = _held_out(held, h, g)
+    u = _implicit(cfg)(u_safe, held.astype(u_safe.dtype), x, y, w)
     eig = jnp.linalg.eigvalsh(h)
     scale = jnp.maximum(jnp.max(jnp.abs(eig)), jnp.finfo(h.dtype).tiny)
     min_eig = eig[0] / scale
@@ -413,7 +437,7 @@ def solve(law: Law, x: Any, y: Any, inits: Any, *, objective: Optional[Objective
       y: ``(n,)`` targets, or ``(n, k)`` for a law with ``k`` outputs.
       inits: ``(n_init, P)`` starting parameters in ``law.param_names`` order (clipped into the bounds),
         e.g. ``law.init_grid(key, x, y)``.
-      objective: default ``law.default_objective``, else :func:`jaxlaws.huber` (0.02).
+      objective: default ``law.default_objective``, else least squares (:func:`jaxlaws.squared`).
       solver: default :class:`jaxlaws.LevenbergMarquardt` ().
       weights: ``(n,)`` non-negative point weights (default 1). Zero leaves a point out: pad ragged data
         with zero-weight points to keep shapes fixed under ``vmap``.
@@ -434,8 +458,8 @@ def solve(law: Law, x: Any, y: Any, inits: Any, *, objective: Optional[Objective
 
 
 @functools.partial(jax.jit, static_argnums=0)
-def _solve_jit(cfg: Config, inits, x, y, w, wv) -> Solution:
-    return _core(cfg, _box_from(inits, cfg.box), x, y, w, wv)
+def _solve_jit(cfg: Config, inits, x, y, w, wv, bounds=None) -> Solution:
+    return _core(cfg, _box_from(inits, cfg.box), x, y, w, wv, bounds)
 
 
 def prepare(law: Law, x: Any, y: Any, inits: Any, *, objective=None, solver=None, weights=None, validation=None,
@@ -444,7 +468,7 @@ def prepare(law: Law, x: Any, y: Any, inits: Any, *, objective=None, solver=None
     """Check shapes and resolve the static configuration: ``(Config, (inits, x, y, w, wv))`` as arrays of one
     floating dtype (that of the data, or the default float type). With ``batched`` the data carry a leading
     problem axis (``fit_batched``'s layout); nothing here reads array values, so tracers are welcome."""
-    objective = (law.default_objective if law.default_objective is not None else huber(0.02)) \
+    objective = (law.default_objective if law.default_objective is not None else squared()) \
         if objective is None else objective
     if not isinstance(objective, Objective):
         raise ValueError(f"objective must come from jaxlaws.huber(...) or jaxlaws.squared(), got {objective!r}")
@@ -491,8 +515,21 @@ def prepare(law: Law, x: Any, y: Any, inits: Any, *, objective=None, solver=None
     n_init = inits.shape[0]
     scr = resolve_screen(screen, n_init)
     index = law.index if isinstance(solver, LevenbergMarquardt) else None
+    bounded = theta_bounds(solver, box)
     cfg = Config(law.predict, objective, solver, select, validation is not None,
-                 None if scr is None else (scr.steps, scr.kept(n_init)), box, pen, early_stopping, index,
-                 bool(keep_inits))
+                 None if scr is None else (scr.steps, scr.kept(n_init)), None if bounded else box, pen,
+                 early_stopping, index, bool(keep_inits), bounded)
     del n
-    return cfg, (inits, x, y, w, wv)
+    return cfg, (inits, x, y, w, wv, bound_arrays(box, law.n_params, dtype) if bounded else None)
+
+
+def theta_bounds(solver: Any, box: Any) -> bool:
+    """Whether the solver holds the box itself, in theta (:class:`LevenbergMarquardt`'s projected steps), rather
+    than the box being imposed by reparametrisation (:mod:`.regularise`; the other solvers)."""
+    return box is not None and isinstance(solver, LevenbergMarquardt)
+
+
+def bound_arrays(box: Any, n_params: int, dtype: Any = float) -> tuple[jax.Array, jax.Array]:
+    """``(lo, hi)`` arrays ``(P,)`` of a resolved box (``-inf`` / ``inf`` for an open side, and without a box)."""
+    box = box if box is not None else ((-math.inf, math.inf),) * n_params
+    return tuple(jnp.asarray([b[k] for b in box], dtype) for k in (0, 1))

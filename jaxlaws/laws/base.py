@@ -67,7 +67,8 @@ class Law:
       design: for laws linear in their parameters, ``x -> X`` with ``predict == X @ params``; such laws
         are solved in closed form.
       default_objective: the :class:`jaxlaws.Objective` :func:`jaxlaws.fit` uses when none is given
-        (``None``: the engine's default, ``jaxlaws.huber(0.02)``), e.g. Huber(1e-3) on log L for Chinchilla.
+        (``None``: least squares, ``jaxlaws.squared()``), e.g. Huber(1e-3) on log L for Chinchilla, the
+        original's Huber(0.02) for the mixing laws.
       output_range: the open interval ``(lo, hi)`` every prediction lies in, whatever the parameters
         (e.g. ``(0, inf)`` for a law that is a sum of exponentials). The fitting engine refuses targets
         outside it: no parameters could fit them.

@@ -28,7 +28,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from jaxlaws.laws.base import Array, Law, SingleIndex
-from jaxlaws.laws.static import _check_m, _default_ridge, _named, mixture_inputs
+from jaxlaws.laws.static import _check_m, _default_ridge, _named, mixing_objective, mixture_inputs
 
 
 DML_RIDGE = 1e-7  # lam of dml's default ridge on t (see dml's docstring)
@@ -96,7 +96,7 @@ def dml(m: int) -> Law:
     return Law(f"dml({m})", ("c",) + ts, _dml_predict, x_dim=m, x_kind="simplex",
                init_grid=lambda key, x, y: dml_inits(x, y), exponents=ts, default_penalty=_default_ridge(DML_RIDGE),
                to_paper=functools.partial(_named, ("c", "k") + ts, dml_to_paper), index=DML_INDEX,
-               inputs=mixture_inputs(m))
+               inputs=mixture_inputs(m), default_objective=mixing_objective())
 
 
 def dml_to_paper(params: np.ndarray) -> np.ndarray:

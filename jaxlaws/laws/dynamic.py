@@ -15,7 +15,7 @@ import functools
 import jax.numpy as jnp
 
 from jaxlaws.laws.base import Array, Law
-from jaxlaws.laws.static import _check_m, mixture_inputs
+from jaxlaws.laws.static import _check_m, mixing_objective, mixture_inputs
 
 
 def _linear(name: str, names: tuple[str, ...], design, x_dim: int, x_kind: str, n_outputs: int = 1,
@@ -24,7 +24,8 @@ def _linear(name: str, names: tuple[str, ...], design, x_dim: int, x_kind: str, 
         return design(x) @ params
 
     return Law(name, names, predict, x_dim=x_dim, x_kind=x_kind, n_outputs=n_outputs, design=design,
-               inputs=mixture_inputs(x_dim) if inputs is None and x_kind == "simplex" else inputs)
+               inputs=mixture_inputs(x_dim) if inputs is None and x_kind == "simplex" else inputs,
+               default_objective=mixing_objective())
 
 
 def _reduced_linear(name: str, m: int) -> Law:

@@ -50,7 +50,7 @@ def static_two_group() -> Law:
                     np.linspace(-4.0, -0.5, 8), np.linspace(-2.0, 0.5, 6))
 
     return Law("static_two_group", ("c", "k", "b"), predict, x_dim=1, x_kind="unit", init_grid=init_grid,
-               inputs=("p",))
+               inputs=("p",), default_objective=mixing_objective())
 
 
 @functools.cache  # one Law per signature, so compiled fits are reused
@@ -68,7 +68,7 @@ def exp_two_group() -> Law:
         return grid(np.linspace(-2.4, -1.6, 11), np.linspace(-1.0, -0.1, 11))
 
     return Law("exp_two_group", ("k", "b"), predict, x_dim=1, x_kind="unit", init_grid=init_grid,
-               output_range=POSITIVE, inputs=("p",))
+               output_range=POSITIVE, inputs=("p",), default_objective=mixing_objective())
 
 
 def log_linear_inits(m: int, key: Array, own: Optional[int] = None, n_random: int = 30) -> np.ndarray:
@@ -181,7 +181,16 @@ def _log_linear(m: int, own: "Optional[int] | str") -> Law:
     return Law(f"log_linear({m})", names, _log_linear_predict, x_dim=m, x_kind="simplex",
                init_grid=init_grid, needs_key=True, output_range=POSITIVE, exponents=names[2:],
                default_penalty=_default_ridge(), to_paper=functools.partial(_named, paper, reduced_to_paper),
-               index=LOG_LINEAR_INDEX, inputs=mixture_inputs(m))
+               index=LOG_LINEAR_INDEX, inputs=mixture_inputs(m), default_objective=mixing_objective())
+
+
+def mixing_objective():
+    """The mixing laws' objective: the original's summed Huber(0.02) on the raw loss (HazyResearch/aioli
+    ``aioli/utils/mixing_law_fitting.py``), robust to the odd diverged run of a sweep. A law that declares no
+    objective is fitted by least squares instead."""
+    from jaxlaws.fitting.objectives import huber  # here, not at import: jaxlaws.fitting imports the laws
+
+    return huber(0.02)
 
 
 def _default_ridge(lam: float = DEFAULT_RIDGE):
@@ -213,7 +222,7 @@ def log_linear_paper(m: int) -> Law:
 
     names = ("c", "b") + tuple(f"A{j + 1}" for j in range(m))
     return Law(f"log_linear_paper({m})", names, PAPER_INDEX.predict, x_dim=m, x_kind="simplex", init_grid=init_grid,
-               index=PAPER_INDEX, inputs=mixture_inputs(m))
+               index=PAPER_INDEX, inputs=mixture_inputs(m), default_objective=mixing_objective())
 
 
 def reduced_to_paper(params: np.ndarray) -> np.ndarray:
