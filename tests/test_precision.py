@@ -74,3 +74,22 @@ def test_bad_dtype_is_refused(dtype):
     law, p, y, inits = _data()
     with pytest.raises(ValueError, match="dtype must be float32 or float64"):
         jl.fit(law, p, y, inits=inits, dtype=dtype)
+
+
+def test_fit_and_standard_errors_without_scipy():
+    """SciPy is not a dependency of jaxlaws (only of the dev/bench extras): a fit with its covariance and
+    intervals runs in a process where importing scipy fails."""
+    import subprocess
+    import sys
+
+    code = (
+        "import sys; sys.modules['scipy'] = None\n"
+        "import numpy as np, jaxlaws as jl\n"
+        "rng = np.random.default_rng(0); p = rng.dirichlet([1, 1], 14)\n"
+        "y = 1 + np.exp(-p[:, 0]) + 0.001 * rng.normal(size=14)\n"
+        "r = jl.fit(jl.laws.log_linear(2, own=0), p, y, key=0)\n"
+        "assert np.all(np.isfinite(r.stderr)); r.intervals(0.9)\n"
+        "assert 'scipy' not in {m.split('.')[0] for m, v in sys.modules.items() if v is not None}\n"
+        "print('ok')\n")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0 and out.stdout.strip().endswith("ok"), out.stderr[-2000:]

@@ -52,6 +52,7 @@ covariance is all NaN and ``info.singular`` is True -- nothing raises, so the fu
 from __future__ import annotations
 
 import math
+import statistics
 from collections.abc import Callable
 from typing import Any, NamedTuple
 
@@ -59,7 +60,6 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 from jax.scipy.special import ndtr as jax_ndtr
-from scipy.special import ndtr as scipy_ndtr
 
 from jaxlaws.fitting.objectives import Objective
 from jaxlaws.fitting.regularise import BoxSpec, PenaltySpec
@@ -68,6 +68,10 @@ from jaxlaws.laws.base import Array
 KINDS = ("auto", "classical", "sandwich")
 SINGULAR_RTOL = 1e-12   # eigenvalue of the unit-diagonal bread below which it counts as singular
 BOUND_RTOL = 1e-6       # as regularise.at_bound: within this fraction of the box's scale of a bound
+
+
+# the standard normal CDF on the host, float64, without SciPy (not a dependency of jaxlaws)
+_np_ndtr = np.vectorize(lambda v: 0.5 * math.erfc(-v / math.sqrt(2.0)), otypes=[np.float64])
 
 
 class CovarianceInfo(NamedTuple):
@@ -208,7 +212,7 @@ def _psi(obj: Objective, r: Any, use: Any, n_obs: Any, bandwidth: Any, xp: Any) 
     h = silverman(r, use, n_obs, xp) if isinstance(bandwidth, str) else xp.asarray(bandwidth, r.dtype)
     h = h[..., None] if xp.ndim(h) else h
     hs = xp.where(h > 0, h, 1.0)
-    ndtr = scipy_ndtr if xp is np else jax_ndtr
+    ndtr = _np_ndtr if xp is np else jax_ndtr
     smooth = ndtr((obj.delta - r) / hs) - ndtr((-obj.delta - r) / hs)
     return psi, xp.where(h > 0, smooth, (xp.abs(r) < obj.delta).astype(r.dtype))
 
@@ -276,9 +280,7 @@ def delta_method(fn: Callable[[Any], Any], theta: Any, cov: Any) -> tuple[Any, A
 
 def normal_quantile(p: float) -> float:
     """The standard normal quantile :math:`\\Phi^{-1}(p)` (e.g. 1.959964 for ``p = 0.975``)."""
-    from scipy.special import ndtri
-
-    return float(ndtri(p))
+    return statistics.NormalDist().inv_cdf(p)  # the standard library's: SciPy is not a dependency
 
 
 def propagate(g: Any, cov: Any) -> Array:
