@@ -2,8 +2,8 @@
 
 For each policy the compiled, vmapped training program of ``jaxlaws.train.methods`` is compiled once
 (warm-up segment), then timed on ``--steps`` steady-state steps (best of ``--repeats``), for ``--seeds`` runs
-trained together. Two baselines in the same run: the *static* loop of ``jaxlaws.train.step`` (what static
-sweeps use; the policy hook must not slow it: it is unchanged code) and ``Constant`` through the policy loop.
+trained together. Two baselines in the same run: the static sweeps' program (the constant mixer with the
+sweeps' sampler, through the same loop as every method) and ``Constant`` through a method's program.
 Aioli's and Skill-It's held-out probe evaluations are timed per call and amortised over their schedule.
 
     python benchmarks/bench_methods.py --groups code,literature --steps 40
@@ -32,6 +32,7 @@ def main() -> None:
     ap.add_argument("--seeds", type=int, default=1)
     ap.add_argument("--total-steps", type=int, default=1000)
     ap.add_argument("--out", default=None, help="append the markdown table to this file")
+    ap.add_argument("--methods", default="stratified,skillit,doremi,doge,aioli")
     args = ap.parse_args()
 
     from jaxlaws.train.cli import load_data
@@ -62,16 +63,17 @@ def main() -> None:
         return best
 
     rows = []
-    # the static loop (jaxlaws.train.step.make_run_until via the sweep programs)
+    # the static sweeps' program (the constant mixer, the sweeps' sampler)
     sp = _programs(cfg, m, __import__("jaxlaws.train.data", fromlist=["x"]).sample_batch, None)
+    sdata = MethodData(data.train)
     st = sp.init(jnp.stack([run_keys(s)[0] for s in seeds]))
     ps = jnp.full((len(seeds), m), 1.0 / m)
     dk = jnp.stack([run_keys(s)[1] for s in seeds])
-    st, ps = sp.train(st, ps, dk, data.train, n)  # compile + warm-up
+    st, ps = sp.train(st, ps, dk, sdata, n)  # compile + warm-up
     holder = {"st": st, "ps": ps}
 
     def static_step():
-        holder["st"], holder["ps"] = sp.train(holder["st"], holder["ps"], dk, data.train, n)
+        holder["st"], holder["ps"] = sp.train(holder["st"], holder["ps"], dk, sdata, n)
         return holder["st"].params
 
     t_static = timed(static_step) / args.steps
@@ -80,7 +82,7 @@ def main() -> None:
     ref = sp.init(jnp.stack([run_keys(s)[0] for s in seeds])).params
     extras = {"skillit": np.full((m, m), 0.1) + 0.3 * np.eye(m),
               "doremi": [jax.tree_util.tree_map(lambda x: x[i], ref) for i in range(len(seeds))]}
-    for method in ("stratified", "skillit", "doremi", "doge", "aioli"):
+    for method in args.methods.split(","):
         pol = make_policy(method, m, cfg)
         progs = _programs(cfg, m, None, None, pol)
         st = progs.init(jnp.stack([run_keys(s)[0] for s in seeds]))
@@ -100,10 +102,11 @@ def main() -> None:
         obs = len(pol.observe_steps())
         t_obs = 0.0
         if obs:
-            box["ps"], _ = progs.observe(box["st"].params, box["ps"], mdata.probe)
+            s0 = jnp.int32(pol.observe_steps()[0])
+            box["ps"], _ = progs.observe(box["st"].params, box["ps"], mdata.probe, s0)
 
             def ob():
-                box["ps"], l = progs.observe(box["st"].params, box["ps"], mdata.probe)
+                box["ps"], l = progs.observe(box["st"].params, box["ps"], mdata.probe, s0)
                 return l
 
             t_obs = timed(ob) * obs / args.total_steps

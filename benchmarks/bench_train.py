@@ -1,6 +1,6 @@
 """Training throughput on this machine, and a 9-run static sweep in one program vs one run after another.
 
-1. tokens/s of one run (jitted ``lax.scan`` of train steps) for the ``tiny`` and ``small`` presets;
+1. tokens/s of one run (the jitted training loop, constant mixer) for the ``tiny`` and ``small`` presets;
 2. steady-state (compiled) time per run-step of one run, of 9 runs in one fully vmapped program, and of 9 runs
    the way a sweep now trains them (``default_vmap_width`` runs vmapped per call, successive calls);
    evaluation time per run; compile time -- for two regimes: ``tiny`` at batch 8 x 128 (one run already keeps the 2 cores busy) and
@@ -50,9 +50,10 @@ def throughput(name: str, steps: int, batch_size: int) -> tuple[float, float]:
     import jax.numpy as jnp
 
     from jaxlaws.train import data as D
+    from jaxlaws.train.methods.base import Constant, MethodData, make_policy_run
     from jaxlaws.train.model import n_params, preset
     from jaxlaws.train.optim import OptimConfig, make_optimizer
-    from jaxlaws.train.step import ConstantPolicy, TrainData, init_state, make_run_steps, run_keys
+    from jaxlaws.train.step import TrainData, init_state, run_keys
 
     model = preset(name, vocab_size=D.BYTE_VOCAB_SIZE)
     groups = D.load_groups("bundled", names=["code", "literature"], seq_len=model.context)
@@ -61,11 +62,12 @@ def throughput(name: str, steps: int, batch_size: int) -> tuple[float, float]:
     opt = make_optimizer(OptimConfig(total_steps=1000, warmup_steps=10))
     ik, dk = run_keys(0)
     state = jax.jit(init_state, static_argnums=(0, 1))(model, opt, ik)
-    run = jax.jit(make_run_steps(model, opt, 2, batch_size, model.context, D.sample_batch), static_argnums=4)
-    p = ConstantPolicy().init(None, jnp.array([0.5, 0.5]))
-    jax.block_until_ready(run(state, p, dk, data, steps))  # compile
+    policy = Constant(2, model, OptimConfig(total_steps=1000, warmup_steps=10), batch_size, model.context, (0.5, 0.5))
+    run = jax.jit(make_policy_run(policy, opt, D.sample_batch))
+    p, data, n = policy.init(None), MethodData(data), jnp.int32(steps)
+    jax.block_until_ready(run(state, p, dk, data, n))  # compile
     t = time.perf_counter()
-    jax.block_until_ready(run(state, p, dk, data, steps))
+    jax.block_until_ready(run(state, p, dk, data, n))
     dt = time.perf_counter() - t
     return steps * batch_size * model.context / dt, n_params(state.params) / 1e6
 
@@ -76,10 +78,12 @@ def steady_state(regime: str, steps: int, reps: int = 3) -> dict:
     import jax.numpy as jnp
 
     from jaxlaws.train import data as D
+    from jaxlaws.train.methods.base import MethodData
     from jaxlaws.train.step import run_keys
     from jaxlaws.train.sweep import _programs, default_vmap_width
 
     cfg, data = _setup(regime, 10 * steps)
+    mdata = MethodData(data.train)
     out = {"auto_width": default_vmap_width(cfg)}
     for label, k, width in (("one run", 1, None), ("9 runs, full vmap", K, None),
                             ("9 runs, auto vmap width", K, out["auto_width"])):
@@ -90,10 +94,10 @@ def steady_state(regime: str, steps: int, reps: int = 3) -> dict:
                           jnp.full((size, 2), 0.5, jnp.float32)) for i in calls]
         dks = [jnp.stack([run_keys(s)[1] for s in range(i, i + size)]) for i in calls]
         nj = jnp.int32(steps)
-        train = lambda args: [progs.train(*a, dk, data.train, nj) for a, dk in zip(args, dks)]  # noqa: E731
+        train = lambda args: [progs.train(*a, dk, mdata, nj) for a, dk in zip(args, dks)]  # noqa: E731
         args = fresh()
         t = time.perf_counter()
-        jax.block_until_ready(progs.train.lower(*args[0], dks[0], data.train, nj).compile())
+        jax.block_until_ready(progs.train.lower(*args[0], dks[0], mdata, nj).compile())
         compile_s = time.perf_counter() - t
         jax.block_until_ready(train(args))  # warm-up
         best = np.inf

@@ -181,6 +181,21 @@ def test_doge_scores_weights_and_gradient_match_a_reference():
     np.testing.assert_allclose(np.asarray(new.m_hist[-1]), M, rtol=1e-3, atol=1e-9)
 
 
+def test_doge_validation_batches_are_random_draws():
+    """The original samples DoGE's validation batch at random from its pooled validation set; jaxlaws drew a
+    fixed exact allocation ([2, 1, 1] at m=3, val batch 4). Over 400 steps' keys the group of a window is drawn
+    with the split's token shares (frequencies within 5 standard errors) and the batch composition varies."""
+    pol = DoGE(m=2, model=MODEL, optim=CFG.optim, batch_size=8, seq_len=16, val_batch=4)
+    ctx = _ctx()
+    draw = jax.jit(jax.vmap(lambda k: pol.validation_batch(ctx._replace(key=k))[1]))
+    ids = np.asarray(draw(jax.random.split(jax.random.key(9), 400)))
+    lengths = np.asarray(DATA.val_windows.lengths, np.float64)
+    share = lengths / lengths.sum()
+    freq = np.bincount(ids.ravel(), minlength=2) / ids.size
+    assert np.abs(freq - share).max() < 5 * np.sqrt(share[0] * share[1] / ids.size), (freq, share)
+    assert len({tuple(np.bincount(r, minlength=2)) for r in ids}) >= 4     # not one fixed composition
+
+
 def test_original_skillit_graphs_load_and_wrong_shapes_are_refused(tmp_path):
     from tests.conftest import REF
     f = REF / "skillit_graphs" / "slimpj_arxiv_stackexchange_normalized_seed_0.json"
@@ -328,3 +343,16 @@ def test_a_damaged_method_result_is_named_and_trained_again(tmp_path):
     with pytest.warns(UserWarning, match=r"s__seed0\.json"):
         again = train_policy(pol, DATA, CFG, [0], tmp_path, run="s", method="stratified")
     np.testing.assert_array_equal(_frame(again)["loss"], _frame(first)["loss"])
+
+
+def test_cli_ema_none_is_aiolis_cumulative_update():
+    import argparse
+
+    from jaxlaws.train.methods.cli import add_method_args, hparams_from_args
+    p = argparse.ArgumentParser()
+    add_method_args(p)
+    for flag, want in (("none", None), ("0.3", 0.3)):
+        hp = hparams_from_args(p.parse_args(["--ema", flag]), "aioli", 2)
+        assert hp == {"ema": want}
+        assert make_policy("aioli", 2, CFG, **hp).mixer.hparams["ema"] == want
+    assert make_policy("aioli", 2, CFG).mixer.hparams["ema"] == 0.1    # the original's m=2 value

@@ -18,12 +18,11 @@ import pytest
 from jaxlaws.sweeps.io import read_sweep
 from jaxlaws.train import data as D
 from jaxlaws.train.evaluate import make_evaluate
+from jaxlaws.train.methods.base import Constant, MethodData, make_policy_run
 from jaxlaws.train.model import preset
 from jaxlaws.train.optim import OptimConfig, make_optimizer
-from jaxlaws.train.methods.base import Constant, MethodData, make_policy_run
 from jaxlaws.train.step import init_state, run_keys
-from jaxlaws.train.sweep import (TrainConfig, dynamic_specs, dynamic_sweep, prepare_data, run_sweep,
-                                 static_sweep)
+from jaxlaws.train.sweep import TrainConfig, dynamic_specs, dynamic_sweep, prepare_data, run_sweep, static_sweep
 
 GROUPS = D.synthetic_groups(2, overlap=0.3, seed=0, n_tokens=20_000, vocab_size=32)
 MODEL = preset("tiny", vocab_size=GROUPS.vocab_size, context=16, n_layers=1, d_model=32, n_heads=2, d_ff=64)

@@ -18,10 +18,15 @@ from pathlib import Path
 
 __all__ = ["add_method_args", "hparams_from_args", "register_compare", "method_command"]
 
+def _ema(text: str) -> float | str:
+    """``--ema``: a float, or ``none`` for the cumulative update."""
+    return "cumulative" if text.strip().lower() == "none" else float(text)
+
+
 # flag -> (hyper-parameter, type, methods it applies to)
 _HP_FLAGS = {
     "eta": ("eta", float, ("aioli", "skillit")),
-    "ema": ("ema", float, ("aioli",)),
+    "ema": ("ema", _ema, ("aioli",)),
     "lp_rounds": ("lp_rounds", int, ("aioli",)),
     "lp_steps": ("lp_steps", int, ("aioli",)),
     "update_steps": ("update_steps", int, ("aioli", "skillit")),
@@ -49,8 +54,10 @@ def add_method_args(p: argparse.ArgumentParser, compare: bool = False) -> None:
         p.add_argument("--graph-steps", type=int, default=None, help="steps of each one-hot graph run")
         p.add_argument("--reference-dir", default=None, help="DoReMi: work dir with a finished stratified run")
     for flag, (_, typ, which) in _HP_FLAGS.items():
+        extra = " comma-separated weights" if typ is str else " a float, or none: the cumulative update" \
+            if flag == "ema" else ""
         p.add_argument("--" + flag.replace("_", "-"), type=typ, default=None, dest=flag,
-                       help=f"({'/'.join(which)})" + (" comma-separated weights" if typ is str else ""))
+                       help=f"({'/'.join(which)})" + extra)
 
 
 def _base(method: str) -> str:
@@ -76,7 +83,7 @@ def hparams_from_args(args: argparse.Namespace, method: str, m: int, strict: boo
                 v = [float(x) for x in v.split(",")]
             except ValueError:
                 raise ValueError(f"--{flag.replace('_', '-')} must be {m} comma-separated numbers, got {v!r}") from None
-        hp[name] = v
+        hp[name] = None if v == "cumulative" else v   # --ema none: Aioli's cumulative update (ema=None)
     return hp
 
 

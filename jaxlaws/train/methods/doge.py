@@ -13,8 +13,8 @@ from __future__ import annotations
 
 import dataclasses
 import functools
-from typing import Any
 
+import jax
 import jax.numpy as jnp
 import numpy as np
 
@@ -46,10 +46,15 @@ class DoGE(Policy):
     def defaults(cls, m: int) -> dict:
         return dict(DOGE_DEFAULTS.get(m, {}))
 
-    def gradient(self, state: DoGEState, ctx: StepContext):
+    def validation_batch(self, ctx: StepContext) -> tuple[jax.Array, jax.Array]:
+        """``val_batch`` windows of the validation split, each group drawn with probability proportional to
+        its tokens there (the original's random draw from its pooled validation set)."""
         val = ctx.data.val
         p_val = val.lengths.astype(jnp.float32) / val.lengths.sum()
-        vin, vid = sample_mixture(ctx.key, val, p_val, False, self.mixer.hparams["val_batch"], self.seq_len)
+        return sample_mixture(ctx.key, val, p_val, False, self.mixer.hparams["val_batch"], self.seq_len)
+
+    def gradient(self, state: DoGEState, ctx: StepContext):
+        vin, vid = self.validation_batch(ctx)
         return mixing.doge_step(self.mixer, state, self.loss_fn, ctx.params, ctx.inputs, ctx.group_ids, vin, vid,
                                 self.lr(ctx.step))
 

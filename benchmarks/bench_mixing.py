@@ -1,0 +1,229 @@
+"""jaxlaws' trainer through ``jaxlaws.mixing`` vs the code before it, and tokens/s next to a hand-written loop.
+
+Two parts, one run:
+
+1. **Per-step cost, new vs old.** ``benchmarks/bench_methods.py`` of an old checkout (``--old``, made with
+   ``git worktree add /tmp/old <commit>``; it runs with ``PYTHONPATH`` set to that checkout) and of this tree
+   are run alternately, ``--rounds`` times each; every loop (the static sweeps' program and each method) keeps
+   its best ms per run-step over the rounds, and the ratio new / old is printed.
+2. **Tokens per second of one run** of the same model size: (a) jaxlaws' trainer program (the sweeps'
+   compiled, vmapped program, constant mixer, one run), (b) a minimal hand-written flax/optax loop (jaxlaws'
+   decoder and optimiser, ``jax.lax.scan`` over ``data.sample_batch``), (c) a PyTorch GPT-NeoX-like model of
+   the same size (parallel residual, rotary on 25 % of each head, GELU MLP, untied head; AdamW with
+   global-norm clip 1.0; random tokens; the original stack's architecture, ``torch`` CPU build). Best of
+   ``--repeats`` x ``--steps`` steps after a warm-up.
+
+    python benchmarks/bench_mixing.py --old /tmp/old --steps 30 --rounds 2
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+import re
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def methods_table(root: Path, args: argparse.Namespace) -> dict[str, float]:
+    """``{loop: ms per run-step}`` from ``bench_methods.py`` of the checkout ``root``."""
+    cmd = [sys.executable, str(root / "benchmarks" / "bench_methods.py"), "--steps", str(args.steps), "--repeats",
+           str(args.repeats), "--groups", args.groups]
+    env = {**os.environ, "PYTHONPATH": str(root)}
+    out = subprocess.run(cmd, cwd=root, env=env, capture_output=True, text=True, check=True).stdout
+    rows = {}
+    for line in out.splitlines():
+        m = re.match(r"\| ([^|]+?) \| ([0-9.]+) \|", line)
+        if m:
+            rows[m.group(1)] = float(m.group(2))
+    return rows
+
+
+def part_one(args: argparse.Namespace) -> str:
+    old, new = Path(args.old).resolve(), ROOT
+    best: dict[str, dict[str, float]] = {"old": {}, "new": {}}
+    for _ in range(args.rounds):
+        for label, root in (("old", old), ("new", new)):
+            for k, v in methods_table(root, args).items():
+                key = "static sweeps' program" if k.startswith("static loop") else k
+                best[label][key] = min(best[label].get(key, np.inf), v)
+    commit = subprocess.run(["git", "-C", str(old), "rev-parse", "--short", "HEAD"], capture_output=True,
+                            text=True).stdout.strip()
+    lines = [f"Per-step cost (ms per run-step, best of {args.rounds} alternating runs of bench_methods.py, each "
+             f"best of {args.repeats} x {args.steps} steps; old = commit {commit}); load average "
+             f"{os.getloadavg()[0]:.2f}.", "", "| loop | old | new | new / old |", "|---|---|---|---|"]
+    for k, v in best["old"].items():
+        if k in best["new"]:
+            lines.append(f"| {k} | {v:.2f} | {best['new'][k]:.2f} | {best['new'][k] / v:.3f} |")
+    return "\n".join(lines)
+
+
+def jax_rates(args: argparse.Namespace) -> tuple[dict[str, float], object]:
+    import jax
+    import jax.numpy as jnp
+
+    from jaxlaws.train import data as D
+    from jaxlaws.train.methods.base import MethodData
+    from jaxlaws.train.model import per_sample_loss, preset
+    from jaxlaws.train.optim import OptimConfig, make_optimizer
+    from jaxlaws.train.step import init_state, run_keys
+    from jaxlaws.train.sweep import TrainConfig, _programs, prepare_data
+
+    groups = D.load_groups("bundled", names=args.groups.split(","), seq_len=args.seq_len, batch_size=args.batch_size)
+    model = preset(args.preset, vocab_size=groups.vocab_size, context=args.seq_len)
+    cfg = TrainConfig(model, OptimConfig(total_steps=1000, warmup_steps=100, lr=2e-3), args.batch_size, args.seq_len)
+    data = prepare_data(groups, cfg, 8)
+    m, n, tokens = len(data.names), args.steps, args.steps * args.batch_size * args.seq_len
+
+    def best(fn) -> float:
+        jax.block_until_ready(fn())  # compile / warm up
+        times = []
+        for _ in range(args.repeats):
+            t = time.perf_counter()
+            jax.block_until_ready(fn())
+            times.append(time.perf_counter() - t)
+        return tokens / min(times)
+
+    progs = _programs(cfg, m, D.sample_batch, None)
+    box = {"st": progs.init(jnp.stack([run_keys(0)[0]])), "ps": jnp.full((1, m), 1.0 / m)}
+    dk, sdata = jnp.stack([run_keys(0)[1]]), MethodData(data.train)
+
+    def trainer():
+        box["st"], box["ps"] = progs.train(box["st"], box["ps"], dk, sdata, jnp.int32(n))
+        return box["st"].params
+
+    opt = make_optimizer(cfg.optim)
+    p = jnp.full((m,), 1.0 / m)
+
+    @jax.jit
+    def hand(state, key):
+        def step(st, s):
+            x, _ = D.sample_batch(jax.random.fold_in(key, s), data.train.tokens, data.train.starts,
+                                  data.train.lengths, p, args.batch_size, args.seq_len)
+            loss, g = jax.value_and_grad(lambda q: per_sample_loss(q, model, x).mean())(st.params)
+            upd, o = opt.update(g, st.opt_state, st.params)
+            return st._replace(params=jax.tree_util.tree_map(jnp.add, st.params, upd), opt_state=o,
+                               step=st.step + 1), loss
+        return jax.lax.scan(step, state, jnp.arange(n))[0]
+
+    hbox = {"st": init_state(model, opt, run_keys(0)[0])}
+
+    def hand_loop():
+        hbox["st"] = hand(hbox["st"], run_keys(0)[1])
+        return hbox["st"].params
+
+    return {"jaxlaws trainer (sweep program, constant mixer)": best(trainer),
+            "hand-written flax/optax loop (same decoder)": best(hand_loop)}, model
+
+
+def torch_rate(args: argparse.Namespace, mc) -> tuple[float, int]:
+    import torch
+    import torch.nn as tnn
+    import torch.nn.functional as F
+
+    torch.manual_seed(0)
+    hd, rot = mc.d_model // mc.n_heads, int(mc.d_model // mc.n_heads * mc.rotary_pct)
+    inv = 1.0 / (mc.rotary_base ** (torch.arange(0, rot, 2).float() / rot))
+    ang = torch.arange(args.seq_len).float()[:, None] * inv[None]
+    cos, sin = torch.cat([ang.cos()] * 2, -1)[None, None], torch.cat([ang.sin()] * 2, -1)[None, None]
+
+    def rotary(x):  # [B, H, T, hd], GPT-NeoX rotate-half on the first `rot` dims
+        r, rest = x[..., :rot], x[..., rot:]
+        half = torch.cat([-r[..., rot // 2:], r[..., :rot // 2]], -1)
+        return torch.cat([r * cos + half * sin, rest], -1)
+
+    class Block(tnn.Module):
+        def __init__(self):
+            super().__init__()
+            self.ln1, self.ln2 = tnn.LayerNorm(mc.d_model), tnn.LayerNorm(mc.d_model)
+            self.qkv, self.out = tnn.Linear(mc.d_model, 3 * mc.d_model), tnn.Linear(mc.d_model, mc.d_model)
+            self.fc1, self.fc2 = tnn.Linear(mc.d_model, mc.d_ff), tnn.Linear(mc.d_ff, mc.d_model)
+
+        def forward(self, x):
+            B, T, _ = x.shape
+            q, k, v = self.qkv(self.ln1(x)).view(B, T, 3, mc.n_heads, hd).permute(2, 0, 3, 1, 4)
+            a = F.scaled_dot_product_attention(rotary(q), rotary(k), v, is_causal=True)
+            a = self.out(a.transpose(1, 2).reshape(B, T, mc.d_model))
+            return x + a + self.fc2(F.gelu(self.fc1(self.ln2(x))))   # parallel residual
+
+    class NeoX(tnn.Module):
+        def __init__(self):
+            super().__init__()
+            self.emb = tnn.Embedding(mc.vocab_size, mc.d_model)
+            self.blocks = tnn.ModuleList([Block() for _ in range(mc.n_layers)])
+            self.ln, self.head = tnn.LayerNorm(mc.d_model), tnn.Linear(mc.d_model, mc.vocab_size, bias=False)
+
+        def forward(self, x):
+            h = self.emb(x)
+            for b in self.blocks:
+                h = b(h)
+            return self.head(self.ln(h))
+
+    model = NeoX()
+    opt = torch.optim.AdamW(model.parameters(), lr=2e-3, weight_decay=0.01)
+    batches = torch.randint(0, mc.vocab_size, (args.steps, args.batch_size, args.seq_len + 1))
+
+    def run():
+        for x in batches:
+            logits = model(x[:, :-1])
+            loss = F.cross_entropy(logits.reshape(-1, mc.vocab_size), x[:, 1:].reshape(-1))
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            tnn.utils.clip_grad_norm_(model.parameters(), 1.0)
+            opt.step()
+
+    run()
+    times = []
+    for _ in range(args.repeats):
+        t = time.perf_counter()
+        run()
+        times.append(time.perf_counter() - t)
+    n = sum(p.numel() for p in model.parameters())
+    return args.steps * args.batch_size * args.seq_len / min(times), n
+
+
+def part_two(args: argparse.Namespace) -> str:
+    import torch
+
+    rates, mc = jax_rates(args)
+    t_rate, n_torch = torch_rate(args, mc)
+    rates[f"PyTorch GPT-NeoX-like, same size ({n_torch / 1e6:.2f}M parameters, torch {torch.__version__}, "
+          f"{torch.get_num_threads()} threads)"] = t_rate
+    base = rates["hand-written flax/optax loop (same decoder)"]
+    lines = [f"Tokens per second, one run: preset {args.preset}, batch {args.batch_size} x {args.seq_len}, best of "
+             f"{args.repeats} x {args.steps} steps; load average {os.getloadavg()[0]:.2f}.", "",
+             "| loop | tokens/s | vs hand-written flax/optax |", "|---|---|---|"]
+    lines += [f"| {k} | {v:,.0f} | {v / base:.2f}x |" for k, v in rates.items()]
+    return "\n".join(lines)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--old", default=None, help="an old checkout (git worktree) to compare with; part 1 is "
+                                                "skipped without it")
+    ap.add_argument("--groups", default="code,literature")
+    ap.add_argument("--preset", default="tiny")
+    ap.add_argument("--batch-size", type=int, default=8)
+    ap.add_argument("--seq-len", type=int, default=128)
+    ap.add_argument("--steps", type=int, default=30)
+    ap.add_argument("--repeats", type=int, default=3)
+    ap.add_argument("--rounds", type=int, default=2)
+    ap.add_argument("--out", default=None, help="append the tables to this file")
+    args = ap.parse_args()
+    head = f"Machine: {platform.machine()} CPU ({os.cpu_count()} cores), Python {platform.python_version()}."
+    parts = [head] + ([part_one(args)] if args.old else []) + [part_two(args)]
+    print("\n\n".join(parts))
+    if args.out:  # appended for RESULTS.md
+        with Path(args.out).open("a") as f:
+            f.writelines(part + "\n\n" for part in parts)
+
+
+if __name__ == "__main__":
+    main()
