@@ -409,3 +409,23 @@ def test_paper_intervals_of_a_traceable_converter_batched():
     slo, shi = res.intervals(0.95, paper=True)["slope"]
     np.testing.assert_allclose(shi[:2] - slo[:2], 2 * z * 2 * 0.3, rtol=1e-12)
     assert np.isnan(lo[2]) and np.isnan(shi[2])
+
+
+def test_fit_of_a_multi_output_weighted_law_matches_stacked_wls():
+    """k = 2 outputs per point, weights per point: the covariance is stacked weighted least squares' (NumPy)."""
+    law = jl.laws.scaled_method(2)
+    rng = np.random.default_rng(21)
+    n = 15
+    F = rng.normal(size=(n, 2))
+    y = 0.5 * F + np.array([1.0, 2.0]) + 0.05 * rng.normal(size=(n, 2))
+    w = rng.uniform(0.5, 2, n)
+    res = jl.fit(law, F, y, objective=jl.squared(), weights=w)
+    X = np.zeros((2 * n, 3))
+    X[:, 0] = F.reshape(-1)
+    X[0::2, 1] = 1
+    X[1::2, 2] = 1
+    ww, yy = np.repeat(w, 2), y.reshape(-1)
+    beta = np.linalg.solve(X.T @ (ww[:, None] * X), X.T @ (ww * yy))
+    s2 = np.sum(ww * (yy - X @ beta) ** 2) / (2 * n - 3)
+    np.testing.assert_allclose(res.params, beta, rtol=1e-10)
+    np.testing.assert_allclose(res.covariance, s2 * np.linalg.inv(X.T @ (ww[:, None] * X)), rtol=1e-10)
