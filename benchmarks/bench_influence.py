@@ -148,6 +148,7 @@ def run(setting: str, h: float) -> dict:
                      "most_influential_run": runs[k], "influence": float(norm[k]),
                      "median_influence": float(np.median(norm)), "largest_loo_run": runs[kd],
                      "largest_loo_shift": float(np.abs(np.asarray(r.loo)[kd]).max()),
+                     "its_loo_results": sorted(set(int(c) for c in np.asarray(r.loo_result)[kd])),
                      "its_first_order_shift": float(np.abs(drop[:, kd]).max())})
     res.update(out)
     res["per_seed"] = rows
@@ -166,8 +167,8 @@ def main() -> None:
         r = run(setting, args.h)
         print(f"\n[{setting}, REAL bundle] law {r['law']}, {r['seeds']} seeds x {r['runs']} runs")
         print(f"  influence (all seeds): first call {r['influence_first_s']:.2f} s, "
-              f"warm {r['influence_warm_s']:.4f} s; finite differences with {r['fd_refits']} group refits (warm): {r['fd_s']:.2f} s -> "
-              f"{r['fd_s'] / r['influence_warm_s']:.0f}x")
+              f"warm {r['influence_warm_s']:.4f} s; finite differences with {r['fd_refits']} group refits (warm): "
+              f"{r['fd_s']:.2f} s -> {r['fd_s'] / r['influence_warm_s']:.0f}x")
         print(f"  implicit vs finite differences (h={args.h}): max rel. diff d/dloss {r['fd_rel_err_loss']:.1e}, "
               f"d/dweight {r['fd_rel_err_weight']:.1e}")
         print(f"  leave-one-out: exact shift up to {r['loo_max_shift']:.4f}; first-order error up to "

@@ -72,6 +72,7 @@ def _check_against_finite_differences(law, x, y, inits):
     # leaving each run out: the exact refit, against the reference refit with that run's weight 0
     loo = np.stack([f(y, np.where(np.arange(n) == r, 0.0, 1.0)) for r in range(n)]) - np.asarray(res.p)
     np.testing.assert_allclose(np.asarray(res.loo), loo, atol=1e-6)  # the solver stops at its tolerance
+    assert np.all(np.asarray(res.loo_result) == RESULTS.successful)
     np.testing.assert_allclose(d_loss.sum(axis=0), 0.0, atol=1e-10)  # the optimum stays on the simplex
     return res
 
@@ -88,6 +89,8 @@ def test_influence_m3_matches_finite_differences_of_refit_and_optimum():
         assert list(table.columns[:2]) == ["run", "dp_arxiv/dL_arxiv"] and len(table) == 10
         np.testing.assert_allclose(table["influence"], np.sqrt((np.asarray(res.d_loss) ** 2).sum(axis=(0, 2))))
         np.testing.assert_allclose(table["drop_dp_book"], -np.asarray(res.d_weight)[1])
+        np.testing.assert_allclose(table["loo_dp_book"], np.asarray(res.loo)[:, 1])
+        assert (table["loo_fit"] == "").all()
 
 
 @pytest.mark.slow

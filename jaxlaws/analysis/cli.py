@@ -177,9 +177,11 @@ def influence_summary(table) -> str:
     if table.empty:
         return "(no seed with unflagged static fits)"
     cols = ["seed", "run", "influence"] + [c for c in table.columns if c.startswith(("drop_dp_", "loo_dp_"))]
-    return (table[cols + ["fit_result"]].to_string(index=False) + "\ninfluence: |d p*/d (the run's losses)| "
+    cols += [c for c in ("loo_fit", "fit_result") if c in table.columns]
+    return (table[cols].to_string(index=False) + "\ninfluence: |d p*/d (the run's losses)| "
             "(Frobenius norm; a loss 0.01 higher moves p* by up to 0.01 x influence); drop_dp_<g>: how p*_<g> "
-            "moves, to first order, if the run is left out; loo_dp_<g>: the same by refitting without the run; "
+            "moves, to first order, if the run is left out; loo_dp_<g>: the same by refitting without the run "
+            "(loo_fit names refits that are not regular); "
             "every d p*_<g>/d L_<h> is in static_influence.csv")
 
 

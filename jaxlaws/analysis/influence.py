@@ -39,7 +39,8 @@ Array = jax.Array
 
 
 @functools.partial(jax.tree_util.register_dataclass,
-                   data_fields=["p", "d_loss", "d_weight", "loo", "params", "fit_result", "optimum"], meta_fields=[])
+                   data_fields=["p", "d_loss", "d_weight", "loo", "loo_result", "params", "fit_result",
+                                "optimum"], meta_fields=[])
 @dataclasses.dataclass(frozen=True)
 class Influence:
     r"""What :func:`influence` returns: a pytree of arrays (leading axes added by ``vmap``, e.g. seeds).
@@ -54,6 +55,8 @@ class Influence:
         :math:`w_r = 0` from the same starts; forward only), or ``(0, m)`` with ``leave_one_out=False``. With
         few runs per parameter, leaving one out is no small perturbation and the first-order shift can be far
         off: compare the two.
+      loo_result: ``(n, m)`` int32 :class:`jaxlaws.RESULTS` code of each group's refit without run ``r``
+        (e.g. ``singular_hessian`` where the remaining runs no longer determine the law).
       params: ``(m, P)`` the refitted law per group.
       fit_result: ``(m,)`` int32 :class:`jaxlaws.RESULTS` code of each group's fit (the derivatives need
         ``successful``: a regular Hessian).
@@ -64,6 +67,7 @@ class Influence:
     d_loss: Array
     d_weight: Array
     loo: Array
+    loo_result: Array
     params: Array
     fit_result: Array
     optimum: OptimumResult
@@ -78,7 +82,8 @@ class Influence:
         """One row per run (unbatched results only): ``run``, ``dp_<g>/dL_<h>`` for every pair of groups
         (share of ``g`` in the optimum per unit of group ``h``'s loss in the run), ``drop_dp_<g>`` (the
         first-order shift of the optimum's share of ``g`` when the run is left out), ``loo_dp_<g>`` (the exact
-        shift, when computed) and ``influence`` (the Frobenius norm over the ``dp/dL`` entries)."""
+        shift, when computed, and ``loo_fit``: ``""`` or the groups whose refit without the run is not
+        ``successful``) and ``influence`` (the Frobenius norm over the ``dp/dL`` entries)."""
         d_loss, d_weight = np.asarray(self.d_loss, np.float64), np.asarray(self.d_weight, np.float64)
         if d_loss.ndim != 3:
             raise ValueError(f"to_frame needs one result (d_loss (m, n, m)), got d_loss of shape {d_loss.shape}; "
@@ -100,6 +105,11 @@ class Influence:
         if loo.shape == (n, m):
             for j, g in enumerate(groups):
                 out[f"loo_dp_{g}"] = loo[:, j]
+            from jaxlaws.fitting.solve import RESULTS
+
+            codes = np.asarray(self.loo_result)
+            out["loo_fit"] = ["; ".join(f"{g}: {RESULTS.name(c)}" for g, c in zip(groups, row)
+                                        if c != RESULTS.successful) for row in codes]
         out["influence"] = np.asarray(self.norm, np.float64)
         return out
 
@@ -203,11 +213,12 @@ def _influence(law, opts, steps, newton, leave_one_out, x, y, inits, w, v) -> In
     n = y.shape[0]
     if leave_one_out:  # each run's weight set to 0 in turn, all refits in one vmap (no derivatives)
         drop = jax.lax.stop_gradient(w[None, :] * (1.0 - jnp.eye(n, dtype=w.dtype)))
-        loo = jax.vmap(lambda ww: optimum(jax.lax.stop_gradient(y), ww)[0])(drop) - p
+        p_loo, (_, loo_result, _) = jax.vmap(lambda ww: optimum(jax.lax.stop_gradient(y), ww))(drop)
+        loo = p_loo - p
     else:
-        loo = jnp.zeros((0, m), p.dtype)
-    return Influence(p=p, d_loss=d_loss, d_weight=d_weight, loo=loo, params=params, fit_result=result,
-                     optimum=opt)
+        loo, loo_result = jnp.zeros((0, m), p.dtype), jnp.zeros((0, m), result.dtype)
+    return Influence(p=p, d_loss=d_loss, d_weight=d_weight, loo=loo, loo_result=loo_result, params=params,
+                     fit_result=result, optimum=opt)
 
 
 def sweep_influence(sweep: Any, fits: Any, *, split: str = "val", include_flagged: bool = False,

@@ -120,7 +120,8 @@ def _section_html(sec: Section, slug: str, figs: list[ReportFigure], pngs: dict[
         parts += ["<h3>Predicted optimal mixture</h3>", H.table(a.optimum)]
     if getattr(a, "influence", None) is not None and not a.influence.empty:
         cols = ["seed", "run", "influence"] + [c for c in a.influence.columns
-                                                if c.startswith(("drop_dp_", "loo_dp_"))] + ["fit_result"]
+                                                if c.startswith(("drop_dp_", "loo_dp_"))]
+        cols += [c for c in ("loo_fit", "fit_result") if c in a.influence.columns]
         parts += ["<h3>Influence of each run on the predicted optimum</h3>",
                   "<p>influence: the norm of d p*/d (the run's losses); drop_dp: the first-order shift of the optimum "
                   "if the run is left out, loo_dp: the same by refitting without it (all derivatives in "
