@@ -190,3 +190,16 @@ def test_fixed_in_fit_fit_batched_cross_validate_bootstrap_and_fit_frame():
     assert frame.labels == ("a", "b") and not frame.skipped
     np.testing.assert_allclose(frame["a"].params, res.params, rtol=1e-7, atol=1e-9)
     np.testing.assert_allclose(frame["b"].params, three.params, rtol=1e-7, atol=1e-9)
+
+
+def test_bootstrap_counts_only_the_free_parameters():
+    """3 points, dml(3) with c fixed: 3 free parameters, so a resample is fittable when it draws all 3 points
+    (it is redrawn until then); the 4-parameter law could not be bootstrapped at all."""
+    x, y = dml_data(5, n=3)
+    law = jl.laws.dml(3)
+    with pytest.raises(ValueError, match="fewer than 4 points"):
+        jl.bootstrap(law, x, y, 3, key=0)
+    boot = jl.bootstrap(law, x, y, 3, key=0, fixed={"c": 2.1}, objective=jl.squared(), penalty=None)
+    assert np.all(boot.counts == 1) and boot.n_redrawn > 0       # each kept resample is a permutation
+    assert np.all(boot.params[:, 0] == 2.1)
+    np.testing.assert_allclose(boot.params, np.broadcast_to(boot.estimate.params, (3, 4)), rtol=1e-6, atol=1e-8)

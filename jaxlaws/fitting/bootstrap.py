@@ -22,7 +22,7 @@ from typing import Any, Callable, Optional
 import jax
 import numpy as np
 
-from jaxlaws.fitting import validate
+from jaxlaws.fitting import fixed as fixing, validate
 from jaxlaws.fitting.cv import batch_inputs
 from jaxlaws.fitting.engine import fit_batched
 from jaxlaws.fitting.result import FitResult
@@ -167,7 +167,8 @@ def bootstrap(law: Law, x: Any, y: Any, n: int = 200, *, key: Any, level: float 
     w = np.ones((B, npts)) if weights is None else np.broadcast_to(validate.as_float_array("weights", weights),
                                                                    (B, npts))
     k = as_key(key)
-    need = -(-law.n_params // law.n_outputs)   # distinct points a resample needs to be fittable
+    free = fixing.fix(law, fit_kwargs["fixed"]) if fit_kwargs.get("fixed") else law   # fixed ones are not fitted
+    need = -(-free.n_params // law.n_outputs)   # distinct points a resample needs to be fittable
     if paired:
         common = np.all(w > 0, axis=0)[None]
         counts, redrawn = _fittable(jax.random.fold_in(k, 1), resample_counts(jax.random.fold_in(k, 1), n, common),
