@@ -143,7 +143,10 @@ def analyse(sweep: Sweep, *, split: str = "val", static_step: Optional[int] = No
         result.optimum = _optimum(result.static, sweep.groups, "two_group" if sweep.m == 2 else "log_linear",
                                   include_flagged)
         if influence:
-            result.influence = sweep_influence(sweep, result.static, split=split, include_flagged=include_flagged)
+            try:
+                result.influence = sweep_influence(sweep, result.static, split=split, include_flagged=include_flagged)
+            except ValueError as e:  # the influence is an extra: it must not cost the user the analysis
+                warnings.warn(f"no influence table: {e}", stacklevel=2)
         if bootstrap:
             result.bootstrap = bootstrap_static(sweep, result.static, bootstrap, level=level, seed=seed,
                                                 split=split)
