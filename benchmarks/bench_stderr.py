@@ -17,7 +17,7 @@ Cases:
 * **log_linear(3), least squares, synthetic**: one data set of 30 mixtures; covariance vs bootstrap vs the
   Monte-Carlo spread over ``--sims`` data sets, and interval coverage.
 
-Timing: the covariance (jit-compiled, first call and warm median of 5) against the bootstrap
+Timing: the covariance (jit-compiled, first call and warm median of 50) against the bootstrap
 (``jaxlaws.bootstrap``, first call and a second, warm call), same process, ratio printed.
 
 Run: ``nice -n 19 python benchmarks/bench_stderr.py`` (about 2-3 minutes on 2 cores). Writes
@@ -100,7 +100,7 @@ def chinchilla(a) -> list[str]:
     names = law.param_names
     with jax.enable_x64(True):
         one, _ = _cov_fn(law, x, y, obj)
-        (cov, sing), t_first, t_warm = timed(lambda: _block(one(jnp.asarray(theta), x, y)), repeat=5)
+        (cov, sing), t_first, t_warm = timed(lambda: _block(one(jnp.asarray(theta), x, y)), repeat=50)
         cov = np.asarray(cov)
         cov_h0 = np.asarray(_cov_fn(law, x, y, obj, bandwidth=0.0)[0](theta, x, y)[0])
         cov_eq = np.asarray(_cov_fn(law, x, y, obj, "classical")[0](theta, x, y)[0])
@@ -223,7 +223,7 @@ def log_linear3(a) -> list[str]:
     theta = np.asarray(res.params)
     with jax.enable_x64(True):
         one, many = _cov_fn(law, xs[0], ys[0], obj)
-        (cov, _), t_first, t_warm = timed(lambda: _block(one(theta, xs[0], ys[0])), repeat=5)
+        (cov, _), t_first, t_warm = timed(lambda: _block(one(theta, xs[0], ys[0])), repeat=50)
     boot_kw = dict(objective=obj, penalty=None, inits=theta[None], solver=jl.LevenbergMarquardt(steps=200),
                    level=0.95)
     boot, b_first, _ = timed(lambda: jl.bootstrap(law, xs[0], ys[0], n=a.resamples, key=0, **boot_kw))
