@@ -254,3 +254,12 @@ def test_bad_signals_are_a_clear_error(make, signals, match):
 def test_bad_constructor_input_is_a_clear_error(call, match):
     with pytest.raises(ValueError, match=match):
         call()
+
+
+def test_mixing_is_model_agnostic():
+    """``jaxlaws.mixing`` imports neither jaxlaws' trainer nor flax (it works with any model)."""
+    import subprocess
+    import sys
+    code = ("import sys, jaxlaws.mixing; bad = [m for m in sys.modules if m.startswith(('flax', 'jaxlaws.train'))]; "
+            "print(bad); assert not bad")
+    subprocess.run([sys.executable, "-c", code], check=True, cwd=README.parent)
