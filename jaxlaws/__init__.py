@@ -17,6 +17,7 @@ from jaxlaws.fitting import (
     RESULTS,
     Adam,
     BootstrapResult,
+    CovarianceInfo,
     CVResult,
     FitError,
     FitInputError,
@@ -30,7 +31,9 @@ from jaxlaws.fitting import (
     Solution,
     bootstrap,
     choose_c,
+    covariance,
     cross_validate,
+    delta_method,
     fit,
     fit_batched,
     fit_frame,
@@ -47,25 +50,37 @@ from jaxlaws.fitting import (
 
 __version__ = "0.1.0"
 
+# JAX's persistent compilation cache in ~/.cache/jaxlaws/jax, so a new process reuses compiled fits; left alone
+# when the user configured a cache, off with JAXLAWS_CACHE=0 (jaxlaws.fitting.execute.enable_compilation_cache).
+from jaxlaws.fitting.execute import enable_compilation_cache as _enable_cache  # noqa: E402
+
+COMPILATION_CACHE = _enable_cache()
+
 __all__ = [
     "analysis", "laws", "sweeps", "LBFGS", "Adam", "FitError", "FitInputError", "FitResult",
     "LevenbergMarquardt", "LinearFit", "Objective", "Screen",
     "choose_c", "fit", "fit_batched", "fit_static_two_stage", "huber", "lstsq", "mse", "r2", "squared",
     "FrameFit", "fit_frame",
-    "RESULTS", "Solution", "solve",
+    "RESULTS", "Solution", "solve", "CovarianceInfo", "covariance", "delta_method", "influence", "Influence",
+    "optimal_mixture",
     "BootstrapResult", "CVResult", "Penalty", "bootstrap", "cross_validate", "fold_ids", "ridge",
 ]
 
 # Imported on first use: jaxlaws.analysis and jaxlaws.sweeps work on pandas tables (pandas and pyarrow take
 # longer to import than the fitting engine); jaxlaws.train needs flax.
-_LAZY = ("analysis", "sweeps", "train")
+_LAZY = ("analysis", "sweeps", "train", "mixing")
+# names of lazily imported modules, re-exported at the top level
+_LAZY_NAMES = {"influence": "jaxlaws.analysis.influence", "Influence": "jaxlaws.analysis.influence",
+               "optimal_mixture": "jaxlaws.analysis.optimum"}
 
 
 def __getattr__(name: str) -> Any:
     if name in _LAZY:
         return importlib.import_module(f"jaxlaws.{name}")
+    if name in _LAZY_NAMES:
+        return getattr(importlib.import_module(_LAZY_NAMES[name]), name)
     raise AttributeError(f"module 'jaxlaws' has no attribute {name!r}")
 
 
 def __dir__() -> list[str]:
-    return sorted(set(globals()) | set(_LAZY))
+    return sorted(set(globals()) | set(_LAZY) | set(_LAZY_NAMES))

@@ -47,13 +47,15 @@ def test_solution_is_a_pytree_of_arrays():
     law, p, y, inits, _ = _static3()
     sol = jl.solve(law, p, y, inits)
     leaves = jax.tree_util.tree_leaves(sol)
-    assert len(leaves) == 9 and all(isinstance(v, jax.Array) for v in leaves)
+    assert len(leaves) == 10 and all(isinstance(v, jax.Array) for v in leaves)
     assert sol.params.shape == (4,) and sol.init_objectives.shape == (96,)
     assert jl.RESULTS.name(sol.result) == "successful"
     # the same optimum as the host-side fit from the same inits (its objective: same penalised function)
     res = jl.fit(law, p, y, inits=inits)
     np.testing.assert_allclose(np.asarray(sol.params), res.params, rtol=1e-7, atol=1e-9)
     np.testing.assert_allclose(float(sol.objective), float(res.objective), rtol=1e-9)
+    # the same standard errors as the host-side fit's covariance (Huber sandwich at the optimum)
+    np.testing.assert_allclose(np.sqrt(np.diag(np.asarray(sol.covariance))), res.stderr, rtol=1e-5)
 
 
 def test_jit_vmap_over_data_sets_equals_separate_fits():

@@ -30,6 +30,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from jaxlaws.fitting import index_normal, regularise
+from jaxlaws.fitting.covariance import covariance
 from jaxlaws.fitting.objectives import Objective, squared
 from jaxlaws.fitting.regularise import LAW
 from jaxlaws.fitting.solvers import LevenbergMarquardt
@@ -126,7 +127,7 @@ class RESULTS:
 
 @functools.partial(jax.tree_util.register_dataclass,
                    data_fields=["params", "objective", "init_objectives", "value_at_90", "score", "result",
-                                "decrement", "grad_norm", "hessian_min_eig"],
+                                "decrement", "grad_norm", "hessian_min_eig", "covariance"],
                    meta_fields=[])
 @dataclasses.dataclass(frozen=True)
 class Solution:
@@ -145,6 +146,9 @@ class Solution:
       grad_norm: ``()`` :math:`\lVert\nabla_u F\rVert_2` at the optimum.
       hessian_min_eig: ``()`` the smallest eigenvalue of :math:`\nabla^2_{uu}F` divided by the largest
         absolute one (<= ``1e-10`` or negative: singular / indefinite).
+      covariance: ``(P, P)`` the covariance of ``params`` at the optimum (:func:`jaxlaws.covariance`:
+        Gauss-Newton for least squares, the sandwich for Huber); NaN rows and columns for parameters on a
+        bound, all NaN where it is undefined (singular, too few points).
     """
 
     params: jax.Array
@@ -156,6 +160,7 @@ class Solution:
     decrement: jax.Array
     grad_norm: jax.Array
     hessian_min_eig: jax.Array
+    covariance: jax.Array
 
     @property
     def successful(self) -> jax.Array:
@@ -381,9 +386,12 @@ def _core(cfg: Config, inits_u, x, y, w, wv, bounds=None) -> Solution:
                        jnp.where(singular, RESULTS.singular_hessian,
                                  jnp.where(unconverged, RESULTS.not_converged, RESULTS.successful)))
     theta = jnp.where(finite, regularise.to_box(u, cfg.box), jnp.nan)
+    cov, _ = covariance(cfg.predict, regularise.to_box(u_safe, cfg.box), sx, sy, sw, cfg.objective, cfg.pen,
+                        cfg.box)
+    cov = jnp.where(finite & ~(held[:, None] | held[None, :]), cov, jnp.nan)  # held on a bound: no variance
     return Solution(params=theta, objective=value, init_objectives=all_values, value_at_90=v90, score=score,
                     result=jnp.asarray(result, jnp.int32), decrement=decrement,
-                    grad_norm=jnp.linalg.norm(g), hessian_min_eig=min_eig)
+                    grad_norm=jnp.linalg.norm(g), hessian_min_eig=min_eig, covariance=cov)
 
 
 # --------------------------------------------------------------------------- the public verb
