@@ -49,11 +49,12 @@ def methods_table(root: Path, args: argparse.Namespace) -> dict[str, float]:
 def part_one(args: argparse.Namespace) -> str:
     old, new = Path(args.old).resolve(), ROOT
     best: dict[str, dict[str, float]] = {"old": {}, "new": {}}
-    for _ in range(args.rounds):
+    for r in range(args.rounds):
         for label, root in (("old", old), ("new", new)):
             for k, v in methods_table(root, args).items():
                 key = "static sweeps' program" if k.startswith("static loop") else k
                 best[label][key] = min(best[label].get(key, np.inf), v)
+            print(f"round {r + 1}, {label}: {best[label]}", flush=True)  # progress (a long part)
     commit = subprocess.run(["git", "-C", str(old), "rev-parse", "--short", "HEAD"], capture_output=True,
                             text=True).stdout.strip()
     lines = [f"Per-step cost (ms per run-step, best of {args.rounds} alternating runs of bench_methods.py, each "
@@ -218,7 +219,10 @@ def main() -> None:
     ap.add_argument("--out", default=None, help="append the tables to this file")
     args = ap.parse_args()
     head = f"Machine: {platform.machine()} CPU ({os.cpu_count()} cores), Python {platform.python_version()}."
-    parts = [head] + ([part_one(args)] if args.old else []) + [part_two(args)]
+    parts = [head, part_two(args)]
+    print(parts[1], flush=True)
+    if args.old:
+        parts.append(part_one(args))
     print("\n\n".join(parts))
     if args.out:  # appended for RESULTS.md
         with Path(args.out).open("a") as f:
