@@ -127,3 +127,20 @@ def test_influence_vmaps_over_seeds_and_checks_inputs():
             influence(log_linear(4), x, y, inits)
         with pytest.raises(ValueError, match="weights must be"):
             influence(law, x, y, inits, weights=np.ones(5))
+
+
+@pytest.mark.slow
+def test_leave_one_out_refit_that_loses_identifiability_is_named():
+    # three mixtures for the three parameters of the own-share law: without any one run a group's law is not
+    # determined (two points, three parameters), its refit has a singular Hessian, and the table says so
+    law = static_two_group()
+    with jax.enable_x64(True):
+        theta = _truth("arxiv_stackexchange", ("arxiv", "stackexchange"))
+        x = np.array([[0.2, 0.8], [0.5, 0.5], [0.8, 0.2]])
+        losses = group_losses_fn(law, 2)
+        y = np.stack([np.asarray(losses(jnp.asarray(theta), jnp.asarray(p))) for p in x])
+        res = influence(law, x, y, jnp.asarray(theta)[:, None, :])
+        assert np.all(np.asarray(res.fit_result) == RESULTS.successful)
+        assert np.all(np.asarray(res.loo_result) == RESULTS.singular_hessian)
+        table = res.to_frame(("arxiv", "stackexchange"))
+        assert table["loo_fit"].str.contains("arxiv: singular_hessian").all()

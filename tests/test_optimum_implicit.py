@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 
 import jaxlaws
+from _refit import central, rel_err
 from jaxlaws.analysis import optimum as O
 
 LAW_RESULTS = Path(jaxlaws.__file__).parent / "data" / "aioli" / "law_results"
@@ -25,21 +26,6 @@ def _theta(setting, groups, seed=0):
 
 def _p(fn, theta, w=None):
     return np.asarray(O.optimal_mixture(fn, jnp.asarray(theta), None if w is None else jnp.asarray(w)).p)
-
-
-def _central(f, x, h):
-    """Central finite differences of ``f`` (array -> (m,)) at ``x``: ``(m,) + x.shape``."""
-    x = np.asarray(x, np.float64)
-    cols = []
-    for i in range(x.size):
-        e = np.zeros(x.size)
-        e[i] = h
-        cols.append((f(x + e.reshape(x.shape)) - f(x - e.reshape(x.shape))) / (2 * h))
-    return np.stack(cols, axis=-1).reshape((-1,) + x.shape)
-
-
-def _rel(a, b):
-    return np.max(np.abs(a - b)) / np.max(np.abs(b))
 
 
 def test_two_group_value_and_derivative_match_the_closed_form():
@@ -57,11 +43,11 @@ def test_two_group_value_and_derivative_match_the_closed_form():
             s = k1 + k2
             want = np.array([[0.0, (-1 / k1 - raw) / s, -1 / s], [0.0, (1 + 1 / k2 - raw) / s, 1 / s]])
             jac = jax.jacfwd(lambda t: O.optimal_mixture(O.two_group_losses, t, jnp.asarray(w)).p)(jnp.asarray(th))
-            assert _rel(np.asarray(jac[0]), want) < 1e-10
+            assert rel_err(np.asarray(jac[0]), want) < 1e-10
             np.testing.assert_allclose(np.asarray(jac[1]), -want, atol=1e-12)  # p2 = 1 - p1
             # weights: d p1 / d w = (-1/w1, 1/w2) / (k1 + k2)
             jw = jax.jacrev(lambda ww: O.optimal_mixture(O.two_group_losses, jnp.asarray(th), ww).p)(jnp.asarray(w))
-            assert _rel(np.asarray(jw[0]), np.array([-1 / w[0], 1 / w[1]]) / s) < 1e-10
+            assert rel_err(np.asarray(jw[0]), np.array([-1 / w[0], 1 / w[1]]) / s) < 1e-10
 
 
 @pytest.mark.slow
@@ -74,12 +60,12 @@ def test_three_group_derivative_matches_finite_differences():
         f = jax.jit(lambda t, ww: O.optimal_mixture(O.log_linear_losses, t, ww).p)
         fwd = np.asarray(jax.jacfwd(f)(jnp.asarray(th), jnp.asarray(w)))
         rev = np.asarray(jax.jacrev(f)(jnp.asarray(th), jnp.asarray(w)))
-        fd = _central(lambda t: np.asarray(f(jnp.asarray(t), jnp.asarray(w))), th, 1e-5)
-        assert _rel(fwd, fd) < 1e-6
+        fd = central(lambda t: np.asarray(f(jnp.asarray(t), jnp.asarray(w))), th, 1e-5)
+        assert rel_err(fwd, fd) < 1e-6
         np.testing.assert_allclose(rev, fwd, atol=1e-12 * np.abs(fwd).max())
         jw = np.asarray(jax.jacfwd(f, argnums=1)(jnp.asarray(th), jnp.asarray(w)))
-        fdw = _central(lambda ww: np.asarray(f(jnp.asarray(th), jnp.asarray(ww))), w, 1e-5)
-        assert _rel(jw, fdw) < 1e-6
+        fdw = central(lambda ww: np.asarray(f(jnp.asarray(th), jnp.asarray(ww))), w, 1e-5)
+        assert rel_err(jw, fdw) < 1e-6
         np.testing.assert_allclose(fwd.sum(axis=0), 0.0, atol=1e-12)  # the mixture stays on the simplex
 
 
@@ -100,9 +86,9 @@ def test_boundary_optimum_holds_the_active_component_fixed():
         tot = np.where(p1 + p2 <= 1 + 1e-12, tot, np.inf)
         assert float(res.value) <= tot.min() + 1e-12
         jac = np.asarray(jax.jacfwd(f)(jnp.asarray(th)))
-        fd = _central(lambda t: np.asarray(f(jnp.asarray(t))), th, 1e-6)
+        fd = central(lambda t: np.asarray(f(jnp.asarray(t))), th, 1e-6)
         assert np.all(jac[2] == 0) and np.all(fd[2] == 0)
-        assert _rel(jac, fd) < 1e-6
+        assert rel_err(jac, fd) < 1e-6
 
 
 @pytest.mark.slow
