@@ -1,4 +1,4 @@
-r"""The mixture a fitted static law predicts to be optimal (spec 8).
+r"""The mixture a fitted static law predicts to be optimal (Aioli, Chen et al. 2025; HazyResearch/aioli notebooks).
 
 We minimise the (optionally weighted) sum of predicted losses over the simplex,
 
