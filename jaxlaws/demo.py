@@ -158,7 +158,7 @@ def _print_real(args) -> list:
         print(f"\n### {setting}: groups {list(sweep.groups)}\n{describe_bundle(setting)}")
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            res = analyse(sweep, seed=args.seed)
+            res = analyse(sweep, seed=args.seed, influence=args.report is not None)  # the report draws it
         print(f"\n-- static law {res.static.law.name}: fitted on the grid's final val losses, per group "
               f"(mean over seeds) --")
         print(law_table(res.static).to_string(index=False))

@@ -2,8 +2,9 @@
 
 from jaxlaws.analysis.metrics import batched_metrics, mse, r2, r2_swapped_as_original
 from jaxlaws.analysis.optimum import (
-    optimum_table, project_simplex, simplex_minimise, two_group_optimum,
+    OptimumResult, optimal_mixture, optimum_table, project_simplex, simplex_minimise, two_group_optimum,
 )
+from jaxlaws.analysis.influence import Influence, influence, sweep_influence
 from jaxlaws.analysis.similarity import column_direction, cosine, rankdata, sim, sim_parts, spearman
 from jaxlaws.analysis.dynamic import FORMS as DYNAMIC_FORMS
 from jaxlaws.analysis.dynamic import dynamic_law, fit_dynamic
