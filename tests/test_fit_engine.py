@@ -144,7 +144,10 @@ def test_batched_equals_one_at_a_time(rng):
     batch = jl.fit_batched(jl.laws.log_linear(3), np.stack(xs), np.stack(ys), inits=inits, dtype="float64")
     for b in range(3):
         one = jl.fit(jl.laws.log_linear(3), xs[b], ys[b], inits=inits, dtype="float64")
-        np.testing.assert_allclose(batch.params[b], one.params, rtol=1e-9)
+        # the solver stops at a tolerance (relative decrease 1e-10 of the objective), and round-off in a batched
+        # vs single program can move that stop by an iteration: equal objectives, parameters to ~1e-8
+        np.testing.assert_allclose(batch.objective[b], one.objective, rtol=1e-10)
+        np.testing.assert_allclose(batch.params[b], one.params, rtol=1e-6)
 
 
 def test_sharded_over_four_cpu_devices_matches_one_device(tmp_path):

@@ -45,6 +45,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from jaxlaws.fitting.execute import bucket
 from jaxlaws.fitting.objectives import Objective
 from jaxlaws.fitting.regularise import bound_side
 from jaxlaws.laws.base import Law
@@ -93,11 +94,13 @@ def diagnose(law: Law, objective: Objective, params: np.ndarray, x: np.ndarray, 
     k = law.n_outputs
     finite = np.all(np.isfinite(params), axis=1)
     theta = np.where(finite[:, None], params, 0.0)
+    extra = bucket(n) - n  # pad the points as the fit did (repeats of the last, cut off below): one program
+    xp, yp = (np.concatenate([a, np.repeat(a[:, -1:], extra, axis=1)], axis=1) if extra else a for a in (x, y))
     with jax.enable_x64(True):
-        r, jac = _residual_jacobian(law.predict, objective)(jnp.asarray(theta), jnp.asarray(x, jnp.float64),
-                                                    jnp.asarray(y, jnp.float64))
-        r = np.asarray(r, np.float64)                       # (B, n*k)
-        jac = np.asarray(jac, np.float64)                   # (B, n*k, P)
+        r, jac = _residual_jacobian(law.predict, objective)(jnp.asarray(theta), jnp.asarray(xp, jnp.float64),
+                                                            jnp.asarray(yp, jnp.float64))
+        r = np.asarray(r, np.float64)[:, :n * k]            # (B, n*k)
+        jac = np.asarray(jac, np.float64)[:, :n * k]        # (B, n*k, P)
         w = np.asarray(objective.weight(jnp.asarray(r)), np.float64)
     mask = np.broadcast_to(train.reshape(B, n, *([1] * (y.ndim - 2))), y.shape).reshape(B, -1)
     ok_rows = mask & np.isfinite(r) & np.all(np.isfinite(jac), axis=2)

@@ -2,16 +2,75 @@
 
 Kept apart from :mod:`.engine` (what is computed) so that how it is executed -- one device, all local
 devices, chunks streamed through memory, a multi-process global mesh -- can change on its own.
+
+Compiling costs more than running for a one-off fit, so this module also keeps the number of compilations
+down: the points, inits and problems of a fit are padded to a few sizes (:func:`bucket`; padded points carry
+weight 0, padded inits and problems repeat real ones and are cut from the results), so fits of 33 or 40
+points share one program; and :func:`enable_compilation_cache` turns on JAX's persistent compilation cache
+when jaxlaws is imported, so a new process reuses what an earlier one compiled.
 """
 
 from __future__ import annotations
 
 import os
+from pathlib import Path
 from typing import Optional
 
 import jax
 import numpy as np
 from jax.sharding import Mesh, NamedSharding, PartitionSpec
+
+
+#: Environment variables: ``JAXLAWS_CACHE=0`` leaves JAX's persistent compilation cache off;
+#: ``JAXLAWS_CACHE_DIR`` moves it (default ``$XDG_CACHE_HOME/jaxlaws/jax``, i.e. ``~/.cache/jaxlaws/jax``).
+CACHE_ENV, CACHE_DIR_ENV = "JAXLAWS_CACHE", "JAXLAWS_CACHE_DIR"
+#: Programs that compile faster than this are not written to the persistent cache (JAX's default is 1 s,
+#: which would leave out most fits: they compile in 0.2-2 s).
+CACHE_MIN_COMPILE_SECS = 0.1
+
+
+def enable_compilation_cache() -> Optional[str]:
+    """Turn on JAX's persistent compilation cache in a per-user directory, unless the user configured one
+    (``JAX_COMPILATION_CACHE_DIR`` or ``jax.config``) or opted out (``JAXLAWS_CACHE=0``). Returns the
+    directory used, or ``None`` when jaxlaws left the configuration alone. Called on ``import jaxlaws``."""
+    if os.environ.get(CACHE_ENV, "1").strip().lower() in ("0", "false", "no", "off"):
+        return None
+    if os.environ.get("JAX_COMPILATION_CACHE_DIR") or jax.config.jax_compilation_cache_dir:
+        return None  # the user's own cache: not ours to change
+    path = os.environ.get(CACHE_DIR_ENV) or str(
+        Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "jaxlaws" / "jax")
+    try:
+        os.makedirs(path, exist_ok=True)
+    except OSError:
+        return None  # e.g. a read-only home: run without the cache rather than fail the import
+    jax.config.update("jax_compilation_cache_dir", path)
+    jax.config.update("jax_persistent_cache_min_compile_time_secs", CACHE_MIN_COMPILE_SECS)
+    return path
+
+
+def bucket(n: int) -> int:
+    """The size ``n`` is padded to: the next power of two up to 8, else the next multiple of ``2^(k-2)`` for
+    ``n`` in ``(2^k, 2^(k+1)]`` -- four sizes per octave, so at most a quarter is padding (33 -> 40, 240 -> 256)."""
+    if n <= 8:
+        return 1 << max(0, (n - 1).bit_length())
+    step = 1 << ((n - 1).bit_length() - 3)
+    return -(-n // step) * step
+
+
+def pad_fit_args(args, shared_inits: bool):
+    """``args = (inits, x, y, w, wv, *per_problem)`` with the points and the inits padded to :func:`bucket`
+    sizes: padded points repeat the last point with weight 0 (they add nothing to any objective), padded inits
+    repeat the last init (a duplicate start changes no minimum). Returns the padded args and ``n_init``."""
+    inits, x, y, w, wv = (np.asarray(a) for a in args[:5])
+    n, n_init = x.shape[1], inits.shape[-2]
+    extra_n, extra_i = bucket(n) - n, bucket(n_init) - n_init
+    if extra_n:
+        rep = lambda a: np.concatenate([a, np.repeat(a[:, -1:], extra_n, axis=1)], axis=1)  # noqa: E731
+        zero = lambda a: np.concatenate([a, np.zeros(a.shape[:1] + (extra_n,) + a.shape[2:], a.dtype)], axis=1)  # noqa: E731
+        x, y, w, wv = rep(x), rep(y), zero(w), zero(wv)
+    if extra_i:
+        inits = np.concatenate([inits, np.repeat(inits[..., -1:, :], extra_i, axis=-2)], axis=-2)
+    return [inits, x, y, w, wv] + list(args[5:]), n_init
 
 
 def memory_budget() -> int:
@@ -54,11 +113,24 @@ def run_sharded(program, args, shared_inits: bool, budget: Optional[int] = None)
 
     Every chunk has the same shape -- the last is padded by repeating its last problem -- so one compiled
     program streams through a batch of any size; chunks are dispatched before any result is read back, so
-    the host's copies overlap the next chunk's run. The problems are independent: chunked == unchunked."""
+    the host's copies overlap the next chunk's run. The problems are independent: chunked == unchunked.
+
+    ``args = (inits, x, y, w, wv, ...)`` of the fitting program (:func:`pad_fit_args` pads the points and
+    the inits; its per-init objectives, the 4th output, are cut back to the real inits)."""
+    args, n_init = pad_fit_args(args, shared_inits)
+    out = _run_chunks(program, args, shared_inits, budget)
+    return tuple(o[:, :n_init] if k == 3 and o.ndim == 2 and o.shape[1] > n_init else o for k, o in enumerate(out))
+
+
+def _run_chunks(program, args, shared_inits: bool, budget: Optional[int] = None):
     batch = args[1].shape[0]
     size = chunk_size(args, shared_inits, budget, multiple=len(jax.local_devices()))
-    if batch <= size:
-        return _run_once(program, args, shared_inits)
+    if batch <= size:  # one run, the batch padded to a bucket size too (a repeated problem, cut off after)
+        extra = min(bucket(batch), size) - batch
+        if extra > 0:
+            args = [a if (i == 0 and shared_inits) else np.concatenate([a, np.repeat(a[-1:], extra, axis=0)])
+                    for i, a in enumerate(args)]
+        return tuple(np.asarray(o)[:batch] for o in _run_once(program, args, shared_inits))
     pending = []
     for start in range(0, batch, size):
         part = [a if (i == 0 and shared_inits) else a[start:start + size] for i, a in enumerate(args)]

@@ -118,26 +118,18 @@ def _reduced(a: Array, g: Array, free: Array) -> tuple[Array, Array]:
     return a_r, jnp.where(free, g, 0.0)
 
 
-def gn_decrement(a: Array, g: Array, free: Array) -> Array:
-    r"""The Gauss-Newton decrement :math:`\tfrac12 g_F^\top A_{FF}^{-1} g_F` over the free parameters ``F``:
-    the decrease of the objective a Gauss-Newton step on them still promises (NaN if ``A_FF`` is singular)."""
-    a_r, g_r = _reduced(a, g, free)
-    d = jnp.maximum(jnp.diag(a_r), 1e-300)
-    s = jnp.sqrt(d)  # Jacobi scaling, so the tiny ridge below is relative to each parameter's scale
-    x = spd_solve(a_r / s[:, None] / s[None, :] + 1e-14 * jnp.eye(a.shape[0], dtype=a.dtype), g_r / s)
-    return 0.5 * jnp.dot(g_r / s, x)
-
-
 @dataclasses.dataclass(frozen=True)
 class LevenbergMarquardt:
-    """IRLS Levenberg-Marquardt, run until converged: at most ``steps`` iterations; damping starts at
+    r"""IRLS Levenberg-Marquardt, run until converged: at most ``steps`` iterations; damping starts at
     ``damping`` and is divided by ``decrease`` on success, multiplied by ``increase`` on failure.
 
-    **Stopping** (inside the compiled program, a ``lax.while_loop`` per init): an init stops once the
-    Gauss-Newton decrement :func:`gn_decrement` (the decrease a further Gauss-Newton step promises) is at most
-    ``rtol`` times the objective (``max(rtol, 100 eps)`` of the fitting precision), or once the damping has
-    grown to its cap ``1e12`` (no step lowers the objective any more: it sits at a minimum to round-off),
-    or after ``steps`` iterations. Under ``vmap`` the inits of a batch stop together, when the last stops.
+    **Stopping** (inside the compiled program, a ``lax.while_loop`` per init): an init stops once a nearly
+    undamped step (damping <= ``GN_DAMPING``, i.e. a Gauss-Newton step) promises, by the model
+    :math:`-(g^\top\delta + \tfrac12\delta^\top A\delta)`, to lower the objective by at most ``rtol`` times
+    the objective (``max(rtol, 100 eps)`` of the fitting precision) -- the Gauss-Newton decrement test -- or
+    once the damping has grown to its cap ``1e12`` (no step lowers the objective any more: it sits at a
+    minimum to round-off), or after ``steps`` iterations. Under ``vmap`` the inits of a batch stop together,
+    when the last stops.
 
     **Bounds** (``lower``, ``upper``; arrays, so their values are not compiled in): a projected active-set
     LM in the parameters themselves, in the manner of Bertsekas' projected Newton method (*SIAM J. Control
@@ -182,41 +174,44 @@ class LevenbergMarquardt:
         into the box). ``steps``: the iteration cap, possibly traced (default ``self.steps``)."""
         normal = _normal_equations(residual_fn, objective) if normal is None else normal
         dt = theta0.dtype
+        bounded = lower is not None or upper is not None
         lo = jnp.full_like(theta0, -jnp.inf) if lower is None else jnp.asarray(lower, dt)
         hi = jnp.full_like(theta0, jnp.inf) if upper is None else jnp.asarray(upper, dt)
-        theta0 = jnp.clip(theta0, lo, hi)
+        theta0 = jnp.clip(theta0, lo, hi) if bounded else theta0
         cap = jnp.asarray(self.steps if steps is None else steps, jnp.int32)
         mark = jnp.maximum((9 * cap) // 10 - 1, 0)
         rtol = max(self.rtol, 100 * float(jnp.finfo(dt).eps))
         lam_max = jnp.asarray(1e12, dt)
 
-        def stop(theta, f, lam, a, g):
-            small = gn_decrement(a, g, _free(theta, g, lo, hi)) <= rtol * jnp.abs(f)
-            return small | (lam >= lam_max) | ~jnp.isfinite(f)
-
         def body(state):
             i, theta, f, lam, a, g, f90, _ = state
-            a_r, g_r = _reduced(a, g, _free(theta, g, lo, hi))
+            if bounded:
+                a, g = _reduced(a, g, _free(theta, g, lo, hi))
             # Marquardt scaling by diag(A), floored so flat directions still get damped.
-            d = jnp.maximum(jnp.diag(a_r), 1e-12 * (1.0 + jnp.max(jnp.diag(a_r))))
-            cand = jnp.clip(theta + spd_solve(a_r + lam * jnp.diag(d), -g_r), lo, hi)
+            d = jnp.maximum(jnp.diag(a), 1e-12 * (1.0 + jnp.max(jnp.diag(a))))
+            step = spd_solve(a + lam * jnp.diag(d), -g)
+            # the decrease the (nearly undamped) model promises: once below rtol * f, the point is converged
+            promised = -(jnp.dot(g, step) + 0.5 * jnp.dot(step, a @ step))
+            converged = (lam <= GN_DAMPING) & (promised <= rtol * jnp.abs(f))
+            cand = jnp.clip(theta + step, lo, hi) if bounded else theta + step
             # residual and Jacobian at the candidate in one pass: if it is kept, the next step needs them
             f_new, a_new, g_new = normal(cand)
             ok = (f_new < f) & jnp.all(jnp.isfinite(cand))
             keep = lambda new, old: jnp.where(ok, new, old)  # noqa: E731
             lam = jnp.clip(jnp.where(ok, lam / self.decrease, lam * self.increase), 1e-12, lam_max)
-            theta, f, a, g = keep(cand, theta), keep(f_new, f), keep(a_new, a), keep(g_new, g)
+            theta, f, a, g = keep(cand, theta), keep(f_new, f), keep(a_new, state[4]), keep(g_new, state[5])
             f90 = jnp.where(i == mark, f, f90)
-            return i + 1, theta, f, lam, a, g, f90, stop(theta, f, lam, a, g)
+            return i + 1, theta, f, lam, a, g, f90, converged | (lam >= lam_max) | ~jnp.isfinite(f)
 
         f0, a0, g0 = normal(theta0)
-        lam0 = jnp.asarray(self.damping, dt)
-        init = (jnp.int32(0), theta0, f0, lam0, a0, g0, f0, stop(theta0, f0, lam0, a0, g0))
+        init = (jnp.int32(0), theta0, f0, jnp.asarray(self.damping, dt), a0, g0, f0, jnp.asarray(False))
         _, theta, f, _, _, _, f90, done = jax.lax.while_loop(lambda s: (s[0] < cap) & ~s[-1], body, init)
         # stopped by the test: converged, so the objective "at 90%" is the final one (the engine's check)
         return Trace(theta, f, jnp.where(done, f, f90), theta)
 
 
+#: Damping (relative to diag(A)) below which an LM step is a Gauss-Newton step for the stopping test.
+GN_DAMPING = 1e-2
 UNROLL_MAX = 24  # parameters up to which the normal equations are summed entry by entry
 
 
