@@ -38,14 +38,15 @@ def test_chunked_equals_unchunked(counted, shared):
     inits = grid if shared else np.stack([grid + 0.01 * b for b in range(7)])  # per-problem grids
     kw = dict(inits=inits, objective=jl.huber(0.02), dtype="float64")
     whole = jl.fit_batched(jl.laws.log_linear(3), x, y, **kw)
-    assert counted == [7]
+    assert counted == [8]  # one program; 7 problems padded to the bucket size 8 (execute.bucket)
     args = (inits, x, y)
     per = execute.bytes_per_problem(args, shared_inits=shared)
     counted.clear()
     parts = jl.fit_batched(jl.laws.log_linear(3), x, y, memory_budget=2 * per + per // 2, **kw)
     assert counted == [2, 2, 2, 2]  # 7 problems in chunks of 2, the last padded to the same shape
     # the same per-problem arithmetic in each chunk: equal up to the vector lanes' rounding
-    np.testing.assert_allclose(parts.objective, whole.objective, rtol=1e-12, atol=0)
+    # (the solver stops at a tolerance, and rounding can move the stop by an iteration: 1e-10 of the objective)
+    np.testing.assert_allclose(parts.objective, whole.objective, rtol=1e-10, atol=0)
     # the parameters along the valley's flat direction are set only to ~sqrt(rounding): the normal equations'
     # matrix products block differently for another batch size, and 3.4e-8 relative was seen
     np.testing.assert_allclose(parts.params, whole.params, rtol=1e-6, atol=1e-10)
@@ -70,11 +71,12 @@ def test_init_objectives_can_be_left_out(counted):
     grid = jl.laws.log_linear_inits(3, 0, own=0)[::60]
     kw = dict(inits=grid, objective=jl.huber(0.02), dtype="float64")
     whole = jl.fit_batched(jl.laws.log_linear(3), x, y, **kw)
-    per = execute.bytes_per_problem((grid, x, y), shared_inits=True)
+    padded = (np.zeros((execute.bucket(len(grid)), 4)), None, np.zeros((5, execute.bucket(x.shape[1]))))
+    per = execute.bytes_per_problem(padded, shared_inits=True)  # of the padded arrays the program runs on
     lean = jl.fit_batched(jl.laws.log_linear(3), x, y, init_objectives=False, memory_budget=2 * per, **kw)
     assert lean.init_objectives.shape == (5, 0) and whole.init_objectives.shape == (5, 100)
     assert counted[-3:] == [2, 2, 2]
-    np.testing.assert_allclose(lean.objective, whole.objective, rtol=1e-12)
+    np.testing.assert_allclose(lean.objective, whole.objective, rtol=1e-10)  # the stop can move an iteration
     np.testing.assert_array_equal(lean.flags, whole.flags)
     lin = jl.fit_batched(jl.laws.dynamic_linear(3), x, y, init_objectives=False)
     assert lin.init_objectives.shape == (5, 0) and np.all(np.isfinite(lin.objective))
