@@ -38,6 +38,7 @@ from jaxlaws.fitting import (
     fit_batched,
     fit_frame,
     fit_static_two_stage,
+    fix,
     fold_ids,
     huber,
     lstsq,
@@ -61,7 +62,7 @@ __all__ = [
     "LevenbergMarquardt", "LinearFit", "Objective", "Screen",
     "choose_c", "fit", "fit_batched", "fit_static_two_stage", "huber", "lstsq", "mse", "r2", "squared",
     "FrameFit", "fit_frame",
-    "RESULTS", "Solution", "solve", "CovarianceInfo", "covariance", "delta_method", "influence", "Influence",
+    "RESULTS", "Solution", "solve", "CovarianceInfo", "covariance", "delta_method", "fix", "influence", "Influence",
     "optimal_mixture",
     "BootstrapResult", "CVResult", "Penalty", "bootstrap", "cross_validate", "fold_ids", "ridge",
 ]

@@ -174,3 +174,17 @@ def test_log_linear_shares_one_predict_and_picks_its_own_group_from_data():
     for bad in (m, -1, 1.5, "first", True):
         with pytest.raises(ValueError, match="own must be"):
             jl.laws.log_linear(m, own=bad)
+
+
+def test_predict_accepts_what_the_fit_accepted_with_a_wider_simplex_atol():
+    """A fit given rounded mixtures with simplex_atol=0.05 predicts at those same rows (its own tolerance),
+    while a result from a default-tolerance fit still refuses them."""
+    r, y = data()
+    rounded = np.round(r[0], 2)
+    res = jl.fit(jl.laws.dml(3), rounded, y[0], simplex_atol=0.05)
+    assert res.simplex_atol == 0.05
+    pred = res.predict(rounded)
+    assert pred.shape == (12,) and np.all(np.isfinite(pred))
+    strict = jl.fit(jl.laws.dml(3), r[0], y[0])
+    with pytest.raises(ValueError, match="simplex_atol"):
+        strict.predict(rounded)

@@ -2,6 +2,7 @@
 
 from jaxlaws.fitting.engine import Screen, fit, fit_batched
 from jaxlaws.fitting.solve import RESULTS, Solution, solve
+from jaxlaws.fitting.fixed import Fixing, fix
 from jaxlaws.fitting.covariance import CovarianceInfo, covariance, delta_method
 from jaxlaws.fitting.bootstrap import BootstrapResult, bootstrap
 from jaxlaws.fitting.cv import CVResult, cross_validate, fold_ids

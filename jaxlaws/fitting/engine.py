@@ -10,6 +10,7 @@ batches (:mod:`.batch`) are all part of the same program.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import functools
 import numbers
 from typing import Any, Optional
@@ -43,7 +44,7 @@ def fit(law: Law, x: Any, y: Any, *, inits: Any = None, key: Any = None,
         weights: Any = None, validation: Any = None, test: Any = None, bounds: Any = LAW, penalty: Any = LAW,
         early_stopping: Optional[int] = None, screen: Any = AUTO, dtype: Any = None,
         throw: bool = True, holdout: Any = None, simplex_atol: float = validate.SIMPLEX_ATOL,
-        normalize: bool = False, fixed: Any = None) -> FitResult:
+        normalize: bool = False, fixed: Any = None, polish: Optional[int] = None) -> FitResult:
     r"""Fit ``law`` to points ``(x, y)`` from many initial parameters at once and keep the best.
 
     Minimises the weighted robust objective plus an optional ridge penalty,
@@ -89,10 +90,13 @@ def fit(law: Law, x: Any, y: Any, *, inits: Any = None, key: Any = None,
         optimum matters more than time. Known miss: unpenalised (``penalty=None``) on RedPajama 410M, one of 5
         problems stops 9% above the full grid, at a slowly reached degenerate minimum no 5-20-step screen
         ranks first (5 steps, the former default, also missed one penalised 70M problem by 2.3e-5).
-      dtype: ``"float32"`` or ``"float64"``. Default (``None``): float64, whether or not ``jax_enable_x64`` is
-        on (float32 reported objectives off at 1e-9 relative, issue 9; and float32 is no faster here: screening
-        Chinchilla in float32 took 4.7 s vs 0.46 s in float64, probably its log-sum-exp terms
-        underflowing into subnormals).
+      dtype: ``"float32"`` or ``"float64"``. Default (``None``): :func:`default_dtype`, float64 on CPU
+        (where it is native and no slower than float32 for these fits, and float32 objectives are off at 1e-9
+        relative), float32 on GPU and TPU (where float64 is slow or emulated), then polished.
+      polish: Levenberg-Marquardt iterations run in float64 from each problem's float32 optimum (one start
+        per problem: cheap next to the search), so a float32 search ends at the float64 optimum. Default
+        (``None``): :data:`POLISH_STEPS` when the dtype was left to :func:`default_dtype` and came out float32,
+        else 0. Not applied with ``validation=`` (the validation objective chose the iterate).
       throw: raise :class:`FitError` when every init diverged; otherwise return ``success=False``.
       simplex_atol: for mixture inputs, how far a row's sum may be from 1 (default 1e-4); e.g. 0.005 for
         mixtures rounded to 3 decimals. Rows are fitted as given.
@@ -118,7 +122,7 @@ def fit(law: Law, x: Any, y: Any, *, inits: Any = None, key: Any = None,
                       solver=solver, select=select, weights=one(weights), validation=one(validation),
                       test=one(test), bounds=bounds, penalty=penalty, early_stopping=early_stopping,
                       screen=screen, dtype=dtype, throw=throw, simplex_atol=simplex_atol, normalize=normalize,
-                      fixed=fixed)
+                      fixed=fixed, polish=polish)
     return res[0]
 
 
@@ -128,7 +132,8 @@ def fit_batched(law: Law, x: Any, y: Any, *, inits: Any = None, key: Any = None,
                 penalty: Any = LAW, early_stopping: Optional[int] = None, screen: Any = AUTO,
                 dtype: Any = None, throw: bool = True, holdout: Any = None,
                 simplex_atol: float = validate.SIMPLEX_ATOL, normalize: bool = False,
-                memory_budget: Optional[int] = None, init_objectives: bool = True, fixed: Any = None) -> FitResult:
+                memory_budget: Optional[int] = None, init_objectives: bool = True, fixed: Any = None,
+                polish: Optional[int] = None) -> FitResult:
     """Fit ``B`` independent problems ``(x[b], y[b])`` with the same law in one compiled program.
 
     ``x`` is ``(B, n, d)``, ``y`` ``(B, n[, k])`` -- or lists of ``B`` arrays of different lengths (ragged
@@ -213,10 +218,15 @@ def fit_batched(law: Law, x: Any, y: Any, *, inits: Any = None, key: Any = None,
             w_val = np.where(data.validation, data.weights, 0.0)
             lo, hi = (np.broadcast_to(np.asarray(b, fdtype), (batch, law.n_params))  # per problem: chunked like x
                       for b in bound_arrays(box, law.n_params, fdtype))
-            args = [np.asarray(a, fdtype) for a in (regularise.from_box(inits, reparam), x, y, w_fit, w_val, lo, hi)]
+            raw = [regularise.from_box(inits, reparam), x, y, w_fit, w_val, lo, hi]  # float64: the polish reads them
+            args = [np.asarray(a, fdtype) for a in raw]
             shared_inits = inits.ndim == 2
             params, obj, v90, init_obj, score = _run_sharded(program, args, shared_inits,
                                                              budget=memory_budget)
+            steps = (POLISH_STEPS if dtype is None and fdtype == np.float32 else 0) if polish is None else polish
+            if steps and not use_val:
+                params, obj, v90 = _polish(cfg, steps, params, obj, v90, raw, memory_budget)
+                fdtype = np.float64
             conv = None  # the objective's improvement is judged against the round-off floor below
             selection = "validation" if use_val else select
             val_obj = np.asarray(score, np.float64) if use_val else None
@@ -246,7 +256,8 @@ def fit_batched(law: Law, x: Any, y: Any, *, inits: Any = None, key: Any = None,
                     flags=flags_of(success, converged, diag.saturated, diag.identifiable,
                                    diag.constant_target, r2, diag.constant_reachable, diag.stuck_at_bound),
                     validation_objective=val_obj, test_mae=test_mae, test_rmse=test_rmse, n_test=n_test,
-                    bounds=box, penalty=pen, row_sum_error=row_err, normalized=bool(normalize), covariance=cov)
+                    bounds=box, penalty=pen, row_sum_error=row_err, normalized=bool(normalize), covariance=cov,
+                    simplex_atol=float(simplex_atol))
     return fix.result(res) if fixed else res
 
 
@@ -264,15 +275,41 @@ def _test_errors(law: Law, params: np.ndarray, data: batching.Batch):
     return np.where(bad, np.nan, mae), np.where(bad, np.nan, rmse), n_test
 
 
+#: float64 Levenberg-Marquardt iterations that polish a float32 fit (see ``polish`` in :func:`fit`)
+POLISH_STEPS = 20
+
+
+def default_dtype() -> str:
+    """The floating type a fit runs in when none is given: ``"float64"`` on the CPU backend (native there, and
+    no slower than float32 for these small problems), ``"float32"`` on GPU and TPU (where float64 runs at a
+    fraction of the speed or is emulated); :func:`fit` then polishes the float32 optimum in float64."""
+    return "float64" if jax.default_backend() == "cpu" else "float32"
+
+
 @contextlib.contextmanager
 def _precision(dtype: Any):
-    if dtype is None:  # float64 by default: precise objectives, and no slower on CPU (see fit's docstring)
-        dtype = "float64"
-    dtype = np.dtype(dtype)
+    dtype = np.dtype(default_dtype() if dtype is None else dtype)
     if dtype not in (np.float32, np.float64):
         raise ValueError(f"dtype must be float32 or float64, got {dtype}")
     with jax.enable_x64(dtype == np.float64):
         yield dtype.type
+
+
+def _polish(cfg: Config, steps: int, params: np.ndarray, obj: np.ndarray, v90: np.ndarray, args: list,
+            budget: Optional[int]):
+    """Continue each problem's optimum for ``steps`` solver iterations in float64, from it alone (one start
+    per problem); returns ``(params, objective, value_at_90)`` of the polished fits (a diverged one is kept
+    as it was: the polish starts at the optimum and keeps the best point of its run, so it cannot lose)."""
+    cfg = dataclasses.replace(cfg, solver=dataclasses.replace(cfg.solver, steps=int(steps)), screen=None,
+                              select="trajectory", keep_inits=False)
+    with jax.enable_x64(True):
+        start = regularise.from_box(np.where(np.isfinite(params), params, 0.0), cfg.box)[:, None, :]
+        out = _run_sharded(_program(cfg), [np.asarray(a, np.float64) for a in [start] + list(args[1:])],
+                           shared_inits=False, budget=budget)
+    p2, obj2, v2 = (np.asarray(o, np.float64) for o in out[:3])
+    ok = np.isfinite(obj2) & np.all(np.isfinite(params), axis=1)
+    return (np.where(ok[:, None], p2, params), np.where(ok, obj2, np.asarray(obj, np.float64)),
+            np.where(ok, v2, np.asarray(v90, np.float64)))
 
 
 @functools.lru_cache(maxsize=64)
