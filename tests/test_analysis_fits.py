@@ -113,6 +113,7 @@ def method_sweep(groups, method="aioli", matrix="truth", noise=0.001, seeds=rang
 
 
 # --------------------------------------------------------------------------- static
+@pytest.mark.slow
 def test_static_two_group_recovers_predictions_and_optimum():
     sweep, truth = static_sweep(G2)
     fits = static.fit_static(sweep)
@@ -132,6 +133,7 @@ def test_static_two_group_recovers_predictions_and_optimum():
     assert float(opt.iloc[-1]["p_arxiv"]) == pytest.approx(0.389, abs=0.02)
 
 
+@pytest.mark.slow
 def test_static_three_group_recovers_predictions():
     sweep, truth = static_sweep(G3, seeds=range(2))
     fits = static.fit_static(sweep, n_random=4)
@@ -144,6 +146,7 @@ def test_static_three_group_recovers_predictions():
 
 
 # --------------------------------------------------------------------------- dynamic
+@pytest.mark.slow
 @pytest.mark.parametrize("groups", [G2, G3])
 def test_dynamic_recovers_linear_parameters(groups):
     sweep, truth = dynamic_sweep(groups)
@@ -172,6 +175,7 @@ def test_dynamic_full_and_log_ratio_forms():
 
 
 # --------------------------------------------------------------------------- methods
+@pytest.mark.slow
 @pytest.mark.parametrize("groups", [G2, G3])
 def test_method_sim_is_one_for_the_truth_and_lower_otherwise(groups):
     sweep, truth = method_sweep(groups)

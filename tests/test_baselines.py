@@ -67,6 +67,7 @@ def test_scipy_jacobians_match_finite_differences(law):
     np.testing.assert_allclose(jac, num, rtol=1e-4, atol=1e-6)
 
 
+@pytest.mark.slow
 def test_scipy_methods_reach_the_same_minimum():
     pr = P.static_problems()
     k = 11
@@ -80,6 +81,7 @@ def test_scipy_methods_reach_the_same_minimum():
     assert b.objective < P.static_objective(pr.true_params[k], pr.x[k], pr.y[k])
 
 
+@pytest.mark.slow
 def test_torch_original_fitter_matches_scipy_float64():
     pr = P.static_problems()
     k = 0
@@ -101,6 +103,7 @@ def test_baselines_reject_bad_input():
         scipy_fit.lbfgsb("static", np.zeros((3, 3)), np.zeros(3), np.zeros(4), 0.02)
 
 
+@pytest.mark.slow
 def test_every_benchmark_script_imports_and_parses_its_arguments(tmp_path):
     """Each script under benchmarks/ runs as its docstring says (``python benchmarks/NAME.py``: the script's
     folder first on the path, not the repository root) as far as answering --help, in one fresh process: a

@@ -30,6 +30,7 @@ KW = dict(inits=INITS, dtype="float64", bounds=None, penalty=None)
 
 
 # --------------------------------------------------------------------------- ragged batches, batched predict
+@pytest.mark.slow
 def test_ragged_batch_equals_separate_fits(rng):
     law = jl.laws.log_linear(3)
     (x1, y1), (x2, y2) = (synthetic_loglin(rng, n) for n in (9, 8))
@@ -65,6 +66,7 @@ def test_batched_predict_equals_per_problem_predict(rng):
 
 
 # --------------------------------------------------------------------------- cross-validation
+@pytest.mark.slow
 @pytest.mark.parametrize("folds", ["loo", 3])
 def test_cross_validate_equals_a_loop_of_single_fits(rng, folds):
     law = jl.laws.log_linear(3)
@@ -91,6 +93,7 @@ def test_cross_validate_equals_a_loop_of_single_fits(rng, folds):
     np.testing.assert_allclose(cv.refit.params, jl.fit(law, x, y, **KW).params, atol=1e-8)
 
 
+@pytest.mark.slow
 def test_cross_validate_batched_and_bad_input(rng):
     law = jl.laws.log_linear(3)
     x, y1 = synthetic_loglin(rng, 9)
@@ -115,6 +118,7 @@ def test_cross_validate_batched_and_bad_input(rng):
 
 
 # --------------------------------------------------------------------------- bootstrap
+@pytest.mark.slow
 def test_bootstrap_resamples_are_weighted_duplicates(rng):
     law = jl.laws.log_linear(3)
     x, y = synthetic_loglin(rng, 9)
@@ -139,6 +143,7 @@ def test_bootstrap_resamples_are_weighted_duplicates(rng):
 N_SETS, N_BOOT, LEVEL = 120, 150, 0.9
 
 
+@pytest.mark.slow
 def test_bootstrap_percentile_intervals_cover_the_truth_at_about_the_nominal_rate():
     """Coverage of 90% percentile intervals over many synthetic data sets of y = exp(k p + b) + noise.
 
@@ -170,6 +175,7 @@ def test_bootstrap_percentile_intervals_cover_the_truth_at_about_the_nominal_rat
     assert np.all(lo99 <= lo) and np.all(hi99 >= hi)
 
 
+@pytest.mark.slow
 def test_bootstrap_of_the_predicted_optimum_is_paired_across_groups():
     """Two groups' losses from the same runs, each y_i = c + exp(k_i p_i + b_i): the optimum of
     sum_i L_i over p_1 has the closed form of jaxlaws.analysis.two_group_optimum. Resampling must draw the same
@@ -206,6 +212,7 @@ def test_bootstrap_of_the_predicted_optimum_is_paired_across_groups():
     assert lo_ok <= covered <= hi_ok, covered / n_sets
 
 
+@pytest.mark.slow
 def test_bootstrap_redraws_resamples_too_small_to_fit():
     """5 points, 3 parameters: about a fifth of plain resamples draw fewer than 3 distinct points, which no fit
     can take; they are drawn again (and counted), so every resample is fittable."""

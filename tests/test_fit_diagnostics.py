@@ -126,6 +126,7 @@ def test_positive_law_rejects_losses_it_cannot_fit():
 
 
 # --------------------------------------------------------------------------- convergence
+@pytest.mark.slow
 def test_decrement_matches_an_independent_reference():
     y = y3()
     # one Levenberg-Marquardt step from one init: far from the optimum, a large decrement
@@ -143,6 +144,7 @@ def test_decrement_matches_an_independent_reference():
     assert full.converged and full.flags == () and full.ok
 
 
+@pytest.mark.slow
 def test_diverged_adam_is_not_converged():
     """Adam with lr=1e3 diverges from every init and returns a starting point; it used to say converged."""
     y = y3()
@@ -154,6 +156,7 @@ def test_diverged_adam_is_not_converged():
     assert not res.converged and "not_converged" in res.flags and not res.ok
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("dtype", ["float32", "float64"])
 @pytest.mark.parametrize("solver", [jl.LevenbergMarquardt(), jl.LBFGS(steps=100)])
 def test_good_fits_stay_converged_and_clean(dtype, solver):
@@ -163,6 +166,7 @@ def test_good_fits_stay_converged_and_clean(dtype, solver):
     assert res.as_dict()["flags"] == "" and res.as_dict()["ok"] is True
 
 
+@pytest.mark.slow
 def test_closed_form_fit_diagnostics():
     x = np.random.default_rng(0).dirichlet(np.ones(3), 20)
     y = 3.0 - 0.2 * x[:, 0] + 0.05 * x[:, 1] + np.random.default_rng(1).normal(0, 0.01, 20)
@@ -199,6 +203,7 @@ def test_full_rank_agrees_with_numpy():
     assert res.rank == np.linalg.matrix_rank(jac / np.linalg.norm(jac, axis=0)) == 4
 
 
+@pytest.mark.slow
 def test_saturated_fits_flagged():
     # m=2, three mixtures: the two-stage law has three parameters; R^2 = 1 says nothing
     p = np.array([0.2, 0.5, 0.8])
@@ -214,6 +219,7 @@ def test_saturated_fits_flagged():
     assert res4.saturated and "saturated" in res4.flags and res4.n_distinct == 4
 
 
+@pytest.mark.slow
 def test_negative_r2_flagged_in_a_batch():
     """One problem of a batch scaled by 1e30: the law's grid cannot reach it; it must not look like a success."""
     y = y3()
@@ -252,6 +258,7 @@ def test_fitresult_without_diagnostics_still_builds():
 
 
 # --------------------------------------------------------------------------- inputs
+@pytest.mark.slow
 def test_predict_validates_its_input_like_fit():
     res = jl.fit(LAW3, X3, y3(), inits=INITS, dtype="float64")
     with pytest.raises(ValueError, match="expects x with 3 column"):
@@ -333,6 +340,7 @@ def _set_losses(sweep, value, **where):
     return Sweep(df, sweep.groups, sweep.matrices)
 
 
+@pytest.mark.slow
 def test_static_analysis_flags_warns_and_excludes():
     sweep = _set_losses(_static2(), 3.2, group="stackexchange", seed=1, kind="static")
     with pytest.warns(static.FlaggedFitWarning, match=r"group 'stackexchange', seed 1.*constant_target"):
@@ -403,6 +411,7 @@ def test_dynamic_analysis_flags():
     assert np.isclose(s["r2_mean"], clean["r2"].mean())
 
 
+@pytest.mark.slow
 def test_method_analysis_flags_and_averages():
     parts = [synthetic.method_sweep("doremi", 2, s, truth_mode="equal") for s in range(3)]
     sweep = concat_sweeps([p[0] for p in parts])

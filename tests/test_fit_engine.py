@@ -27,6 +27,7 @@ def _problem(rng, group=0, seed=0, noise=0.005):
     return x, y
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("group", [0, 1, 2])
 def test_objective_never_worse_than_scipy(rng, group):
     """scipy's least_squares with loss='huber', f_scale=delta minimises exactly sum Huber_delta(r)."""
@@ -61,6 +62,7 @@ def test_lbfgs_and_adam_reach_the_same_minimum(rng):
     assert np.isclose(ref.objective, np.min(ref.init_objectives))
 
 
+@pytest.mark.slow
 def test_float32_agrees_with_float64(rng):
     x, y = _problem(rng, 1, 2)
     inits = jl.laws.log_linear_inits(3, jax.random.key(1), own=1)
@@ -138,6 +140,7 @@ def test_every_init_diverging_is_reported_not_returned(rng):
     assert not res.success and np.all(np.isnan(res.params)) and np.isnan(res.r2)
 
 
+@pytest.mark.slow
 def test_batched_equals_one_at_a_time(rng):
     xs, ys = zip(*[_problem(rng, g, s) for g, s in [(0, 0), (1, 1), (2, 2)]])
     inits = jl.laws.log_linear_inits(3, jax.random.key(0))[::25]
@@ -150,6 +153,7 @@ def test_batched_equals_one_at_a_time(rng):
         np.testing.assert_allclose(batch.params[b], one.params, rtol=1e-6)
 
 
+@pytest.mark.slow
 def test_sharded_over_four_cpu_devices_matches_one_device(tmp_path):
     script = textwrap.dedent("""
         import jax, numpy as np, jaxlaws as jl
@@ -173,6 +177,7 @@ def test_sharded_over_four_cpu_devices_matches_one_device(tmp_path):
     np.testing.assert_allclose(out[4], out[1], rtol=1e-6)
 
 
+@pytest.mark.slow
 def test_screen_keeps_the_best_basin_and_validates(rng):
     x, y = _problem(rng, 2, 3)
     inits = jl.laws.log_linear_inits(3, jax.random.key(3), own=2)
@@ -186,6 +191,7 @@ def test_screen_keeps_the_best_basin_and_validates(rng):
         jl.fit(jl.laws.log_linear(3), x, y, inits=inits, screen=(5, 0.1))
 
 
+@pytest.mark.slow
 def test_chinchilla_recovers_hoffmann_parameters(rng):
     n = np.exp(rng.uniform(np.log(1e7), np.log(1e10), 240))
     d = np.exp(rng.uniform(np.log(1e9), np.log(1e12), 240))
@@ -198,6 +204,7 @@ def test_chinchilla_recovers_hoffmann_parameters(rng):
     assert res.r2 > 0.999
 
 
+@pytest.mark.slow
 def test_int_seed_equals_key_and_bad_keys_are_clear():
     rng = np.random.default_rng(0)
     p = rng.dirichlet(np.ones(3), 12)
@@ -211,6 +218,7 @@ def test_int_seed_equals_key_and_bad_keys_are_clear():
             jl.fit(law, p, loss, key=bad)
 
 
+@pytest.mark.slow
 def test_chinchilla_default_objective_is_huber_1e3_on_log_loss():
     rng = np.random.default_rng(1)
     n = np.geomspace(1e7, 1e10, 16)

@@ -42,6 +42,7 @@ def loglin_inits():
 
 
 # --------------------------------------------------------------------------- bounds
+@pytest.mark.slow
 def test_bounds_hold_and_optimum_outside_box_lands_on_bound(rng):
     law = jl.laws.exp_two_group()
     p, y = synthetic_exp2(rng)                      # unconstrained optimum near k = -2
@@ -65,6 +66,7 @@ def test_bounds_hold_and_optimum_outside_box_lands_on_bound(rng):
     assert not wide.at_bound.any()
 
 
+@pytest.mark.slow
 def test_bounds_hold_on_a_batch_of_random_problems(rng):
     law = jl.laws.log_linear(3)
     xs, ys = [], []
@@ -93,6 +95,7 @@ def test_bad_bounds_are_refused(bad):
 
 
 # --------------------------------------------------------------------------- ridge penalty
+@pytest.mark.slow
 @pytest.mark.parametrize("pen", [jl.ridge(1e-3), jl.ridge(0.05, params=["l", "t2"], center=0.5)])
 def test_penalised_objective_matches_numpy_and_scipy(rng, pen):
     law = jl.laws.log_linear(3)
@@ -132,6 +135,7 @@ def test_ridge_zero_is_no_penalty_and_bad_ridge_refused(rng):
 
 
 # --------------------------------------------------------------------------- weights
+@pytest.mark.slow
 def test_integer_weights_equal_duplicated_points(rng):
     law = jl.laws.log_linear(3)
     x, y, _ = synthetic_loglin(rng)
@@ -149,6 +153,7 @@ def test_integer_weights_equal_duplicated_points(rng):
 
 
 # --------------------------------------------------------------------------- validation vs test
+@pytest.mark.slow
 def test_test_points_change_nothing_and_are_scored(rng):
     law = jl.laws.log_linear(3)
     x, y, _ = synthetic_loglin(rng, n=12)
@@ -169,6 +174,7 @@ def test_test_points_change_nothing_and_are_scored(rng):
     assert res.selection == "trajectory" and res.validation_objective is None
 
 
+@pytest.mark.slow
 def test_validation_chooses_the_init_by_its_own_objective(rng):
     law = jl.laws.log_linear(3)
     x, y, _ = synthetic_loglin(rng, n=14, noise=0.02)
@@ -197,6 +203,7 @@ def test_validation_chooses_the_init_by_its_own_objective(rng):
         jl.fit(law, x, y, holdout=val, inits=inits)
 
 
+@pytest.mark.slow
 def test_early_stopping_returns_the_lowest_validation_iterate(rng):
     law = jl.laws.log_linear(3)
     x, y, _ = synthetic_loglin(rng, n=12, noise=0.03)

@@ -62,6 +62,7 @@ def test_free_law_predicts_as_the_full_law_with_the_values_inserted(law, fixed):
     assert fixing.fix(law, dict(fixed)) is free         # the same fixing is the same law (one compiled program)
 
 
+@pytest.mark.slow
 def test_fit_with_fixed_c_reaches_scipys_least_squares_optimum():
     """dml(3) with c fixed at 2.1 (off the truth, so the fit is a real compromise), squared loss, no penalty:
     the free parameters equal SciPy's least_squares (trf, tight tolerances) from the truth's t to 1e-6."""
@@ -79,6 +80,7 @@ def test_fit_with_fixed_c_reaches_scipys_least_squares_optimum():
     np.testing.assert_allclose(res.predict(x), 2.1 + np.exp(x @ ref.x), rtol=1e-8)
 
 
+@pytest.mark.slow
 def test_fixed_index_coefficient_fits_the_same_with_and_without_the_structure():
     x, y = dml_data(1)
     fx = fixing.fixing(jl.laws.dml(3), {"t2": 0.25})
@@ -92,6 +94,7 @@ def test_fixed_index_coefficient_fits_the_same_with_and_without_the_structure():
     np.testing.assert_allclose(a.params[0], ref.x, rtol=1e-6, atol=1e-8)
 
 
+@pytest.mark.slow
 def test_fixed_linear_law_is_least_squares_of_the_rest():
     """dynamic_linear(3) (c + t1 p1 + t2 p2) with t1 fixed: the fit equals numpy's lstsq of y - t1 p1 on
     [1, p2]."""
@@ -105,6 +108,7 @@ def test_fixed_linear_law_is_least_squares_of_the_rest():
     np.testing.assert_allclose(res.params, [want[0], -0.6, want[1]], rtol=1e-7, atol=1e-9)
 
 
+@pytest.mark.slow
 def test_bounds_penalty_and_inits_are_restricted_and_mapped_back():
     x, y = dml_data(2)
     law = jl.laws.dml(3)
@@ -130,6 +134,7 @@ def test_bounds_penalty_and_inits_are_restricted_and_mapped_back():
     assert res.params[0, 1] == -0.8
 
 
+@pytest.mark.slow
 def test_refusals():
     law = jl.laws.dml(3)
     with pytest.raises(ValueError, match=r"unknown parameters \['k'\]"):
@@ -151,6 +156,7 @@ def test_refusals():
     assert np.all(res.success)
 
 
+@pytest.mark.slow
 def test_fixed_in_fit_fit_batched_cross_validate_bootstrap_and_fit_frame():
     """``fixed=`` everywhere gives what fitting the free law gives, mapped back to the full vector."""
     import pandas as pd
@@ -192,6 +198,7 @@ def test_fixed_in_fit_fit_batched_cross_validate_bootstrap_and_fit_frame():
     np.testing.assert_allclose(frame["b"].params, three.params, rtol=1e-7, atol=1e-9)
 
 
+@pytest.mark.slow
 def test_bootstrap_counts_only_the_free_parameters():
     """3 points, dml(3) with c fixed: 3 free parameters, so a resample is fittable when it draws all 3 points
     (it is redrawn until then); the 4-parameter law could not be bootstrapped at all."""

@@ -43,6 +43,7 @@ CASES = [  # law, objective, bounds, ridge parameters
 ]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("kr_max", [index_normal.KR_MAX, 0], ids=["pairs", "no-pairs"])
 @pytest.mark.parametrize("case", CASES, ids=lambda c: c[0].name)
 def test_normal_equations_equal_generic(case, kr_max, monkeypatch):
@@ -74,6 +75,7 @@ def test_normal_equations_equal_generic(case, kr_max, monkeypatch):
                 np.testing.assert_allclose(b, a, rtol=1e-12, atol=1e-12 * np.max(np.abs(a)))
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("law", [jl.laws.log_linear(4), jl.laws.dml(3)], ids=lambda l: l.name)
 def test_fit_same_with_and_without_index(law):
     """A whole fit (LM, selection over inits) through the fast path lands where the generic path does (no
@@ -106,6 +108,7 @@ def _custom(index):
                        init_grid=lambda k, x, y: np.asarray(base.init_grid(0, x, y))[:50], index=index)
 
 
+@pytest.mark.slow
 def test_a_wrong_index_is_refused_before_fitting():
     """A user's SingleIndex that does not describe predict, mixes points in h, or has the wrong feature width is
     a clear error, not silently wrong normal equations."""

@@ -50,6 +50,7 @@ def test_x_by_name_in_any_column_order():
     np.testing.assert_array_equal(validate.check_x(mine, df[["N"]].to_numpy()), want[:, :1])   # arrays: by position
 
 
+@pytest.mark.slow
 def test_fit_frame_matches_columns_by_name():
     law = jl.laws.chinchilla()
     df = chinchilla_table()
@@ -146,6 +147,7 @@ def test_fit_batched_errors_report_the_shapes_given():
         jl.fit_batched(law, [x, x[:5]], [np.ones(8), np.ones(4)])
 
 
+@pytest.mark.slow
 def test_single_index_with_no_head_fits_as_without_the_index():
     """A pure exp(linear) law, SingleIndex(start=0): the same optimum as the generic path (and as SciPy)."""
     from scipy.optimize import least_squares
@@ -165,6 +167,7 @@ def test_single_index_with_no_head_fits_as_without_the_index():
     np.testing.assert_allclose(a.params, ref.x, rtol=1e-6, atol=1e-8)
 
 
+@pytest.mark.slow
 def test_fit_frame_skips_groups_it_cannot_fit():
     rng = np.random.default_rng(1)
     rows = []

@@ -47,6 +47,7 @@ def test_paper_to_reduced_rejects_nonpositive():
         jl.laws.paper_to_reduced([-1.0, 1.0, 0.1, 0.2])
 
 
+@pytest.mark.slow
 def test_linear_designs_reproduce_predict(rng):
     x = rng.dirichlet(np.ones(3), 11)
     for law in (jl.laws.dynamic_linear(3), jl.laws.dynamic_full(3), jl.laws.log_ratio(3),
@@ -70,6 +71,7 @@ def test_scaled_method_features(rng):
     np.testing.assert_allclose(pred, np.array([1.0, 2.0, 3.0]) - 0.5 * f, rtol=1e-12)
 
 
+@pytest.mark.slow
 def test_chinchilla_matches_formula():
     x = np.array([[1e8, 1e10], [5e9, 2e11]])
     e, a, b, al, be = np.log(1.69), np.log(406.4), np.log(410.7), 0.34, 0.28

@@ -189,6 +189,7 @@ def test_cli_skipped_files_are_printed_and_exit_2(tmp_path, original_static, cap
     assert "--allow-skipped" in err and "Traceback" not in err
 
 
+@pytest.mark.slow
 def test_cli_allow_skipped_analyses_the_rest_and_still_lists_them(tmp_path, original_static, capsys):
     root = _copy_tree(original_static[0], tmp_path / "o")
     corrupt, nan = _damage(root, original_static[1])
@@ -219,6 +220,7 @@ def skillit_tree(tmp_path_factory):
     return sweep, base / "tree", graphs
 
 
+@pytest.mark.slow
 def test_skillit_analysis_of_an_original_tree_needs_the_graphs(skillit_tree):
     _, tree, _ = skillit_tree
     sweep, _ = read_original(tree)
@@ -226,6 +228,7 @@ def test_skillit_analysis_of_an_original_tree_needs_the_graphs(skillit_tree):
         analyse(sweep)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("which", ["npy", "bundled_json"])
 def test_skillit_graphs_are_loaded_per_method_run_and_seed(skillit_tree, which):
     original, tree, graphs = skillit_tree
@@ -353,6 +356,7 @@ def _bad_static(kind: str) -> Sweep:
     return Sweep(df, G2)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("kind,what", [("negative", "not positive"), ("one_mixture", "1 distinct mixture")])
 def test_cli_analysis_errors_name_group_and_seed(tmp_path, capsys, kind, what):
     write_sweep(_bad_static(kind), tmp_path / "s")
@@ -390,6 +394,7 @@ def test_cli_no_flagged_fits_is_fine(tmp_path, monkeypatch, capsys):
     assert main(["analyse", str(tmp_path / "dyn")]) == 0
 
 
+@pytest.mark.slow
 def test_run_folders_below_the_search_depth_are_noted(tmp_path, original_static, capsys):
     root = tmp_path / "o"
     _copy_tree(original_static[0], root / "a")                              # runs at depth 3: read

@@ -197,6 +197,7 @@ def _counts(P: np.ndarray, B: int) -> np.ndarray:
     return np.asarray(_counts_fn(B)(jnp.asarray(P, jnp.float32)))
 
 
+@pytest.mark.slow
 def test_allocate_counts_matches_allocate_exact_on_random_mixtures():
     rng = np.random.default_rng(0)
     n = 0
@@ -212,6 +213,7 @@ def test_allocate_counts_matches_allocate_exact_on_random_mixtures():
     assert n == 45 * len(ALLOC_SIZES)
 
 
+@pytest.mark.slow
 def test_allocate_counts_returns_the_composition_of_exactly_representable_mixtures():
     """``p = c / B`` for an integer composition ``c`` of B must allocate exactly ``c`` (float32 products such as
     5/8 * 8 or 1/6 * 6 must not be floored one below)."""
@@ -485,6 +487,7 @@ AIOLI_CONFIGS = {
 }
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", list(AIOLI_CONFIGS))
 def test_aioli_mixer_rounds(name):
     """Aioli's rounds against the transcription of ``AioliTrainer.train`` / ``learn_params_subroutine``, driven
@@ -667,6 +670,7 @@ def test_load_graph_applies_the_original_rule(tmp_path):
 
 
 # ================================================================================ DoReMi policy: one step
+@pytest.mark.slow
 def test_doremi_policy_step():
     """One ``DoReMi.gradient`` step on a tiny model: the new weights follow the transcription from the per-domain
     mean losses of proxy and reference (domain 2 is absent from the batch and keeps its previous score), and the

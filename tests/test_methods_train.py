@@ -45,6 +45,7 @@ def _records(recs):
         ["seed", "name", "step", "index", "row", "col"]).reset_index(drop=True)
 
 
+@pytest.mark.slow
 def test_stratified_policy_run_equals_the_static_sweep(tmp_path):
     """The policy loop with a constant mixture trains the same batches and updates as the static loop."""
     pol = make_policy("stratified", 2, CFG)
@@ -56,6 +57,7 @@ def test_stratified_policy_run_equals_the_static_sweep(tmp_path):
     np.testing.assert_allclose(ours["loss"], ref["loss"], rtol=0, atol=2e-6)
 
 
+@pytest.mark.slow
 def test_vmapped_seeds_equal_separate_runs(tmp_path):
     pol = make_policy("aioli", 2, CFG, **AIOLI_HP)
     together = train_policy(pol, DATA, CFG, [0, 1], tmp_path / "t", run="a", method="aioli", vmap_width=None)
@@ -68,6 +70,7 @@ def test_vmapped_seeds_equal_separate_runs(tmp_path):
     np.testing.assert_allclose(a["value"], b["value"], rtol=0, atol=2e-4)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("method", ["aioli", "doge"])
 def test_killed_and_resumed_run_equals_uninterrupted(tmp_path, method):
     """A run killed after a mid-run checkpoint resumes (train + policy state) to the identical trajectory."""
@@ -97,6 +100,7 @@ def _with_noise_group(seed=0, n=20_000, V=32):
     return D.TokenGroups(("syn0", "syn1", "noise"), V, **splits)
 
 
+@pytest.mark.slow
 def test_aioli_learns_the_known_sign_structure_and_leaves_the_noise_group(tmp_path):
     cfg = TrainConfig(MODEL, OptimConfig(total_steps=300, warmup_steps=20, lr=1e-2), batch_size=12,
                       eval_batch_size=64)
@@ -130,6 +134,7 @@ def _flat(tree):
     return np.concatenate([np.ravel(x) for x in jax.tree_util.tree_leaves(tree)])
 
 
+@pytest.mark.slow
 def test_doremi_gradient_is_the_excess_weighted_sum_of_group_gradients():
     ctx = _ctx()
     ref = init_params(MODEL, jax.random.key(5))
@@ -152,6 +157,7 @@ def test_doremi_gradient_is_the_excess_weighted_sum_of_group_gradients():
     assert int(new.e_steps[-1]) == 1 and np.allclose(np.asarray(new.w_sum), w, rtol=1e-5)
 
 
+@pytest.mark.slow
 def test_doge_scores_weights_and_gradient_match_a_reference():
     """As ``DogeTrainer.update_domain_weights``: every per-domain train gradient and the mixed validation
     gradient clipped (``clip_grad_norm_``), the per-domain validation gradients of M clipped too; the validation
@@ -222,6 +228,7 @@ def aioli_sweep(tmp_path_factory):
     return res, work
 
 
+@pytest.mark.slow
 def test_method_sweep_writes_runs_matrices_and_children_that_analyse_reads(aioli_sweep):
     res, work = aioli_sweep
     sw = read_sweep(work / "sweep")
@@ -238,6 +245,7 @@ def test_method_sweep_writes_runs_matrices_and_children_that_analyse_reads(aioli
     assert list(res.final.columns[:2]) == ["seed", "run"] and (res.final["run"] == "aioli").all()
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("method", ["doremi", "doge"])
 def test_two_stage_methods_train_their_averaged_weights(tmp_path, method):
     res = method_sweep(method, DATA, CFG, [0], tmp_path, progress=False)
@@ -248,6 +256,7 @@ def test_two_stage_methods_train_their_averaged_weights(tmp_path, method):
     assert res.final_run == f"{method}_final"
 
 
+@pytest.mark.slow
 def test_skillit_learns_its_graph_from_one_hot_runs(tmp_path):
     res = method_sweep("skillit", DATA, CFG, [0], tmp_path, hparams={"update_steps": 20}, graph_steps=15,
                        progress=False)
@@ -296,6 +305,7 @@ SMALL = ["--data", "synthetic:2", "--steps", "40", "--warmup", "4", "--lr", "0.0
          "--max-eval-chunks", "16", "--no-progress"]
 
 
+@pytest.mark.slow
 def test_cli_sweep_method_then_analyse(tmp_path):
     out = tmp_path / "aioli"
     r = _jaxlaws("sweep", "method", "--method", "aioli", *SMALL, "--seeds", "0,1", "--update-steps", "18",
@@ -308,6 +318,7 @@ def test_cli_sweep_method_then_analyse(tmp_path):
     assert "aioli" in r.stdout and "sim" in r.stdout
 
 
+@pytest.mark.slow
 def test_cli_compare_prints_the_table(tmp_path):
     r = _jaxlaws("compare", *SMALL, "--methods", "stratified,aioli", "--update-steps", "18", "--lp-steps", "2",
                  "--lp-rounds", "2", "--out", str(tmp_path / "cmp"))
@@ -318,6 +329,7 @@ def test_cli_compare_prints_the_table(tmp_path):
     assert table.loc[0, "d_ppl_mean"] == 0.0 and np.isfinite(table.loc[1, "d_ppl_mean"])
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("args, match", [
     (["sweep", "method", "--method", "nope", *SMALL, "--out", "x"], "unknown --method 'nope'"),
     (["sweep", "method", "--method", "aioli", *SMALL, "--mu", "0.1", "--out", "x"], "--mu does not apply"),

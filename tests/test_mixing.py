@@ -129,6 +129,7 @@ def test_doremi_and_doge_on_the_toy_leave_the_noise_group(toy):
     assert (np.asarray(ms.m_steps)[:, -1] == steps).all()   # M recorded (full matrix) every step
 
 
+@pytest.mark.slow
 def test_eager_update_does_not_retrace():
     """``update`` is jitted by its constructor: eager calls with new values (and new steps) reuse one trace."""
     m = 3
@@ -213,6 +214,7 @@ def test_doge_update_matches_the_original_clipping():
     np.testing.assert_allclose(np.concatenate([direction["a"], direction["b"]]), want_dir, rtol=1e-5, atol=1e-7)
 
 
+@pytest.mark.slow
 def test_sample_groups_exact_counts_and_iid_draws():
     p = jnp.asarray([0.5, 0.3, 0.2])
     ids = np.asarray(mixing.sample_groups(jax.random.key(0), p, 10, True))

@@ -35,12 +35,14 @@ def _check_labels(fig, label="synthetic"):
             assert ax.get_xlabel() and ax.get_ylabel(), (title, ax.get_title())
 
 
+@pytest.mark.slow
 def test_import_jaxlaws_and_cli_do_not_import_matplotlib():
     code = ("import sys, jaxlaws, jaxlaws.cli, jaxlaws.report; jaxlaws.cli.build_parser(); "
             "bad = [m for m in sys.modules if m.split('.')[0] == 'matplotlib']; assert not bad, bad[:3]")
     subprocess.run([sys.executable, "-c", code], check=True, timeout=120)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("m", [2, 3])
 def test_static_points_are_the_sweep_and_the_fitted_law(m):
     sw, res = case(m)
@@ -182,6 +184,7 @@ def test_predicted_vs_observed_marks_held_out_points_with_their_own_error():
     assert f"a held out (RMSE {np.sqrt((0.09 + 0.25) / 2):.2g})" in labels
 
 
+@pytest.mark.slow
 def test_every_figure_of_both_cases_is_labelled_and_renders():
     for m in (2, 3):
         sw, res = case(m)
@@ -195,6 +198,7 @@ def test_every_figure_of_both_cases_is_labelled_and_renders():
         jp.optimum(res.static, res.optimum.iloc[:0], sw)
 
 
+@pytest.mark.slow
 def test_cross_validation_figure_draws_the_out_of_fold_predictions_and_fold_errors():
     import jaxlaws as jl
 
@@ -233,6 +237,7 @@ def test_cross_validation_figure_draws_the_out_of_fold_predictions_and_fold_erro
         jp.cv_points(cv, x, y[:, :5])
 
 
+@pytest.mark.slow
 def test_bootstrap_figure_shows_the_percentile_intervals():
     import jaxlaws as jl
 

@@ -174,6 +174,7 @@ def test_spearman_and_normalise(rng):
 
 # ------------------------------------------------------------------------------------------------ the engine on them
 
+@pytest.mark.slow
 def test_engine_reproduces_epochs_optimum_in_float64():
     """jaxlaws' Chinchilla law with its default objective (Huber(1e-3) on log L) reaches Epoch's published
     objective 0.0010182740 to its last published digit (|diff| <= 1e-10) and Epoch's parameters to their 4
@@ -198,6 +199,7 @@ def _huber(r, delta):
     return float(np.sum(np.where(a < delta, 0.5 * r * r, delta * (a - 0.5 * delta))))
 
 
+@pytest.mark.slow
 def test_cross_validate_on_real_mixtures_agrees_with_a_scipy_fold_loop():
     """scalebench 70M, domain 1 (20 mixtures, 6 parameters), 4 folds, 16 inits, unregularised Huber(0.02):
     every fold fit of jl.cross_validate (one batched call) is checked against SciPy's TRF fold by fold."""

@@ -133,6 +133,7 @@ def synthetic(tmp_path_factory):
     return page, res3, flagged
 
 
+@pytest.mark.slow
 def test_synthetic_report_is_self_contained_and_labelled_synthetic_everywhere(synthetic):
     page, res3, _ = synthetic
     imgs = _check_self_contained(page)
@@ -190,6 +191,7 @@ def test_report_shows_every_flagged_fit_and_the_tables_as_csv(synthetic):
         write_report((res3, case(3)[0]), page.parent.parent / "x", tables={"m9": {"t": more}})
 
 
+@pytest.mark.slow
 def test_report_folder_is_replaced_atomically(tmp_path, monkeypatch):
     sw2, res2 = case(2)
     out = tmp_path / "rep"
@@ -222,6 +224,7 @@ def test_report_folder_is_replaced_atomically(tmp_path, monkeypatch):
     assert (mine / "notes.txt").read_text() == "keep me"
 
 
+@pytest.mark.slow
 def test_report_draws_a_static_bootstrap_when_the_analysis_has_one(tmp_path):
     """An analysis carrying bootstrap results (``analyse(..., bootstrap=N)``: ``.bootstrap.results`` per seed,
     each a jl.bootstrap over the groups) gets the interval figure and its numbers as CSV."""

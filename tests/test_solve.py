@@ -43,6 +43,7 @@ def _chinchilla(n=40, seed=1):
     return law, x, y, inits, th
 
 
+@pytest.mark.slow
 def test_solution_is_a_pytree_of_arrays():
     law, p, y, inits, _ = _static3()
     sol = jl.solve(law, p, y, inits)
@@ -58,6 +59,7 @@ def test_solution_is_a_pytree_of_arrays():
     np.testing.assert_allclose(np.sqrt(np.diag(np.asarray(sol.covariance))), res.stderr, rtol=1e-5)
 
 
+@pytest.mark.slow
 def test_jit_vmap_over_data_sets_equals_separate_fits():
     law, p, y, inits, _ = _static3()
     ys = np.stack([y, y * 1.02, y + 0.01])
@@ -68,6 +70,7 @@ def test_jit_vmap_over_data_sets_equals_separate_fits():
     np.testing.assert_allclose(np.asarray(batched.objective), fb.objective, rtol=1e-9)
 
 
+@pytest.mark.slow
 def test_vmap_over_problems_with_padding_weights():
     """Ragged data under vmap: padded points carry weight 0 and leave the fit unchanged."""
     law, p, y, inits, _ = _static3(n=20)
@@ -81,6 +84,7 @@ def test_vmap_over_problems_with_padding_weights():
     np.testing.assert_allclose(float(padded.objective), float(full.objective), rtol=1e-9)
 
 
+@pytest.mark.slow
 def test_grad_through_the_fit_matches_finite_differences():
     """d(sum of predictions at new mixtures)/d(weights), by implicit differentiation vs central differences."""
     law, p, y, inits, _ = _static3()
@@ -102,6 +106,7 @@ def test_grad_through_the_fit_matches_finite_differences():
         assert abs(g[i] - fd) <= 1e-4 * max(abs(fd), 1e-3 * np.max(np.abs(g))), (i, g[i], fd)
 
 
+@pytest.mark.slow
 def test_grad_under_jit_and_vmap_chinchilla():
     """Chinchilla (least squares on log L, smooth): jit(vmap(grad)) over data sets; d e / d y by differences."""
     law, x, y, inits, _ = _chinchilla()
@@ -118,6 +123,7 @@ def test_grad_under_jit_and_vmap_chinchilla():
         assert abs(g[0, i] - fd) <= 1e-4 * max(abs(fd), 1e-2 * np.max(np.abs(g[0]))), (i, g[0, i], fd)
 
 
+@pytest.mark.slow
 def test_user_law_and_result_codes():
     """A user's own law; a redundant parameter makes the Hessian singular, and the code says so."""
     good = Law("line", ("a", "b"), lambda th, x: th[0] + th[1] * x[:, 0], x_dim=1,
@@ -147,6 +153,7 @@ def test_shape_errors_name_the_argument(what):
         jl.solve(law, args["x"], args["y"], args["inits"], weights=args["weights"])
 
 
+@pytest.mark.slow
 def test_fit_batched_is_vmap_of_solve_on_bundled_regmix():
     """The RegMix benchmark case (bundled CSV: 17 Pile groups, 512 runs, Pile-CC loss): jit(vmap(solve)) and
     fit_batched reach the same optimum from the same inits (64 of the default grid, to keep the test small)."""
@@ -169,6 +176,7 @@ def test_fit_batched_is_vmap_of_solve_on_bundled_regmix():
     np.testing.assert_allclose(np.asarray(sol.params), fb.params, rtol=1e-6, atol=1e-8)
 
 
+@pytest.mark.slow
 def test_fit_result_is_a_pytree():
     """FitResult's numeric fields are leaves (flags, law and options are static): tree_map round-trips it."""
     law, p, y, inits, _ = _static3()
@@ -184,6 +192,7 @@ def test_fit_result_is_a_pytree():
     assert list(again.ok) == list(batch.ok) and again[1].objective == batch[1].objective
 
 
+@pytest.mark.slow
 def test_implicit_derivative_with_a_parameter_held_on_a_bound():
     """y = a + b x with b <= 1 while the data's slope is 2: b stays on its bound (derivative 0) and
     a = mean(y - x), so d a / d y_i = 1 / n exactly (the free block's implicit derivative)."""

@@ -80,6 +80,7 @@ def _child_file(work, p0):
 # damaged bookkeeping files: named, and --repair retrains exactly what is damaged
 
 
+@pytest.mark.slow
 def test_damaged_config_json_is_named_and_repaired(dyn, copy):
     before = _mtimes(copy)
     (copy / "config.json").write_text('{"config_hash": "ab')  # cut mid-write (not possible with jaxlaws' writes)
@@ -91,6 +92,7 @@ def test_damaged_config_json_is_named_and_repaired(dyn, copy):
     assert json.loads((copy / "config.json").read_text())["config_hash"] == S._config_hash(CFG, DATA)
 
 
+@pytest.mark.slow
 def test_damaged_run_file_is_named_and_only_it_retrained(dyn, copy):
     f = _child_file(copy, 0.5)
     good = f.read_text()
@@ -216,6 +218,7 @@ def test_a_new_close_mixture_does_not_reuse_an_old_run(dyn, tmp_path):
     np.testing.assert_allclose(got.losses["p_syn0"], 0.2000004, rtol=0, atol=1e-12)
 
 
+@pytest.mark.slow
 def test_a_run_file_of_another_mixture_is_an_error(tmp_path):
     work = tmp_path / "st"
     static_sweep(DATA, CFG, MIX, [0], work, **KW)
@@ -249,6 +252,7 @@ def _dead_pid():
     return proc.pid
 
 
+@pytest.mark.slow
 def test_work_lock_is_reentrant_and_names_a_live_holder(dyn, copy):
     with S.work_lock(copy):
         with S.work_lock(copy):  # the same process may take it again (methods call run_sweep many times)
@@ -305,6 +309,7 @@ def test_leftovers_of_killed_writers_are_cleaned(dyn, copy):
 # mid-run checkpoints: a killed long run resumes from its last checkpoint, bit for bit
 
 
+@pytest.mark.slow
 def test_killed_static_run_resumes_from_its_checkpoint_bit_for_bit(tmp_path, caplog):
     plain = static_sweep(DATA, CFG, MIX, [0], tmp_path / "plain", **KW)  # no checkpoints at all
     work = tmp_path / "killed"
@@ -320,6 +325,7 @@ def test_killed_static_run_resumes_from_its_checkpoint_bit_for_bit(tmp_path, cap
     assert not (work / "resume").exists() or not list((work / "resume").iterdir())  # finished: cleaned
 
 
+@pytest.mark.slow
 def test_killed_dynamic_parent_and_child_resume_bit_for_bit(dyn, tmp_path, caplog):
     work = tmp_path / "killed"
     with pytest.raises(RuntimeError, match="test hook"):
@@ -442,6 +448,7 @@ def test_cli_dynamic_rejects_bad_arguments_before_training(tmp_path, capsys, no_
     assert code == 2 and re.search(message, err), err
 
 
+@pytest.mark.slow
 def test_cli_repair_and_checkpoint_every(tmp_path, capsys):
     out = tmp_path / "cli"
     args = ["sweep", "static", *CLI, "--mixtures", "0.3,0.7;0.6,0.4", "--checkpoint-every", "2", "--out", str(out)]

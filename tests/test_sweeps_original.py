@@ -74,6 +74,7 @@ def bundle():
     return reference_sweep_bundle(seeds=range(2))
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("setting", ["arxiv_stackexchange", "arxiv_books_stackexchange"])
 def test_write_read_round_trip(tmp_path, bundle, setting):
     sweep = bundle[setting][0]

@@ -138,6 +138,7 @@ def test_method_truth_modes(mode, sign):
     np.testing.assert_allclose(matrix_stack(sweep.matrices, truth["method_run"], 0, "doge_M", 3).mean(0), a_method)
 
 
+@pytest.mark.slow
 def test_bundle_shape():
     bundle = reference_sweep_bundle(seeds=range(2))
     sweep, truth = bundle["arxiv_books_stackexchange"]

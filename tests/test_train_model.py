@@ -33,6 +33,7 @@ def test_schedule_closed_form():
     assert got[0] == pytest.approx(1e-7) and got[4] == pytest.approx(5e-4) and got[-1] == pytest.approx(1e-4)
 
 
+@pytest.mark.slow
 def test_optimizer_applies_schedule_and_decay_mask():
     """Constant gradient 1 => Adam's bias-corrected direction is exactly 1, so update_s = -lr(s) (+ decay)."""
     cfg = OptimConfig(total_steps=20, warmup_steps=5, lr=1e-2, weight_decay=0.1, clip=1e9, eps=0.0)
@@ -58,6 +59,7 @@ def test_clipping_to_global_norm():
     np.testing.assert_allclose(mu, 0.1 * np.array([0.6, 0.8, 0, 0]), rtol=1e-6)
 
 
+@pytest.mark.slow
 def test_decay_mask_excludes_biases_and_norms():
     mask = decay_mask(init_params(CFG, jax.random.key(0)))
     flat = {"/".join(str(k.key) for k in path): v for path, v in jax.tree_util.tree_leaves_with_path(mask)}
@@ -76,6 +78,7 @@ def test_pythia_parameter_count():
     assert cfg.rotary_dim == 16  # 25% of the 64 head dimensions
 
 
+@pytest.mark.slow
 def test_per_sample_loss_matches_numpy_and_is_causal():
     params = init_params(CFG, jax.random.key(1))
     x = jax.random.randint(jax.random.key(2), (3, 13), 0, 24)
@@ -91,6 +94,7 @@ def test_per_sample_loss_matches_numpy_and_is_causal():
     assert np.abs(l2[:, 8:] - logits[:, 8:]).max() > 1e-4
 
 
+@pytest.mark.slow
 def test_bfloat16_compute_keeps_fp32_params():
     cfg = preset("tiny", vocab_size=24, context=12, n_layers=1, d_model=32, n_heads=2, d_ff=64, dtype="bfloat16")
     params = init_params(cfg, jax.random.key(1))
@@ -99,6 +103,7 @@ def test_bfloat16_compute_keeps_fp32_params():
     np.testing.assert_allclose(per_sample_loss(params, cfg, x), per_sample_loss(params, CFG, x), rtol=2e-2)
 
 
+@pytest.mark.slow
 def test_group_means_and_evaluate_match_numpy():
     rng = np.random.default_rng(0)
     v, g = rng.normal(size=50), rng.integers(0, 3, 50)
