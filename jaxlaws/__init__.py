@@ -17,7 +17,6 @@ from jaxlaws.fitting import (
     RESULTS,
     Adam,
     BootstrapResult,
-    CovarianceInfo,
     CVResult,
     FitError,
     FitInputError,
@@ -31,9 +30,7 @@ from jaxlaws.fitting import (
     Solution,
     bootstrap,
     choose_c,
-    covariance,
     cross_validate,
-    delta_method,
     fit,
     fit_batched,
     fit_frame,
@@ -48,6 +45,7 @@ from jaxlaws.fitting import (
     solve,
     squared,
 )
+from jaxlaws.fitting.covariance import CovarianceInfo, covariance, delta_method
 
 __version__ = "0.1.0"
 
