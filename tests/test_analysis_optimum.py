@@ -35,6 +35,7 @@ def test_two_group_reference_optimum():
     assert per_seed.iloc[0]["uniform_loss"] == pytest.approx(6.023, abs=6e-4)
 
 
+@pytest.mark.slow
 def test_three_group_reference_optimum():
     groups = ("arxiv", "book", "stackexchange")
     table = optimum.optimum_table(_static("arxiv_books_stackexchange"), groups)
@@ -47,6 +48,7 @@ def test_three_group_reference_optimum():
     assert table.iloc[0]["uniform_loss"] == pytest.approx(10.52, abs=6e-3)
 
 
+@pytest.mark.slow
 def test_solver_matches_dense_grid_and_eg():
     params = _static("arxiv_books_stackexchange")
     theta = np.stack([params[g][0] for g in ("arxiv", "book", "stackexchange")])

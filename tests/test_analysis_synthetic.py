@@ -8,6 +8,7 @@ from jaxlaws.sweeps import synthetic
 from jaxlaws.sweeps.io import concat_sweeps
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("m", [2, 3])
 def test_method_truth_equal_and_flipped(m):
     for mode in ("equal", "flip", "reference"):

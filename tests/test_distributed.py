@@ -169,6 +169,7 @@ def _same(got: dict, want: dict) -> None:
 # tests
 
 
+@pytest.mark.slow
 def test_two_processes_equal_one(reference, tmp_path):
     """A static sweep (6 runs, 3 per process), a dynamic sweep (the parent on one process, its children on both)
     and a batched fit (7 problems over 2 devices of 2 processes) give one process' results on every process."""
@@ -182,6 +183,7 @@ def test_two_processes_equal_one(reference, tmp_path):
     assert len(list((tmp_path / "dynamic" / "checkpoints").iterdir())) == 1
 
 
+@pytest.mark.slow
 def test_killed_process_then_restart_with_three(reference, tmp_path):
     """Process 1 of 2 is SIGKILLed mid-run; JAX's heartbeat stops process 0. Restarted with 3 processes, the job
     skips the finished runs (their files untouched), resumes the interrupted one and equals one process; the
@@ -208,6 +210,7 @@ def _cli(i: int, n: int, port: int, work: Path, *extra: str) -> list[str]:
             str(i), "--dist-timeout", "30", *extra]
 
 
+@pytest.mark.slow
 def test_mismatched_arguments_fail_fast(tmp_path):
     """Processes given different mixtures stop before training, each with a one-line error naming process 1."""
     port = _free_port()
@@ -220,6 +223,7 @@ def test_mismatched_arguments_fail_fast(tmp_path):
     assert not (tmp_path / "runs").exists() or not any((tmp_path / "runs").iterdir())
 
 
+@pytest.mark.slow
 def test_missing_process_times_out_with_a_message(tmp_path):
     """Process 0 of 2 started alone: after --dist-timeout it exits with code 2 and says what to check."""
     res = _launch(lambda i: _cli(0, 2, _free_port(), tmp_path, "--dist-timeout", "3"), 1, 120)

@@ -31,6 +31,7 @@ def counted(monkeypatch):
     return calls
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("shared", [True, False])
 def test_chunked_equals_unchunked(counted, shared):
     x, y = _batch(7)
@@ -65,6 +66,7 @@ def test_chunk_size_follows_the_budget():
     assert execute.memory_budget() > 0
 
 
+@pytest.mark.slow
 def test_init_objectives_can_be_left_out(counted):
     """``init_objectives=False``: the same fits, no per-init table (chunked too), and for a linear law."""
     x, y = _batch(5)

@@ -36,6 +36,7 @@ def test_rounded_mixtures_are_refused_with_the_way_out():
         jl.fit(jl.laws.dml(3), np.r_[r[0, :11], [[0.5, 0.5, 0.3]]], y[0])
 
 
+@pytest.mark.slow
 def test_normalize_equals_fitting_the_normalised_rows_and_reports_the_offsets():
     r, y = data()
     rounded = np.round(r, 2)

@@ -57,6 +57,7 @@ def test_two_group_static_two_stage_recovers_reference(rng):
         assert np.sqrt(np.mean((pred - true) ** 2)) < 2 * NOISE   # the curve, not the raw params
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("solver", [jl.LevenbergMarquardt(), jl.LBFGS(steps=60)])
 def test_three_group_static_recovers_reference(rng, solver):
     xs, ys, truth, inits = _static3(0.0, rng)
@@ -89,6 +90,7 @@ def test_three_group_static_noisy_predictions(rng):
         assert np.sqrt(np.mean(everywhere ** 2)) < 3 * NOISE and np.abs(everywhere).max() < 10 * NOISE, b
 
 
+@pytest.mark.slow
 def test_instruction_static_nine_groups(rng):
     params = law_results("instruction/params.json")
     x = dirichlet(9, 50, 0)
@@ -113,6 +115,7 @@ def test_instruction_static_nine_groups(rng):
         assert np.sqrt(np.mean((res[b].predict(x) - true_pred) ** 2)) < 2 * NOISE
 
 
+@pytest.mark.slow
 def test_dynamic_laws_recover_reference(rng):
     dyn2 = law_results("arxiv_stackexchange/params_dynamic.json")
     p = np.arange(1, 10) / 10

@@ -31,6 +31,7 @@ def test_default_dtype_follows_the_backend(monkeypatch):
         assert engine.default_dtype() == want
 
 
+@pytest.mark.slow
 def test_float32_fit_polished_in_float64_reaches_the_float64_optimum():
     law, p, y, inits = _data()
     r64 = jl.fit(law, p, y, inits=inits, dtype="float64")
@@ -76,6 +77,7 @@ def test_bad_dtype_is_refused(dtype):
         jl.fit(law, p, y, inits=inits, dtype=dtype)
 
 
+@pytest.mark.slow
 def test_fit_and_standard_errors_without_scipy():
     """SciPy is not a dependency of jaxlaws (only of the dev/bench extras): a fit with its covariance and
     intervals runs in a process where importing scipy fails."""

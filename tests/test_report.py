@@ -262,6 +262,7 @@ def real(tmp_path_factory):
     return out / "report.html"
 
 
+@pytest.mark.slow
 def test_real_bundle_report_has_provenance_and_no_synthetic_label(real, capsys):
     imgs = _check_self_contained(real)
     text = real.read_text(encoding="utf-8")
@@ -278,6 +279,7 @@ def test_real_bundle_report_has_provenance_and_no_synthetic_label(real, capsys):
     _no_temp_files(real.parent)
 
 
+@pytest.mark.slow
 def test_real_report_held_out_error_is_a_refit_without_the_point(real):
     """The static law's leave-one-mixture-out predictions in the report equal jaxlaws.fit on the other
     mixtures (an independent refit), and the in-sample column the fit on all of them."""

@@ -50,6 +50,7 @@ def sweeps(draw):
     return Sweep(pd.DataFrame(rows), groups, mats)
 
 
+@pytest.mark.slow
 @settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(sweep=sweeps(), fmt=st.sampled_from(["csv", "parquet"]))
 def test_hypothesis_round_trip_is_exact(tmp_path, sweep, fmt):

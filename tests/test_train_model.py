@@ -121,6 +121,7 @@ def test_group_means_and_evaluate_match_numpy():
                                rtol=1e-5)
 
 
+@pytest.mark.slow
 def test_per_group_grads_match_separate_grads():
     params = init_params(CFG, jax.random.key(4))
     x = jax.random.randint(jax.random.key(5), (6, 13), 0, 24)

@@ -45,6 +45,7 @@ def vmapped(tmp_path_factory):
     return static_sweep(DATA, CFG, MIX, [0, 1], work, runs_per_program=6, progress=False), work
 
 
+@pytest.mark.slow
 def test_training_reduces_loss_on_each_group():
     opt = make_optimizer(CFG.optim)
     init_key, data_key = run_keys(0)
@@ -60,6 +61,7 @@ def test_training_reduces_loss_on_each_group():
     assert (after < before - 0.3).all(), (before, after)
 
 
+@pytest.mark.slow
 def test_per_group_losses_use_the_right_group(vmapped):
     """Training mostly on a group lowers that group's loss more: p_syn0 = 0.9 beats 0.2 on syn0, and vice versa."""
     sweep, _ = vmapped
@@ -83,6 +85,7 @@ def test_vmapped_equals_separate_runs(vmapped, tmp_path):
     np.testing.assert_allclose(_losses(separate), _losses(sweep), rtol=2e-5)
 
 
+@pytest.mark.slow
 def test_grouped_vmap_equals_full_vmap(vmapped, tmp_path):
     """5 runs per chunk, 2 vmapped at a time: 3 calls (one padded run), then a chunk of 1 run."""
     sweep, _ = vmapped
@@ -130,6 +133,7 @@ def test_parent_child_reproduces_uninterrupted_run(vmapped, tmp_path):
     np.testing.assert_allclose(_losses(again), _losses(dyn), rtol=2e-5)
 
 
+@pytest.mark.slow
 def test_bad_input(tmp_path):
     with pytest.raises(ValueError, match=r"shape \(n, 2\)"):
         static_sweep(DATA, CFG, [[0.2, 0.3, 0.5]], [0], tmp_path / "a")
@@ -193,6 +197,7 @@ _MULTI = textwrap.dedent("""
 """)
 
 
+@pytest.mark.slow
 def test_sharded_over_four_devices_equals_single_device(vmapped, tmp_path):
     """3 runs per program padded to 4 and sharded over 4 (forced host) devices give the same losses."""
     sweep, _ = vmapped
