@@ -2,7 +2,7 @@ r"""Generative models of the online methods' recorded matrices, for synthetic me
 
 A synthetic method probe needs what the method would have recorded before its break. Copying the true
 :math:`A^\star` (plus jitter) builds the answer into the input: ``sim`` comes out near 1 whatever the method
-does. Here each method's *own update rule* (:mod:`jaxlaws.train.methods.rules`, the functions the trainer
+does. Here each method's *own update rule* (:mod:`jaxlaws.mixing.rules`, the functions the trainer
 runs) is applied to synthetic observations drawn from the true laws, and whatever it records is the matrix:
 
 * **Aioli** (LearnParams): each round, ``lp_rounds`` passes over the one-hot-ish mixtures :math:`q_j`; a
@@ -50,7 +50,7 @@ def _rules() -> SimpleNamespace:
     flax); static arguments are the hyper-parameters."""
     import jax
 
-    from jaxlaws.train.methods import rules as r
+    from jaxlaws.mixing import rules as r
     return SimpleNamespace(
         one_hotish=r.one_hotish,
         aioli_learn=jax.jit(lambda G, W: r.aioli_normalize(r.aioli_solve(G, W))),
