@@ -21,6 +21,7 @@ def _run(argv):
     return args.func(args)
 
 
+@pytest.mark.slow
 def test_cli_analyse_exports(tmp_path, capsys):
     write_sweep(method_sweep(G2, seeds=range(2))[0], tmp_path / "sweep", format="csv")
     assert _run(["analyse", str(tmp_path / "sweep"), "--out", str(tmp_path / "out")]) == 0

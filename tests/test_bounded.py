@@ -133,6 +133,7 @@ def test_diagnostic_flags_a_parameter_stuck_on_a_bound():
         assert ("stuck_at_bound" in flags[0]) is stuck and ("not_converged" in flags[0]) is stuck
 
 
+@pytest.mark.slow
 def test_unfinished_bounded_fit_is_not_ok():
     """A solver stopped at once next to a bound the objective wants to leave (Adam, one tiny step, bounds by
     reparametrisation): the fit must not look finished."""

@@ -109,6 +109,7 @@ def test_derivatives_through_solve_match_finite_differences(name):
                                    atol=1e-12 * float(np.abs(np.asarray(g)).max()))
 
 
+@pytest.mark.slow
 def test_singular_hessian_has_its_result_code():
     # the paper's form c + b exp(-A.p) is flat on the simplex along (b, A) -> (b e^d, A + d): no unique optimum
     law = log_linear_paper(3)

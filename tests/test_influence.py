@@ -104,6 +104,7 @@ def test_influence_m2_own_share_law_matches_finite_differences_and_closed_form()
         np.testing.assert_allclose(float(res.p[0]), two_group_optimum(k1, b1, k2, b2)[1], atol=1e-12)
 
 
+@pytest.mark.slow
 def test_influence_vmaps_over_seeds_and_checks_inputs():
     law = log_linear(3)
     groups = ("arxiv", "book", "stackexchange")

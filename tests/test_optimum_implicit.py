@@ -28,6 +28,7 @@ def _p(fn, theta, w=None):
     return np.asarray(O.optimal_mixture(fn, jnp.asarray(theta), None if w is None else jnp.asarray(w)).p)
 
 
+@pytest.mark.slow
 def test_two_group_value_and_derivative_match_the_closed_form():
     with jax.enable_x64(True):
         for seed in (0, 2):
@@ -69,6 +70,7 @@ def test_three_group_derivative_matches_finite_differences():
         np.testing.assert_allclose(fwd.sum(axis=0), 0.0, atol=1e-12)  # the mixture stays on the simplex
 
 
+@pytest.mark.slow
 def test_boundary_optimum_holds_the_active_component_fixed():
     # group 3 hardly benefits from its own data (t small): its share goes to 0 (a strictly positive multiplier)
     th = np.array([[0.9, 0.6, -1.0, 0.1], [1.0, 0.4, 0.1, -1.2], [1.1, -2.0, 0.05, 0.02]])
