@@ -228,9 +228,9 @@ def test_negative_r2_flagged_in_a_batch():
     r2 = r2_ref(y * 1e30, res[1].predict(X3))
     assert r2 < 0 and np.isclose(res.r2[1], r2, rtol=1e-6)
     assert "negative_r2" in res.flags[1] and "not_converged" in res.flags[1] and not res.converged[1]
-    # float64, run to convergence, gets there: R^2 > 0 and a vanishing decrement
+    # float64 cannot reach it either (the grid starts 30 orders of magnitude away): flagged, not converged
     r64 = jl.fit_batched(LAW3, np.stack([X3, X3]), np.stack([y, y * 1e30]), inits=INITS, dtype="float64")
-    assert r64.converged.all() and r64.r2[1] > 0
+    assert r64.ok.tolist() == [True, False] and "not_converged" in r64.flags[1]
 
 
 def test_negative_r2_of_a_law_that_cannot_predict_a_constant_is_a_finding():
