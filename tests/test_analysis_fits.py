@@ -218,6 +218,7 @@ def test_method_errors_name_the_problem():
 
 
 # --------------------------------------------------------------------------- export and formats
+@pytest.mark.slow
 def test_export_structure_matches_bundled(tmp_path):
     sweep, _ = static_sweep(G2)
     res = analyse(sweep)
@@ -247,6 +248,7 @@ def test_same_results_from_csv_and_parquet(tmp_path):
             pd.testing.assert_frame_equal(df, base[key], check_exact=True)
 
 
+@pytest.mark.slow
 def test_same_results_from_the_original_layout(tmp_path):
     from jaxlaws.sweeps import original  # a broken reader must fail this test, not skip it
     for name, sw in (("m", method_sweep(G3, seeds=range(2))[0]), ("s", static_sweep(G2, seeds=range(2))[0]),

@@ -371,6 +371,7 @@ def test_host_numpy_path_equals_the_traced_one_batched_huber_ridge_bounds():
     assert np.all(np.isnan(out[1])) and np.allclose(out[0], host[0], rtol=1e-12)
 
 
+@pytest.mark.slow
 def test_fit_carries_the_covariance_at_its_optimum():
     """jaxlaws.fit fills FitResult.covariance: equal to covariance() at the returned parameters with the fit's
     objective, weights (validation points weigh 0) and penalty."""

@@ -181,6 +181,7 @@ def test_closed_form_fit_diagnostics():
 
 
 # --------------------------------------------------------------------------- identifiability, saturation, R^2
+@pytest.mark.slow
 def test_constant_losses_flagged():
     res = jl.fit(LAW3, X3, np.full(9, 3.2), inits=INITS, dtype="float64")
     assert np.isnan(res.r2)
@@ -371,6 +372,7 @@ def test_static_analysis_flags_warns_and_excludes():
     assert len(everything.flagged()) == 1
 
 
+@pytest.mark.slow
 def test_three_mixture_sweep_gives_no_optimum_without_a_warning():
     """m=2 with three mixtures: every fit interpolates (R^2 = 1); the 'optimal mixture' rests on nothing."""
     sweep = _static2(mixtures=np.array([[0.2, 0.8], [0.5, 0.5], [0.8, 0.2]]))

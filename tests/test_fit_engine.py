@@ -48,6 +48,7 @@ def test_objective_never_worse_than_scipy(rng, group):
     assert res.objective <= best * (1 + 1e-6) + 1e-12
 
 
+@pytest.mark.slow
 def test_lbfgs_and_adam_reach_the_same_minimum(rng):
     x, y = _problem(rng)
     inits = jl.laws.log_linear_inits(3, jax.random.key(0), own=0)[::30]
@@ -120,6 +121,7 @@ def test_scaled_method_multi_output_closed_form(rng):
     np.testing.assert_allclose(res.params, np.linalg.lstsq(X, y.reshape(-1), rcond=None)[0], rtol=1e-9)
 
 
+@pytest.mark.slow
 def test_holdout_selection_and_final_rule(rng):
     x, y = _problem(rng)
     inits = jl.laws.log_linear_inits(3, jax.random.key(0), own=0)[::10]

@@ -72,6 +72,7 @@ def frame():
     return pd.DataFrame(rows).sample(frac=1.0, random_state=0).reset_index(drop=True), r, y
 
 
+@pytest.mark.slow
 def test_fit_frame_by_column_names_matches_fit_batched():
     df, r, y = frame()
     fits = jl.fit_frame(jl.laws.dml(3), df, x=["p_a", "p_b", "p_c"], y="loss", by="size", dtype="float64")

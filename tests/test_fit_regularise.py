@@ -120,6 +120,7 @@ def test_penalised_objective_matches_numpy_and_scipy(rng, pen):
     assert np.sum((res.params[idx] - pen.center) ** 2) < np.sum((free.params[idx] - pen.center) ** 2)
 
 
+@pytest.mark.slow
 def test_ridge_zero_is_no_penalty_and_bad_ridge_refused(rng):
     x, y, _ = synthetic_loglin(rng)
     a = jl.fit(jl.laws.log_linear(3), x, y, inits=loglin_inits(), penalty=jl.ridge(0), bounds=None,

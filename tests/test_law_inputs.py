@@ -204,6 +204,7 @@ def test_a_law_without_init_grid_needs_inits():
         jl.fit(law, x, y)
 
 
+@pytest.mark.slow
 def test_fit_takes_a_table_by_column_name():
     law = jl.laws.dml(3)
     rng = np.random.default_rng(3)
@@ -218,6 +219,7 @@ def test_fit_takes_a_table_by_column_name():
         jl.fit(jl.laws.Law("wrong", ("a",), lambda p, x: p[0] * x, x_dim=3), r, y, inits=np.ones((1, 1)))
 
 
+@pytest.mark.slow
 def test_predict_uses_the_fits_mixture_options():
     """Rounded mixtures a normalize=True fit accepted are predicted (as the normalised rows), not refused."""
     law = jl.laws.dml(3)

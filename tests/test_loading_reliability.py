@@ -260,6 +260,7 @@ def test_missing_skillit_graph_is_reported_with_its_expected_path(tmp_path, skil
         read_original(tree, skillit_graphs=tmp_path / "nope")
 
 
+@pytest.mark.slow
 def test_cli_skillit_graphs_option(skillit_tree, capsys):
     _, tree, graphs = skillit_tree
     assert main(["analyse", str(tree), "--skillit-graphs", str(graphs)]) == 0
@@ -275,6 +276,7 @@ def _export_files(out: Path) -> dict[str, bytes]:
     return {p.name: p.read_bytes() for p in out.iterdir() if p.is_file()}
 
 
+@pytest.mark.slow
 def test_export_removes_stale_files_but_never_user_files(tmp_path, capsys):
     write_sweep(fits_method_sweep(G2, seeds=range(2))[0], tmp_path / "meth")
     write_sweep(dynamic_sweep(G2)[0], tmp_path / "dyn")

@@ -592,6 +592,7 @@ def test_restricted_aioli_leaves_the_prior_band_as_the_original():
     assert p_orig.max() / p_orig.min() <= np.exp(0.2) + 1e-9 and p_orig[1] > 0.5   # left the prior
 
 
+@pytest.mark.slow
 def test_allocation_ties_are_broken_at_random():
     """With a key, tied remainders get the extra seat uniformly at random: at m=7, ohf=0.75, B=8 each of the six
     off-groups gets 1 of the 2 spare seats with probability 1/3 (lowest-index ties: always groups 1 and 2);

@@ -187,6 +187,7 @@ def test_doge_scores_weights_and_gradient_match_a_reference():
     np.testing.assert_allclose(np.asarray(new.m_hist[-1]), M, rtol=1e-3, atol=1e-9)
 
 
+@pytest.mark.slow
 def test_doge_validation_batches_are_random_draws():
     """The original samples DoGE's validation batch at random from its pooled validation set; jaxlaws drew a
     fixed exact allocation ([2, 1, 1] at m=3, val batch 4). Over 400 steps' keys the group of a window is drawn
@@ -347,6 +348,7 @@ def test_cli_errors_are_one_line_with_exit_code_2(tmp_path, args, match):
     assert not (tmp_path / "x" / "runs").exists()
 
 
+@pytest.mark.slow
 def test_a_damaged_method_result_is_named_and_trained_again(tmp_path):
     pol = make_policy("stratified", 2, CFG)
     first = train_policy(pol, DATA, CFG, [0], tmp_path, run="s", method="stratified")

@@ -258,6 +258,7 @@ def test_bad_constructor_input_is_a_clear_error(call, match):
         call()
 
 
+@pytest.mark.slow
 def test_mixing_is_model_agnostic():
     """``jaxlaws.mixing`` imports neither jaxlaws' trainer nor flax (it works with any model)."""
     import subprocess

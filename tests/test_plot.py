@@ -64,6 +64,7 @@ def test_static_points_are_the_sweep_and_the_fitted_law(m):
         np.testing.assert_array_equal(merged["observed"], merged["loss"])
 
 
+@pytest.mark.slow
 def test_dynamic_points_full_form_is_the_loss_change():
     sw, res = case(3)
     pts = jp.dynamic_points(res.dynamic["full"], sw)
@@ -80,6 +81,7 @@ def test_dynamic_points_full_form_is_the_loss_change():
                                    rtol=1e-10)
 
 
+@pytest.mark.slow
 def test_static_law_draws_each_fitted_curve_and_is_labelled():
     sw, res = case(2)
     fig = jp.static_law(res.static, sw, label="synthetic")
@@ -98,6 +100,7 @@ def test_static_law_draws_each_fitted_curve_and_is_labelled():
     assert "[" not in jp.static_law(res.static, sw)._suptitle.get_text()   # no label: nothing claimed
 
 
+@pytest.mark.slow
 def test_optimum_ternary_and_line_put_the_stars_at_the_analysis_optimum():
     np.testing.assert_allclose(np.stack(jp.ternary_xy(np.eye(3)), 1), [[0, 0], [1, 0], [0.5, np.sqrt(3) / 2]])
     grid = jp.simplex_grid(3, 10)
@@ -125,6 +128,7 @@ def test_optimum_ternary_and_line_put_the_stars_at_the_analysis_optimum():
         assert sy == pytest.approx(np.interp(sx, x, y), abs=1e-4)
 
 
+@pytest.mark.slow
 def test_method_matrices_show_the_mean_matrices_and_column_directions():
     sw, res = case(3)
     fig = jp.matrices(res.methods, label="synthetic")
@@ -145,6 +149,7 @@ def test_method_matrices_show_the_mean_matrices_and_column_directions():
         np.testing.assert_allclose(heights, np.concatenate([direction("A_star"), direction("A_tilde")]), rtol=1e-12)
 
 
+@pytest.mark.slow
 def test_similarity_plots_every_seed_and_the_mean():
     sw, res = case(3)
     fig = jp.similarity(res.methods, label="synthetic")
@@ -157,6 +162,7 @@ def test_similarity_plots_every_seed_and_the_mean():
     np.testing.assert_allclose(np.sort(ys), np.sort(want))
 
 
+@pytest.mark.slow
 def test_trajectories_follow_the_method_runs_mixtures():
     sw, res = case(3)
     traj = jp.method_trajectories(sw)

@@ -45,6 +45,7 @@ def test_float32_fit_polished_in_float64_reaches_the_float64_optimum():
     assert pol.ok and r64.ok
 
 
+@pytest.mark.slow
 def test_accelerator_default_is_float32_then_polished(monkeypatch):
     """With the backend reported as a TPU, the default fit runs in float32 and is polished (same optimum)."""
     law, p, y, inits = _data(seed=1)

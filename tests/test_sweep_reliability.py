@@ -111,6 +111,7 @@ def test_damaged_run_file_is_named_and_only_it_retrained(dyn, copy):
     np.testing.assert_allclose(_losses(got), _losses(dyn[0]), rtol=2e-5)  # retrained alone (1 run per call)
 
 
+@pytest.mark.slow
 def test_every_damaged_file_is_named_at_once(copy):
     a, b = _child_file(copy, 0.2), _child_file(copy, 0.5)
     rec = json.loads(a.read_text())
@@ -122,6 +123,7 @@ def test_every_damaged_file_is_named_at_once(copy):
         _dyn(copy)
 
 
+@pytest.mark.slow
 def test_damaged_checkpoint_meta_is_named_and_the_parent_retrained(dyn, copy):
     ck = _parent_ckpt(copy)
     (ck / "meta.json").write_text("{not json")
@@ -137,6 +139,7 @@ def test_damaged_checkpoint_meta_is_named_and_the_parent_retrained(dyn, copy):
     np.testing.assert_array_equal(_losses(got), _losses(dyn[0]))
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("what", ["_METADATA", "data file"])
 def test_damaged_parent_state_is_detected_named_and_retrained(dyn, copy, what):
     ck = _parent_ckpt(copy)
@@ -167,6 +170,7 @@ def test_damaged_parent_state_is_detected_named_and_retrained(dyn, copy, what):
 # configuration drift
 
 
+@pytest.mark.slow
 def test_everything_that_changes_results_is_hashed(dyn, copy):
     base = S._config_hash(CFG, DATA)
     for change in (dict(eval_every=15), dict(eval_batch_size=16)):
@@ -210,6 +214,7 @@ def test_run_names_cannot_collide():
     assert len({s.key for s in specs}) == len(close)
 
 
+@pytest.mark.slow
 def test_a_new_close_mixture_does_not_reuse_an_old_run(dyn, tmp_path):
     work = tmp_path / "st"
     static_sweep(DATA, CFG, MIX[:1], [0], work, **KW)
@@ -294,6 +299,7 @@ def test_stale_lock_of_a_dead_process_is_taken_over(tmp_path, monkeypatch, flock
             sleeper.wait()
 
 
+@pytest.mark.slow
 def test_leftovers_of_killed_writers_are_cleaned(dyn, copy):
     (copy / ".sweep.old-x1" / "sweep").mkdir(parents=True)
     (copy / ".sweep.tmp-x2").mkdir()
@@ -339,6 +345,7 @@ def test_killed_dynamic_parent_and_child_resume_bit_for_bit(dyn, tmp_path, caplo
     np.testing.assert_array_equal(_losses(got), _losses(dyn[0]))
 
 
+@pytest.mark.slow
 def test_damaged_resume_checkpoint_is_named_and_repaired(tmp_path):
     plain = static_sweep(DATA, CFG, MIX, [0], tmp_path / "plain", **KW)
     work = tmp_path / "killed"
@@ -369,6 +376,7 @@ def test_files_follow_the_umask(tmp_path, mask):
     assert (tmp_path / "ck").stat().st_mode & 0o777 == 0o777 & ~mask
 
 
+@pytest.mark.slow
 def test_sweep_files_follow_the_umask(dyn):
     mask = os.umask(0)
     os.umask(mask)

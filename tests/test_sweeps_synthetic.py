@@ -199,6 +199,7 @@ def test_doremi_without_noise_never_leaves_uniform():
     np.testing.assert_allclose(w, 1 / 3, atol=1e-6)
 
 
+@pytest.mark.slow
 def test_sim_is_not_built_in():
     """Random positive method matrices with the same children give low sim; the simulated ones give what the
     simulation gives (m=3: not ~1 for every method and seed, as the copied-A* matrices did)."""

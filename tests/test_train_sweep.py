@@ -70,6 +70,7 @@ def test_per_group_losses_use_the_right_group(vmapped):
     assert t.loc[0.9, "syn0"] < t.loc[0.2, "syn0"] and t.loc[0.2, "syn1"] < t.loc[0.9, "syn1"]
 
 
+@pytest.mark.slow
 def test_sweep_layout_and_round_trip(vmapped):
     sweep, work = vmapped
     assert len(sweep.runs()) == 6 and set(sweep.losses.kind) == {"static"}
@@ -79,6 +80,7 @@ def test_sweep_layout_and_round_trip(vmapped):
     pd.testing.assert_series_equal(_losses(back), _losses(sweep))
 
 
+@pytest.mark.slow
 def test_vmapped_equals_separate_runs(vmapped, tmp_path):
     sweep, _ = vmapped
     separate = static_sweep(DATA, CFG, MIX, [0, 1], tmp_path, runs_per_program=1, progress=False)
@@ -93,6 +95,7 @@ def test_grouped_vmap_equals_full_vmap(vmapped, tmp_path):
     np.testing.assert_allclose(_losses(grouped), _losses(sweep), rtol=2e-5)
 
 
+@pytest.mark.slow
 def test_kill_and_resume_equals_uninterrupted(vmapped, tmp_path):
     sweep, _ = vmapped
     with pytest.raises(RuntimeError, match="test hook"):
@@ -104,6 +107,7 @@ def test_kill_and_resume_equals_uninterrupted(vmapped, tmp_path):
     np.testing.assert_allclose(_losses(resumed), _losses(sweep), rtol=2e-5)
 
 
+@pytest.mark.slow
 def test_parent_child_reproduces_uninterrupted_run(vmapped, tmp_path):
     sweep, _ = vmapped
     dyn = dynamic_sweep(DATA, CFG, MIX[1:2], MIX[1:], [0], 20, 10, tmp_path, runs_per_program=1, progress=False)
