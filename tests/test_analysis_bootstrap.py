@@ -17,6 +17,7 @@ from test_analysis_cli import _run  # noqa: E402
 from test_analysis_fits import G2, G3, static_sweep  # noqa: E402
 
 
+@pytest.mark.slow
 def test_static_bootstrap_m3_paired_and_optimum_matches_a_per_resample_recomputation():
     sweep, _ = static_sweep(G3, seeds=range(2))
     res = analyse(sweep, n_random=2, bootstrap=30, level=0.8)
@@ -51,6 +52,7 @@ def test_static_bootstrap_m3_paired_and_optimum_matches_a_per_resample_recomputa
         bs.predict("nope", 0, x)
 
 
+@pytest.mark.slow
 def test_static_bootstrap_m2():
     sweep, _ = static_sweep(G2, seeds=range(2))
     res = analyse(sweep, bootstrap=20)
@@ -67,6 +69,7 @@ def test_static_bootstrap_m2():
         bootstrap_static(sweep, res.static, 1)
 
 
+@pytest.mark.slow
 def test_cli_bootstrap_prints_and_exports(tmp_path, capsys):
     sweep, _ = static_sweep(G3, seeds=range(2))
     write_sweep(sweep, tmp_path / "sweep", format="csv")

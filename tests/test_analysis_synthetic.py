@@ -31,6 +31,7 @@ def test_method_truth_equal_and_flipped(m):
             assert (res.similarity["b"] > 0).all()
 
 
+@pytest.mark.slow
 def test_reference_static_and_dynamic_m2():
     sweep, truth = synthetic.reference_static_sweep("arxiv_stackexchange", noise=0.003)
     fits = static.fit_static(sweep)
