@@ -151,7 +151,7 @@ def issue_law(p, x, xp):  # bias + A (N/1e9)^-a ((1 + B E^g) / (1 + B))^-b
     return bias + A * xp.exp(-a * xp.log(n / 1e9) - b * (xp.log1p(B * xp.exp(g * xp.log(e))) - xp.log1p(B)))
 
 
-def multidomain(p, x, xp):  # Chinchilla per domain k (one-hot x[:, 2:6]): E_k + e^(a_k - alpha ln N) + e^(b_k - beta ln D)
+def multidomain(p, x, xp):  # per domain k (one-hot x[:, 2:6]): E_k + e^(a_k - alpha ln N) + e^(b_k - beta ln D)
     E, a, b = p[0:4], p[4:8], p[8:12]
     alpha, beta = p[12], p[13]
     oh = [_col(x, 2 + k) for k in range(4)]
@@ -265,11 +265,13 @@ CASES = [
          ("E", "A", "alpha", "B", "beta", "R_D", "R_N"), muennighoff,
          (1.87, 406.4, 0.34, 410.7, 0.28, 15.4, 5.3), _sample_muennighoff, 0.01,
          ((1.0, 3.0), (50.0, 1000.0), (0.1, 0.6), (50.0, 1000.0), (0.1, 0.6), (1.0, 50.0), (1.0, 50.0)),
-         bounds={"R_D": (0.1, 100.0), "R_N": (0.1, 100.0), "alpha": (0.0, 1.0), "beta": (0.0, 1.0)}, seed=2),
+         bounds={"R_D": (0.1, 100.0), "R_N": (0.1, 100.0), "alpha": (0.0, 1.0), "beta": (0.0, 1.0)}, x_kind="free",
+         seed=2),
     Case("broken_power", "Caballero et al. 2023 (two breaks)",
          ("a", "b", "c0", "c1", "log10_d1", "f1", "c2", "log10_d2", "f2"), broken_power,
-         (0.5, 2.0, 0.1, 0.4, 2.0, 0.3, -0.3, 4.0, 0.5), lambda rng: _log_uniform(rng, 1.0, 1e6, 120)[:, None], 0.005,
-         ((0.0, 1.0), (0.5, 4.0), (0.0, 0.5), (0.0, 1.0), (0.5, 3.0), (0.1, 1.0), (-1.0, 0.5), (3.0, 5.5), (0.1, 1.0)),
+         (0.5, 2.0, 0.1, 0.4, 2.0, 0.3, -0.3, 4.0, 0.5), lambda rng: _log_uniform(rng, 1.0, 1e6, 120)[:, None],
+         0.005, ((0.0, 1.0), (0.5, 4.0), (0.0, 0.5), (0.0, 1.0), (0.5, 3.0), (0.1, 1.0), (-1.0, 0.5), (3.0, 5.5),
+                 (0.1, 1.0)),
          bounds={"c0": (-2.0, 2.0), "c1": (-2.0, 2.0), "c2": (-2.0, 2.0), "log10_d1": (0.0, 6.0),
                  "log10_d2": (0.0, 6.0), "f1": (0.05, 2.0), "f2": (0.05, 2.0)}, seed=3),
     Case("lr_law", "Chinchilla + quadratic in log LR (approx.; LR optimum as in DeepSeek LLM 2024)",
@@ -512,7 +514,7 @@ def measure(case: Case, cold: bool, cache_root: str) -> dict:
     if cold:
         d = tempfile.mkdtemp(dir=cache_root)
         row["cold"] = dict(jax_nocache=spawn(case.name, "jax", None), jax_cache_empty=spawn(case.name, "jax", d),
-                           jax_cache_warm=spawn(case.name, "jax", d), lbfgsb=spawn(case.name, "lbfgsb", None),
+                           jax_cache_warm=spawn(case.name, "jax", d),
                            least_squares=spawn(case.name, "least_squares", None))
     return row
 
@@ -531,8 +533,8 @@ def report(rows: list[dict], load: tuple, total_s: float) -> str:
              "rel. gap = (jaxlaws - best SciPy) / best SciPy (negative: jaxlaws lower). Held-out: RMSE on the "
              "largest-scale 20% of points. Data: `synthetic` = drawn from the law at the listed parameters plus "
              "seeded Gaussian noise.", "",
-             "| law | P | data | bounded | jaxlaws obj | L-BFGS-B obj | least_sq obj | rel. gap | held-out jl / L-BFGS-B "
-             "/ lsq | flags | at bound |",
+             "| law | P | data | bounded | jaxlaws obj | L-BFGS-B obj | least_sq obj | rel. gap | "
+             "held-out jl / L-BFGS-B / lsq | flags | at bound |",
              "|---|---|---|---|---|---|---|---|---|---|---|"]
     for r in rows:
         best = min(r["lbfgsb"]["objective"], r["least_squares"]["objective"])
@@ -550,16 +552,17 @@ def report(rows: list[dict], load: tuple, total_s: float) -> str:
                      f"{_fmt_t(r['least_squares']['warm_s'])} | {s / r['jax']['warm_s']:.1f}x |")
     if all("cold" in r for r in rows):
         lines += ["", "## Cold: the fit call in a fresh process (imports apart)", "",
-                  "| law | jaxlaws no cache | cache empty | cache warm | L-BFGS-B | least_sq | faster SciPy / jl "
-                  "(no cache, cache warm) | imports jl / SciPy |", "|---|---|---|---|---|---|---|---|"]
+                  "| law | jaxlaws no cache | cache empty | cache warm | L-BFGS-B (in-process) | least_sq | "
+                  "faster SciPy / jl (no cache, cache warm) | imports jl / SciPy |",
+                  "|---|---|---|---|---|---|---|---|"]
         for r in rows:
             c = r["cold"]
-            s = min(c["lbfgsb"]["fit_s"], c["least_squares"]["fit_s"])
+            s = _scipy_cold(r)
             lines.append(f"| {r['law']} | {_fmt_t(c['jax_nocache']['fit_s'])} | {_fmt_t(c['jax_cache_empty']['fit_s'])}"
-                         f" | {_fmt_t(c['jax_cache_warm']['fit_s'])} | {_fmt_t(c['lbfgsb']['fit_s'])} | "
+                         f" | {_fmt_t(c['jax_cache_warm']['fit_s'])} | {_fmt_t(r['lbfgsb']['warm_s'])} | "
                          f"{_fmt_t(c['least_squares']['fit_s'])} | {s / c['jax_nocache']['fit_s']:.2f}x, "
                          f"{s / c['jax_cache_warm']['fit_s']:.2f}x | {_fmt_t(c['jax_nocache']['import_s'])} / "
-                         f"{_fmt_t(c['lbfgsb']['import_s'])} |")
+                         f"{_fmt_t(c['least_squares']['import_s'])} |")
     lines += ["", "## Targets", ""] + targets(rows)
     lines += ["", "## Laws", ""] + [f"- **{c.name}** ({len(c.params)} parameters): {c.source}; "
                                     f"{'public data' if c.data == 'public' else 'synthetic, truth ' + str(c.truth)}"
@@ -568,19 +571,26 @@ def report(rows: list[dict], load: tuple, total_s: float) -> str:
     return "\n".join(lines) + "\n"
 
 
+def _scipy_cold(r: dict) -> float:
+    """The faster SciPy's one-off time: least_squares in a fresh process, or L-BFGS-B's in-process run (SciPy
+    compiles nothing, so a fresh process only adds its import, timed apart)."""
+    return min(r["cold"]["least_squares"]["fit_s"], r["lbfgsb"]["warm_s"])
+
+
 def targets(rows: list[dict]) -> list[str]:
     """The issue's targets, met or not, from this run."""
-    obj_ok = [r["law"] for r in rows if r["jax"]["objective"] <= min(r["lbfgsb"]["objective"],
-                                                                      r["least_squares"]["objective"]) * (1 + 1e-6) + 1e-12]
-    warm_ok = [r["law"] for r in rows if min(r["lbfgsb"]["warm_s"], r["least_squares"]["warm_s"]) >= 5 * r["jax"]["warm_s"]]
+    best = lambda r: min(r["lbfgsb"]["objective"], r["least_squares"]["objective"])  # noqa: E731
+    obj_ok = [r["law"] for r in rows if r["jax"]["objective"] <= best(r) * (1 + 1e-6) + 1e-12]
+    fast = lambda r: min(r["lbfgsb"]["warm_s"], r["least_squares"]["warm_s"])  # noqa: E731
+    warm_ok = [r["law"] for r in rows if fast(r) >= 5 * r["jax"]["warm_s"]]
+    missed = lambda ok: "" if len(ok) == len(rows) else " (not: " + ", ".join(  # noqa: E731
+        r["law"] for r in rows if r["law"] not in ok) + ")"
     out = [f"- objective no worse than the best SciPy (within 1e-6 relative): {len(obj_ok)} of {len(rows)}"
-           f"{'' if len(obj_ok) == len(rows) else ' (not: ' + ', '.join(r['law'] for r in rows if r['law'] not in obj_ok) + ')'}",
-           f"- warm >= 5x faster than the faster SciPy: {len(warm_ok)} of {len(rows)}"
-           f"{'' if len(warm_ok) == len(rows) else ' (not: ' + ', '.join(r['law'] for r in rows if r['law'] not in warm_ok) + ')'}"]
+           f"{missed(obj_ok)}",
+           f"- warm >= 5x faster than the faster SciPy: {len(warm_ok)} of {len(rows)}{missed(warm_ok)}"]
     if all("cold" in r for r in rows):
-        sp = lambda c: min(c["lbfgsb"]["fit_s"], c["least_squares"]["fit_s"])  # noqa: E731
-        nc = sum(r["cold"]["jax_nocache"]["fit_s"] <= sp(r["cold"]) for r in rows)
-        wc = sum(r["cold"]["jax_cache_warm"]["fit_s"] <= sp(r["cold"]) for r in rows)
+        nc = sum(r["cold"]["jax_nocache"]["fit_s"] <= _scipy_cold(r) for r in rows)
+        wc = sum(r["cold"]["jax_cache_warm"]["fit_s"] <= _scipy_cold(r) for r in rows)
         out += [f"- cold fit call no slower than the faster SciPy's 32-start run, no persistent cache: {nc} of "
                 f"{len(rows)} (target: 8 of 10)",
                 f"- the same with the persistent cache warm: {wc} of {len(rows)} (target: all)"]
