@@ -66,11 +66,15 @@ def pad_fit_args(args, shared_inits: bool):
     extra_n, extra_i = bucket(n) - n, bucket(n_init) - n_init
     if extra_n:
         rep = lambda a: np.concatenate([a, np.repeat(a[:, -1:], extra_n, axis=1)], axis=1)  # noqa: E731
-        zero = lambda a: np.concatenate([a, np.zeros(a.shape[:1] + (extra_n,) + a.shape[2:], a.dtype)], axis=1)  # noqa: E731
-        x, y, w, wv = rep(x), rep(y), zero(w), zero(wv)
+        x, y, w, wv = rep(x), rep(y), rep(w) * _tail_zero(w, extra_n), rep(wv) * _tail_zero(wv, extra_n)
     if extra_i:
         inits = np.concatenate([inits, np.repeat(inits[..., -1:, :], extra_i, axis=-2)], axis=-2)
     return [inits, x, y, w, wv] + list(args[5:]), n_init
+
+
+def _tail_zero(w: np.ndarray, extra: int) -> np.ndarray:
+    """Ones over ``w``'s points and zeros over the ``extra`` padded ones (axis 1): padding carries weight 0."""
+    return np.concatenate([np.ones(w.shape[1], w.dtype), np.zeros(extra, w.dtype)])
 
 
 def memory_budget() -> int:
