@@ -50,7 +50,8 @@ def test_demo_defaults_to_the_real_bundle(capsys, tmp_path):
         both = want.merge(got, on=key, suffixes=("_bundle", "_out"))
         assert len(both) == len(want) and np.allclose(both["loss_bundle"], both["loss_out"])
         loo = pd.read_csv(tmp_path / setting / "analysis" / "static_loo.csv")
-        assert loo["group"].nunique() == int(setting[1]) and len(loo) == len(loo[["run", "seed", "group"]].drop_duplicates())
+        assert loo["group"].nunique() == int(setting[1])
+        assert len(loo) == len(loo[["run", "seed", "group"]].drop_duplicates())
         np.testing.assert_allclose(loo["error"], loo["predicted"] - loo["observed"], atol=1e-6)
         for _, g in loo.groupby("group"):
             assert np.sqrt(np.mean(g["error"] ** 2)) < g["observed"].std()
