@@ -90,7 +90,7 @@ def test_grad_through_the_fit_matches_finite_differences():
     law, p, y, inits, _ = _static3()
     q = np.array([[0.2, 0.3, 0.5], [0.6, 0.2, 0.2]])
 
-    lm = jl.LevenbergMarquardt(steps=300)  # converged far below the differences' resolution
+    lm = jl.LevenbergMarquardt(steps=1000, rtol=1e-14)  # converged far below the differences' resolution
 
     def pred_sum(w):
         sol = jl.solve(law, p, y, inits, weights=w, solver=lm)
@@ -110,7 +110,7 @@ def test_grad_through_the_fit_matches_finite_differences():
 def test_grad_under_jit_and_vmap_chinchilla():
     """Chinchilla (least squares on log L, smooth): jit(vmap(grad)) over data sets; d e / d y by differences."""
     law, x, y, inits, _ = _chinchilla()
-    lm = jl.LevenbergMarquardt(steps=300)
+    lm = jl.LevenbergMarquardt(steps=1000, rtol=1e-14)
     e_of = lambda yy: jl.solve(law, x, yy, inits, objective=jl.squared(log=True), solver=lm).params[0]  # noqa: E731
     ys = np.stack([y, y * 1.01])
     g = np.asarray(jax.jit(jax.vmap(jax.grad(e_of)))(jnp.asarray(ys)))
