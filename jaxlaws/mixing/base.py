@@ -90,11 +90,12 @@ def constant(p: Any, exact: bool = False) -> Mixer:
     The state is ``p`` itself (float32), so a per-run mixture is a different state:
     ``jax.vmap(mixer.init)`` or ``jnp.asarray(p_i)``.
     """
+    # kept as NumPy: a jax array made while a caller is tracing would be a tracer, and the mixer outlives the trace
     arr = check_mixture(p, None, "constant mixture p")
-    p32 = jnp.asarray(arr, jnp.float32)
+    p32 = np.asarray(arr, np.float32)
 
     def init(key: jax.Array | None = None) -> jax.Array:
-        return p32
+        return jnp.asarray(p32)
 
     def update(state: jax.Array, **signals: Any) -> jax.Array:
         return state
