@@ -1,6 +1,6 @@
 """Export fitted parameters as JSON in the layout of the bundled ``jaxlaws/data/aioli/law_results``.
 
-The layout (spec 9) nests string keys down to a list of parameters in the law's order, e.g.
+The layout (the original's law_results JSON) nests string keys down to a list of parameters in the law's order, e.g.
 ``params_static.json``: ``{group: {step: {seed: [c, k, b]}}}``; ``params_dynamic.json``:
 ``{group: {break_step: {parent_p1: [k, b]}}}``; a method's scale fit: ``{break_step: {seed: [b, ...]}}``.
 Integer keys are written as ``"5000"``, proportions as the shortest decimal of the value rounded to 6

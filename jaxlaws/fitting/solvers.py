@@ -288,7 +288,7 @@ class LBFGS:
     :class:`LevenbergMarquardt` makes exactly one residual+Jacobian pass per iteration. Measured on the
     public Chinchilla problem (240 points; 200 of Hoffmann's inits, float64, same ``jit(vmap)``, 2-core EPYC
     at load ~9): 200 LBFGS iterations 18.7 s vs 50 LM iterations 0.11 s (170x; 4,500 inits would take about
-    7 minutes, as issue 9 saw). Capping the line search at 5 trials is 5.5x faster but leaves the median init
+    7 minutes). Capping the line search at 5 trials is 5.5x faster but leaves the median init
     20x further from the optimum (2.0e-2 vs 1.02e-3). Per init LBFGS is more reliable (its median init reaches
     the optimum; LM's, in 50 steps, does not), so it suits few inits; for grids, use the default LM.
     ``benchmarks/bench_solvers.py`` (200 inits, load ~2): 80x LM's time on Chinchilla, 115x on DML, 39x on

@@ -72,7 +72,7 @@ def exp_two_group() -> Law:
 
 
 def log_linear_inits(m: int, key: Array, own: Optional[int] = None, n_random: int = 30) -> np.ndarray:
-    r"""The original's 6,000-point grid for :func:`log_linear` (spec 7.2).
+    r"""The original's 6,000-point grid for :func:`log_linear` (HazyResearch/aioli, the analysis notebooks' static fits).
 
     ``l in linspace(-2, 1.5, 10)`` x ``b in linspace(-10, 1, 20)`` x ``n_random`` draws of ``t`` with
     :math:`t_j = -U(0,1)` on the group's own index ``own`` (when ``own < m - 1``) and :math:`0.1\,U(0,1)`

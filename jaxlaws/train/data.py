@@ -343,7 +343,7 @@ def allocate_exact(p: Any, batch_size: int) -> np.ndarray:
     ``c_j = floor(B p_j)`` plus one for the ``B - sum_j floor(B p_j)`` groups with the largest fractional
     parts (ties to the lower index). Hence ``sum_j c_j = B`` and ``|c_j - B p_j| < 1`` for every ``j``, for
     any ``m``. The original's ``max(1, int(q_j B))`` with the last group taking the remainder can go
-    negative (m=7, spec section 13.5); here no group is forced to 1 and none goes below 0.
+    negative (m=7, docs/DEVIATIONS.md); here no group is forced to 1 and none goes below 0.
     """
     batch_size = _check_positive_int(batch_size, "batch_size")
     p = np.atleast_1d(np.asarray(p, dtype=np.float64))

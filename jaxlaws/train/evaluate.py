@@ -1,4 +1,4 @@
-"""Per-group held-out loss: every chunk of a split, mean over each group's sequences (spec section 3.2).
+"""Per-group held-out loss: every chunk of a split, mean over each group's sequences (as the original's evaluation).
 
 ``L_g = (1/N_g) sum_{n: g_n = g} l_n`` where ``l_n`` is the mean next-token CE of chunk ``n``
 (:func:`jaxlaws.train.model.per_sample_loss`). The chunks are processed in fixed-size batches (the last one

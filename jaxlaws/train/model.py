@@ -1,6 +1,6 @@
 """A GPT-NeoX-style decoder (Pythia architecture) in ``flax.linen`` with per-sequence losses.
 
-The architecture follows Pythia/GPT-NeoX (spec section 3.1): learned token embeddings, ``n_layers`` blocks with
+The architecture follows Pythia/GPT-NeoX (the Aioli paper's models): learned token embeddings, ``n_layers`` blocks with
 a **parallel residual** ``x <- x + Attn(LN_1(x)) + MLP(LN_2(x))``, multi-head causal attention with **rotary**
 position embeddings on the first ``rotary_pct`` of every head's dimensions (GPT-NeoX "rotate-half" layout),
 a GELU (erf) MLP, a final LayerNorm and an **untied** output projection.

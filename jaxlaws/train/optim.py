@@ -1,4 +1,4 @@
-"""The original's optimiser (spec sections 3.1 and 13.2): AdamW + global-norm clipping + warm-up/cosine-to-floor.
+"""The original's optimiser (Aioli paper, training set-up): AdamW + global-norm clipping + warm-up/cosine-to-floor.
 
 Schedule (``S`` = ``total_steps``, ``W`` = ``warmup_steps``, ``s`` = number of updates already applied)::
 

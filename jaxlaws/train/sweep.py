@@ -1,6 +1,6 @@
 """Static and dynamic (parent -> break -> children) sweeps, many runs per compiled program.
 
-**Protocols** (spec section 4).
+**Protocols** (the Aioli paper's sweeps).
 
 * *Static*: every (mixture, seed) trains ``S = optim.total_steps`` steps from scratch; val losses at every
   ``eval_every`` steps and at ``S``, test loss at ``S``.
@@ -12,7 +12,7 @@
   mixture reproduces the uninterrupted run exactly.
 
 **Steps** are always the number of updates completed when a loss is measured (``step`` column): the original's
-off-by-one checkpoint names (spec section 13.4, ``checkpoint-0`` after one step) are not reproduced.
+off-by-one checkpoint names (HazyResearch/aioli trainer, ``checkpoint-0`` after one step) are not reproduced.
 
 **Execution.** Runs that start and stop at the same steps are trained ``runs_per_program`` at a time by one
 jitted ``jax.vmap`` of the training loop over stacked states, data keys and mixtures; with several local devices

@@ -175,7 +175,7 @@ def _tabulate(results: dict[str, MethodResult], names: Sequence[str], transpose_
             else:
                 sim = ma.similarity.assign(method=k)
                 sims.append(sim)
-                if k == "doge":  # the LMO reading of DoGE's matrix is M^T (spec 13.11): report it beside
+                if k == "doge":  # the LMO reading of DoGE's matrix is M^T (docs/DEVIATIONS.md): report it beside
                     alt = method_parameters(r.sweep, "doge", transpose_doge=not transpose_doge).similarity
                     sims.append(alt.assign(method="doge (M^T)" if not transpose_doge else "doge (M)"))
         flagged = int((sim["flags"] != "").sum()) if len(sim) and "flags" in sim else 0

@@ -24,7 +24,7 @@ method                 stages (each resumable, in ``work_dir``)                 
 With ``break_step`` B and ``children`` mixtures, the analysed run of the method (Aioli, Skill-It, the DoReMi
 and DoGE proxies) saves its state at B and each child mixture is trained from it for ``remaining_steps``
 (``kind="child"``, ``parent`` = the method run, ``method`` = the method): ``jaxlaws analyse`` then fits
-:math:`A^{t*}` on the children and compares it with the method's recorded matrix (spec 4.2, 7.7). The
+:math:`A^{t*}` on the children and compares it with the method's recorded matrix (Aioli paper, Sec. 4). The
 sweep is written to ``work_dir/sweep``.
 """
 
