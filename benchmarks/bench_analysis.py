@@ -26,13 +26,11 @@ import numpy as np
 import pandas as pd
 
 import jaxlaws as jl
-from jaxlaws.analysis import static as static_mod
 from jaxlaws.analysis._common import child_table
 from jaxlaws.analysis.dynamic import dynamic_law
 from jaxlaws.analysis.pipeline import analyse
 from jaxlaws.sweeps import synthetic
 from jaxlaws.sweeps.schema import Sweep
-
 
 
 def build_sweeps(noise: float = 0.005) -> dict[int, Sweep]:
@@ -121,9 +119,11 @@ def main() -> None:
     ap.add_argument("--quick", action="store_true", help="fewer baseline samples")
     args = ap.parse_args()
     n_base = 2 if args.quick else 4
-    lines = [f"machine: {platform.machine()} {jax.device_count()} device(s) ({jax.devices()[0].platform}), "
-             f"{__import__('os').cpu_count()} CPU cores; jax {jax.__version__}, numpy {np.__version__}, "
-             f"pandas {pd.__version__}"]
+    lines = [
+        f"machine: {platform.machine()} {jax.device_count()} device(s) ({jax.devices()[0].platform}), "
+        f"{__import__('os').cpu_count()} CPU cores; jax {jax.__version__}, numpy {np.__version__}, "
+        f"pandas {pd.__version__}"
+    ]
     sweeps = build_sweeps()
     for m, sw in sweeps.items():
         lines.append(f"m={m} sweep: {len(sw.losses)} loss rows, {len(sw.matrices)} matrix entries")
@@ -133,8 +133,10 @@ def main() -> None:
     for m, sw in sweeps.items():
         second[m], res = timed(analyse, sw)
         sims = {k: round(float(v.averages.loc["mean", "sim"]), 3) for k, v in res.methods.items()}
-        lines.append(f"m={m}: first call (compile + run) {first[m]:.2f} s, warm {second[m]:.2f} s; "
-                     f"static R2 {res.static.summary['r2_mean'].iloc[0]:.4f}; mean sim {sims}")
+        lines.append(
+            f"m={m}: first call (compile + run) {first[m]:.2f} s, warm {second[m]:.2f} s; "
+            f"static R2 {res.static.summary['r2_mean'].iloc[0]:.4f}; mean sim {sims}"
+        )
     warm = sum(second.values())
     lines.append(f"complete analysis (m=2 + m=3), warm: {warm:.2f} s; first call: {sum(first.values()):.2f} s")
 
@@ -145,27 +147,40 @@ def main() -> None:
         # dynamic (two_group for m=2; linear and full for m=3) + A* (4 methods x m groups x 5 seeds) + scale
         n_linear = m * 9 * (1 if m == 2 else 2) + 4 * m * 5 + 4 * 5
         est = per["static"] * n_static + per["linear"] * n_linear
-        lines.append(f"one-at-a-time m={m}: static {per['static']:.3f} s/problem x {n_static}, linear "
-                     f"{per['linear'] * 1e3:.1f} ms/problem x {n_linear} = ~{est:.2f} s vs batched warm "
-                     f"{second[m]:.2f} s -> {est / second[m]:.1f}x")
+        lines.append(
+            f"one-at-a-time m={m}: static {per['static']:.3f} s/problem x {n_static}, linear "
+            f"{per['linear'] * 1e3:.1f} ms/problem x {n_linear} = ~{est:.2f} s vs batched warm "
+            f"{second[m]:.2f} s -> {est / second[m]:.1f}x"
+        )
 
     # baseline 2: the original's fitter (torch L-BFGS per init), scaled to the original's init counts
     per_init = {k: torch_lbfgs_per_init(k, n_base) for k in ("m2_static", "m3_static", "linear")}
     counts = {  # (law, problems, inits per problem) of the whole analysis in the original notebooks
         2: [("m2_static", 10, 121), ("linear", 18, 121), ("linear", 4 * 10, 121), ("linear", 4 * 5, 1331)],
-        3: [("m3_static", 15, 6000), ("linear", 27, 300), ("linear", 27, 30), ("linear", 4 * 15, 30),
-            ("linear", 4 * 5, 5)],
+        3: [
+            ("m3_static", 15, 6000),
+            ("linear", 27, 300),
+            ("linear", 27, 30),
+            ("linear", 4 * 15, 30),
+            ("linear", 4 * 5, 5),
+        ],
     }
     orig_total = 0.0
     for m in (2, 3):
         est = sum(per_init[k] * p * i for k, p, i in counts[m])
         orig_total += est
-        lines.append(f"original-style m={m}: ~{est:.0f} s single process (~{est / 2:.0f} s on a 2-process pool) "
-                     f"vs jaxlaws warm {second[m]:.2f} s -> {est / second[m]:.0f}x ({est / 2 / second[m]:.0f}x pooled)")
-    lines.append("torch L-BFGS seconds per init (100 outer steps): "
-                 + ", ".join(f"{k} {v * 1e3:.1f} ms" for k, v in per_init.items()))
-    lines.append(f"whole analysis: jaxlaws warm {warm:.2f} s vs original-style ~{orig_total:.0f} s "
-                 f"({orig_total / warm:.0f}x; {orig_total / 2 / warm:.0f}x against a 2-process pool)")
+        lines.append(
+            f"original-style m={m}: ~{est:.0f} s single process (~{est / 2:.0f} s on a 2-process pool) "
+            f"vs jaxlaws warm {second[m]:.2f} s -> {est / second[m]:.0f}x ({est / 2 / second[m]:.0f}x pooled)"
+        )
+    lines.append(
+        "torch L-BFGS seconds per init (100 outer steps): "
+        + ", ".join(f"{k} {v * 1e3:.1f} ms" for k, v in per_init.items())
+    )
+    lines.append(
+        f"whole analysis: jaxlaws warm {warm:.2f} s vs original-style ~{orig_total:.0f} s "
+        f"({orig_total / warm:.0f}x; {orig_total / 2 / warm:.0f}x against a 2-process pool)"
+    )
     print("\n".join(lines))
 
 

@@ -44,13 +44,15 @@ def numpy_eval_chunks(groups, split):
     for g in range(groups.m):
         toks = s.group(g)
         for k in range((toks.size - 1) // L):
-            out.append(toks[k * L: k * L + L + 1].astype(np.int32))
+            out.append(toks[k * L : k * L + L + 1].astype(np.int32))
     return np.stack(out)
 
 
 def main() -> None:
-    print(f"machine: {platform.processor() or platform.machine()}, jax {jax.__version__}, numpy {np.__version__}, "
-          f"devices {jax.devices()}")
+    print(
+        f"machine: {platform.processor() or platform.machine()}, jax {jax.__version__}, numpy {np.__version__}, "
+        f"devices {jax.devices()}"
+    )
     t = time.perf_counter()
     groups = D.load_groups("bundled", seq_len=L)
     print(f"load_groups('bundled'): {time.perf_counter() - t:.3f} s for {groups.train.tokens.size:,} train tokens")
@@ -81,8 +83,10 @@ def main() -> None:
     t_e = median_time(lambda: D.eval_chunks(groups, "val", L), reps=10)
     t_en = median_time(lambda: numpy_eval_chunks(groups, "val"), reps=10)
     np.testing.assert_array_equal(D.eval_chunks(groups, "val", L)[0], numpy_eval_chunks(groups, "val"))
-    print(f"eval_chunks(val, L={L}): {t_e * 1e3:.2f} ms, python loop {t_en * 1e3:.2f} ms, "
-          f"loop/vectorised {t_en / t_e:.1f}")
+    print(
+        f"eval_chunks(val, L={L}): {t_e * 1e3:.2f} ms, python loop {t_en * 1e3:.2f} ms, "
+        f"loop/vectorised {t_en / t_e:.1f}"
+    )
 
 
 if __name__ == "__main__":

@@ -45,6 +45,7 @@ def worker(pid: int, n: int, port: int, runs: int, steps: int, work: str) -> Non
 
     if n > 1:
         from jaxlaws.distributed import barrier, initialize
+
         initialize(f"127.0.0.1:{port}", n, pid, timeout_s=120)
     from jaxlaws.train import data as D
     from jaxlaws.train.model import preset
@@ -79,9 +80,29 @@ def _job(n: int, runs: int, steps: int) -> dict:
     env = {**os.environ, "JAX_PLATFORMS": "cpu", "PYTHONPATH": str(ROOT)}
     env.pop("XLA_FLAGS", None)
     t0 = time.perf_counter()
-    procs = [subprocess.Popen(["taskset", "-c", str(i), sys.executable, __file__, "--worker", str(i), str(n),
-                               str(port), str(runs), str(steps), work], env=env, stdout=subprocess.PIPE,
-                              stderr=subprocess.PIPE, text=True) for i in range(n)]
+    procs = [
+        subprocess.Popen(
+            [
+                "taskset",
+                "-c",
+                str(i),
+                sys.executable,
+                __file__,
+                "--worker",
+                str(i),
+                str(n),
+                str(port),
+                str(runs),
+                str(steps),
+                work,
+            ],
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for i in range(n)
+    ]
     outs = [p.communicate(timeout=1800) for p in procs]
     wall = time.perf_counter() - t0
     for p, (_, err) in zip(procs, outs):
@@ -101,17 +122,24 @@ def measure(runs: int, steps: int) -> str:
     load1 = os.getloadavg()
     diff = float(np.max(np.abs(np.asarray(two["loss"]) - np.asarray(one2["loss"]))))
     rows = [("1 proc, R runs (baseline)", one), ("1 proc, 2R runs", one2), ("2 procs, 2R runs (R each)", two)]
-    lines = [f"Machine: {os.cpu_count()}-core x86_64 CPU, jax backend cpu, one core per process (taskset); preset "
-             f"tiny (context 64), batch 8, {steps} steps per run, R = {runs} runs per process, synthetic data "
-             f"(2 groups). Load average before: {load0[0]:.2f} {load0[1]:.2f} {load0[2]:.2f}; after: "
-             f"{load1[0]:.2f} {load1[1]:.2f} {load1[2]:.2f} (other engineers' jobs share the 2 cores).", "",
-             "| job | runs | sweep call s | whole job s (start-up + compile) |", "|---|---|---|---|"]
+    lines = [
+        f"Machine: {os.cpu_count()}-core x86_64 CPU, jax backend cpu, one core per process (taskset); preset "
+        f"tiny (context 64), batch 8, {steps} steps per run, R = {runs} runs per process, synthetic data "
+        f"(2 groups). Load average before: {load0[0]:.2f} {load0[1]:.2f} {load0[2]:.2f}; after: "
+        f"{load1[0]:.2f} {load1[1]:.2f} {load1[2]:.2f} (other engineers' jobs share the 2 cores).",
+        "",
+        "| job | runs | sweep call s | whole job s (start-up + compile) |",
+        "|---|---|---|---|",
+    ]
     lines += [f"| {name} | {r['runs']} | {r['sweep_s']:.2f} | {r['wall_s']:.2f} |" for name, r in rows]
-    lines += ["", f"Weak-scaling efficiency T(1 proc, R) / T(2 procs, 2R): sweep call "
-              f"{one['sweep_s'] / two['sweep_s']:.2f}, whole job {one['wall_s'] / two['wall_s']:.2f} (ideal 1.00).",
-              f"Speed-up of 2 processes on 2R runs over 1 process: sweep call {one2['sweep_s'] / two['sweep_s']:.2f}x, "
-              f"whole job {one2['wall_s'] / two['wall_s']:.2f}x (ideal 2.00x).",
-              f"Max |test-loss difference| 2 procs vs 1 proc, same 2R runs: {diff:.1e} (synthetic data)."]
+    lines += [
+        "",
+        f"Weak-scaling efficiency T(1 proc, R) / T(2 procs, 2R): sweep call "
+        f"{one['sweep_s'] / two['sweep_s']:.2f}, whole job {one['wall_s'] / two['wall_s']:.2f} (ideal 1.00).",
+        f"Speed-up of 2 processes on 2R runs over 1 process: sweep call {one2['sweep_s'] / two['sweep_s']:.2f}x, "
+        f"whole job {one2['wall_s'] / two['wall_s']:.2f}x (ideal 2.00x).",
+        f"Max |test-loss difference| 2 procs vs 1 proc, same 2R runs: {diff:.1e} (synthetic data).",
+    ]
     return "\n".join(lines)
 
 
@@ -120,14 +148,20 @@ def measure(runs: int, steps: int) -> str:
 
 # Per-step cost of each method relative to a static run, measured by benchmarks/bench_methods.py (RESULTS.md,
 # "Training cost per step", tiny preset on CPU), for m=2 and m=3; m=7 uses the m=3 ratios (DoGE's grows with m).
-COST = {2: {"static": 1.0, "stratified": 1.0, "skillit": 1.06, "doremi": 1.30, "doge": 2.08, "aioli": 1.07},
-        3: {"static": 1.0, "stratified": 1.0, "skillit": 1.06, "doremi": 1.48, "doge": 3.85, "aioli": 1.15}}
+COST = {
+    2: {"static": 1.0, "stratified": 1.0, "skillit": 1.06, "doremi": 1.30, "doge": 2.08, "aioli": 1.07},
+    3: {"static": 1.0, "stratified": 1.0, "skillit": 1.06, "doremi": 1.48, "doge": 3.85, "aioli": 1.15},
+}
 # Break step B / child length R of each method's A^{t*} children (the original's ``scripts/``).
-BREAK = {2: {"aioli": (1000, 100), "doge": (500, 100), "doremi": (500, 100), "skillit": (1000, 100)},
-         3: {"aioli": (1500, 500), "doge": (1000, 100), "doremi": (1000, 500), "skillit": (1000, 100)}}
-SLICES = {"TPU v5e-8 (8 chips x 197 bf16 TFLOP/s)": 8 * 197e12,
-          "8 x NVIDIA H100 SXM (8 x 989 dense bf16 TFLOP/s)": 8 * 989e12}
-MFU = 0.35          # assumed model-FLOP utilisation (several 160M runs vmapped per chip to fill it)
+BREAK = {
+    2: {"aioli": (1000, 100), "doge": (500, 100), "doremi": (500, 100), "skillit": (1000, 100)},
+    3: {"aioli": (1500, 500), "doge": (1000, 100), "doremi": (1000, 500), "skillit": (1000, 100)},
+}
+SLICES = {
+    "TPU v5e-8 (8 chips x 197 bf16 TFLOP/s)": 8 * 197e12,
+    "8 x NVIDIA H100 SXM (8 x 989 dense bf16 TFLOP/s)": 8 * 989e12,
+}
+MFU = 0.35  # assumed model-FLOP utilisation (several 160M runs vmapped per chip to fill it)
 EVAL_OVERHEAD = 0.05  # assumed: val evaluation every 250 steps
 
 
@@ -137,13 +171,19 @@ def study_steps() -> dict[str, float]:
     seeds = 5
     for m in (2, 3):
         s = 0.0
-        s += 9 * seeds * 5000                            # static sweep: 9 mixtures per seed, 5000 steps
-        s += 9 * 2000 + 9 * 9 * 100                      # dynamic law: 9 parents to B=2000, 9 children each, R=100
+        s += 9 * seeds * 5000  # static sweep: 9 mixtures per seed, 5000 steps
+        s += 9 * 2000 + 9 * 9 * 100  # dynamic law: 9 parents to B=2000, 9 children each, R=100
         c = COST[m]
-        per_seed = (5000 * c["stratified"] + 5000 * c["skillit"] + 5000 * c["aioli"]
-                    + 10000 * c["doremi"] + 5000          # DoReMi proxy (batch 4 x 2 accumulation) + its static run
-                    + 5000 * c["doge"] + 5000             # DoGE + its static run
-                    + 2 * 5000)                           # grid search and DML: one static run each at their mixture
+        per_seed = (
+            5000 * c["stratified"]
+            + 5000 * c["skillit"]
+            + 5000 * c["aioli"]
+            + 10000 * c["doremi"]
+            + 5000  # DoReMi proxy (batch 4 x 2 accumulation) + its static run
+            + 5000 * c["doge"]
+            + 5000  # DoGE + its static run
+            + 2 * 5000
+        )  # grid search and DML: one static run each at their mixture
         per_seed += sum(9 * r for _, r in BREAK[m].values())  # A^{t*}: 9 children of each method run
         out[f"m={m}"] = s + seeds * per_seed
     c = COST[3]
@@ -159,27 +199,37 @@ def study_estimate() -> str:
     from jaxlaws.train.step import init_state
 
     mc = preset("pythia-160m")
-    shapes = jax.eval_shape(lambda k: init_state(mc, make_optimizer(OptimConfig(total_steps=5000)), k),
-                            jax.random.key(0)).params
+    shapes = jax.eval_shape(
+        lambda k: init_state(mc, make_optimizer(OptimConfig(total_steps=5000)), k), jax.random.key(0)
+    ).params
     n_params = sum(int(x.size) for x in jax.tree_util.tree_leaves(shapes))
     T, B = 2048, 8
-    flops_token = 6 * n_params + 12 * mc.n_layers * T * mc.d_model   # weights + attention (fwd + bwd)
+    flops_token = 6 * n_params + 12 * mc.n_layers * T * mc.d_model  # weights + attention (fwd + bwd)
     flops_step = flops_token * T * B
     steps = study_steps()
     total = sum(steps.values())
-    lines = ["**ESTIMATE, not a measurement** (no accelerator was available to this session).", "",
-             f"Assumptions: Pythia-160M as jaxlaws' `pythia-160m` preset ({n_params / 1e6:.0f}M parameters), batch "
-             f"8 x 2048; {flops_token / 1e9:.2f} GFLOP per token (6 N + 12 L T d), {flops_step / 1e12:.1f} TFLOP "
-             f"per step; {MFU:.0%} model-FLOP utilisation; +{EVAL_OVERHEAD:.0%} for evaluations; the methods' "
-             "per-step cost ratios measured on CPU (RESULTS.md: DoGE 2.08x/3.85x, DoReMi 1.30x/1.48x, Aioli "
-             "1.07x/1.15x, Skill-It 1.06x) hold on the accelerator; 5 seeds everywhere; m=7 is the five methods "
-             "plus the DoReMi/DoGE static runs at 40,000 steps (no law sweeps); Skill-It's graph runs and "
-             "DoReMi's reference model (the stratified run) add nothing. Runs are independent, so the slice is "
-             "used as P independent workers (`--distributed`; load imbalance ignored).", "",
-             "| setting | static-equivalent steps | PFLOP |", "|---|---|---|"]
+    lines = [
+        "**ESTIMATE, not a measurement** (no accelerator was available to this session).",
+        "",
+        f"Assumptions: Pythia-160M as jaxlaws' `pythia-160m` preset ({n_params / 1e6:.0f}M parameters), batch "
+        f"8 x 2048; {flops_token / 1e9:.2f} GFLOP per token (6 N + 12 L T d), {flops_step / 1e12:.1f} TFLOP "
+        f"per step; {MFU:.0%} model-FLOP utilisation; +{EVAL_OVERHEAD:.0%} for evaluations; the methods' "
+        "per-step cost ratios measured on CPU (RESULTS.md: DoGE 2.08x/3.85x, DoReMi 1.30x/1.48x, Aioli "
+        "1.07x/1.15x, Skill-It 1.06x) hold on the accelerator; 5 seeds everywhere; m=7 is the five methods "
+        "plus the DoReMi/DoGE static runs at 40,000 steps (no law sweeps); Skill-It's graph runs and "
+        "DoReMi's reference model (the stratified run) add nothing. Runs are independent, so the slice is "
+        "used as P independent workers (`--distributed`; load imbalance ignored).",
+        "",
+        "| setting | static-equivalent steps | PFLOP |",
+        "|---|---|---|",
+    ]
     lines += [f"| {k} | {v:,.0f} | {v * flops_step / 1e15:,.0f} |" for k, v in steps.items()]
-    lines += [f"| total | {total:,.0f} | {total * flops_step / 1e15:,.0f} |", "",
-              "| slice | estimated wall time |", "|---|---|"]
+    lines += [
+        f"| total | {total:,.0f} | {total * flops_step / 1e15:,.0f} |",
+        "",
+        "| slice | estimated wall time |",
+        "|---|---|",
+    ]
     for name, peak in SLICES.items():
         hours = total * flops_step * (1 + EVAL_OVERHEAD) / (peak * MFU) / 3600
         lines.append(f"| {name} | {hours:,.0f} h ({hours / 24:.1f} days) |")
@@ -203,8 +253,13 @@ def main() -> None:
     meas = measure(a.runs, a.steps)
     print(meas)
     OUT.parent.mkdir(parents=True, exist_ok=True)
-    OUT.write_text("# Multi-process sweeps (`python benchmarks/bench_distributed.py`)\n\n## Weak scaling, measured\n\n"
-                   + meas + "\n\n## The paper's full study at Pythia-160M\n\n" + est + "\n")
+    OUT.write_text(
+        "# Multi-process sweeps (`python benchmarks/bench_distributed.py`)\n\n## Weak scaling, measured\n\n"
+        + meas
+        + "\n\n## The paper's full study at Pythia-160M\n\n"
+        + est
+        + "\n"
+    )
 
 
 if __name__ == "__main__":

@@ -36,7 +36,7 @@ sys.path.insert(0, str(HERE))
 AXES = {
     "inits": [100, 1000, 10000, 30000],
     "points": [9, 100, 1000, 3000],
-    "params": [3, 9, 17, 33],             # groups m; P = m + 1
+    "params": [3, 9, 17, 33],  # groups m; P = m + 1
     "problems": [10, 1000, 10000, 100000],
 }
 QUICK = {"inits": [100, 1000], "points": [9, 100], "params": [3, 9], "problems": [10, 1000]}
@@ -74,8 +74,17 @@ def measure(axis: str, value: int) -> dict:
     budget = PROBLEMS_BUDGET if axis == "problems" else None
 
     def fit():
-        return jl.fit_batched(law, x, y, inits=inits, objective=jl.huber(0.02), screen=None, dtype="float64",
-                              throw=False, memory_budget=budget)
+        return jl.fit_batched(
+            law,
+            x,
+            y,
+            inits=inits,
+            objective=jl.huber(0.02),
+            screen=None,
+            dtype="float64",
+            throw=False,
+            memory_budget=budget,
+        )
 
     t0 = time.perf_counter()
     fit()
@@ -86,10 +95,21 @@ def measure(axis: str, value: int) -> dict:
     args = (inits, x, y)
     chunk = execute.chunk_size(args, True, budget)
     work = size["problems"] * size["inits"] * size["points"] * (size["m"] + 1)
-    out = dict(axis=axis, value=value, **size, first_s=first, warm_s=warm, work=work,
-               chunks=-(-size["problems"] // chunk), ok=float(np.mean(res.success)))
-    print(f"  {axis}={value}: warm {warm:.2f} s (first {first:.1f} s), chunks {out['chunks']}", file=sys.stderr,
-          flush=True)
+    out = dict(
+        axis=axis,
+        value=value,
+        **size,
+        first_s=first,
+        warm_s=warm,
+        work=work,
+        chunks=-(-size["problems"] // chunk),
+        ok=float(np.mean(res.success)),
+    )
+    print(
+        f"  {axis}={value}: warm {warm:.2f} s (first {first:.1f} s), chunks {out['chunks']}",
+        file=sys.stderr,
+        flush=True,
+    )
     return out
 
 
@@ -99,9 +119,12 @@ def plot(rows: list[dict], path: Path) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    labels = {"inits": "inits (1 problem, 30 points, 4 params)", "points": "points (300 inits, 4 params)",
-              "params": "parameters P = m + 1 (300 inits, 100 points)",
-              "problems": "batched problems (8 inits, 9 points, 4 params)"}
+    labels = {
+        "inits": "inits (1 problem, 30 points, 4 params)",
+        "points": "points (300 inits, 4 params)",
+        "params": "parameters P = m + 1 (300 inits, 100 points)",
+        "problems": "batched problems (8 inits, 9 points, 4 params)",
+    }
     fig, axes = plt.subplots(1, 4, figsize=(16, 3.8))
     for ax, axis in zip(axes, AXES):
         rs = [r for r in rows if r["axis"] == axis]
@@ -115,8 +138,9 @@ def plot(rows: list[dict], path: Path) -> None:
         ax.set_ylabel("seconds")
         ax.grid(True, which="both", alpha=0.3)
     axes[0].legend(fontsize=8)
-    fig.suptitle("jaxlaws fit_batched cost growth (synthetic static-law problems, full grid, float64, 50 LM "
-                 "steps)", fontsize=10)
+    fig.suptitle(
+        "jaxlaws fit_batched cost growth (synthetic static-law problems, full grid, float64, 50 LM steps)", fontsize=10
+    )
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)
@@ -124,18 +148,28 @@ def plot(rows: list[dict], path: Path) -> None:
 
 def report(rows: list[dict], load: tuple, wall: float, png: Path) -> str:
     from bench_fit import _versions
+
     from jaxlaws.fitting import execute
 
-    lines = ["# Growth of the fitting cost (issue 9; synthetic problems)", "",
-             f"Machine: {_versions()}. Load average (1 min) {load[0][0]:.2f} before, {load[1][0]:.2f} after; "
-             f"wall {wall:.0f} s. Memory budget per chunk {execute.memory_budget() / 2**30:.1f} GiB (a quarter "
-             "of RAM; 64 MiB on the problems axis).", "", f"![growth]({png.name})", "",
-             "| axis | value | problems x inits x points x params | warm | first (compile) | ns per "
-             "init-point-param | chunks |", "|---|---|---|---|---|---|---|"]
+    lines = [
+        "# Growth of the fitting cost (issue 9; synthetic problems)",
+        "",
+        f"Machine: {_versions()}. Load average (1 min) {load[0][0]:.2f} before, {load[1][0]:.2f} after; "
+        f"wall {wall:.0f} s. Memory budget per chunk {execute.memory_budget() / 2**30:.1f} GiB (a quarter "
+        "of RAM; 64 MiB on the problems axis).",
+        "",
+        f"![growth]({png.name})",
+        "",
+        "| axis | value | problems x inits x points x params | warm | first (compile) | ns per "
+        "init-point-param | chunks |",
+        "|---|---|---|---|---|---|---|",
+    ]
     for r in rows:
-        lines.append(f"| {r['axis']} | {r['value']:,} | {r['problems']:,} x {r['inits']:,} x {r['points']:,} x "
-                     f"{r['m'] + 1} | {r['warm_s']:.2f} s | {r['first_s']:.1f} s | "
-                     f"{1e9 * r['warm_s'] / r['work']:.1f} | {r['chunks']} |")
+        lines.append(
+            f"| {r['axis']} | {r['value']:,} | {r['problems']:,} x {r['inits']:,} x {r['points']:,} x "
+            f"{r['m'] + 1} | {r['warm_s']:.2f} s | {r['first_s']:.1f} s | "
+            f"{1e9 * r['warm_s'] / r['work']:.1f} | {r['chunks']} |"
+        )
     return "\n".join(lines) + "\n"
 
 

@@ -44,16 +44,28 @@ def _data(setting: str):
     out = []
     for seed, d in wide.groupby("seed", sort=True):
         f = fits.params[fits.params["seed"] == seed].set_index("group").loc[list(groups)]
-        out.append((int(seed), list(d["run"]), d[proportion_columns(groups)].to_numpy(np.float64),
-                    d[[f"L_{g}" for g in groups]].to_numpy(np.float64),
-                    f[list(fits.param_names)].to_numpy(np.float64), bool((f["flags"] != "").any())))
+        out.append(
+            (
+                int(seed),
+                list(d["run"]),
+                d[proportion_columns(groups)].to_numpy(np.float64),
+                d[[f"L_{g}" for g in groups]].to_numpy(np.float64),
+                f[list(fits.param_names)].to_numpy(np.float64),
+                bool((f["flags"] != "").any()),
+            )
+        )
     from jaxlaws.analysis.optimum import optimum_table
 
-    params = {g: {int(r["seed"]): r[list(fits.param_names)].to_numpy(float) for _, r in d.iterrows()}
-              for g, d in fits.params.groupby("group")}
+    params = {
+        g: {int(r["seed"]): r[list(fits.param_names)].to_numpy(float) for _, r in d.iterrows()}
+        for g, d in fits.params.groupby("group")
+    }
     table = optimum_table(params, groups, "two_group" if len(groups) == 2 else "log_linear")
-    analysis_opt = {int(r["seed"]): [round(float(r[f"p_{g}"]), 3) for g in groups]
-                    for _, r in table.iterrows() if r["seed"] != "mean"}
+    analysis_opt = {
+        int(r["seed"]): [round(float(r[f"p_{g}"]), 3) for g in groups]
+        for _, r in table.iterrows()
+        if r["seed"] != "mean"
+    }
     return fits.law, groups, out, analysis_opt
 
 
@@ -75,8 +87,9 @@ def _refit_optimum(law, x, polish: int = 6):
     def one(xi, yi, th, w):
         th = jl.solve(law, xi, yi, th[None], weights=w).params
         hess, grad = jax.hessian(objective_fn, argnums=1), jax.grad(objective_fn, argnums=1)
-        return jax.lax.fori_loop(0, polish, lambda _, t: t - jnp.linalg.solve(hess(cfg, t, xi, yi, w),
-                                                                             grad(cfg, t, xi, yi, w)), th)
+        return jax.lax.fori_loop(
+            0, polish, lambda _, t: t - jnp.linalg.solve(hess(cfg, t, xi, yi, w), grad(cfg, t, xi, yi, w)), th
+        )
 
     @jax.jit
     def f(y, w, theta0):
@@ -124,8 +137,10 @@ def run(setting: str, h: float) -> dict:
     s0 = seeds[0]
     refit(s0[3], np.ones(len(s0[1])), infl[0].params)  # compile before timing
     t0 = time.perf_counter()
-    fds = [_fd(_refit_optimum(law, x) if k else refit, y, np.ones(len(runs)), np.asarray(r.params), h)
-           for k, ((_, runs, x, y, _, _), r) in enumerate(zip(seeds, infl))]
+    fds = [
+        _fd(_refit_optimum(law, x) if k else refit, y, np.ones(len(runs)), np.asarray(r.params), h)
+        for k, ((_, runs, x, y, _, _), r) in enumerate(zip(seeds, infl))
+    ]
     out["fd_s"] = time.perf_counter() - t0
     out["fd_refits"] = sum(2 * (y.size + len(runs)) * m for _, runs, _, y, _, _ in seeds)
     errs_l = [np.max(np.abs(np.asarray(r.d_loss) - fl)) / np.max(np.abs(fl)) for r, (fl, _) in zip(infl, fds)]
@@ -138,18 +153,27 @@ def run(setting: str, h: float) -> dict:
     out["loo_first_order_max_err"] = float(np.abs(exact - first_order).max())
     out["loo_corr"] = float(np.corrcoef(exact.ravel(), first_order.ravel())[0, 1])
     rows = []
-    for (seed, runs, x, y, _, flagged), r in zip(seeds, infl):
+    for (seed, runs, _x, _y, _, flagged), r in zip(seeds, infl):
         norm = np.asarray(r.norm)
         k = int(np.argmax(norm))
         drop = -np.asarray(r.d_weight)
         kd = int(np.argmax(np.abs(np.asarray(r.loo)).max(axis=1)))
-        rows.append({"seed": seed, "p*": np.round(np.asarray(r.p), 3).tolist(), "analysis_p*": analysis_opt[seed],
-                     "results": sorted(set(int(c) for c in np.asarray(r.fit_result))), "flagged_fit": flagged,
-                     "most_influential_run": runs[k], "influence": float(norm[k]),
-                     "median_influence": float(np.median(norm)), "largest_loo_run": runs[kd],
-                     "largest_loo_shift": float(np.abs(np.asarray(r.loo)[kd]).max()),
-                     "its_loo_results": sorted(set(int(c) for c in np.asarray(r.loo_result)[kd])),
-                     "its_first_order_shift": float(np.abs(drop[:, kd]).max())})
+        rows.append(
+            {
+                "seed": seed,
+                "p*": np.round(np.asarray(r.p), 3).tolist(),
+                "analysis_p*": analysis_opt[seed],
+                "results": sorted(set(int(c) for c in np.asarray(r.fit_result))),
+                "flagged_fit": flagged,
+                "most_influential_run": runs[k],
+                "influence": float(norm[k]),
+                "median_influence": float(np.median(norm)),
+                "largest_loo_run": runs[kd],
+                "largest_loo_shift": float(np.abs(np.asarray(r.loo)[kd]).max()),
+                "its_loo_results": sorted(set(int(c) for c in np.asarray(r.loo_result)[kd])),
+                "its_first_order_shift": float(np.abs(drop[:, kd]).max()),
+            }
+        )
     res.update(out)
     res["per_seed"] = rows
     return res
@@ -161,18 +185,26 @@ def main() -> None:
     ap.add_argument("--h", type=float, default=1e-5, help="finite-difference step of the baseline")
     args = ap.parse_args()
     jax.config.update("jax_enable_x64", True)
-    print(f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} cores, "
-          f"load {os.getloadavg()}, jax {jax.__version__}, float64")
+    print(
+        f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} cores, "
+        f"load {os.getloadavg()}, jax {jax.__version__}, float64"
+    )
     for setting in args.settings.split(","):
         r = run(setting, args.h)
         print(f"\n[{setting}, REAL bundle] law {r['law']}, {r['seeds']} seeds x {r['runs']} runs")
-        print(f"  influence (all seeds): first call {r['influence_first_s']:.2f} s, "
-              f"warm {r['influence_warm_s']:.4f} s; finite differences with {r['fd_refits']} group refits (warm): "
-              f"{r['fd_s']:.2f} s -> {r['fd_s'] / r['influence_warm_s']:.0f}x")
-        print(f"  implicit vs finite differences (h={args.h}): max rel. diff d/dloss {r['fd_rel_err_loss']:.1e}, "
-              f"d/dweight {r['fd_rel_err_weight']:.1e}")
-        print(f"  leave-one-out: exact shift up to {r['loo_max_shift']:.4f}; first-order error up to "
-              f"{r['loo_first_order_max_err']:.4f}; correlation {r['loo_corr']:.3f}")
+        print(
+            f"  influence (all seeds): first call {r['influence_first_s']:.2f} s, "
+            f"warm {r['influence_warm_s']:.4f} s; finite differences with {r['fd_refits']} group refits (warm): "
+            f"{r['fd_s']:.2f} s -> {r['fd_s'] / r['influence_warm_s']:.0f}x"
+        )
+        print(
+            f"  implicit vs finite differences (h={args.h}): max rel. diff d/dloss {r['fd_rel_err_loss']:.1e}, "
+            f"d/dweight {r['fd_rel_err_weight']:.1e}"
+        )
+        print(
+            f"  leave-one-out: exact shift up to {r['loo_max_shift']:.4f}; first-order error up to "
+            f"{r['loo_first_order_max_err']:.4f}; correlation {r['loo_corr']:.3f}"
+        )
         for row in r["per_seed"]:
             print("   ", row)
     print(f"\nload after: {os.getloadavg()}")

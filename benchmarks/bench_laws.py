@@ -37,8 +37,8 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable, Optional
 
 import numpy as np
 
@@ -53,14 +53,14 @@ class Case:
     """One scaling law, its data and its starts."""
 
     name: str
-    source: str                          # the paper the form (and parameters) come from
+    source: str  # the paper the form (and parameters) come from
     params: tuple[str, ...]
-    predict: Callable                    # (p: list of P arrays, x (n, d), xp) -> (n,) (broadcasts over p)
-    truth: Optional[tuple[float, ...]]   # generating parameters (synthetic data); None for public data
-    sample: Optional[Callable]           # rng -> x (n, d)
-    noise: float                         # noise sd (synthetic)
+    predict: Callable  # (p: list of P arrays, x (n, d), xp) -> (n,) (broadcasts over p)
+    truth: tuple[float, ...] | None  # generating parameters (synthetic data); None for public data
+    sample: Callable | None  # rng -> x (n, d)
+    noise: float  # noise sd (synthetic)
     start_box: tuple[tuple[float, float], ...]
-    bounds: Optional[dict] = None        # {name: (lo, hi)}: the law's default_bounds
+    bounds: dict | None = None  # {name: (lo, hi)}: the law's default_bounds
     x_kind: str = "positive"
     data: str = "synthetic"
     seed: int = 0
@@ -77,7 +77,7 @@ def chinchilla(p, x, xp):
 
 def kaplan(p, x, xp):  # Kaplan et al. 2020 eq. 1.5: [(Nc/N)^(aN/aD) + Dc/D]^aD, Nc = 10^lnc, Dc = 10^ldc
     lnc, ldc, an, ad = p
-    u = (xp.exp((an / ad) * LN10 * (lnc - xp.log10(_col(x, 0)))) + xp.exp(LN10 * (ldc - xp.log10(_col(x, 1)))))
+    u = xp.exp((an / ad) * LN10 * (lnc - xp.log10(_col(x, 0)))) + xp.exp(LN10 * (ldc - xp.log10(_col(x, 1))))
     return xp.exp(ad * xp.log(u))
 
 
@@ -113,8 +113,7 @@ def clark_moe(p, x, xp):  # Clark et al. 2022: log L = a log N + b log E^ + c lo
 def krajewski(p, x, xp):  # Krajewski et al. 2024 (fine-grained MoE): c + (g / G^gamma + a) / N^alpha + b / D^beta
     a, alpha, b, beta, g, gamma, c = p
     n, d, gr = _col(x, 0), _col(x, 1), _col(x, 2)
-    return (c + (g * xp.exp(-gamma * xp.log(gr)) + a) * xp.exp(-alpha * xp.log(n))
-            + b * xp.exp(-beta * xp.log(d)))
+    return c + (g * xp.exp(-gamma * xp.log(gr)) + a) * xp.exp(-alpha * xp.log(n)) + b * xp.exp(-beta * xp.log(d))
 
 
 def parscale(p, x, xp):  # Chen et al. 2025 (ParScale): (A / (N (k ln P + 1)))^alpha + E, A = 10^la
@@ -126,23 +125,24 @@ def parscale(p, x, xp):  # Chen et al. 2025 (ParScale): (A / (N (k ln P + 1)))^a
 def precision(p, x, xp):  # Kumar et al. 2024: A N_eff^-alpha + B D^-beta + E, N_eff = N prod (1 - e^(-P_i/gamma_i))
     A, alpha, B, beta, E, gw, ga, gkv = p
     n, d, pw, pa, pkv = (_col(x, j) for j in range(5))
-    ln_eff = (xp.log(n) + xp.log(1 - xp.exp(-pw / gw)) + xp.log(1 - xp.exp(-pa / ga))
-              + xp.log(1 - xp.exp(-pkv / gkv)))
+    ln_eff = xp.log(n) + xp.log(1 - xp.exp(-pw / gw)) + xp.log(1 - xp.exp(-pa / ga)) + xp.log(1 - xp.exp(-pkv / gkv))
     return A * xp.exp(-alpha * ln_eff) + B * xp.exp(-beta * xp.log(d)) + E
 
 
 def sparsity(p, x, xp):  # Frantar et al. 2023: (aS (1-S)^bS + cS) N^-bN + (aD / D)^bD + c, aD = 10^laD
     a_s, b_s, c_s, b_n, la_d, b_d, c = p
     s, n, d = _col(x, 0), _col(x, 1), _col(x, 2)
-    return ((a_s * xp.exp(b_s * xp.log(1 - s)) + c_s) * xp.exp(-b_n * xp.log(n))
-            + xp.exp(b_d * (LN10 * la_d - xp.log(d))) + c)
+    return (
+        (a_s * xp.exp(b_s * xp.log(1 - s)) + c_s) * xp.exp(-b_n * xp.log(n))
+        + xp.exp(b_d * (LN10 * la_d - xp.log(d)))
+        + c
+    )
 
 
 def vocabulary(p, x, xp):  # Tao et al. 2024: -E + A1 / Nnv^a1 + A2 / Nv^a2 + B / D^b (N, D in millions here)
     E, A1, a1, A2, a2, B, b = p
     nnv, nv, d = _col(x, 0), _col(x, 1), _col(x, 2)
-    return (-E + A1 * xp.exp(-a1 * xp.log(nnv)) + A2 * xp.exp(-a2 * xp.log(nv))
-            + B * xp.exp(-b * xp.log(d)))
+    return -E + A1 * xp.exp(-a1 * xp.log(nnv)) + A2 * xp.exp(-a2 * xp.log(nv)) + B * xp.exp(-b * xp.log(d))
 
 
 def issue_law(p, x, xp):  # bias + A (N/1e9)^-a ((1 + B E^g) / (1 + B))^-b
@@ -174,6 +174,7 @@ def _sample_nd(n, nlo=1e7, nhi=1e10, tok=(5, 200)):
     def f(rng):
         N = _log_uniform(rng, nlo, nhi, n)
         return np.column_stack([N, N * _log_uniform(rng, *tok, n)])
+
     return f
 
 
@@ -182,7 +183,7 @@ def _sample_muennighoff(rng):
     N = _log_uniform(rng, 1e7, 9e9, n)
     U_D = _log_uniform(rng, 1e8, 1e11, n)
     D = U_D * rng.choice([1, 2, 4, 8, 16, 32, 60], n)
-    U_N = np.minimum(N, U_D / 20.0)                      # parameters a compute-optimal model of U_D would use
+    U_N = np.minimum(N, U_D / 20.0)  # parameters a compute-optimal model of U_D would use
     return np.column_stack([U_N, N / U_N - 1.0, U_D, D / U_D - 1.0])
 
 
@@ -240,11 +241,13 @@ def _sample_annealing(rng):
     for kind in ("cosine", "wsd", "constant"):
         total = 20000
         t = np.arange(total)
-        lr = {"cosine": 0.1 + 0.9 * 0.5 * (1 + np.cos(np.pi * t / total)),
-              "wsd": np.where(t < 0.8 * total, 1.0, 1.0 - 0.9 * (t - 0.8 * total) / (0.2 * total)),
-              "constant": np.ones(total)}[kind]
-        drop = np.concatenate([[0.0], lr[:-1] - lr[1:]])          # eta_{k-1} - eta_k
-        m = np.zeros(total)                                      # momentum of the drops, decay 0.999
+        lr = {
+            "cosine": 0.1 + 0.9 * 0.5 * (1 + np.cos(np.pi * t / total)),
+            "wsd": np.where(t < 0.8 * total, 1.0, 1.0 - 0.9 * (t - 0.8 * total) / (0.2 * total)),
+            "constant": np.ones(total),
+        }[kind]
+        drop = np.concatenate([[0.0], lr[:-1] - lr[1:]])  # eta_{k-1} - eta_k
+        m = np.zeros(total)  # momentum of the drops, decay 0.999
         acc = 0.0
         for i in range(total):
             acc = 0.999 * acc + drop[i]
@@ -256,65 +259,188 @@ def _sample_annealing(rng):
 
 
 CASES = [
-    Case("chinchilla", "Hoffmann et al. 2022 (public points)", ("E", "a", "alpha", "b", "beta"), chinchilla,
-         None, None, 0.0, ((1.0, 2.5), (2.0, 9.0), (0.1, 0.6), (2.0, 9.0), (0.1, 0.6)), data="public"),
-    Case("kaplan", "Kaplan et al. 2020, eq. 1.5", ("log10_Nc", "log10_Dc", "alpha_N", "alpha_D"), kaplan,
-         (13.94, 13.73, 0.076, 0.095), _sample_nd(80), 0.01,
-         ((12.0, 15.0), (12.0, 15.0), (0.03, 0.2), (0.03, 0.2)), seed=1),
-    Case("muennighoff", "Muennighoff et al. 2023 (data-constrained)",
-         ("E", "A", "alpha", "B", "beta", "R_D", "R_N"), muennighoff,
-         (1.87, 406.4, 0.34, 410.7, 0.28, 15.4, 5.3), _sample_muennighoff, 0.01,
-         ((1.0, 3.0), (50.0, 1000.0), (0.1, 0.6), (50.0, 1000.0), (0.1, 0.6), (1.0, 50.0), (1.0, 50.0)),
-         bounds={"R_D": (0.1, 100.0), "R_N": (0.1, 100.0), "alpha": (0.0, 1.0), "beta": (0.0, 1.0)}, x_kind="free",
-         seed=2),
-    Case("broken_power", "Caballero et al. 2023 (two breaks)",
-         ("a", "b", "c0", "c1", "log10_d1", "f1", "c2", "log10_d2", "f2"), broken_power,
-         (0.5, 2.0, 0.1, 0.4, 2.0, 0.3, -0.3, 4.0, 0.5), lambda rng: _log_uniform(rng, 1.0, 1e6, 120)[:, None],
-         0.005, ((0.0, 1.0), (0.5, 4.0), (0.0, 0.5), (0.0, 1.0), (0.5, 3.0), (0.1, 1.0), (-1.0, 0.5), (3.0, 5.5),
-                 (0.1, 1.0)),
-         bounds={"c0": (-2.0, 2.0), "c1": (-2.0, 2.0), "c2": (-2.0, 2.0), "log10_d1": (0.0, 6.0),
-                 "log10_d2": (0.0, 6.0), "f1": (0.05, 2.0), "f2": (0.05, 2.0)}, seed=3),
-    Case("lr_law", "Chinchilla + quadratic in log LR (approx.; LR optimum as in DeepSeek LLM 2024)",
-         ("E", "A", "alpha", "B", "beta", "C", "k0", "k1"), lr_law,
-         (1.69, 406.4, 0.34, 410.7, 0.28, 0.02, -1.72, 0.25), _sample_lr, 0.01,
-         ((1.0, 3.0), (50.0, 1000.0), (0.1, 0.6), (50.0, 1000.0), (0.1, 0.6), (0.001, 0.1), (-4.0, 0.0), (0.0, 0.5)),
-         seed=4),
-    Case("clark_moe", "Clark et al. 2022 (routed LMs, S-BASE; approx.)", ("a", "b", "c", "d", "E_start", "E_max"),
-         clark_moe, (-0.082, -0.108, 0.009, 1.104, 1.847, 314.1), _sample_moe, 0.01,
-         ((-0.2, 0.0), (-0.3, 0.0), (-0.05, 0.05), (0.5, 1.5), (1.0, 10.0), (50.0, 1000.0)),
-         bounds={"E_start": (1.0, 20.0), "E_max": (30.0, 3000.0)}, seed=5),
-    Case("krajewski", "Krajewski et al. 2024 (fine-grained MoE)", ("a", "alpha", "b", "beta", "g", "gamma", "c"),
-         krajewski, (18.1, 0.115, 30.8, 0.147, 2.1, 0.58, 0.47), _sample_krajewski, 0.01,
-         ((5.0, 40.0), (0.05, 0.3), (5.0, 60.0), (0.05, 0.3), (0.5, 5.0), (0.2, 1.0), (0.0, 1.0)), seed=6),
-    Case("parscale", "Chen et al. 2025 (ParScale; approx.)", ("log10_A", "k", "alpha", "E"), parscale,
-         (8.2, 0.39, 0.19, 1.0), _sample_parscale, 0.005, ((7.0, 9.5), (0.1, 1.0), (0.05, 0.4), (0.5, 1.5)),
-         bounds={"k": (0.0, 5.0)}, seed=7),
-    Case("precision", "Kumar et al. 2024 (precision; gammas as reported, Chinchilla part from Hoffmann et al.)",
-         ("A", "alpha", "B", "beta", "E", "gamma_w", "gamma_a", "gamma_kv"), precision,
-         (406.4, 0.34, 410.7, 0.28, 1.69, 2.67, 2.2, 0.96), _sample_precision, 0.01,
-         ((50.0, 1000.0), (0.1, 0.6), (50.0, 1000.0), (0.1, 0.6), (1.0, 3.0), (0.5, 5.0), (0.5, 5.0), (0.5, 5.0)),
-         bounds={"gamma_w": (0.1, 10.0), "gamma_a": (0.1, 10.0), "gamma_kv": (0.1, 10.0)}, seed=8),
-    Case("sparsity", "Frantar et al. 2023 (sparsely-connected; approx.)",
-         ("a_S", "b_S", "c_S", "b_N", "log10_a_D", "b_D", "c"), sparsity,
-         (60.0, 0.4, 20.0, 0.2, 6.0, 0.3, 1.5), _sample_sparsity, 0.01,
-         ((10.0, 100.0), (0.1, 1.0), (5.0, 50.0), (0.1, 0.4), (4.0, 8.0), (0.1, 0.6), (0.5, 2.5)),
-         x_kind="free", seed=9),
-    Case("vocabulary", "Tao et al. 2024 (vocabulary; N, D in millions)", ("E", "A1", "a1", "A2", "a2", "B", "b"),
-         vocabulary, (5.533, 1.831, 0.447, 0.196, 0.671, 2.124, 0.372), _sample_vocab, 0.005,
-         ((4.0, 7.0), (0.5, 4.0), (0.2, 0.8), (0.05, 1.0), (0.2, 1.0), (0.5, 4.0), (0.1, 0.8)), seed=10),
-    Case("issue_bounded", "bias + A (N/1e9)^-a ((1 + B E^g)/(1 + B))^-b", ("bias", "A", "a", "B", "g", "b"),
-         issue_law, (1.5, 1.2, 0.3, 2.5, 0.7, 0.25), _sample_issue, 0.02,
-         ((0.5, 2.5), (0.2, 3.0), (0.05, 1.0), (0.1, 5.0), (0.1, 1.5), (0.05, 1.0)),
-         bounds={"bias": (0.0, 5.0), "A": (0.0, 10.0), "a": (0.0, 2.0), "B": (0.0, 5.0), "g": (0.0, 2.0),
-                 "b": (0.0, 2.0)}, seed=11),
-    Case("multidomain", "Chinchilla per domain, shared exponents (4 domains)",
-         tuple(f"E{k}" for k in range(4)) + tuple(f"a{k}" for k in range(4)) + tuple(f"b{k}" for k in range(4))
-         + ("alpha", "beta"), multidomain,
-         (1.7, 1.9, 2.1, 1.5, 6.0, 6.3, 5.8, 6.1, 6.0, 6.2, 5.9, 6.4, 0.34, 0.28), _sample_multidomain, 0.01,
-         ((1.0, 3.0),) * 4 + ((3.0, 9.0),) * 8 + ((0.1, 0.6), (0.1, 0.6)), x_kind="free", seed=12),
-    Case("annealing", "Tissue et al. 2024 (LR annealing; approx.)", ("L0", "A", "alpha", "C"), annealing,
-         (2.8, 4.0, 0.5, 2e-4), _sample_annealing, 0.005, ((2.0, 4.0), (0.5, 10.0), (0.2, 0.9), (0.0, 1e-3)),
-         x_kind="free", seed=13),
+    Case(
+        "chinchilla",
+        "Hoffmann et al. 2022 (public points)",
+        ("E", "a", "alpha", "b", "beta"),
+        chinchilla,
+        None,
+        None,
+        0.0,
+        ((1.0, 2.5), (2.0, 9.0), (0.1, 0.6), (2.0, 9.0), (0.1, 0.6)),
+        data="public",
+    ),
+    Case(
+        "kaplan",
+        "Kaplan et al. 2020, eq. 1.5",
+        ("log10_Nc", "log10_Dc", "alpha_N", "alpha_D"),
+        kaplan,
+        (13.94, 13.73, 0.076, 0.095),
+        _sample_nd(80),
+        0.01,
+        ((12.0, 15.0), (12.0, 15.0), (0.03, 0.2), (0.03, 0.2)),
+        seed=1,
+    ),
+    Case(
+        "muennighoff",
+        "Muennighoff et al. 2023 (data-constrained)",
+        ("E", "A", "alpha", "B", "beta", "R_D", "R_N"),
+        muennighoff,
+        (1.87, 406.4, 0.34, 410.7, 0.28, 15.4, 5.3),
+        _sample_muennighoff,
+        0.01,
+        ((1.0, 3.0), (50.0, 1000.0), (0.1, 0.6), (50.0, 1000.0), (0.1, 0.6), (1.0, 50.0), (1.0, 50.0)),
+        bounds={"R_D": (0.1, 100.0), "R_N": (0.1, 100.0), "alpha": (0.0, 1.0), "beta": (0.0, 1.0)},
+        x_kind="free",
+        seed=2,
+    ),
+    Case(
+        "broken_power",
+        "Caballero et al. 2023 (two breaks)",
+        ("a", "b", "c0", "c1", "log10_d1", "f1", "c2", "log10_d2", "f2"),
+        broken_power,
+        (0.5, 2.0, 0.1, 0.4, 2.0, 0.3, -0.3, 4.0, 0.5),
+        lambda rng: _log_uniform(rng, 1.0, 1e6, 120)[:, None],
+        0.005,
+        ((0.0, 1.0), (0.5, 4.0), (0.0, 0.5), (0.0, 1.0), (0.5, 3.0), (0.1, 1.0), (-1.0, 0.5), (3.0, 5.5), (0.1, 1.0)),
+        bounds={
+            "c0": (-2.0, 2.0),
+            "c1": (-2.0, 2.0),
+            "c2": (-2.0, 2.0),
+            "log10_d1": (0.0, 6.0),
+            "log10_d2": (0.0, 6.0),
+            "f1": (0.05, 2.0),
+            "f2": (0.05, 2.0),
+        },
+        seed=3,
+    ),
+    Case(
+        "lr_law",
+        "Chinchilla + quadratic in log LR (approx.; LR optimum as in DeepSeek LLM 2024)",
+        ("E", "A", "alpha", "B", "beta", "C", "k0", "k1"),
+        lr_law,
+        (1.69, 406.4, 0.34, 410.7, 0.28, 0.02, -1.72, 0.25),
+        _sample_lr,
+        0.01,
+        ((1.0, 3.0), (50.0, 1000.0), (0.1, 0.6), (50.0, 1000.0), (0.1, 0.6), (0.001, 0.1), (-4.0, 0.0), (0.0, 0.5)),
+        seed=4,
+    ),
+    Case(
+        "clark_moe",
+        "Clark et al. 2022 (routed LMs, S-BASE; approx.)",
+        ("a", "b", "c", "d", "E_start", "E_max"),
+        clark_moe,
+        (-0.082, -0.108, 0.009, 1.104, 1.847, 314.1),
+        _sample_moe,
+        0.01,
+        ((-0.2, 0.0), (-0.3, 0.0), (-0.05, 0.05), (0.5, 1.5), (1.0, 10.0), (50.0, 1000.0)),
+        bounds={"E_start": (1.0, 20.0), "E_max": (30.0, 3000.0)},
+        seed=5,
+    ),
+    Case(
+        "krajewski",
+        "Krajewski et al. 2024 (fine-grained MoE)",
+        ("a", "alpha", "b", "beta", "g", "gamma", "c"),
+        krajewski,
+        (18.1, 0.115, 30.8, 0.147, 2.1, 0.58, 0.47),
+        _sample_krajewski,
+        0.01,
+        ((5.0, 40.0), (0.05, 0.3), (5.0, 60.0), (0.05, 0.3), (0.5, 5.0), (0.2, 1.0), (0.0, 1.0)),
+        seed=6,
+    ),
+    Case(
+        "parscale",
+        "Chen et al. 2025 (ParScale; approx.)",
+        ("log10_A", "k", "alpha", "E"),
+        parscale,
+        (8.2, 0.39, 0.19, 1.0),
+        _sample_parscale,
+        0.005,
+        ((7.0, 9.5), (0.1, 1.0), (0.05, 0.4), (0.5, 1.5)),
+        bounds={"k": (0.0, 5.0)},
+        seed=7,
+    ),
+    Case(
+        "precision",
+        "Kumar et al. 2024 (precision; gammas as reported, Chinchilla part from Hoffmann et al.)",
+        ("A", "alpha", "B", "beta", "E", "gamma_w", "gamma_a", "gamma_kv"),
+        precision,
+        (406.4, 0.34, 410.7, 0.28, 1.69, 2.67, 2.2, 0.96),
+        _sample_precision,
+        0.01,
+        ((50.0, 1000.0), (0.1, 0.6), (50.0, 1000.0), (0.1, 0.6), (1.0, 3.0), (0.5, 5.0), (0.5, 5.0), (0.5, 5.0)),
+        bounds={"gamma_w": (0.1, 10.0), "gamma_a": (0.1, 10.0), "gamma_kv": (0.1, 10.0)},
+        seed=8,
+    ),
+    Case(
+        "sparsity",
+        "Frantar et al. 2023 (sparsely-connected; approx.)",
+        ("a_S", "b_S", "c_S", "b_N", "log10_a_D", "b_D", "c"),
+        sparsity,
+        (60.0, 0.4, 20.0, 0.2, 6.0, 0.3, 1.5),
+        _sample_sparsity,
+        0.01,
+        ((10.0, 100.0), (0.1, 1.0), (5.0, 50.0), (0.1, 0.4), (4.0, 8.0), (0.1, 0.6), (0.5, 2.5)),
+        x_kind="free",
+        seed=9,
+    ),
+    Case(
+        "vocabulary",
+        "Tao et al. 2024 (vocabulary; N, D in millions)",
+        ("E", "A1", "a1", "A2", "a2", "B", "b"),
+        vocabulary,
+        (5.533, 1.831, 0.447, 0.196, 0.671, 2.124, 0.372),
+        _sample_vocab,
+        0.005,
+        ((4.0, 7.0), (0.5, 4.0), (0.2, 0.8), (0.05, 1.0), (0.2, 1.0), (0.5, 4.0), (0.1, 0.8)),
+        seed=10,
+    ),
+    Case(
+        "issue_bounded",
+        "bias + A (N/1e9)^-a ((1 + B E^g)/(1 + B))^-b",
+        ("bias", "A", "a", "B", "g", "b"),
+        issue_law,
+        (1.5, 1.2, 0.3, 2.5, 0.7, 0.25),
+        _sample_issue,
+        0.02,
+        ((0.5, 2.5), (0.2, 3.0), (0.05, 1.0), (0.1, 5.0), (0.1, 1.5), (0.05, 1.0)),
+        bounds={
+            "bias": (0.0, 5.0),
+            "A": (0.0, 10.0),
+            "a": (0.0, 2.0),
+            "B": (0.0, 5.0),
+            "g": (0.0, 2.0),
+            "b": (0.0, 2.0),
+        },
+        seed=11,
+    ),
+    Case(
+        "multidomain",
+        "Chinchilla per domain, shared exponents (4 domains)",
+        tuple(f"E{k}" for k in range(4))
+        + tuple(f"a{k}" for k in range(4))
+        + tuple(f"b{k}" for k in range(4))
+        + ("alpha", "beta"),
+        multidomain,
+        (1.7, 1.9, 2.1, 1.5, 6.0, 6.3, 5.8, 6.1, 6.0, 6.2, 5.9, 6.4, 0.34, 0.28),
+        _sample_multidomain,
+        0.01,
+        ((1.0, 3.0),) * 4 + ((3.0, 9.0),) * 8 + ((0.1, 0.6), (0.1, 0.6)),
+        x_kind="free",
+        seed=12,
+    ),
+    Case(
+        "annealing",
+        "Tissue et al. 2024 (LR annealing; approx.)",
+        ("L0", "A", "alpha", "C"),
+        annealing,
+        (2.8, 4.0, 0.5, 2e-4),
+        _sample_annealing,
+        0.005,
+        ((2.0, 4.0), (0.5, 10.0), (0.2, 0.9), (0.0, 1e-3)),
+        x_kind="free",
+        seed=13,
+    ),
 ]
 BY_NAME = {c.name: c for c in CASES}
 
@@ -325,7 +451,7 @@ class Problem:
     case: Case
     x: np.ndarray
     y: np.ndarray
-    fit: np.ndarray     # bool mask of fitting points
+    fit: np.ndarray  # bool mask of fitting points
     starts: np.ndarray  # (32, P)
 
 
@@ -334,6 +460,7 @@ def problem(case: Case) -> Problem:
     if case.data == "public":
         sys.path.insert(0, str(HERE))
         from public.chinchilla import load_chinchilla
+
         ch = load_chinchilla()
         x, y = ch.x, ch.y
     else:
@@ -382,8 +509,15 @@ def jax_law(case: Case, starts: np.ndarray):
     def predict(params, x):
         return case.predict([params[..., j] for j in range(len(case.params))], x, jnp)
 
-    return jl.laws.Law(name=case.name, param_names=case.params, predict=predict, x_dim=starts_x_dim(case),
-                       x_kind=case.x_kind, init_grid=lambda key, x, y: starts, default_bounds=case.bounds)
+    return jl.laws.Law(
+        name=case.name,
+        param_names=case.params,
+        predict=predict,
+        x_dim=starts_x_dim(case),
+        x_kind=case.x_kind,
+        init_grid=lambda key, x, y: starts,
+        default_bounds=case.bounds,
+    )
 
 
 def starts_x_dim(case: Case) -> int:
@@ -414,10 +548,10 @@ def _residual_and_jac(case: Case, x, y):
             return y - case.predict(list(theta), x, np)
 
     def jac(theta):
-        t = theta[None, :] + 1j * h * np.eye(P)          # (P, P): row k perturbs parameter k
+        t = theta[None, :] + 1j * h * np.eye(P)  # (P, P): row k perturbs parameter k
         with np.errstate(all="ignore"):
-            r = y[None, :] - case.predict([t[:, j:j + 1] for j in range(P)], x[None], np)
-        return np.imag(r).T / h                            # (n, P)
+            r = y[None, :] - case.predict([t[:, j : j + 1] for j in range(P)], x[None], np)
+        return np.imag(r).T / h  # (n, P)
 
     return res, jac
 
@@ -436,19 +570,27 @@ def run_scipy(pr: Problem, method: str):
     for theta0 in pr.starts:
         try:
             if method == "lbfgsb":
+
                 def fg(t):
                     r = res_fn(t)
                     v = 0.5 * float(r @ r)
                     if not np.isfinite(v):
                         return np.inf, np.zeros_like(t)
                     return v, jac_fn(t).T @ r
-                out = optimize.minimize(fg, theta0, jac=True, method="L-BFGS-B",
-                                        bounds=list(zip(lo, hi)) if bounded else None)
+
+                out = optimize.minimize(
+                    fg, theta0, jac=True, method="L-BFGS-B", bounds=list(zip(lo, hi)) if bounded else None
+                )
             else:
                 if not np.all(np.isfinite(res_fn(theta0))):
                     continue
-                out = optimize.least_squares(res_fn, theta0, jac=jac_fn, method="trf" if bounded else "lm",
-                                             bounds=(lo, hi) if bounded else (-np.inf, np.inf))
+                out = optimize.least_squares(
+                    res_fn,
+                    theta0,
+                    jac=jac_fn,
+                    method="trf" if bounded else "lm",
+                    bounds=(lo, hi) if bounded else (-np.inf, np.inf),
+                )
         except (ValueError, np.linalg.LinAlgError, FloatingPointError):
             continue
         f = sse_half(case, out.x, x, y)
@@ -474,11 +616,14 @@ def worker(name: str, engine: str) -> dict:
         theta = res.params
     else:
         theta, dt = run_scipy(pr, engine)
-    return dict(import_s=t_import, fit_s=dt,
-                objective=sse_half(pr.case, theta, pr.x[pr.fit], pr.y[pr.fit]) if theta is not None else math.inf)
+    return dict(
+        import_s=t_import,
+        fit_s=dt,
+        objective=sse_half(pr.case, theta, pr.x[pr.fit], pr.y[pr.fit]) if theta is not None else math.inf,
+    )
 
 
-def spawn(name: str, engine: str, cache: Optional[str]) -> dict:
+def spawn(name: str, engine: str, cache: str | None) -> dict:
     """``worker`` in a fresh interpreter. ``cache``: None = persistent cache off (``JAXLAWS_CACHE=0``), else its
     directory (``JAXLAWS_CACHE_DIR``)."""
     env = dict(os.environ)
@@ -488,34 +633,57 @@ def spawn(name: str, engine: str, cache: Optional[str]) -> dict:
     else:
         env["JAXLAWS_CACHE_DIR"] = cache
         env.pop("JAXLAWS_CACHE", None)
-    out = subprocess.run([sys.executable, str(Path(__file__).resolve()), "--worker", name, "--engine", engine],
-                         capture_output=True, text=True, env=env, check=True)
+    out = subprocess.run(
+        [sys.executable, str(Path(__file__).resolve()), "--worker", name, "--engine", engine],
+        capture_output=True,
+        text=True,
+        env=env,
+        check=True,
+    )
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
 # ------------------------------------------------------------------------------------------------ main
 def measure(case: Case, cold: bool, cache_root: str) -> dict:
     pr = problem(case)
-    row = dict(law=case.name, source=case.source, data=case.data, P=len(case.params), n_fit=int(pr.fit.sum()),
-               n_heldout=int((~pr.fit).sum()), bounded=case.bounds is not None)
+    row = dict(
+        law=case.name,
+        source=case.source,
+        data=case.data,
+        P=len(case.params),
+        n_fit=int(pr.fit.sum()),
+        n_heldout=int((~pr.fit).sum()),
+        bounded=case.bounds is not None,
+    )
     xf, yf = pr.x[pr.fit], pr.y[pr.fit]
     res, first = run_jax(pr)
     res, warm = run_jax(pr)
     _, warm2 = run_jax(pr)
-    row["jax"] = dict(objective=sse_half(case, res.params, xf, yf), heldout=heldout_rmse(case, res.params, pr),
-                      warm_s=min(warm, warm2), first_in_process_s=first, flags=list(res.flags),
-                      at_bound=[case.params[j] for j in np.flatnonzero(np.asarray(res.at_bound))]
-                      if res.bounds is not None else [], params=np.asarray(res.params).tolist())
+    row["jax"] = dict(
+        objective=sse_half(case, res.params, xf, yf),
+        heldout=heldout_rmse(case, res.params, pr),
+        warm_s=min(warm, warm2),
+        first_in_process_s=first,
+        flags=list(res.flags),
+        at_bound=[case.params[j] for j in np.flatnonzero(np.asarray(res.at_bound))] if res.bounds is not None else [],
+        params=np.asarray(res.params).tolist(),
+    )
     for m in ("lbfgsb", "least_squares"):
         theta, dt = run_scipy(pr, m)
-        row[m] = dict(objective=sse_half(case, theta, xf, yf) if theta is not None else math.inf,
-                      heldout=heldout_rmse(case, theta, pr) if theta is not None else math.nan, warm_s=dt,
-                      params=None if theta is None else np.asarray(theta).tolist())
+        row[m] = dict(
+            objective=sse_half(case, theta, xf, yf) if theta is not None else math.inf,
+            heldout=heldout_rmse(case, theta, pr) if theta is not None else math.nan,
+            warm_s=dt,
+            params=None if theta is None else np.asarray(theta).tolist(),
+        )
     if cold:
         d = tempfile.mkdtemp(dir=cache_root)
-        row["cold"] = dict(jax_nocache=spawn(case.name, "jax", None), jax_cache_empty=spawn(case.name, "jax", d),
-                           jax_cache_warm=spawn(case.name, "jax", d),
-                           least_squares=spawn(case.name, "least_squares", None))
+        row["cold"] = dict(
+            jax_nocache=spawn(case.name, "jax", None),
+            jax_cache_empty=spawn(case.name, "jax", d),
+            jax_cache_warm=spawn(case.name, "jax", d),
+            least_squares=spawn(case.name, "least_squares", None),
+        )
     return row
 
 
@@ -524,50 +692,73 @@ def _fmt_t(s: float) -> str:
 
 
 def report(rows: list[dict], load: tuple, total_s: float) -> str:
-    lines = ["# Published scaling laws: jaxlaws' default fit vs SciPy from the same 32 starts", "",
-             f"Machine: {platform.processor() or platform.machine()}, {os.cpu_count()} cores, "
-             f"Python {platform.python_version()}; load average {load[0][0]:.2f} at start, {load[1][0]:.2f} at end "
-             f"(other agents share the machine: times are noisy, ratios are taken in the same run); "
-             f"{total_s:.0f} s in all. Generated by `benchmarks/bench_laws.py`.", "",
-             "Objective: 1/2 sum of squared residuals on the fitting points (float64 NumPy, recomputed here); "
-             "rel. gap = (jaxlaws - best SciPy) / best SciPy (negative: jaxlaws lower). Held-out: RMSE on the "
-             "largest-scale 20% of points. Data: `synthetic` = drawn from the law at the listed parameters plus "
-             "seeded Gaussian noise.", "",
-             "| law | P | data | bounded | jaxlaws obj | L-BFGS-B obj | least_sq obj | rel. gap | "
-             "held-out jl / L-BFGS-B / lsq | flags | at bound |",
-             "|---|---|---|---|---|---|---|---|---|---|---|"]
+    lines = [
+        "# Published scaling laws: jaxlaws' default fit vs SciPy from the same 32 starts",
+        "",
+        f"Machine: {platform.processor() or platform.machine()}, {os.cpu_count()} cores, "
+        f"Python {platform.python_version()}; load average {load[0][0]:.2f} at start, {load[1][0]:.2f} at end "
+        f"(other agents share the machine: times are noisy, ratios are taken in the same run); "
+        f"{total_s:.0f} s in all. Generated by `benchmarks/bench_laws.py`.",
+        "",
+        "Objective: 1/2 sum of squared residuals on the fitting points (float64 NumPy, recomputed here); "
+        "rel. gap = (jaxlaws - best SciPy) / best SciPy (negative: jaxlaws lower). Held-out: RMSE on the "
+        "largest-scale 20% of points. Data: `synthetic` = drawn from the law at the listed parameters plus "
+        "seeded Gaussian noise.",
+        "",
+        "| law | P | data | bounded | jaxlaws obj | L-BFGS-B obj | least_sq obj | rel. gap | "
+        "held-out jl / L-BFGS-B / lsq | flags | at bound |",
+        "|---|---|---|---|---|---|---|---|---|---|---|",
+    ]
     for r in rows:
         best = min(r["lbfgsb"]["objective"], r["least_squares"]["objective"])
         gap = (r["jax"]["objective"] - best) / best if best > 0 and math.isfinite(best) else math.nan
-        lines.append(f"| {r['law']} | {r['P']} | {r['data']} | {'yes' if r['bounded'] else 'no'} | "
-                     f"{r['jax']['objective']:.6g} | {r['lbfgsb']['objective']:.6g} | "
-                     f"{r['least_squares']['objective']:.6g} | {gap:+.1e} | {r['jax']['heldout']:.4g} / "
-                     f"{r['lbfgsb']['heldout']:.4g} / {r['least_squares']['heldout']:.4g} | "
-                     f"{','.join(r['jax']['flags']) or '-'} | {','.join(r['jax']['at_bound']) or '-'} |")
-    lines += ["", "## Time (warm: in-process, compiled; SciPy has no compile step)", "",
-              "| law | jaxlaws warm | L-BFGS-B | least_sq | faster SciPy / jaxlaws |", "|---|---|---|---|---|"]
+        lines.append(
+            f"| {r['law']} | {r['P']} | {r['data']} | {'yes' if r['bounded'] else 'no'} | "
+            f"{r['jax']['objective']:.6g} | {r['lbfgsb']['objective']:.6g} | "
+            f"{r['least_squares']['objective']:.6g} | {gap:+.1e} | {r['jax']['heldout']:.4g} / "
+            f"{r['lbfgsb']['heldout']:.4g} / {r['least_squares']['heldout']:.4g} | "
+            f"{','.join(r['jax']['flags']) or '-'} | {','.join(r['jax']['at_bound']) or '-'} |"
+        )
+    lines += [
+        "",
+        "## Time (warm: in-process, compiled; SciPy has no compile step)",
+        "",
+        "| law | jaxlaws warm | L-BFGS-B | least_sq | faster SciPy / jaxlaws |",
+        "|---|---|---|---|---|",
+    ]
     for r in rows:
         s = min(r["lbfgsb"]["warm_s"], r["least_squares"]["warm_s"])
-        lines.append(f"| {r['law']} | {_fmt_t(r['jax']['warm_s'])} | {_fmt_t(r['lbfgsb']['warm_s'])} | "
-                     f"{_fmt_t(r['least_squares']['warm_s'])} | {s / r['jax']['warm_s']:.1f}x |")
+        lines.append(
+            f"| {r['law']} | {_fmt_t(r['jax']['warm_s'])} | {_fmt_t(r['lbfgsb']['warm_s'])} | "
+            f"{_fmt_t(r['least_squares']['warm_s'])} | {s / r['jax']['warm_s']:.1f}x |"
+        )
     if all("cold" in r for r in rows):
-        lines += ["", "## Cold: the fit call in a fresh process (imports apart)", "",
-                  "| law | jaxlaws no cache | cache empty | cache warm | L-BFGS-B (in-process) | least_sq | "
-                  "faster SciPy / jl (no cache, cache warm) | imports jl / SciPy |",
-                  "|---|---|---|---|---|---|---|---|"]
+        lines += [
+            "",
+            "## Cold: the fit call in a fresh process (imports apart)",
+            "",
+            "| law | jaxlaws no cache | cache empty | cache warm | L-BFGS-B (in-process) | least_sq | "
+            "faster SciPy / jl (no cache, cache warm) | imports jl / SciPy |",
+            "|---|---|---|---|---|---|---|---|",
+        ]
         for r in rows:
             c = r["cold"]
             s = _scipy_cold(r)
-            lines.append(f"| {r['law']} | {_fmt_t(c['jax_nocache']['fit_s'])} | {_fmt_t(c['jax_cache_empty']['fit_s'])}"
-                         f" | {_fmt_t(c['jax_cache_warm']['fit_s'])} | {_fmt_t(r['lbfgsb']['warm_s'])} | "
-                         f"{_fmt_t(c['least_squares']['fit_s'])} | {s / c['jax_nocache']['fit_s']:.2f}x, "
-                         f"{s / c['jax_cache_warm']['fit_s']:.2f}x | {_fmt_t(c['jax_nocache']['import_s'])} / "
-                         f"{_fmt_t(c['least_squares']['import_s'])} |")
+            lines.append(
+                f"| {r['law']} | {_fmt_t(c['jax_nocache']['fit_s'])} | {_fmt_t(c['jax_cache_empty']['fit_s'])}"
+                f" | {_fmt_t(c['jax_cache_warm']['fit_s'])} | {_fmt_t(r['lbfgsb']['warm_s'])} | "
+                f"{_fmt_t(c['least_squares']['fit_s'])} | {s / c['jax_nocache']['fit_s']:.2f}x, "
+                f"{s / c['jax_cache_warm']['fit_s']:.2f}x | {_fmt_t(c['jax_nocache']['import_s'])} / "
+                f"{_fmt_t(c['least_squares']['import_s'])} |"
+            )
     lines += ["", "## Targets", ""] + targets(rows)
-    lines += ["", "## Laws", ""] + [f"- **{c.name}** ({len(c.params)} parameters): {c.source}; "
-                                    f"{'public data' if c.data == 'public' else 'synthetic, truth ' + str(c.truth)}"
-                                    f"{'; bounds ' + str(c.bounds) if c.bounds else ''}" for c in CASES
-                                    if any(r['law'] == c.name for r in rows)]
+    lines += ["", "## Laws", ""] + [
+        f"- **{c.name}** ({len(c.params)} parameters): {c.source}; "
+        f"{'public data' if c.data == 'public' else 'synthetic, truth ' + str(c.truth)}"
+        f"{'; bounds ' + str(c.bounds) if c.bounds else ''}"
+        for c in CASES
+        if any(r["law"] == c.name for r in rows)
+    ]
     return "\n".join(lines) + "\n"
 
 
@@ -583,17 +774,31 @@ def targets(rows: list[dict]) -> list[str]:
     obj_ok = [r["law"] for r in rows if r["jax"]["objective"] <= best(r) * (1 + 1e-6) + 1e-12]
     fast = lambda r: min(r["lbfgsb"]["warm_s"], r["least_squares"]["warm_s"])  # noqa: E731
     warm_ok = [r["law"] for r in rows if fast(r) >= 5 * r["jax"]["warm_s"]]
-    missed = lambda ok: "" if len(ok) == len(rows) else " (not: " + ", ".join(  # noqa: E731
-        r["law"] for r in rows if r["law"] not in ok) + ")"
-    out = [f"- objective no worse than the best SciPy (within 1e-6 relative): {len(obj_ok)} of {len(rows)}"
-           f"{missed(obj_ok)}",
-           f"- warm >= 5x faster than the faster SciPy: {len(warm_ok)} of {len(rows)}{missed(warm_ok)}"]
+
+    def missed(ok):
+        return (
+            ""
+            if len(ok) == len(rows)
+            else " (not: "
+            + ", ".join(  # noqa: E731
+                r["law"] for r in rows if r["law"] not in ok
+            )
+            + ")"
+        )
+
+    out = [
+        f"- objective no worse than the best SciPy (within 1e-6 relative): {len(obj_ok)} of {len(rows)}"
+        f"{missed(obj_ok)}",
+        f"- warm >= 5x faster than the faster SciPy: {len(warm_ok)} of {len(rows)}{missed(warm_ok)}",
+    ]
     if all("cold" in r for r in rows):
         nc = sum(r["cold"]["jax_nocache"]["fit_s"] <= _scipy_cold(r) for r in rows)
         wc = sum(r["cold"]["jax_cache_warm"]["fit_s"] <= _scipy_cold(r) for r in rows)
-        out += [f"- cold fit call no slower than the faster SciPy's 32-start run, no persistent cache: {nc} of "
-                f"{len(rows)} (target: 8 of 10)",
-                f"- the same with the persistent cache warm: {wc} of {len(rows)} (target: all)"]
+        out += [
+            f"- cold fit call no slower than the faster SciPy's 32-start run, no persistent cache: {nc} of "
+            f"{len(rows)} (target: 8 of 10)",
+            f"- the same with the persistent cache warm: {wc} of {len(rows)} (target: all)",
+        ]
     return out
 
 
@@ -618,17 +823,22 @@ def main(argv=None) -> None:
         for n in names:
             rows.append(measure(BY_NAME[n], not a.no_cold, cache_root))
             r = rows[-1]
-            print(f"{n}: jax {r['jax']['objective']:.6g} ({r['jax']['warm_s'] * 1e3:.0f} ms, "
-                  f"flags {r['jax']['flags']}), lbfgsb {r['lbfgsb']['objective']:.6g} "
-                  f"({r['lbfgsb']['warm_s'] * 1e3:.0f} ms), lsq {r['least_squares']['objective']:.6g} "
-                  f"({r['least_squares']['warm_s'] * 1e3:.0f} ms)", file=sys.stderr, flush=True)
+            print(
+                f"{n}: jax {r['jax']['objective']:.6g} ({r['jax']['warm_s'] * 1e3:.0f} ms, "
+                f"flags {r['jax']['flags']}), lbfgsb {r['lbfgsb']['objective']:.6g} "
+                f"({r['lbfgsb']['warm_s'] * 1e3:.0f} ms), lsq {r['least_squares']['objective']:.6g} "
+                f"({r['least_squares']['warm_s'] * 1e3:.0f} ms)",
+                file=sys.stderr,
+                flush=True,
+            )
     text = report(rows, (load0, os.getloadavg()), time.perf_counter() - t0)
     print(text)
     out = Path(a.out)
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(text)
-    out.with_suffix(".json").write_text(json.dumps(dict(rows=rows, load=[load0, os.getloadavg()]), indent=1,
-                                                   default=float))
+    out.with_suffix(".json").write_text(
+        json.dumps(dict(rows=rows, load=[load0, os.getloadavg()]), indent=1, default=float)
+    )
 
 
 if __name__ == "__main__":

@@ -39,8 +39,10 @@ def build_tree(root: Path, n_runs: int, seed: int = 0) -> None:
         # (it breaks on str(float)'s scientific notation, e.g. 2.4e-05, which read_original handles)
         p = np.round(np.maximum(rng.dirichlet(np.ones(3)), 0.001), 6)
         s = r % 5
-        name = (f"slimpj_pythia-160m_from_scratch_5000_mixture_arxiv_book_stackexchange_weights_{encode_weights(p)}"
-                f"_static_lr_0.0005_linear_warmup_cosine")
+        name = (
+            f"slimpj_pythia-160m_from_scratch_5000_mixture_arxiv_book_stackexchange_weights_{encode_weights(p)}"
+            f"_static_lr_0.0005_linear_warmup_cosine"
+        )
         d = date / name
         d.mkdir(parents=True, exist_ok=True)
         for split, step in (("val", 2500), ("val", 5000), ("test", 5000)):
@@ -94,7 +96,7 @@ def main() -> None:
         t = time.perf_counter()
         build_tree(root, args.runs)
         t_build = time.perf_counter() - t
-        best_of(lambda: naive_load(root), 1)   # warm the page cache for both contenders
+        best_of(lambda: naive_load(root), 1)  # warm the page cache for both contenders
         t_naive, naive = best_of(lambda: naive_load(root), args.repeats)
         t_ours, (sweep, report) = best_of(lambda: read_original(root), args.repeats)
         t_one, _ = best_of(lambda: read_original(root, workers=1), args.repeats)

@@ -46,8 +46,13 @@ def main() -> None:
 
     groups = load_data("bundled", args.groups, args.seq_len, args.batch_size)
     model = preset(args.preset, vocab_size=groups.vocab_size)
-    cfg = TrainConfig(model, OptimConfig(total_steps=args.total_steps, warmup_steps=args.total_steps // 10,
-                                         lr=2e-3), args.batch_size, args.seq_len, eval_batch_size=64)
+    cfg = TrainConfig(
+        model,
+        OptimConfig(total_steps=args.total_steps, warmup_steps=args.total_steps // 10, lr=2e-3),
+        args.batch_size,
+        args.seq_len,
+        eval_batch_size=64,
+    )
     data = prepare_data(groups, cfg, 64)
     m = len(data.names)
     seeds = list(range(args.seeds))
@@ -80,8 +85,10 @@ def main() -> None:
     rows.append(("static loop (sweeps)", t_static, None))
 
     ref = sp.init(jnp.stack([run_keys(s)[0] for s in seeds])).params
-    extras = {"skillit": np.full((m, m), 0.1) + 0.3 * np.eye(m),
-              "doremi": [jax.tree_util.tree_map(lambda x: x[i], ref) for i in range(len(seeds))]}
+    extras = {
+        "skillit": np.full((m, m), 0.1) + 0.3 * np.eye(m),
+        "doremi": [jax.tree_util.tree_map(lambda x: x[i], ref) for i in range(len(seeds))],
+    }
     for method in args.methods.split(","):
         pol = make_policy(method, m, cfg)
         progs = _programs(cfg, m, None, None, pol)
@@ -106,8 +113,8 @@ def main() -> None:
             box["ps"], _ = progs.observe(box["st"].params, box["ps"], mdata.probe, s0)
 
             def ob():
-                box["ps"], l = progs.observe(box["st"].params, box["ps"], mdata.probe, s0)
-                return l
+                box["ps"], loss = progs.observe(box["st"].params, box["ps"], mdata.probe, s0)
+                return loss
 
             t_obs = timed(ob) * obs / args.total_steps
         rows.append((method, t + t_obs, t_obs))
@@ -115,15 +122,20 @@ def main() -> None:
     # the static loop again at the end (best of both): the first timing of a run can catch start-up noise
     rows[0] = ("static loop (sweeps)", min(t_static, timed(static_step) / args.steps), None)
     base = rows[1][1]
-    lines = [f"Machine: {platform.machine()} CPU ({os.cpu_count()} cores), jax {jax.__version__}, backend "
-             f"{jax.default_backend()}; preset {args.preset}, batch {args.batch_size} x {args.seq_len}, m={m} "
-             f"({args.groups}), {len(seeds)} run(s) per program, best of {args.repeats} x {args.steps} steps; "
-             f"load average {os.getloadavg()[0]:.2f}.", "",
-             "| loop | ms per run-step | of which probe evals (amortised) | vs stratified (policy loop) |",
-             "|---|---|---|---|"]
+    lines = [
+        f"Machine: {platform.machine()} CPU ({os.cpu_count()} cores), jax {jax.__version__}, backend "
+        f"{jax.default_backend()}; preset {args.preset}, batch {args.batch_size} x {args.seq_len}, m={m} "
+        f"({args.groups}), {len(seeds)} run(s) per program, best of {args.repeats} x {args.steps} steps; "
+        f"load average {os.getloadavg()[0]:.2f}.",
+        "",
+        "| loop | ms per run-step | of which probe evals (amortised) | vs stratified (policy loop) |",
+        "|---|---|---|---|",
+    ]
     for name, t, t_obs in rows:
-        lines.append(f"| {name} | {1e3 * t / len(seeds):.2f} | "
-                     f"{'' if not t_obs else f'{1e3 * t_obs / len(seeds):.2f}'} | {t / base:.2f}x |")
+        lines.append(
+            f"| {name} | {1e3 * t / len(seeds):.2f} | "
+            f"{'' if not t_obs else f'{1e3 * t_obs / len(seeds):.2f}'} | {t / base:.2f}x |"
+        )
     text = "\n".join(lines)
     print(text)
     if args.out:

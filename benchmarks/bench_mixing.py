@@ -34,8 +34,16 @@ ROOT = Path(__file__).resolve().parents[1]
 
 def methods_table(root: Path, args: argparse.Namespace) -> dict[str, float]:
     """``{loop: ms per run-step}`` from ``bench_methods.py`` of the checkout ``root``."""
-    cmd = [sys.executable, str(root / "benchmarks" / "bench_methods.py"), "--steps", str(args.steps), "--repeats",
-           str(args.repeats), "--groups", args.groups]
+    cmd = [
+        sys.executable,
+        str(root / "benchmarks" / "bench_methods.py"),
+        "--steps",
+        str(args.steps),
+        "--repeats",
+        str(args.repeats),
+        "--groups",
+        args.groups,
+    ]
     env = {**os.environ, "PYTHONPATH": str(root)}
     out = subprocess.run(cmd, cwd=root, env=env, capture_output=True, text=True, check=True).stdout
     rows = {}
@@ -55,11 +63,17 @@ def part_one(args: argparse.Namespace) -> str:
                 key = "static sweeps' program" if k.startswith("static loop") else k
                 best[label][key] = min(best[label].get(key, np.inf), v)
             print(f"round {r + 1}, {label}: {best[label]}", flush=True)  # progress (a long part)
-    commit = subprocess.run(["git", "-C", str(old), "rev-parse", "--short", "HEAD"], capture_output=True,
-                            text=True).stdout.strip()
-    lines = [f"Per-step cost (ms per run-step, best of {args.rounds} alternating runs of bench_methods.py, each "
-             f"best of {args.repeats} x {args.steps} steps; old = commit {commit}); load average "
-             f"{os.getloadavg()[0]:.2f}.", "", "| loop | old | new | new / old |", "|---|---|---|---|"]
+    commit = subprocess.run(
+        ["git", "-C", str(old), "rev-parse", "--short", "HEAD"], capture_output=True, text=True
+    ).stdout.strip()
+    lines = [
+        f"Per-step cost (ms per run-step, best of {args.rounds} alternating runs of bench_methods.py, each "
+        f"best of {args.repeats} x {args.steps} steps; old = commit {commit}); load average "
+        f"{os.getloadavg()[0]:.2f}.",
+        "",
+        "| loop | old | new | new / old |",
+        "|---|---|---|---|",
+    ]
     for k, v in best["old"].items():
         if k in best["new"]:
             lines.append(f"| {k} | {v:.2f} | {best['new'][k]:.2f} | {best['new'][k] / v:.3f} |")
@@ -106,12 +120,21 @@ def jax_rates(args: argparse.Namespace) -> tuple[dict[str, float], object]:
     @jax.jit
     def hand(state, key):
         def step(st, s):
-            x, _ = D.sample_batch(jax.random.fold_in(key, s), data.train.tokens, data.train.starts,
-                                  data.train.lengths, p, args.batch_size, args.seq_len)
+            x, _ = D.sample_batch(
+                jax.random.fold_in(key, s),
+                data.train.tokens,
+                data.train.starts,
+                data.train.lengths,
+                p,
+                args.batch_size,
+                args.seq_len,
+            )
             loss, g = jax.value_and_grad(lambda q: per_sample_loss(q, model, x).mean())(st.params)
             upd, o = opt.update(g, st.opt_state, st.params)
-            return st._replace(params=jax.tree_util.tree_map(jnp.add, st.params, upd), opt_state=o,
-                               step=st.step + 1), loss
+            return st._replace(
+                params=jax.tree_util.tree_map(jnp.add, st.params, upd), opt_state=o, step=st.step + 1
+            ), loss
+
         return jax.lax.scan(step, state, jnp.arange(n))[0]
 
     hbox = {"st": init_state(model, opt, run_keys(0)[0])}
@@ -120,8 +143,10 @@ def jax_rates(args: argparse.Namespace) -> tuple[dict[str, float], object]:
         hbox["st"] = hand(hbox["st"], run_keys(0)[1])
         return hbox["st"].params
 
-    return {"jaxlaws trainer (sweep program, constant mixer)": best(trainer),
-            "hand-written flax/optax loop (same decoder)": best(hand_loop)}, model
+    return {
+        "jaxlaws trainer (sweep program, constant mixer)": best(trainer),
+        "hand-written flax/optax loop (same decoder)": best(hand_loop),
+    }, model
 
 
 def torch_rate(args: argparse.Namespace, mc) -> tuple[float, int]:
@@ -137,7 +162,7 @@ def torch_rate(args: argparse.Namespace, mc) -> tuple[float, int]:
 
     def rotary(x):  # [B, H, T, hd], GPT-NeoX rotate-half on the first `rot` dims
         r, rest = x[..., :rot], x[..., rot:]
-        half = torch.cat([-r[..., rot // 2:], r[..., :rot // 2]], -1)
+        half = torch.cat([-r[..., rot // 2 :], r[..., : rot // 2]], -1)
         return torch.cat([r * cos + half * sin, rest], -1)
 
     class Block(tnn.Module):
@@ -152,7 +177,7 @@ def torch_rate(args: argparse.Namespace, mc) -> tuple[float, int]:
             q, k, v = self.qkv(self.ln1(x)).view(B, T, 3, mc.n_heads, hd).permute(2, 0, 3, 1, 4)
             a = F.scaled_dot_product_attention(rotary(q), rotary(k), v, is_causal=True)
             a = self.out(a.transpose(1, 2).reshape(B, T, mc.d_model))
-            return x + a + self.fc2(F.gelu(self.fc1(self.ln2(x))))   # parallel residual
+            return x + a + self.fc2(F.gelu(self.fc1(self.ln2(x))))  # parallel residual
 
     class NeoX(tnn.Module):
         def __init__(self):
@@ -195,20 +220,27 @@ def part_two(args: argparse.Namespace) -> str:
 
     rates, mc = jax_rates(args)
     t_rate, n_torch = torch_rate(args, mc)
-    rates[f"PyTorch GPT-NeoX-like, same size ({n_torch / 1e6:.2f}M parameters, torch {torch.__version__}, "
-          f"{torch.get_num_threads()} threads)"] = t_rate
+    rates[
+        f"PyTorch GPT-NeoX-like, same size ({n_torch / 1e6:.2f}M parameters, torch {torch.__version__}, "
+        f"{torch.get_num_threads()} threads)"
+    ] = t_rate
     base = rates["hand-written flax/optax loop (same decoder)"]
-    lines = [f"Tokens per second, one run: preset {args.preset}, batch {args.batch_size} x {args.seq_len}, best of "
-             f"{args.repeats} x {args.steps} steps; load average {os.getloadavg()[0]:.2f}.", "",
-             "| loop | tokens/s | vs hand-written flax/optax |", "|---|---|---|"]
+    lines = [
+        f"Tokens per second, one run: preset {args.preset}, batch {args.batch_size} x {args.seq_len}, best of "
+        f"{args.repeats} x {args.steps} steps; load average {os.getloadavg()[0]:.2f}.",
+        "",
+        "| loop | tokens/s | vs hand-written flax/optax |",
+        "|---|---|---|",
+    ]
     lines += [f"| {k} | {v:,.0f} | {v / base:.2f}x |" for k, v in rates.items()]
     return "\n".join(lines)
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--old", default=None, help="an old checkout (git worktree) to compare with; part 1 is "
-                                                "skipped without it")
+    ap.add_argument(
+        "--old", default=None, help="an old checkout (git worktree) to compare with; part 1 is skipped without it"
+    )
     ap.add_argument("--groups", default="code,literature")
     ap.add_argument("--preset", default="tiny")
     ap.add_argument("--batch-size", type=int, default=8)

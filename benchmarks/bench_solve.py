@@ -87,8 +87,11 @@ def time_solve(name: str, repeats: int) -> dict:
         return sol
 
     t, sol = _best(run, repeats)
-    return {"time_s": t, "objective": np.asarray(sol.objective).tolist(),
-            "results": [jl.RESULTS.name(int(r)) for r in np.asarray(sol.result)]}
+    return {
+        "time_s": t,
+        "objective": np.asarray(sol.objective).tolist(),
+        "results": [jl.RESULTS.name(int(r)) for r in np.asarray(sol.result)],
+    }
 
 
 def time_gradients(repeats: int) -> dict:
@@ -122,14 +125,21 @@ def time_gradients(repeats: int) -> dict:
     j_imp, j_fd = np.asarray(j_imp)[:, cols_at], np.asarray(j_fd)
     big = np.abs(j_fd) > 1e-3 * np.max(np.abs(j_fd))
     rel = float(np.max(np.abs(j_imp - j_fd)[big] / np.abs(j_fd)[big]))
-    return {"implicit_s": t_imp, "fd_refits_s": t_fd, "fd_columns": FD_COLUMNS, "n_points": int(y.shape[0]),
-            "fd_all_columns_s": t_fd * y.shape[0] / FD_COLUMNS, "max_rel_diff": rel}
+    return {
+        "implicit_s": t_imp,
+        "fd_refits_s": t_fd,
+        "fd_columns": FD_COLUMNS,
+        "n_points": int(y.shape[0]),
+        "fd_all_columns_s": t_fd * y.shape[0] / FD_COLUMNS,
+        "max_rel_diff": rel,
+    }
 
 
 def _worktree(base: str) -> Path:
     path = Path(tempfile.mkdtemp(prefix="jaxlaws-base-"))
-    subprocess.run(["git", "-C", str(ROOT), "worktree", "add", "--detach", str(path), base], check=True,
-                   capture_output=True)
+    subprocess.run(
+        ["git", "-C", str(ROOT), "worktree", "add", "--detach", str(path), base], check=True, capture_output=True
+    )
     return path
 
 
@@ -148,8 +158,11 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--rounds", type=int, default=2, help="interleaved rounds of before / now / solve")
-    ap.add_argument("--base", default="a9cdbe9", help="the commit to compare fit_batched against ('none': skip, "
-                    "e.g. on a machine without the git history)")
+    ap.add_argument(
+        "--base",
+        default="a9cdbe9",
+        help="the commit to compare fit_batched against ('none': skip, e.g. on a machine without the git history)",
+    )
     ap.add_argument("--cases", default="chinchilla,dml,regmix")
     ap.add_argument("--out", default=str(HERE / "results" / "solve.md"))
     ap.add_argument("--only-gradients", action="store_true", help="time the implicit gradients only")
@@ -164,7 +177,7 @@ def main() -> None:
     base = None if a.base == "none" else _worktree(a.base)
     rows, t0 = {}, time.perf_counter()
     try:
-        for name in ([] if a.only_gradients else a.cases.split(",")):
+        for name in [] if a.only_gradients else a.cases.split(","):
             runs = {"before": [], "now": [], "solve": []}
             for _ in range(a.rounds):
                 if base is not None:
@@ -175,43 +188,63 @@ def main() -> None:
                 runs["before"] = runs["now"]
             best = {k: min(v, key=lambda r: r["time_s"]) for k, v in runs.items()}
             gap = max(abs(o - b) / abs(b) for o, b in zip(best["solve"]["objective"], best["now"]["objective"]))
-            gap_before = max(abs(o - b) / abs(b) for o, b in zip(best["now"]["objective"],
-                                                                  best["before"]["objective"]))
-            rows[name] = dict(before=best["before"]["time_s"], now=best["now"]["time_s"],
-                              solve=best["solve"]["time_s"], solve_vs_fit_obj_gap=gap,
-                              now_vs_before_obj_gap=gap_before, solve_results=sorted(set(best["solve"]["results"])))
+            gap_before = max(abs(o - b) / abs(b) for o, b in zip(best["now"]["objective"], best["before"]["objective"]))
+            rows[name] = dict(
+                before=best["before"]["time_s"],
+                now=best["now"]["time_s"],
+                solve=best["solve"]["time_s"],
+                solve_vs_fit_obj_gap=gap,
+                now_vs_before_obj_gap=gap_before,
+                solve_results=sorted(set(best["solve"]["results"])),
+            )
             r = rows[name]
-            print(f"{name:11s} before {r['before']:.3f} s  now {r['now']:.3f} s ({r['now'] / r['before']:.2f}x)  "
-                  f"jit(vmap(solve)) {r['solve']:.3f} s ({r['solve'] / r['now']:.2f}x fit_batched)  "
-                  f"objective gaps {gap:.1e} / {gap_before:.1e}", flush=True)
+            print(
+                f"{name:11s} before {r['before']:.3f} s  now {r['now']:.3f} s ({r['now'] / r['before']:.2f}x)  "
+                f"jit(vmap(solve)) {r['solve']:.3f} s ({r['solve'] / r['now']:.2f}x fit_batched)  "
+                f"objective gaps {gap:.1e} / {gap_before:.1e}",
+                flush=True,
+            )
         grads = _sub("gradients", "chinchilla", a.repeats)
-        print(f"implicit d params/d y (Chinchilla, all {grads['n_points']} columns): {grads['implicit_s']:.3f} s; "
-              f"central differences of refits, {grads['fd_columns']} columns: {grads['fd_refits_s']:.2f} s "
-              f"(all columns would take {grads['fd_all_columns_s']:.0f} s at that rate, "
-              f"{grads['fd_all_columns_s'] / grads['implicit_s']:.0f}x); max rel. diff {grads['max_rel_diff']:.1e}")
+        print(
+            f"implicit d params/d y (Chinchilla, all {grads['n_points']} columns): {grads['implicit_s']:.3f} s; "
+            f"central differences of refits, {grads['fd_columns']} columns: {grads['fd_refits_s']:.2f} s "
+            f"(all columns would take {grads['fd_all_columns_s']:.0f} s at that rate, "
+            f"{grads['fd_all_columns_s'] / grads['implicit_s']:.0f}x); max rel. diff {grads['max_rel_diff']:.1e}"
+        )
     finally:
         if base is not None:
             subprocess.run(["git", "-C", str(ROOT), "worktree", "remove", "--force", str(base)], capture_output=True)
     load1 = os.getloadavg()
     wall = time.perf_counter() - t0
-    lines = [f"# jl.solve vs fit_batched, and fit_batched vs {a.base}", "",
-             f"Machine: {platform.machine()}, {os.cpu_count()} cores; load average {load0[0]:.1f} at the start, "
-             f"{load1[0]:.1f} at the end; {wall:.0f} s in all. Warm, best of {a.repeats} x {a.rounds} interleaved "
-             "rounds; public data (Chinchilla: Epoch's extraction; DML: Ye et al.; RegMix: Liu et al.).", "",
-             "| case | before (s) | now (s) | now / before | jit(vmap(solve)) (s) | solve / fit_batched | "
-             "objective gap solve vs fit | gap now vs before |", "|---|---|---|---|---|---|---|---|"]
+    lines = [
+        f"# jl.solve vs fit_batched, and fit_batched vs {a.base}",
+        "",
+        f"Machine: {platform.machine()}, {os.cpu_count()} cores; load average {load0[0]:.1f} at the start, "
+        f"{load1[0]:.1f} at the end; {wall:.0f} s in all. Warm, best of {a.repeats} x {a.rounds} interleaved "
+        "rounds; public data (Chinchilla: Epoch's extraction; DML: Ye et al.; RegMix: Liu et al.).",
+        "",
+        "| case | before (s) | now (s) | now / before | jit(vmap(solve)) (s) | solve / fit_batched | "
+        "objective gap solve vs fit | gap now vs before |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
     for name, r in rows.items():
-        lines.append(f"| {name} | {r['before']:.3f} | {r['now']:.3f} | {r['now'] / r['before']:.2f} | "
-                     f"{r['solve']:.3f} | {r['solve'] / r['now']:.2f} | {r['solve_vs_fit_obj_gap']:.1e} | "
-                     f"{r['now_vs_before_obj_gap']:.1e} |")
-    lines += ["", f"Implicit derivatives d params / d y through `jl.solve` (Chinchilla, all {grads['n_points']} "
-              f"columns, one program: search + derivatives): {grads['implicit_s']:.3f} s; central differences of "
-              f"warm refits for {grads['fd_columns']} columns: {grads['fd_refits_s']:.2f} s (all columns at that "
-              f"rate: {grads['fd_all_columns_s']:.0f} s); largest relative difference on those columns "
-              f"{grads['max_rel_diff']:.1e}."]
+        lines.append(
+            f"| {name} | {r['before']:.3f} | {r['now']:.3f} | {r['now'] / r['before']:.2f} | "
+            f"{r['solve']:.3f} | {r['solve'] / r['now']:.2f} | {r['solve_vs_fit_obj_gap']:.1e} | "
+            f"{r['now_vs_before_obj_gap']:.1e} |"
+        )
+    lines += [
+        "",
+        f"Implicit derivatives d params / d y through `jl.solve` (Chinchilla, all {grads['n_points']} "
+        f"columns, one program: search + derivatives): {grads['implicit_s']:.3f} s; central differences of "
+        f"warm refits for {grads['fd_columns']} columns: {grads['fd_refits_s']:.2f} s (all columns at that "
+        f"rate: {grads['fd_all_columns_s']:.0f} s); largest relative difference on those columns "
+        f"{grads['max_rel_diff']:.1e}.",
+    ]
     Path(a.out).write_text("\n".join(lines) + "\n")
-    Path(a.out).with_suffix(".json").write_text(json.dumps(dict(rows=rows, gradients=grads, load=[load0, load1],
-                                                                base=a.base), indent=1))
+    Path(a.out).with_suffix(".json").write_text(
+        json.dumps(dict(rows=rows, gradients=grads, load=[load0, load1], base=a.base), indent=1)
+    )
     print(f"wrote {a.out}")
 
 

@@ -63,27 +63,36 @@ def solvers(delta: float):
             if structured:  # the engine's path for SingleIndex laws: normal equations by matrix products
                 return solver(res, huber, t0, normal=normal).params
             return solver(res, huber, t0).params
+
         return solve
 
     def optx_lm(steps):
         def solve(res, t0, normal=None):
-            return optx.least_squares(lambda t, _: _huber_as_squares(res(t), delta),
-                                      optx.LevenbergMarquardt(rtol=RTOL, atol=ATOL), t0, max_steps=steps,
-                                      throw=False).value
+            return optx.least_squares(
+                lambda t, _: _huber_as_squares(res(t), delta),
+                optx.LevenbergMarquardt(rtol=RTOL, atol=ATOL),
+                t0,
+                max_steps=steps,
+                throw=False,
+            ).value
+
         return solve
 
     def optx_bfgs(steps):
         def solve(res, t0, normal=None):
             f = lambda t, _: jnp.sum(huber.rho(res(t)))  # noqa: E731
             return optx.minimise(f, optx.BFGS(rtol=RTOL, atol=ATOL), t0, max_steps=steps, throw=False).value
+
         return solve
 
-    return {"jaxlaws LM (50 steps)": ours(jl.LevenbergMarquardt(), structured=True),
-            "jaxlaws LM, generic normal equations (50 steps)": ours(jl.LevenbergMarquardt()),
-            "optimistix LM (max 50 steps)": optx_lm(50),
-            "optimistix LM (max 256 steps)": optx_lm(256),
-            "optimistix BFGS (max 256 steps)": optx_bfgs(256),
-            "jaxlaws LBFGS (optax, 200 steps)": ours(jl.LBFGS())}
+    return {
+        "jaxlaws LM (50 steps)": ours(jl.LevenbergMarquardt(), structured=True),
+        "jaxlaws LM, generic normal equations (50 steps)": ours(jl.LevenbergMarquardt()),
+        "optimistix LM (max 50 steps)": optx_lm(50),
+        "optimistix LM (max 256 steps)": optx_lm(256),
+        "optimistix BFGS (max 256 steps)": optx_bfgs(256),
+        "jaxlaws LBFGS (optax, 200 steps)": ours(jl.LBFGS()),
+    }
 
 
 def run_case(name: str, n_inits: int, repeats: int, only: list[str] | None) -> dict:
@@ -93,6 +102,7 @@ def run_case(name: str, n_inits: int, repeats: int, only: list[str] | None) -> d
     jax.config.update("jax_enable_x64", True)
     import speed_cases as sc
     from baselines import problems as P
+
     from jaxlaws.fitting import index_normal
 
     case = sc.CASES[name]()
@@ -101,8 +111,11 @@ def run_case(name: str, n_inits: int, repeats: int, only: list[str] | None) -> d
     inits = jnp.asarray(ini[:, idx], jnp.float64)
     x, y = jnp.asarray(case.x), jnp.asarray(case.y)
     law, obj = case.law, case.objective
-    out = {"name": case.name, "shape": [int(x.shape[0]), len(idx), int(x.shape[1]), int(inits.shape[-1])],
-           "solvers": {}}
+    out = {
+        "name": case.name,
+        "shape": [int(x.shape[0]), len(idx), int(x.shape[1]), int(inits.shape[-1])],
+        "solvers": {},
+    }
     for label, solve in solvers(obj.delta).items():
         if only and not any(o.lower() in label.lower() for o in only):
             continue
@@ -115,8 +128,9 @@ def run_case(name: str, n_inits: int, repeats: int, only: list[str] | None) -> d
             normal = None
             if structured:
                 n = x.shape[0]
-                normal = index_normal.normal_equations(law.index, obj, None, None, x, y, jnp.ones(n, x.dtype),
-                                                       jnp.asarray(n, x.dtype))
+                normal = index_normal.normal_equations(
+                    law.index, obj, None, None, x, y, jnp.ones(n, x.dtype), jnp.asarray(n, x.dtype)
+                )
             return solve(lambda t: obj.residual(y, law.predict(t, x)), t0, normal=normal)
 
         fn = jax.jit(jax.vmap(jax.vmap(one, in_axes=(0, None, None))))
@@ -128,11 +142,13 @@ def run_case(name: str, n_inits: int, repeats: int, only: list[str] | None) -> d
             t0 = time.perf_counter()
             jax.block_until_ready(fn(inits, x, y))
             ts.append(time.perf_counter() - t0)
-        objs = np.stack([sc.np_objective(case._replace(x=case.x, y=case.y), theta[:, i]) for i in
-                         range(theta.shape[1])], axis=1)  # (B, I)
+        objs = np.stack(
+            [sc.np_objective(case._replace(x=case.x, y=case.y), theta[:, i]) for i in range(theta.shape[1])], axis=1
+        )  # (B, I)
         objs = np.where(np.isfinite(objs), objs, np.inf)
-        out["solvers"][label] = dict(first_s=first, steady_s=min(ts), best=objs.min(axis=1).tolist(),
-                                     objs=objs.tolist())
+        out["solvers"][label] = dict(
+            first_s=first, steady_s=min(ts), best=objs.min(axis=1).tolist(), objs=objs.tolist()
+        )
         print(f"  {name} {label}: {min(ts):.2f} s, best {objs.min(axis=1)[:3]}", file=sys.stderr, flush=True)
     best = np.min([np.asarray(s["best"]) for s in out["solvers"].values()], axis=0)  # (B,) best of all
     for s in out["solvers"].values():
@@ -145,22 +161,30 @@ def run_case(name: str, n_inits: int, repeats: int, only: list[str] | None) -> d
 def report(results: dict, load: tuple, wall: float, n_inits: int) -> str:
     from bench_fit import _versions
 
-    lines = ["# Solvers: jaxlaws' hand-written ones vs optimistix (issue 9)", "",
-             f"Machine: {_versions()}, optimistix {__import__('optimistix').__version__}. Load average (1 min) "
-             f"{load[0][0]:.2f} before, {load[1][0]:.2f} after; wall {wall:.0f} s.", "",
-             f"Each solver runs from the same uniform subset of {n_inits} inits of each problem's grid, float64, "
-             "in one `jit(vmap(vmap(solve)))` (see the module docstring). *time*: warm; *gap*: the worst "
-             "problem's best objective above the best any solver reached, relative; *hit*: share of inits "
-             f"within {HIT:g} of that best.", ""]
-    for name, r in results.items():
+    lines = [
+        "# Solvers: jaxlaws' hand-written ones vs optimistix (issue 9)",
+        "",
+        f"Machine: {_versions()}, optimistix {__import__('optimistix').__version__}. Load average (1 min) "
+        f"{load[0][0]:.2f} before, {load[1][0]:.2f} after; wall {wall:.0f} s.",
+        "",
+        f"Each solver runs from the same uniform subset of {n_inits} inits of each problem's grid, float64, "
+        "in one `jit(vmap(vmap(solve)))` (see the module docstring). *time*: warm; *gap*: the worst "
+        "problem's best objective above the best any solver reached, relative; *hit*: share of inits "
+        f"within {HIT:g} of that best.",
+        "",
+    ]
+    for _name, r in results.items():
         b, i, n, p = r["shape"]
-        lines += [f"## {r['name']}: {b} problem(s) x {i} inits x {n} points x {p} params", "",
-                  "| solver | warm time | vs jaxlaws LM | best-objective gap | hit rate |", "|---|---|---|---|---|"]
+        lines += [
+            f"## {r['name']}: {b} problem(s) x {i} inits x {n} points x {p} params",
+            "",
+            "| solver | warm time | vs jaxlaws LM | best-objective gap | hit rate |",
+            "|---|---|---|---|---|",
+        ]
         ref = r["solvers"].get("jaxlaws LM (50 steps)", {}).get("steady_s")
         for label, s in r["solvers"].items():
             rel = f"{s['steady_s'] / ref:.1f}x" if ref else "-"
-            lines.append(f"| {label} | {s['steady_s']:.2f} s | {rel} | {s['max_rel_gap']:.1e} | "
-                         f"{s['hit_rate']:.0%} |")
+            lines.append(f"| {label} | {s['steady_s']:.2f} s | {rel} | {s['max_rel_gap']:.1e} | {s['hit_rate']:.0%} |")
         lines.append("")
     return "\n".join(lines)
 

@@ -39,17 +39,33 @@ import numpy as np
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
-import jaxlaws as jl  # noqa: E402
 from public import DataUnavailable, load_chinchilla  # noqa: E402
 
+import jaxlaws as jl  # noqa: E402
+
 # Epoch's bootstrap (4,000 resamples), data_analysis.ipynb; log-space and untransformed standard errors
-EPOCH_LOG = {"e": (0.597, 0.014), "a": (6.178, 0.258), "b": (7.643, 0.421), "alpha": (0.348, 0.015),
-             "beta": (0.366, 0.021)}
-EPOCH_PAPER_SE = {"E": (1.81686, 0.02566), "A": (482.00572, 124.52232), "B": (2085.43420, 1293.28410),
-                  "alpha": (0.34781, 0.01540), "beta": (0.36585, 0.02060)}
-EPOCH_PAPER_95 = {"E": (1.769, 1.871), "A": (285.214, 743.626), "B": (1042.357, 5810.344), "alpha": (0.317, 0.373),
-                  "beta": (0.331, 0.415)}
-EPOCH_ALLOC = (0.513, 0.020)   # a = beta / (alpha + beta), its bootstrap standard deviation
+EPOCH_LOG = {
+    "e": (0.597, 0.014),
+    "a": (6.178, 0.258),
+    "b": (7.643, 0.421),
+    "alpha": (0.348, 0.015),
+    "beta": (0.366, 0.021),
+}
+EPOCH_PAPER_SE = {
+    "E": (1.81686, 0.02566),
+    "A": (482.00572, 124.52232),
+    "B": (2085.43420, 1293.28410),
+    "alpha": (0.34781, 0.01540),
+    "beta": (0.36585, 0.02060),
+}
+EPOCH_PAPER_95 = {
+    "E": (1.769, 1.871),
+    "A": (285.214, 743.626),
+    "B": (1042.357, 5810.344),
+    "alpha": (0.317, 0.373),
+    "beta": (0.331, 0.415),
+}
+EPOCH_ALLOC = (0.513, 0.020)  # a = beta / (alpha + beta), its bootstrap standard deviation
 
 
 def load() -> str:
@@ -117,27 +133,40 @@ def chinchilla(a) -> list[str]:
     b_warm = time.perf_counter() - t
     se = np.sqrt(np.diag(cov))
     bsd = np.nanstd(boot.params, axis=0, ddof=1)
-    L = [f"### Chinchilla (Epoch's 240 points), Huber({obj.delta:g}) on log L", "",
-         f"Fit: objective {float(res.objective):.10f}, flags {res.flags or 'none'}; "
-         f"{int(np.sum(np.abs(r) < obj.delta))} of {len(r)} log residuals lie within delta (the Huber bread "
-         "rests on them); residual SD "
-         f"{np.std(r):.4f} (by quartile of N, smallest first: "
-         f"{', '.join(f'{np.std(r[q]):.4f}' for q in np.array_split(np.argsort(x[:, 0]), 4))})."
-         f" Bootstrap: {a.resamples} pairs resamples, each fitted from the estimate "
-         f"(LM, 300 steps), {int(boot.n_failed)} failed.", "",
-         "Standard errors, log-space parameters (Epoch's printed order A, B, E is a, b, e here):", "",
-         "| param | estimate | sandwich (default) | sandwich, h = 0 | Huber, equal noise | LS formula | "
-         "jl.bootstrap SD | Epoch bootstrap SE (est.) | sandwich / jl.bootstrap |", "|---" * 9 + "|"]
+    L = [
+        f"### Chinchilla (Epoch's 240 points), Huber({obj.delta:g}) on log L",
+        "",
+        f"Fit: objective {float(res.objective):.10f}, flags {res.flags or 'none'}; "
+        f"{int(np.sum(np.abs(r) < obj.delta))} of {len(r)} log residuals lie within delta (the Huber bread "
+        "rests on them); residual SD "
+        f"{np.std(r):.4f} (by quartile of N, smallest first: "
+        f"{', '.join(f'{np.std(r[q]):.4f}' for q in np.array_split(np.argsort(x[:, 0]), 4))})."
+        f" Bootstrap: {a.resamples} pairs resamples, each fitted from the estimate "
+        f"(LM, 300 steps), {int(boot.n_failed)} failed.",
+        "",
+        "Standard errors, log-space parameters (Epoch's printed order A, B, E is a, b, e here):",
+        "",
+        "| param | estimate | sandwich (default) | sandwich, h = 0 | Huber, equal noise | LS formula | "
+        "jl.bootstrap SD | Epoch bootstrap SE (est.) | sandwich / jl.bootstrap |",
+        "|---" * 9 + "|",
+    ]
     for i, n in enumerate(names):
-        L.append(f"| {n} | {theta[i]:.4f} | {se[i]:.4f} | {np.sqrt(cov_h0[i, i]):.4f} | {np.sqrt(cov_eq[i, i]):.4f} | "
-                 f"{np.sqrt(cov_ls[i, i]):.4f} | "
-                 f"{bsd[i]:.4f} | {EPOCH_LOG[n][1]:.3f} ({EPOCH_LOG[n][0]:.3f}) | {se[i] / bsd[i]:.2f} |")
+        L.append(
+            f"| {n} | {theta[i]:.4f} | {se[i]:.4f} | {np.sqrt(cov_h0[i, i]):.4f} | {np.sqrt(cov_eq[i, i]):.4f} | "
+            f"{np.sqrt(cov_ls[i, i]):.4f} | "
+            f"{bsd[i]:.4f} | {EPOCH_LOG[n][1]:.3f} ({EPOCH_LOG[n][0]:.3f}) | {se[i] / bsd[i]:.2f} |"
+        )
     iv = res.intervals(0.95, paper=True)
     paper_boot = law.to_paper(boot.params)
-    L += ["", "95% intervals in Epoch's convention (normal: the sandwich carried to E, A, B by the delta method; "
-          "bootstrap: percentile):", "",
-          "| param | estimate | normal (sandwich, delta) | exp of the log-space normal | jl.bootstrap percentile | "
-          "Epoch percentile | sandwich SE | jl.bootstrap SD | Epoch SE |", "|---|---|---|---|---|---|---|---|---|"]
+    L += [
+        "",
+        "95% intervals in Epoch's convention (normal: the sandwich carried to E, A, B by the delta method; "
+        "bootstrap: percentile):",
+        "",
+        "| param | estimate | normal (sandwich, delta) | exp of the log-space normal | jl.bootstrap percentile | "
+        "Epoch percentile | sandwich SE | jl.bootstrap SD | Epoch SE |",
+        "|---|---|---|---|---|---|---|---|---|",
+    ]
     z = 1.959963984540054
     own = res.intervals(0.95)
     for n in ("E", "A", "B", "alpha", "beta"):
@@ -147,10 +176,12 @@ def chinchilla(a) -> list[str]:
         pb = np.asarray(paper_boot[n])
         blo, bhi = np.nanquantile(pb, [0.025, 0.975])
         est = float(res.paper[n])
-        L.append(f"| {n} | {est:.4g} | ({float(lo):.4g}, {float(hi):.4g}) | {log_txt} | ({blo:.4g}, {bhi:.4g}) | "
-                 f"({EPOCH_PAPER_95[n][0]:.4g}, {EPOCH_PAPER_95[n][1]:.4g}) | "
-                 f"{(float(hi) - float(lo)) / (2 * z):.4g} | "
-                 f"{np.nanstd(pb, ddof=1):.4g} | {EPOCH_PAPER_SE[n][1]:.4g} |")
+        L.append(
+            f"| {n} | {est:.4g} | ({float(lo):.4g}, {float(hi):.4g}) | {log_txt} | ({blo:.4g}, {bhi:.4g}) | "
+            f"({EPOCH_PAPER_95[n][0]:.4g}, {EPOCH_PAPER_95[n][1]:.4g}) | "
+            f"{(float(hi) - float(lo)) / (2 * z):.4g} | "
+            f"{np.nanstd(pb, ddof=1):.4g} | {EPOCH_PAPER_SE[n][1]:.4g} |"
+        )
     # the allocation exponent a = beta / (alpha + beta), delta method with jax.grad
     from jaxlaws.fitting.covariance import delta_method
 
@@ -158,12 +189,17 @@ def chinchilla(a) -> list[str]:
         alloc = lambda t: jnp.atleast_1d(t[4] / (t[3] + t[4]))  # noqa: E731
         av, acov = delta_method(alloc, theta, cov)
     ab = boot.params[:, 4] / (boot.params[:, 3] + boot.params[:, 4])
-    L += ["", f"Allocation exponent a = beta/(alpha+beta): {float(av[0]):.3f}, SE sandwich (delta) "
-          f"{float(np.sqrt(acov[0, 0])):.4f}, jl.bootstrap SD {np.nanstd(ab, ddof=1):.4f}, Epoch "
-          f"{EPOCH_ALLOC[0]:.3f} ({EPOCH_ALLOC[1]:.3f}).", "",
-          f"Time: covariance {t_warm * 1e3:.2f} ms warm ({t_first:.2f} s first call, compiling); jl.bootstrap "
-          f"({a.resamples} resamples) {b_warm:.2f} s warm ({b_first:.2f} s first call): the covariance is "
-          f"{b_warm / t_warm:,.0f}x faster warm, {b_first / t_first:,.0f}x first call to first call.", ""]
+    L += [
+        "",
+        f"Allocation exponent a = beta/(alpha+beta): {float(av[0]):.3f}, SE sandwich (delta) "
+        f"{float(np.sqrt(acov[0, 0])):.4f}, jl.bootstrap SD {np.nanstd(ab, ddof=1):.4f}, Epoch "
+        f"{EPOCH_ALLOC[0]:.3f} ({EPOCH_ALLOC[1]:.3f}).",
+        "",
+        f"Time: covariance {t_warm * 1e3:.2f} ms warm ({t_first:.2f} s first call, compiling); jl.bootstrap "
+        f"({a.resamples} resamples) {b_warm:.2f} s warm ({b_first:.2f} s first call): the covariance is "
+        f"{b_warm / t_warm:,.0f}x faster warm, {b_first / t_first:,.0f}x first call to first call.",
+        "",
+    ]
     L += chinchilla_calibration(a, law, obj, x, theta, r)
     return L
 
@@ -190,16 +226,26 @@ def chinchilla_calibration(a, law, obj, x, theta, r) -> list[str]:
         cov0, _ = _cov_fn(law, x, ys[0], obj, bandwidth=0.0)[1](est, xs[ok], ys[ok])
     se0 = np.sqrt(np.diagonal(np.asarray(cov0), axis1=1, axis2=2))
     cover0 = np.mean(np.abs(est - theta) <= 1.959963984540054 * se0, axis=0)
-    L = [f"#### Synthetic calibration at Chinchilla's design ({int(ok.sum())} simulated data sets, noise resampled "
-         "from the fit's log residuals; synthetic)", "",
-         "| param | Monte-Carlo SD of the estimate | mean sandwich SE (ratio) | 95% coverage | "
-         "mean sandwich SE, h = 0 (ratio) | 95% coverage, h = 0 |", "|---|---|---|---|---|---|"]
+    L = [
+        f"#### Synthetic calibration at Chinchilla's design ({int(ok.sum())} simulated data sets, noise resampled "
+        "from the fit's log residuals; synthetic)",
+        "",
+        "| param | Monte-Carlo SD of the estimate | mean sandwich SE (ratio) | 95% coverage | "
+        "mean sandwich SE, h = 0 (ratio) | 95% coverage, h = 0 |",
+        "|---|---|---|---|---|---|",
+    ]
     for i, n in enumerate(law.param_names):
-        L.append(f"| {n} | {sd[i]:.4f} | {np.nanmean(se[:, i]):.4f} ({np.nanmean(se[:, i]) / sd[i]:.2f}) | "
-                 f"{cover[i]:.3f} | {np.nanmean(se0[:, i]):.4f} ({np.nanmean(se0[:, i]) / sd[i]:.2f}) | "
-                 f"{cover0[i]:.3f} |")
-    L += ["", f"Binomial SD of a coverage from {int(ok.sum())} sets: "
-          f"{np.sqrt(0.95 * 0.05 / max(int(ok.sum()), 1)):.3f}; singular: {int(np.sum(np.asarray(sing)))}.", ""]
+        L.append(
+            f"| {n} | {sd[i]:.4f} | {np.nanmean(se[:, i]):.4f} ({np.nanmean(se[:, i]) / sd[i]:.2f}) | "
+            f"{cover[i]:.3f} | {np.nanmean(se0[:, i]):.4f} ({np.nanmean(se0[:, i]) / sd[i]:.2f}) | "
+            f"{cover0[i]:.3f} |"
+        )
+    L += [
+        "",
+        f"Binomial SD of a coverage from {int(ok.sum())} sets: "
+        f"{np.sqrt(0.95 * 0.05 / max(int(ok.sum()), 1)):.3f}; singular: {int(np.sum(np.asarray(sing)))}.",
+        "",
+    ]
     return L
 
 
@@ -224,8 +270,7 @@ def log_linear3(a) -> list[str]:
     with jax.enable_x64(True):
         one, many = _cov_fn(law, xs[0], ys[0], obj)
         (cov, _), t_first, t_warm = timed(lambda: _block(one(theta, xs[0], ys[0])), repeat=50)
-    boot_kw = dict(objective=obj, penalty=None, inits=theta[None], solver=jl.LevenbergMarquardt(steps=200),
-                   level=0.95)
+    boot_kw = dict(objective=obj, penalty=None, inits=theta[None], solver=jl.LevenbergMarquardt(steps=200), level=0.95)
     boot, b_first, _ = timed(lambda: jl.bootstrap(law, xs[0], ys[0], n=a.resamples, key=0, **boot_kw))
     t = time.perf_counter()
     jl.bootstrap(law, xs[0], ys[0], n=a.resamples, key=1, **boot_kw)
@@ -239,18 +284,29 @@ def log_linear3(a) -> list[str]:
     se = np.sqrt(np.diag(np.asarray(cov)))
     bsd = np.nanstd(boot.params, axis=0, ddof=1)
     mc = np.std(est, axis=0, ddof=1)
-    L = [f"### log_linear(3), least squares, {n} mixtures, noise SD {sd} (synthetic)", "",
-         f"One data set: covariance vs jl.bootstrap ({a.resamples} resamples from the estimate); the Monte-Carlo SD"
-         f" and the coverage over {len(est)} simulated data sets.", "",
-         "| param | truth | estimate | covariance SE | jl.bootstrap SD | jl.bootstrap IQR/1.349 | Monte-Carlo SD | "
-         "95% coverage |", "|---|---|---|---|---|---|---|---|"]
+    L = [
+        f"### log_linear(3), least squares, {n} mixtures, noise SD {sd} (synthetic)",
+        "",
+        f"One data set: covariance vs jl.bootstrap ({a.resamples} resamples from the estimate); the Monte-Carlo SD"
+        f" and the coverage over {len(est)} simulated data sets.",
+        "",
+        "| param | truth | estimate | covariance SE | jl.bootstrap SD | jl.bootstrap IQR/1.349 | Monte-Carlo SD | "
+        "95% coverage |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
     q75, q25 = np.nanquantile(boot.params, [0.75, 0.25], axis=0)
     for i, nm in enumerate(law.param_names):
-        L.append(f"| {nm} | {truth[i]:.3f} | {theta[i]:.4f} | {se[i]:.4f} | {bsd[i]:.4f} | "
-                 f"{(q75[i] - q25[i]) / 1.349:.4f} | "
-                 f"{mc[i]:.4f} | {cover[i]:.3f} |")
-    L += ["", f"Time: covariance {t_warm * 1e3:.2f} ms warm ({t_first:.2f} s first call); jl.bootstrap "
-          f"{b_warm:.2f} s warm ({b_first:.2f} s first call): {b_warm / t_warm:,.0f}x warm.", ""]
+        L.append(
+            f"| {nm} | {truth[i]:.3f} | {theta[i]:.4f} | {se[i]:.4f} | {bsd[i]:.4f} | "
+            f"{(q75[i] - q25[i]) / 1.349:.4f} | "
+            f"{mc[i]:.4f} | {cover[i]:.3f} |"
+        )
+    L += [
+        "",
+        f"Time: covariance {t_warm * 1e3:.2f} ms warm ({t_first:.2f} s first call); jl.bootstrap "
+        f"{b_warm:.2f} s warm ({b_first:.2f} s first call): {b_warm / t_warm:,.0f}x warm.",
+        "",
+    ]
     return L
 
 
@@ -262,11 +318,19 @@ def main(argv=None) -> int:
     a = ap.parse_args(argv)
     import jax
 
-    git = subprocess.run(["git", "-C", str(HERE), "rev-parse", "--short", "HEAD"], capture_output=True,
-                         text=True).stdout.strip() or "?"
-    head = ["## Standard errors vs bootstrap (`benchmarks/bench_stderr.py`)", "",
-            f"{time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}, git {git}, jax {jax.__version__}, "
-            f"{platform.processor() or platform.machine()}, {os.cpu_count()} CPUs; load at start {load()}.", ""]
+    git = (
+        subprocess.run(
+            ["git", "-C", str(HERE), "rev-parse", "--short", "HEAD"], capture_output=True, text=True
+        ).stdout.strip()
+        or "?"
+    )
+    head = [
+        "## Standard errors vs bootstrap (`benchmarks/bench_stderr.py`)",
+        "",
+        f"{time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}, git {git}, jax {jax.__version__}, "
+        f"{platform.processor() or platform.machine()}, {os.cpu_count()} CPUs; load at start {load()}.",
+        "",
+    ]
     t0 = time.perf_counter()
     body = []
     try:

@@ -3,8 +3,9 @@
 1. tokens/s of one run (the jitted training loop, constant mixer) for the ``tiny`` and ``small`` presets;
 2. steady-state (compiled) time per run-step of one run, of 9 runs in one fully vmapped program, and of 9 runs
    the way a sweep now trains them (``default_vmap_width`` runs vmapped per call, successive calls);
-   evaluation time per run; compile time -- for two regimes: ``tiny`` at batch 8 x 128 (one run already keeps the 2 cores busy) and
-   ``micro`` (1 layer, width 32, context 16, batch 8: the test-suite model, where one run leaves a core idle);
+   evaluation time per run; compile time -- for two regimes: ``tiny`` at batch 8 x 128
+   (one run already keeps the 2 cores busy) and ``micro`` (1 layer, width 32, context 16, batch 8:
+   the test-suite model, where one run leaves a core idle);
 3. the whole 9-mixture static sweep (m=2 grid, one seed; compile + train + eval, each mode in a fresh
    process): ``runs_per_program=1`` vs ``runs_per_program=9`` (fully vmapped, and with the automatic vmap
    width), also with the run axis sharded over the two cores exposed as two XLA host devices, and the largest
@@ -39,8 +40,7 @@ def _setup(regime: str, steps: int):
     from jaxlaws.train.sweep import TrainConfig, prepare_data
 
     model = preset("tiny", vocab_size=D.BYTE_VOCAB_SIZE, **REGIMES[regime])
-    cfg = TrainConfig(model, OptimConfig(total_steps=steps, warmup_steps=max(1, steps // 10), lr=2e-3),
-                      batch_size=8)
+    cfg = TrainConfig(model, OptimConfig(total_steps=steps, warmup_steps=max(1, steps // 10), lr=2e-3), batch_size=8)
     groups = D.load_groups("bundled", names=["code", "literature"], seq_len=model.context, batch_size=8)
     return cfg, prepare_data(groups, cfg, max_eval_chunks=16)
 
@@ -85,13 +85,24 @@ def steady_state(regime: str, steps: int, reps: int = 3) -> dict:
     cfg, data = _setup(regime, 10 * steps)
     mdata = MethodData(data.train)
     out = {"auto_width": default_vmap_width(cfg)}
-    for label, k, width in (("one run", 1, None), ("9 runs, full vmap", K, None),
-                            ("9 runs, auto vmap width", K, out["auto_width"])):
+    for label, k, width in (
+        ("one run", 1, None),
+        ("9 runs, full vmap", K, None),
+        ("9 runs, auto vmap width", K, out["auto_width"]),
+    ):
         progs = _programs(cfg, 2, D.sample_batch, width)
         n, size = progs.layout(k)
         calls = range(0, n, size)
-        fresh = lambda: [(progs.init(jnp.stack([run_keys(s)[0] for s in range(i, i + size)])),  # noqa: E731
-                          jnp.full((size, 2), 0.5, jnp.float32)) for i in calls]
+
+        def fresh():
+            return [
+                (
+                    progs.init(jnp.stack([run_keys(s)[0] for s in range(i, i + size)])),  # noqa: E731
+                    jnp.full((size, 2), 0.5, jnp.float32),
+                )
+                for i in calls
+            ]
+
         dks = [jnp.stack([run_keys(s)[1] for s in range(i, i + size)]) for i in calls]
         nj = jnp.int32(steps)
         train = lambda args: [progs.train(*a, dk, mdata, nj) for a, dk in zip(args, dks)]  # noqa: E731
@@ -115,8 +126,13 @@ def steady_state(regime: str, steps: int, reps: int = 3) -> dict:
             t = time.perf_counter()
             jax.block_until_ready(evaluate())
             ev = min(ev, time.perf_counter() - t)
-        out[label] = {"ms_per_run_step": 1e3 * best / (steps * n), "eval_ms_per_run": 1e3 * ev / n,
-                      "compile_s": compile_s, "width": size, "n": n}
+        out[label] = {
+            "ms_per_run_step": 1e3 * best / (steps * n),
+            "eval_ms_per_run": 1e3 * ev / n,
+            "compile_s": compile_s,
+            "width": size,
+            "n": n,
+        }
     return out
 
 
@@ -131,8 +147,17 @@ def _sweep_once(regime: str, steps: int, runs_per_program: int, vmap_width: str)
     width = None if vmap_width == "all" else vmap_width if vmap_width == "auto" else int(vmap_width)
     with tempfile.TemporaryDirectory() as work:
         t = time.perf_counter()
-        sw = static_sweep(data, cfg, two_group_grid(), [0], work, runs_per_program=runs_per_program,
-                          vmap_width=width, progress=False, write=False)
+        sw = static_sweep(
+            data,
+            cfg,
+            two_group_grid(),
+            [0],
+            work,
+            runs_per_program=runs_per_program,
+            vmap_width=width,
+            progress=False,
+            write=False,
+        )
         wall = time.perf_counter() - t
     loss = sw.losses.sort_values(["run", "split", "group"]).loss.to_numpy()
     print(json.dumps({"wall_s": wall, "loss": loss.tolist(), "devices": jax.local_device_count()}))
@@ -140,10 +165,12 @@ def _sweep_once(regime: str, steps: int, runs_per_program: int, vmap_width: str)
 
 def sweep_compare(regime: str, steps: int) -> list[tuple[str, float, float]]:
     """Wall time of each mode (fresh process each) and max |loss - loss of the one-after-another sweep|."""
-    modes = [("9 runs one after another (runs_per_program=1)", 1, "auto", 1, False),
-             ("runs_per_program=9, fully vmapped", 9, "all", 1, False),
-             ("runs_per_program=9, auto vmap width", 9, "auto", 1, False),
-             ("runs_per_program=9, auto width, run axis sharded over 2 XLA host devices", 9, "auto", 2, False)]
+    modes = [
+        ("9 runs one after another (runs_per_program=1)", 1, "auto", 1, False),
+        ("runs_per_program=9, fully vmapped", 9, "all", 1, False),
+        ("runs_per_program=9, auto vmap width", 9, "auto", 1, False),
+        ("runs_per_program=9, auto width, run axis sharded over 2 XLA host devices", 9, "auto", 2, False),
+    ]
     if shutil.which("taskset"):
         modes.insert(1, ("9 runs one after another, pinned to ONE core (taskset -c 0)", 1, "auto", 1, True))
     rows, ref = [], None
@@ -151,10 +178,18 @@ def sweep_compare(regime: str, steps: int) -> list[tuple[str, float, float]]:
         env = {**os.environ, "JAX_PLATFORMS": "cpu"}
         if n_dev > 1:
             env["XLA_FLAGS"] = f"{env.get('XLA_FLAGS', '')} --xla_force_host_platform_device_count={n_dev}"
-        cmd = (["taskset", "-c", "0"] if pin else []) + [sys.executable, __file__, "--_sweep", regime, str(steps),
-                                                          str(rpp), width]
-        res = json.loads(subprocess.run(cmd, env=env, check=True, capture_output=True,
-                                        text=True).stdout.strip().splitlines()[-1])
+        cmd = (["taskset", "-c", "0"] if pin else []) + [
+            sys.executable,
+            __file__,
+            "--_sweep",
+            regime,
+            str(steps),
+            str(rpp),
+            width,
+        ]
+        res = json.loads(
+            subprocess.run(cmd, env=env, check=True, capture_output=True, text=True).stdout.strip().splitlines()[-1]
+        )
         loss = np.asarray(res["loss"])
         ref = loss if ref is None else ref
         rows.append((label, res["wall_s"], float(np.abs(loss - ref).max())))
@@ -174,8 +209,11 @@ def main() -> None:
     import jax
 
     from jaxlaws.train.model import PRESETS
-    print(f"machine: {platform.machine()}, {os.cpu_count()} CPU cores, jax {jax.__version__}, "
-          f"load average {os.getloadavg()[0]:.2f}\n")
+
+    print(
+        f"machine: {platform.machine()}, {os.cpu_count()} CPU cores, jax {jax.__version__}, "
+        f"load average {os.getloadavg()[0]:.2f}\n"
+    )
     print("| preset | params (M) | batch x context | tokens/s |\n|---|---|---|---|")
     for name in ("tiny", "small"):
         tps, npar = throughput(name, args.steps, 8)
@@ -184,18 +222,26 @@ def main() -> None:
         ctx = PRESETS["tiny"]["context"] if regime == "tiny" else REGIMES[regime]["context"]
         ss = steady_state(regime, steps=20 if regime == "tiny" else 200)
         base = ss["one run"]["ms_per_run_step"]
-        print(f"\n### {regime} (batch 8 x {ctx}): compiled programs, steady state (load average "
-              f"{os.getloadavg()[0]:.2f})\n")
-        print("| layout | runs vmapped per call | ms per run-step | speed-up | eval ms per run | compile s |\n"
-              "|---|---|---|---|---|---|")
+        print(
+            f"\n### {regime} (batch 8 x {ctx}): compiled programs, steady state (load average "
+            f"{os.getloadavg()[0]:.2f})\n"
+        )
+        print(
+            "| layout | runs vmapped per call | ms per run-step | speed-up | eval ms per run | compile s |\n"
+            "|---|---|---|---|---|---|"
+        )
         for label in ("one run", "9 runs, full vmap", "9 runs, auto vmap width"):
             r = ss[label]
-            print(f"| {label} | {r['width']} | {r['ms_per_run_step']:.3f} | "
-                  f"{base / r['ms_per_run_step']:.2f}x | {r['eval_ms_per_run']:.2f} | {r['compile_s']:.2f} |",
-                  flush=True)
+            print(
+                f"| {label} | {r['width']} | {r['ms_per_run_step']:.3f} | "
+                f"{base / r['ms_per_run_step']:.2f}x | {r['eval_ms_per_run']:.2f} | {r['compile_s']:.2f} |",
+                flush=True,
+            )
         rows = sweep_compare(regime, steps)
-        print(f"\n{regime}: whole 9-run static sweep, {steps} steps per run (compile + train + eval; fresh "
-              f"process per mode; load average {os.getloadavg()[0]:.2f}):\n")
+        print(
+            f"\n{regime}: whole 9-run static sweep, {steps} steps per run (compile + train + eval; fresh "
+            f"process per mode; load average {os.getloadavg()[0]:.2f}):\n"
+        )
         print("| mode | wall s | speed-up vs one after another | max abs loss diff |\n|---|---|---|---|")
         for label, wall, diff in rows:
             print(f"| {label} | {wall:.1f} | {rows[0][1] / wall:.2f}x | {diff:.1e} |", flush=True)

@@ -27,9 +27,14 @@ SETTINGS = {"m2": "code,literature", "m3": "code,docs,literature"}
 
 def md(df, digits: int = 4) -> str:
     cols = list(df.columns)
-    fmt = lambda v: f"{v:.{digits}f}" if isinstance(v, (float, np.floating)) else str(v)
-    return "\n".join(["| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)] +
-                     ["| " + " | ".join(fmt(v) for v in row) + " |" for row in df.itertuples(index=False)])
+
+    def fmt(v):
+        return f"{v:.{digits}f}" if isinstance(v, (float, np.floating)) else str(v)
+
+    return "\n".join(
+        ["| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]
+        + ["| " + " | ".join(fmt(v) for v in row) + " |" for row in df.itertuples(index=False)]
+    )
 
 
 def main() -> None:
@@ -71,8 +76,14 @@ def main() -> None:
         m = len(names.split(","))
         groups = load_data("bundled", names, args.seq_len, args.batch_size)
         model = preset(args.preset, vocab_size=groups.vocab_size)
-        cfg = TrainConfig(model, OptimConfig(total_steps=S, warmup_steps=args.warmup or S // 10, lr=args.lr),
-                          args.batch_size, args.seq_len, eval_every=S // 4, eval_batch_size=64)
+        cfg = TrainConfig(
+            model,
+            OptimConfig(total_steps=S, warmup_steps=args.warmup or S // 10, lr=args.lr),
+            args.batch_size,
+            args.seq_len,
+            eval_every=S // 4,
+            eval_batch_size=64,
+        )
         data = prepare_data(groups, cfg, args.max_eval_chunks, probe_chunks=args.probe_chunks)
         if m == 2:
             grid = np.linspace(0.1, 0.9, args.n_static)
@@ -84,31 +95,55 @@ def main() -> None:
         su = args.skillit_update_steps or S // 5
         hp = {"skillit": {"update_steps": su}}
         t0 = time.perf_counter()
-        comp = compare(data, cfg, seeds, Path(args.work) / setting, methods=methods, hparams=hp, break_step=B,
-                       children=kids, remaining_steps=R, mixtures=mixtures, progress=False)
+        comp = compare(
+            data,
+            cfg,
+            seeds,
+            Path(args.work) / setting,
+            methods=methods,
+            hparams=hp,
+            break_step=B,
+            children=kids,
+            remaining_steps=R,
+            mixtures=mixtures,
+            progress=False,
+        )
         wall = time.perf_counter() - t0
-        head = (f"## {setting}: groups {list(data.names)} (bundled text, byte-level), REAL runs\n\n"
-                f"Model: preset `{args.preset}` ({model.n_layers} layers, d={model.d_model}), batch "
-                f"{args.batch_size} x {args.seq_len} tokens, {S} steps (lr {args.lr}, warm-up {cfg.optim.warmup_steps}, "
-                f"cosine to 1e-4), seeds {seeds}; static sweep of {len(mixtures)} mixtures (grid search, DML); "
-                f"break step {B}, {len(kids)} children x {R} steps per analysed method and seed; Skill-It "
-                f"updates every {su} steps; other hyper-parameters: the original's for m={m}. Test perplexity = "
-                f"mean over groups of exp(test loss); `d_ppl` = method - stratified per seed (mean ± std over "
-                f"seeds; < 0 is better). `sim` = sim(Ã^t, A^t*) from the children (mean ± std over seeds); "
-                f"time per step = wall time per run-step of the method's adaptive run relative to stratified "
-                f"(including compilation and evaluations; steady-state costs are in bench_methods); run-steps = "
-                f"all training the method needs (static sweep, graph runs, proxy + final run; not the "
-                f"children probes) relative to one stratified run per seed. Machine: {platform.machine()} "
-                f"{os.cpu_count()}-core CPU, jax {jax.__version__}; wall time {wall / 60:.1f} min (load average "
-                f"{os.getloadavg()[0]:.2f} at the end).\n\n")
-        text = head + comp.to_markdown() + "\n\nPer-group test loss (mean over seeds):\n\n" + \
-            md(comp.table[["method"] + [f"test_{g}" for g in data.names]]) + "\n"
+        head = (
+            f"## {setting}: groups {list(data.names)} (bundled text, byte-level), REAL runs\n\n"
+            f"Model: preset `{args.preset}` ({model.n_layers} layers, d={model.d_model}), batch "
+            f"{args.batch_size} x {args.seq_len} tokens, {S} steps (lr {args.lr}, warm-up {cfg.optim.warmup_steps}, "
+            f"cosine to 1e-4), seeds {seeds}; static sweep of {len(mixtures)} mixtures (grid search, DML); "
+            f"break step {B}, {len(kids)} children x {R} steps per analysed method and seed; Skill-It "
+            f"updates every {su} steps; other hyper-parameters: the original's for m={m}. Test perplexity = "
+            f"mean over groups of exp(test loss); `d_ppl` = method - stratified per seed (mean ± std over "
+            f"seeds; < 0 is better). `sim` = sim(Ã^t, A^t*) from the children (mean ± std over seeds); "
+            f"time per step = wall time per run-step of the method's adaptive run relative to stratified "
+            f"(including compilation and evaluations; steady-state costs are in bench_methods); run-steps = "
+            f"all training the method needs (static sweep, graph runs, proxy + final run; not the "
+            f"children probes) relative to one stratified run per seed. Machine: {platform.machine()} "
+            f"{os.cpu_count()}-core CPU, jax {jax.__version__}; wall time {wall / 60:.1f} min (load average "
+            f"{os.getloadavg()[0]:.2f} at the end).\n\n"
+        )
+        text = (
+            head
+            + comp.to_markdown()
+            + "\n\nPer-group test loss (mean over seeds):\n\n"
+            + md(comp.table[["method"] + [f"test_{g}" for g in data.names]])
+            + "\n"
+        )
         if len(comp.similarity):
             text += "\nsim per seed:\n\n" + md(comp.similarity, 3) + "\n"
         info = {k: r.info for k, r in comp.results.items()}
-        text += "\nLearned mixtures / choices:\n\n```\n" + json.dumps(
-            {k: {kk: vv for kk, vv in v.items() if kk != "grid_val_mean"} for k, v in info.items()},
-            indent=1, default=str)[:4000] + "\n```\n"
+        text += (
+            "\nLearned mixtures / choices:\n\n```\n"
+            + json.dumps(
+                {k: {kk: vv for kk, vv in v.items() if kk != "grid_val_mean"} for k, v in info.items()},
+                indent=1,
+                default=str,
+            )[:4000]
+            + "\n```\n"
+        )
         Path(args.results).mkdir(parents=True, exist_ok=True)
         (Path(args.results) / f"methods_{setting}.md").write_text(text)
         print(text, flush=True)

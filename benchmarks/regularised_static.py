@@ -39,16 +39,19 @@ CONFIGS = {
 def run(n_random: int, configs: list[str]) -> str:
     df = load_dml("RedPajama")
     law = jl.laws.log_linear(7)
-    lines = [f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} cores; load before: "
-             f"{os.getloadavg()[0]:.2f}; jax {jax.__version__}; float64; init grid n_random={n_random} "
-             f"({200 * n_random} inits); LOO over runs, 5 targets per size (coarse Pile groups)", "",
-             "| model size | runs | " + " | ".join(configs) + " | OLS |",
-             "|---|---|" + "---|" * (len(configs) + 1)]
+    lines = [
+        f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} cores; load before: "
+        f"{os.getloadavg()[0]:.2f}; jax {jax.__version__}; float64; init grid n_random={n_random} "
+        f"({200 * n_random} inits); LOO over runs, 5 targets per size (coarse Pile groups)",
+        "",
+        "| model size | runs | " + " | ".join(configs) + " | OLS |",
+        "|---|---|" + "---|" * (len(configs) + 1),
+    ]
     worst = {}
     for size in ("70M", "160M", "305M", "410M"):
         per_target = [problems(df[df.model_size == size], "RedPajama", g) for g in GROUPS]
         x = per_target[0][size][0]
-        ys = np.stack([p[size][1] for p in per_target])            # (5, n)
+        ys = np.stack([p[size][1] for p in per_target])  # (5, n)
         n = len(x)
         inits = jl.laws.log_linear_inits(7, 0, n_random=n_random)
         folds = loo(n)
@@ -57,13 +60,15 @@ def run(n_random: int, configs: list[str]) -> str:
         for name in configs:
             kw = dict(CONFIGS[name])
             t0 = time.perf_counter()
-            if kw.pop("law", None) == "dml":   # Ye et al.'s form, its own deterministic grid; t = all m exponents
-                cv = jl.cross_validate(jl.laws.dml(7), np.broadcast_to(x, (5,) + x.shape), ys, "loo",
-                                       dtype="float64", **kw)
+            if kw.pop("law", None) == "dml":  # Ye et al.'s form, its own deterministic grid; t = all m exponents
+                cv = jl.cross_validate(
+                    jl.laws.dml(7), np.broadcast_to(x, (5,) + x.shape), ys, "loo", dtype="float64", **kw
+                )
                 ts = cv.fits.params[:, 1:]
             else:
-                cv = jl.cross_validate(law, np.broadcast_to(x, (5,) + x.shape), ys, "loo", inits=inits,
-                                       dtype="float64", **kw)
+                cv = jl.cross_validate(
+                    law, np.broadcast_to(x, (5,) + x.shape), ys, "loo", inits=inits, dtype="float64", **kw
+                )
                 ts = cv.fits.params[:, 2:]
             dt = time.perf_counter() - t0
             err = np.abs(cv.predictions - ys)
@@ -73,11 +78,14 @@ def run(n_random: int, configs: list[str]) -> str:
             print(size, name, row[-1], flush=True)
         lines.append(f"| {size} | {n} | " + " | ".join(row) + f" | {ols:.4g} |")
     lam = jl.laws.log_linear(7).default_penalty.lam, jl.laws.dml(7).default_penalty.lam
-    lines += ["", f"load after: {os.getloadavg()[0]:.2f}",
-              "Cells: mean LOO MAE over runs and the 5 targets (max absolute error over all folds, largest |t_j| "
-              "among the fold fits, wall time of the one batched cross-validation call, which includes its "
-              f"compilation). Law defaults: log_linear ridge({lam[0]:g}) on t, dml ridge({lam[1]:g}) on t; no "
-              "bounds. OLS: least squares on the mixture plus an intercept, same folds."]
+    lines += [
+        "",
+        f"load after: {os.getloadavg()[0]:.2f}",
+        "Cells: mean LOO MAE over runs and the 5 targets (max absolute error over all folds, largest |t_j| "
+        "among the fold fits, wall time of the one batched cross-validation call, which includes its "
+        f"compilation). Law defaults: log_linear ridge({lam[0]:g}) on t, dml ridge({lam[1]:g}) on t; no "
+        "bounds. OLS: least squares on the mixture plus an intercept, same folds.",
+    ]
     return "\n".join(lines)
 
 

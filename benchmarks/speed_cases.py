@@ -23,7 +23,6 @@ from pathlib import Path
 from typing import NamedTuple
 
 import numpy as np
-
 from public.sources import shared_dir  # the benchmarks folder is on the path (every script puts it there)
 
 PUBLIC = shared_dir()  # $JAXLAWS_PUBLIC_DATA, else ../shared/data/public, as the public-data loaders
@@ -63,8 +62,9 @@ def chinchilla_case() -> Case:
 
     law = jl.laws.chinchilla()
     x, y = chinchilla_data()
-    return Case("Chinchilla (Epoch, 240 pts)", law, jl.huber(1e-3, log=True), x[None], y[None],
-                law.init_grid(None, x, y))
+    return Case(
+        "Chinchilla (Epoch, 240 pts)", law, jl.huber(1e-3, log=True), x[None], y[None], law.init_grid(None, x, y)
+    )
 
 
 def dml_case() -> Case:
@@ -84,8 +84,9 @@ def dml_case() -> Case:
             xs.append(p)
             ys.append(g[f"loss_domain_{i + 1}"].to_numpy(np.float64))
             grids.append(jl.laws.log_linear_inits(5, jax.random.key(len(grids)), own=i))
-    return Case("DML (20 x 20 pts, m=5)", jl.laws.log_linear(5), jl.huber(0.02), np.stack(xs), np.stack(ys),
-                np.stack(grids))
+    return Case(
+        "DML (20 x 20 pts, m=5)", jl.laws.log_linear(5), jl.huber(0.02), np.stack(xs), np.stack(ys), np.stack(grids)
+    )
 
 
 def regmix_case() -> Case:
@@ -105,8 +106,7 @@ def regmix_case() -> Case:
     p = p[:, order]
     y = loss[REGMIX_TARGET].to_numpy(np.float64)
     inits = jl.laws.log_linear_inits(17, jax.random.key(0), own=0)
-    return Case("RegMix (512 pts, m=17, Pile-CC)", jl.laws.log_linear(17), jl.huber(0.02), p[None], y[None],
-                inits)
+    return Case("RegMix (512 pts, m=17, Pile-CC)", jl.laws.log_linear(17), jl.huber(0.02), p[None], y[None], inits)
 
 
 def redpajama_case(sizes: tuple[str, ...] = ("160M", "305M", "410M")) -> Case:
@@ -114,8 +114,10 @@ def redpajama_case(sizes: tuple[str, ...] = ("160M", "305M", "410M")) -> Case:
     Pile validation groups of each model size at step 30,000, law ``log_linear(7)`` with the original's
     6,000-init grid (``own`` chosen from the data, seed = problem index). Rows divided by their sums (one
     published mixture sums to 1.0199). The sizes must have equal run counts (160M-410M: 20; 70M: 40)."""
+    from public import dml as dml_mod
+    from public import load_dml
+
     import jaxlaws as jl
-    from public import dml as dml_mod, load_dml
 
     df = load_dml("RedPajama", sizes=sizes)
     per_group = {g: dml_mod.problems(df, "RedPajama", g) for g in dml_mod.GROUPS}  # {group: {size: (x, y)}}
@@ -128,20 +130,33 @@ def redpajama_case(sizes: tuple[str, ...] = ("160M", "305M", "410M")) -> Case:
             ys.append(y)
             grids.append(jl.laws.log_linear_inits(7, len(grids), own=jl.laws.auto_own(p, y)))
     label = "+".join(sizes)
-    return Case(f"DML RedPajama {label} ({len(ys)} x {len(ys[0])} pts, m=7)", jl.laws.log_linear(7),
-                jl.huber(0.02), np.stack(xs), np.stack(ys), np.stack(grids))
+    return Case(
+        f"DML RedPajama {label} ({len(ys)} x {len(ys[0])} pts, m=7)",
+        jl.laws.log_linear(7),
+        jl.huber(0.02),
+        np.stack(xs),
+        np.stack(ys),
+        np.stack(grids),
+    )
 
 
 def reference_case() -> Case:
     """The paper's reference fits (synthetic noise): the 15 static m=3 problems of ``bench_fit.py`` -- 3
     groups x 5 seeds of the bundled original fits' parameters on the original's 9 mixtures, plus N(0, 0.005^2)
     noise -- each with its own 6,000-init grid."""
-    import jaxlaws as jl
     from baselines import problems as P
 
+    import jaxlaws as jl
+
     pr = P.static_problems()
-    return Case("Paper reference (15 x 9 pts, m=3, synthetic noise)", jl.laws.log_linear(3),
-                jl.huber(P.STATIC_DELTA), pr.x, pr.y, P.static_init_grids(pr))
+    return Case(
+        "Paper reference (15 x 9 pts, m=3, synthetic noise)",
+        jl.laws.log_linear(3),
+        jl.huber(P.STATIC_DELTA),
+        pr.x,
+        pr.y,
+        P.static_init_grids(pr),
+    )
 
 
 def np_objective(case: Case, params: np.ndarray) -> np.ndarray:
@@ -162,8 +177,14 @@ def np_objective(case: Case, params: np.ndarray) -> np.ndarray:
     return np.asarray(out)
 
 
-CASES = {"chinchilla": chinchilla_case, "dml": dml_case, "regmix": regmix_case, "reference": reference_case,
-         "redpajama": redpajama_case, "redpajama70": lambda: redpajama_case(("70M",))}
+CASES = {
+    "chinchilla": chinchilla_case,
+    "dml": dml_case,
+    "regmix": regmix_case,
+    "reference": reference_case,
+    "redpajama": redpajama_case,
+    "redpajama70": lambda: redpajama_case(("70M",)),
+}
 
 
 def lower_bound_fn(case: Case, steps: int, dtype: str = "float64"):

@@ -56,21 +56,57 @@ from jaxlaws.fitting.execute import enable_compilation_cache as _enable_cache  #
 COMPILATION_CACHE = _enable_cache()
 
 __all__ = [
-    "analysis", "laws", "sweeps", "LBFGS", "Adam", "FitError", "FitInputError", "FitResult",
-    "LevenbergMarquardt", "LinearFit", "Objective", "Screen",
-    "choose_c", "fit", "fit_batched", "fit_static_two_stage", "huber", "lstsq", "mse", "r2", "squared",
-    "FrameFit", "fit_frame",
-    "RESULTS", "Solution", "solve", "CovarianceInfo", "covariance", "delta_method", "fix", "influence", "Influence",
+    "analysis",
+    "laws",
+    "sweeps",
+    "LBFGS",
+    "Adam",
+    "FitError",
+    "FitInputError",
+    "FitResult",
+    "LevenbergMarquardt",
+    "LinearFit",
+    "Objective",
+    "Screen",
+    "choose_c",
+    "fit",
+    "fit_batched",
+    "fit_static_two_stage",
+    "huber",
+    "lstsq",
+    "mse",
+    "r2",
+    "squared",
+    "FrameFit",
+    "fit_frame",
+    "RESULTS",
+    "Solution",
+    "solve",
+    "CovarianceInfo",
+    "covariance",
+    "delta_method",
+    "fix",
+    "influence",
+    "Influence",
     "optimal_mixture",
-    "BootstrapResult", "CVResult", "Penalty", "bootstrap", "cross_validate", "fold_ids", "ridge",
+    "BootstrapResult",
+    "CVResult",
+    "Penalty",
+    "bootstrap",
+    "cross_validate",
+    "fold_ids",
+    "ridge",
 ]
 
 # Imported on first use: jaxlaws.analysis and jaxlaws.sweeps work on pandas tables (pandas and pyarrow take
 # longer to import than the fitting engine); jaxlaws.train needs flax.
 _LAZY = ("analysis", "sweeps", "train", "mixing")
 # names of lazily imported modules, re-exported at the top level
-_LAZY_NAMES = {"influence": "jaxlaws.analysis.influence", "Influence": "jaxlaws.analysis.influence",
-               "optimal_mixture": "jaxlaws.analysis.optimum"}
+_LAZY_NAMES = {
+    "influence": "jaxlaws.analysis.influence",
+    "Influence": "jaxlaws.analysis.influence",
+    "optimal_mixture": "jaxlaws.analysis.optimum",
+}
 
 
 def __getattr__(name: str) -> Any:

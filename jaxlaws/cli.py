@@ -9,11 +9,11 @@ import sys
 
 # (module, attribute) pairs; each ``register(subparsers)`` adds its subcommands.
 _FAMILIES = (
-    ("jaxlaws.demo", "register"),          # `jaxlaws demo`: the main job on the bundled example sweeps
+    ("jaxlaws.demo", "register"),  # `jaxlaws demo`: the main job on the bundled example sweeps
     ("jaxlaws.analysis.cli", "register"),  # `jaxlaws analyse ...`
-    ("jaxlaws.train.cli", "register"),     # `jaxlaws sweep static|dynamic|method ...`
+    ("jaxlaws.train.cli", "register"),  # `jaxlaws sweep static|dynamic|method ...`
     ("jaxlaws.train.methods.cli", "register_compare"),  # `jaxlaws compare ...`
-    ("jaxlaws.report.cli", "register"),    # `jaxlaws report DIR --out OUT` (needs the plot extra)
+    ("jaxlaws.report.cli", "register"),  # `jaxlaws report DIR --out OUT` (needs the plot extra)
 )
 
 

@@ -28,17 +28,28 @@ SYNTH = "synthetic parameter-recovery check"
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     p = subparsers.add_parser(
-        "demo", help="fit and judge the bundled real example sweeps and print the results (the main job)",
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter, allow_abbrev=False)
-    p.add_argument("--synthetic", action="store_true",
-                   help="run the synthetic parameter-recovery checks instead of the real bundle")
+        "demo",
+        help="fit and judge the bundled real example sweeps and print the results (the main job)",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        allow_abbrev=False,
+    )
+    p.add_argument(
+        "--synthetic",
+        action="store_true",
+        help="run the synthetic parameter-recovery checks instead of the real bundle",
+    )
     p.add_argument("--settings", default="m2,m3", help="bundle settings to analyse (real bundle)")
     p.add_argument("--out", type=Path, default=None, help="also write the sweeps and all tables here")
     p.add_argument("--seed", type=int, default=0, help="seed of the random inits (and of the synthetic noise)")
     p.add_argument("--noise", type=float, default=0.005, help="sd of the synthetic loss noise (--synthetic)")
-    p.add_argument("--report", type=Path, default=None,
-                   help="also write an HTML report (figures, tables, provenance) to this folder (needs the "
-                        "'plot' extra: pip install 'jaxlaws[plot]')")
+    p.add_argument(
+        "--report",
+        type=Path,
+        default=None,
+        help="also write an HTML report (figures, tables, provenance) to this folder (needs the "
+        "'plot' extra: pip install 'jaxlaws[plot]')",
+    )
     p.set_defaults(func=run)
 
 
@@ -82,10 +93,18 @@ def static_loo(sweep, split: str = "val", seed: int = 0) -> pd.DataFrame:
             if held.empty:
                 continue
             p = held[pcols].to_numpy(np.float64)
-            pred = float(fits.predict(k, p[:, i:i + 1] if sweep.m == 2 else p)[0])
+            pred = float(fits.predict(k, p[:, i : i + 1] if sweep.m == 2 else p)[0])
             obs = float(held[f"L_{fit['group']}"].iloc[0])
-            rows.append({"run": run, "seed": int(fit["seed"]), "group": fit["group"], "observed": obs,
-                         "predicted": pred, "error": pred - obs})
+            rows.append(
+                {
+                    "run": run,
+                    "seed": int(fit["seed"]),
+                    "group": fit["group"],
+                    "observed": obs,
+                    "predicted": pred,
+                    "error": pred - obs,
+                }
+            )
     return pd.DataFrame(rows)
 
 
@@ -95,8 +114,15 @@ def loo_summary(loo: pd.DataFrame) -> pd.DataFrame:
     out = []
     for g, d in loo.groupby("group", sort=False):
         spread = d.groupby("seed")["observed"].std(ddof=0).mean()
-        out.append({"group": g, "n": len(d), "loo_rmse": float(np.sqrt((d["error"] ** 2).mean())),
-                    "loo_max_abs": float(d["error"].abs().max()), "loss_sd_over_mixtures": float(spread)})
+        out.append(
+            {
+                "group": g,
+                "n": len(d),
+                "loo_rmse": float(np.sqrt((d["error"] ** 2).mean())),
+                "loo_max_abs": float(d["error"].abs().max()),
+                "loss_sd_over_mixtures": float(spread),
+            }
+        )
     return pd.DataFrame(out)
 
 
@@ -120,9 +146,15 @@ def optimum_check(static_sweep, optimum_sweep, analysis) -> pd.DataFrame:
     pcols = [c for c in val.columns if c.startswith("p_")]
 
     def row(label, v, t):
-        return {"mixture": label, **{c: float(v[c].iloc[0]) for c in pcols}, "seeds": len(v),
-                "val_loss": float(v["loss"].mean()), "val_sd": float(v["loss"].std(ddof=0)),
-                "test_loss": float(t["loss"].mean()), "test_sd": float(t["loss"].std(ddof=0))}
+        return {
+            "mixture": label,
+            **{c: float(v[c].iloc[0]) for c in pcols},
+            "seeds": len(v),
+            "val_loss": float(v["loss"].mean()),
+            "val_sd": float(v["loss"].std(ddof=0)),
+            "test_loss": float(t["loss"].mean()),
+            "test_sd": float(t["loss"].std(ddof=0)),
+        }
 
     rows = [row(f"best grid point ({best})", val[val["run"] == best], test[test["run"] == best])]
     strat = static_sweep.losses[static_sweep.losses["method"] == "stratified"]
@@ -137,10 +169,17 @@ def optimum_check(static_sweep, optimum_sweep, analysis) -> pd.DataFrame:
 
 
 def method_table(analysis) -> pd.DataFrame:
-    rows = [{"method": name, "break_step": ma.break_step, "seeds": len(ma.similarity),
-             **ma.averages.loc["mean"].to_dict(), "sim_std": float(ma.averages.loc["std", "sim"]),
-             "sim_per_seed": " ".join(f"{v:.2f}" for v in ma.similarity["sim"])}
-            for name, ma in analysis.methods.items()]
+    rows = [
+        {
+            "method": name,
+            "break_step": ma.break_step,
+            "seeds": len(ma.similarity),
+            **ma.averages.loc["mean"].to_dict(),
+            "sim_std": float(ma.averages.loc["std", "sim"]),
+            "sim_per_seed": " ".join(f"{v:.2f}" for v in ma.similarity["sim"]),
+        }
+        for name, ma in analysis.methods.items()
+    ]
     return pd.DataFrame(rows)
 
 
@@ -150,8 +189,10 @@ def _print_real(args) -> list:
     from jaxlaws.sweeps.io import write_sweep
 
     prov = bundle_provenance()
-    print("jaxlaws demo: fitting and judging the bundled REAL example sweeps (runs trained by jaxlaws; "
-          "`jaxlaws demo --synthetic` for the synthetic parameter-recovery checks)")
+    print(
+        "jaxlaws demo: fitting and judging the bundled REAL example sweeps (runs trained by jaxlaws; "
+        "`jaxlaws demo --synthetic` for the synthetic parameter-recovery checks)"
+    )
     results = []
     for setting in args.settings.split(","):
         sweep = load_bundle(setting)
@@ -159,19 +200,25 @@ def _print_real(args) -> list:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             res = analyse(sweep, seed=args.seed, influence=args.report is not None)  # the report draws it
-        print(f"\n-- static law {res.static.law.name}: fitted on the grid's final val losses, per group "
-              f"(mean over seeds) --")
+        print(
+            f"\n-- static law {res.static.law.name}: fitted on the grid's final val losses, per group "
+            f"(mean over seeds) --"
+        )
         print(law_table(res.static).to_string(index=False))
         loo = static_loo(sweep, seed=args.seed)
         tables = {"static law, held-out error (leave one mixture out, refit, predict it)": loo_summary(loo)}
         print("\n-- static law, held-out error (leave one mixture out, refit, predict it) --")
         print(loo_summary(loo).to_string(index=False))
         for form, fits in res.dynamic.items():
-            print(f"\n-- dynamic law {form}: {fits.law.name} on the children of the parent/child sweep "
-                  f"(per group, mean over parents and seeds) --")
+            print(
+                f"\n-- dynamic law {form}: {fits.law.name} on the children of the parent/child sweep "
+                f"(per group, mean over parents and seeds) --"
+            )
             print(law_table(fits).to_string(index=False))
-        print("\n-- methods: sim(A~, A*) of each method's recorded matrix against the A^t* fitted on its "
-              "break-step children (mean over seeds) --")
+        print(
+            "\n-- methods: sim(A~, A*) of each method's recorded matrix against the A^t* fitted on its "
+            "break-step children (mean over seeds) --"
+        )
         print(method_table(res).to_string(index=False))
         if "optimum" in bundle_parts(setting):
             opt = optimum_check(sweep, load_bundle(setting, ("optimum",)), res)
@@ -184,9 +231,11 @@ def _print_real(args) -> list:
             both = chk.merge(sweep.losses, on=key, suffixes=("_new", "_old"))
             part = prov["settings"][setting]["parts"]
             retrained_by = str(part["check"].get("commit") or "not recorded")[:12]
-            print(f"\n-- provenance check: grid run retrained by commit {retrained_by} vs "
-                  f"commit {str(part['compare']['commit'])[:12]}: max |loss difference| over {len(both)} "
-                  f"losses = {np.abs(both['loss_new'] - both['loss_old']).max():.2e} --")
+            print(
+                f"\n-- provenance check: grid run retrained by commit {retrained_by} vs "
+                f"commit {str(part['compare']['commit'])[:12]}: max |loss difference| over {len(both)} "
+                f"losses = {np.abs(both['loss_new'] - both['loss_old']).max():.2e} --"
+            )
         if args.out is not None:
             write_sweep(sweep, args.out / setting / "sweep", overwrite=True)
             res.export(args.out / setting / "analysis")
@@ -198,29 +247,39 @@ def _print_real(args) -> list:
 def report_provenance(label: str = "real") -> dict:
     """The bundle's provenance as flat ``{key: text}`` lines for the report's "About" table."""
     from jaxlaws.sweeps.bundle import bundle_provenance
+
     prov = bundle_provenance()
     mdl, tr = prov["model"], prov["training"]
-    out = {"data": "REAL runs trained by jaxlaws on the bundled text groups (byte-level)",
-           "model": f"preset {mdl['preset']}: {mdl['n_layers']} layers, width {mdl['d_model']}, {mdl['n_heads']} "
-                    f"heads, vocabulary {mdl['vocab_size']}",
-           "training": f"{tr['steps']} steps, batch {tr['batch_size']} x {tr['seq_len']} tokens, lr {tr['lr']} "
-                       f"(warm-up {tr['warmup_steps']}, {tr['schedule']})",
-           "regenerate": "python benchmarks/make_bundle.py"}
+    out = {
+        "data": "REAL runs trained by jaxlaws on the bundled text groups (byte-level)",
+        "model": f"preset {mdl['preset']}: {mdl['n_layers']} layers, width {mdl['d_model']}, {mdl['n_heads']} "
+        f"heads, vocabulary {mdl['vocab_size']}",
+        "training": f"{tr['steps']} steps, batch {tr['batch_size']} x {tr['seq_len']} tokens, lr {tr['lr']} "
+        f"(warm-up {tr['warmup_steps']}, {tr['schedule']})",
+        "regenerate": "python benchmarks/make_bundle.py",
+    }
     for setting, s in prov["settings"].items():
         for part, rec in s["parts"].items():
             commit = str(rec.get("commit") or "not recorded")[:12]
-            out[f"{setting} {part}"] = (f"groups {s['groups']}; {rec['what']}; seeds {rec['seeds']}; "
-                                        f"`{rec['command']}` at commit {commit}; configuration "
-                                        f"hash {rec['config_hash']}")
+            out[f"{setting} {part}"] = (
+                f"groups {s['groups']}; {rec['what']}; seeds {rec['seeds']}; "
+                f"`{rec['command']}` at commit {commit}; configuration "
+                f"hash {rec['config_hash']}"
+            )
     return out
 
 
 def _write_report(args, results) -> None:
     try:
         from jaxlaws.report import write_report
-        page = write_report({setting: (res, sweep) for setting, sweep, res, _ in results}, args.report,
-                            tables={setting: t for setting, _, _, t in results},
-                            title="jaxlaws demo: the real example bundle", provenance=report_provenance())
+
+        page = write_report(
+            {setting: (res, sweep) for setting, sweep, res, _ in results},
+            args.report,
+            tables={setting: t for setting, _, _, t in results},
+            title="jaxlaws demo: the real example bundle",
+            provenance=report_provenance(),
+        )
     except ImportError as e:
         raise SystemExit(f"jaxlaws demo --report needs matplotlib: pip install 'jaxlaws[plot]' ({e})") from e
     print(f"\nreport: {page}")
@@ -231,9 +290,11 @@ def _print_synthetic(args) -> None:
     from jaxlaws.sweeps.io import write_sweep
     from jaxlaws.sweeps.synthetic import reference_sweep_bundle
 
-    print(f"jaxlaws demo --synthetic: {SYNTH}s. Sweeps drawn (noise sd {args.noise}, seed {args.seed}) from the "
-          "Aioli paper's fitted parameters; method matrices simulated by each method's own update rule. "
-          "These numbers test the fitting, not the world.")
+    print(
+        f"jaxlaws demo --synthetic: {SYNTH}s. Sweeps drawn (noise sd {args.noise}, seed {args.seed}) from the "
+        "Aioli paper's fitted parameters; method matrices simulated by each method's own update rule. "
+        "These numbers test the fitting, not the world."
+    )
     bundle = reference_sweep_bundle(noise=args.noise, seed=args.seed)
     for setting, (sweep, _truth) in bundle.items():
         with warnings.catch_warnings():
@@ -258,12 +319,22 @@ def _print_synthetic(args) -> None:
 
 def run(args: argparse.Namespace) -> int:
     t0 = time.perf_counter()
-    with pd.option_context("display.width", 200, "display.max_columns", 40, "display.precision", 4,
-                           "display.float_format", lambda v: f"{v:.4g}"):
+    with pd.option_context(
+        "display.width",
+        200,
+        "display.max_columns",
+        40,
+        "display.precision",
+        4,
+        "display.float_format",
+        lambda v: f"{v:.4g}",
+    ):
         if args.synthetic:
             if args.report is not None:
-                raise SystemExit("jaxlaws demo: --report is for the real bundle; for synthetic sweeps write them "
-                                 "with --out and run `jaxlaws report DIR --out OUT`")
+                raise SystemExit(
+                    "jaxlaws demo: --report is for the real bundle; for synthetic sweeps write them "
+                    "with --out and run `jaxlaws report DIR --out OUT`"
+                )
             _print_synthetic(args)
         else:
             results = _print_real(args)

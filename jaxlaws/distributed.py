@@ -36,11 +36,22 @@ from typing import Any, TypeVar
 
 import jax
 
-__all__ = ["Cluster", "DistributedError", "initialize", "cluster", "barrier", "agree", "share_outcome",
-           "wait_all", "owned", "digest", "DEFAULT_TIMEOUT_S"]
+__all__ = [
+    "Cluster",
+    "DistributedError",
+    "initialize",
+    "cluster",
+    "barrier",
+    "agree",
+    "share_outcome",
+    "wait_all",
+    "owned",
+    "digest",
+    "DEFAULT_TIMEOUT_S",
+]
 
-DEFAULT_TIMEOUT_S = 120.0   # start-up waits: connecting, agreeing on the configuration
-EXIT_CODE = 2               # the jaxlaws command's exit code for user errors
+DEFAULT_TIMEOUT_S = 120.0  # start-up waits: connecting, agreeing on the configuration
+EXIT_CODE = 2  # the jaxlaws command's exit code for user errors
 T = TypeVar("T")
 
 
@@ -88,13 +99,21 @@ def _wait_reachable(address: str, timeout_s: float) -> None:
         except OSError as e:
             last = e
             time.sleep(0.2)
-    raise DistributedError(f"cannot reach the coordinator {address} within {timeout_s:g} s ({last}): is process 0 "
-                           "running, and are --coordinator and the network right?")
+    raise DistributedError(
+        f"cannot reach the coordinator {address} within {timeout_s:g} s ({last}): is process 0 "
+        "running, and are --coordinator and the network right?"
+    )
 
 
-def initialize(coordinator: str | None = None, num_processes: int | None = None, process_id: int | None = None,
-               *, local_device_ids: int | Sequence[int] | None = None, timeout_s: float = DEFAULT_TIMEOUT_S,
-               heartbeat_timeout_s: int = 100) -> Cluster:
+def initialize(
+    coordinator: str | None = None,
+    num_processes: int | None = None,
+    process_id: int | None = None,
+    *,
+    local_device_ids: int | Sequence[int] | None = None,
+    timeout_s: float = DEFAULT_TIMEOUT_S,
+    heartbeat_timeout_s: int = 100,
+) -> Cluster:
     """Connect this process to the job (``jax.distributed.initialize``); returns its :class:`Cluster`.
 
     Without arguments JAX detects the cluster (TPU pod slices, SLURM, Open MPI); otherwise give all of
@@ -109,37 +128,49 @@ def initialize(coordinator: str | None = None, num_processes: int | None = None,
         return cluster()
     given = [a is not None for a in (coordinator, num_processes, process_id)]
     if any(given) and not all(given):
-        raise DistributedError("give all of --coordinator, --num-processes and --process-id, or none of them "
-                               "(to let JAX detect a TPU pod slice or SLURM job)")
+        raise DistributedError(
+            "give all of --coordinator, --num-processes and --process-id, or none of them "
+            "(to let JAX detect a TPU pod slice or SLURM job)"
+        )
     if timeout_s <= 0 or heartbeat_timeout_s <= 0:
-        raise DistributedError(f"timeouts must be positive, got timeout_s={timeout_s}, "
-                               f"heartbeat_timeout_s={heartbeat_timeout_s}")
+        raise DistributedError(
+            f"timeouts must be positive, got timeout_s={timeout_s}, heartbeat_timeout_s={heartbeat_timeout_s}"
+        )
     if all(given):
         _parse_address(coordinator)
         if not (isinstance(num_processes, int) and num_processes >= 1):
             raise DistributedError(f"--num-processes must be an integer >= 1, got {num_processes!r}")
         if not (isinstance(process_id, int) and 0 <= process_id < num_processes):
-            raise DistributedError(f"--process-id must be in [0, {num_processes}) for --num-processes "
-                                   f"{num_processes}, got {process_id!r}")
+            raise DistributedError(
+                f"--process-id must be in [0, {num_processes}) for --num-processes {num_processes}, got {process_id!r}"
+            )
         if process_id != 0:
             _wait_reachable(coordinator, timeout_s)
     if not os.environ.get("JAX_CPU_COLLECTIVES_IMPLEMENTATION"):
         jax.config.update("jax_cpu_collectives_implementation", "gloo")
 
     def give_up() -> None:  # JAX would abort with a C++ stack trace: say what went wrong instead
-        print(f"jaxlaws: error: the {num_processes or '?'} processes did not all connect to the coordinator "
-              f"{coordinator or '(auto-detected)'} within {timeout_s:g} s: check that every process was started "
-              "with the same --coordinator and --num-processes and a distinct --process-id", file=sys.stderr,
-              flush=True)
+        print(
+            f"jaxlaws: error: the {num_processes or '?'} processes did not all connect to the coordinator "
+            f"{coordinator or '(auto-detected)'} within {timeout_s:g} s: check that every process was started "
+            "with the same --coordinator and --num-processes and a distinct --process-id",
+            file=sys.stderr,
+            flush=True,
+        )
         os._exit(EXIT_CODE)
 
     watchdog = threading.Timer(timeout_s, give_up)
     watchdog.daemon = True
     watchdog.start()
     try:
-        jax.distributed.initialize(coordinator, num_processes, process_id, local_device_ids=local_device_ids,
-                                   initialization_timeout=int(timeout_s) + 30,
-                                   heartbeat_timeout_seconds=int(heartbeat_timeout_s))
+        jax.distributed.initialize(
+            coordinator,
+            num_processes,
+            process_id,
+            local_device_ids=local_device_ids,
+            initialization_timeout=int(timeout_s) + 30,
+            heartbeat_timeout_seconds=int(heartbeat_timeout_s),
+        )
     finally:
         watchdog.cancel()
     return cluster()
@@ -177,8 +208,10 @@ def barrier(name: str, timeout_s: float = DEFAULT_TIMEOUT_S) -> None:
     try:
         _client().wait_at_barrier(bid, _ms(timeout_s))
     except jax.errors.JaxRuntimeError as e:
-        raise DistributedError(f"process {jax.process_index()}: not every process reached {name!r} within "
-                               f"{timeout_s:g} s ({str(e).splitlines()[0][:200]})") from None
+        raise DistributedError(
+            f"process {jax.process_index()}: not every process reached {name!r} within "
+            f"{timeout_s:g} s ({str(e).splitlines()[0][:200]})"
+        ) from None
 
 
 def digest(obj: Any) -> str:
@@ -198,8 +231,10 @@ def _gather(key: str, value: str, timeout_s: float, what: str) -> list[str]:
         try:
             out.append(client.blocking_key_value_get(f"{key}/{i}", _ms(max(left, 0.001))))
         except jax.errors.JaxRuntimeError:
-            raise DistributedError(f"process {me}: process {i} did not reach {what!r} within {timeout_s:g} s "
-                                   "(did it fail earlier, or was it started with other arguments?)") from None
+            raise DistributedError(
+                f"process {me}: process {i} did not reach {what!r} within {timeout_s:g} s "
+                "(did it fail earlier, or was it started with other arguments?)"
+            ) from None
     return out
 
 
@@ -214,9 +249,11 @@ def agree(name: str, value: Any, timeout_s: float = DEFAULT_TIMEOUT_S) -> None:
     values = _gather(_next(name), digest(value), timeout_s, name)
     odd = [i for i, v in enumerate(values) if v != values[0]]
     if odd:
-        raise DistributedError(f"the processes disagree on {name}: process(es) {odd} differ from process 0 "
-                               f"(digests {[values[i] for i in odd]} != {values[0]}); start every process with "
-                               "the same arguments and data")
+        raise DistributedError(
+            f"the processes disagree on {name}: process(es) {odd} differ from process 0 "
+            f"(digests {[values[i] for i in odd]} != {values[0]}); start every process with "
+            "the same arguments and data"
+        )
 
 
 def _encode(err: BaseException | None) -> str:
@@ -244,8 +281,7 @@ def share_outcome(name: str, fn: Callable[[], T], timeout_s: float = DEFAULT_TIM
     try:
         got = _client().blocking_key_value_get(key, _ms(timeout_s))
     except jax.errors.JaxRuntimeError:
-        raise DistributedError(f"process {c.index}: process 0 did not finish {name!r} within {timeout_s:g} s") \
-            from None
+        raise DistributedError(f"process {c.index}: process 0 did not finish {name!r} within {timeout_s:g} s") from None
     if got != "ok":
         kind, msg = json.loads(got)
         raise DistributedError(f"process 0 failed in {name!r}: {kind}: {msg}")
@@ -288,23 +324,32 @@ def owned(items: Sequence[T], c: Cluster | None = None) -> list[T]:
     """The items process ``c.index`` owns: ``items[i]`` for ``i = index, index + P, ...`` (round robin, so a
     list sorted by cost spreads the cost evenly)."""
     c = cluster() if c is None else c
-    return list(items[c.index::c.count])
+    return list(items[c.index :: c.count])
 
 
 # --------------------------------------------------------------------------------------------------------------
 # command-line options shared by `jaxlaws sweep` and `jaxlaws analyse`
 
+
 def add_arguments(p: Any) -> None:
     """Add ``--distributed``, ``--coordinator``, ``--num-processes``, ``--process-id`` and ``--dist-timeout``."""
     g = p.add_argument_group("several processes (jax.distributed)")
-    g.add_argument("--distributed", action="store_true",
-                   help="one process of a multi-process job: run every process with the same arguments; without "
-                        "--coordinator JAX detects a TPU pod slice or SLURM job")
+    g.add_argument(
+        "--distributed",
+        action="store_true",
+        help="one process of a multi-process job: run every process with the same arguments; without "
+        "--coordinator JAX detects a TPU pod slice or SLURM job",
+    )
     g.add_argument("--coordinator", default=None, metavar="HOST:PORT", help="process 0's address and a free port")
     g.add_argument("--num-processes", type=int, default=None)
     g.add_argument("--process-id", type=int, default=None)
-    g.add_argument("--dist-timeout", type=float, default=DEFAULT_TIMEOUT_S, metavar="SECONDS",
-                   help="how long start-up waits for the other processes before giving up with an error")
+    g.add_argument(
+        "--dist-timeout",
+        type=float,
+        default=DEFAULT_TIMEOUT_S,
+        metavar="SECONDS",
+        help="how long start-up waits for the other processes before giving up with an error",
+    )
 
 
 def from_arguments(args: Any) -> Cluster:

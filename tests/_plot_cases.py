@@ -19,7 +19,7 @@ GROUPS3 = ("arxiv", "book", "stackexchange")
 GROUPS2 = ("arxiv", "stackexchange")
 # [l, b, t1, t2] per group: L_i = e^l + exp(b + t . p_<3), own proportion lowers the own loss
 STATIC3 = {"arxiv": [0.9, 0.3, -2.5, 0.2], "book": [1.3, 0.1, 0.3, -2.2], "stackexchange": [1.0, 0.5, 1.2, 1.0]}
-STATIC2 = {"arxiv": [2.4, -2.0, -0.4], "stackexchange": [2.9, -2.2, -0.3]}      # [c, k, b]
+STATIC2 = {"arxiv": [2.4, -2.0, -0.4], "stackexchange": [2.9, -2.2, -0.3]}  # [c, k, b]
 
 
 def _moving_methods(sw: Sweep) -> Sweep:
@@ -46,20 +46,22 @@ def _sweep(m: int) -> Sweep:
         mix = {s: dirichlet.load_dirichlet_grid(3, 9, s) for s in seeds}
         st, _ = static_sweep(params, mix, law="log_linear", noise=0.003, seed=1)
         grid = dirichlet.load_dirichlet_grid(3, 9, 0)
-        dyn_params = {g: {float(p[0]): np.array([3.0 + i, -0.3 * (i + 1), 0.1]) for p in grid[:3]}
-                      for i, g in enumerate(groups)}
+        dyn_params = {
+            g: {float(p[0]): np.array([3.0 + i, -0.3 * (i + 1), 0.1]) for p in grid[:3]} for i, g in enumerate(groups)
+        }
         dy, _ = dynamic_sweep(dyn_params, grid[:3], grid, law="linear", break_step=2000, noise=0.003, seed=2)
     else:
         st, _ = static_sweep(params, dirichlet.two_group_grid(), law="two_group", noise=0.003, seed=1)
         grid = dirichlet.two_group_grid()
-        dyn_params = {g: {float(p[0]): np.array([-0.4 - 0.1 * i, 3.0 + i]) for p in grid[[1, 4, 7]]}
-                      for i, g in enumerate(groups)}
-        dy, _ = dynamic_sweep(dyn_params, grid[[1, 4, 7]], grid, law="two_group", break_step=2000, noise=0.003,
-                              seed=2)
-    if m == 2:   # the m=2 case is there for the line plots; methods are drawn from the m=3 case
+        dyn_params = {
+            g: {float(p[0]): np.array([-0.4 - 0.1 * i, 3.0 + i]) for p in grid[[1, 4, 7]]} for i, g in enumerate(groups)
+        }
+        dy, _ = dynamic_sweep(dyn_params, grid[[1, 4, 7]], grid, law="two_group", break_step=2000, noise=0.003, seed=2)
+    if m == 2:  # the m=2 case is there for the line plots; methods are drawn from the m=3 case
         return concat_sweeps([st, dy])
-    parts = [st, dy] + [method_sweep(meth, m, s, noise=0.003, rng_seed=50 + s)[0]
-                        for meth in ("aioli", "doremi") for s in seeds]
+    parts = [st, dy] + [
+        method_sweep(meth, m, s, noise=0.003, rng_seed=50 + s)[0] for meth in ("aioli", "doremi") for s in seeds
+    ]
     return _moving_methods(concat_sweeps(parts))
 
 

@@ -7,15 +7,14 @@ reaches round-off where the Hessian is regular, which the finite differences nee
 gradient tolerance leaves noise of order tolerance / h in a difference quotient.
 """
 
-from typing import Optional, Sequence
+from collections.abc import Sequence
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 
 
-def objective(predict, x, y, w, delta: Optional[float], log: bool, lam: float = 0.0,
-              penalised: Sequence[int] = ()):
+def objective(predict, x, y, w, delta: float | None, log: bool, lam: float = 0.0, penalised: Sequence[int] = ()):
     """``theta -> F(theta)``, the weighted robust objective plus the ridge (the engine's documented one)."""
     idx = jnp.asarray(list(penalised), dtype=jnp.int32)
 

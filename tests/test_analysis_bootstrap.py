@@ -10,11 +10,12 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).parent))
 
+from test_analysis_cli import _run  # noqa: E402
+from test_analysis_fits import G2, G3, static_sweep  # noqa: E402
+
 from jaxlaws.analysis import bootstrap_static, optimum_table  # noqa: E402
 from jaxlaws.analysis.pipeline import analyse  # noqa: E402
 from jaxlaws.sweeps.io import write_sweep  # noqa: E402
-from test_analysis_cli import _run  # noqa: E402
-from test_analysis_fits import G2, G3, static_sweep  # noqa: E402
 
 
 @pytest.mark.slow
@@ -42,7 +43,8 @@ def test_static_bootstrap_m3_paired_and_optimum_matches_a_per_resample_recomputa
         assert abs(opt.loc[[f"p_{g}" for g in G3], "estimate"].sum() - 1) < 1e-9
         # predictions: the estimate's prediction inside its own interval at the sweep's mixtures
         x = sweep.losses[(sweep.losses["seed"] == s) & (sweep.losses["group"] == "book")][
-            [f"p_{g}" for g in G3]].to_numpy()
+            [f"p_{g}" for g in G3]
+        ].to_numpy()
         est, lo, hi = bs.predict("book", s, x)
         np.testing.assert_allclose(est, boot.estimate[1].predict(x), rtol=1e-12)
         assert np.all(lo <= hi) and np.mean((lo <= est) & (est <= hi)) > 0.8
@@ -73,8 +75,23 @@ def test_static_bootstrap_m2():
 def test_cli_bootstrap_prints_and_exports(tmp_path, capsys):
     sweep, _ = static_sweep(G3, seeds=range(2))
     write_sweep(sweep, tmp_path / "sweep", format="csv")
-    assert _run(["analyse", str(tmp_path / "sweep"), "--n-random", "2", "--bootstrap", "20", "--level", "0.8",
-                 "--out", str(tmp_path / "out")]) == 0
+    assert (
+        _run(
+            [
+                "analyse",
+                str(tmp_path / "sweep"),
+                "--n-random",
+                "2",
+                "--bootstrap",
+                "20",
+                "--level",
+                "0.8",
+                "--out",
+                str(tmp_path / "out"),
+            ]
+        )
+        == 0
+    )
     text = capsys.readouterr().out
     assert "80% bootstrap intervals, 20 paired resamples" in text and "predicted optimal mixture" in text
     ci = pd.read_csv(tmp_path / "out" / "static_optimum_ci.csv")

@@ -8,13 +8,15 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).parent))
 
+from test_analysis_fits import G2, dynamic_sweep, method_sweep  # noqa: E402
+
 from jaxlaws.analysis import cli  # noqa: E402
 from jaxlaws.sweeps.io import write_sweep  # noqa: E402
-from test_analysis_fits import G2, dynamic_sweep, method_sweep  # noqa: E402
 
 
 def _run(argv):
     import argparse
+
     parser = argparse.ArgumentParser()
     cli.register(parser.add_subparsers())
     args = parser.parse_args(argv)
@@ -37,7 +39,7 @@ def test_cli_dynamic_and_missing_path(tmp_path, capsys):
     assert _run(["analyse", str(tmp_path / "dyn"), "--out", str(tmp_path / "o")]) == 0
     assert "dynamic law two_group" in capsys.readouterr().out
     assert json.loads((tmp_path / "o" / "params_dynamic.json").read_text())["arxiv"]["2000"]["0.1"]
-    with pytest.raises(FileNotFoundError, match="does not exist"):   # `jaxlaws` prints it as one line, exit 2
+    with pytest.raises(FileNotFoundError, match="does not exist"):  # `jaxlaws` prints it as one line, exit 2
         _run(["analyse", str(tmp_path / "nope")])
 
 
@@ -46,10 +48,10 @@ def test_cli_prints_and_exports_each_runs_influence(tmp_path, capsys):
     import jax
     import numpy as np
     import pandas as pd
+    from test_analysis_fits import static_sweep
 
     from jaxlaws.analysis.influence import influence
     from jaxlaws.sweeps.io import read_sweep
-    from test_analysis_fits import static_sweep
 
     write_sweep(static_sweep(G2, seeds=range(2))[0], tmp_path / "sweep", format="csv")
     assert _run(["analyse", str(tmp_path / "sweep"), "--out", str(tmp_path / "out")]) == 0
@@ -60,17 +62,24 @@ def test_cli_prints_and_exports_each_runs_influence(tmp_path, capsys):
     # the exported numbers are influence() of the exported static fits on the exported losses
     sweep = read_sweep(tmp_path / "sweep")
     fits = pd.read_csv(tmp_path / "out" / "static_params.csv")
-    st = sweep.losses[(sweep.losses["kind"] == "static") & (sweep.losses["split"] == "val")
-                      & (sweep.losses["seed"] == 1)]
+    st = sweep.losses[
+        (sweep.losses["kind"] == "static") & (sweep.losses["split"] == "val") & (sweep.losses["seed"] == 1)
+    ]
     wide = st.pivot_table(index=["run", "p_arxiv", "p_stackexchange"], columns="group", values="loss").reset_index()
     wide = wide.set_index("run").loc[table[table["seed"] == 1]["run"]]
     theta = fits[fits["seed"] == 1].set_index("group").loc[list(G2), ["c", "k", "b"]].to_numpy(float)
     from jaxlaws.laws import static_two_group
+
     with jax.enable_x64(True):
-        res = influence(static_two_group(), wide[["p_arxiv", "p_stackexchange"]].to_numpy(float),
-                        wide[list(G2)].to_numpy(float), theta[:, None, :])
-    np.testing.assert_allclose(table[table["seed"] == 1]["dp_arxiv/dL_stackexchange"],
-                               np.asarray(res.d_loss)[0, :, 1], rtol=1e-6, atol=1e-9)
+        res = influence(
+            static_two_group(),
+            wide[["p_arxiv", "p_stackexchange"]].to_numpy(float),
+            wide[list(G2)].to_numpy(float),
+            theta[:, None, :],
+        )
+    np.testing.assert_allclose(
+        table[table["seed"] == 1]["dp_arxiv/dL_stackexchange"], np.asarray(res.d_loss)[0, :, 1], rtol=1e-6, atol=1e-9
+    )
     assert _run(["analyse", str(tmp_path / "sweep"), "--no-influence", "--out", str(tmp_path / "o2")]) == 0
     assert "influence of each" not in capsys.readouterr().out
     assert not (tmp_path / "o2" / "static_influence.csv").exists()

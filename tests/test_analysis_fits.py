@@ -25,8 +25,19 @@ TWO = np.array([[a / 10, 1 - a / 10] for a in range(1, 10)])
 
 
 def _row(run, seed, step, group, loss, kind, p, groups, parent="", b=-1, r=-1, method=""):
-    out = dict(run=run, seed=seed, step=step, split="val", group=group, loss=loss, kind=kind, parent=parent,
-               break_step=b, steps_run=r, method=method)
+    out = dict(
+        run=run,
+        seed=seed,
+        step=step,
+        split="val",
+        group=group,
+        loss=loss,
+        kind=kind,
+        parent=parent,
+        break_step=b,
+        steps_run=r,
+        method=method,
+    )
     out.update({f"p_{h}": p[j] for j, h in enumerate(groups)})
     return out
 
@@ -77,8 +88,21 @@ def dynamic_sweep(groups, noise=0.002):
             for i, g in enumerate(groups):
                 th = truth[g][p1]
                 loss = th[0] * pc[i] + th[1] if len(groups) == 2 else th[0] + pc[:-1] @ th[1:]
-                rows.append(_row(f"child_{p1}_{c}", 0, 2100, g, loss + noise * rng.normal(), "child", pc, groups,
-                                 parent=pid, b=2000, r=100))
+                rows.append(
+                    _row(
+                        f"child_{p1}_{c}",
+                        0,
+                        2100,
+                        g,
+                        loss + noise * rng.normal(),
+                        "child",
+                        pc,
+                        groups,
+                        parent=pid,
+                        b=2000,
+                        r=100,
+                    )
+                )
     return Sweep(pd.DataFrame(rows), groups), truth
 
 
@@ -99,16 +123,35 @@ def method_sweep(groups, method="aioli", matrix="truth", noise=0.001, seeds=rang
         a = -a_star / np.abs(a_star).sum()
         if matrix == "permuted":
             a = a[:, ::-1] if m == 3 else np.diag(np.diag(a)[::-1])
-        rows += [_row("method_run", s, b, g, lb[i], "method", np.ones(m) / m, groups, b=b, method=method)
-                 for i, g in enumerate(groups)]
+        rows += [
+            _row("method_run", s, b, g, lb[i], "method", np.ones(m) / m, groups, b=b, method=method)
+            for i, g in enumerate(groups)
+        ]
         for k in range(4):
-            mats += [dict(run="method_run", seed=s, step=b, name=name, index=k, row=i, col=j,
-                          value=a[i, j]) for i in range(m) for j in range(m)]
+            mats += [
+                dict(run="method_run", seed=s, step=b, name=name, index=k, row=i, col=j, value=a[i, j])
+                for i in range(m)
+                for j in range(m)
+            ]
         for n, p in enumerate(TWO if m == 2 else _dirichlet(s)):
             for i, g in enumerate(groups):
                 loss = th[i, 1] + th[i, 0] * p[i] if m == 2 else lb[i] + a_star[i] @ p
-                rows.append(_row(f"child_{n}" if m == 2 else f"child_{n}_s{s}", s, b + r, g, loss + noise * rng.normal(), "child", p, groups,
-                                 parent="method_run", b=b, r=r, method=method))
+                rows.append(
+                    _row(
+                        f"child_{n}" if m == 2 else f"child_{n}_s{s}",
+                        s,
+                        b + r,
+                        g,
+                        loss + noise * rng.normal(),
+                        "child",
+                        p,
+                        groups,
+                        parent="method_run",
+                        b=b,
+                        r=r,
+                        method=method,
+                    )
+                )
     return Sweep(pd.DataFrame(rows), groups, pd.DataFrame(mats)), truth
 
 
@@ -127,8 +170,10 @@ def test_static_two_group_recovers_predictions_and_optimum():
     # the swapped R^2 differs from the correct one but both are reported
     assert (fits.params["r2"] != fits.params["r2_swapped_as_original"]).all()
     # the optimum from the fitted parameters matches the optimum of the generating ones (spec 8: 0.389)
-    params = {g: {int(r["seed"]): r[list(fits.param_names)].to_numpy(float) for _, r in d.iterrows()}
-              for g, d in fits.params.groupby("group")}
+    params = {
+        g: {int(r["seed"]): r[list(fits.param_names)].to_numpy(float) for _, r in d.iterrows()}
+        for g, d in fits.params.groupby("group")
+    }
     opt = optimum_table(params, G2, "two_group")
     assert float(opt.iloc[-1]["p_arxiv"]) == pytest.approx(0.389, abs=0.02)
 
@@ -141,7 +186,7 @@ def test_static_three_group_recovers_predictions():
     p = np.random.default_rng(5).dirichlet(np.ones(3), size=40)
     for k, row in fits.params.iterrows():
         err = fits.predict(k, p) - log_linear_static(p, truth[row["group"]][row["seed"]])
-        assert np.sqrt(np.mean(err ** 2)) < 0.02, row["group"]
+        assert np.sqrt(np.mean(err**2)) < 0.02, row["group"]
     assert (fits.params["mse"] < 3e-5).all()
 
 
@@ -157,7 +202,8 @@ def test_dynamic_recovers_linear_parameters(groups):
         np.testing.assert_allclose(row[list(fits.param_names)].to_numpy(float), th, atol=0.03)
     out = fits.to_law_results(seed=0)
     bundled = reference.load_law_results(
-        ("arxiv_stackexchange" if len(groups) == 2 else "arxiv_books_stackexchange") + "/params_dynamic")
+        ("arxiv_stackexchange" if len(groups) == 2 else "arxiv_books_stackexchange") + "/params_dynamic"
+    )
     assert set(out) == set(bundled)
     assert {float(k) for k in out[groups[0]]["2000"]} == set(bundled[groups[0]][2000])
 
@@ -229,10 +275,17 @@ def test_export_structure_matches_bundled(tmp_path):
     assert structure(mine) == structure(bundled)
     msweep, _ = method_sweep(G3)
     files = methods.method_parameters(msweep, "aioli").to_law_results()
-    ref_opt = json.loads((reference._root() / "law_results/arxiv_books_stackexchange/"
-                          "params_aioli_trajectory_opt_1500_steps_500.json").read_text())
-    ref_mat = json.loads((reference._root() / "law_results/arxiv_books_stackexchange/"
-                          "params_aioli_trajectory_aioli_matrix_1500_steps_500.json").read_text())
+    ref_opt = json.loads(
+        (
+            reference._root() / "law_results/arxiv_books_stackexchange/params_aioli_trajectory_opt_1500_steps_500.json"
+        ).read_text()
+    )
+    ref_mat = json.loads(
+        (
+            reference._root() / "law_results/arxiv_books_stackexchange/"
+            "params_aioli_trajectory_aioli_matrix_1500_steps_500.json"
+        ).read_text()
+    )
     assert structure(files["params_aioli_trajectory_opt_1500"]) == structure(ref_opt)
     assert structure(files["params_aioli_trajectory_aioli_matrix_1500"]) == structure(ref_mat)
 
@@ -251,8 +304,12 @@ def test_same_results_from_csv_and_parquet(tmp_path):
 @pytest.mark.slow
 def test_same_results_from_the_original_layout(tmp_path):
     from jaxlaws.sweeps import original  # a broken reader must fail this test, not skip it
-    for name, sw in (("m", method_sweep(G3, seeds=range(2))[0]), ("s", static_sweep(G2, seeds=range(2))[0]),
-                     ("d", dynamic_sweep(G2)[0])):
+
+    for name, sw in (
+        ("m", method_sweep(G3, seeds=range(2))[0]),
+        ("s", static_sweep(G2, seeds=range(2))[0]),
+        ("d", dynamic_sweep(G2)[0]),
+    ):
         original.write_original(sw, tmp_path / name)
         back, report = original.read_original(tmp_path / name)
         base = analyse(sw).tables()

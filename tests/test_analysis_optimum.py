@@ -23,12 +23,10 @@ def test_two_group_reference_optimum():
     table = optimum.optimum_table(_static("arxiv_stackexchange"), ("arxiv", "stackexchange"), "two_group")
     per_seed = table[table.seed != "mean"]
     # spec 8: closed form per seed, and its mean 0.389
-    np.testing.assert_allclose(per_seed["p1_closed_form"].astype(float),
-                               [0.404, 0.407, 0.357, 0.385, 0.390], atol=6e-4)
+    np.testing.assert_allclose(per_seed["p1_closed_form"].astype(float), [0.404, 0.407, 0.357, 0.385, 0.390], atol=6e-4)
     assert table.iloc[-1]["p1_closed_form"] == pytest.approx(0.389, abs=5e-4)
     # numerical solver agrees with the closed form
-    np.testing.assert_allclose(per_seed["p_arxiv"].astype(float), per_seed["p1_closed_form"].astype(float),
-                               atol=1e-6)
+    np.testing.assert_allclose(per_seed["p_arxiv"].astype(float), per_seed["p1_closed_form"].astype(float), atol=1e-6)
     assert not per_seed["clipped"].any()
     # seed 0: predicted L1 + L2 at the optimum vs 50/50 (spec 8: 6.011 vs 6.023)
     assert per_seed.iloc[0]["total_loss"] == pytest.approx(6.011, abs=6e-4)
@@ -40,8 +38,15 @@ def test_three_group_reference_optimum():
     groups = ("arxiv", "book", "stackexchange")
     table = optimum.optimum_table(_static("arxiv_books_stackexchange"), groups)
     per_seed = table[table.seed != "mean"][[f"p_{g}" for g in groups]].to_numpy(float)
-    expected = np.array([(0.246, 0.277, 0.477), (0.276, 0.268, 0.456), (0.229, 0.273, 0.498),
-                         (0.249, 0.291, 0.460), (0.276, 0.270, 0.454)])
+    expected = np.array(
+        [
+            (0.246, 0.277, 0.477),
+            (0.276, 0.268, 0.456),
+            (0.229, 0.273, 0.498),
+            (0.249, 0.291, 0.460),
+            (0.276, 0.270, 0.454),
+        ]
+    )
     np.testing.assert_allclose(per_seed, expected, atol=1.5e-3)  # spec used a 1e-3 grid
     np.testing.assert_allclose(per_seed.mean(0), (0.255, 0.276, 0.469), atol=1e-3)
     assert table.iloc[0]["total_loss"] == pytest.approx(10.48, abs=6e-3)
@@ -61,8 +66,9 @@ def test_solver_matches_dense_grid_and_eg():
     i, j = np.unravel_index(np.argmin(tot), tot.shape)
     with jax.enable_x64(True):
         for method in ("projected", "eg"):
-            p, val = optimum.simplex_minimise(optimum.log_linear_losses, jnp.asarray(theta[None]),
-                                              method=method, steps=2000, lr=0.2)
+            p, val = optimum.simplex_minimise(
+                optimum.log_linear_losses, jnp.asarray(theta[None]), method=method, steps=2000, lr=0.2
+            )
             np.testing.assert_allclose(np.asarray(p)[0, :2], [g[i], g[j]], atol=2e-3)
             assert float(val[0]) <= tot[i, j] + 1e-9
 

@@ -32,8 +32,7 @@ def test_sim_matches_independent_formula():
     a, b = rng.normal(size=(3, 3)), rng.normal(size=(3, 3))
     u = a.sum(0) / np.linalg.norm(a.sum(0))
     v = b.sum(0) / np.linalg.norm(b.sum(0))
-    expected = 0.5 * (u @ v) / (np.linalg.norm(u) * np.linalg.norm(v)) \
-        + 0.5 * scipy.stats.spearmanr(u, v).statistic
+    expected = 0.5 * (u @ v) / (np.linalg.norm(u) * np.linalg.norm(v)) + 0.5 * scipy.stats.spearmanr(u, v).statistic
     assert sim(b, a) == pytest.approx(expected, abs=1e-12)
     parts = sim_parts(b, a)
     assert parts["cosine"] == pytest.approx(cosine(u, v))
@@ -42,8 +41,8 @@ def test_sim_matches_independent_formula():
 def test_sim_identity_scale_and_sign():
     a = np.array([[-0.6, -0.1, 0.05], [-0.2, -0.5, 0.0], [0.01, -0.3, -0.8]])
     assert sim(a, a) == pytest.approx(1.0)
-    assert sim(3.7 * a, a) == pytest.approx(1.0)       # |b| cancels
-    assert sim(-a, a) == pytest.approx(-1.0)           # sign(b) does not
+    assert sim(3.7 * a, a) == pytest.approx(1.0)  # |b| cancels
+    assert sim(-a, a) == pytest.approx(-1.0)  # sign(b) does not
     # m=2: Spearman is +-1, so sim = cos/2 +- 1/2
     d = np.diag([-0.2, -0.26])
     parts = sim_parts(np.diag([-0.3, -0.1]), d)

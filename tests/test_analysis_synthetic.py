@@ -18,8 +18,9 @@ def test_method_truth_equal_and_flipped(m):
             np.testing.assert_allclose(res.matrix("A_star", s), truth["A_star"], atol=0.05)
             # the synthetic truth holds the analysis' A^t; for m=2 diagonalised (the identifiable slopes)
             a_method = res.matrix("A_method", s)
-            np.testing.assert_allclose(a_method if m == 3 else methods.two_group_effective(a_method),
-                                       truth["A_method"], rtol=1e-12, atol=1e-15)
+            np.testing.assert_allclose(
+                a_method if m == 3 else methods.two_group_effective(a_method), truth["A_method"], rtol=1e-12, atol=1e-15
+            )
         if mode == "equal":
             np.testing.assert_allclose(res.similarity["sim"], 1.0, atol=1e-3)
             np.testing.assert_allclose(res.similarity["sim_method_sign"], 1.0, atol=1e-3)
@@ -41,8 +42,11 @@ def test_reference_static_and_dynamic_m2():
         if th is None:
             pytest.fail(f"synthetic truth lacks 'params': {list(truth)}")
         i = 0 if row["group"] == "arxiv" else 1
-        np.testing.assert_allclose(fits.predict(k, grid if i == 0 else 1 - grid),
-                                   synthetic.static_law("two_group", th, np.c_[grid, 1 - grid], i), atol=0.01)
+        np.testing.assert_allclose(
+            fits.predict(k, grid if i == 0 else 1 - grid),
+            synthetic.static_law("two_group", th, np.c_[grid, 1 - grid], i),
+            atol=0.01,
+        )
     dsweep, dtruth = synthetic.reference_dynamic_sweep("arxiv_stackexchange", noise=0.002)
     dfit = dynamic.fit_dynamic(dsweep)
     assert dfit.summary["r2_mean"].iloc[0] > 0.9

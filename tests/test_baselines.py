@@ -31,8 +31,8 @@ def test_static_inits_are_the_original_grid():
     assert g.shape == (6000, 4)
     np.testing.assert_allclose(np.unique(g[:, 0]), np.linspace(-2, 1.5, 10))
     np.testing.assert_allclose(np.unique(g[:, 1]), np.linspace(-10, 1, 20))
-    assert np.all((g[:, 3] <= 0) & (g[:, 3] >= -1))          # own index: -U(0, 1)
-    assert np.all((g[:, 2] >= 0) & (g[:, 2] <= 0.1))         # other: 0.1 U(0, 1)
+    assert np.all((g[:, 3] <= 0) & (g[:, 3] >= -1))  # own index: -U(0, 1)
+    assert np.all((g[:, 2] >= 0) & (g[:, 2] <= 0.1))  # other: 0.1 U(0, 1)
     se = P.static_inits(own=None, seed=3)
     assert np.all((se[:, 2:] >= 0) & (se[:, 2:] <= 0.1))
     np.testing.assert_array_equal(g, P.static_inits(own=1, seed=3))  # seeded
@@ -125,7 +125,8 @@ def test_every_benchmark_script_imports_and_parses_its_arguments(tmp_path):
         "        assert e.code in (0, None), (s, e.code)\n"
         "    else:\n"
         "        raise AssertionError(s + ': --help did not exit')\n"
-        "    print('BENCH-OK', s)\n")
+        "    print('BENCH-OK', s)\n"
+    )
     done = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr[-3000:]
     assert done.stdout.count("BENCH-OK ") == len(scripts)

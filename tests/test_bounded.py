@@ -2,12 +2,12 @@
 solvers (least_squares trf, L-BFGS-B) from the same starts; a fit left on a bound with the objective still
 falling inwards is flagged. All data are synthetic (seeded)."""
 
+import jax
+import jax.numpy as jnp
 import numpy as np
 import pytest
 from scipy import optimize
 
-import jax
-import jax.numpy as jnp
 import jaxlaws as jl
 from jaxlaws.fitting import diagnostics, regularise
 
@@ -17,9 +17,9 @@ WIDE = {"bias": (0.0, 5.0), "A": (0.0, 10.0), "a": (0.0, 2.0), "B": (0.0, 10.0),
 # unconstrained least-squares optimum of the data below (SciPy lm, 16 starts): B = 1.8016, g = 1.1725
 BOXES = {
     "inside": WIDE,
-    "near_upper": {**WIDE, "B": (0.0, 1.85)},   # the optimum's B within 3% of the upper bound
-    "on_upper": {**WIDE, "B": (0.0, 1.0)},      # the constrained optimum has B on its upper bound
-    "on_lower": {**WIDE, "g": (1.5, 3.0)},      # ... and g on its lower bound
+    "near_upper": {**WIDE, "B": (0.0, 1.85)},  # the optimum's B within 3% of the upper bound
+    "on_upper": {**WIDE, "B": (0.0, 1.0)},  # the constrained optimum has B on its upper bound
+    "on_lower": {**WIDE, "g": (1.5, 3.0)},  # ... and g on its lower bound
 }
 
 
@@ -51,7 +51,7 @@ def data():
 def starts(box, n=16, seed=1):
     lo, hi = (np.array([box[k][i] for k in NAMES]) for i in (0, 1))
     u = np.random.default_rng(seed).uniform(size=(n, 6))
-    return lo + (hi - lo) * (0.02 + 0.96 * u)    # strictly inside: SciPy's trf wants feasible starts
+    return lo + (hi - lo) * (0.02 + 0.96 * u)  # strictly inside: SciPy's trf wants feasible starts
 
 
 def sse(t, x, y):
@@ -65,11 +65,16 @@ def scipy_best(x, y, inits, box):
     best_f, best_t = np.inf, None
     res = lambda t: y - issue_np(t, x)  # noqa: E731
     for t0 in inits:
-        for out in (optimize.least_squares(res, t0, method="trf", bounds=(lo, hi), xtol=1e-15, ftol=1e-15,
-                                           gtol=1e-15),
-                    optimize.minimize(lambda t: sse(t, x, y) if np.all(np.isfinite(res(t))) else 1e10, t0,
-                                      method="L-BFGS-B", bounds=list(zip(lo, hi)),
-                                      options=dict(ftol=1e-15, gtol=1e-12, maxiter=5000))):
+        for out in (
+            optimize.least_squares(res, t0, method="trf", bounds=(lo, hi), xtol=1e-15, ftol=1e-15, gtol=1e-15),
+            optimize.minimize(
+                lambda t: sse(t, x, y) if np.all(np.isfinite(res(t))) else 1e10,
+                t0,
+                method="L-BFGS-B",
+                bounds=list(zip(lo, hi)),
+                options=dict(ftol=1e-15, gtol=1e-12, maxiter=5000),
+            ),
+        ):
             f = sse(out.x, x, y)
             if f < best_f:
                 best_f, best_t = f, out.x
@@ -111,8 +116,13 @@ def test_bounded_fit_through_solve_matches_fit():
 
 
 def line_law():
-    return jl.laws.Law("line", ("a", "b"), lambda t, x: t[0] + t[1] * x[:, 0], x_dim=1,
-                       init_grid=lambda key, x, y: np.array([[0.0, 0.0]]))
+    return jl.laws.Law(
+        "line",
+        ("a", "b"),
+        lambda t, x: t[0] + t[1] * x[:, 0],
+        x_dim=1,
+        init_grid=lambda key, x, y: np.array([[0.0, 0.0]]),
+    )
 
 
 def test_diagnostic_flags_a_parameter_stuck_on_a_bound():
@@ -123,13 +133,22 @@ def test_diagnostic_flags_a_parameter_stuck_on_a_bound():
     box = regularise.resolve_bounds(line_law(), {"b": (0.0, 10.0)})
     for slope, stuck in ((2.0, True), (-2.0, False)):
         y = 1.0 + slope * x[:, 0]
-        params = np.array([[y.mean(), 0.0]])    # the least-squares intercept with b = 0
-        d = diagnostics.diagnose(line_law(), jl.squared(), params, x[None], y[None], np.ones((1, 9), bool),
-                                 np.float64, box=box)
+        params = np.array([[y.mean(), 0.0]])  # the least-squares intercept with b = 0
+        d = diagnostics.diagnose(
+            line_law(), jl.squared(), params, x[None], y[None], np.ones((1, 9), bool), np.float64, box=box
+        )
         assert d.stuck_at_bound[0].tolist() == [False, stuck]
         assert bool(d.gradient_small[0]) is (not stuck)
-        flags = diagnostics.flags_of(np.array([True]), d.gradient_small, d.saturated, d.identifiable,
-                                     d.constant_target, np.array([0.5]), d.constant_reachable, d.stuck_at_bound)
+        flags = diagnostics.flags_of(
+            np.array([True]),
+            d.gradient_small,
+            d.saturated,
+            d.identifiable,
+            d.constant_target,
+            np.array([0.5]),
+            d.constant_reachable,
+            d.stuck_at_bound,
+        )
         assert ("stuck_at_bound" in flags[0]) is stuck and ("not_converged" in flags[0]) is stuck
 
 
@@ -139,8 +158,13 @@ def test_unfinished_bounded_fit_is_not_ok():
     reparametrisation): the fit must not look finished."""
     x = np.linspace(0.0, 1.0, 9)
     y = 1.0 + 2.0 * x
-    law = jl.laws.Law("line", ("a", "b"), lambda t, x: t[0] + t[1] * x[:, 0], x_dim=1,
-                      init_grid=lambda key, x, y: np.array([[1.0, 0.0]]))
+    law = jl.laws.Law(
+        "line",
+        ("a", "b"),
+        lambda t, x: t[0] + t[1] * x[:, 0],
+        x_dim=1,
+        init_grid=lambda key, x, y: np.array([[1.0, 0.0]]),
+    )
     res = jl.fit(law, x, y, bounds={"b": (0.0, 10.0)}, solver=jl.Adam(steps=1, learning_rate=1e-12))
     assert res.at_bound.tolist() == [False, True]
     assert not res.ok and "stuck_at_bound" in res.flags and "not_converged" in res.flags

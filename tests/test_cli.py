@@ -10,8 +10,9 @@ from jaxlaws.cli import main
 
 @pytest.mark.slow
 def test_help_lists_subcommands():
-    out = subprocess.run([sys.executable, "-m", "jaxlaws.cli", "--help"], capture_output=True, text=True,
-                         check=True).stdout
+    out = subprocess.run(
+        [sys.executable, "-m", "jaxlaws.cli", "--help"], capture_output=True, text=True, check=True
+    ).stdout
     for cmd in ("demo", "analyse", "sweep"):
         assert cmd in out
 
@@ -24,6 +25,7 @@ def test_demo_runs_and_recovers_the_reference_optimum(capsys, tmp_path):
     assert "static law static_two_group" in out and "log_linear(3)" in out and "sim" in out
     # The m=2 optimum of the original's stored fits is about 0.389 arxiv (closed form); noise moves it a little.
     import pandas as pd
+
     opt = pd.read_csv(tmp_path / "synthetic_arxiv_stackexchange" / "analysis" / "static_optimum.csv")
     assert abs(opt["p_arxiv"].mean() - 0.389) < 0.03
     assert (tmp_path / "synthetic_arxiv_books_stackexchange" / "sweep" / "meta.json").exists()

@@ -18,8 +18,24 @@ from jaxlaws.fitting import execute
 
 
 def test_bucket_sizes():
-    assert [execute.bucket(n) for n in (1, 3, 5, 8, 9, 10, 16, 17, 33, 40, 41, 100, 240, 256, 257, 6000)] == \
-        [1, 4, 8, 8, 10, 10, 16, 20, 40, 40, 48, 112, 256, 256, 320, 6144]
+    assert [execute.bucket(n) for n in (1, 3, 5, 8, 9, 10, 16, 17, 33, 40, 41, 100, 240, 256, 257, 6000)] == [
+        1,
+        4,
+        8,
+        8,
+        10,
+        10,
+        16,
+        20,
+        40,
+        40,
+        48,
+        112,
+        256,
+        256,
+        320,
+        6144,
+    ]
     for n in range(1, 3000):
         b = execute.bucket(n)
         assert n <= b < (1.25 * n + 1 if n > 8 else 2 * n)
@@ -67,8 +83,10 @@ def test_new_sizes_and_bound_values_reuse_the_compiled_fit(caplog):
             compiled = [r.getMessage() for r in caplog.records if "Compiling jit(one_problem" in r.getMessage()]
             assert len(compiled) == (1 if i == 0 else 0), compiled
             x, y = _data(n)
-            ref = min((optimize.least_squares(lambda t: y - t[0] - t[1] * np.exp(-t[2] * x), t0, method="lm")
-                       for t0 in ini), key=lambda o: o.cost)
+            ref = min(
+                (optimize.least_squares(lambda t: y - t[0] - t[1] * np.exp(-t[2] * x), t0, method="lm") for t0 in ini),
+                key=lambda o: o.cost,
+            )
             assert box["k"][0] < ref.x[2] < box["k"][1]
             np.testing.assert_allclose(res.params, ref.x, rtol=1e-6)
             assert res.ok and res.init_objectives.shape == (len(ini),)
@@ -91,8 +109,11 @@ _PROBE = textwrap.dedent("""
 
 
 def _probe(env_update: dict) -> dict:
-    env = {k: v for k, v in os.environ.items() if k not in ("JAX_COMPILATION_CACHE_DIR", "JAXLAWS_CACHE",
-                                                             "JAXLAWS_CACHE_DIR")}
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if k not in ("JAX_COMPILATION_CACHE_DIR", "JAXLAWS_CACHE", "JAXLAWS_CACHE_DIR")
+    }
     env.update(env_update)
     out = subprocess.run([sys.executable, "-c", _PROBE], capture_output=True, text=True, env=env, check=True)
     return json.loads(out.stdout.strip().splitlines()[-1])

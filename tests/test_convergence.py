@@ -13,8 +13,14 @@ from jaxlaws.fitting.solvers import LevenbergMarquardt
 
 # Krajewski et al. (2024) fine-grained MoE law, 7 parameters: c + (g / G^gamma + a) / N^alpha + b / D^beta
 TRUTH = np.array([18.1, 0.115, 30.8, 0.147, 2.1, 0.58, 0.47])
-STARTS = np.array([[10.0, 0.2, 20.0, 0.2, 1.0, 0.4, 0.5], [30.0, 0.1, 50.0, 0.1, 3.0, 0.8, 0.2],
-                   [5.0, 0.3, 10.0, 0.3, 0.5, 0.2, 1.0], [20.0, 0.15, 40.0, 0.25, 4.0, 1.0, 0.0]])
+STARTS = np.array(
+    [
+        [10.0, 0.2, 20.0, 0.2, 1.0, 0.4, 0.5],
+        [30.0, 0.1, 50.0, 0.1, 3.0, 0.8, 0.2],
+        [5.0, 0.3, 10.0, 0.3, 0.5, 0.2, 1.0],
+        [20.0, 0.15, 40.0, 0.25, 4.0, 1.0, 0.0],
+    ]
+)
 
 
 def moe_np(t, x):
@@ -26,11 +32,13 @@ def moe_np(t, x):
 def moe_law():
     def predict(t, x):
         a, alpha, b, beta, g, gamma, c = (t[j] for j in range(7))
-        return (c + (g * jnp.exp(-gamma * jnp.log(x[:, 2])) + a) * jnp.exp(-alpha * jnp.log(x[:, 0]))
-                + b * jnp.exp(-beta * jnp.log(x[:, 1])))
+        return (
+            c
+            + (g * jnp.exp(-gamma * jnp.log(x[:, 2])) + a) * jnp.exp(-alpha * jnp.log(x[:, 0]))
+            + b * jnp.exp(-beta * jnp.log(x[:, 1]))
+        )
 
-    return jl.laws.Law("krajewski", ("a", "alpha", "b", "beta", "g", "gamma", "c"), predict, x_dim=3,
-                       x_kind="positive")
+    return jl.laws.Law("krajewski", ("a", "alpha", "b", "beta", "g", "gamma", "c"), predict, x_dim=3, x_kind="positive")
 
 
 def moe_data(n=60, seed=0):
@@ -41,8 +49,13 @@ def moe_data(n=60, seed=0):
 
 
 def scipy_lm(x, y, starts):
-    best = min((optimize.least_squares(lambda t: y - moe_np(t, x), t0, method="lm", xtol=1e-15, ftol=1e-15,
-                                       gtol=1e-15) for t0 in starts), key=lambda o: o.cost)
+    best = min(
+        (
+            optimize.least_squares(lambda t: y - moe_np(t, x), t0, method="lm", xtol=1e-15, ftol=1e-15, gtol=1e-15)
+            for t0 in starts
+        ),
+        key=lambda o: o.cost,
+    )
     return best.x, best.cost
 
 
@@ -55,7 +68,7 @@ def test_default_fit_of_a_scaling_law_is_least_squares_and_converged():
     res = jl.fit(moe_law(), x, y, inits=STARTS)
     ref_x, ref_cost = scipy_lm(x, y, STARTS)
     r = y - moe_np(res.params, x)
-    np.testing.assert_allclose(res.objective, 0.5 * r @ r, rtol=1e-10)   # the objective is 1/2 SSE
+    np.testing.assert_allclose(res.objective, 0.5 * r @ r, rtol=1e-10)  # the objective is 1/2 SSE
     assert 0.5 * r @ r <= ref_cost * (1 + 1e-9)
     np.testing.assert_allclose(res.params, ref_x, rtol=1e-4)
     assert res.ok, res.flags
@@ -70,12 +83,12 @@ def test_objectives_by_law():
     assert jl.laws.chinchilla().default_objective == jl.huber(1e-3, log=True)
     x = np.linspace(0.0, 1.0, 12)
     law = jl.laws.Law("exp", ("a", "k"), lambda t, x: t[0] * jnp.exp(t[1] * x[:, 0]), x_dim=1)
-    y = 2.0 * np.exp(-1.5 * x) + np.where(np.arange(12) == 5, 0.3, 0.0)   # one outlier: Huber would discount it
+    y = 2.0 * np.exp(-1.5 * x) + np.where(np.arange(12) == 5, 0.3, 0.0)  # one outlier: Huber would discount it
     res = jl.fit(law, x, y, inits=np.array([[1.0, -1.0]]))
     ref = optimize.least_squares(lambda t: y - t[0] * np.exp(t[1] * x), [1.0, -1.0], method="lm", xtol=1e-15)
     np.testing.assert_allclose(res.params, ref.x, rtol=1e-5)
     robust = jl.fit(law, x, y, inits=np.array([[1.0, -1.0]]), objective=jl.huber(0.02))
-    assert np.max(np.abs(robust.params - ref.x) / np.abs(ref.x)) > 1e-3   # Huber's fit is another one
+    assert np.max(np.abs(robust.params - ref.x) / np.abs(ref.x)) > 1e-3  # Huber's fit is another one
 
 
 def _exp_problem():
@@ -93,8 +106,9 @@ def test_lm_stops_at_its_tolerance_and_the_cap_is_a_traced_argument():
         t0 = jnp.array([0.0, 1.0, 0.5])
         lm = LevenbergMarquardt()
         tr = lm(res, jl.squared(), t0)
-        ref = optimize.least_squares(lambda t: np.asarray(res(jnp.asarray(t))), np.asarray(t0), method="lm",
-                                     xtol=1e-15, ftol=1e-15, gtol=1e-15)
+        ref = optimize.least_squares(
+            lambda t: np.asarray(res(jnp.asarray(t))), np.asarray(t0), method="lm", xtol=1e-15, ftol=1e-15, gtol=1e-15
+        )
         np.testing.assert_allclose(float(tr.value), ref.cost, rtol=1e-10)
         assert float(tr.value_at_90) == float(tr.value)
         capped = jax.jit(lambda n: lm(res, jl.squared(), t0, steps=n))

@@ -21,8 +21,9 @@ from jaxlaws.fitting.covariance import normal_quantile, propagate
 from jaxlaws.fitting.regularise import resolve_bounds, resolve_penalty
 
 # one compiled program per (law, objective, penalty, box, kind), as the engine calls it (eager is 10-50x slower)
-covariance = jax.jit(cov_module.covariance,
-                     static_argnames=("predict", "objective", "penalty_spec", "box", "kind", "bandwidth"))
+covariance = jax.jit(
+    cov_module.covariance, static_argnames=("predict", "objective", "penalty_spec", "box", "kind", "bandwidth")
+)
 
 
 @pytest.fixture(autouse=True)
@@ -61,7 +62,7 @@ def test_ols_matches_numpy():
 def test_weighted_least_squares_and_dropped_points():
     x, y = _linear_data(1)
     w = np.random.default_rng(2).uniform(0.2, 3.0, len(y))
-    w[:5] = 0.0                                           # weight 0: the point is not there
+    w[:5] = 0.0  # weight 0: the point is not there
     X = design(x)
     sw = np.sqrt(w)
     beta, *_ = np.linalg.lstsq(X * sw[:, None], y * sw, rcond=None)
@@ -85,7 +86,7 @@ def test_ridge_penalty_enters_the_bread():
     assert spec == (lam, idx, 0.0)
     W = len(y)
     D = np.diag([0.0, 1.0, 1.0]) * lam * W
-    beta = np.linalg.solve(X.T @ X + D, X.T @ y)          # the penalised optimum
+    beta = np.linalg.solve(X.T @ X + D, X.T @ y)  # the penalised optimum
     s2 = np.sum((y - X @ beta) ** 2) / (len(y) - 3)
     Hi = np.linalg.inv(X.T @ X + D)
     ref = s2 * Hi @ (X.T @ X) @ Hi
@@ -102,8 +103,7 @@ def _chinchilla_jacobian(theta, x):
     t = np.stack([np.full_like(ln, e), a - al * ln, b - be * ld], axis=1)
     s = np.exp(t - t.max(axis=1, keepdims=True))
     s /= s.sum(axis=1, keepdims=True)
-    return np.column_stack([s[:, 0], s[:, 1], s[:, 2], -s[:, 1] * ln, -s[:, 2] * ld]), np.log(
-        np.exp(t).sum(axis=1))
+    return np.column_stack([s[:, 0], s[:, 1], s[:, 2], -s[:, 1] * ln, -s[:, 2] * ld]), np.log(np.exp(t).sum(axis=1))
 
 
 TRUE_CHIN = np.array([np.log(1.8), np.log(480.0), np.log(2100.0), 0.35, 0.37])
@@ -124,11 +124,12 @@ def test_nonlinear_log_space_matches_scipy_least_squares():
     def res(t):
         return np.log(y) - _chinchilla_jacobian(t, x)[1]
 
-    fit = least_squares(res, TRUE_CHIN, jac=lambda t: -_chinchilla_jacobian(t, x)[0], xtol=1e-15, ftol=1e-15,
-                        gtol=1e-15, method="lm")
+    fit = least_squares(
+        res, TRUE_CHIN, jac=lambda t: -_chinchilla_jacobian(t, x)[0], xtol=1e-15, ftol=1e-15, gtol=1e-15, method="lm"
+    )
     J = fit.jac
     s2 = 2 * fit.cost / (len(y) - 5)
-    ref = s2 * np.linalg.inv(J.T @ J)                     # curve_fit's pcov
+    ref = s2 * np.linalg.inv(J.T @ J)  # curve_fit's pcov
     cov, info = covariance(jl.laws.chinchilla().predict, fit.x, x, y, objective=jl.squared(log=True))
     np.testing.assert_allclose(cov, ref, rtol=1e-7)
     assert not info.singular
@@ -155,19 +156,30 @@ def test_huber_log_sandwich_matches_numpy():
         return np.log(y) - _chinchilla_jacobian(t, x)[1]
 
     # scipy's 'huber' loss with f_scale=delta is rho_delta exactly (0.5 r^2 inside, delta(|r| - delta/2) out)
-    fit = least_squares(res, TRUE_CHIN, loss="huber", f_scale=delta, xtol=1e-15, ftol=1e-15, gtol=1e-15,
-                        jac=lambda t: -_chinchilla_jacobian(t, x)[0])
+    fit = least_squares(
+        res,
+        TRUE_CHIN,
+        loss="huber",
+        f_scale=delta,
+        xtol=1e-15,
+        ftol=1e-15,
+        gtol=1e-15,
+        jac=lambda t: -_chinchilla_jacobian(t, x)[0],
+    )
     r = res(fit.x)
     J = -_chinchilla_jacobian(fit.x, x)[0]
-    assert 10 < np.sum(np.abs(r) < delta) < len(r) - 10   # both Huber regimes are present
+    assert 10 < np.sum(np.abs(r) < delta) < len(r) - 10  # both Huber regimes are present
     predict = jl.laws.chinchilla().predict
     # Silverman (1986) eq. 3.31
     h = 0.9 * min(np.std(r, ddof=1), np.subtract(*np.percentile(r, [75, 25])) / 1.34) * len(r) ** -0.2
     cov, info = covariance(predict, fit.x, x, y, objective=obj)
     np.testing.assert_allclose(cov, _huber_sandwich_numpy(J, r, delta, h), rtol=1e-8)
     assert np.isnan(float(info.sigma2))
-    np.testing.assert_allclose(covariance(predict, fit.x, x, y, objective=obj, bandwidth=0.0)[0],
-                               _huber_sandwich_numpy(J, r, delta, 0.0), rtol=1e-8)
+    np.testing.assert_allclose(
+        covariance(predict, fit.x, x, y, objective=obj, bandwidth=0.0)[0],
+        _huber_sandwich_numpy(J, r, delta, 0.0),
+        rtol=1e-8,
+    )
 
 
 # --------------------------------------------------------------------------- Huber: sandwich vs naive
@@ -191,8 +203,16 @@ def test_huber_sandwich_matches_monte_carlo_where_the_naive_estimate_does_not():
         noise = 0.1 * rng.standard_normal(n) * np.where(rng.uniform(size=n) < 0.1, 10.0, 1.0)
         y = line(truth, x) + noise
         X = np.column_stack([np.ones(n), x[:, 0]])
-        fit = least_squares(lambda t: y - X @ t, truth, loss="huber", f_scale=delta, jac=lambda t: -X,
-                            xtol=1e-14, ftol=1e-14, gtol=1e-14)
+        fit = least_squares(
+            lambda t: y - X @ t,
+            truth,
+            loss="huber",
+            f_scale=delta,
+            jac=lambda t: -X,
+            xtol=1e-14,
+            ftol=1e-14,
+            gtol=1e-14,
+        )
         est.append(fit.x)
         sand.append(np.sqrt(np.diag(sandwich(fit.x, y))))
         naive.append(np.sqrt(np.diag(naive_ls(fit.x, y))))
@@ -216,8 +236,10 @@ def test_intervals_cover_the_truth_95_percent_log_linear():
     ys = clean + sd * rng.standard_normal((reps, n))
     thetas = []
     for x, y in zip(xs, ys):
+
         def res(t):
             return y - (np.exp(t[0]) + np.exp(t[1] + t[2] * x[:, 0]))
+
         thetas.append(least_squares(res, truth, method="lm", xtol=1e-14, ftol=1e-14).x)
     thetas = np.array(thetas)
     cov, info = jax.jit(jax.vmap(lambda t, x, y: cov_module.covariance(law.predict, t, x, y)))(thetas, xs, ys)
@@ -240,7 +262,7 @@ def test_singular_bread_gives_nan_and_a_flag_under_jit():
 
 
 def test_too_few_points_gives_nan():
-    x, y = _linear_data(9, n=3)                               # saturated: 3 points, 3 parameters
+    x, y = _linear_data(9, n=3)  # saturated: 3 points, 3 parameters
     cov, info = covariance(quad, np.zeros(3), x, y)
     assert float(info.dof) == 0 and np.all(np.isnan(cov))
 
@@ -249,7 +271,7 @@ def test_parameter_on_a_bound_is_nan_and_the_rest_held_fixed():
     x, y = _linear_data(10)
     X = design(x)
     law = jl.laws.Law("quad", ("c0", "c1", "c2"), quad, x_dim=1, x_kind="free", init_grid=lambda k, x, y: None)
-    box = resolve_bounds(law, {"c2": (0.5, None)})           # the data want c2 = 0.3: it ends on the bound
+    box = resolve_bounds(law, {"c2": (0.5, None)})  # the data want c2 = 0.3: it ends on the bound
     c2 = 0.5
     beta, *_ = np.linalg.lstsq(X[:, :2], y - c2 * X[:, 2], rcond=None)
     theta = np.array([beta[0], beta[1], c2])
@@ -304,9 +326,19 @@ def _result_with_covariance():
     t = least_squares(lambda t: y - (np.exp(t[0]) + np.exp(t[1] + t[2] * p1)), [0.7, 0.0, -1.5], method="lm").x
     cov, _ = covariance(law.predict, t, x, y)
     z = lambda v: np.asarray(v, np.float64)  # noqa: E731
-    res = jl.FitResult(law=law, params=t, objective=z(0.0), mse=z(0.0), r2=z(1.0), n_points=np.asarray(30),
-                       converged=np.asarray(True), success=np.asarray(True), init_objectives=np.zeros(1),
-                       selection="final", covariance=np.asarray(cov))
+    res = jl.FitResult(
+        law=law,
+        params=t,
+        objective=z(0.0),
+        mse=z(0.0),
+        r2=z(1.0),
+        n_points=np.asarray(30),
+        converged=np.asarray(True),
+        success=np.asarray(True),
+        init_objectives=np.zeros(1),
+        selection="final",
+        covariance=np.asarray(cov),
+    )
     return res, t, np.asarray(cov)
 
 
@@ -321,9 +353,19 @@ def test_fitresult_stderr_intervals_and_params_dict():
         np.testing.assert_allclose(iv[name], (t[i] - z * se[i], t[i] + z * se[i]), rtol=1e-12)
     with pytest.raises(ValueError, match="level"):
         res.intervals(1.5)
-    batched = dataclasses.replace(res, params=np.stack([t, t]), objective=np.zeros(2), covariance=np.stack([cov, cov]),
-                                  flags=None, mse=np.zeros(2), r2=np.ones(2), converged=np.ones(2, bool),
-                                  success=np.ones(2, bool), n_points=np.full(2, 30), init_objectives=np.zeros((2, 1)))
+    batched = dataclasses.replace(
+        res,
+        params=np.stack([t, t]),
+        objective=np.zeros(2),
+        covariance=np.stack([cov, cov]),
+        flags=None,
+        mse=np.zeros(2),
+        r2=np.ones(2),
+        converged=np.ones(2, bool),
+        success=np.ones(2, bool),
+        n_points=np.full(2, 30),
+        init_objectives=np.zeros((2, 1)),
+    )
     assert batched.stderr.shape == (2, 3) and batched[1].covariance.shape == (3, 3)
     np.testing.assert_allclose(batched.intervals()["b"][0], np.full(2, res.intervals()["b"][0]))
 
@@ -355,18 +397,19 @@ def test_host_numpy_path_equals_the_traced_one_batched_huber_ridge_bounds():
     xs, ys = np.stack(xs), np.stack(ys)
     law = jl.laws.chinchilla()
     th = np.stack([TRUE_CHIN + 0.01 * k for k in range(3)])
-    th[2, 3] = 0.0                                              # on the lower bound of alpha below
+    th[2, 3] = 0.0  # on the lower bound of alpha below
     box = resolve_bounds(law, {"alpha": (0.0, 2.0)})
     pen = (1e-4, (3, 4), 0.0)
     w = np.random.default_rng(19).uniform(0.5, 2.0, ys.shape)
     obj = jl.huber(0.01, log=True)
     ref = jax.jit(jax.vmap(lambda t, x, y, w: cov_module.covariance(law.predict, t, x, y, w, obj, pen, box)[0]))(
-        th, xs, ys, w)
+        th, xs, ys, w
+    )
     host = cov_module.of_fits(law, obj, th, xs, ys, w, pen, box)
     np.testing.assert_allclose(host, np.asarray(ref), rtol=1e-9)
     assert np.all(np.isnan(host[2, 3])) and np.all(np.isfinite(host[0]))
     bad = th.copy()
-    bad[1, 0] = np.nan                                          # a failed fit: NaN, the others unchanged
+    bad[1, 0] = np.nan  # a failed fit: NaN, the others unchanged
     out = cov_module.of_fits(law, obj, bad, xs, ys, w, pen, box)
     assert np.all(np.isnan(out[1])) and np.allclose(out[0], host[0], rtol=1e-12)
 
@@ -394,14 +437,25 @@ def test_fit_carries_the_covariance_at_its_optimum():
 def test_paper_intervals_of_a_traceable_converter_batched():
     """A law whose to_paper traces (jnp): exact jacobians, vmapped over a batch; a failed fit gives NaN."""
     to_paper = lambda p: {"E": jnp.exp(p[..., 0]), "slope": 2.0 * p[..., 1]}  # noqa: E731
-    law = jl.laws.Law("line", ("e", "s"), line, x_dim=1, x_kind="free", init_grid=lambda k, x, y: None,
-                      to_paper=to_paper)
+    law = jl.laws.Law(
+        "line", ("e", "s"), line, x_dim=1, x_kind="free", init_grid=lambda k, x, y: None, to_paper=to_paper
+    )
     th = np.array([[0.1, 1.0], [0.3, -2.0], [np.nan, np.nan]])
     cov = np.array([[[0.04, 0.01], [0.01, 0.09]]] * 3)
     B = 3
-    res = jl.FitResult(law=law, params=th, objective=np.zeros(B), mse=np.zeros(B), r2=np.ones(B),
-                       n_points=np.full(B, 9), converged=np.ones(B, bool), success=np.array([True, True, False]),
-                       init_objectives=np.zeros((B, 1)), selection="final", covariance=cov)
+    res = jl.FitResult(
+        law=law,
+        params=th,
+        objective=np.zeros(B),
+        mse=np.zeros(B),
+        r2=np.ones(B),
+        n_points=np.full(B, 9),
+        converged=np.ones(B, bool),
+        success=np.array([True, True, False]),
+        init_objectives=np.zeros((B, 1)),
+        selection="final",
+        covariance=cov,
+    )
     lo, hi = res.intervals(0.95, paper=True)["E"]
     z = norm.ppf(0.975)
     e = np.exp(th[:2, 0])

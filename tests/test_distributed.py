@@ -28,7 +28,7 @@ ENV.pop("XLA_FLAGS", None)  # one CPU device per process
 # Fitted parameters (float64): another split of the problems over devices compiles another program (padding,
 # reduction order), which moves weakly determined parameters by ~1e-9 relative (measured 1.5e-9 with 3 processes).
 FIT_RTOL = 1e-7
-TIMEOUT = 240               # seconds for any one job of processes (a hang fails the test, never the suite)
+TIMEOUT = 240  # seconds for any one job of processes (a hang fails the test, never the suite)
 
 
 def _losses(sweep) -> dict:
@@ -90,6 +90,7 @@ def worker(mode: str, pid: int, n: int, port: int, work: Path) -> None:
     import test_train_sweep as t
 
     from jaxlaws.train import sweep as S
+
     out = {}
     if mode == "sweeps":
         out["static"] = _losses(_static(t, work / "static", runs_per_program=2))
@@ -120,8 +121,10 @@ def _free_port() -> int:
 
 def _launch(argv_of, n: int, timeout: float = TIMEOUT) -> list[subprocess.CompletedProcess]:
     """Start ``n`` processes (``argv_of(i)``), wait for all (killing them all after ``timeout`` s)."""
-    procs = [subprocess.Popen(argv_of(i), env=ENV, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-             for i in range(n)]
+    procs = [
+        subprocess.Popen(argv_of(i), env=ENV, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        for i in range(n)
+    ]
     deadline, out = time.monotonic() + timeout, []
     try:
         for p in procs:
@@ -156,8 +159,11 @@ def reference(tmp_path_factory):
     import test_train_sweep as t
 
     work = tmp_path_factory.mktemp("one")
-    return {"static": _losses(_static(t, work / "static", runs_per_program=6)),
-            "dynamic": _losses(_dynamic(t, work / "dynamic", runs_per_program=3)), "fit": _fit().params}
+    return {
+        "static": _losses(_static(t, work / "static", runs_per_program=6)),
+        "dynamic": _losses(_dynamic(t, work / "dynamic", runs_per_program=3)),
+        "fit": _fit().params,
+    }
 
 
 def _same(got: dict, want: dict) -> None:
@@ -179,6 +185,7 @@ def test_two_processes_equal_one(reference, tmp_path):
         _same(out["dynamic"], reference["dynamic"])
         np.testing.assert_allclose(out["fit"], reference["fit"], rtol=FIT_RTOL)
     from jaxlaws.sweeps.io import read_sweep
+
     _same(_losses(read_sweep(tmp_path / "static" / "sweep")), reference["static"])  # process 0 assembled it
     assert len(list((tmp_path / "dynamic" / "checkpoints").iterdir())) == 1
 
@@ -204,10 +211,36 @@ def test_killed_process_then_restart_with_three(reference, tmp_path):
 
 
 def _cli(i: int, n: int, port: int, work: Path, *extra: str) -> list[str]:
-    return [sys.executable, "-m", "jaxlaws.cli", "sweep", "static", "--data", "synthetic:2", "--steps", "2",
-            "--seq-len", "16", "--batch-size", "4", "--max-eval-chunks", "2", "--no-progress", "--out", str(work),
-            "--distributed", "--coordinator", f"127.0.0.1:{port}", "--num-processes", str(n), "--process-id",
-            str(i), "--dist-timeout", "30", *extra]
+    return [
+        sys.executable,
+        "-m",
+        "jaxlaws.cli",
+        "sweep",
+        "static",
+        "--data",
+        "synthetic:2",
+        "--steps",
+        "2",
+        "--seq-len",
+        "16",
+        "--batch-size",
+        "4",
+        "--max-eval-chunks",
+        "2",
+        "--no-progress",
+        "--out",
+        str(work),
+        "--distributed",
+        "--coordinator",
+        f"127.0.0.1:{port}",
+        "--num-processes",
+        str(n),
+        "--process-id",
+        str(i),
+        "--dist-timeout",
+        "30",
+        *extra,
+    ]
 
 
 @pytest.mark.slow
@@ -245,6 +278,7 @@ def test_bad_settings_are_refused_before_connecting():
         dist.initialize(f"127.0.0.1:{_free_port()}", 2, 1, timeout_s=1.0)  # nobody listens there
     assert time.monotonic() - t0 < 10
     import jax
+
     assert not jax.distributed.is_initialized()
 
 

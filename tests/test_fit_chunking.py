@@ -35,7 +35,7 @@ def counted(monkeypatch):
 @pytest.mark.parametrize("shared", [True, False])
 def test_chunked_equals_unchunked(counted, shared):
     x, y = _batch(7)
-    grid = jl.laws.log_linear_inits(3, 0, own=0)[::60]                       # 100 inits
+    grid = jl.laws.log_linear_inits(3, 0, own=0)[::60]  # 100 inits
     inits = grid if shared else np.stack([grid + 0.01 * b for b in range(7)])  # per-problem grids
     kw = dict(inits=inits, objective=jl.huber(0.02), dtype="float64")
     whole = jl.fit_batched(jl.laws.log_linear(3), x, y, **kw)

@@ -25,7 +25,7 @@ def synthetic_loglin(rng, n, noise=0.01):
     return x, loglin_np(truth, x) + rng.normal(0, noise, n)
 
 
-INITS = jl.laws.log_linear_inits(3, 0, own=0, n_random=3)[::6]   # 100 inits
+INITS = jl.laws.log_linear_inits(3, 0, own=0, n_random=3)[::6]  # 100 inits
 KW = dict(inits=INITS, dtype="float64", bounds=None, penalty=None)
 
 
@@ -51,18 +51,18 @@ def test_ragged_batch_equals_separate_fits(rng):
 
 def test_batched_predict_equals_per_problem_predict(rng):
     law = jl.laws.log_linear(3)
-    xs, ys = zip(*(synthetic_loglin(rng, 9) for _ in range(2)))   # the ragged test's padded shape: no compile
+    xs, ys = zip(*(synthetic_loglin(rng, 9) for _ in range(2)))  # the ragged test's padded shape: no compile
     res = jl.fit_batched(law, np.stack(xs), np.stack(ys), **KW)
     grid = rng.dirichlet(np.ones(3), 7)
-    shared = res.predict(grid)                              # (n, d) shared by every problem
-    per = res.predict(np.stack([grid + 0.0] * 2))           # (B, n, d)
+    shared = res.predict(grid)  # (n, d) shared by every problem
+    per = res.predict(np.stack([grid + 0.0] * 2))  # (B, n, d)
     assert shared.shape == (2, 7)
     for b in range(2):
         np.testing.assert_allclose(shared[b], loglin_np(res.params[b], grid), rtol=1e-12)
         np.testing.assert_allclose(shared[b], res[b].predict(grid), rtol=1e-12)
     np.testing.assert_allclose(per, shared, rtol=1e-12)
     with pytest.raises(ValueError, match="problems"):
-        res.predict(np.stack([grid] * 3))   # 3 sets of points for 2 problems
+        res.predict(np.stack([grid] * 3))  # 3 sets of points for 2 problems
 
 
 # --------------------------------------------------------------------------- cross-validation
@@ -78,7 +78,7 @@ def test_cross_validate_equals_a_loop_of_single_fits(rng, folds):
         np.testing.assert_array_equal(ids, np.arange(9))
     else:
         assert K == 3 and np.bincount(ids).tolist() == [3, 3, 3]
-        np.testing.assert_array_equal(ids, jl.fold_ids(9, 3, key=0))        # the split is a function of key
+        np.testing.assert_array_equal(ids, jl.fold_ids(9, 3, key=0))  # the split is a function of key
     oof = np.empty(9)
     for k in range(K):
         out = ids == k
@@ -110,7 +110,7 @@ def test_cross_validate_batched_and_bad_input(rng):
     with pytest.raises(ValueError, match="per-problem inits"):
         jl.cross_validate(law, np.stack([x, x]), np.stack([y1, y2]), "loo", inits=own[:1], **kw)
     with pytest.raises(ValueError, match="key"):
-        jl.cross_validate(law, x, y1, 3, **KW)                  # k-fold shuffles: needs a key
+        jl.cross_validate(law, x, y1, 3, **KW)  # k-fold shuffles: needs a key
     with pytest.raises(ValueError, match="does not apply"):
         jl.cross_validate(law, x, y1, "loo", test=np.zeros(9, bool), **KW)
     with pytest.raises(ValueError, match="between 2"):
@@ -126,12 +126,12 @@ def test_bootstrap_resamples_are_weighted_duplicates(rng):
     assert boot.params.shape == (4, 4) and boot.counts.shape == (4, 9) and boot.n_failed == 0
     assert np.all(boot.counts.sum(axis=1) == 9)
     np.testing.assert_allclose(boot.estimate.params, jl.fit(law, x, y, **KW).params, atol=1e-8)
-    for r in range(4):   # resample r is the fit to its drawn points, duplicates included
+    for r in range(4):  # resample r is the fit to its drawn points, duplicates included
         c = boot.counts[r].astype(int)
         dup = jl.fit(law, np.repeat(x, c, axis=0), np.repeat(y, c), **KW)
         np.testing.assert_allclose(boot.params[r], dup.params, atol=1e-5)
     again = jl.bootstrap(law, x, y, 4, key=3, **KW)
-    np.testing.assert_array_equal(again.counts, boot.counts)          # determinism: the key fixes the draws
+    np.testing.assert_array_equal(again.counts, boot.counts)  # determinism: the key fixes the draws
     est, lo, hi = boot.predict(x[:3])
     assert est.shape == lo.shape == hi.shape == (3,) and np.all(lo <= hi)
     with pytest.raises(ValueError, match="resamples"):
@@ -157,11 +157,21 @@ def test_bootstrap_percentile_intervals_cover_the_truth_at_about_the_nominal_rat
     p = np.linspace(0.0, 1.0, 25)
     ys = exp2_np(truth, p) + rng.normal(0, 0.02, (N_SETS, 25))
     inits = jl.laws.base.grid(np.linspace(-3, -1, 3), np.linspace(-1, 0, 3))
-    boot = jl.bootstrap(law, np.broadcast_to(p[:, None], (N_SETS, 25, 1)), ys, N_BOOT, key=11, level=LEVEL,
-                        paired=False, inits=inits, objective=jl.squared(), dtype="float64")
+    boot = jl.bootstrap(
+        law,
+        np.broadcast_to(p[:, None], (N_SETS, 25, 1)),
+        ys,
+        N_BOOT,
+        key=11,
+        level=LEVEL,
+        paired=False,
+        inits=inits,
+        objective=jl.squared(),
+        dtype="float64",
+    )
     assert boot.params.shape == (N_SETS, N_BOOT, 2) and np.all(boot.n_failed == 0)
     lo, hi = boot.param_intervals()
-    covered = (lo <= truth) & (truth <= hi)                  # (N_SETS, 2)
+    covered = (lo <= truth) & (truth <= hi)  # (N_SETS, 2)
     lo_ok = stats.binom.ppf(0.0005, N_SETS, 0.80)
     hi_ok = stats.binom.ppf(0.9995, N_SETS, 0.97)
     for j, name in enumerate(law.param_names):
@@ -189,16 +199,17 @@ def test_bootstrap_of_the_predicted_optimum_is_paired_across_groups():
     rng = np.random.default_rng(3)
     n_sets, n = 60, 20
     p1 = np.linspace(0.0, 1.0, n)
-    own = np.stack([p1, 1 - p1])                                   # (2, n): each group's own proportion
+    own = np.stack([p1, 1 - p1])  # (2, n): each group's own proportion
     covered = 0
     inits = jl.laws.base.grid(np.linspace(-3, -1, 3), np.linspace(-1, 0, 3))
     for s in range(n_sets):
         y = np.exp(k[:, None] * own + b[:, None]) + rng.normal(0, 0.02, (2, n))
-        boot = jl.bootstrap(law, own[..., None], y, 100, key=s, paired=True, inits=inits,
-                            objective=jl.squared(), dtype="float64")
-        np.testing.assert_array_equal(boot.counts[0], boot.counts[1])       # the same runs for both groups
+        boot = jl.bootstrap(
+            law, own[..., None], y, 100, key=s, paired=True, inits=inits, objective=jl.squared(), dtype="float64"
+        )
+        np.testing.assert_array_equal(boot.counts[0], boot.counts[1])  # the same runs for both groups
 
-        def optimum(theta):                                        # theta (..., 2 groups, 2) -> (...,)
+        def optimum(theta):  # theta (..., 2 groups, 2) -> (...,)
             return two_group_optimum(theta[..., 0, 0], theta[..., 0, 1], theta[..., 1, 0], theta[..., 1, 1])[1]
 
         est, lo, hi = boot.joint_interval(optimum)
@@ -218,7 +229,7 @@ def test_bootstrap_redraws_resamples_too_small_to_fit():
     can take; they are drawn again (and counted), so every resample is fittable."""
     law = jl.laws.static_two_group()
     p = np.linspace(0.1, 0.9, 5)
-    y = 1.5 + np.exp(-2.0 * p - 0.5) + np.array([0.003, -0.002, 0.001, -0.004, 0.002])   # synthetic
+    y = 1.5 + np.exp(-2.0 * p - 0.5) + np.array([0.003, -0.002, 0.001, -0.004, 0.002])  # synthetic
     boot = jl.bootstrap(law, p, y, 40, key=5, dtype="float64")
     assert np.all((boot.counts > 0).sum(axis=1) >= 3)
     assert 0 < boot.n_redrawn < 40 and np.all(boot.counts.sum(axis=1) == 5)

@@ -13,9 +13,9 @@ import jax
 import numpy as np
 import pandas as pd
 import pytest
+from conftest import dirichlet, law_results
 
 import jaxlaws as jl
-from conftest import dirichlet, law_results
 from jaxlaws.analysis import dynamic, methods, static
 from jaxlaws.analysis.pipeline import analyse
 from jaxlaws.sweeps import reference, synthetic
@@ -24,7 +24,7 @@ from jaxlaws.sweeps.schema import Sweep
 
 X3 = dirichlet(3, 9, 0)
 TH3 = np.array(law_results("arxiv_books_stackexchange/params_static.json")["arxiv"]["5000"]["0"])
-INITS = jl.laws.log_linear_inits(3, jax.random.key(0), own=0)[::30]      # 200 of the 6,000 inits
+INITS = jl.laws.log_linear_inits(3, jax.random.key(0), own=0)[::30]  # 200 of the 6,000 inits
 LAW3 = jl.laws.log_linear(3)
 
 
@@ -63,27 +63,30 @@ def decrement_ref(x, y, th, delta=0.02):
 
 def huber_sum(r, delta=0.02):
     a = np.abs(r)
-    return float(np.sum(np.where(a < delta, 0.5 * r ** 2, delta * (a - 0.5 * delta))))
+    return float(np.sum(np.where(a < delta, 0.5 * r**2, delta * (a - 0.5 * delta))))
 
 
 # --------------------------------------------------------------------------- solver settings
-@pytest.mark.parametrize("make, msg", [
-    (lambda: jl.LevenbergMarquardt(steps=0), "steps must be an integer >= 1"),
-    (lambda: jl.LevenbergMarquardt(steps=-5), "steps must be an integer >= 1"),
-    (lambda: jl.LevenbergMarquardt(steps=2.5), "steps must be an integer >= 1"),
-    (lambda: jl.LevenbergMarquardt(steps=True), "steps must be an integer >= 1"),
-    (lambda: jl.LevenbergMarquardt(damping=0.0), "damping must be a positive"),
-    (lambda: jl.LevenbergMarquardt(damping=float("nan")), "damping must be a positive"),
-    (lambda: jl.LevenbergMarquardt(decrease=1.0), "decrease must be a finite number > 1"),
-    (lambda: jl.LevenbergMarquardt(increase=0.5), "increase must be a finite number > 1"),
-    (lambda: jl.LBFGS(steps=0), "steps must be an integer >= 1"),
-    (lambda: jl.LBFGS(memory_size=0), "memory_size must be an integer >= 1"),
-    (lambda: jl.Adam(steps=-5), "steps must be an integer >= 1"),
-    (lambda: jl.Adam(learning_rate=0.0), "learning_rate must be a positive"),
-    (lambda: jl.Adam(learning_rate=-1e-3), "learning_rate must be a positive"),
-    (lambda: jl.Adam(learning_rate=float("inf")), "learning_rate must be a positive"),
-    (lambda: jl.Screen(steps=True), "Screen needs"),
-])
+@pytest.mark.parametrize(
+    "make, msg",
+    [
+        (lambda: jl.LevenbergMarquardt(steps=0), "steps must be an integer >= 1"),
+        (lambda: jl.LevenbergMarquardt(steps=-5), "steps must be an integer >= 1"),
+        (lambda: jl.LevenbergMarquardt(steps=2.5), "steps must be an integer >= 1"),
+        (lambda: jl.LevenbergMarquardt(steps=True), "steps must be an integer >= 1"),
+        (lambda: jl.LevenbergMarquardt(damping=0.0), "damping must be a positive"),
+        (lambda: jl.LevenbergMarquardt(damping=float("nan")), "damping must be a positive"),
+        (lambda: jl.LevenbergMarquardt(decrease=1.0), "decrease must be a finite number > 1"),
+        (lambda: jl.LevenbergMarquardt(increase=0.5), "increase must be a finite number > 1"),
+        (lambda: jl.LBFGS(steps=0), "steps must be an integer >= 1"),
+        (lambda: jl.LBFGS(memory_size=0), "memory_size must be an integer >= 1"),
+        (lambda: jl.Adam(steps=-5), "steps must be an integer >= 1"),
+        (lambda: jl.Adam(learning_rate=0.0), "learning_rate must be a positive"),
+        (lambda: jl.Adam(learning_rate=-1e-3), "learning_rate must be a positive"),
+        (lambda: jl.Adam(learning_rate=float("inf")), "learning_rate must be a positive"),
+        (lambda: jl.Screen(steps=True), "Screen needs"),
+    ],
+)
 def test_solver_settings_checked_at_construction(make, msg):
     with pytest.raises(ValueError, match=msg):
         make()
@@ -98,8 +101,14 @@ def test_default_solvers_still_build():
 def test_laws_declare_their_output_range():
     for law in (jl.laws.log_linear(3), jl.laws.log_linear(9, own=2), jl.laws.chinchilla(), jl.laws.exp_two_group()):
         assert law.output_range == (0.0, math.inf) and law.positive, law
-    for law in (jl.laws.static_two_group(), jl.laws.log_linear_paper(3), jl.laws.dynamic_linear(3),
-                jl.laws.dynamic_full(3), jl.laws.log_ratio(3), jl.laws.scaled_method(2)):
+    for law in (
+        jl.laws.static_two_group(),
+        jl.laws.log_linear_paper(3),
+        jl.laws.dynamic_linear(3),
+        jl.laws.dynamic_full(3),
+        jl.laws.log_ratio(3),
+        jl.laws.scaled_method(2),
+    ):
         assert law.output_range == (-math.inf, math.inf) and not law.positive, law
     with pytest.raises(ValueError, match="output_range"):
         jl.laws.Law("bad", ("a",), lambda p, x: x[:, 0] * p[0], 1, design=lambda x: x, output_range=(1.0, 0.0))
@@ -117,11 +126,16 @@ def test_positive_law_rejects_losses_it_cannot_fit():
     with pytest.raises(ValueError, match="exp_two_group can only predict strictly positive"):
         jl.fit(jl.laws.exp_two_group(), np.linspace(0.1, 0.9, 9), -np.ones(9))
     with pytest.raises(ValueError, match="chinchilla can only predict strictly positive"):
-        jl.fit(jl.laws.chinchilla(), np.c_[np.full(6, 1e8), np.geomspace(1e9, 1e11, 6)], -np.ones(6),
-               objective=jl.squared())
+        jl.fit(
+            jl.laws.chinchilla(),
+            np.c_[np.full(6, 1e8), np.geomspace(1e9, 1e11, 6)],
+            -np.ones(6),
+            objective=jl.squared(),
+        )
     # a law without the restriction fits negative targets (here: a loss change)
-    res = jl.fit(jl.laws.dynamic_full(3), X3, -0.1 * X3 @ np.array([1.0, 0.5, 0.2]), objective=jl.squared(),
-                 dtype="float64")
+    res = jl.fit(
+        jl.laws.dynamic_full(3), X3, -0.1 * X3 @ np.array([1.0, 0.5, 0.2]), objective=jl.squared(), dtype="float64"
+    )
     np.testing.assert_allclose(res.params, [-0.1, -0.05, -0.02], atol=1e-10)
 
 
@@ -130,8 +144,9 @@ def test_positive_law_rejects_losses_it_cannot_fit():
 def test_decrement_matches_an_independent_reference():
     y = y3()
     # one Levenberg-Marquardt step from one init: far from the optimum, a large decrement
-    one = jl.fit(LAW3, X3, y, inits=INITS[:1], solver=jl.LevenbergMarquardt(steps=1), dtype="float64",
-                 penalty=None)   # the reference is the plain (unpenalised) objective
+    one = jl.fit(
+        LAW3, X3, y, inits=INITS[:1], solver=jl.LevenbergMarquardt(steps=1), dtype="float64", penalty=None
+    )  # the reference is the plain (unpenalised) objective
     ref = decrement_ref(X3, y, one.params)
     assert ref > 1e-3 * one.objective
     np.testing.assert_allclose(one.decrement, ref, rtol=1e-5)
@@ -148,11 +163,10 @@ def test_decrement_matches_an_independent_reference():
 def test_diverged_adam_is_not_converged():
     """Adam with lr=1e3 diverges from every init and returns a starting point; it used to say converged."""
     y = y3()
-    res = jl.fit(LAW3, X3, y, inits=INITS, solver=jl.Adam(steps=200, learning_rate=1e3), dtype="float64",
-                 penalty=None)
+    res = jl.fit(LAW3, X3, y, inits=INITS, solver=jl.Adam(steps=200, learning_rate=1e3), dtype="float64", penalty=None)
     start_obj = [huber_sum(y - ll3(t, X3)) for t in INITS]
-    assert np.isclose(res.objective, min(start_obj), rtol=1e-9)            # it is the best starting point
-    assert decrement_ref(X3, y, res.params) > 0.1 * res.objective           # where the gradient is large
+    assert np.isclose(res.objective, min(start_obj), rtol=1e-9)  # it is the best starting point
+    assert decrement_ref(X3, y, res.params) > 0.1 * res.objective  # where the gradient is large
     assert not res.converged and "not_converged" in res.flags and not res.ok
 
 
@@ -213,8 +227,13 @@ def test_saturated_fits_flagged():
     assert two.saturated and "saturated" in two.flags and not two.ok
     assert r2_ref(y, two.predict(p)) > 0.999
     # four mixtures for the four-parameter m=3 law; in a batch, only that problem is flagged
-    res = jl.fit_batched(LAW3, np.stack([X3, X3[[0, 1, 2, 3] * 2 + [4]]]), np.stack([y3(), y3()[[0, 1, 2, 3] * 2 + [4]]]),
-                         inits=INITS, dtype="float64")
+    res = jl.fit_batched(
+        LAW3,
+        np.stack([X3, X3[[0, 1, 2, 3] * 2 + [4]]]),
+        np.stack([y3(), y3()[[0, 1, 2, 3] * 2 + [4]]]),
+        inits=INITS,
+        dtype="float64",
+    )
     assert res.flags[0] == () and res.n_distinct.tolist() == [9, 5]
     res4 = jl.fit(LAW3, X3[:4], y3()[:4], inits=INITS, dtype="float64")
     assert res4.saturated and "saturated" in res4.flags and res4.n_distinct == 4
@@ -241,7 +260,7 @@ def test_negative_r2_of_a_law_that_cannot_predict_a_constant_is_a_finding():
     a = np.array([[0.5, 0.0, 0.1], [0.0, 0.1, 0.6], [0.3, 0.4, 0.0]])
     p = rng.dirichlet(np.ones(3), 9)
     f = p @ a.T
-    y = -0.05 + 0.02 * p[:, ::-1] + rng.normal(0, 0.002, (9, 3))    # a uniform decrease the matrix misses
+    y = -0.05 + 0.02 * p[:, ::-1] + rng.normal(0, 0.002, (9, 3))  # a uniform decrease the matrix misses
     res = jl.fit(jl.laws.scaled_method(3, intercept=False), f, y, dtype="float64")
     r2 = r2_ref(y.ravel(), (res.params[0] * f).ravel())
     assert r2 < 0 and np.isclose(res.r2, r2, rtol=1e-10)
@@ -252,9 +271,18 @@ def test_negative_r2_of_a_law_that_cannot_predict_a_constant_is_a_finding():
 
 
 def test_fitresult_without_diagnostics_still_builds():
-    res = jl.FitResult(law=LAW3, params=np.zeros(4), objective=np.float64(1.0), mse=np.float64(0.1),
-                       r2=np.float64(-0.5), n_points=np.int64(9), converged=np.bool_(False),
-                       success=np.bool_(True), init_objectives=np.ones(3), selection="final")
+    res = jl.FitResult(
+        law=LAW3,
+        params=np.zeros(4),
+        objective=np.float64(1.0),
+        mse=np.float64(0.1),
+        r2=np.float64(-0.5),
+        n_points=np.int64(9),
+        converged=np.bool_(False),
+        success=np.bool_(True),
+        init_objectives=np.ones(3),
+        selection="final",
+    )
     assert res.flags == ("not_converged", "negative_r2") and not res.ok
 
 
@@ -314,14 +342,16 @@ def test_two_group_optimum_table_survives_a_flat_seed():
     """A flat (flagged) fit has no closed-form optimum; the other seeds keep theirs (it used to raise)."""
     from jaxlaws.analysis.optimum import optimum_table
 
-    params = {"a": {0: np.array([3.0, -2.0, -0.5]), 1: np.array([3.0, -2.0, -0.5])},
-              "b": {0: np.array([3.2, -1.5, -0.4]), 1: np.array([3.2, 0.0, -0.4])}}
+    params = {
+        "a": {0: np.array([3.0, -2.0, -0.5]), 1: np.array([3.0, -2.0, -0.5])},
+        "b": {0: np.array([3.2, -1.5, -0.4]), 1: np.array([3.2, 0.0, -0.4])},
+    }
     table = optimum_table(params, ("a", "b"), "two_group")
     k1, b1, k2, b2 = -2.0, -0.5, -1.5, -0.4
-    raw = (k2 + b2 - b1 + np.log(k2 / k1)) / (k1 + k2)      # d/dp [e^(k1 p + b1) + e^(k2 (1-p) + b2)] = 0
+    raw = (k2 + b2 - b1 + np.log(k2 / k1)) / (k1 + k2)  # d/dp [e^(k1 p + b1) + e^(k2 (1-p) + b2)] = 0
     assert np.isclose(table.loc[0, "p1_closed_form_raw"], raw) and np.isclose(table.loc[0, "p_a"], raw, atol=1e-6)
     assert np.isnan(table.loc[1, "p1_closed_form_raw"]) and not table.loc[1, "clipped"]
-    assert 0 <= table.loc[1, "p_a"] <= 1                      # the numerical optimum still exists
+    assert 0 <= table.loc[1, "p_a"] <= 1  # the numerical optimum still exists
 
 
 def _static2(mixtures=None, seeds=range(3), noise=0.003):
@@ -422,7 +452,9 @@ def test_method_analysis_flags_and_averages():
         ma = methods.method_parameters(bad, "doremi", transpose_doge=False)
     assert {"sim", "b", "sim_method_sign", "flags"} <= set(ma.similarity.columns)
     assert "flags" in ma.a_star_fits.columns and "flags" in ma.scale_fits.columns
-    assert ma.a_star_fits.loc[ma.a_star_fits["flags"] != "", ["group", "seed"]].values.tolist() == [["stackexchange", 1]]
+    assert ma.a_star_fits.loc[ma.a_star_fits["flags"] != "", ["group", "seed"]].values.tolist() == [
+        ["stackexchange", 1]
+    ]
     sims = ma.similarity.set_index("seed")
     assert sims.loc[1, "flags"] != "" and sims.loc[0, "flags"] == "" and sims.loc[2, "flags"] == ""
     np.testing.assert_allclose(ma.averages.loc["mean", "sim"], sims.loc[[0, 2], "sim"].mean(), rtol=1e-12)

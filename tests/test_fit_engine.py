@@ -8,20 +8,23 @@ import textwrap
 import jax
 import numpy as np
 import pytest
+from conftest import dirichlet, law_results
 from scipy.optimize import least_squares, minimize
 
 import jaxlaws as jl
-from conftest import dirichlet, law_results
 
 
 def _huber_sum(r, delta):
     a = np.abs(r)
-    return float(np.sum(np.where(a < delta, 0.5 * r ** 2, delta * (a - 0.5 * delta))))
+    return float(np.sum(np.where(a < delta, 0.5 * r**2, delta * (a - 0.5 * delta))))
 
 
 def _problem(rng, group=0, seed=0, noise=0.005):
-    th = np.array(law_results("arxiv_books_stackexchange/params_static.json")
-                  [("arxiv", "book", "stackexchange")[group]]["5000"][str(seed)])
+    th = np.array(
+        law_results("arxiv_books_stackexchange/params_static.json")[("arxiv", "book", "stackexchange")[group]]["5000"][
+            str(seed)
+        ]
+    )
     x = dirichlet(3, 9, seed)
     y = np.exp(th[0]) + np.exp(th[1] + x[:, :2] @ th[2:]) + rng.normal(0, noise, 9)
     return x, y
@@ -39,7 +42,7 @@ def test_objective_never_worse_than_scipy(rng, group):
         return y - (np.exp(t[0]) + np.exp(t[1] + x[:, :2] @ t[2:]))
 
     best = np.inf
-    for t0 in inits[::60]:          # 100 of the 6,000 inits, spread over the grid
+    for t0 in inits[::60]:  # 100 of the 6,000 inits, spread over the grid
         with np.errstate(all="ignore"):
             sol = least_squares(resid, t0, loss="huber", f_scale=0.02, method="trf", max_nfev=2000)
         if np.all(np.isfinite(sol.x)):
@@ -54,8 +57,9 @@ def test_lbfgs_and_adam_reach_the_same_minimum(rng):
     inits = jl.laws.log_linear_inits(3, jax.random.key(0), own=0)[::30]
     ref = jl.fit(jl.laws.log_linear(3), x, y, inits=inits, dtype="float64")
     lb = jl.fit(jl.laws.log_linear(3), x, y, inits=inits, solver=jl.LBFGS(steps=100), dtype="float64")
-    ad = jl.fit(jl.laws.log_linear(3), x, y, inits=inits, solver=jl.Adam(steps=3000, learning_rate=3e-3),
-                dtype="float64")
+    ad = jl.fit(
+        jl.laws.log_linear(3), x, y, inits=inits, solver=jl.Adam(steps=3000, learning_rate=3e-3), dtype="float64"
+    )
     assert lb.objective <= ref.objective * (1 + 1e-4)
     assert ad.objective <= ref.objective * 1.05
     assert ref.selection == "trajectory" and ref.init_objectives.shape == (len(inits),)
@@ -87,10 +91,14 @@ def test_lstsq_matches_numpy_float64(rng, weighted):
 def test_lstsq_huber_irls_matches_scipy(rng):
     X = np.c_[np.ones(40), rng.uniform(size=(40, 2))]
     y = X @ np.array([3.0, -0.3, 0.1]) + rng.normal(0, 0.01, 40)
-    y[:4] += 0.5                                   # outliers: Huber must discount them
+    y[:4] += 0.5  # outliers: Huber must discount them
     fit = jl.lstsq(X, y, huber_delta=0.02)
-    sol = minimize(lambda c: _huber_sum(y - X @ c, 0.02), np.zeros(3), method="Nelder-Mead",
-                   options=dict(xatol=1e-12, fatol=1e-14, maxiter=20000, maxfev=20000))
+    sol = minimize(
+        lambda c: _huber_sum(y - X @ c, 0.02),
+        np.zeros(3),
+        method="Nelder-Mead",
+        options=dict(xatol=1e-12, fatol=1e-14, maxiter=20000, maxfev=20000),
+    )
     assert fit.objective <= sol.fun * (1 + 1e-8)
     np.testing.assert_allclose(fit.coef, sol.x, atol=1e-4)
     np.testing.assert_allclose(fit.coef, [3.0, -0.3, 0.1], atol=0.02)
@@ -105,8 +113,7 @@ def test_linear_law_fit_uses_closed_form_and_huber(rng):
     np.testing.assert_allclose(res.params, ref.coef, rtol=1e-10)
     assert res.selection == "closed_form" and res.converged
     sq = jl.fit(jl.laws.dynamic_linear(3), x, y, objective=jl.squared(), dtype="float64")
-    np.testing.assert_allclose(sq.params, np.linalg.lstsq(np.c_[np.ones(25), x[:, :2]], y, rcond=None)[0],
-                               rtol=1e-10)
+    np.testing.assert_allclose(sq.params, np.linalg.lstsq(np.c_[np.ones(25), x[:, :2]], y, rcond=None)[0], rtol=1e-10)
 
 
 def test_scaled_method_multi_output_closed_form(rng):
@@ -135,7 +142,7 @@ def test_holdout_selection_and_final_rule(rng):
 
 def test_every_init_diverging_is_reported_not_returned(rng):
     x, y = _problem(rng)
-    bad = np.array([[50.0, 50.0, 50.0, 50.0], [80.0, 80.0, 80.0, 80.0]])   # exp overflows everywhere
+    bad = np.array([[50.0, 50.0, 50.0, 50.0], [80.0, 80.0, 80.0, 80.0]])  # exp overflows everywhere
     with pytest.raises(jl.FitError, match="diverged"):
         jl.fit(jl.laws.log_linear(3), x, y, inits=bad, dtype="float32")
     res = jl.fit(jl.laws.log_linear(3), x, y, inits=bad, dtype="float32", throw=False)
@@ -198,9 +205,15 @@ def test_chinchilla_recovers_hoffmann_parameters(rng):
     n = np.exp(rng.uniform(np.log(1e7), np.log(1e10), 240))
     d = np.exp(rng.uniform(np.log(1e9), np.log(1e12), 240))
     true = np.array([np.log(1.69), np.log(406.4), np.log(410.7), 0.34, 0.28])
-    loss = 1.69 + 406.4 / n ** 0.34 + 410.7 / d ** 0.28
-    res = jl.fit(jl.laws.chinchilla(), np.c_[n, d], loss * np.exp(rng.normal(0, 1e-3, 240)),
-                 objective=jl.huber(1e-3, log=True), screen=jl.Screen(10, 0.05), dtype="float64")
+    loss = 1.69 + 406.4 / n**0.34 + 410.7 / d**0.28
+    res = jl.fit(
+        jl.laws.chinchilla(),
+        np.c_[n, d],
+        loss * np.exp(rng.normal(0, 1e-3, 240)),
+        objective=jl.huber(1e-3, log=True),
+        screen=jl.Screen(10, 0.05),
+        dtype="float64",
+    )
     np.testing.assert_allclose(np.exp(res.params[0]), 1.69, rtol=0.02)
     np.testing.assert_allclose(res.params[3:], true[3:], atol=0.02)
     assert res.r2 > 0.999
@@ -225,7 +238,7 @@ def test_chinchilla_default_objective_is_huber_1e3_on_log_loss():
     rng = np.random.default_rng(1)
     n = np.geomspace(1e7, 1e10, 16)
     d = 20 * n * np.exp(rng.normal(0, 0.5, 16))
-    loss = (1.7 + 400 / n ** 0.34 + 410 / d ** 0.28) * np.exp(rng.normal(0, 0.01, 16))
+    loss = (1.7 + 400 / n**0.34 + 410 / d**0.28) * np.exp(rng.normal(0, 0.01, 16))
     x = np.c_[n, d]
     law = jl.laws.chinchilla()
     assert law.default_objective == jl.huber(1e-3, log=True)
@@ -236,5 +249,5 @@ def test_chinchilla_default_objective_is_huber_1e3_on_log_loss():
     # the reported objective is Huber(1e-3) of log residuals, recomputed here in numpy
     e, a, b, al, be = default.params
     r = np.log(loss) - np.log(np.exp(e) + np.exp(a - al * np.log(n)) + np.exp(b - be * np.log(d)))
-    want = np.where(np.abs(r) < 1e-3, 0.5 * r ** 2, 1e-3 * (np.abs(r) - 0.5e-3)).sum()
+    want = np.where(np.abs(r) < 1e-3, 0.5 * r**2, 1e-3 * (np.abs(r) - 0.5e-3)).sum()
     np.testing.assert_allclose(default.objective, want, rtol=1e-4, atol=1e-12)

@@ -32,7 +32,7 @@ def test_rounded_mixtures_are_refused_with_the_way_out():
         jl.fit(jl.laws.chinchilla(), np.ones((6, 2)), np.ones(6), normalize=True)
     with pytest.raises(ValueError, match="entries >= 0"):
         jl.fit_batched(jl.laws.dml(3), np.where(r > 0.5, -r, r), y, normalize=True)
-    with pytest.raises(ValueError, match="sums to 1.3"):       # single fits say it without a batch index
+    with pytest.raises(ValueError, match="sums to 1.3"):  # single fits say it without a batch index
         jl.fit(jl.laws.dml(3), np.r_[r[0, :11], [[0.5, 0.5, 0.3]]], y[0])
 
 
@@ -57,7 +57,7 @@ def test_normalize_equals_fitting_the_normalised_rows_and_reports_the_offsets():
     tol = jl.fit_batched(jl.laws.dml(3), rounded, y, simplex_atol=0.05, dtype="float64")
     assert not tol.normalized and tol.n_renormalized.sum() == 0
     np.testing.assert_allclose(tol.max_row_sum_error, res.max_row_sum_error)
-    for b in range(3):   # its reported MSE is that of the rounded rows, computed here in numpy
+    for b in range(3):  # its reported MSE is that of the rounded rows, computed here in numpy
         pred = tol.params[b, 0] + np.exp(rounded[b] @ tol.params[b, 1:])
         np.testing.assert_allclose(tol.mse[b], np.mean((pred - y[b]) ** 2), rtol=1e-9)
 
@@ -66,7 +66,7 @@ def frame():
     r, y = data()
     rows = []
     for b, name in enumerate(["beta", "alpha", "gamma"]):
-        keep = 12 if b < 2 else 10            # ragged: one group has fewer runs
+        keep = 12 if b < 2 else 10  # ragged: one group has fewer runs
         for n in range(keep):
             rows.append({"size": name, "p_a": r[b, n, 0], "p_b": r[b, n, 1], "p_c": r[b, n, 2], "loss": y[b, n]})
     return pd.DataFrame(rows).sample(frac=1.0, random_state=0).reset_index(drop=True), r, y
@@ -77,7 +77,7 @@ def test_fit_frame_by_column_names_matches_fit_batched():
     df, r, y = frame()
     fits = jl.fit_frame(jl.laws.dml(3), df, x=["p_a", "p_b", "p_c"], y="loss", by="size", dtype="float64")
     assert fits.labels == ("alpha", "beta", "gamma") and len(fits) == 3
-    ref = jl.fit_batched(jl.laws.dml(3), r, y, dtype="float64")   # problem 0 is 'beta', 1 is 'alpha'
+    ref = jl.fit_batched(jl.laws.dml(3), r, y, dtype="float64")  # problem 0 is 'beta', 1 is 'alpha'
     np.testing.assert_allclose(fits["beta"].params, ref.params[0], rtol=1e-7, atol=1e-9)
     np.testing.assert_allclose(fits["alpha"].params, ref.params[1], rtol=1e-7, atol=1e-9)
     assert int(fits["gamma"].n_points) == 10
@@ -94,10 +94,11 @@ def test_fit_frame_by_column_names_matches_fit_batched():
         fits["delta"]
     # several by columns give tuple labels; per-row splits may name a column (score-only test points here)
     df2 = df.assign(domain="web", held=df.index % 6 == 0)
-    two = jl.fit_frame(jl.laws.dml(3), df2, x=["p_a", "p_b", "p_c"], y="loss", by=["size", "domain"], test="held",
-                       dtype="float64")
+    two = jl.fit_frame(
+        jl.laws.dml(3), df2, x=["p_a", "p_b", "p_c"], y="loss", by=["size", "domain"], test="held", dtype="float64"
+    )
     assert two.labels == (("alpha", "web"), ("beta", "web"), ("gamma", "web"))
-    held = (df.index % 6 == 0)
+    held = df.index % 6 == 0
     np.testing.assert_array_equal(two.result.n_test, [held[df["size"] == s].sum() for s in ("alpha", "beta", "gamma")])
     err = np.abs(two.predict(df2) - df["loss"].to_numpy())
     for i, s in enumerate(("alpha", "beta", "gamma")):
@@ -110,15 +111,15 @@ def test_fit_frame_refuses_bad_tables_naming_the_group():
     with pytest.raises(ValueError, match=r"no column\(s\) \['p_d'\]"):
         jl.fit_frame(law, df, x=["p_a", "p_b", "p_d"], y="loss", by="size")
     with pytest.raises(ValueError, match="missing values"):
-        jl.fit_frame(law, df.assign(size=df["size"].where(df.index != 3)), x=["p_a", "p_b", "p_c"], y="loss",
-                     by="size")
+        jl.fit_frame(law, df.assign(size=df["size"].where(df.index != 3)), x=["p_a", "p_b", "p_c"], y="loss", by="size")
     bad = df.copy()
     bad.loc[bad["size"] == "gamma", "p_a"] += 0.01
-    with pytest.raises(ValueError, match="size='gamma'.*simplex_atol"):   # strict: a bad group refuses the table
+    with pytest.raises(ValueError, match="size='gamma'.*simplex_atol"):  # strict: a bad group refuses the table
         jl.fit_frame(law, bad, x=["p_a", "p_b", "p_c"], y="loss", by="size", strict=True)
     with pytest.raises(ValueError, match="size='alpha'.*4 free parameters"):
-        jl.fit_frame(law, df[(df["size"] != "alpha") | (df.index < 5)], x=["p_a", "p_b", "p_c"], y="loss",
-                     by="size", strict=True)
+        jl.fit_frame(
+            law, df[(df["size"] != "alpha") | (df.index < 5)], x=["p_a", "p_b", "p_c"], y="loss", by="size", strict=True
+        )
     with pytest.raises(ValueError, match="one y column"):
         jl.fit_frame(law, df.assign(loss2=df["loss"]), x=["p_a", "p_b", "p_c"], y=["loss", "loss2"], by="size")
     with pytest.raises(ValueError, match="DataFrame"):
@@ -128,13 +129,22 @@ def test_fit_frame_refuses_bad_tables_naming_the_group():
 def _result(law, params):
     params = np.asarray(params, np.float64)
     z = np.zeros(params.shape[:-1])
-    return FitResult(law=law, params=params, objective=z, mse=z, r2=z + 1, n_points=z + 9, converged=z == 0,
-                     success=z == 0, init_objectives=z[..., None], selection="trajectory")
+    return FitResult(
+        law=law,
+        params=params,
+        objective=z,
+        mse=z,
+        r2=z + 1,
+        n_points=z + 9,
+        converged=z == 0,
+        success=z == 0,
+        init_objectives=z[..., None],
+        selection="trajectory",
+    )
 
 
 def test_paper_names_against_hand_conversions():
-    chin = _result(jl.laws.chinchilla(), [[0.5974, 6.1693, 7.6700, 0.3473, 0.3672],
-                                          [0.0, 5.0, 6.0, 0.3, 0.4]])
+    chin = _result(jl.laws.chinchilla(), [[0.5974, 6.1693, 7.6700, 0.3473, 0.3672], [0.0, 5.0, 6.0, 0.3, 0.4]])
     paper = chin.paper
     assert list(paper) == ["E", "A", "B", "alpha", "beta"]
     np.testing.assert_allclose(paper["E"], [np.exp(0.5974), 1.0])
@@ -142,7 +152,7 @@ def test_paper_names_against_hand_conversions():
     np.testing.assert_allclose(paper["B"], [np.exp(7.67), np.exp(6.0)])
     np.testing.assert_allclose(paper["beta"], [0.3672, 0.4])
     one = chin[0].paper
-    assert one["A"].shape == () and abs(float(one["A"]) - 477.8) < 0.1     # Epoch's A
+    assert one["A"].shape == () and abs(float(one["A"]) - 477.8) < 0.1  # Epoch's A
     # the static law: c = e^l, b = e^b, A_j = -t_j and A_m = 0; same predictions as Aioli's formula
     red = np.array([0.7, -0.4, -1.3, 0.6])
     static = _result(jl.laws.log_linear(3), red).paper
@@ -169,8 +179,9 @@ def test_log_linear_shares_one_predict_and_picks_its_own_group_from_data():
         auto = jl.laws.log_linear(m).init_grid(key, p, loss)
         np.testing.assert_array_equal(auto, jl.laws.log_linear_inits(m, key, own=own))
         # explicit own is what it was: the original's grid for that index, whatever the data
-        np.testing.assert_array_equal(jl.laws.log_linear(m, own=1).init_grid(key, p, loss),
-                                      jl.laws.log_linear_inits(m, key, own=1))
+        np.testing.assert_array_equal(
+            jl.laws.log_linear(m, own=1).init_grid(key, p, loss), jl.laws.log_linear_inits(m, key, own=1)
+        )
     # a constant loss correlates with nothing: no index is started negative
     assert jl.laws.auto_own(p, np.full(15, 3.0)) is None
     for bad in (m, -1, 1.5, "first", True):

@@ -7,9 +7,9 @@ original fits); noise-free data must give the generating parameters back almost 
 import jax
 import numpy as np
 import pytest
+from conftest import dirichlet, law_results
 
 import jaxlaws as jl
-from conftest import dirichlet, law_results
 
 NOISE = 0.005
 GROUPS3 = ("arxiv", "book", "stackexchange")
@@ -54,7 +54,7 @@ def test_two_group_static_two_stage_recovers_reference(rng):
         pred = noisy[i].predict(grid if i < 5 else 1 - grid)
         c, k, b = truth[i]
         true = c + np.exp(k * (grid if i < 5 else 1 - grid) + b)
-        assert np.sqrt(np.mean((pred - true) ** 2)) < 2 * NOISE   # the curve, not the raw params
+        assert np.sqrt(np.mean((pred - true) ** 2)) < 2 * NOISE  # the curve, not the raw params
 
 
 @pytest.mark.slow
@@ -63,8 +63,7 @@ def test_three_group_static_recovers_reference(rng, solver):
     xs, ys, truth, inits = _static3(0.0, rng)
     sel = slice(None) if isinstance(solver, jl.LevenbergMarquardt) else slice(0, 15, 7)
     sub_inits = inits if isinstance(solver, jl.LevenbergMarquardt) else inits[:, ::20]
-    res = jl.fit_batched(jl.laws.log_linear(3), xs[sel], ys[sel], inits=sub_inits[sel], solver=solver,
-                         dtype="float64")
+    res = jl.fit_batched(jl.laws.log_linear(3), xs[sel], ys[sel], inits=sub_inits[sel], solver=solver, dtype="float64")
     assert res.success.all()
     # Noise-free: the reduced form is identifiable, so predictions and parameters come back.
     assert np.all(res.mse < 1e-9)
@@ -84,10 +83,10 @@ def test_three_group_static_noisy_predictions(rng):
         # Nine points, four parameters: inside the hull of the sweep the fit tracks the truth.
         inside = test_p[(test_p.min(axis=1) > 0.05)]
         err = res[b].predict(inside) - truth_law(truth[b], inside)
-        assert np.sqrt(np.mean(err ** 2)) < 5 * NOISE, b
+        assert np.sqrt(np.mean(err**2)) < 5 * NOISE, b
         # Over the whole simplex, corners included (extrapolation), it stays within a few noise sd.
         everywhere = res[b].predict(test_p) - truth_law(truth[b], test_p)
-        assert np.sqrt(np.mean(everywhere ** 2)) < 3 * NOISE and np.abs(everywhere).max() < 10 * NOISE, b
+        assert np.sqrt(np.mean(everywhere**2)) < 3 * NOISE and np.abs(everywhere).max() < 10 * NOISE, b
 
 
 @pytest.mark.slow
@@ -101,14 +100,15 @@ def test_instruction_static_nine_groups(rng):
         y = np.asarray(jax.jit(jl.laws.log_linear(9).predict)(th, x), np.float64)
         ys.append(y + rng.normal(0, NOISE, len(y)))
         inits.append(jl.laws.log_linear_inits(9, jax.random.key(0), own=i))
-    res = jl.fit_batched(jl.laws.log_linear(9), np.repeat(x[None], 9, 0), np.stack(ys), inits=np.stack(inits),
-                         dtype="float64")
+    res = jl.fit_batched(
+        jl.laws.log_linear(9), np.repeat(x[None], 9, 0), np.stack(ys), inits=np.stack(inits), dtype="float64"
+    )
     assert res.success.all()
     # Fit at least as well as the truth does (objective), and track the truth at the sweep's points.
     for b in range(9):
         true_pred = np.asarray(jax.jit(jl.laws.log_linear(9).predict)(truth[b], x))
         r = ys[b] - true_pred
-        true_obj = np.sum(np.where(np.abs(r) < 0.02, 0.5 * r ** 2, 0.02 * (np.abs(r) - 0.01)))
+        true_obj = np.sum(np.where(np.abs(r) < 0.02, 0.5 * r**2, 0.02 * (np.abs(r) - 0.01)))
         # the objective minimised includes the law's default ridge (lam/2) * n * sum t_j^2: charge the truth too
         true_obj += 0.5 * jl.laws.log_linear(9).default_penalty.lam * len(x) * np.sum(truth[b][2:] ** 2)
         assert res.objective[b] <= true_obj * (1 + 1e-6), TASKS9[b]
@@ -119,13 +119,13 @@ def test_instruction_static_nine_groups(rng):
 def test_dynamic_laws_recover_reference(rng):
     dyn2 = law_results("arxiv_stackexchange/params_dynamic.json")
     p = np.arange(1, 10) / 10
-    for parent, (k, b) in dyn2["arxiv"]["2000"].items():
+    for _parent, (k, b) in dyn2["arxiv"]["2000"].items():
         y = k * p + b
         res = jl.fit(jl.laws.dynamic_two_group(), p, y + rng.normal(0, 1e-4, 9), dtype="float64")
         np.testing.assert_allclose(res.params, [k, b], atol=2e-3)
     dyn3 = law_results("arxiv_books_stackexchange/params_dynamic.json")
     x = dirichlet(3, 9, 1)
-    for parent, th in dyn3["book"]["2000"].items():
+    for _parent, th in dyn3["book"]["2000"].items():
         y = th[0] + x[:, :2] @ np.array(th[1:])
         res = jl.fit(jl.laws.dynamic_linear(3), x, y, dtype="float64")
         np.testing.assert_allclose(res.params, th, atol=1e-8)
@@ -133,8 +133,7 @@ def test_dynamic_laws_recover_reference(rng):
         lt = 3.9
         full = jl.fit(jl.laws.dynamic_full(3), x, y - lt, dtype="float64")
         # (the grid's rows are rounded to 6 decimals, so they sum to 1 only within ~1e-6)
-        np.testing.assert_allclose(full.params, [th[0] - lt + th[1], th[0] - lt + th[2], th[0] - lt],
-                                   atol=1e-5)
+        np.testing.assert_allclose(full.params, [th[0] - lt + th[1], th[0] - lt + th[2], th[0] - lt], atol=1e-5)
     logd = law_results("instruction/params_log_dynamic.json")
     x9 = dirichlet(9, 50, 0)
     th = np.array(next(iter(logd["squad"]["500"].values())))

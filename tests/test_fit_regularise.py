@@ -15,7 +15,7 @@ DELTA = 0.02  # the engine's default Huber(0.02)
 
 def huber_np(r, delta=DELTA):
     a = np.abs(r)
-    return np.where(a < delta, 0.5 * r ** 2, delta * (a - 0.5 * delta))
+    return np.where(a < delta, 0.5 * r**2, delta * (a - 0.5 * delta))
 
 
 def exp2_np(theta, p):  # exp_two_group written out: exp(k p + b)
@@ -45,17 +45,16 @@ def loglin_inits():
 @pytest.mark.slow
 def test_bounds_hold_and_optimum_outside_box_lands_on_bound(rng):
     law = jl.laws.exp_two_group()
-    p, y = synthetic_exp2(rng)                      # unconstrained optimum near k = -2
+    p, y = synthetic_exp2(rng)  # unconstrained optimum near k = -2
     free = jl.fit(law, p, y, dtype="float64")
     assert free.params[0] < -1.5 and not free.at_bound.any()
     res = jl.fit(law, p, y, bounds={"k": (-1.0, 1.0)}, dtype="float64")
     assert -1.0 <= res.params[0] <= 1.0
     np.testing.assert_allclose(res.params[0], -1.0, atol=2e-6)
-    assert res.at_bound.tolist() == [True, False]   # b is unbounded: never "on a bound"
+    assert res.at_bound.tolist() == [True, False]  # b is unbounded: never "on a bound"
     assert res.bounds == ((-1.0, 1.0), (-np.inf, np.inf))
     # b is the constrained optimum: the 1-D minimiser of the NumPy objective at k = -1
-    best = optimize.minimize_scalar(lambda b: huber_np(y - exp2_np([-1.0, b], p)).sum(), bracket=(-2, 0),
-                                    tol=1e-12)
+    best = optimize.minimize_scalar(lambda b: huber_np(y - exp2_np([-1.0, b], p)).sum(), bracket=(-2, 0), tol=1e-12)
     np.testing.assert_allclose(res.params[1], best.x, atol=1e-5)
     np.testing.assert_allclose(res.objective, best.fun, rtol=1e-8)
     # on the bound the gradient only points outwards: the fit still counts as converged
@@ -105,15 +104,16 @@ def test_penalised_objective_matches_numpy_and_scipy(rng, pen):
     idx = [law.param_names.index(n) for n in (pen.params or law.exponents)]
 
     def objective(theta):  # independent float64 recomputation of sum w rho(r) + lam/2 W sum (theta_S - c)^2
-        return (np.sum(w * huber_np(y - loglin_np(theta, x)))
-                + 0.5 * pen.lam * w.sum() * np.sum((theta[idx] - pen.center) ** 2))
+        return np.sum(w * huber_np(y - loglin_np(theta, x))) + 0.5 * pen.lam * w.sum() * np.sum(
+            (theta[idx] - pen.center) ** 2
+        )
 
     np.testing.assert_allclose(res.objective, objective(res.params), rtol=1e-10)
     assert res.penalty == (pen.lam, tuple(idx), pen.center)
     # scipy on the same NumPy objective, from the truth and from the engine's answer: the same minimum
     for start in (truth, res.params):
         sp = optimize.minimize(objective, start, method="BFGS", options={"gtol": 1e-12, "maxiter": 5000})
-        assert res.objective <= sp.fun * (1 + 1e-7)   # LM stops within ~1e-8 relative of the minimum
+        assert res.objective <= sp.fun * (1 + 1e-7)  # LM stops within ~1e-8 relative of the minimum
         np.testing.assert_allclose(res.params, sp.x, atol=2e-4)
     # the penalty pulls the penalised parameters towards the centre
     free = jl.fit(law, x, y, inits=loglin_inits(), weights=w, penalty=None, bounds=None, dtype="float64")
@@ -123,8 +123,7 @@ def test_penalised_objective_matches_numpy_and_scipy(rng, pen):
 @pytest.mark.slow
 def test_ridge_zero_is_no_penalty_and_bad_ridge_refused(rng):
     x, y, _ = synthetic_loglin(rng)
-    a = jl.fit(jl.laws.log_linear(3), x, y, inits=loglin_inits(), penalty=jl.ridge(0), bounds=None,
-               dtype="float64")
+    a = jl.fit(jl.laws.log_linear(3), x, y, inits=loglin_inits(), penalty=jl.ridge(0), bounds=None, dtype="float64")
     b = jl.fit(jl.laws.log_linear(3), x, y, inits=loglin_inits(), penalty=None, bounds=None, dtype="float64")
     np.testing.assert_array_equal(a.params, b.params)
     assert a.penalty is None
@@ -167,11 +166,11 @@ def test_test_points_change_nothing_and_are_scored(rng):
     np.testing.assert_allclose(res.params, alone.params, atol=1e-8)
     np.testing.assert_allclose(res.objective, alone.objective, rtol=1e-10)
     assert res.n_points == 9 and res.n_test == 3
-    moved = jl.fit(law, x, np.where(test, y + 100.0, y), test=test, **kw)   # test targets are never used
+    moved = jl.fit(law, x, np.where(test, y + 100.0, y), test=test, **kw)  # test targets are never used
     np.testing.assert_array_equal(moved.params, res.params)
     err = y[test] - loglin_np(res.params, x[test])
     np.testing.assert_allclose(res.test_mae, np.mean(np.abs(err)), rtol=1e-12)
-    np.testing.assert_allclose(res.test_rmse, np.sqrt(np.mean(err ** 2)), rtol=1e-12)
+    np.testing.assert_allclose(res.test_rmse, np.sqrt(np.mean(err**2)), rtol=1e-12)
     assert res.selection == "trajectory" and res.validation_objective is None
 
 
@@ -181,14 +180,20 @@ def test_validation_chooses_the_init_by_its_own_objective(rng):
     x, y, _ = synthetic_loglin(rng, n=14, noise=0.02)
     val = np.zeros(14, bool)
     val[[0, 3, 5, 9, 12]] = True
-    y = np.where(val, y + 0.1 * x[:, 1], y)     # validation points off the fitting points' law: they disagree
-    inits = jl.laws.log_linear_inits(3, 1, n_random=2)[::25]       # 16 inits
-    solver = jl.LevenbergMarquardt(steps=1)                          # one step: the inits end apart
+    y = np.where(val, y + 0.1 * x[:, 1], y)  # validation points off the fitting points' law: they disagree
+    inits = jl.laws.log_linear_inits(3, 1, n_random=2)[::25]  # 16 inits
+    solver = jl.LevenbergMarquardt(steps=1)  # one step: the inits end apart
     kw = dict(solver=solver, bounds=None, penalty=None, dtype="float64")
     res = jl.fit(law, x, y, validation=val, inits=inits, **kw)
     # reference: every init alone on the fitting points (one problem per init), scored in NumPy
-    one_each = jl.fit_batched(law, np.repeat(x[~val][None], len(inits), 0), np.repeat(y[~val][None], len(inits), 0),
-                              inits=inits[:, None, :], throw=False, **kw)
+    one_each = jl.fit_batched(
+        law,
+        np.repeat(x[~val][None], len(inits), 0),
+        np.repeat(y[~val][None], len(inits), 0),
+        inits=inits[:, None, :],
+        throw=False,
+        **kw,
+    )
     ends = one_each.params
     scores = np.array([huber_np(y[val] - loglin_np(th, x[val])).sum() for th in ends])
     np.testing.assert_allclose(res.params, ends[np.argmin(scores)], atol=1e-9)
@@ -210,16 +215,25 @@ def test_early_stopping_returns_the_lowest_validation_iterate(rng):
     x, y, _ = synthetic_loglin(rng, n=12, noise=0.03)
     val = np.zeros(12, bool)
     val[[1, 4, 6, 8, 11]] = True
-    u0 = np.array([[1.2, -1.0, 2.0, -2.0]])                      # one init far from the data's optimum
+    u0 = np.array([[1.2, -1.0, 2.0, -2.0]])  # one init far from the data's optimum
     every, n_seg = 1, 12
     kw = dict(bounds=None, penalty=None, dtype="float64")
-    res = jl.fit(law, x, y, validation=val, early_stopping=every, inits=u0,
-                 solver=jl.LevenbergMarquardt(steps=every * n_seg), **kw)
+    res = jl.fit(
+        law,
+        x,
+        y,
+        validation=val,
+        early_stopping=every,
+        inits=u0,
+        solver=jl.LevenbergMarquardt(steps=every * n_seg),
+        **kw,
+    )
     # reference: restart the solver every `every` iterations (as the engine does) and score each end in NumPy
     path, cur = [u0[0]], u0
     for _ in range(n_seg):
-        cur = jl.fit(law, x[~val], y[~val], inits=cur, select="final", solver=jl.LevenbergMarquardt(steps=every),
-                     **kw).params[None]
+        cur = jl.fit(
+            law, x[~val], y[~val], inits=cur, select="final", solver=jl.LevenbergMarquardt(steps=every), **kw
+        ).params[None]
         path.append(cur[0])
     scores = np.array([huber_np(y[val] - loglin_np(th, x[val])).sum() for th in path])
     best = int(np.argmin(scores))
@@ -234,8 +248,11 @@ def test_law_defaults_are_used_and_can_be_overridden(rng):
     law = jl.laws.log_linear(3)
     x, y, _ = synthetic_loglin(rng)
     res = jl.fit(law, x, y, inits=loglin_inits(), dtype="float64")
-    want_pen = None if law.default_penalty is None else (
-        law.default_penalty.lam, tuple(law.param_names.index(n) for n in law.exponents), 0.0)
+    want_pen = (
+        None
+        if law.default_penalty is None
+        else (law.default_penalty.lam, tuple(law.param_names.index(n) for n in law.exponents), 0.0)
+    )
     assert res.penalty == want_pen
     off = jl.fit(law, x, y, inits=loglin_inits(), bounds=None, penalty=None, dtype="float64")
     assert off.penalty is None and off.bounds is None

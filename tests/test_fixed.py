@@ -28,13 +28,17 @@ def _predict(law, theta, x):
         return np.asarray(law.predict(jnp.asarray(theta, jnp.float64), jnp.asarray(x, jnp.float64)))
 
 
-@pytest.mark.parametrize("law, fixed", [
-    (jl.laws.dml(3), {"c": 2.0}),                       # a head parameter
-    (jl.laws.dml(3), {"t2": 0.3}),                      # an index coefficient: an offset in the head
-    (jl.laws.log_linear_paper(3), {"b": 1.5, "A2": -0.4}),
-    (jl.laws.chinchilla(), {"alpha": 0.34}),
-    (jl.laws.dynamic_linear(3), {"c": 0.1}),            # linear law -> affine free law
-], ids=lambda v: v.name if hasattr(v, "name") else ",".join(v))
+@pytest.mark.parametrize(
+    "law, fixed",
+    [
+        (jl.laws.dml(3), {"c": 2.0}),  # a head parameter
+        (jl.laws.dml(3), {"t2": 0.3}),  # an index coefficient: an offset in the head
+        (jl.laws.log_linear_paper(3), {"b": 1.5, "A2": -0.4}),
+        (jl.laws.chinchilla(), {"alpha": 0.34}),
+        (jl.laws.dynamic_linear(3), {"c": 0.1}),  # linear law -> affine free law
+    ],
+    ids=lambda v: v.name if hasattr(v, "name") else ",".join(v),
+)
 def test_free_law_predicts_as_the_full_law_with_the_values_inserted(law, fixed):
     fx = fixing.fixing(law, fixed)
     free = fx.free
@@ -43,23 +47,23 @@ def test_free_law_predicts_as_the_full_law_with_the_values_inserted(law, fixed):
     rng = np.random.default_rng(2)
     x = rng.dirichlet(np.ones(law.x_dim), 9) if law.x_kind == "simplex" else rng.uniform(1e8, 1e10, (9, 2))
     theta = rng.normal(size=(3, free.n_params)) * 0.3
-    full = fx.insert(theta)                              # numpy in, numpy out
-    for j, n in enumerate(law.param_names):              # by hand: the fixed values where they belong
+    full = fx.insert(theta)  # numpy in, numpy out
+    for j, n in enumerate(law.param_names):  # by hand: the fixed values where they belong
         want = fixed[n] if n in fixed else theta[:, free.param_names.index(n)]
         np.testing.assert_array_equal(full[:, j], want)
     for t, f in zip(theta, full):
         np.testing.assert_allclose(_predict(free, t, x), _predict(law, f, x), rtol=1e-13)
-    if law.index is not None:   # the re-mapped single-index structure still describes predict
+    if law.index is not None:  # the re-mapped single-index structure still describes predict
         assert free.index is not None
         index_normal.check_index(free, x[None], theta)
     if law.to_paper is not None:
         got, want = free.to_paper(theta), law.to_paper(full)
         assert list(got) == list(want) and all(np.allclose(got[k], want[k]) for k in got)
-    if law.init_grid is not None:   # the grid's free columns, each distinct row once
+    if law.init_grid is not None:  # the grid's free columns, each distinct row once
         g = free.init_grid(jax.random.key(0), x, np.ones(9))
         base = law.init_grid(jax.random.key(0), x, np.ones(9))[:, [law.param_names.index(n) for n in free.param_names]]
         assert len(np.unique(g, axis=0)) == len(g) == len(np.unique(base, axis=0))
-    assert fixing.fix(law, dict(fixed)) is free         # the same fixing is the same law (one compiled program)
+    assert fixing.fix(law, dict(fixed)) is free  # the same fixing is the same law (one compiled program)
 
 
 @pytest.mark.slow
@@ -69,13 +73,12 @@ def test_fit_with_fixed_c_reaches_scipys_least_squares_optimum():
     x, y = dml_data()
     law = jl.laws.dml(3)
     fx = fixing.fixing(law, {"c": 2.1})
-    res = fx.result(jl.fit_batched(fx.free, x[None], y[None], objective=jl.squared(), penalty=None,
-                                   dtype="float64"))[0]
+    res = fx.result(jl.fit_batched(fx.free, x[None], y[None], objective=jl.squared(), penalty=None, dtype="float64"))[0]
     ref = least_squares(lambda t: 2.1 + np.exp(x @ t) - y, TRUTH[1:], xtol=1e-15, ftol=1e-15, gtol=1e-15)
     assert res.law is law and res.params.shape == (4,)
     assert res.params[0] == 2.1
     np.testing.assert_allclose(res.params[1:], ref.x, rtol=1e-6, atol=1e-8)
-    np.testing.assert_allclose(res.objective, 0.5 * np.sum(ref.fun ** 2), rtol=1e-8)
+    np.testing.assert_allclose(res.objective, 0.5 * np.sum(ref.fun**2), rtol=1e-8)
     # the full law's predict at the full vector is what was fitted
     np.testing.assert_allclose(res.predict(x), 2.1 + np.exp(x @ ref.x), rtol=1e-8)
 
@@ -89,8 +92,13 @@ def test_fixed_index_coefficient_fits_the_same_with_and_without_the_structure():
     a = jl.fit_batched(fx.free, x[None], y[None], **kw)
     b = jl.fit_batched(plain, x[None], y[None], **kw)
     np.testing.assert_allclose(a.params, b.params, rtol=1e-7, atol=1e-9)
-    ref = least_squares(lambda p: p[0] + np.exp(x @ np.r_[p[1], 0.25, p[2]]) - y, np.r_[2.0, -0.8, 0.2],
-                        xtol=1e-15, ftol=1e-15, gtol=1e-15)
+    ref = least_squares(
+        lambda p: p[0] + np.exp(x @ np.r_[p[1], 0.25, p[2]]) - y,
+        np.r_[2.0, -0.8, 0.2],
+        xtol=1e-15,
+        ftol=1e-15,
+        gtol=1e-15,
+    )
     np.testing.assert_allclose(a.params[0], ref.x, rtol=1e-6, atol=1e-8)
 
 
@@ -114,7 +122,7 @@ def test_bounds_penalty_and_inits_are_restricted_and_mapped_back():
     law = jl.laws.dml(3)
     fx = fixing.fixing(law, {"t1": -0.8})
     assert fx.bounds({"t1": (-1.0, 0.0), "c": (0.0, 5.0)}) == {"c": (0.0, 5.0)}
-    assert fx.bounds({"t1": (-0.8, -0.8)}) == {}           # a degenerate box at the fixed value is fine
+    assert fx.bounds({"t1": (-0.8, -0.8)}) == {}  # a degenerate box at the fixed value is fine
     with pytest.raises(ValueError, match="t1 is fixed at -0.8, outside its bounds"):
         fx.bounds({"t1": (0.0, 1.0)})
     assert fx.penalty(jl.ridge(1e-3, params=["t1", "t2"])).params == ("t2",)
@@ -124,12 +132,20 @@ def test_bounds_penalty_and_inits_are_restricted_and_mapped_back():
     np.testing.assert_array_equal(fx.inits(full_inits), full_inits[:, [0, 2, 3]])
     named = fx.inits({"c": [2.0], "t1": [-0.8], "t2": [0.3], "t3": [0.2]})
     assert list(named) == ["c", "t2", "t3"]
-    res = fx.result(jl.fit_batched(fx.free, x[None], y[None], bounds=fx.bounds({"c": (0.0, 1.9), "t1": (-1, 0)}),
-                                   penalty=fx.penalty(jl.ridge(1e-4, params=["t1", "t3"])),
-                                   inits=fx.inits(full_inits), dtype="float64"))
+    res = fx.result(
+        jl.fit_batched(
+            fx.free,
+            x[None],
+            y[None],
+            bounds=fx.bounds({"c": (0.0, 1.9), "t1": (-1, 0)}),
+            penalty=fx.penalty(jl.ridge(1e-4, params=["t1", "t3"])),
+            inits=fx.inits(full_inits),
+            dtype="float64",
+        )
+    )
     assert res.bounds[1] == (-np.inf, np.inf) and res.bounds[0] == (0.0, 1.9)
-    assert res.penalty[1] == (3,)                          # t3, in the full vector
-    assert res.at_bound[0].tolist() == [True, False, False, False]   # c pressed on 1.9; t1 is not "at a bound"
+    assert res.penalty[1] == (3,)  # t3, in the full vector
+    assert res.at_bound[0].tolist() == [True, False, False, False]  # c pressed on 1.9; t1 is not "at a bound"
     np.testing.assert_allclose(res.params[0, 0], 1.9, atol=1e-5)
     assert res.params[0, 1] == -0.8
 
@@ -181,16 +197,24 @@ def test_fixed_in_fit_fit_batched_cross_validate_bootstrap_and_fit_frame():
     cv = jl.cross_validate(law, x, y, "loo", fixed={"c": 2.1}, **kw)
     for k in (0, 5):
         keep = np.arange(8) != k
-        np.testing.assert_allclose(cv.fits[k].params, jl.fit(law, x[keep], y[keep], fixed={"c": 2.1}, **kw).params,
-                                   rtol=1e-7, atol=1e-9)
+        np.testing.assert_allclose(
+            cv.fits[k].params, jl.fit(law, x[keep], y[keep], fixed={"c": 2.1}, **kw).params, rtol=1e-7, atol=1e-9
+        )
     np.testing.assert_array_equal(cv.refit.params, res.params)
     # bootstrap: the estimate is the fixed fit; every resample keeps c at its value
     boot = jl.bootstrap(law, x, y, 4, key=0, fixed={"c": 2.1}, **kw)
     np.testing.assert_array_equal(boot.estimate.params, res.params)
     assert boot.params.shape == (4, 4) and np.all(boot.params[:, 0] == 2.1)
     # fit_frame: with c fixed the 3-run group is fitted, not skipped
-    df = pd.DataFrame({"g": ["a"] * 8 + ["b"] * 3, "p1": np.r_[x[:, 0], x[:3, 0]], "p2": np.r_[x[:, 1], x[:3, 1]],
-                       "p3": np.r_[x[:, 2], x[:3, 2]], "loss": np.r_[y, y[:3]]})
+    df = pd.DataFrame(
+        {
+            "g": ["a"] * 8 + ["b"] * 3,
+            "p1": np.r_[x[:, 0], x[:3, 0]],
+            "p2": np.r_[x[:, 1], x[:3, 1]],
+            "p3": np.r_[x[:, 2], x[:3, 2]],
+            "loss": np.r_[y, y[:3]],
+        }
+    )
     assert list(jl.fit_frame(law, df, y="loss", by="g", **kw).skipped) == ["b"]
     frame = jl.fit_frame(law, df, y="loss", by="g", fixed={"c": 2.1}, **kw)
     assert frame.labels == ("a", "b") and not frame.skipped
@@ -207,6 +231,6 @@ def test_bootstrap_counts_only_the_free_parameters():
     with pytest.raises(ValueError, match="fewer than 4 points"):
         jl.bootstrap(law, x, y, 3, key=0)
     boot = jl.bootstrap(law, x, y, 3, key=0, fixed={"c": 2.1}, objective=jl.squared(), penalty=None)
-    assert np.all(boot.counts == 1) and boot.n_redrawn > 0       # each kept resample is a permutation
+    assert np.all(boot.counts == 1) and boot.n_redrawn > 0  # each kept resample is a permutation
     assert np.all(boot.params[:, 0] == 2.1)
     np.testing.assert_allclose(boot.params, np.broadcast_to(boot.estimate.params, (3, 4)), rtol=1e-6, atol=1e-8)

@@ -12,10 +12,10 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
+from _refit import central, newton, objective, rel_err
 
 import jaxlaws
 import jaxlaws as jl
-from _refit import central, newton, objective, rel_err
 from jaxlaws.laws import chinchilla, dml, log_linear, log_linear_paper, static_two_group
 from jaxlaws.laws.dml import DML_RIDGE
 from jaxlaws.laws.static import DEFAULT_RIDGE
@@ -42,8 +42,11 @@ def _case(name):
     elif name == "dml5":
         law, theta = dml(5), np.array([1.6, 0.9, 0.4, 0.6, 0.2, 0.5])
         x = rng.dirichlet(np.full(5, 2.0), size=16)
-        x_new, ref, noise = np.full((2, 5), 0.2) + np.array([[0.1, -0.1, 0, 0, 0], [0, 0, 0.2, -0.1, -0.1]]), \
-            (0.02, False, DML_RIDGE), 0.003
+        x_new, ref, noise = (
+            np.full((2, 5), 0.2) + np.array([[0.1, -0.1, 0, 0, 0], [0, 0, 0.2, -0.1, -0.1]]),
+            (0.02, False, DML_RIDGE),
+            0.003,
+        )
     else:  # Chinchilla with Epoch's parameters (Besiroglu et al., 2024): E 1.82, A 482, B 2085, 0.3478, 0.3658
         law, theta = chinchilla(), np.array([np.log(1.8172), np.log(482.01), np.log(2085.43), 0.3478, 0.3658])
         n = np.geomspace(5e7, 5e9, 5)
@@ -105,8 +108,9 @@ def test_derivatives_through_solve_match_finite_differences(name):
             assert rel_err(got[P:], fd[P:]) < 1e-4, (what, "predict", rel_err(got[P:], fd[P:]))
         # reverse mode agrees with forward mode (grad of a scalar of the prediction)
         g = jax.grad(lambda yy: jnp.sum(params_and_pred(args[0], yy, args[2])[1]))(args[1])
-        np.testing.assert_allclose(np.asarray(g), np.asarray(jac[1][1]).sum(axis=0), rtol=1e-8,
-                                   atol=1e-12 * float(np.abs(np.asarray(g)).max()))
+        np.testing.assert_allclose(
+            np.asarray(g), np.asarray(jac[1][1]).sum(axis=0), rtol=1e-8, atol=1e-12 * float(np.abs(np.asarray(g)).max())
+        )
 
 
 @pytest.mark.slow

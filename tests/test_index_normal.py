@@ -22,8 +22,11 @@ def test_index_reproduces_predict(law):
     th = rng.normal(size=(4, law.n_params))
     with jax.enable_x64(True):
         for t in th:
-            np.testing.assert_allclose(np.asarray(law.index.predict(jnp.asarray(t), jnp.asarray(x))),
-                                       np.asarray(law.predict(jnp.asarray(t), jnp.asarray(x))), rtol=1e-13)
+            np.testing.assert_allclose(
+                np.asarray(law.index.predict(jnp.asarray(t), jnp.asarray(x))),
+                np.asarray(law.predict(jnp.asarray(t), jnp.asarray(x))),
+                rtol=1e-13,
+            )
 
 
 def _problem(law, seed, n=30):
@@ -83,7 +86,9 @@ def test_fit_same_with_and_without_index(law):
     rng = np.random.default_rng(7)
     x = rng.dirichlet(np.ones(law.x_dim), (3, 25))
     th = np.r_[0.5, rng.normal(size=law.n_params - 1) * 0.5]
-    y = np.stack([np.asarray(law.predict(jnp.asarray(th), jnp.asarray(xb))) for xb in x]) + 0.01 * rng.normal(size=(3, 25))
+    y = np.stack([np.asarray(law.predict(jnp.asarray(th), jnp.asarray(xb))) for xb in x]) + 0.01 * rng.normal(
+        size=(3, 25)
+    )
     plain = dataclasses.replace(law, index=None)
     inits = np.asarray(law.init_grid(jax.random.key(0), x[0], y[0]))[:120]
     fast = jl.fit_batched(law, x, y, inits=inits, screen=None)
@@ -95,17 +100,36 @@ def test_fit_same_with_and_without_index(law):
 def test_bad_index_refused():
     idx = jl.laws.log_linear(3).index
     with pytest.raises(ValueError, match="SingleIndex"):
-        jl.laws.Law("bad", ("a", "b"), lambda p, x: x[:, 0], x_dim=1, init_grid=lambda k, x, y: np.zeros((1, 2)),
-                    index=(1, None, None))
+        jl.laws.Law(
+            "bad",
+            ("a", "b"),
+            lambda p, x: x[:, 0],
+            x_dim=1,
+            init_grid=lambda k, x, y: np.zeros((1, 2)),
+            index=(1, None, None),
+        )
     with pytest.raises(ValueError, match="start"):
-        jl.laws.Law("bad", ("a", "b"), lambda p, x: x[:, 0], x_dim=1, init_grid=lambda k, x, y: np.zeros((1, 2)),
-                    index=SingleIndex(2, idx.features, idx.head))
+        jl.laws.Law(
+            "bad",
+            ("a", "b"),
+            lambda p, x: x[:, 0],
+            x_dim=1,
+            init_grid=lambda k, x, y: np.zeros((1, 2)),
+            index=SingleIndex(2, idx.features, idx.head),
+        )
 
 
 def _custom(index):
     base = jl.laws.log_linear(3)
-    return jl.laws.Law("custom", base.param_names, base.predict, x_dim=3, x_kind="simplex",
-                       init_grid=lambda k, x, y: np.asarray(base.init_grid(0, x, y))[:50], index=index)
+    return jl.laws.Law(
+        "custom",
+        base.param_names,
+        base.predict,
+        x_dim=3,
+        x_kind="simplex",
+        init_grid=lambda k, x, y: np.asarray(base.init_grid(0, x, y))[:50],
+        index=index,
+    )
 
 
 @pytest.mark.slow

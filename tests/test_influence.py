@@ -10,9 +10,9 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
+from _refit import central, newton, objective, rel_err
 
 import jaxlaws
-from _refit import central, newton, objective, rel_err
 from jaxlaws.analysis.influence import group_losses_fn, influence
 from jaxlaws.analysis.optimum import optimal_mixture, two_group_optimum
 from jaxlaws.fitting.solve import RESULTS
@@ -50,6 +50,7 @@ def _refit_optimum(law, x, theta0):
     def f(y, w):
         def one(xi, yi, th):
             return newton(objective(law.predict, xi, yi, w, 0.02, False, lam, pen), th)
+
         return optimal_mixture(losses, jax.vmap(one)(xs, y.T, theta0)).p
 
     return lambda y, w: np.asarray(f(jnp.asarray(y), jnp.asarray(w)))

@@ -47,7 +47,7 @@ def test_x_by_name_in_any_column_order():
     mine = jl.laws.Law("mine", ("a", "b"), lambda p, x: p[0] + p[1] * x[:, 0], x_dim=1, design=lambda x: x)
     with pytest.raises(ValueError, match="mine does not name its inputs.*inputs="):
         validate.check_x(mine, df[["N"]])
-    np.testing.assert_array_equal(validate.check_x(mine, df[["N"]].to_numpy()), want[:, :1])   # arrays: by position
+    np.testing.assert_array_equal(validate.check_x(mine, df[["N"]].to_numpy()), want[:, :1])  # arrays: by position
 
 
 @pytest.mark.slow
@@ -56,15 +56,17 @@ def test_fit_frame_matches_columns_by_name():
     df = chinchilla_table()
     inits = law.init_grid(None, None, None)[::300]
     kw = dict(y="loss", inits=inits, dtype="float64")
-    ref = jl.fit_frame(law, df, **kw)                                # x defaults to the law's inputs
+    ref = jl.fit_frame(law, df, **kw)  # x defaults to the law's inputs
     assert ref.x == ("N", "D")
     for x in (["D", "N"], ["N", "D"], {"N": "N", "D": "D"}):
         np.testing.assert_array_equal(jl.fit_frame(law, df, x, **kw).result.params, ref.result.params)
     renamed = df.rename(columns={"N": "params", "D": "tokens"})
-    np.testing.assert_array_equal(jl.fit_frame(law, renamed, ["params", "tokens"], **kw).result.params,
-                                  ref.result.params)                  # other names: in the law's order
-    np.testing.assert_array_equal(jl.fit_frame(law, renamed, {"D": "tokens", "N": "params"}, **kw).result.params,
-                                  ref.result.params)
+    np.testing.assert_array_equal(
+        jl.fit_frame(law, renamed, ["params", "tokens"], **kw).result.params, ref.result.params
+    )  # other names: in the law's order
+    np.testing.assert_array_equal(
+        jl.fit_frame(law, renamed, {"D": "tokens", "N": "params"}, **kw).result.params, ref.result.params
+    )
     # the columns went to N and D: the same as the plain array in the law's order, not as the swapped one
     arrays = dict(inits=inits, dtype="float64")
     want = jl.fit_batched(law, [df[["N", "D"]].to_numpy()], [df["loss"].to_numpy()], **arrays)
@@ -91,13 +93,13 @@ def test_parameters_by_name_round_trip_and_trace():
     np.testing.assert_array_equal(law.flatten({"t3": 0.2, "c": 2.0, "t1": -0.8, "t2": 0.3}), theta[0])
     x = np.random.default_rng(0).dirichlet(np.ones(3), 5)
 
-    def loss(named):   # a user's function of named parameters, through predict: jit and grad go through
+    def loss(named):  # a user's function of named parameters, through predict: jit and grad go through
         return jnp.sum(law.predict(law.flatten(named), x))
 
     with jax.enable_x64(True):
         named = {k: jnp.asarray(v) for k, v in law.unflatten(theta[0]).items()}
         g = jax.jit(jax.grad(loss))(named)
-        np.testing.assert_allclose(g["c"], 5.0, rtol=1e-12)                            # d/dc sum(c + ...) = n
+        np.testing.assert_allclose(g["c"], 5.0, rtol=1e-12)  # d/dc sum(c + ...) = n
         np.testing.assert_allclose(g["t1"], np.sum(x[:, 0] * np.exp(x @ theta[0, 1:])), rtol=1e-12)
         assert isinstance(jax.jit(law.flatten)(named), jax.Array)
     with pytest.raises(ValueError, match=r"missing \['t3'\]; unknown \['k'\]"):
@@ -110,23 +112,31 @@ def _law(predict):
     return jl.laws.Law("mine", ("a", "b"), predict, x_dim=1, init_grid=lambda k, x, y: np.zeros((1, 2)))
 
 
-@pytest.mark.parametrize("predict, match", [
-    (lambda p, x: p[0] + p[1] * x, r"must return shape \(7,\).*x \(7, 1\) float64 it returned shape \(7, 1\)"),
-    (lambda p, x: jnp.sum(p[0] * x), r"must return shape \(7,\).*returned shape \(\)"),
-    (lambda p, x: (p[0] * x[:, 0]).astype(jnp.float32), "must return float64.*returned float32"),
-    (lambda p, x: x[:, 0] > p[0], "must return float64.*returned bool"),
-    (lambda p: p, "must take two arguments, params and x"),
-    (lambda p, x: (p[0] * x[:, 0], x[:, 0]), r"must return one array of shape \(7,\)"),
-    (lambda p, x: p[0] * x[:, 0] + jnp.ones(3), r"failed with params \(2,\) and x \(7, 1\) float64"),
-])
+@pytest.mark.parametrize(
+    "predict, match",
+    [
+        (lambda p, x: p[0] + p[1] * x, r"must return shape \(7,\).*x \(7, 1\) float64 it returned shape \(7, 1\)"),
+        (lambda p, x: jnp.sum(p[0] * x), r"must return shape \(7,\).*returned shape \(\)"),
+        (lambda p, x: (p[0] * x[:, 0]).astype(jnp.float32), "must return float64.*returned float32"),
+        (lambda p, x: x[:, 0] > p[0], "must return float64.*returned bool"),
+        (lambda p: p, "must take two arguments, params and x"),
+        (lambda p, x: (p[0] * x[:, 0], x[:, 0]), r"must return one array of shape \(7,\)"),
+        (lambda p, x: p[0] * x[:, 0] + jnp.ones(3), r"failed with params \(2,\) and x \(7, 1\) float64"),
+    ],
+)
 def test_check_predict_is_one_error_naming_law_and_shapes(predict, match):
     with pytest.raises(ValueError, match="law mine: predict" + ".*" + match):
         validate.check_predict(_law(predict), (7, 1), np.float64)
 
 
 def test_check_predict_passes_the_bundled_laws():
-    for law in (jl.laws.chinchilla(), jl.laws.dml(4), jl.laws.log_linear(3), jl.laws.scaled_method(3),
-                jl.laws.static_two_group()):
+    for law in (
+        jl.laws.chinchilla(),
+        jl.laws.dml(4),
+        jl.laws.log_linear(3),
+        jl.laws.scaled_method(3),
+        jl.laws.static_two_group(),
+    ):
         for dtype in (np.float32, np.float64):
             validate.check_predict(law, (6, law.x_dim), dtype)
     validate.check_predict(_law(lambda p, x: p[0] + p[1] * x[:, 0]), (7, 1))
@@ -137,11 +147,13 @@ def test_fit_batched_errors_report_the_shapes_given():
     x = np.random.default_rng(0).dirichlet(np.ones(3), 8)
     with pytest.raises(ValueError, match=r"x must have shape \(B, n, 3\), got \(8, 3\); for one problem use"):
         jl.fit_batched(law, x, np.ones(8))
-    with pytest.raises(ValueError, match=r"expects x with 3 column\(s\), i.e. shape \(B, n, 3\), got shape \(1, 8, 2\)"):
+    with pytest.raises(
+        ValueError, match=r"expects x with 3 column\(s\), i.e. shape \(B, n, 3\), got shape \(1, 8, 2\)"
+    ):
         jl.fit_batched(law, x[None, :, :2], np.ones((1, 8)))
     with pytest.raises(ValueError, match=r"expects x with 3 column\(s\), i.e. shape \(n, 3\), got shape \(8,\)"):
         jl.fit(law, x[:, 0], np.ones(8))
-    with pytest.raises(jl.FitInputError, match=r"problem 1 of the batch: .*got shape \(5, 2\)"):   # ragged
+    with pytest.raises(jl.FitInputError, match=r"problem 1 of the batch: .*got shape \(5, 2\)"):  # ragged
         jl.fit_batched(law, [x, x[:5, :2]], [np.ones(8), np.ones(5)])
     with pytest.raises(jl.FitInputError, match=r"problem 1 of the batch: .*y must have shape \(5,\).*got \(4,\)"):
         jl.fit_batched(law, [x, x[:5]], [np.ones(8), np.ones(4)])
@@ -171,7 +183,7 @@ def test_single_index_with_no_head_fits_as_without_the_index():
 def test_fit_frame_skips_groups_it_cannot_fit():
     rng = np.random.default_rng(1)
     rows = []
-    for size, n in (("70M", 10), ("160M", 3), ("410M", 9)):   # 160M: 3 runs for dml(3)'s 4 parameters
+    for size, n in (("70M", 10), ("160M", 3), ("410M", 9)):  # 160M: 3 runs for dml(3)'s 4 parameters
         r = rng.dirichlet(np.ones(3), n)
         loss = 2.0 + np.exp(r @ np.array([-0.8, 0.3, 0.2])) + rng.normal(0, 0.005, n)
         rows += [{"size": size, "p1": a, "p2": b, "p3": c, "loss": v} for (a, b, c), v in zip(r, loss)]
@@ -181,7 +193,7 @@ def test_fit_frame_skips_groups_it_cannot_fit():
     assert fits.labels == ("410M", "70M") and list(fits.skipped) == ["160M"]
     assert "4 free parameters but a fit has only 3" in fits.skipped["160M"]
     assert "1 skipped" in repr(fits)
-    alone = jl.fit_frame(law, df[df["size"] == "70M"], y="loss", dtype="float64")   # the same fit on its own
+    alone = jl.fit_frame(law, df[df["size"] == "70M"], y="loss", dtype="float64")  # the same fit on its own
     np.testing.assert_allclose(fits["70M"].params, alone.result.params[0], rtol=1e-7, atol=1e-9)
     pred = fits.predict(df)
     assert np.all(np.isnan(pred[df["size"] == "160M"])) and np.all(np.isfinite(pred[df["size"] != "160M"]))
@@ -214,8 +226,8 @@ def test_fit_takes_a_table_by_column_name():
     a = jl.fit(law, df, df["loss"], dtype="float64")
     b = jl.fit(law, r, y, dtype="float64")
     np.testing.assert_array_equal(a.params, b.params)
-    np.testing.assert_allclose(a.predict(df), b.predict(r), rtol=1e-14)       # predict matches by name too
-    with pytest.raises(ValueError, match="predict.*must return shape"):       # checked before compiling
+    np.testing.assert_allclose(a.predict(df), b.predict(r), rtol=1e-14)  # predict matches by name too
+    with pytest.raises(ValueError, match="predict.*must return shape"):  # checked before compiling
         jl.fit(jl.laws.Law("wrong", ("a",), lambda p, x: p[0] * x, x_dim=3), r, y, inits=np.ones((1, 1)))
 
 
@@ -234,7 +246,8 @@ def test_predict_uses_the_fits_mixture_options():
     np.testing.assert_allclose(res.predict(rounded), c + np.exp(unit @ t), rtol=1e-13)
     with pytest.raises(ValueError, match="simplex_atol"):
         res.predict(rounded, normalize=False)
-    np.testing.assert_allclose(res.predict(rounded, normalize=False, simplex_atol=0.05), c + np.exp(rounded @ t),
-                               rtol=1e-13)
+    np.testing.assert_allclose(
+        res.predict(rounded, normalize=False, simplex_atol=0.05), c + np.exp(rounded @ t), rtol=1e-13
+    )
     batch = jl.fit_batched(law, rounded[None], y[None], normalize=True, dtype="float64")
     np.testing.assert_allclose(batch.predict(rounded)[0], res.predict(rounded), rtol=1e-13)

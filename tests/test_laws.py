@@ -3,9 +3,9 @@
 import jax
 import numpy as np
 import pytest
+from conftest import dirichlet
 
 import jaxlaws as jl
-from conftest import dirichlet
 
 
 def _pred(law, params, x):
@@ -16,13 +16,17 @@ def _pred(law, params, x):
 def test_static_laws_match_numpy(rng):
     p = rng.uniform(0, 1, 7)
     c, k, b = 2.6, -2.7, -0.66
-    np.testing.assert_allclose(_pred(jl.laws.static_two_group(), [c, k, b], p[:, None]),
-                               c + np.exp(k * p + b), rtol=1e-12)
+    np.testing.assert_allclose(
+        _pred(jl.laws.static_two_group(), [c, k, b], p[:, None]), c + np.exp(k * p + b), rtol=1e-12
+    )
     np.testing.assert_allclose(_pred(jl.laws.exp_two_group(), [k, b], p[:, None]), np.exp(k * p + b), rtol=1e-12)
     x = dirichlet(3, 9, 0)
     th = np.array([0.98, -0.82, -3.27, 0.83])
-    np.testing.assert_allclose(_pred(jl.laws.log_linear(3), th, x),
-                               np.exp(th[0]) + np.exp(th[1] + th[2] * x[:, 0] + th[3] * x[:, 1]), rtol=1e-12)
+    np.testing.assert_allclose(
+        _pred(jl.laws.log_linear(3), th, x),
+        np.exp(th[0]) + np.exp(th[1] + th[2] * x[:, 0] + th[3] * x[:, 1]),
+        rtol=1e-12,
+    )
 
 
 @pytest.mark.parametrize("m", [2, 3, 9])
@@ -30,15 +34,17 @@ def test_reduced_and_paper_forms_agree_on_simplex(rng, m):
     x = rng.dirichlet(np.ones(m), 20)
     red = np.concatenate([[0.9, -0.7], rng.normal(0, 1, m - 1)])
     paper = jl.laws.reduced_to_paper(red)
-    np.testing.assert_allclose(_pred(jl.laws.log_linear_paper(m), paper, x), _pred(jl.laws.log_linear(m), red, x),
-                               rtol=1e-12)
+    np.testing.assert_allclose(
+        _pred(jl.laws.log_linear_paper(m), paper, x), _pred(jl.laws.log_linear(m), red, x), rtol=1e-12
+    )
     np.testing.assert_allclose(jl.laws.paper_to_reduced(paper), red, atol=1e-12)
     # The flat direction: shifting every A_j by delta and scaling b by exp(delta) changes nothing.
     shifted = paper.copy()
     shifted[2:] += 0.37
     shifted[1] *= np.exp(0.37)
-    np.testing.assert_allclose(_pred(jl.laws.log_linear_paper(m), shifted, x),
-                               _pred(jl.laws.log_linear_paper(m), paper, x), rtol=1e-12)
+    np.testing.assert_allclose(
+        _pred(jl.laws.log_linear_paper(m), shifted, x), _pred(jl.laws.log_linear_paper(m), paper, x), rtol=1e-12
+    )
     np.testing.assert_allclose(jl.laws.paper_to_reduced(shifted), red, atol=1e-12)
 
 
@@ -50,8 +56,13 @@ def test_paper_to_reduced_rejects_nonpositive():
 @pytest.mark.slow
 def test_linear_designs_reproduce_predict(rng):
     x = rng.dirichlet(np.ones(3), 11)
-    for law in (jl.laws.dynamic_linear(3), jl.laws.dynamic_full(3), jl.laws.log_ratio(3),
-                jl.laws.scaled_method(3), jl.laws.scaled_method(3, intercept=False)):
+    for law in (
+        jl.laws.dynamic_linear(3),
+        jl.laws.dynamic_full(3),
+        jl.laws.log_ratio(3),
+        jl.laws.scaled_method(3),
+        jl.laws.scaled_method(3, intercept=False),
+    ):
         th = rng.normal(0, 1, law.n_params)
         with jax.enable_x64(True):
             d = np.asarray(law.design(x))
@@ -83,7 +94,7 @@ def test_default_grids_have_the_right_width_and_size():
     key = jax.random.key(0)
     g = jl.laws.log_linear(3, own=0).init_grid(key, None, None)
     assert g.shape == (6000, 4)
-    assert np.all(g[:, 2] <= 0) and np.all(g[:, 3] >= 0)      # own t negative, other small positive
+    assert np.all(g[:, 2] <= 0) and np.all(g[:, 3] >= 0)  # own t negative, other small positive
     assert jl.laws.exp_two_group().init_grid(None, None, None).shape == (121, 2)
     assert jl.laws.chinchilla().init_grid(None, None, None).shape == (4500, 5)
     g9 = jl.laws.log_linear(9, own=8).init_grid(key, None, None)

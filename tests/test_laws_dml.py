@@ -63,16 +63,15 @@ def test_dml_law_shape_and_names():
     assert law.param_names == ("c", "t1", "t2", "t3", "t4") and law.x_kind == "simplex"
     assert law.predict is jl.laws.dml(7).predict  # one predict for every m: compiled programs are shared
     assert law.to_paper(np.array([2.0, 0.1, 0.2, 0.3, 0.4])) == pytest.approx(
-        {"c": 2.0, "k": 1.0, "t1": 0.1, "t2": 0.2, "t3": 0.3, "t4": 0.4})
+        {"c": 2.0, "k": 1.0, "t1": 0.1, "t2": 0.2, "t3": 0.3, "t4": 0.4}
+    )
 
 
 def test_fit_recovers_synthetic_ye_parameters():
     """Synthetic: three validation domains with their own (c_i, k_i, t_ij) in the paper's form, noise 0.002;
     the fit (default, data-adapted init grid) predicts unseen mixtures within a few noise levels."""
     rng = np.random.default_rng(7)
-    truth = np.array([[2.1, 0.9, -1.2, 0.3, 0.1],
-                      [2.6, 0.4, 0.5, -0.9, 0.2],
-                      [1.5, 1.3, 0.2, 0.1, -1.4]])
+    truth = np.array([[2.1, 0.9, -1.2, 0.3, 0.1], [2.6, 0.4, 0.5, -0.9, 0.2], [1.5, 1.3, 0.2, 0.1, -1.4]])
     r = rng.dirichlet(np.ones(3), (3, 12))
     y = np.stack([ye(truth[i], r[i]) for i in range(3)]) + rng.normal(0, 0.002, (3, 12))
     res = jl.fit_batched(jl.laws.dml(3), r, y, dtype="float64")

@@ -15,6 +15,9 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).parent))
 
+from test_analysis_fits import G2, dynamic_sweep, static_sweep  # noqa: E402
+from test_analysis_fits import method_sweep as fits_method_sweep  # noqa: E402
+
 import jaxlaws  # noqa: E402
 from jaxlaws.analysis import export as export_mod  # noqa: E402
 from jaxlaws.analysis import pipeline  # noqa: E402
@@ -23,8 +26,6 @@ from jaxlaws.cli import main  # noqa: E402
 from jaxlaws.sweeps import Sweep, SweepError, concat_sweeps, read_sweep, reference, write_sweep  # noqa: E402
 from jaxlaws.sweeps.original import read_original, write_original  # noqa: E402
 from jaxlaws.sweeps.synthetic import method_sweep  # noqa: E402
-from test_analysis_fits import G2, dynamic_sweep, static_sweep  # noqa: E402
-from test_analysis_fits import method_sweep as fits_method_sweep  # noqa: E402
 
 BUNDLED_GRAPHS = Path(jaxlaws.__file__).parent / "data" / "aioli" / "skillit_graphs"
 
@@ -61,7 +62,7 @@ def test_meta_records_rows_and_content_hash(tmp_path, small_sweep, fmt):
         assert tables[name]["rows"] == len(df) > 0
         assert tables[name]["bytes"] == f.stat().st_size
         assert tables[name]["sha256"] == hashlib.sha256(f.read_bytes()).hexdigest()
-    assert meta["schema_version"] == 1          # optional fields: older readers still read it
+    assert meta["schema_version"] == 1  # optional fields: older readers still read it
 
 
 def _cut_lines(f: Path, n: int) -> None:
@@ -73,8 +74,11 @@ def test_csv_cut_at_a_line_boundary_is_named(tmp_path, small_sweep):
     path = write_sweep(small_sweep, tmp_path / "s", format="csv")
     n = len(small_sweep.losses)
     _cut_lines(path / "losses.csv", 3)
-    with pytest.raises(SweepError, match=rf"truncated or modified file .*losses\.csv: expected {n} rows, "
-                                         rf"found {n - 3}"):
+    with pytest.raises(
+        SweepError,
+        match=rf"truncated or modified file .*losses\.csv: expected {n} rows, "
+        rf"found {n - 3}",
+    ):
         read_sweep(path)
 
 
@@ -155,6 +159,7 @@ def original_static(tmp_path_factory):
 
 def _copy_tree(src: Path, dst: Path) -> Path:
     import shutil
+
     shutil.copytree(src, dst)
     return dst
 
@@ -249,7 +254,8 @@ def test_missing_skillit_graph_is_reported_with_its_expected_path(tmp_path, skil
     partial = tmp_path / "g"
     partial.mkdir()
     (partial / "slimpj_arxiv_stackexchange_normalized_seed_0.npy").write_bytes(
-        (graphs / "slimpj_arxiv_stackexchange_normalized_seed_0.npy").read_bytes())
+        (graphs / "slimpj_arxiv_stackexchange_normalized_seed_0.npy").read_bytes()
+    )
     _, report = read_original(tree, skillit_graphs=partial)
     assert len(report.skipped) == 1
     where, reason = report.skipped[0]
@@ -287,7 +293,7 @@ def test_export_removes_stale_files_but_never_user_files(tmp_path, capsys):
     assert main(["analyse", str(tmp_path / "meth"), "--out", str(out)]) == 0
     first = set(_export_files(out))
     assert "aioli_similarity.csv" in first and "params_aioli_trajectory_opt_1000.json" in first
-    (out / "aioli_scale_fits.csv").write_text("edited by hand\n")   # a user edit survives as well
+    (out / "aioli_scale_fits.csv").write_text("edited by hand\n")  # a user edit survives as well
     assert main(["analyse", str(tmp_path / "dyn"), "--out", str(out)]) == 0
     text = capsys.readouterr().out
     now = set(_export_files(out))
@@ -295,10 +301,9 @@ def test_export_removes_stale_files_but_never_user_files(tmp_path, capsys):
     assert {"notes.txt", "my_table.csv", "aioli_scale_fits.csv"} <= now
     assert not any(n.startswith("aioli_") and n != "aioli_scale_fits.csv" for n in now)
     assert "params_aioli_trajectory_opt_1000.json" not in now
-    assert "removed" in text and "aioli_scale_fits.csv" in text   # the kept, edited file is named
+    assert "removed" in text and "aioli_scale_fits.csv" in text  # the kept, edited file is named
     manifest = json.loads((out / export_mod.MANIFEST).read_text())
-    assert set(manifest["files"]) == now - {"notes.txt", "my_table.csv", "aioli_scale_fits.csv",
-                                             export_mod.MANIFEST}
+    assert set(manifest["files"]) == now - {"notes.txt", "my_table.csv", "aioli_scale_fits.csv", export_mod.MANIFEST}
     assert not [p for p in out.iterdir() if p.name.startswith(".") and p.name != export_mod.MANIFEST]
 
 
@@ -310,14 +315,14 @@ def test_failed_export_leaves_the_previous_one_intact(tmp_path, monkeypatch, cap
 
     def half_then_fail(self, out_dir):
         Path(out_dir).mkdir(parents=True, exist_ok=True)
-        (Path(out_dir) / "dynamic_two_group_params.csv").write_text("group,k\narx")   # cut short
+        (Path(out_dir) / "dynamic_two_group_params.csv").write_text("group,k\narx")  # cut short
         raise OSError("disk full")
 
     monkeypatch.setattr(pipeline.Analysis, "export", half_then_fail)
     with pytest.raises(OSError, match="disk full"):
         main(["analyse", str(tmp_path / "dyn"), "--out", str(out)])
     assert _export_files(out) == before
-    assert sorted(p.name for p in out.iterdir()) == sorted(before)   # no temporary leftovers either
+    assert sorted(p.name for p in out.iterdir()) == sorted(before)  # no temporary leftovers either
 
 
 def test_export_files_follow_the_umask(tmp_path, umask, capsys):
@@ -383,7 +388,7 @@ def test_cli_flagged_fits_exit_2_unless_allowed(tmp_path, monkeypatch, capsys):
     assert main(["analyse", str(tmp_path / "dyn"), "--out", str(tmp_path / "o")]) == 2
     out = capsys.readouterr()
     assert "flagged" in out.out and "r2<0" in out.out and "--allow-flagged" in out.err
-    assert not (tmp_path / "o").exists()          # nothing exported that rests on a flagged fit
+    assert not (tmp_path / "o").exists()  # nothing exported that rests on a flagged fit
     assert main(["analyse", str(tmp_path / "dyn"), "--allow-flagged", "--out", str(tmp_path / "o")]) == 0
     out = capsys.readouterr()
     assert "r2<0" in out.out and (tmp_path / "o" / "params_dynamic.json").exists()
@@ -399,8 +404,8 @@ def test_cli_no_flagged_fits_is_fine(tmp_path, monkeypatch, capsys):
 @pytest.mark.slow
 def test_run_folders_below_the_search_depth_are_noted(tmp_path, original_static, capsys):
     root = tmp_path / "o"
-    _copy_tree(original_static[0], root / "a")                              # runs at depth 3: read
-    _copy_tree(original_static[0] / "01012025", root / "c" / "d" / "deep")   # runs at depth 4: not searched
+    _copy_tree(original_static[0], root / "a")  # runs at depth 3: read
+    _copy_tree(original_static[0] / "01012025", root / "c" / "d" / "deep")  # runs at depth 4: not searched
     sweep, report = read_original(root)
     assert len(report.runs) == len(original_static[1])
     assert any("not searched" in reason and path.endswith("deep") for path, reason in report.notes), report.notes

@@ -48,9 +48,9 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from jaxlaws.train.data import allocate_exact
 from jaxlaws import mixing
 from jaxlaws.mixing import rules
+from jaxlaws.train.data import allocate_exact
 from jaxlaws.train.methods import Aioli, DoGE, DoReMi, SkillIt
 from jaxlaws.train.model import init_params, per_sample_loss, preset
 from jaxlaws.train.optim import OptimConfig
@@ -188,7 +188,7 @@ ALLOC_SIZES = [(2, 1), (2, 7), (3, 8), (3, 6), (4, 13), (5, 16), (7, 8), (7, 40)
 _realised = jax.jit(rules.realised_mixtures, static_argnums=1)
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _counts_fn(B: int):
     return jax.jit(jax.vmap(lambda p: rules.allocate_counts(p, B)))
 
@@ -231,8 +231,8 @@ def test_m7_learnparams_allocation_original_goes_negative_jaxlaws_does_not():
     m, B, ohf = 7, 8, 0.75
     Q = np_one_hotish(m, ohf)
     original = [np_original_counts(Q[j], B) for j in range(m)]
-    assert min(min(c) for c in original) == -3          # spec 13.5: 8 - (6 + 5 * 1) = -3
-    assert original[m - 1] == [1, 1, 1, 1, 1, 1, 2]     # target = last group: (0.125 x 6, 0.25)
+    assert min(min(c) for c in original) == -3  # spec 13.5: 8 - (6 + 5 * 1) = -3
+    assert original[m - 1] == [1, 1, 1, 1, 1, 1, 2]  # target = last group: (0.125 x 6, 0.25)
     got = np.asarray(jax.vmap(lambda q: rules.allocate_counts(q, B))(rules.one_hotish(m, ohf)))
     for j in range(m):
         assert (got[j] >= 0).all() and got[j].sum() == B
@@ -242,16 +242,17 @@ def test_m7_learnparams_allocation_original_goes_negative_jaxlaws_does_not():
     close(rules.realised_mixtures(rules.one_hotish(m, ohf), B), got / B, rtol=0, atol=1e-7)
 
 
-@pytest.mark.parametrize("m,ohf,B", [(2, 0.625, 8), (3, 0.6, 8), (7, 0.75, 8), (5, 2 / 3, 6), (9, 0.4, 10),
-                                     (7, 0.3, 16)])
+@pytest.mark.parametrize(
+    "m,ohf,B", [(2, 0.625, 8), (3, 0.6, 8), (7, 0.75, 8), (5, 2 / 3, 6), (9, 0.4, 10), (7, 0.3, 16)]
+)
 def test_realised_learnparams_mixtures_follow_hamilton(m, ohf, B):
     """The realised W of LearnParams for many settings, including ones where float32 ``ohf * B`` lands just
     below an integer (e.g. 2/3 * 6 = 3.9999998)."""
     counts = np.array([np_hamilton(q, B) for q in np_one_hotish(m, ohf)])
     got = np.asarray(_realised(rules.one_hotish(m, ohf), B), np.float64)
-    np.testing.assert_array_equal(np.rint(got * B), counts)      # the counts, exactly
-    close(got, counts / B, rtol=0, atol=1e-7)                    # count / B in float32
-    if abs(ohf * B - round(ohf * B)) < 1e-9:                     # an integer quota is met exactly
+    np.testing.assert_array_equal(np.rint(got * B), counts)  # the counts, exactly
+    close(got, counts / B, rtol=0, atol=1e-7)  # count / B in float32
+    if abs(ohf * B - round(ohf * B)) < 1e-9:  # an integer quota is met exactly
         assert (np.diag(counts) == round(ohf * B)).all()
 
 
@@ -278,7 +279,7 @@ def test_realised_learnparams_mixtures_m3():
 
 # ================================================================================ Aioli: LearnParams solve
 def _well_conditioned_W(rng, k):
-    W = rng.dirichlet(np.ones(k), size=k) * 0.5 + 0.5 * np.eye(k)   # rows on the simplex, diagonally dominant
+    W = rng.dirichlet(np.ones(k), size=k) * 0.5 + 0.5 * np.eye(k)  # rows on the simplex, diagonally dominant
     return W
 
 
@@ -296,7 +297,7 @@ def test_aioli_solve_matches_rowwise_solve(k, seed):
         want = np_solve_A(G32.astype(np.float64), W32.astype(np.float64), diagonal=False)
         got = rules.aioli_solve(jnp.asarray(G32), jnp.asarray(W32), False)
         close(got, want, rtol=1e-5, atol=1e-6 * np.abs(want).max())
-        if not np.allclose(W, W.T):   # a transposed solve would be a different matrix: the test can tell
+        if not np.allclose(W, W.T):  # a transposed solve would be a different matrix: the test can tell
             assert np.abs(np_solve_A(G, W.T, False) - want).max() > 1e-3
 
 
@@ -314,7 +315,7 @@ def test_aioli_solve_undoes_the_smoothing(k, ohf, B):
     close(np_solve_A(G, W, False), A, rtol=1e-10, atol=1e-12)  # the transcription itself undoes it
     got = rules.aioli_solve(jnp.asarray(G, jnp.float32), rules.realised_mixtures(rules.one_hotish(k, ohf), B))
     close(got, A, rtol=1e-4, atol=1e-6)  # float32 G and W, cond(W) <= 5: ~1e-6 absolute on A ~ 0.1
-    if not np.allclose(W, np_one_hotish(k, ohf)):   # the nominal W would not recover A
+    if not np.allclose(W, np_one_hotish(k, ohf)):  # the nominal W would not recover A
         assert np.abs(np_solve_A(G, np_one_hotish(k, ohf), False) - A).max() > 1e-3
 
 
@@ -324,7 +325,7 @@ def test_aioli_solve_diagonal():
         G = rng.normal(0.05, 0.05, (k, k))
         Wn = np_one_hotish(k, ohf)
         want = np.zeros((k, k))
-        for i in range(k):                        # the original: diag(G_ii / ohf)
+        for i in range(k):  # the original: diag(G_ii / ohf)
             want[i, i] = G[i, i] / ohf
         got = rules.aioli_solve(jnp.asarray(G, jnp.float32), jnp.asarray(Wn, jnp.float32), True)
         close(got, want)
@@ -337,7 +338,7 @@ def test_aioli_solve_diagonal():
 # ================================================================================ Aioli: normalisation
 def test_aioli_normalize_random():
     rng = np.random.default_rng(4)
-    for shift in (-0.3, 0.0, 0.5):   # mostly negative entries, mixed, all positive (no shift)
+    for shift in (-0.3, 0.0, 0.5):  # mostly negative entries, mixed, all positive (no shift)
         for k in (2, 3, 7):
             A = rng.normal(shift, 0.2, (k, k))
             got = rules.aioli_normalize(jnp.asarray(A, jnp.float32))
@@ -355,9 +356,9 @@ def test_aioli_normalize_positive_matrix_is_not_shifted():
 def test_aioli_normalize_all_equal_gives_zeros(value):
     got = np.asarray(rules.aioli_normalize(jnp.full((3, 3), value, jnp.float32)))
     assert not np.isnan(got).any()
-    if value > 0:   # a positive constant is not shifted: mass 1 spread evenly
+    if value > 0:  # a positive constant is not shifted: mass 1 spread evenly
         close(got, np.full((3, 3), 1 / 9))
-    else:           # zero after the shift: zeros, not 0/0
+    else:  # zero after the shift: zeros, not 0/0
         np.testing.assert_array_equal(got, np.zeros((3, 3)))
 
 
@@ -371,10 +372,11 @@ def test_aioli_weights_trajectory(ema, base_kind):
     As = [np_normalize(rng.normal(0, 1, (k, k))) for _ in range(T)]
     want = np_aioli_trajectory(As, eta, ema, base)
     A_bar = jnp.zeros((k, k), jnp.float32)
-    w = jnp.asarray(rng.dirichlet(np.ones(k)), jnp.float32)   # junk before the first round: must be ignored
+    w = jnp.asarray(rng.dirichlet(np.ones(k)), jnp.float32)  # junk before the first round: must be ignored
     for t, A in enumerate(As):
-        p, A_bar = rules.aioli_weights(jnp.asarray(A, jnp.float32), A_bar, w, jnp.asarray(t == 0), eta, ema,
-                                       jnp.asarray(base, jnp.float32))
+        p, A_bar = rules.aioli_weights(
+            jnp.asarray(A, jnp.float32), A_bar, w, jnp.asarray(t == 0), eta, ema, jnp.asarray(base, jnp.float32)
+        )
         close(p, want[t])
         w = p
     # the trajectory moved: a rule that ignored A (or the memory) would fail the comparison above
@@ -385,10 +387,17 @@ def test_aioli_weights_large_eta_does_not_overflow():
     k = 4
     rng = np.random.default_rng(6)
     A = np_normalize(rng.normal(0, 1, (k, k))) * 3
-    eta = 250.0                     # exp(eta * colsum) ~ exp(600) overflows float32 (and is fine in float64)
+    eta = 250.0  # exp(eta * colsum) ~ exp(600) overflows float32 (and is fine in float64)
     want = np_aioli_trajectory([A], eta, 0.1, np.full(k, 1 / k))[0]
-    p, _ = rules.aioli_weights(jnp.asarray(A, jnp.float32), jnp.zeros((k, k)), jnp.full(k, 0.25), jnp.asarray(True),
-                               eta, 0.1, jnp.full(k, 0.25))
+    p, _ = rules.aioli_weights(
+        jnp.asarray(A, jnp.float32),
+        jnp.zeros((k, k)),
+        jnp.full(k, 0.25),
+        jnp.asarray(True),
+        eta,
+        0.1,
+        jnp.full(k, 0.25),
+    )
     assert np.isfinite(np.asarray(p)).all()
     # exponent eta * colsum is ~ 1e2..1e3: float32 rounding of A (rel 6e-8) moves it by up to ~1e-4
     close(p, want, rtol=1e-3, atol=1e-7)
@@ -400,7 +409,7 @@ def test_skillit_weights():
     for k in (2, 3, 7):
         for eta in (0.2, 1.0, 5.0):
             G = rng.uniform(-0.05, 0.3, (k, k))
-            loss_arr = rng.uniform(2, 4, (3, k)).sum(0)   # sum of the last 3 loss vectors
+            loss_arr = rng.uniform(2, 4, (3, k)).sum(0)  # sum of the last 3 loss vectors
             got = rules.skillit_weights(jnp.asarray(G, jnp.float32), jnp.asarray(loss_arr, jnp.float32), eta)
             close(got, np_skillit(G, loss_arr, eta), rtol=1e-4 if eta == 5.0 else RTOL)
             # exponent eta * G @ loss ~ 5 * 3 = 15 at eta=5: float32 error ~1e-6 relative -> 1e-4 rtol on p
@@ -418,15 +427,16 @@ def test_doremi_update_trajectory(mu, c):
         present = rng.uniform(size=k) > 0.3
         w_np, prev_np = np_doremi(w_np, excess, prev_np, present, mu, c)
         w_jx, prev_jx = rules.doremi_update(w_jx, jnp.asarray(excess), prev_jx, jnp.asarray(present), mu, c)
-        close(prev_jx, prev_np)                # the score used, unclipped
-        close(w_jx, w_np, rtol=1e-4 if mu == 5.0 else RTOL)   # mu*e up to ~10 over 12 steps: looser at mu=5
+        close(prev_jx, prev_np)  # the score used, unclipped
+        close(w_jx, w_np, rtol=1e-4 if mu == 5.0 else RTOL)  # mu*e up to ~10 over 12 steps: looser at mu=5
     assert np.abs(w_np - 1 / k).max() > 1e-4 or mu == 0.01
 
 
 def test_doremi_absent_domain_reuses_previous_score():
     w = jnp.full(3, 1 / 3, jnp.float32)
-    w1, e = rules.doremi_update(w, jnp.array([0.0, 0.3, -0.2]), jnp.array([0.8, 0.1, 0.1]),
-                                jnp.array([False, True, True]), 1.0, 0.0)
+    w1, e = rules.doremi_update(
+        w, jnp.array([0.0, 0.3, -0.2]), jnp.array([0.8, 0.1, 0.1]), jnp.array([False, True, True]), 1.0, 0.0
+    )
     close(e, [0.8, 0.3, -0.2])
     want, _ = np_doremi(np.full(3, 1 / 3), [0.0, 0.3, -0.2], [0.8, 0.1, 0.1], [False, True, True], 1.0, 0.0)
     close(w1, want)
@@ -438,19 +448,19 @@ def test_doge_scores_and_update():
     k, mu = 3, 0.01
     log_w_np, log_w_jx = np.zeros(k), jnp.zeros(k, jnp.float32)
     clipped = {"low": 0, "high": 0}
-    for step in range(10):
+    for _step in range(10):
         lr = float(rng.uniform(1e-4, 3e-3))
         norms = rng.uniform(0.2, 1.0, k).astype(np.float32)
         dots = (rng.normal(0.5, 4.0, k) * norms.mean()).astype(np.float32)
         want = np_doge_scores(dots, norms, lr)
         got = rules.doge_scores(jnp.asarray(dots), jnp.asarray(norms), jnp.float32(lr))
-        close(got, want, rtol=RTOL, atol=1e-6 * lr)       # scores are O(lr)
+        close(got, want, rtol=RTOL, atol=1e-6 * lr)  # scores are O(lr)
         clipped["low"] += int((want == 0).sum())
         clipped["high"] += int((want == 5 * lr).sum())
         log_w_np = log_w_np + want / mu
         log_w_jx = log_w_jx + got / mu
         close(rules.softmax_weights(log_w_jx), np_softmax(log_w_np))
-    assert clipped["low"] > 0 and clipped["high"] > 0   # both clip bounds were exercised
+    assert clipped["low"] > 0 and clipped["high"] > 0  # both clip bounds were exercised
 
 
 # ================================================================================ Aioli mixer
@@ -476,14 +486,32 @@ AIOLI_CONFIGS = {
     "m3_ohf0.5_ema": dict(m=3, eta=0.1, ema=0.5, lp_rounds=2, lp_steps=3, update_steps=100, ohf=0.5),
     # expected W != nominal (ohf 0.6: counts 5 / 1.5 / 1.5 of 8), cumulative EG, a restricted prior that the
     # EG base forgets (as the original resets weights_init to ones); larger eta so the rounds move p visibly
-    "m3_ohf0.6_cumulative_prior": dict(m=3, eta=3.0, ema=None, lp_rounds=2, lp_steps=3, update_steps=100,
-                                       ohf=0.6, prior=(0.5, 0.3, 0.2), prior_steps=50),
+    "m3_ohf0.6_cumulative_prior": dict(
+        m=3,
+        eta=3.0,
+        ema=None,
+        lp_rounds=2,
+        lp_steps=3,
+        update_steps=100,
+        ohf=0.6,
+        prior=(0.5, 0.3, 0.2),
+        prior_steps=50,
+    ),
     # the jaxlaws variant that carries the prior into the EG base
-    "m3_carry_prior": dict(m=3, eta=3.0, ema=0.5, lp_rounds=2, lp_steps=3, update_steps=100, ohf=0.5,
-                           prior=(0.5, 0.3, 0.2), prior_steps=50, carry_prior=True),
+    "m3_carry_prior": dict(
+        m=3,
+        eta=3.0,
+        ema=0.5,
+        lp_rounds=2,
+        lp_steps=3,
+        update_steps=100,
+        ohf=0.5,
+        prior=(0.5, 0.3, 0.2),
+        prior_steps=50,
+        carry_prior=True,
+    ),
     # the diagonal ablation, m=4, three LearnParams rounds
-    "m4_diagonal": dict(m=4, eta=1.0, ema=0.1, lp_rounds=3, lp_steps=2, update_steps=100, ohf=0.7,
-                        diagonal=True),
+    "m4_diagonal": dict(m=4, eta=1.0, ema=0.1, lp_rounds=3, lp_steps=2, update_steps=100, ohf=0.7, diagonal=True),
 }
 
 
@@ -502,10 +530,10 @@ def test_aioli_mixer_rounds(name):
     mixture = jax.jit(mixer.mixture)
 
     Q = np_one_hotish(m, hp["ohf"])
-    W = np.array([np_expected_counts(q, B) for q in Q]) / B             # expected LearnParams mixtures
+    W = np.array([np_expected_counts(q, B) for q in Q]) / B  # expected LearnParams mixtures
     prior = None if cfg.get("prior") is None else np.asarray(cfg["prior"], np.float64)
     start = np.full(m, 1 / m) if prior is None else prior
-    base = prior if cfg.get("carry_prior") else np.full(m, 1 / m)      # the original: weights_init = ones
+    base = prior if cfg.get("carry_prior") else np.full(m, 1 / m)  # the original: weights_init = ones
 
     state = mixer.init(jax.random.key(0))
     p, exact = mixture(state)
@@ -520,21 +548,22 @@ def test_aioli_mixer_rounds(name):
     for t in range(n_rounds):
         s0 = p0 + t * upd
         assert flags[s0] and not flags[s0 + 1] and not flags[s0 + K * lp + 1]
-        same = mixer.update(state, step=s0 + 1, losses=jnp.full(m, 99.0))   # not an observation step
-        assert all((np.asarray(getattr(same, f)) == np.asarray(getattr(state, f))).all()
-                   for f in state._fields if f != "key")
+        same = mixer.update(state, step=s0 + 1, losses=jnp.full(m, 99.0))  # not an observation step
+        assert all(
+            (np.asarray(getattr(same, f)) == np.asarray(getattr(state, f))).all() for f in state._fields if f != "key"
+        )
         L0 = loss
         state = mixer.update(state, step=s0, losses=jnp.asarray(L0, jnp.float32))
         order = np.asarray(state.order)
         assert order.shape == (K,) and bool(state.in_lp) and int(state.phase) == 0
-        for r in range(hp["lp_rounds"]):   # lp_rounds random permutations of the groups, concatenated
-            assert sorted(order[r * m:(r + 1) * m].tolist()) == list(range(m))
+        for r in range(hp["lp_rounds"]):  # lp_rounds random permutations of the groups, concatenated
+            assert sorted(order[r * m : (r + 1) * m].tolist()) == list(range(m))
         orders.append(order)
         seg_losses = []
         for k in range(K):
             q, exact = mixture(state)
             assert bool(exact)
-            close(q, Q[order[k]], rtol=1e-6, atol=1e-7)                # nominal q_{order[phase]}
+            close(q, Q[order[k]], rtol=1e-6, atol=1e-7)  # nominal q_{order[phase]}
             loss = (loss - rng.uniform(-0.02, 0.08, m)).astype(np.float32).astype(np.float64)
             seg_losses.append(loss)
             assert flags[s0 + (k + 1) * lp]
@@ -556,22 +585,32 @@ def test_aioli_mixer_rounds(name):
         close(p, np.asarray(state.p))
         assert not bool(exact)
 
-    assert np.abs(p_want - start).max() > 1e-3                             # the mixture moved
-    assert any((a != orders[0]).any() for a in orders[1:])                 # a fresh order each round
+    assert np.abs(p_want - start).max() > 1e-3  # the mixture moved
+    assert any((a != orders[0]).any() for a in orders[1:])  # a fresh order each round
     if name == "m3_ohf0.6_cumulative_prior":
         # the nominal W gives a different A here, so the comparison above pins the expected W
         A_nominal = np_normalize(np_solve_A(G, Q, False))
         assert np.abs(A_nominal - As[-1]).max() > 1e-3
-    assert mixer.update._cache_size() <= 2                                 # eager calls do not retrace
+    assert mixer.update._cache_size() <= 2  # eager calls do not retrace
 
 
 def test_restricted_aioli_leaves_the_prior_band_as_the_original():
     """The original resets the EG base to uniform after the prior, so with a normalised A (column sums in
     [0, 1]) and an EMA the mixture lies in the e^eta odds band around *uniform*, whatever the prior; carrying
     the prior as the base confines it to the band around the prior instead (issue: restricted == grid)."""
-    kw = dict(total_steps=400, batch_size=8, eta=0.2, ema=0.1, lp_rounds=1, lp_steps=2, update_steps=100,
-              ohf=0.625, prior=(0.9, 0.1), prior_steps=100)
-    A = np.array([[0.1, 0.6], [0.0, 0.3]])          # normalised: column sums 0.1 / 0.9
+    kw = dict(
+        total_steps=400,
+        batch_size=8,
+        eta=0.2,
+        ema=0.1,
+        lp_rounds=1,
+        lp_steps=2,
+        update_steps=100,
+        ohf=0.625,
+        prior=(0.9, 0.1),
+        prior_steps=100,
+    )
+    A = np.array([[0.1, 0.6], [0.0, 0.3]])  # normalised: column sums 0.1 / 0.9
     for carry in (False, True):
         mixer = mixing.aioli(2, carry_prior=carry, **kw)
         st = mixer.init(jax.random.key(0))
@@ -589,7 +628,7 @@ def test_restricted_aioli_leaves_the_prior_band_as_the_original():
         close(st.p, want / want.sum(), rtol=1e-4, atol=1e-6)
     p_orig = np.full(2, 0.5) * np.exp(0.2 * A.sum(0))
     p_orig /= p_orig.sum()
-    assert p_orig.max() / p_orig.min() <= np.exp(0.2) + 1e-9 and p_orig[1] > 0.5   # left the prior
+    assert p_orig.max() / p_orig.min() <= np.exp(0.2) + 1e-9 and p_orig[1] > 0.5  # left the prior
 
 
 @pytest.mark.slow
@@ -623,7 +662,7 @@ def np_skillit_original(G, loss_at, eta: float, update_steps: int, every: int, w
             if counter == total:
                 return hist
         idx = len(all_losses)
-        hist.append(np_skillit(G, np.sum(all_losses[max(0, idx - window):idx], axis=0), eta))
+        hist.append(np_skillit(G, np.sum(all_losses[max(0, idx - window) : idx], axis=0), eta))
 
 
 @pytest.mark.parametrize("update_steps,eval_steps,window", [(100, 25, 3), (50, 25, 3), (60, 20, 1)])
@@ -632,18 +671,20 @@ def test_skillit_mixer(update_steps, eval_steps, window, align):
     m, eta, total = 3, 0.2, 4 * update_steps + 10
     rng = np.random.default_rng(11)
     G = rng.uniform(0.0, 0.4, (m, m))
-    mixer = mixing.skillit(G, total_steps=total, eta=eta, update_steps=update_steps, window=window,
-                           eval_steps=eval_steps, align=align)
+    mixer = mixing.skillit(
+        G, total_steps=total, eta=eta, update_steps=update_steps, window=window, eval_steps=eval_steps, align=align
+    )
     state = mixer.init(jax.random.key(0))
     p, exact = mixer.mixture(state)
-    close(p, np_skillit(G, np.ones(m), eta))        # initial w = exp(eta G 1)
+    close(p, np_skillit(G, np.ones(m), eta))  # initial w = exp(eta G 1)
     assert not bool(exact)
     table = rng.uniform(2.0, 4.0, (total, m)).astype(np.float32)
     for s in range(total):
         state = mixer.update(state, step=s, losses=jnp.asarray(table[s]))
     if align == "original":
-        want = np_skillit_original(G, lambda c: table[c].astype(np.float64), eta, update_steps, eval_steps, window,
-                                   total)
+        want = np_skillit_original(
+            G, lambda c: table[c].astype(np.float64), eta, update_steps, eval_steps, window, total
+        )
     else:  # records at every eval_steps (not 0); an update includes the record of its own step
         want, rec = [], []
         for s in range(1, total):
@@ -667,7 +708,7 @@ def test_load_graph_applies_the_original_rule(tmp_path):
             if i != j and want[i, j] == 1:
                 want[i, j] = 0.5
     np.testing.assert_array_equal(mixing.load_graph(tmp_path / "g.npy", 3), want)
-    assert mixing.load_graph(tmp_path / "g.npy", 3)[0, 0] == 1.0   # the diagonal is kept
+    assert mixing.load_graph(tmp_path / "g.npy", 3)[0, 0] == 1.0  # the diagonal is kept
 
 
 # ================================================================================ DoReMi policy: one step
@@ -684,24 +725,27 @@ def test_doremi_policy_step():
     shapes = jax.eval_shape(lambda: init_params(MODEL, jax.random.key(0)))
     leaves, treedef = jax.tree_util.tree_flatten(shapes)
     rng = np.random.default_rng(12)
-    ref, proxy = (jax.tree_util.tree_unflatten(treedef, [jnp.asarray(rng.normal(0, 0.3, s.shape), s.dtype)
-                                                         for s in leaves]) for _ in range(2))
+    ref, proxy = (
+        jax.tree_util.tree_unflatten(treedef, [jnp.asarray(rng.normal(0, 0.3, s.shape), s.dtype) for s in leaves])
+        for _ in range(2)
+    )
     # per-sequence losses, and the gradient of their c-weighted sum: one compiled program
-    loss_and_grad = jax.jit(lambda p, x, c: (per_sample_loss(p, MODEL, x),
-                                             jax.grad(lambda q: per_sample_loss(q, MODEL, x) @ c)(p)))
+    loss_and_grad = jax.jit(
+        lambda p, x, c: (per_sample_loss(p, MODEL, x), jax.grad(lambda q: per_sample_loss(q, MODEL, x) @ c)(p))
+    )
     state = pol.init(jax.random.key(0), extra=pol.prepare_extra(ref))
     prev_e = np.array([0.3, -0.1, 0.25], np.float32)
     w0 = np.array([0.5, 0.3, 0.2], np.float32)
     state = state._replace(mix=state.mix._replace(prev_e=jnp.asarray(prev_e), w=jnp.asarray(w0)))
     inputs = jnp.asarray(rng.integers(0, 32, (B, 17)), jnp.int32)
-    gids = np.array([0, 1, 0, 0, 1, 1, 1, 0], np.int32)               # group 2 absent
+    gids = np.array([0, 1, 0, 0, 1, 1, 1, 0], np.int32)  # group 2 absent
     ctx = StepContext(proxy, inputs, jnp.asarray(gids), jnp.asarray(0, jnp.int32), jax.random.key(3), None)
     _, grads, new = jax.jit(pol.gradient)(state, ctx)
 
     zero = jnp.zeros(B, jnp.float32)
     l_proxy = np.asarray(loss_and_grad(proxy, inputs, zero)[0], np.float64)
     l_ref = np.asarray(loss_and_grad(ref, inputs, zero)[0], np.float64)
-    assert np.abs(l_proxy - l_ref).max() > 0.05   # the excess is not trivially 0
+    assert np.abs(l_proxy - l_ref).max() > 0.05  # the excess is not trivially 0
     excess, present = np.zeros(m), np.zeros(m, bool)
     for i in range(m):
         rows = gids == i
@@ -710,7 +754,7 @@ def test_doremi_policy_step():
             excess[i] = l_proxy[rows].mean() - l_ref[rows].mean()
     w_want, e_want = np_doremi(w0, excess, prev_e, present, 2.0, 0.05)
     new = new.mix
-    close(new.prev_e, e_want, rtol=1e-4, atol=1e-5)   # differences of ~3.5 losses in float32
+    close(new.prev_e, e_want, rtol=1e-4, atol=1e-5)  # differences of ~3.5 losses in float32
     close(new.w, w_want, rtol=1e-4, atol=1e-5)
     close(new.w_sum, w_want, rtol=1e-4, atol=1e-5)
     assert int(new.n) == 1
@@ -731,15 +775,18 @@ def _aioli(**kw):
     return Aioli(**COMMON, **cfg)
 
 
-@pytest.mark.parametrize("kw,match", [
-    (dict(eta=0.0), "eta must be > 0"),
-    (dict(eta=-0.1), "eta must be > 0"),
-    (dict(ohf=1 / 3), r"one_hot_factor \(ohf\) must be in \(1/m, 1\]"),
-    (dict(ohf=0.2), r"one_hot_factor \(ohf\) must be in \(1/m, 1\]"),
-    (dict(ohf=1.01), r"one_hot_factor \(ohf\) must be in \(1/m, 1\]"),
-    (dict(update_steps=18), r"update_steps=18 must exceed .* lp_rounds \* lp_steps \* m = 18"),
-    (dict(update_steps=5), r"update_steps=5 must exceed"),
-])
+@pytest.mark.parametrize(
+    "kw,match",
+    [
+        (dict(eta=0.0), "eta must be > 0"),
+        (dict(eta=-0.1), "eta must be > 0"),
+        (dict(ohf=1 / 3), r"one_hot_factor \(ohf\) must be in \(1/m, 1\]"),
+        (dict(ohf=0.2), r"one_hot_factor \(ohf\) must be in \(1/m, 1\]"),
+        (dict(ohf=1.01), r"one_hot_factor \(ohf\) must be in \(1/m, 1\]"),
+        (dict(update_steps=18), r"update_steps=18 must exceed .* lp_rounds \* lp_steps \* m = 18"),
+        (dict(update_steps=5), r"update_steps=5 must exceed"),
+    ],
+)
 def test_aioli_bad_hyperparameters(kw, match):
     with pytest.raises(ValueError, match=match):
         _aioli(**kw)
@@ -748,32 +795,38 @@ def test_aioli_bad_hyperparameters(kw, match):
 def test_aioli_boundary_hyperparameters_are_accepted():
     _aioli(ohf=1.0)
     _aioli(ohf=0.34)
-    _aioli(update_steps=19)      # one step more than LearnParams' 2 * 3 * 3 = 18
+    _aioli(update_steps=19)  # one step more than LearnParams' 2 * 3 * 3 = 18
 
 
-@pytest.mark.parametrize("cls,kw,match", [
-    (SkillIt, dict(eta=0.0), "skillit: eta must be > 0"),
-    (SkillIt, dict(eta=-1.0), "skillit: eta must be > 0"),
-    (DoReMi, dict(mu=0.0), r"doremi: mu \(the step size\) must be > 0"),
-    (DoReMi, dict(mu=-0.01), r"doremi: mu \(the step size\) must be > 0"),
-    (DoGE, dict(mu=0.0), "doge: mu must be > 0"),
-    (DoGE, dict(mu=-0.1), "doge: mu must be > 0"),
-])
+@pytest.mark.parametrize(
+    "cls,kw,match",
+    [
+        (SkillIt, dict(eta=0.0), "skillit: eta must be > 0"),
+        (SkillIt, dict(eta=-1.0), "skillit: eta must be > 0"),
+        (DoReMi, dict(mu=0.0), r"doremi: mu \(the step size\) must be > 0"),
+        (DoReMi, dict(mu=-0.01), r"doremi: mu \(the step size\) must be > 0"),
+        (DoGE, dict(mu=0.0), "doge: mu must be > 0"),
+        (DoGE, dict(mu=-0.1), "doge: mu must be > 0"),
+    ],
+)
 def test_other_bad_hyperparameters(cls, kw, match):
     with pytest.raises(ValueError, match=match):
         cls(m=3, **COMMON, **kw)
-    ok = {k: abs(v) or 0.1 for k, v in kw.items()}   # the same policy with a positive value constructs
+    ok = {k: abs(v) or 0.1 for k, v in kw.items()}  # the same policy with a positive value constructs
     cls(m=3, **COMMON, **ok)
 
 
-@pytest.mark.parametrize("graph,match", [
-    (np.zeros((2, 2)), r"skills graph must have shape \(3, 3\) for 3 groups, got \(2, 2\)"),
-    (np.zeros((3,)), r"skills graph must have shape \(3, 3\)"),
-    (np.zeros((3, 4)), r"skills graph must have shape \(3, 3\)"),
-    (np.array([[0.1, np.nan, 0], [0, 0.1, 0], [0, 0, 0.1]]), "NaN or infinite"),
-    (np.array([[0.1, 0, 0], [0, np.inf, 0], [0, 0, 0.1]]), "NaN or infinite"),
-    (None, "needs its skills graph"),
-])
+@pytest.mark.parametrize(
+    "graph,match",
+    [
+        (np.zeros((2, 2)), r"skills graph must have shape \(3, 3\) for 3 groups, got \(2, 2\)"),
+        (np.zeros((3,)), r"skills graph must have shape \(3, 3\)"),
+        (np.zeros((3, 4)), r"skills graph must have shape \(3, 3\)"),
+        (np.array([[0.1, np.nan, 0], [0, 0.1, 0], [0, 0, 0.1]]), "NaN or infinite"),
+        (np.array([[0.1, 0, 0], [0, np.inf, 0], [0, 0, 0.1]]), "NaN or infinite"),
+        (None, "needs its skills graph"),
+    ],
+)
 def test_skillit_prepare_extra_rejects_bad_graphs(graph, match):
     pol = SkillIt(m=3, **COMMON, eta=0.2, update_steps=100)
     with pytest.raises(ValueError, match=match):

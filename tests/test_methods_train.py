@@ -17,32 +17,39 @@ import pytest
 from jaxlaws.analysis import analyse
 from jaxlaws.sweeps.io import read_sweep
 from jaxlaws.train import data as D
-from jaxlaws.train.methods import Aioli, DoGE, DoReMi, StepContext, load_graph, skills_graph
+from jaxlaws.train.methods import DoGE, DoReMi, StepContext, load_graph, skills_graph
 from jaxlaws.train.methods.base import MethodData, sample_mixture
 from jaxlaws.train.methods.run import train_policy
 from jaxlaws.train.methods.sweep import make_policy, method_sweep
 from jaxlaws.train.model import init_params, per_sample_loss, preset
 from jaxlaws.train.optim import OptimConfig
-from jaxlaws.train.step import per_group_grads, run_keys
+from jaxlaws.train.step import per_group_grads
 from jaxlaws.train.sweep import TrainConfig, prepare_data, static_sweep
 
 GROUPS = D.synthetic_groups(2, overlap=0.3, seed=0, n_tokens=20_000, vocab_size=32)
 MODEL = preset("tiny", vocab_size=32, context=16, n_layers=1, d_model=32, n_heads=2, d_ff=64)
-CFG = TrainConfig(MODEL, OptimConfig(total_steps=60, warmup_steps=5, lr=1e-2), batch_size=8, eval_every=20,
-                  eval_batch_size=64)
+CFG = TrainConfig(
+    MODEL, OptimConfig(total_steps=60, warmup_steps=5, lr=1e-2), batch_size=8, eval_every=20, eval_batch_size=64
+)
 DATA = prepare_data(GROUPS, CFG, max_eval_chunks=32, probe_chunks=16)
 AIOLI_HP = dict(update_steps=20, lp_steps=2, lp_rounds=2)
 KIDS = np.array([[0.2, 0.8], [0.4, 0.6], [0.6, 0.4], [0.8, 0.2]])
 
 
 def _frame(recs):
-    return pd.concat([pd.DataFrame(r["rows"]) for r in recs.values()]).sort_values(
-        ["seed", "step", "split", "group"]).reset_index(drop=True)
+    return (
+        pd.concat([pd.DataFrame(r["rows"]) for r in recs.values()])
+        .sort_values(["seed", "step", "split", "group"])
+        .reset_index(drop=True)
+    )
 
 
 def _records(recs):
-    return pd.concat([pd.DataFrame(r["records"]).assign(seed=s) for s, r in recs.items()]).sort_values(
-        ["seed", "name", "step", "index", "row", "col"]).reset_index(drop=True)
+    return (
+        pd.concat([pd.DataFrame(r["records"]).assign(seed=s) for s, r in recs.items()])
+        .sort_values(["seed", "name", "step", "index", "row", "col"])
+        .reset_index(drop=True)
+    )
 
 
 @pytest.mark.slow
@@ -102,11 +109,9 @@ def _with_noise_group(seed=0, n=20_000, V=32):
 
 @pytest.mark.slow
 def test_aioli_learns_the_known_sign_structure_and_leaves_the_noise_group(tmp_path):
-    cfg = TrainConfig(MODEL, OptimConfig(total_steps=300, warmup_steps=20, lr=1e-2), batch_size=12,
-                      eval_batch_size=64)
+    cfg = TrainConfig(MODEL, OptimConfig(total_steps=300, warmup_steps=20, lr=1e-2), batch_size=12, eval_batch_size=64)
     data = prepare_data(_with_noise_group(), cfg, max_eval_chunks=32, probe_chunks=32)
-    pol = make_policy("aioli", 3, cfg, update_steps=100, lp_steps=8, lp_rounds=3, normalize=False, eta=2.0,
-                      ema=None)
+    pol = make_policy("aioli", 3, cfg, update_steps=100, lp_steps=8, lp_rounds=3, normalize=False, eta=2.0, ema=None)
     recs = train_policy(pol, data, cfg, [0, 1], tmp_path, run="aioli", method="aioli")
     for s, r in recs.items():
         df = pd.DataFrame(r["records"])
@@ -126,8 +131,9 @@ def test_aioli_learns_the_known_sign_structure_and_leaves_the_noise_group(tmp_pa
 def _ctx(key=0):
     params = init_params(MODEL, jax.random.key(key))
     inputs, gids = sample_mixture(jax.random.key(1), DATA.train, jnp.array([0.5, 0.5]), True, 8, 16)
-    return StepContext(params, inputs, gids, jnp.int32(10), jax.random.key(2),
-                       MethodData(DATA.train, DATA.val_windows, DATA.probe))
+    return StepContext(
+        params, inputs, gids, jnp.int32(10), jax.random.key(2), MethodData(DATA.train, DATA.val_windows, DATA.probe)
+    )
 
 
 def _flat(tree):
@@ -168,14 +174,15 @@ def test_doge_scores_weights_and_gradient_match_a_reference():
     _, grads, new = jax.jit(pol.gradient)(state, ctx)
     gg = jax.jit(per_group_grads, static_argnums=(1, 4))(ctx.params, MODEL, ctx.inputs, ctx.group_ids, 2)
     g = [_flat(jax.tree_util.tree_map(lambda x: x[i], gg)).astype(np.float64) for i in range(2)]
-    g = [x * min(1.0, 0.05 / np.linalg.norm(x)) for x in g]                  # clipped in place
+    g = [x * min(1.0, 0.05 / np.linalg.norm(x)) for x in g]  # clipped in place
     lengths = np.asarray(DATA.val_windows.lengths, np.float64)
-    vin, vid = sample_mixture(ctx.key, DATA.val_windows, jnp.asarray(lengths / lengths.sum(), jnp.float32), False,
-                              4, 16)
+    vin, vid = sample_mixture(
+        ctx.key, DATA.val_windows, jnp.asarray(lengths / lengths.sum(), jnp.float32), False, 4, 16
+    )
     vv = jax.jit(per_group_grads, static_argnums=(1, 4))(ctx.params, MODEL, vin, vid, 2)
     v = [_flat(jax.tree_util.tree_map(lambda x: x[j], vv)).astype(np.float64) for j in range(2)]
-    g_val = sum(np.mean(np.asarray(vid) == j) * v[j] for j in range(2))    # mean val-batch loss gradient
-    g_val = g_val * min(1.0, 0.05 / np.linalg.norm(g_val))                 # clipped like every backward pass
+    g_val = sum(np.mean(np.asarray(vid) == j) * v[j] for j in range(2))  # mean val-batch loss gradient
+    g_val = g_val * min(1.0, 0.05 / np.linalg.norm(g_val))  # clipped like every backward pass
     v = [x * min(1.0, 0.05 / np.linalg.norm(x)) if np.linalg.norm(x) > 0 else x for x in v]
     lr = float(pol.lr(jnp.int32(10)))
     s = np.array([lr * gi @ g_val for gi in g]) / (np.mean([np.linalg.norm(x) for x in g]) + 1e-6)
@@ -200,15 +207,16 @@ def test_doge_validation_batches_are_random_draws():
     share = lengths / lengths.sum()
     freq = np.bincount(ids.ravel(), minlength=2) / ids.size
     assert np.abs(freq - share).max() < 5 * np.sqrt(share[0] * share[1] / ids.size), (freq, share)
-    assert len({tuple(np.bincount(r, minlength=2)) for r in ids}) >= 4     # not one fixed composition
+    assert len({tuple(np.bincount(r, minlength=2)) for r in ids}) >= 4  # not one fixed composition
 
 
 def test_original_skillit_graphs_load_and_wrong_shapes_are_refused(tmp_path):
     from tests.conftest import REF
+
     f = REF / "skillit_graphs" / "slimpj_arxiv_stackexchange_normalized_seed_0.json"
     G = load_graph(str(f), 2)
     raw = np.array(json.loads(f.read_text()))
-    raw[~np.eye(2, dtype=bool) & (raw == 1.0)] = 0.5           # the original's rule on loading
+    raw[~np.eye(2, dtype=bool) & (raw == 1.0)] = 0.5  # the original's rule on loading
     np.testing.assert_array_equal(G, raw)
     with pytest.raises(ValueError, match=r"shape \(3, 3\)"):
         load_graph(str(f), 3)
@@ -224,8 +232,18 @@ def test_original_skillit_graphs_load_and_wrong_shapes_are_refused(tmp_path):
 @pytest.fixture(scope="module")
 def aioli_sweep(tmp_path_factory):
     work = tmp_path_factory.mktemp("aioli_sweep")
-    res = method_sweep("aioli", DATA, CFG, [0, 1], work, hparams=AIOLI_HP, break_step=30, children=KIDS,
-                       remaining_steps=10, progress=False)
+    res = method_sweep(
+        "aioli",
+        DATA,
+        CFG,
+        [0, 1],
+        work,
+        hparams=AIOLI_HP,
+        break_step=30,
+        children=KIDS,
+        remaining_steps=10,
+        progress=False,
+    )
     return res, work
 
 
@@ -236,7 +254,7 @@ def test_method_sweep_writes_runs_matrices_and_children_that_analyse_reads(aioli
     kinds = sw.losses.drop_duplicates(["run", "seed"])["kind"].value_counts().to_dict()
     assert kinds == {"method": 2, "child": 2 * len(KIDS)}
     steps = sorted(sw.matrices[sw.matrices["name"] == "aioli_A"]["step"].unique())
-    assert steps and max(steps) <= 30          # only rounds before the break feed the children's analysis
+    assert steps and max(steps) <= 30  # only rounds before the break feed the children's analysis
     ma = analyse(sw).methods["aioli"]
     assert set(ma.similarity["seed"]) == {0, 1}
     assert np.isfinite(ma.similarity[["sim", "b", "sim_method_sign"]].to_numpy()).all()
@@ -259,8 +277,9 @@ def test_two_stage_methods_train_their_averaged_weights(tmp_path, method):
 
 @pytest.mark.slow
 def test_skillit_learns_its_graph_from_one_hot_runs(tmp_path):
-    res = method_sweep("skillit", DATA, CFG, [0], tmp_path, hparams={"update_steps": 20}, graph_steps=15,
-                       progress=False)
+    res = method_sweep(
+        "skillit", DATA, CFG, [0], tmp_path, hparams={"update_steps": 20}, graph_steps=15, progress=False
+    )
     L = res.sweep.losses[(res.sweep.losses["method"] == "skillit_graph") & (res.sweep.losses["split"] == "val")]
     start = np.zeros((2, 2))
     end = np.zeros((2, 2))
@@ -274,23 +293,26 @@ def test_skillit_learns_its_graph_from_one_hot_runs(tmp_path):
     got = np.zeros((2, 2))
     got[rec["row"], rec["col"]] = rec["value"]
     np.testing.assert_allclose(got, want, rtol=1e-6)
-    assert (want[np.arange(2), np.arange(2)] > 0).all()   # training on a group lowers its own loss
+    assert (want[np.arange(2), np.arange(2)] > 0).all()  # training on a group lowers its own loss
 
 
-@pytest.mark.parametrize("method, kw, match", [
-    ("bogus", {}, "unknown method"),
-    ("aioli", {"hparams": {"eta": 0.0}}, "eta must be > 0"),
-    ("aioli", {"hparams": {"ohf": 0.5}}, r"ohf\) must be in \(1/m, 1\]"),
-    ("aioli", {"hparams": {"ohf": 1.2}}, r"ohf\) must be in \(1/m, 1\]"),
-    ("aioli", {"hparams": {"update_steps": 10, "lp_steps": 4}}, "must exceed the LearnParams steps"),
-    ("aioli", {"hparams": {"temperature": 1}}, "unknown hyper-parameters"),
-    ("skillit", {"hparams": {"eta": -1}}, "eta must be > 0"),
-    ("doremi", {"hparams": {"mu": 0}}, "mu"),
-    ("aioli", {"break_step": 60, "children": KIDS, "remaining_steps": 5}, "past the end"),
-    ("aioli", {"break_step": 30}, "needs child mixtures"),
-    ("stratified", {"break_step": 30, "children": KIDS, "remaining_steps": 5}, "record a matrix"),
-    ("skillit", {"graph": np.eye(3)}, r"shape \(2, 2\)"),
-])
+@pytest.mark.parametrize(
+    "method, kw, match",
+    [
+        ("bogus", {}, "unknown method"),
+        ("aioli", {"hparams": {"eta": 0.0}}, "eta must be > 0"),
+        ("aioli", {"hparams": {"ohf": 0.5}}, r"ohf\) must be in \(1/m, 1\]"),
+        ("aioli", {"hparams": {"ohf": 1.2}}, r"ohf\) must be in \(1/m, 1\]"),
+        ("aioli", {"hparams": {"update_steps": 10, "lp_steps": 4}}, "must exceed the LearnParams steps"),
+        ("aioli", {"hparams": {"temperature": 1}}, "unknown hyper-parameters"),
+        ("skillit", {"hparams": {"eta": -1}}, "eta must be > 0"),
+        ("doremi", {"hparams": {"mu": 0}}, "mu"),
+        ("aioli", {"break_step": 60, "children": KIDS, "remaining_steps": 5}, "past the end"),
+        ("aioli", {"break_step": 30}, "needs child mixtures"),
+        ("stratified", {"break_step": 30, "children": KIDS, "remaining_steps": 5}, "record a matrix"),
+        ("skillit", {"graph": np.eye(3)}, r"shape \(2, 2\)"),
+    ],
+)
 def test_bad_input_is_refused_before_any_training(tmp_path, method, kw, match):
     with pytest.raises(ValueError, match=match):
         method_sweep(method, DATA, CFG, [0], tmp_path / "w", progress=False, **kw)
@@ -298,20 +320,52 @@ def test_bad_input_is_refused_before_any_training(tmp_path, method, kw, match):
 
 
 def _jaxlaws(*args):
-    return subprocess.run([sys.executable, "-m", "jaxlaws.cli", *args], capture_output=True, text=True,
-                          timeout=600)
+    return subprocess.run([sys.executable, "-m", "jaxlaws.cli", *args], capture_output=True, text=True, timeout=600)
 
 
-SMALL = ["--data", "synthetic:2", "--steps", "40", "--warmup", "4", "--lr", "0.01", "--seq-len", "16",
-         "--max-eval-chunks", "16", "--no-progress"]
+SMALL = [
+    "--data",
+    "synthetic:2",
+    "--steps",
+    "40",
+    "--warmup",
+    "4",
+    "--lr",
+    "0.01",
+    "--seq-len",
+    "16",
+    "--max-eval-chunks",
+    "16",
+    "--no-progress",
+]
 
 
 @pytest.mark.slow
 def test_cli_sweep_method_then_analyse(tmp_path):
     out = tmp_path / "aioli"
-    r = _jaxlaws("sweep", "method", "--method", "aioli", *SMALL, "--seeds", "0,1", "--update-steps", "18",
-                 "--lp-steps", "2", "--lp-rounds", "2", "--break-step", "20", "--children", "0.2,0.8;0.5,0.5;0.8,0.2",
-                 "--remaining-steps", "5", "--out", str(out))
+    r = _jaxlaws(
+        "sweep",
+        "method",
+        "--method",
+        "aioli",
+        *SMALL,
+        "--seeds",
+        "0,1",
+        "--update-steps",
+        "18",
+        "--lp-steps",
+        "2",
+        "--lp-rounds",
+        "2",
+        "--break-step",
+        "20",
+        "--children",
+        "0.2,0.8;0.5,0.5;0.8,0.2",
+        "--remaining-steps",
+        "5",
+        "--out",
+        str(out),
+    )
     assert r.returncode == 0, r.stderr
     assert "final run 'aioli'" in r.stdout
     r = _jaxlaws("analyse", str(out / "sweep"))
@@ -321,8 +375,20 @@ def test_cli_sweep_method_then_analyse(tmp_path):
 
 @pytest.mark.slow
 def test_cli_compare_prints_the_table(tmp_path):
-    r = _jaxlaws("compare", *SMALL, "--methods", "stratified,aioli", "--update-steps", "18", "--lp-steps", "2",
-                 "--lp-rounds", "2", "--out", str(tmp_path / "cmp"))
+    r = _jaxlaws(
+        "compare",
+        *SMALL,
+        "--methods",
+        "stratified,aioli",
+        "--update-steps",
+        "18",
+        "--lp-steps",
+        "2",
+        "--lp-rounds",
+        "2",
+        "--out",
+        str(tmp_path / "cmp"),
+    )
     assert r.returncode == 0, r.stderr
     assert "| stratified |" in r.stdout and "| aioli |" in r.stdout
     table = pd.read_csv(tmp_path / "cmp" / "comparison.csv")
@@ -331,18 +397,24 @@ def test_cli_compare_prints_the_table(tmp_path):
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("args, match", [
-    (["sweep", "method", "--method", "nope", *SMALL, "--out", "x"], "unknown --method 'nope'"),
-    (["sweep", "method", "--method", "aioli", *SMALL, "--mu", "0.1", "--out", "x"], "--mu does not apply"),
-    (["sweep", "method", "--method", "aioli", *SMALL, "--one-hot-factor", "0.3", "--out", "x"], "ohf"),
-    (["sweep", "method", "--method", "aioli", *SMALL, "--break-step", "10", "--out", "x"], "--children"),
-    (["sweep", "method", "--method", "aioli", *SMALL, "--step", "10", "--out", "x"], "unrecognized"),
-    (["compare", *SMALL, "--methods", "stratified,aioli", "--prior", "0.5,x", "--out", "x"],
-     "--prior must be 2 comma-separated numbers"),
-])
+@pytest.mark.parametrize(
+    "args, match",
+    [
+        (["sweep", "method", "--method", "nope", *SMALL, "--out", "x"], "unknown --method 'nope'"),
+        (["sweep", "method", "--method", "aioli", *SMALL, "--mu", "0.1", "--out", "x"], "--mu does not apply"),
+        (["sweep", "method", "--method", "aioli", *SMALL, "--one-hot-factor", "0.3", "--out", "x"], "ohf"),
+        (["sweep", "method", "--method", "aioli", *SMALL, "--break-step", "10", "--out", "x"], "--children"),
+        (["sweep", "method", "--method", "aioli", *SMALL, "--step", "10", "--out", "x"], "unrecognized"),
+        (
+            ["compare", *SMALL, "--methods", "stratified,aioli", "--prior", "0.5,x", "--out", "x"],
+            "--prior must be 2 comma-separated numbers",
+        ),
+    ],
+)
 def test_cli_errors_are_one_line_with_exit_code_2(tmp_path, args, match):
-    r = subprocess.run([sys.executable, "-m", "jaxlaws.cli", *args], capture_output=True, text=True,
-                       cwd=tmp_path, timeout=300)
+    r = subprocess.run(
+        [sys.executable, "-m", "jaxlaws.cli", *args], capture_output=True, text=True, cwd=tmp_path, timeout=300
+    )
     assert r.returncode == 2, (r.stdout, r.stderr)
     assert match in r.stderr and "Traceback" not in r.stderr
     assert not (tmp_path / "x" / "runs").exists()
@@ -353,7 +425,7 @@ def test_a_damaged_method_result_is_named_and_trained_again(tmp_path):
     pol = make_policy("stratified", 2, CFG)
     first = train_policy(pol, DATA, CFG, [0], tmp_path, run="s", method="stratified")
     f = tmp_path / "runs" / "s__seed0.json"
-    f.write_text(f.read_text()[:-40])                     # cut short
+    f.write_text(f.read_text()[:-40])  # cut short
     with pytest.warns(UserWarning, match=r"s__seed0\.json"):
         again = train_policy(pol, DATA, CFG, [0], tmp_path, run="s", method="stratified")
     np.testing.assert_array_equal(_frame(again)["loss"], _frame(first)["loss"])
@@ -363,10 +435,11 @@ def test_cli_ema_none_is_aiolis_cumulative_update():
     import argparse
 
     from jaxlaws.train.methods.cli import add_method_args, hparams_from_args
+
     p = argparse.ArgumentParser()
     add_method_args(p)
     for flag, want in (("none", None), ("0.3", 0.3)):
         hp = hparams_from_args(p.parse_args(["--ema", flag]), "aioli", 2)
         assert hp == {"ema": want}
         assert make_policy("aioli", 2, CFG, **hp).mixer.hparams["ema"] == want
-    assert make_policy("aioli", 2, CFG).mixer.hparams["ema"] == 0.1    # the original's m=2 value
+    assert make_policy("aioli", 2, CFG).mixer.hparams["ema"] == 0.1  # the original's m=2 value

@@ -29,7 +29,7 @@ README = Path(__file__).resolve().parents[1] / "README.md"
 
 def readme_example() -> str:
     text = README.read_text()
-    section = text[text.index("## Mixing methods in your own training loop"):]
+    section = text[text.index("## Mixing methods in your own training loop") :]
     return re.search(r"```python\n(.*?)```", section, re.S).group(1)
 
 
@@ -67,9 +67,11 @@ def _train_fn(ns: dict, mixer: mixing.Mixer, kind: str, steps: int):
         def step(carry, s):
             params, opt_state, ms = carry
             if kind in ("aioli", "skillit"):
-                losses = jax.lax.cond(mixer.observes(s),
-                                      lambda: mixing.group_losses(loss_fn, params, held_out, held_ids, m)[0],
-                                      lambda: jnp.zeros(m))
+                losses = jax.lax.cond(
+                    mixer.observes(s),
+                    lambda: mixing.group_losses(loss_fn, params, held_out, held_ids, m)[0],
+                    lambda: jnp.zeros(m),
+                )
                 ms = mixer.update(ms, step=s, losses=losses)
             p, exact = mixer.mixture(ms)
             kg, kb, kv = jax.random.split(jax.random.fold_in(key, s), 3)
@@ -99,8 +101,11 @@ SEEDS = jnp.arange(2)
 def test_skillit_on_the_toy_leaves_the_noise_group(toy):
     """The graph from one-hot runs of each group (``skills_graph``), then Skill-It, both vmapped over seeds."""
     steps = 200
-    held = lambda params: np.asarray(jax.vmap(  # noqa: E731
-        lambda q: mixing.group_losses(toy["loss_fn"], q, toy["held_out"], toy["held_ids"], 3)[0])(params))
+    held = lambda params: np.asarray(
+        jax.vmap(  # noqa: E731
+            lambda q: mixing.group_losses(toy["loss_fn"], q, toy["held_out"], toy["held_ids"], 3)[0]
+        )(params)
+    )
     start, end = np.zeros((2, 3, 3)), np.zeros((2, 3, 3))
     for i in range(3):
         params, _ = _train_fn(toy, mixing.constant(np.eye(3)[i]), "constant", steps)(SEEDS, None)
@@ -126,7 +131,7 @@ def test_doremi_and_doge_on_the_toy_leave_the_noise_group(toy):
     _, ms = _train_fn(toy, mixing.doge(3), "doge", steps)(SEEDS, None)
     avg = np.asarray(jax.vmap(mixing.average_weights)(ms))
     assert (avg[:, 2] < 1 / 3).all() and (avg[:, 2] < avg[:, :2].min(1)).all(), avg
-    assert (np.asarray(ms.m_steps)[:, -1] == steps).all()   # M recorded (full matrix) every step
+    assert (np.asarray(ms.m_steps)[:, -1] == steps).all()  # M recorded (full matrix) every step
 
 
 @pytest.mark.slow
@@ -136,8 +141,10 @@ def test_eager_update_does_not_retrace():
     cases = [
         (mixing.aioli(m, total_steps=400, batch_size=8), lambda s: dict(losses=jnp.full(m, 3.0 - s / 100))),
         (mixing.skillit(np.eye(m), total_steps=400), lambda s: dict(losses=jnp.full(m, 3.0 - s / 100))),
-        (mixing.doremi(m), lambda s: dict(train_losses=jnp.full(m, 3.0 + s), ref_losses=jnp.full(m, 3.0),
-                                          counts=jnp.ones(m))),
+        (
+            mixing.doremi(m),
+            lambda s: dict(train_losses=jnp.full(m, 3.0 + s), ref_losses=jnp.full(m, 3.0), counts=jnp.ones(m)),
+        ),
         (mixing.doge(m), lambda s: dict(grads={"w": jnp.ones((m, 4)) * s}, val_grad={"w": jnp.ones(4)}, lr=1e-3)),
     ]
     for mixer, signals in cases:
@@ -152,16 +159,19 @@ def test_the_original_hyperparameters_per_m_and_explicit_ones_otherwise():
         hp = mixing.aioli(m, total_steps=5000, batch_size=8).hparams
         assert {k: hp[k] for k in mixing.AIOLI_DEFAULTS[m]} == mixing.AIOLI_DEFAULTS[m]
         assert mixing.doge(m).hparams["mu"] == mixing.DOGE_DEFAULTS[m]["mu"]
-        assert mixing.skillit(np.eye(m), total_steps=5000).hparams["update_steps"] == \
-            mixing.SKILLIT_DEFAULTS[m]["update_steps"]
-    assert mixing.aioli(3, total_steps=5000, batch_size=8).hparams["eta"] == 0.1   # not m=2's 0.2
+        assert (
+            mixing.skillit(np.eye(m), total_steps=5000).hparams["update_steps"]
+            == mixing.SKILLIT_DEFAULTS[m]["update_steps"]
+        )
+    assert mixing.aioli(3, total_steps=5000, batch_size=8).hparams["eta"] == 0.1  # not m=2's 0.2
     with pytest.raises(ValueError, match=r"m=4 give eta, ema, lp_rounds, lp_steps, update_steps, ohf"):
         mixing.aioli(4, total_steps=5000, batch_size=8)
     with pytest.raises(ValueError, match=r"m=4 give ema"):
         mixing.aioli(4, total_steps=5000, batch_size=8, eta=0.1, lp_rounds=2, lp_steps=2, update_steps=100, ohf=0.5)
-    cum = mixing.aioli(4, total_steps=5000, batch_size=8, eta=0.1, ema=None, lp_rounds=2, lp_steps=2,
-                       update_steps=100, ohf=0.5)
-    assert cum.hparams["ema"] is None                                   # ema=None: the cumulative update
+    cum = mixing.aioli(
+        4, total_steps=5000, batch_size=8, eta=0.1, ema=None, lp_rounds=2, lp_steps=2, update_steps=100, ohf=0.5
+    )
+    assert cum.hparams["ema"] is None  # ema=None: the cumulative update
     assert mixing.aioli(2, total_steps=5000, batch_size=8, ema=None).hparams["ema"] is None
     with pytest.raises(ValueError, match=r"m=5 give eta, update_steps, window"):
         mixing.skillit(np.eye(5), total_steps=1000)
@@ -175,9 +185,11 @@ def np_doge_original(train_grads, val_grads, val_ids, lr, mu, w_prev, max_norm=1
     """``DogeTrainer.update_domain_weights`` with ``compute_full_matrix`` off and on, on flat gradients: every
     backward pass followed by ``clip_grad_norm_(max_norm)``; the mixed validation loss is the mean over the
     validation batch, so its gradient is the count-weighted mean of the per-domain ones (then clipped)."""
+
     def clip(g):
         n = np.linalg.norm(g)
         return g * min(1.0, max_norm / (n + 1e-6)) if n > 0 else g
+
     k = len(train_grads)
     flat = np.stack([clip(g) for g in train_grads])
     counts = np.array([(val_ids == j).sum() for j in range(k)], np.float64)
@@ -205,7 +217,7 @@ def test_doge_update_matches_the_original_clipping():
     tree = lambda x: {"a": jnp.asarray(x[..., :4], jnp.float32), "b": jnp.asarray(x[..., 4:], jnp.float32)}  # noqa
     counts = np.bincount(val_ids, minlength=m)
     g_val = (counts / counts.sum()) @ v
-    assert np.linalg.norm(g_val) > 1.0 and np.linalg.norm(g, axis=1).max() > 1.0   # the clipping matters
+    assert np.linalg.norm(g_val) > 1.0 and np.linalg.norm(g, axis=1).max() > 1.0  # the clipping matters
     new = mixer.update(st, grads=tree(g), val_grad=tree(g_val), lr=lr, val_grads=tree(v))
     np.testing.assert_allclose(np.asarray(mixer.weights(new)), w_want, rtol=1e-5, atol=1e-7)
     np.testing.assert_allclose(np.asarray(new.m_hist[-1]), M_want, rtol=1e-5, atol=1e-6)
@@ -222,37 +234,55 @@ def test_sample_groups_exact_counts_and_iid_draws():
     keys = jax.random.split(jax.random.key(1), 500)
     iid = np.asarray(jax.vmap(lambda k: mixing.sample_groups(k, p, 10, False))(keys))
     freq = np.bincount(iid.ravel(), minlength=3) / iid.size
-    assert np.abs(freq - np.asarray(p)).max() < 5 * np.sqrt(0.25 / iid.size)       # 5 standard errors
+    assert np.abs(freq - np.asarray(p)).max() < 5 * np.sqrt(0.25 / iid.size)  # 5 standard errors
     traced = jax.jit(lambda k, e: mixing.sample_groups(k, p, 10, e))
     assert np.bincount(np.asarray(traced(jax.random.key(0), True)), minlength=3).tolist() == [5, 3, 2]
 
 
-@pytest.mark.parametrize("make, signals, match", [
-    (lambda: mixing.aioli(3, total_steps=400, batch_size=8), dict(step=0, losses=jnp.ones(4)),
-     r"losses must have shape \(3,\)"),
-    (lambda: mixing.skillit(np.eye(3), total_steps=400), dict(step=0, losses=jnp.ones((3, 1))),
-     r"losses must have shape \(3,\)"),
-    (lambda: mixing.doremi(3), dict(train_losses=jnp.ones(2), ref_losses=jnp.ones(3), counts=jnp.ones(3)),
-     r"train_losses must have shape \(3,\)"),
-    (lambda: mixing.doge(3), dict(grads={"w": jnp.ones((2, 4))}, val_grad={"w": jnp.ones(4)}, lr=1e-3),
-     r"leading axis of size 3"),
-])
+@pytest.mark.parametrize(
+    "make, signals, match",
+    [
+        (
+            lambda: mixing.aioli(3, total_steps=400, batch_size=8),
+            dict(step=0, losses=jnp.ones(4)),
+            r"losses must have shape \(3,\)",
+        ),
+        (
+            lambda: mixing.skillit(np.eye(3), total_steps=400),
+            dict(step=0, losses=jnp.ones((3, 1))),
+            r"losses must have shape \(3,\)",
+        ),
+        (
+            lambda: mixing.doremi(3),
+            dict(train_losses=jnp.ones(2), ref_losses=jnp.ones(3), counts=jnp.ones(3)),
+            r"train_losses must have shape \(3,\)",
+        ),
+        (
+            lambda: mixing.doge(3),
+            dict(grads={"w": jnp.ones((2, 4))}, val_grad={"w": jnp.ones(4)}, lr=1e-3),
+            r"leading axis of size 3",
+        ),
+    ],
+)
 def test_bad_signals_are_a_clear_error(make, signals, match):
     mixer = make()
     with pytest.raises(ValueError, match=match):
         mixer.update(mixer.init(jax.random.key(0)), **signals)
 
 
-@pytest.mark.parametrize("call, match", [
-    (lambda: mixing.constant([0.5, 0.6]), "not on the simplex"),
-    (lambda: mixing.constant([[0.5, 0.5]]), "one weight per group"),
-    (lambda: mixing.aioli(3, total_steps=400, batch_size=8, prior=[0.5, 0.5]), r"aioli prior: expected .* \(3,\)"),
-    (lambda: mixing.aioli(3, total_steps=50, batch_size=8), "no round fits"),
-    (lambda: mixing.aioli(3, total_steps=400, batch_size=8, ema=1.5), r"ema must be in \[0, 1\) or None"),
-    (lambda: mixing.skillit(np.ones((2, 3)), total_steps=100), "skills graph must have shape"),
-    (lambda: mixing.skillit(np.eye(3), total_steps=1000, align="late"), "align must be"),
-    (lambda: mixing.doge(3, clip=0.0), "clip must be > 0"),
-])
+@pytest.mark.parametrize(
+    "call, match",
+    [
+        (lambda: mixing.constant([0.5, 0.6]), "not on the simplex"),
+        (lambda: mixing.constant([[0.5, 0.5]]), "one weight per group"),
+        (lambda: mixing.aioli(3, total_steps=400, batch_size=8, prior=[0.5, 0.5]), r"aioli prior: expected .* \(3,\)"),
+        (lambda: mixing.aioli(3, total_steps=50, batch_size=8), "no round fits"),
+        (lambda: mixing.aioli(3, total_steps=400, batch_size=8, ema=1.5), r"ema must be in \[0, 1\) or None"),
+        (lambda: mixing.skillit(np.ones((2, 3)), total_steps=100), "skills graph must have shape"),
+        (lambda: mixing.skillit(np.eye(3), total_steps=1000, align="late"), "align must be"),
+        (lambda: mixing.doge(3, clip=0.0), "clip must be > 0"),
+    ],
+)
 def test_bad_constructor_input_is_a_clear_error(call, match):
     with pytest.raises(ValueError, match=match):
         call()
@@ -263,6 +293,9 @@ def test_mixing_is_model_agnostic():
     """``jaxlaws.mixing`` imports neither jaxlaws' trainer nor flax (it works with any model)."""
     import subprocess
     import sys
-    code = ("import sys, jaxlaws.mixing; bad = [m for m in sys.modules if m.startswith(('flax', 'jaxlaws.train'))]; "
-            "print(bad); assert not bad")
+
+    code = (
+        "import sys, jaxlaws.mixing; bad = [m for m in sys.modules if m.startswith(('flax', 'jaxlaws.train'))]; "
+        "print(bad); assert not bad"
+    )
     subprocess.run([sys.executable, "-c", code], check=True, cwd=README.parent)

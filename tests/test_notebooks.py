@@ -38,8 +38,17 @@ from nbclient import NotebookClient
 
 HERE = Path(__file__).parent.parent / "notebooks"
 NOTEBOOKS = sorted(HERE.glob("*.ipynb"))
-FAMILIES = {"static_m2", "static_m3", "dynamic_m2", "dynamic_m3", "instruction_static", "instruction_dynamic",
-            "method_parameters", "measurements", "custom_law"}
+FAMILIES = {
+    "static_m2",
+    "static_m3",
+    "dynamic_m2",
+    "dynamic_m3",
+    "instruction_static",
+    "instruction_dynamic",
+    "method_parameters",
+    "measurements",
+    "custom_law",
+}
 
 
 def _build_module():
@@ -56,125 +65,148 @@ EQ, LE, GE, LT = operator.eq, operator.le, operator.ge, operator.lt
 EXPECTED = {
     # REAL m=2 (code/literature): 7 grid mixtures x 3 seeds, two-stage static fits; the optimum trained.
     "static_m2": {
-        "n_grid_runs": (EQ, 21), "n_fits": (EQ, 6), "n_flagged": (EQ, 0),
-        "n_trained_mixtures": (EQ, 1), "n_trained_runs": (EQ, 3),
-        "r2_min": (GE, 0.98),                     # 0.9851
-        "r2_mean": (GE, 0.99),                    # 0.9936
-        "r2_recompute_err_max": (LE, 1e-9),       # 1e-16: numpy R^2 == the analysis' R^2
-        "opt_outside_simplex": (LE, 1e-9),        # 2e-16
-        "opt_minus_grid_best_max": (LE, 1e-7),    # -4.6e-9: as good as a 0.001 grid of the fitted law
+        "n_grid_runs": (EQ, 21),
+        "n_fits": (EQ, 6),
+        "n_flagged": (EQ, 0),
+        "n_trained_mixtures": (EQ, 1),
+        "n_trained_runs": (EQ, 3),
+        "r2_min": (GE, 0.98),  # 0.9851
+        "r2_mean": (GE, 0.99),  # 0.9936
+        "r2_recompute_err_max": (LE, 1e-9),  # 1e-16: numpy R^2 == the analysis' R^2
+        "opt_outside_simplex": (LE, 1e-9),  # 2e-16
+        "opt_minus_grid_best_max": (LE, 1e-7),  # -4.6e-9: as good as a 0.001 grid of the fitted law
         "trained_vs_predicted_mixture": (LE, 1e-3),  # 1e-16: the trained mixture is the predicted optimum
-        "loo_rmse_max": (LE, 0.06),               # 0.052 (losses vary by sd 0.16 over the mixtures)
-        "loo_rmse_mean": (LE, 0.035),             # 0.028
+        "loo_rmse_max": (LE, 0.06),  # 0.052 (losses vary by sd 0.16 over the mixtures)
+        "loo_rmse_mean": (LE, 0.035),  # 0.028
         # realised val/test loss of the trained optimum minus the best grid point's (sd over seeds ~0.008)
-        "realised_gap_val": (LE, 0.01),           # 0.0059
-        "realised_gap_test": (LE, 0.01),          # 0.0052
+        "realised_gap_val": (LE, 0.01),  # 0.0059
+        "realised_gap_test": (LE, 0.01),  # 0.0052
     },
     # REAL m=3 (code/docs/literature): 7 Dirichlet mixtures x 3 seeds, reduced log-linear law; the optimum trained.
     "static_m3": {
-        "n_grid_runs": (EQ, 21), "n_fits": (EQ, 9), "n_flagged": (EQ, 0),
-        "n_trained_mixtures": (EQ, 1), "n_trained_runs": (EQ, 3),
-        "r2_min": (GE, 0.95),                     # 0.958 (4 parameters on 7 mixtures)
-        "r2_mean": (GE, 0.98),                    # 0.988
-        "r2_recompute_err_max": (LE, 1e-9),       # 4e-16
-        "opt_outside_simplex": (LE, 1e-9),        # 0
-        "opt_minus_grid_best_max": (LE, 1e-7),    # -2.8e-6: better than a 0.005 simplex grid of the fitted law
+        "n_grid_runs": (EQ, 21),
+        "n_fits": (EQ, 9),
+        "n_flagged": (EQ, 0),
+        "n_trained_mixtures": (EQ, 1),
+        "n_trained_runs": (EQ, 3),
+        "r2_min": (GE, 0.95),  # 0.958 (4 parameters on 7 mixtures)
+        "r2_mean": (GE, 0.98),  # 0.988
+        "r2_recompute_err_max": (LE, 1e-9),  # 4e-16
+        "opt_outside_simplex": (LE, 1e-9),  # 0
+        "opt_minus_grid_best_max": (LE, 1e-7),  # -2.8e-6: better than a 0.005 simplex grid of the fitted law
         # 5e-9 at e927265, 1.5e-5 with later solver changes: fit round-off, far below a different optimum
         "trained_vs_predicted_mixture": (LE, 1e-3),
-        "loo_rmse_max": (LE, 0.1),                # 0.084 (losses vary by sd 0.12-0.16 over the mixtures)
-        "loo_rmse_mean": (LE, 0.06),              # 0.047
+        "loo_rmse_max": (LE, 0.1),  # 0.084 (losses vary by sd 0.12-0.16 over the mixtures)
+        "loo_rmse_mean": (LE, 0.06),  # 0.047
         # the trained optimum beats the best grid point (sd over seeds 0.002-0.017)
-        "realised_gap_val": (LE, 0.0),            # -0.0063
-        "realised_gap_test": (LE, 0.0),           # -0.0059
+        "realised_gap_val": (LE, 0.0),  # -0.0063
+        "realised_gap_test": (LE, 0.0),  # -0.0059
     },
     # REAL m=2: 3 parents x 3 seeds broken at B=500, 6 children each resumed for R=100 steps.
     "dynamic_m2": {
-        "n_parent_runs": (EQ, 9), "n_child_runs": (EQ, 54), "n_fits_two_group": (EQ, 18), "n_flagged": (EQ, 0),
-        "r2_min_two_group": (GE, 0.78),           # 0.800
-        "r2_mean_two_group": (GE, 0.89),          # 0.909
-        "r2_recompute_err_max": (LE, 1e-9),       # 2e-16
+        "n_parent_runs": (EQ, 9),
+        "n_child_runs": (EQ, 54),
+        "n_fits_two_group": (EQ, 18),
+        "n_flagged": (EQ, 0),
+        "r2_min_two_group": (GE, 0.78),  # 0.800
+        "r2_mean_two_group": (GE, 0.89),  # 0.909
+        "r2_recompute_err_max": (LE, 1e-9),  # 2e-16
         "params_vs_least_squares_max": (LE, 0.1),  # 0.072: Huber(0.02) vs least squares on 6 children
-        "k_max": (LT, 0.0),                       # -0.235: more of a group always lowers its own loss
+        "k_max": (LT, 0.0),  # -0.235: more of a group always lowers its own loss
     },
     # REAL m=3: 3 Dirichlet parents x 3 seeds broken at B=500, 6 children each; linear and full laws.
     "dynamic_m3": {
-        "n_parent_runs": (EQ, 9), "n_child_runs": (EQ, 54), "n_fits_linear": (EQ, 27), "n_fits_full": (EQ, 27),
+        "n_parent_runs": (EQ, 9),
+        "n_child_runs": (EQ, 54),
+        "n_fits_linear": (EQ, 27),
+        "n_fits_full": (EQ, 27),
         "n_flagged": (EQ, 0),
-        "r2_min_linear": (GE, 0.88),              # 0.894 (3 parameters on 6 children)
-        "r2_min_full": (GE, 0.88),                # 0.894: the same fit, reparametrised
-        "r2_mean_linear": (GE, 0.95),             # 0.964
-        "r2_mean_full": (GE, 0.95),               # 0.964
-        "r2_recompute_err_max": (LE, 1e-9),       # 1e-15
+        "r2_min_linear": (GE, 0.88),  # 0.894 (3 parameters on 6 children)
+        "r2_min_full": (GE, 0.88),  # 0.894: the same fit, reparametrised
+        "r2_mean_linear": (GE, 0.95),  # 0.964
+        "r2_mean_full": (GE, 0.95),  # 0.964
+        "r2_recompute_err_max": (LE, 1e-9),  # 1e-15
         "params_vs_least_squares_max": (LE, 0.07),  # 0.048: Huber(0.02) vs least squares
     },
     # 9 tasks, 1 seed, 50 Dirichlet mixtures, 10 parameters per task, noise sd 0.01. The slopes are weakly
     # determined (the proportions vary by ~0.1), so parameter bounds are loose and the fitted losses carry
     # the check: their RMS error against the true law is sd * sqrt(10/50) = 0.0045 for a least-squares fit.
     "instruction_static": {
-        "n_fits": (EQ, 9), "n_flagged": (EQ, 0),
-        "r2_min": (GE, 0.96),                     # 0.9796; 0.9706
-        "l_err_max": (LE, 0.015),                 # 0.0049; 0.0080
-        "b_err_max": (LE, 2.0),                   # 0.60; 1.27 (b from -10.3 to 0.5)
-        "t_rel_err_max": (LE, 0.25),              # 0.12; 0.16, relative to the task's largest |t| (up to 80)
-        "loss_err_max": (LE, 0.05),               # 0.031; 0.033
-        "loss_err_rms": (LE, 0.0065),             # 0.0050; 0.0049 (expected 0.0045)
+        "n_fits": (EQ, 9),
+        "n_flagged": (EQ, 0),
+        "r2_min": (GE, 0.96),  # 0.9796; 0.9706
+        "l_err_max": (LE, 0.015),  # 0.0049; 0.0080
+        "b_err_max": (LE, 2.0),  # 0.60; 1.27 (b from -10.3 to 0.5)
+        "t_rel_err_max": (LE, 0.25),  # 0.12; 0.16, relative to the task's largest |t| (up to 80)
+        "loss_err_max": (LE, 0.05),  # 0.031; 0.033
+        "loss_err_rms": (LE, 0.0065),  # 0.0050; 0.0049 (expected 0.0045)
     },
     # 10 parents x 9 tasks, 50 children each, 9 parameters: linear law (noise sd 0.01; RMS prediction error
     # expected sd * sqrt(9/50) = 0.0042) and log-ratio law (noise sd 0.005 on losses near 1-3, plus the
     # parent's own noise, which shifts c). Per-fit R^2 is low where a task's loss barely moves with p.
     "instruction_dynamic": {
-        "n_fits_linear": (EQ, 90), "n_flagged_linear": (EQ, 0),
-        "r2_mean_linear": (GE, 0.86),             # 0.8866; 0.8826
-        "r2_min_linear": (GE, 0.1),               # 0.27; 0.15
-        "c_err_max_linear": (LE, 0.07),           # 0.046; 0.040
-        "t_err_max_linear": (LE, 0.13),           # 0.087; 0.071
-        "pred_err_max_linear": (LE, 0.035),       # 0.021; 0.022
-        "pred_err_rms_linear": (LE, 0.006),       # 0.0044; 0.0045
-        "n_fits_log_ratio": (EQ, 90), "n_flagged_log_ratio": (EQ, 0),
-        "r2_mean_log_ratio": (GE, 0.94),          # 0.9612; 0.9594
-        "r2_min_log_ratio": (GE, 0.4),            # 0.68; 0.53
-        "c_err_max_log_ratio": (LE, 0.08),        # 0.046; 0.050
-        "t_err_max_log_ratio": (LE, 0.15),        # 0.097; 0.102
-        "pred_err_max_log_ratio": (LE, 0.055),    # 0.025; 0.038
-        "pred_err_rms_log_ratio": (LE, 0.0075),   # 0.0037; 0.0052
+        "n_fits_linear": (EQ, 90),
+        "n_flagged_linear": (EQ, 0),
+        "r2_mean_linear": (GE, 0.86),  # 0.8866; 0.8826
+        "r2_min_linear": (GE, 0.1),  # 0.27; 0.15
+        "c_err_max_linear": (LE, 0.07),  # 0.046; 0.040
+        "t_err_max_linear": (LE, 0.13),  # 0.087; 0.071
+        "pred_err_max_linear": (LE, 0.035),  # 0.021; 0.022
+        "pred_err_rms_linear": (LE, 0.006),  # 0.0044; 0.0045
+        "n_fits_log_ratio": (EQ, 90),
+        "n_flagged_log_ratio": (EQ, 0),
+        "r2_mean_log_ratio": (GE, 0.94),  # 0.9612; 0.9594
+        "r2_min_log_ratio": (GE, 0.4),  # 0.68; 0.53
+        "c_err_max_log_ratio": (LE, 0.08),  # 0.046; 0.050
+        "t_err_max_log_ratio": (LE, 0.15),  # 0.097; 0.102
+        "pred_err_max_log_ratio": (LE, 0.055),  # 0.025; 0.038
+        "pred_err_rms_log_ratio": (LE, 0.0075),  # 0.0037; 0.0052
     },
     # REAL: all four methods, m=2 and m=3, 3 seeds, 6 children each (the bundle's compare part).
     "method_parameters": {
-        "n_a_star_fits": (EQ, 60), "n_scale_fits": (EQ, 24), "n_flagged": (EQ, 0),
-        "a_star_r2_min": (GE, 0.78),              # 0.807
+        "n_a_star_fits": (EQ, 60),
+        "n_scale_fits": (EQ, 24),
+        "n_flagged": (EQ, 0),
+        "a_star_r2_min": (GE, 0.78),  # 0.807
         "a_star_r2_recompute_err_max": (LE, 1e-9),  # 4e-16
-        "a_star_vs_least_squares_max": (LE, 0.1),   # 0.073: Huber(0.02) vs least squares on 6 children
-        "a_tilde_err_max": (LE, 1e-12),           # 0: A~ == b A^t
-        "scale_r2_min": (GE, 0.05),               # 0.061
-        "b_max": (LT, 0.0),                       # -0.030: every method matrix points the method's way
+        "a_star_vs_least_squares_max": (LE, 0.1),  # 0.073: Huber(0.02) vs least squares on 6 children
+        "a_tilde_err_max": (LE, 1e-12),  # 0: A~ == b A^t
+        "scale_r2_min": (GE, 0.05),  # 0.061
+        "b_max": (LT, 0.0),  # -0.030: every method matrix points the method's way
     },
     # REAL sim per (setting, method) and the SYNTHETIC Aioli m=3 probe with its truth flipped.
     "measurements": {
-        "n_rows": (EQ, 8), "n_seeds_min": (EQ, 3), "n_flagged": (EQ, 0), "flip_n_flagged": (EQ, 0),
-        "sim_recompute_err_max": (LE, 1e-9),      # 1e-16: cosine + scipy Spearman of the column sums
+        "n_rows": (EQ, 8),
+        "n_seeds_min": (EQ, 3),
+        "n_flagged": (EQ, 0),
+        "flip_n_flagged": (EQ, 0),
+        "sim_recompute_err_max": (LE, 1e-9),  # 1e-16: cosine + scipy Spearman of the column sums
         "sim_method_sign_recompute_err_max": (LE, 1e-9),  # 1e-16
-        "sim_min": (GE, 0.15),                    # 0.159 (mean over seeds; DoGE m=2)
-        "sim_max": (LE, 0.94),                    # 0.930
-        "flip_sim_min": (GE, 0.999),              # 0.999996: the free scale b hides the flipped sign from sim
+        "sim_min": (GE, 0.15),  # 0.159 (mean over seeds; DoGE m=2)
+        "sim_max": (LE, 0.94),  # 0.930
+        "flip_sim_min": (GE, 0.999),  # 0.999996: the free scale b hides the flipped sign from sim
         "flip_sim_method_sign_max": (LE, -0.999),  # -0.999996: ... but not from sim_method_sign (must be < 0)
-        "flip_b_rel_err_max": (LE, 0.02),         # 0.0009: fitted b vs the true b in A* = b A^t
+        "flip_b_rel_err_max": (LE, 0.02),  # 0.0009: fitted b vs the true b in A* = b A^t
     },
     # SYNTHETIC: L(N) = E + A N^-alpha (E 1.8, A 400, alpha 0.34), 1 % noise, 20 of 24 sizes fitted, least
     # squares. The truth bounds are about 3 sd of each estimate over the 64 noise draws of the notebook's batch
     # (E 2.0 %, A 13 %, alpha 0.010); the scipy comparisons are round-off of two solvers of one float64 objective.
     "custom_law": {
-        "ok": (EQ, 1), "n_fitted": (EQ, 20), "batch_n": (EQ, 64), "batch_not_ok": (EQ, 0),
-        "params_vs_scipy_max": (LE, 1e-4),        # 3.9e-8 (e, a absolute; alpha over 0.1)
-        "objective_minus_scipy": (LE, 1e-10),     # 1e-16: no worse than scipy's least_squares
+        "ok": (EQ, 1),
+        "n_fitted": (EQ, 20),
+        "batch_n": (EQ, 64),
+        "batch_not_ok": (EQ, 0),
+        "params_vs_scipy_max": (LE, 1e-4),  # 3.9e-8 (e, a absolute; alpha over 0.1)
+        "objective_minus_scipy": (LE, 1e-10),  # 1e-16: no worse than scipy's least_squares
         "batch_params_vs_scipy_max": (LE, 1e-4),  # 4.5e-8 over the first 8 draws
-        "predict_vs_numpy_rel_max": (LE, 1e-9),   # 2.2e-16
-        "test_rmse_recompute_err": (LE, 1e-9),    # 2e-16
-        "E_rel_err": (LE, 0.06),                  # 0.0005
-        "A_rel_err": (LE, 0.4),                   # 0.063
-        "alpha_err": (LE, 0.03),                  # 0.0041
-        "test_rmse": (LE, 0.05),                  # 0.021 (noise sd at the held-out sizes ~0.021)
-        "batch_alpha_mean_err": (LE, 0.005),      # 0.0005 (standard error of the mean 0.0012)
-        "batch_alpha_sd": (LE, 0.02),             # 0.0100
+        "predict_vs_numpy_rel_max": (LE, 1e-9),  # 2.2e-16
+        "test_rmse_recompute_err": (LE, 1e-9),  # 2e-16
+        "E_rel_err": (LE, 0.06),  # 0.0005
+        "A_rel_err": (LE, 0.4),  # 0.063
+        "alpha_err": (LE, 0.03),  # 0.0041
+        "test_rmse": (LE, 0.05),  # 0.021 (noise sd at the held-out sizes ~0.021)
+        "batch_alpha_mean_err": (LE, 0.005),  # 0.0005 (standard error of the mean 0.0012)
+        "batch_alpha_sd": (LE, 0.02),  # 0.0100
     },
 }
 SYMBOL = {EQ: "==", LE: "<=", GE: ">=", LT: "<"}
@@ -364,11 +396,21 @@ check = {'ok': int(bool(res.ok)), 'n_fitted': int(res.n_points),
          'batch_params_vs_scipy_max': np.max(np.abs(b_theta[:8] - b_ref) / scale),
          'batch_alpha_mean_err': abs(est.alpha.mean() - truth['alpha']), 'batch_alpha_sd': est.alpha.std()}"""
 
-CHECKS = {"static_m2": STATIC, "static_m3": STATIC, "dynamic_m2": DYNAMIC, "dynamic_m3": DYNAMIC,
-          "instruction_static": INSTRUCTION_STATIC, "instruction_dynamic": INSTRUCTION_DYNAMIC,
-          "method_parameters": METHOD_PARAMETERS, "measurements": MEASUREMENTS, "custom_law": CUSTOM_LAW}
-CHECK_PRINT = ("\nprint('CHECK', json.dumps({k: int(v) if isinstance(v, (int, np.integer)) else float(v)\n"
-               "                          for k, v in check.items()}))")
+CHECKS = {
+    "static_m2": STATIC,
+    "static_m3": STATIC,
+    "dynamic_m2": DYNAMIC,
+    "dynamic_m3": DYNAMIC,
+    "instruction_static": INSTRUCTION_STATIC,
+    "instruction_dynamic": INSTRUCTION_DYNAMIC,
+    "method_parameters": METHOD_PARAMETERS,
+    "measurements": MEASUREMENTS,
+    "custom_law": CUSTOM_LAW,
+}
+CHECK_PRINT = (
+    "\nprint('CHECK', json.dumps({k: int(v) if isinstance(v, (int, np.integer)) else float(v)\n"
+    "                          for k, v in check.items()}))"
+)
 
 
 def check_cell(name: str) -> nbformat.NotebookNode:
@@ -377,8 +419,9 @@ def check_cell(name: str) -> nbformat.NotebookNode:
 
 def test_notebooks_exist():
     assert FAMILIES <= {p.stem for p in NOTEBOOKS}
-    assert set(EXPECTED) == set(CHECKS) == {p.stem for p in NOTEBOOKS} == set(BUILD.NOTEBOOKS), \
+    assert set(EXPECTED) == set(CHECKS) == {p.stem for p in NOTEBOOKS} == set(BUILD.NOTEBOOKS), (
         "every notebook is built by notebooks/_build.py and needs its checks and checked numbers here"
+    )
 
 
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)
@@ -387,8 +430,9 @@ def test_stored_notebook_is_the_build_executed(path):
     are of the current code), executed in order without errors, with figures and tables; the setup cell first;
     no test-only cell."""
     stored, built = nbformat.read(path, as_version=4), BUILD.NOTEBOOKS[path.stem]
-    assert [(c.cell_type, c.source) for c in stored.cells] == [(c.cell_type, c.source) for c in built.cells], \
+    assert [(c.cell_type, c.source) for c in stored.cells] == [(c.cell_type, c.source) for c in built.cells], (
         f"{path.name} is not what notebooks/_build.py builds: run python notebooks/_build.py {path.stem}"
+    )
     code = [c for c in stored.cells if c.cell_type == "code"]
     assert code[0].source == BUILD.INSTALL
     assert [c.execution_count for c in code] == list(range(1, len(code) + 1)), "not executed top to bottom"
@@ -410,8 +454,11 @@ def test_setup_cell_installs_only_what_is_missing(monkeypatch):
     calls = []
     monkeypatch.setattr(subprocess, "run", lambda cmd, check: calls.append(cmd))
     real_find = util.find_spec
-    for missing, env, want in ((set(), None, None), ({"jaxlaws"}, None, "jaxlaws[plot]"),
-                               ({"matplotlib"}, "jaxlaws[plot] @ git+https://example.org/jaxlaws", None)):
+    for missing, env, want in (
+        (set(), None, None),
+        ({"jaxlaws"}, None, "jaxlaws[plot]"),
+        ({"matplotlib"}, "jaxlaws[plot] @ git+https://example.org/jaxlaws", None),
+    ):
         calls.clear()
         monkeypatch.setattr(util, "find_spec", lambda name, *a: None if name in missing else real_find(name, *a))
         if env is None:
@@ -444,10 +491,15 @@ async def _run_all(paths, cwd: Path, parallel=3):
 
 def check_numbers(nb) -> dict:
     """The JSON of the one ``CHECK`` line that the appended check cell (the last cell) printed."""
-    lines = [line for o in nb.cells[-1].get("outputs", []) if o.output_type == "stream" and o.name == "stdout"
-             for line in o.text.splitlines() if line.startswith("CHECK ")]
+    lines = [
+        line
+        for o in nb.cells[-1].get("outputs", [])
+        if o.output_type == "stream" and o.name == "stdout"
+        for line in o.text.splitlines()
+        if line.startswith("CHECK ")
+    ]
     assert len(lines) == 1, f"the check cell printed {len(lines)} CHECK lines, expected 1"
-    return json.loads(lines[0][len("CHECK "):])
+    return json.loads(lines[0][len("CHECK ") :])
 
 
 def failed_checks(numbers: dict, expected: dict) -> list[str]:
@@ -483,8 +535,9 @@ def test_notebooks_run(monkeypatch, tmp_path):
         outputs = [o for c in nb.cells if c.cell_type == "code" for o in c.get("outputs", [])]
         bad = [f"error output: {o.ename}" for o in outputs if o.output_type == "error"]
         kinds = {k for o in outputs for k in o.get("data", {})}
-        bad += [f"shows no {what}" for what, kind in (("figure", "image/png"), ("table", "text/html"))
-                if kind not in kinds]
+        bad += [
+            f"shows no {what}" for what, kind in (("figure", "image/png"), ("table", "text/html")) if kind not in kinds
+        ]
         flagged = [o.text for o in outputs if o.output_type == "stream" and "FlaggedFitWarning" in o.text]
         if flagged:
             bad.append(f"rests on flagged fits ({len(flagged)} outputs), e.g. {flagged[0].splitlines()[0][:300]}")

@@ -9,9 +9,9 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
+from _refit import central, rel_err
 
 import jaxlaws
-from _refit import central, rel_err
 from jaxlaws.analysis import optimum as O
 
 LAW_RESULTS = Path(jaxlaws.__file__).parent / "data" / "aioli" / "law_results"

@@ -10,8 +10,9 @@ import pytest
 
 pytest.importorskip("matplotlib")
 
-import jaxlaws.plot as jp  # noqa: E402
 from _plot_cases import case, two_group_problems  # noqa: E402
+
+import jaxlaws.plot as jp  # noqa: E402
 from jaxlaws.plot.methods import _seeds_used  # noqa: E402
 
 
@@ -37,8 +38,10 @@ def _check_labels(fig, label="synthetic"):
 
 @pytest.mark.slow
 def test_import_jaxlaws_and_cli_do_not_import_matplotlib():
-    code = ("import sys, jaxlaws, jaxlaws.cli, jaxlaws.report; jaxlaws.cli.build_parser(); "
-            "bad = [m for m in sys.modules if m.split('.')[0] == 'matplotlib']; assert not bad, bad[:3]")
+    code = (
+        "import sys, jaxlaws, jaxlaws.cli, jaxlaws.report; jaxlaws.cli.build_parser(); "
+        "bad = [m for m in sys.modules if m.split('.')[0] == 'matplotlib']; assert not bad, bad[:3]"
+    )
     subprocess.run([sys.executable, "-c", code], check=True, timeout=120)
 
 
@@ -51,13 +54,14 @@ def test_static_points_are_the_sweep_and_the_fitted_law(m):
     pcols = [f"p_{g}" for g in sw.groups]
     step = int(fits["step"].iloc[0])
     raw = sw.losses[(sw.losses["kind"] == "static") & (sw.losses["split"] == "val") & (sw.losses["step"] == step)]
-    assert len(pts) == len(raw)          # every (group, seed, mixture) once
+    assert len(pts) == len(raw)  # every (group, seed, mixture) once
     for _, row in fits.iterrows():
         d = pts[(pts["group"] == row["group"]) & (pts["seed"] == row["seed"])]
         i = sw.groups.index(row["group"])
         theta = row[list(res.static.param_names)].to_numpy(float)
-        np.testing.assert_allclose(d["predicted"], _numpy_static(res.static.param_names, theta, d[pcols].to_numpy(), i),
-                                   rtol=1e-10)
+        np.testing.assert_allclose(
+            d["predicted"], _numpy_static(res.static.param_names, theta, d[pcols].to_numpy(), i), rtol=1e-10
+        )
         obs = raw[(raw["group"] == row["group"]) & (raw["seed"] == row["seed"])]
         merged = d.merge(obs, on=pcols, suffixes=("", "_raw"))
         assert len(merged) == len(d)
@@ -77,8 +81,9 @@ def test_dynamic_points_full_form_is_the_loss_change():
         np.testing.assert_allclose(merged["observed"], merged["loss"] - before[0], rtol=0, atol=1e-12)
         fit = res.dynamic["full"].params
         a = fit[(fit["parent"] == parent) & (fit["seed"] == seed) & (fit["group"] == g)][["a1", "a2", "a3"]]
-        np.testing.assert_allclose(d["predicted"], d[[f"p_{h}" for h in sw.groups]].to_numpy() @ a.to_numpy()[0],
-                                   rtol=1e-10)
+        np.testing.assert_allclose(
+            d["predicted"], d[[f"p_{h}" for h in sw.groups]].to_numpy() @ a.to_numpy()[0], rtol=1e-10
+        )
 
 
 @pytest.mark.slow
@@ -95,9 +100,10 @@ def test_static_law_draws_each_fitted_curve_and_is_labelled():
         for line, (_, row) in zip(lines, fits.iterrows()):
             x = np.asarray(line.get_xdata())
             p = np.stack([x, 1 - x], 1) if i == 0 else np.stack([1 - x, x], 1)
-            np.testing.assert_allclose(line.get_ydata(), _numpy_static(names, row[names].to_numpy(float), p, i),
-                                       rtol=1e-10)
-    assert "[" not in jp.static_law(res.static, sw)._suptitle.get_text()   # no label: nothing claimed
+            np.testing.assert_allclose(
+                line.get_ydata(), _numpy_static(names, row[names].to_numpy(float), p, i), rtol=1e-10
+            )
+    assert "[" not in jp.static_law(res.static, sw)._suptitle.get_text()  # no label: nothing claimed
 
 
 @pytest.mark.slow
@@ -122,7 +128,7 @@ def test_optimum_ternary_and_line_put_the_stars_at_the_analysis_optimum():
     assert len(curves) == len(per_seed) == len(star_sets)
     for line, star, (_, row) in zip(curves, star_sets, per_seed.iterrows()):
         x, y = np.asarray(line.get_xdata()), np.asarray(line.get_ydata())
-        (sx, sy), = star.get_offsets()
+        ((sx, sy),) = star.get_offsets()
         assert sx == pytest.approx(row[pcols_2 := f"p_{sw2.groups[0]}"], abs=1e-12)
         assert abs(x[np.argmin(y)] - sx) <= 1 / 200 + 1e-9, pcols_2
         assert sy == pytest.approx(np.interp(sx, x, y), abs=1e-4)
@@ -134,7 +140,7 @@ def test_method_matrices_show_the_mean_matrices_and_column_directions():
     fig = jp.matrices(res.methods, label="synthetic")
     _check_labels(fig)
     axes = [ax for ax in fig.axes if ax.get_label() != "<colorbar>"]
-    for r, (name, ma) in enumerate(res.methods.items()):
+    for r, (_name, ma) in enumerate(res.methods.items()):
         seeds = _seeds_used(ma)
         star = np.mean([ma.matrix("A_star", s) for s in seeds], 0)
         tilde = np.mean([ma.matrix("A_tilde", s) for s in seeds], 0)
@@ -142,9 +148,11 @@ def test_method_matrices_show_the_mean_matrices_and_column_directions():
         np.testing.assert_allclose(axes[3 * r + 1].images[0].get_array(), tilde)
         # bars: mean over seeds of s(A)/||s(A)||, here from the long matrices table
         mats = ma.matrices[ma.matrices["seed"].isin(seeds)]
+
         def direction(which):
             s = mats[mats["matrix"] == which].groupby(["seed", "col"])["value"].sum().unstack()
             return (s.to_numpy() / np.linalg.norm(s.to_numpy(), axis=1, keepdims=True)).mean(0)
+
         heights = [b.get_height() for b in axes[3 * r + 2].patches]
         np.testing.assert_allclose(heights, np.concatenate([direction("A_star"), direction("A_tilde")]), rtol=1e-12)
 
@@ -157,8 +165,9 @@ def test_similarity_plots_every_seed_and_the_mean():
     ax = fig.axes[0]
     filled = [c for c in ax.collections if c.get_offsets().shape[0] > 1 or len(res.methods) == 1]
     ys = np.concatenate([c.get_offsets()[:, 1] for c in filled])
-    want = np.concatenate([np.concatenate([ma.similarity["sim"], ma.similarity["sim_method_sign"]])
-                           for ma in res.methods.values()])
+    want = np.concatenate(
+        [np.concatenate([ma.similarity["sim"], ma.similarity["sim_method_sign"]]) for ma in res.methods.values()]
+    )
     np.testing.assert_allclose(np.sort(ys), np.sort(want))
 
 
@@ -175,7 +184,7 @@ def test_trajectories_follow_the_method_runs_mixtures():
     line = ax.get_lines()[0]
     np.testing.assert_array_equal(line.get_xdata(), first["step"])
     np.testing.assert_allclose(line.get_ydata(), first[f"p_{sw.groups[0]}"])
-    assert np.ptp(first[f"p_{sw.groups[0]}"]) > 0.01          # the mixture moves, and is drawn moving
+    assert np.ptp(first[f"p_{sw.groups[0]}"]) > 0.01  # the mixture moves, and is drawn moving
     with pytest.raises(ValueError, match="no method runs"):
         jp.trajectories(traj.iloc[:0], sw.groups)
 
@@ -225,15 +234,21 @@ def test_cross_validation_figure_draws_the_out_of_fold_predictions_and_fold_erro
     left, right = fig.axes[:2]
     diamonds = [c for c in left.collections if "held out" in str(c.get_label())]
     assert len(diamonds) == 2
-    np.testing.assert_allclose(np.concatenate([c.get_offsets() for c in diamonds]),
-                               pts[["held_out", "observed"]].to_numpy())
+    np.testing.assert_allclose(
+        np.concatenate([c.get_offsets() for c in diamonds]), pts[["held_out", "observed"]].to_numpy()
+    )
     labels = [t.get_text() for t in left.get_legend().get_texts()]
     d = pts[pts["group"] == "code"]
     assert f"code held out (RMSE {np.sqrt(np.mean((d['observed'] - d['held_out']) ** 2)):.2g})" in labels
     # right: bars = out-of-fold RMSE over all points, dots = each fold's RMSE on its own points (numpy)
-    np.testing.assert_allclose([bar.get_height() for bar in right.patches],
-                               [np.sqrt(np.mean((pts[pts["group"] == g]["observed"] - pts[pts["group"] == g]["held_out"]) ** 2))
-                                for g in ("code", "prose")], rtol=1e-10)
+    np.testing.assert_allclose(
+        [bar.get_height() for bar in right.patches],
+        [
+            np.sqrt(np.mean((pts[pts["group"] == g]["observed"] - pts[pts["group"] == g]["held_out"]) ** 2))
+            for g in ("code", "prose")
+        ],
+        rtol=1e-10,
+    )
     dots = np.concatenate([c.get_offsets()[:, 1] for c in right.collections])
     want = [np.sqrt(np.mean((f["observed"] - f["held_out"]) ** 2)) for _, f in pts.groupby(["group", "fold"])]
     np.testing.assert_allclose(np.sort(dots), np.sort(want), rtol=1e-8)
@@ -252,15 +267,16 @@ def test_bootstrap_figure_shows_the_percentile_intervals():
     fig = jp.bootstrap_intervals(boot, names=["code", "prose"], label="synthetic")
     _check_labels(fig)
     assert "80% intervals" in fig._suptitle.get_text() and "40 resamples" in fig._suptitle.get_text()
-    params = np.asarray(boot.params)                                     # (2, 40, 3)
-    lo, hi = np.nanpercentile(params, [10, 90], axis=1)                  # numpy, not the result's own method
+    params = np.asarray(boot.params)  # (2, 40, 3)
+    lo, hi = np.nanpercentile(params, [10, 90], axis=1)  # numpy, not the result's own method
     est = np.asarray(boot.estimate.params)
     for j, ax in enumerate(fig.axes[:3]):
         line = ax.get_lines()[0]
         np.testing.assert_allclose(line.get_xdata(), est[:, j], rtol=1e-12)
-        segs = ax.collections[0].get_segments()                          # the error bars, one per problem
-        np.testing.assert_allclose([[s[0, 0], s[1, 0]] for s in segs], np.stack([lo[:, j], hi[:, j]], 1),
-                                   rtol=1e-9, atol=1e-12)
+        segs = ax.collections[0].get_segments()  # the error bars, one per problem
+        np.testing.assert_allclose(
+            [[s[0, 0], s[1, 0]] for s in segs], np.stack([lo[:, j], hi[:, j]], 1), rtol=1e-9, atol=1e-12
+        )
     single = jl.bootstrap(jl.laws.static_two_group(), x[0], y[0], n=10, key=2)
     fig = jp.bootstrap_intervals(single)
     assert [t.get_text() for t in fig.axes[0].get_yticklabels()] == ["fit"]
@@ -269,8 +285,9 @@ def test_bootstrap_figure_shows_the_percentile_intervals():
     fig = jp.bootstrap_intervals({"seed 0": boot, "seed 1": single}, names=None, label="synthetic")
     ticks = [t.get_text() for t in fig.axes[0].get_yticklabels()]
     assert ticks == ["problem 0 (seed 0)", "problem 1 (seed 0)", "fit (seed 1)"]
-    np.testing.assert_allclose(fig.axes[0].get_lines()[0].get_xdata(),
-                               [est[0, 0], est[1, 0], float(np.asarray(single.estimate.params)[0])])
+    np.testing.assert_allclose(
+        fig.axes[0].get_lines()[0].get_xdata(), [est[0, 0], est[1, 0], float(np.asarray(single.estimate.params)[0])]
+    )
     with pytest.raises(ValueError, match="no bootstrap"):
         jp.bootstrap_intervals({})
 
@@ -281,8 +298,19 @@ def test_influence_figure_draws_the_table():
     for seed in (0, 1):
         for k, p in enumerate((0.1, 0.5, 0.9)):
             d1, d2 = rng.normal(size=2) * 0.01
-            rows.append({"seed": seed, "run": f"r{k}", "p_a": p, "p_b": 1 - p, "influence": rng.uniform(0.1, 2),
-                         "drop_dp_a": d1, "drop_dp_b": -d1, "loo_dp_a": d2, "loo_dp_b": -d2})
+            rows.append(
+                {
+                    "seed": seed,
+                    "run": f"r{k}",
+                    "p_a": p,
+                    "p_b": 1 - p,
+                    "influence": rng.uniform(0.1, 2),
+                    "drop_dp_a": d1,
+                    "drop_dp_b": -d1,
+                    "loo_dp_a": d2,
+                    "loo_dp_b": -d2,
+                }
+            )
     table = pd.DataFrame(rows)
     fig = jp.influence(table, ("a", "b"), label="synthetic")
     assert "synthetic" in fig._suptitle.get_text()

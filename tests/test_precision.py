@@ -93,6 +93,7 @@ def test_fit_and_standard_errors_without_scipy():
         "r = jl.fit(jl.laws.log_linear(2, own=0), p, y, key=0)\n"
         "assert np.all(np.isfinite(r.stderr)); r.intervals(0.9)\n"
         "assert 'scipy' not in {m.split('.')[0] for m, v in sys.modules.items() if v is not None}\n"
-        "print('ok')\n")
+        "print('ok')\n"
+    )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
     assert out.returncode == 0 and out.stdout.strip().endswith("ok"), out.stderr[-2000:]

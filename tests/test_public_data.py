@@ -12,7 +12,8 @@ from scipy import stats
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
 import public as P  # noqa: E402
-from public import dml, protocol as pt, sources  # noqa: E402
+from public import dml, sources  # noqa: E402
+from public import protocol as pt
 
 import jaxlaws as jl  # noqa: E402
 
@@ -32,6 +33,7 @@ def _shared(rel: str) -> Path:
 
 
 # ------------------------------------------------------------------------------------------------ bundled (MIT)
+
 
 def test_regmix_bundled_shapes_sums_and_source():
     r = P.load_regmix()
@@ -68,6 +70,7 @@ def test_scalebench_bundled_shapes_sums_and_copy():
 
 # ------------------------------------------------------------------------------------------------ not bundled
 
+
 def test_chinchilla_points_reach_epochs_objective_at_epochs_parameters():
     c = _load_or_skip(P.load_chinchilla)
     raw = pd.read_csv(_shared("chinchilla/svg_extracted_data.csv"))
@@ -93,13 +96,16 @@ def test_dml_counts_sums_and_run_exclusion():
         assert p.shape[1] == m
         np.testing.assert_allclose(p.sum(1), 1.0, atol=1e-9)  # the 1.0199 mixture is run 999, excluded
     with_999 = P.load_dml("RedPajama", max_run_id=10**6)
-    assert len(with_999) == len(rp) + 3 and with_999.filter(like="p_").sum(axis=1).max() == pytest.approx(1.0199, abs=1e-4)
+    assert len(with_999) == len(rp) + 3 and with_999.filter(like="p_").sum(axis=1).max() == pytest.approx(
+        1.0199, abs=1e-4
+    )
     # The total is the coarse groups weighted by the Pile validation weights, which sum to 1.
     w = dml.valid_weights()
     assert sum(w.values()) == pytest.approx(1.0)
     big = np.array([sum(w[d] for d in doms) for doms in dml.GROUPS.values()])
-    np.testing.assert_allclose(five.filter(like="loss_").drop(columns="loss_total").to_numpy() @ big,
-                               five["loss_total"].to_numpy(), rtol=1e-12)
+    np.testing.assert_allclose(
+        five.filter(like="loss_").drop(columns="loss_total").to_numpy() @ big, five["loss_total"].to_numpy(), rtol=1e-12
+    )
     with pytest.raises(ValueError, match="setting"):
         P.load_dml("3Mix")
 
@@ -132,6 +138,7 @@ def test_missing_unlicensed_data_raise_a_clear_error(tmp_path, monkeypatch):
 
 # ------------------------------------------------------------------------------------------------ protocol
 
+
 def test_folds_partition_the_points():
     for folds, n in ((pt.loo(7), 7), (pt.kfold(12, 4, seed=3), 12)):
         for tr, te in zip(folds.train, folds.test):
@@ -158,8 +165,9 @@ def test_numpy_predictions_match_the_jax_laws(rng):
     np.testing.assert_allclose(pt.static_predict(theta, x), want, rtol=1e-5)
     xc = np.column_stack([10 ** rng.uniform(7, 10, 6), 10 ** rng.uniform(9, 11, 6)])
     th = np.array([0.5, 6.0, 7.0, 0.3, 0.28])
-    np.testing.assert_allclose(pt.chinchilla_predict(th, xc), np.asarray(jl.laws.chinchilla().predict(th, xc)),
-                               rtol=1e-5)
+    np.testing.assert_allclose(
+        pt.chinchilla_predict(th, xc), np.asarray(jl.laws.chinchilla().predict(th, xc)), rtol=1e-5
+    )
 
 
 def test_spearman_and_normalise(rng):
@@ -173,6 +181,7 @@ def test_spearman_and_normalise(rng):
 
 
 # ------------------------------------------------------------------------------------------------ the engine on them
+
 
 @pytest.mark.slow
 def test_engine_reproduces_epochs_optimum_in_float64():
@@ -188,8 +197,7 @@ def test_engine_reproduces_epochs_optimum_in_float64():
     # Independent score of the returned parameters (NumPy, float64): the engine reports what it reached.
     r = np.log(c.y) - np.log(pt.chinchilla_predict(res.params, c.x))
     a = np.abs(r)
-    assert float(res.objective) == pytest.approx(np.sum(np.where(a < 1e-3, 0.5 * r * r, 1e-3 * (a - 5e-4))),
-                                                 rel=1e-12)
+    assert float(res.objective) == pytest.approx(np.sum(np.where(a < 1e-3, 0.5 * r * r, 1e-3 * (a - 5e-4))), rel=1e-12)
     for name, want in P.chinchilla.EPOCH_PARAMS.items():
         assert float(res.paper[name]) == pytest.approx(want, rel=6e-4), name  # 4 significant digits
 
@@ -209,15 +217,25 @@ def test_cross_validate_on_real_mixtures_agrees_with_a_scipy_fold_loop():
     x, y = s.x_train, s.y_train[:, 0]
     inits = jl.laws.log_linear_inits(5, 0, own=0, n_random=2)[::25]
     ids = np.arange(20) % 4
-    cv = jl.cross_validate(jl.laws.log_linear(5), x, y, ids, inits=inits, objective=jl.huber(0.02),
-                           dtype="float64", bounds=None, penalty=None)
+    cv = jl.cross_validate(
+        jl.laws.log_linear(5),
+        x,
+        y,
+        ids,
+        inits=inits,
+        objective=jl.huber(0.02),
+        dtype="float64",
+        bounds=None,
+        penalty=None,
+    )
     assert np.array_equal(cv.folds, ids) and cv.fits.params.shape == (4, 6)
     for k in range(4):
         tr, te = ids != k, ids == k
         theta = cv.fits.params[k]
         # Held-out points take no part in the fit: its objective is that of the training points alone.
-        assert float(cv.fits.objective[k]) == pytest.approx(_huber(y[tr] - pt.static_predict(theta, x[tr]), 0.02),
-                                                            rel=1e-10)
+        assert float(cv.fits.objective[k]) == pytest.approx(
+            _huber(y[tr] - pt.static_predict(theta, x[tr]), 0.02), rel=1e-10
+        )
         # Out-of-fold predictions are the fold fit's predictions (NumPy, independent of JAX) of its own fold.
         np.testing.assert_allclose(cv.predictions[te], pt.static_predict(theta, x[te]), rtol=1e-12)
         # As good as SciPy from the same inits, and SciPy started at it finds nothing better (a local minimum).

@@ -22,6 +22,7 @@ import pytest
 pytest.importorskip("matplotlib")
 
 from _plot_cases import case, two_group_problems  # noqa: E402
+
 from jaxlaws.analysis import analyse  # noqa: E402
 from jaxlaws.cli import main  # noqa: E402
 from jaxlaws.report import write_report  # noqa: E402
@@ -127,9 +128,14 @@ def synthetic(tmp_path_factory):
     sw3, res3 = case(3)
     flagged = _flagged_sweep()
     extra = pd.DataFrame({"mixture": ["best grid point", "predicted optimum"], "val_loss": [2.5, 2.25]})
-    page = write_report({"m3": (res3, sw3), "m2 flagged": flagged}, out, title="test report", dpi=50,
-                        provenance={"data": "synthetic sweeps drawn from known law parameters"},
-                        tables={"m3": {"best mixture check": extra}})
+    page = write_report(
+        {"m3": (res3, sw3), "m2 flagged": flagged},
+        out,
+        title="test report",
+        dpi=50,
+        provenance={"data": "synthetic sweeps drawn from known law parameters"},
+        tables={"m3": {"best mixture check": extra}},
+    )
     return page, res3, flagged
 
 
@@ -139,7 +145,7 @@ def test_synthetic_report_is_self_contained_and_labelled_synthetic_everywhere(sy
     imgs = _check_self_contained(page)
     text = page.read_text(encoding="utf-8")
     assert "<title>test report [synthetic]</title>" in text and "<strong>Synthetic data.</strong>" in text
-    for a in imgs:       # alt text names the section, whose heading carries the label
+    for a in imgs:  # alt text names the section, whose heading carries the label
         assert "[synthetic]" in a["alt"], a["alt"]
     sections = [h for h in _parse(page).headings if h.startswith(("m3", "m2 flagged"))]
     assert sections == ["m3 [synthetic]", "m2 flagged [synthetic]"]
@@ -149,11 +155,18 @@ def test_synthetic_report_is_self_contained_and_labelled_synthetic_everywhere(sy
 
     figs, problems = section_figures(Section("m3", case(3)[0], res3, {}, []), "synthetic")
     assert not problems
-    assert {f.name for f in figs} >= {"static_law", "static_linearised", "static_predicted_vs_observed", "optimum",
-                                      "method_trajectories", "method_matrices", "method_similarity"}
+    assert {f.name for f in figs} >= {
+        "static_law",
+        "static_linearised",
+        "static_predicted_vs_observed",
+        "optimum",
+        "method_trajectories",
+        "method_matrices",
+        "method_similarity",
+    }
     for f in figs:
         assert "[synthetic]" in f.figure._suptitle.get_text().replace("\n", " "), f.name
-    for folder in ("m3", "m2_flagged"):     # the CSV folders say what their tables are
+    for folder in ("m3", "m2_flagged"):  # the CSV folders say what their tables are
         about = json.loads((page.parent / folder / "provenance.json").read_text())
         assert about["label"] == "synthetic" and "synthetic" in about["provenance"]["data"]
     _no_temp_files(page.parent)
@@ -163,7 +176,7 @@ def test_report_shows_every_flagged_fit_and_the_tables_as_csv(synthetic):
     page, res3, flagged = synthetic
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        res2 = analyse(flagged, seed=0)          # what write_report computed, recomputed here
+        res2 = analyse(flagged, seed=0)  # what write_report computed, recomputed here
     want = res2.flagged()
     assert len(want) >= 2 and set(want["seed"]) == {1}
     assert all("saturated" in f for f in want["flags"])
@@ -177,13 +190,16 @@ def test_report_shows_every_flagged_fit_and_the_tables_as_csv(synthetic):
     assert f"{len(want)} fit(s) carry diagnostic flags" in text
     # CSVs: the analysis' tables, complete, at full precision
     folder = page.parent / "m2_flagged"
-    pd.testing.assert_frame_equal(pd.read_csv(folder / "flagged.csv", keep_default_na=False),
-                                  want.reset_index(drop=True).astype({"seed": "int64"}), check_dtype=False)
+    pd.testing.assert_frame_equal(
+        pd.read_csv(folder / "flagged.csv", keep_default_na=False),
+        want.reset_index(drop=True).astype({"seed": "int64"}),
+        check_dtype=False,
+    )
     got = pd.read_csv(page.parent / "m3" / "static_params.csv", keep_default_na=False)
     names = list(res3.static.param_names)
     np.testing.assert_array_equal(got[names].to_numpy(), res3.static.params[names].to_numpy(np.float64))
     pts = pd.read_csv(page.parent / "m3" / "static_law_points.csv")
-    assert len(pts) == len(res3.static.params) * 9          # one row per (group, seed, mixture)
+    assert len(pts) == len(res3.static.params) * 9  # one row per (group, seed, mixture)
     # a caller's further table: shown and written
     more = pd.read_csv(page.parent / "m3" / "more_best_mixture_check.csv")
     assert list(more["val_loss"]) == [2.5, 2.25] and "<h4>best mixture check</h4>" in text
@@ -211,7 +227,7 @@ def test_report_folder_is_replaced_atomically(tmp_path, monkeypatch):
     monkeypatch.setattr(build, "png_bytes", failing)
     with pytest.raises(RuntimeError, match="simulated"):
         write_report((res2, sw2), out, dpi=30, label="synthetic", title="second")
-    assert page.read_bytes() == before            # the old report, whole
+    assert page.read_bytes() == before  # the old report, whole
     _no_temp_files(out)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["rep"]
     # a folder that is not a report is never replaced
@@ -238,16 +254,19 @@ def test_report_draws_a_static_bootstrap_when_the_analysis_has_one(tmp_path):
     x, y = two_group_problems()
     results = {s: jl.bootstrap(jl.laws.static_two_group(), x, y + 0.01 * s, n=20, key=s) for s in (0, 1)}
     res = copy.copy(res2)
-    tables = {k: pd.DataFrame({"seed": [0], "estimate": [0.0], "lo": [0.0], "hi": [0.0]}) for k in ("params", "optimum")}
+    tables = {
+        k: pd.DataFrame({"seed": [0], "estimate": [0.0], "lo": [0.0], "hi": [0.0]}) for k in ("params", "optimum")
+    }
     res.bootstrap = types.SimpleNamespace(results=results, groups=sw2.groups, n=20, level=0.9, **tables)
     page = write_report((res, sw2), tmp_path / "rep", dpi=30, label="synthetic")
-    folder = page.parent / "sweep"           # a single unnamed section
+    folder = page.parent / "sweep"  # a single unnamed section
     assert (folder / "static_bootstrap.png").read_bytes()[:8] == PNG
     got = pd.read_csv(folder / "static_bootstrap_points.csv")
     want = jp.bootstrap_points({f"seed {s}": r for s, r in results.items()}, names=list(sw2.groups))
     assert list(got["row"]) == list(want["row"]) and "arxiv (seed 1)" in set(got["row"])
-    np.testing.assert_allclose(got[["estimate", "lo", "hi"]].to_numpy(), want[["estimate", "lo", "hi"]].to_numpy(),
-                               rtol=1e-12)
+    np.testing.assert_allclose(
+        got[["estimate", "lo", "hi"]].to_numpy(), want[["estimate", "lo", "hi"]].to_numpy(), rtol=1e-12
+    )
     assert "bootstrap percentile intervals" in page.read_text(encoding="utf-8")
     # without one, no such figure
     plain = write_report((res2, sw2), tmp_path / "plain", dpi=30).parent / "sweep"
@@ -267,14 +286,14 @@ def test_real_bundle_report_has_provenance_and_no_synthetic_label(real, capsys):
     imgs = _check_self_contained(real)
     text = real.read_text(encoding="utf-8")
     assert "synthetic" not in text.lower()
-    assert len(imgs) >= 7       # static law, linearised, predicted vs observed, held-out, optimum, methods
+    assert len(imgs) >= 7  # static law, linearised, predicted vs observed, held-out, optimum, methods
     prov = bundle_provenance()
     part = prov["settings"]["m2"]["parts"]["compare"]
     for value in (part["command"], part["config_hash"], str(part["commit"]), prov["model"]["preset"]):
         assert value in text, value
-    assert "settings.m2.parts.compare.config_hash" in text     # nested provenance as dotted keys
+    assert "settings.m2.parts.compare.config_hash" in text  # nested provenance as dotted keys
     # the one-run check sweep cannot be fitted: listed as not analysed, the rest of the report stands
-    assert re.search(r'>check</a> \(not analysed\)', text) and "Not analysed:" in text
+    assert re.search(r">check</a> \(not analysed\)", text) and "Not analysed:" in text
     assert "compare" in [h for h in _parse(real).headings if h in ("check", "compare")]
     _no_temp_files(real.parent)
 
@@ -295,7 +314,7 @@ def test_real_report_held_out_error_is_a_refit_without_the_point(real):
     for k in (0, len(y) // 2, len(y) - 1):
         keep = np.arange(len(y)) != k
         fit = jl.fit(law, x[keep], y[keep], key=0)
-        np.testing.assert_allclose(d["held_out"].iloc[k], fit.predict(x[k:k + 1])[0], rtol=1e-6)
+        np.testing.assert_allclose(d["held_out"].iloc[k], fit.predict(x[k : k + 1])[0], rtol=1e-6)
     np.testing.assert_allclose(d["predicted"], jl.fit(law, x, y, key=0).predict(x), rtol=1e-6)
 
 
@@ -327,12 +346,21 @@ def _browse(page: Path, tmp: Path, shot: Path | None = None) -> tuple[dict, str]
     """Load ``page`` (a copy with a probe script first in <head>) in headless chromium; return the probe's
     findings (each image's load state and size, errors and console errors/warnings) and chromium's log."""
     browser = _chromium()
-    probed = page.parent / "_probe.html"      # beside the page: the same relative links
+    probed = page.parent / "_probe.html"  # beside the page: the same relative links
     probed.write_text(page.read_text(encoding="utf-8").replace("<head>", "<head>" + _PROBE, 1), encoding="utf-8")
     try:
-        base = [browser, "--headless", "--disable-gpu", "--no-sandbox", "--no-first-run", "--mute-audio",
-                f"--user-data-dir={tmp / 'chromium-profile'}", "--enable-logging=stderr", "--v=0",
-                "--virtual-time-budget=10000"]
+        base = [
+            browser,
+            "--headless",
+            "--disable-gpu",
+            "--no-sandbox",
+            "--no-first-run",
+            "--mute-audio",
+            f"--user-data-dir={tmp / 'chromium-profile'}",
+            "--enable-logging=stderr",
+            "--v=0",
+            "--virtual-time-budget=10000",
+        ]
         run = subprocess.run(base + ["--dump-dom", probed.as_uri()], capture_output=True, text=True, timeout=180)
         found = re.search(r'<pre id="jl-probe">(.*?)</pre>', run.stdout, re.S)
         assert found, f"no probe output (rc {run.returncode}): {run.stderr[-2000:]}"
@@ -340,8 +368,12 @@ def _browse(page: Path, tmp: Path, shot: Path | None = None) -> tuple[dict, str]
 
         probe = json.loads(_html.unescape(found.group(1)))
         if shot is not None:
-            subprocess.run(base + ["--hide-scrollbars", "--window-size=1280,2400", f"--screenshot={shot}",
-                                   page.as_uri()], capture_output=True, timeout=180, check=True)
+            subprocess.run(
+                base + ["--hide-scrollbars", "--window-size=1280,2400", f"--screenshot={shot}", page.as_uri()],
+                capture_output=True,
+                timeout=180,
+                check=True,
+            )
         return probe, run.stderr
     finally:
         probed.unlink(missing_ok=True)
@@ -356,7 +388,7 @@ def _check_rendered(page: Path, tmp: Path, shot: Path) -> None:
     assert probe["errors"] == []
     console = [line for line in log.splitlines() if ":CONSOLE" in line]
     assert console == [], console
-    assert shot.read_bytes()[:8] == PNG and shot.stat().st_size > 20_000     # a page, not a blank
+    assert shot.read_bytes()[:8] == PNG and shot.stat().st_size > 20_000  # a page, not a blank
 
 
 def test_real_report_renders_in_headless_chromium(real, tmp_path):
@@ -372,8 +404,10 @@ def test_probe_catches_a_broken_figure(synthetic, tmp_path):
     page = tmp_path / "broken" / "report.html"
     page.parent.mkdir()
     text = synthetic[0].read_text(encoding="utf-8")
-    page.write_text(re.sub(r'src="data:image/png;base64,[^"]{40}', 'src="data:image/png;base64,AAAA', text, count=1),
-                    encoding="utf-8")
+    page.write_text(
+        re.sub(r'src="data:image/png;base64,[^"]{40}', 'src="data:image/png;base64,AAAA', text, count=1),
+        encoding="utf-8",
+    )
     probe, _ = _browse(page, tmp_path)
     assert any(w == 0 for _, w, _, _ in probe["images"])
     assert any(e.startswith("error") for e in probe["errors"])

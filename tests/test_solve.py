@@ -126,10 +126,16 @@ def test_grad_under_jit_and_vmap_chinchilla():
 @pytest.mark.slow
 def test_user_law_and_result_codes():
     """A user's own law; a redundant parameter makes the Hessian singular, and the code says so."""
-    good = Law("line", ("a", "b"), lambda th, x: th[0] + th[1] * x[:, 0], x_dim=1,
-               init_grid=lambda k, x, y: np.zeros((1, 2)))
-    redundant = Law("product", ("a", "b", "c"), lambda th, x: th[0] + th[1] * th[2] * x[:, 0], x_dim=1,
-                    init_grid=lambda k, x, y: np.ones((1, 3)))
+    good = Law(
+        "line", ("a", "b"), lambda th, x: th[0] + th[1] * x[:, 0], x_dim=1, init_grid=lambda k, x, y: np.zeros((1, 2))
+    )
+    redundant = Law(
+        "product",
+        ("a", "b", "c"),
+        lambda th, x: th[0] + th[1] * th[2] * x[:, 0],
+        x_dim=1,
+        init_grid=lambda k, x, y: np.ones((1, 3)),
+    )
     x = np.linspace(0, 1, 12)[:, None]
     y = 0.5 + 2.0 * x[:, 0] + 0.01 * np.sin(7 * x[:, 0])
     sol = jl.solve(good, x, y, np.array([[0.0, 0.0], [1.0, 1.0]]), objective=jl.squared())
@@ -157,9 +163,9 @@ def test_shape_errors_name_the_argument(what):
 def test_fit_batched_is_vmap_of_solve_on_bundled_regmix():
     """The RegMix benchmark case (bundled CSV: 17 Pile groups, 512 runs, Pile-CC loss): jit(vmap(solve)) and
     fit_batched reach the same optimum from the same inits (64 of the default grid, to keep the test small)."""
-    import pandas as pd
-
     from pathlib import Path
+
+    import pandas as pd
 
     df = pd.read_csv(Path(__file__).resolve().parents[1] / "benchmarks" / "data" / "public" / "regmix_1m_pile_cc.csv")
     df = df[df["split"] == "train"]
@@ -196,8 +202,9 @@ def test_fit_result_is_a_pytree():
 def test_implicit_derivative_with_a_parameter_held_on_a_bound():
     """y = a + b x with b <= 1 while the data's slope is 2: b stays on its bound (derivative 0) and
     a = mean(y - x), so d a / d y_i = 1 / n exactly (the free block's implicit derivative)."""
-    line = Law("line", ("a", "b"), lambda th, x: th[0] + th[1] * x[:, 0], x_dim=1,
-               init_grid=lambda k, x, y: np.zeros((1, 2)))
+    line = Law(
+        "line", ("a", "b"), lambda th, x: th[0] + th[1] * x[:, 0], x_dim=1, init_grid=lambda k, x, y: np.zeros((1, 2))
+    )
     x = np.linspace(0, 1, 10)[:, None]
     y = 0.3 + 2.0 * x[:, 0] + 0.01 * np.cos(5 * x[:, 0])
     starts = np.array([[0.0, 0.0], [1.0, 0.5]])

@@ -31,8 +31,9 @@ from jaxlaws.train.sweep import TrainConfig, dynamic_sweep, prepare_data, static
 
 GROUPS = D.synthetic_groups(2, overlap=0.3, seed=0, n_tokens=20_000, vocab_size=32)
 MODEL = preset("tiny", vocab_size=GROUPS.vocab_size, context=16, n_layers=1, d_model=32, n_heads=2, d_ff=64)
-CFG = TrainConfig(MODEL, OptimConfig(total_steps=30, warmup_steps=3, lr=1e-2), batch_size=8, eval_every=10,
-                  eval_batch_size=64)
+CFG = TrainConfig(
+    MODEL, OptimConfig(total_steps=30, warmup_steps=3, lr=1e-2), batch_size=8, eval_every=10, eval_batch_size=64
+)
 DATA = prepare_data(GROUPS, CFG, max_eval_chunks=40)
 MIX = np.array([[0.2, 0.8], [0.5, 0.5]])
 KEY = ["run", "seed", "step", "split", "group"]
@@ -118,8 +119,11 @@ def test_every_damaged_file_is_named_at_once(copy):
     rec.pop("sha256")
     C.write_verified_json(a, {**rec, "rows": rec["rows"][:-1]})  # a valid checksum, but a row is missing
     b.write_text("[1, 2]")
-    with pytest.raises(ValueError, match=rf"{re.escape(a.name)}.*damaged \(its rows do not match.*"
-                                         rf"{re.escape(b.name)}.*damaged too"):
+    with pytest.raises(
+        ValueError,
+        match=rf"{re.escape(a.name)}.*damaged \(its rows do not match.*"
+        rf"{re.escape(b.name)}.*damaged too",
+    ):
         _dyn(copy)
 
 
@@ -147,10 +151,12 @@ def test_damaged_parent_state_is_detected_named_and_retrained(dyn, copy, what):
         bad = ck / "state" / "_METADATA"
         bad.write_text("{garbage")
     else:  # flip bytes of the largest array file, same size
-        bad = max((p for p in (ck / "state").rglob("*") if p.is_file() and p.parent.name == "d"),
-                  key=lambda p: p.stat().st_size)
+        bad = max(
+            (p for p in (ck / "state").rglob("*") if p.is_file() and p.parent.name == "d"),
+            key=lambda p: p.stat().st_size,
+        )
         raw = bytearray(bad.read_bytes())
-        raw[len(raw) // 2: len(raw) // 2 + 8] = bytes(8)
+        raw[len(raw) // 2 : len(raw) // 2 + 8] = bytes(8)
         bad.write_bytes(bytes(raw))
     with pytest.raises(ValueError, match=rf"{bad.name}.*damaged"):
         _dyn(copy)  # the skip check reads the state, not only meta.json
@@ -178,9 +184,11 @@ def test_everything_that_changes_results_is_hashed(dyn, copy):
     other = dataclasses.replace(CFG, eval_every=15)
     with pytest.raises(ValueError, match=r"eval_every \(10 -> 15\)"):
         dynamic_sweep(DATA, other, MIX[:1], MIX, [0], 20, 10, copy, **KW)
+
     # a custom sampler changes every batch
     def sampler(*a, **k):
         return D.sample_batch(*a, **k)
+
     assert S._config_hash(CFG, DATA, sampler=sampler) != base
     assert S._config_hash(CFG, DATA, sampler=D.sample_batch) == base
 
@@ -280,8 +288,10 @@ def test_work_lock_is_reentrant_and_names_a_live_holder(dyn, copy):
 @pytest.mark.parametrize("flock", [True, False])
 def test_stale_lock_of_a_dead_process_is_taken_over(tmp_path, monkeypatch, flock):
     if not flock:  # a file system without flock: the lock falls back to the PID written in the lock file
+
         def no_flock(*a):
             raise OSError(37, "No locks available")
+
         monkeypatch.setattr(C.fcntl, "flock", no_flock)
     lock = tmp_path / C.LOCK_NAME
     lock.write_text(json.dumps({"pid": _dead_pid(), "host": os.uname().nodename}))
@@ -388,46 +398,68 @@ def test_sweep_files_follow_the_umask(dyn):
 # ----------------------------------------------------------------------------------------------------------------
 # the command line: every argument checked before any training
 
-CLI = ["--data", "synthetic:2", "--preset", "tiny", "--steps", "4", "--seq-len", "16", "--batch-size", "4",
-       "--seeds", "0", "--max-eval-chunks", "4", "--no-progress", "--format", "csv"]
+CLI = [
+    "--data",
+    "synthetic:2",
+    "--preset",
+    "tiny",
+    "--steps",
+    "4",
+    "--seq-len",
+    "16",
+    "--batch-size",
+    "4",
+    "--seeds",
+    "0",
+    "--max-eval-chunks",
+    "4",
+    "--no-progress",
+    "--format",
+    "csv",
+]
 
 
 @pytest.fixture
 def no_training(monkeypatch):
     def trained(*a, **k):
         raise AssertionError("trained before checking the arguments")
+
     monkeypatch.setattr(S, "_train_chunk", trained)
 
 
 def _err(capsys, args):
     from jaxlaws.cli import main
+
     code = main(args)
     return code, capsys.readouterr().err
 
 
-@pytest.mark.parametrize("extra, message", [
-    (["--data", "bundled", "--groups", "code"], "at least 2 groups"),
-    (["--groups", "syn0,syn0"], "duplicate"),
-    (["--mixtures", "dirichlet:abc"], r"dirichlet:N.*'abc'"),
-    (["--mixtures", "dirichlet:0"], "dirichlet"),
-    (["--mixtures", "dirichlet:3:x"], r"SEED.*'x'"),
-    (["--mixtures", "dirichlet:3:0:-1"], "ALPHA"),
-    (["--mixtures", "dirichlet:3:0:1:7"], "dirichlet:N"),
-    (["--mixtures", "0.2,0.8;abc"], "cannot read mixtures"),
-    (["--mixtures", "0.2,0.8;0.2,0.8"], "twice"),
-    (["--data", "synthetic:abc"], "synthetic:M"),
-    (["--data", "synthetic:1"], "at least 2 groups"),
-    (["--data", "synthetic:2:1.5"], "OVERLAP"),
-    (["--seeds", "0,0"], "duplicate"),
-    (["--seeds", "-1"], r"\[0, 2\^32\)"),
-    (["--checkpoint-every", "-5"], "--checkpoint-every"),
-    (["--eval-every", "-1"], "--eval-every"),
-    (["--batch-size", "0"], "--batch-size"),
-    (["--max-eval-chunks", "0"], "--max-eval-chunks"),
-    (["--runs-per-program", "0"], "--runs-per-program"),
-    (["--steps", "0"], "--steps"),
-    (["--seq-len", "0"], "--seq-len"),
-])
+@pytest.mark.parametrize(
+    "extra, message",
+    [
+        (["--data", "bundled", "--groups", "code"], "at least 2 groups"),
+        (["--groups", "syn0,syn0"], "duplicate"),
+        (["--mixtures", "dirichlet:abc"], r"dirichlet:N.*'abc'"),
+        (["--mixtures", "dirichlet:0"], "dirichlet"),
+        (["--mixtures", "dirichlet:3:x"], r"SEED.*'x'"),
+        (["--mixtures", "dirichlet:3:0:-1"], "ALPHA"),
+        (["--mixtures", "dirichlet:3:0:1:7"], "dirichlet:N"),
+        (["--mixtures", "0.2,0.8;abc"], "cannot read mixtures"),
+        (["--mixtures", "0.2,0.8;0.2,0.8"], "twice"),
+        (["--data", "synthetic:abc"], "synthetic:M"),
+        (["--data", "synthetic:1"], "at least 2 groups"),
+        (["--data", "synthetic:2:1.5"], "OVERLAP"),
+        (["--seeds", "0,0"], "duplicate"),
+        (["--seeds", "-1"], r"\[0, 2\^32\)"),
+        (["--checkpoint-every", "-5"], "--checkpoint-every"),
+        (["--eval-every", "-1"], "--eval-every"),
+        (["--batch-size", "0"], "--batch-size"),
+        (["--max-eval-chunks", "0"], "--max-eval-chunks"),
+        (["--runs-per-program", "0"], "--runs-per-program"),
+        (["--steps", "0"], "--steps"),
+        (["--seq-len", "0"], "--seq-len"),
+    ],
+)
 def test_cli_static_rejects_bad_arguments_before_training(tmp_path, capsys, no_training, extra, message):
     code, err = _err(capsys, ["sweep", "static", *CLI, "--mixtures", "0.3,0.7", *extra, "--out", str(tmp_path)])
     assert code == 2, err
@@ -445,14 +477,19 @@ def test_cli_mixture_file_and_out_are_checked(tmp_path, capsys, no_training):
     assert code == 2 and "not a directory" in err, err
 
 
-@pytest.mark.parametrize("extra, message", [
-    (["--break-step", "4", "--remaining-steps", "1"], "break_step=4"),
-    (["--break-step", "2", "--remaining-steps", "5"], "remaining_steps=5"),
-    (["--break-step", "2", "--remaining-steps", "1", "--children", "dirichlet:x"], "dirichlet:N"),
-])
+@pytest.mark.parametrize(
+    "extra, message",
+    [
+        (["--break-step", "4", "--remaining-steps", "1"], "break_step=4"),
+        (["--break-step", "2", "--remaining-steps", "5"], "remaining_steps=5"),
+        (["--break-step", "2", "--remaining-steps", "1", "--children", "dirichlet:x"], "dirichlet:N"),
+    ],
+)
 def test_cli_dynamic_rejects_bad_arguments_before_training(tmp_path, capsys, no_training, extra, message):
-    code, err = _err(capsys, ["sweep", "dynamic", *CLI, "--parents", "0.5,0.5", "--children", "0.3,0.7",
-                              *extra, "--out", str(tmp_path)])
+    code, err = _err(
+        capsys,
+        ["sweep", "dynamic", *CLI, "--parents", "0.5,0.5", "--children", "0.3,0.7", *extra, "--out", str(tmp_path)],
+    )
     assert code == 2 and re.search(message, err), err
 
 
@@ -470,10 +507,15 @@ def test_cli_repair_and_checkpoint_every(tmp_path, capsys):
 
 
 def test_work_directory_of_an_older_jaxlaws_is_refused_with_the_reason(tmp_path):
-    C.atomic_write_json(tmp_path / "config.json", {"config_hash": S._legacy_config_hash(CFG, DATA),
-                                                   **CFG.trajectory_dict(), "groups": DATA.names})
-    with pytest.raises(ValueError, match=r"earlier jaxlaws.*eval_every \(unset -> 10\)|eval_every \(unset -> 10\)"
-                                         r".*earlier jaxlaws"):
+    C.atomic_write_json(
+        tmp_path / "config.json",
+        {"config_hash": S._legacy_config_hash(CFG, DATA), **CFG.trajectory_dict(), "groups": DATA.names},
+    )
+    with pytest.raises(
+        ValueError,
+        match=r"earlier jaxlaws.*eval_every \(unset -> 10\)|eval_every \(unset -> 10\)"
+        r".*earlier jaxlaws",
+    ):
         static_sweep(DATA, CFG, MIX, [0], tmp_path, **KW)
 
 
@@ -488,6 +530,7 @@ def test_overwriting_a_checkpoint_leaves_no_moment_without_a_complete_one(tmp_pa
             out = real(*a, **k)
             whole.append((ck / "meta.json").is_file() and (ck / "state" / "_METADATA").is_file())
             return out
+
         return call
 
     for name in ("replace", "rename", "unlink", "remove", "rmdir"):

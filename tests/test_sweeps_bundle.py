@@ -10,8 +10,14 @@ written by other code at the comparison's commit).
 import numpy as np
 import pytest
 
-from jaxlaws.sweeps.bundle import (BUNDLE_PARTS, BUNDLE_SETTINGS, bundle_dir, bundle_parts, bundle_provenance,
-                                   load_bundle)
+from jaxlaws.sweeps.bundle import (
+    BUNDLE_PARTS,
+    BUNDLE_SETTINGS,
+    bundle_dir,
+    bundle_parts,
+    bundle_provenance,
+    load_bundle,
+)
 
 PROV = bundle_provenance()
 PARTS = [(s, p) for s in BUNDLE_SETTINGS for p in bundle_parts(s)]
@@ -48,10 +54,16 @@ def test_dynamic_design(setting):
     parents, kids = _runs(L[L["kind"] == "parent"]), _runs(L[L["kind"] == "child"])
     n_par, n_kid, n_seed = len(rec["parents"]), len(rec["children"]), len(rec["seeds"])
     assert len(parents) == n_par * n_seed and len(kids) == n_par * n_kid * n_seed
-    assert np.allclose(np.sort(parents[pcols].drop_duplicates().round(5).to_numpy(), 0),
-                       np.sort(np.round(rec["parents"], 5), 0), atol=1e-5)
-    assert np.allclose(np.sort(kids[pcols].drop_duplicates().round(5).to_numpy(), 0),
-                       np.sort(np.round(rec["children"], 5), 0), atol=1e-5)
+    assert np.allclose(
+        np.sort(parents[pcols].drop_duplicates().round(5).to_numpy(), 0),
+        np.sort(np.round(rec["parents"], 5), 0),
+        atol=1e-5,
+    )
+    assert np.allclose(
+        np.sort(kids[pcols].drop_duplicates().round(5).to_numpy(), 0),
+        np.sort(np.round(rec["children"], 5), 0),
+        atol=1e-5,
+    )
     assert (kids["break_step"] == rec["break_step"]).all() and (kids["steps_run"] == rec["remaining_steps"]).all()
     assert set(kids["parent"]) == set(parents["run"])
     # every child's last evaluation is R steps after the break; every parent was evaluated at the break
@@ -87,6 +99,7 @@ def test_bad_requests_are_named():
 @pytest.mark.parametrize("setting", BUNDLE_SETTINGS)
 def test_description_names_every_part(setting):
     from jaxlaws.sweeps.bundle import describe_bundle
+
     text = describe_bundle(setting)
     assert "REAL runs" in text and "None" not in text
     for part in bundle_parts(setting):

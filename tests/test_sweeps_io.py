@@ -33,8 +33,16 @@ _floats = st.floats(allow_nan=False, allow_infinity=False, width=64)
 
 @st.composite
 def sweeps(draw):
-    groups = tuple(draw(st.lists(st.text(st.characters(codec="utf-8", exclude_characters="\r\x00"),
-                                         min_size=1, max_size=5), min_size=2, max_size=4, unique=True)))
+    groups = tuple(
+        draw(
+            st.lists(
+                st.text(st.characters(codec="utf-8", exclude_characters="\r\x00"), min_size=1, max_size=5),
+                min_size=2,
+                max_size=4,
+                unique=True,
+            )
+        )
+    )
     m = len(groups)
     rows = []
     for r in range(draw(st.integers(1, 4))):
@@ -42,11 +50,34 @@ def sweeps(draw):
         w = np.array(draw(st.lists(st.floats(0.01, 1.0), min_size=m, max_size=m)))
         p = w / w.sum()
         for g in groups:
-            rows.append(dict(run=run, seed=draw(st.integers(0, 2**40)) * 0 + 7, step=5000, split="val", group=g,
-                             loss=draw(_floats), kind="static", parent=draw(_names), break_step=-1,
-                             steps_run=-1, method=draw(_names), **{f"p_{h}": p[j] for j, h in enumerate(groups)}))
-    mats = pd.DataFrame(dict(run="x", seed=0, step=1, name=draw(_names), index=0, row=[0, 1], col=[1, 0],
-                             value=draw(st.lists(_floats, min_size=2, max_size=2))))
+            rows.append(
+                dict(
+                    run=run,
+                    seed=draw(st.integers(0, 2**40)) * 0 + 7,
+                    step=5000,
+                    split="val",
+                    group=g,
+                    loss=draw(_floats),
+                    kind="static",
+                    parent=draw(_names),
+                    break_step=-1,
+                    steps_run=-1,
+                    method=draw(_names),
+                    **{f"p_{h}": p[j] for j, h in enumerate(groups)},
+                )
+            )
+    mats = pd.DataFrame(
+        dict(
+            run="x",
+            seed=0,
+            step=1,
+            name=draw(_names),
+            index=0,
+            row=[0, 1],
+            col=[1, 0],
+            value=draw(st.lists(_floats, min_size=2, max_size=2)),
+        )
+    )
     return Sweep(pd.DataFrame(rows), groups, mats)
 
 
@@ -86,9 +117,9 @@ def test_read_errors(tmp_path):
     df = pd.read_csv(path / "losses.csv", keep_default_na=False)
     df.loc[0, "loss"] = float("nan")
     df.to_csv(path / "losses.csv", index=False)
-    with pytest.raises(SweepError, match="modified file .*losses.csv"):   # meta.json's hash catches the edit
+    with pytest.raises(SweepError, match="modified file .*losses.csv"):  # meta.json's hash catches the edit
         read_sweep(path)
-    with pytest.raises(SweepError, match="NaN"):                          # and the rows are still validated
+    with pytest.raises(SweepError, match="NaN"):  # and the rows are still validated
         read_sweep(path, verify=False)
     (path / "matrices.csv").unlink()
     with pytest.raises(SweepError, match="missing matrices.csv"):
@@ -110,6 +141,7 @@ def test_overwrite_has_no_moment_without_the_directory(tmp_path, monkeypatch):
     """Replacing a sweep swaps the directories in one step (Linux renameat2 RENAME_EXCHANGE): after every
     rename the target exists and is a complete sweep, and no hidden leftovers remain."""
     from jaxlaws.sweeps import io
+
     (tmp_path / "x").mkdir()
     (tmp_path / "y").mkdir()
     if not io._exchange(tmp_path / "x", tmp_path / "y"):
@@ -126,6 +158,7 @@ def test_overwrite_has_no_moment_without_the_directory(tmp_path, monkeypatch):
             out = fn(*args)
             seen.append((path / "meta.json").is_file())
             return out
+
         return wrapped
 
     monkeypatch.setattr(io.os, "replace", watch(real_replace))
@@ -138,6 +171,7 @@ def test_overwrite_has_no_moment_without_the_directory(tmp_path, monkeypatch):
 
 def test_overwrite_falls_back_where_the_exchange_is_unsupported(tmp_path, monkeypatch):
     from jaxlaws.sweeps import io
+
     a, b = method_sweep("aioli", 2, 0)[0], method_sweep("aioli", 2, 1)[0]
     path = write_sweep(a, tmp_path / "s")
     monkeypatch.setattr(io, "_exchange", lambda x, y: False)

@@ -7,19 +7,30 @@ import pandas as pd
 import pytest
 
 from jaxlaws.sweeps import SweepError, validate_losses, validate_matrices
-from jaxlaws.sweeps.original import (
-    decode_weights, encode_weights, parse_run_name, read_original, weights_to_mixture, write_original,
-)
 from jaxlaws.sweeps.dirichlet import load_dirichlet_grid
+from jaxlaws.sweeps.original import (
+    decode_weights,
+    encode_weights,
+    parse_run_name,
+    read_original,
+    weights_to_mixture,
+    write_original,
+)
 from jaxlaws.sweeps.synthetic import method_sweep, reference_static_sweep, reference_sweep_bundle
 
-PARENT = ("slimpj_pythia-160m_from_scratch_5000_break_2000_mixture_arxiv_stackexchange_weights_37_static_lr_0.0005"
-          "_linear_warmup_cosine")
-CHILD = ("slimpj_pythia-160m_from_scratch_5000_resume_37_2000_mixture_arxiv_stackexchange_weights_55_static_lr"
-         "_0.0005_linear_warmup_cosine")
+PARENT = (
+    "slimpj_pythia-160m_from_scratch_5000_break_2000_mixture_arxiv_stackexchange_weights_37_static_lr_0.0005"
+    "_linear_warmup_cosine"
+)
+CHILD = (
+    "slimpj_pythia-160m_from_scratch_5000_resume_37_2000_mixture_arxiv_stackexchange_weights_55_static_lr"
+    "_0.0005_linear_warmup_cosine"
+)
 AIOLI = "slimpj_pythia-160m_from_scratch_5000_break_1000_stratified_arxiv_stackexchange_aioli_eta_0.2_update_250"
-AIOLI_CHILD = ("slimpj_pythia-160m_from_scratch_5000_resume_bandit_1000_remaining_500_mixture_arxiv_stackexchange"
-               "_weights_010_static")
+AIOLI_CHILD = (
+    "slimpj_pythia-160m_from_scratch_5000_resume_bandit_1000_remaining_500_mixture_arxiv_stackexchange"
+    "_weights_010_static"
+)
 
 
 def test_parse_names():
@@ -28,20 +39,33 @@ def test_parse_names():
     assert (c.kind, c.resume_tag, c.resume_step, c.remaining, c.weights) == ("child", "37", 2000, 100, "55")
     a, ac = parse_run_name(AIOLI), parse_run_name(AIOLI_CHILD)
     assert (a.kind, a.method, a.sample_rule, a.weights) == ("method", "aioli", "stratified", None)
-    assert (ac.kind, ac.resume_method, ac.remaining) == ("child", "aioli", 500)   # legacy resume_bandit_
-    for tag, meth in [("greedy_nothing_eta_0.5_lookback_3", "skillit"), ("doge_trainer_mu_0.01", "doge"),
-                      ("doremi_trainer_mu_0.01", "doremi"), ("static", "")]:
+    assert (ac.kind, ac.resume_method, ac.remaining) == ("child", "aioli", 500)  # legacy resume_bandit_
+    for tag, meth in [
+        ("greedy_nothing_eta_0.5_lookback_3", "skillit"),
+        ("doge_trainer_mu_0.01", "doge"),
+        ("doremi_trainer_mu_0.01", "doremi"),
+        ("static", ""),
+    ]:
         n = parse_run_name(f"slimpj_pythia-160m_from_scratch_5000_mixture_arxiv_stackexchange_weights_55_{tag}")
         assert n.method == meth and n.kind == ("method" if meth else "static")
     with pytest.raises(SweepError, match="not an original run name"):
         parse_run_name("my_run")
 
 
-@pytest.mark.parametrize("s,m,expected", [
-    ("37", 2, (3, 7)), ("010", 2, (0, 10)), ("100", 2, (10, 0)), ("100", 3, (1, 0, 0)),
-    ("0.2909910.3057860.403223", 3, (0.290991, 0.305786, 0.403223)), ("00.50.5", 3, (0, 0.5, 0.5)),
-    ("0.50.50", 3, (0.5, 0.5, 0)), ("0.10.05", 2, (0.1, 0.05)), ("1e-050.99999", 2, (1e-05, 0.99999)),
-])
+@pytest.mark.parametrize(
+    "s,m,expected",
+    [
+        ("37", 2, (3, 7)),
+        ("010", 2, (0, 10)),
+        ("100", 2, (10, 0)),
+        ("100", 3, (1, 0, 0)),
+        ("0.2909910.3057860.403223", 3, (0.290991, 0.305786, 0.403223)),
+        ("00.50.5", 3, (0, 0.5, 0.5)),
+        ("0.50.50", 3, (0.5, 0.5, 0)),
+        ("0.10.05", 2, (0.1, 0.05)),
+        ("1e-050.99999", 2, (1e-05, 0.99999)),
+    ],
+)
 def test_decode_weights(s, m, expected):
     np.testing.assert_array_equal(decode_weights(s, m), expected)
 
@@ -63,8 +87,9 @@ def test_weights_nine_groups_and_round_trip():
 
 
 def _renamed(sweep, names):
-    losses = sweep.losses.assign(run=sweep.losses["run"].map(names),
-                                 parent=sweep.losses["parent"].map(lambda r: names.get(r, "")))
+    losses = sweep.losses.assign(
+        run=sweep.losses["run"].map(names), parent=sweep.losses["parent"].map(lambda r: names.get(r, ""))
+    )
     mats = sweep.matrices.assign(run=sweep.matrices["run"].map(names))
     return validate_losses(losses, sweep.groups), validate_matrices(mats, sweep.m)
 
@@ -97,6 +122,7 @@ def test_instruction_needs_groups_for_truncated_slices(tmp_path):
     sweep, _ = reference_static_sweep("instruction", extra_steps=())
     sub = sweep.losses[sweep.losses["seed"] == 0]
     from jaxlaws.sweeps import Sweep
+
     sweep = Sweep(sub, sweep.groups)
     names = write_original(sweep, tmp_path, task="instruction", max_steps=1000)
     with pytest.raises(SweepError, match="truncated"):
@@ -140,7 +166,7 @@ def test_read_hand_built_tree(tmp_path):
     assert runs.loc[CHILD, "parent"] == PARENT and runs.loc[CHILD, "parent_p_arxiv"] == pytest.approx(0.3)
     assert runs.loc[AIOLI_CHILD, "parent"] == AIOLI and runs.loc[AIOLI_CHILD, "method"] == "aioli"
     child = sweep.losses[sweep.losses["run"] == CHILD]
-    assert sorted(child["step"].unique()) == [2100, 2250]          # steps as named
+    assert sorted(child["step"].unique()) == [2100, 2250]  # steps as named
     assert (child["steps_run"] == 100).all() and (child["break_step"] == 2000).all()
     np.testing.assert_allclose(child["p_arxiv"], 0.5)
     ac = sweep.losses[sweep.losses["run"] == AIOLI_CHILD]
@@ -148,7 +174,7 @@ def test_read_hand_built_tree(tmp_path):
     meth = sweep.losses[(sweep.losses["run"] == AIOLI) & (sweep.losses["step"] == 1000)]
     np.testing.assert_allclose(meth["p_arxiv"], 0.25)
     m750 = sweep.losses[(sweep.losses["run"] == AIOLI) & (sweep.losses["step"] == 750)]
-    np.testing.assert_allclose(m750["p_arxiv"], 0.5)   # no proportions yet: uniform, and noted
+    np.testing.assert_allclose(m750["p_arxiv"], 0.5)  # no proportions yet: uniform, and noted
     assert any(AIOLI in p for p, _ in report.notes)
     assert len(sweep.matrices) == 16 and (sweep.matrices["step"] == 1000).all()
     # a trace is not data: listed as ignored, not as skipped data (which makes `jaxlaws analyse` fail)
@@ -156,19 +182,39 @@ def test_read_hand_built_tree(tmp_path):
     assert report.skipped == []
 
 
-@pytest.mark.parametrize("corrupt,match", [
-    (lambda d: _loss_pkl(d / PARENT / "val_seed_0_checkpoint-2000.pkl", ("arxiv",), (3.0,)), "missing group"),
-    (lambda d: _loss_pkl(d / PARENT / "val_seed_0_checkpoint-2000.pkl", ("arxiv", "arxiv", "stackexchange"),
-                         (3.0, 3.0, 3.1)), "duplicate group"),
-    (lambda d: _loss_pkl(d / PARENT / "val_seed_0_checkpoint-2000.pkl", ("arxiv", "stackexchange"),
-                         (np.nan, 3.1)), "NaN"),
-    (lambda d: (d / AIOLI / "val_seed_0_proportions_checkpoint-1000.pkl").write_bytes(
-        pickle.dumps({0: 0.5, 1: 0.7})), "sum to 1.2"),
-    (lambda d: (d / "slimpj_weird_run").mkdir() or _loss_pkl(d / "slimpj_weird_run" / "val_seed_0_checkpoint-1.pkl",
-                                                          ("arxiv", "stackexchange"), (1, 2)), "slimpj_weird_run"),
-    (lambda d: (d / PARENT).rename(d / PARENT.replace("weights_37", "weights_46")), "no parent run"),
-    (lambda d: (d / PARENT / "val_seed_0_checkpoint-2000.pkl").write_bytes(b"garbage"), "unreadable"),
-])
+@pytest.mark.parametrize(
+    "corrupt,match",
+    [
+        (lambda d: _loss_pkl(d / PARENT / "val_seed_0_checkpoint-2000.pkl", ("arxiv",), (3.0,)), "missing group"),
+        (
+            lambda d: _loss_pkl(
+                d / PARENT / "val_seed_0_checkpoint-2000.pkl", ("arxiv", "arxiv", "stackexchange"), (3.0, 3.0, 3.1)
+            ),
+            "duplicate group",
+        ),
+        (
+            lambda d: _loss_pkl(
+                d / PARENT / "val_seed_0_checkpoint-2000.pkl", ("arxiv", "stackexchange"), (np.nan, 3.1)
+            ),
+            "NaN",
+        ),
+        (
+            lambda d: (d / AIOLI / "val_seed_0_proportions_checkpoint-1000.pkl").write_bytes(
+                pickle.dumps({0: 0.5, 1: 0.7})
+            ),
+            "sum to 1.2",
+        ),
+        (
+            lambda d: (
+                (d / "slimpj_weird_run").mkdir()
+                or _loss_pkl(d / "slimpj_weird_run" / "val_seed_0_checkpoint-1.pkl", ("arxiv", "stackexchange"), (1, 2))
+            ),
+            "slimpj_weird_run",
+        ),
+        (lambda d: (d / PARENT).rename(d / PARENT.replace("weights_37", "weights_46")), "no parent run"),
+        (lambda d: (d / PARENT / "val_seed_0_checkpoint-2000.pkl").write_bytes(b"garbage"), "unreadable"),
+    ],
+)
 def test_bad_input_strict_raises_and_lenient_reports(tmp_path, corrupt, match):
     d = _hand_tree(tmp_path)
     corrupt(d)
@@ -176,7 +222,7 @@ def test_bad_input_strict_raises_and_lenient_reports(tmp_path, corrupt, match):
         read_original(tmp_path, strict=True)
     try:
         _, report = read_original(tmp_path)
-    except SweepError as e:   # lenient mode may still fail later if the dropped parent leaves a child orphaned
+    except SweepError as e:  # lenient mode may still fail later if the dropped parent leaves a child orphaned
         assert "parent" in str(e)
         return
     assert any(match in reason or match in path for path, reason in report.skipped), report
@@ -193,9 +239,12 @@ def test_duplicate_run_in_two_date_folders(tmp_path):
 
 def test_writer_rejects_collisions(tmp_path):
     a = method_sweep("aioli", 2, 0)[0]
-    b_losses = a.losses.assign(run=a.losses["run"] + "_copy", parent=a.losses["parent"].where(
-        a.losses["parent"] == "", a.losses["parent"] + "_copy"))
+    b_losses = a.losses.assign(
+        run=a.losses["run"] + "_copy",
+        parent=a.losses["parent"].where(a.losses["parent"] == "", a.losses["parent"] + "_copy"),
+    )
     from jaxlaws.sweeps import Sweep
+
     both = Sweep(pd.concat([a.losses, b_losses]), a.groups)
     with pytest.raises(SweepError, match="same original run name"):
         write_original(both, tmp_path)

@@ -10,7 +10,7 @@ from jaxlaws.sweeps import reference
 
 def test_keys_converted_and_skeletons_dropped():
     d = reference.load_law_results("arxiv_stackexchange/params_static")
-    assert set(d["arxiv"]) == {5000}          # steps 1000-4000 are {} skeletons
+    assert set(d["arxiv"]) == {5000}  # steps 1000-4000 are {} skeletons
     assert set(d["arxiv"][5000]) == {0, 1, 2, 3, 4}
     raw = json.loads((reference._root() / "law_results/arxiv_stackexchange/params_static.json").read_text())
     np.testing.assert_array_equal(d["stackexchange"][5000][3], raw["stackexchange"]["5000"]["3"])

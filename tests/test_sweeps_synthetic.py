@@ -7,7 +7,10 @@ import pytest
 
 from jaxlaws.sweeps import matrix_stack, reference
 from jaxlaws.sweeps.synthetic import (
-    method_sweep, reference_dynamic_sweep, reference_static_sweep, reference_sweep_bundle,
+    method_sweep,
+    reference_dynamic_sweep,
+    reference_static_sweep,
+    reference_sweep_bundle,
 )
 
 RAW = reference._root() / "law_results"
@@ -20,7 +23,8 @@ def _raw(rel):
 def _wide(sweep, step, split="val"):
     d = sweep.losses[(sweep.losses["step"] == step) & (sweep.losses["split"] == split)]
     return d.pivot_table(index=["run", "seed"], columns="group", values="loss").join(
-        d.drop_duplicates(["run", "seed"]).set_index(["run", "seed"])[[f"p_{g}" for g in sweep.groups]])
+        d.drop_duplicates(["run", "seed"]).set_index(["run", "seed"])[[f"p_{g}" for g in sweep.groups]]
+    )
 
 
 def test_static_two_group_exact_and_noise_level():
@@ -29,23 +33,24 @@ def test_static_two_group_exact_and_noise_level():
     w = _wide(sweep, 5000)
     assert len(w) == 45
     for g, own in (("arxiv", "p_arxiv"), ("stackexchange", "p_stackexchange")):
-        for (run, s), r in w.iterrows():
+        for (_run, s), r in w.iterrows():
             c, k, b = raw[g]["5000"][str(s)]
             assert r[g] == pytest.approx(c + np.exp(k * r[own] + b), rel=1e-12)
     noisy, _ = reference_static_sweep("arxiv_stackexchange", noise=0.01, seed=3)
     resid = (_wide(noisy, 5000)[["arxiv", "stackexchange"]] - w[["arxiv", "stackexchange"]]).to_numpy()
-    assert resid.std() == pytest.approx(0.01, rel=0.25)    # 90 draws: sd of the sd estimate ~7.5%
+    assert resid.std() == pytest.approx(0.01, rel=0.25)  # 90 draws: sd of the sd estimate ~7.5%
 
 
-@pytest.mark.parametrize("setting,n,seeds,step", [("arxiv_books_stackexchange", 9, 5, 5000),
-                                                  ("instruction", 50, 4, 1000)])
+@pytest.mark.parametrize(
+    "setting,n,seeds,step", [("arxiv_books_stackexchange", 9, 5, 5000), ("instruction", 50, 4, 1000)]
+)
 def test_static_log_linear(setting, n, seeds, step):
     sweep, _ = reference_static_sweep(setting, noise=0)
     raw = _raw(f"{setting}/{'params' if setting == 'instruction' else 'params_static'}.json")
     w = _wide(sweep, step)
     assert len(w) == n * seeds
     groups = sweep.groups
-    for (run, s), r in w.iloc[:: max(1, len(w) // 40)].iterrows():
+    for (_run, s), r in w.iloc[:: max(1, len(w) // 40)].iterrows():
         p = r[[f"p_{g}" for g in groups]].to_numpy(float)
         for g in groups:
             l, b, *t = raw[g][str(step)][str(s)]
@@ -54,8 +59,10 @@ def test_static_log_linear(setting, n, seeds, step):
     np.testing.assert_array_equal(np.sort(w.xs(1, level="seed")[f"p_{groups[0]}"].to_numpy()), np.sort(grid[:, 0]))
 
 
-@pytest.mark.parametrize("setting,n_par,n_child", [("arxiv_stackexchange", 9, 9),
-                                                    ("arxiv_books_stackexchange", 9, 9), ("instruction", 10, 50)])
+@pytest.mark.parametrize(
+    "setting,n_par,n_child",
+    [("arxiv_stackexchange", 9, 9), ("arxiv_books_stackexchange", 9, 9), ("instruction", 10, 50)],
+)
 def test_dynamic_linear_laws(setting, n_par, n_child):
     sweep, truth = reference_dynamic_sweep(setting, noise=0)
     raw = _raw(f"{setting}/params_dynamic.json")
@@ -108,15 +115,24 @@ def test_method_sweep_matrices_and_children(method, m):
     kids = sweep.losses[sweep.losses["kind"] == "child"]
     assert (kids["step"] == B + R).all() and (kids["parent"] == truth["method_run"]).all()
     lb = truth["loss_at_break"]
-    opt = _raw(f"{setting}/" + {"arxiv_stackexchange": {"aioli": "params_aioli_trajectory_opt_1000",
-                                                         "doge": "params_doge_trajectory_opt_500",
-                                                         "doremi": "params_doremi_trajectory_opt_500",
-                                                         "skillit": "params_skillit_trajectory_opt"},
-                                 "arxiv_books_stackexchange": {
-                                     "aioli": "params_aioli_trajectory_opt_1500_steps_500",
-                                     "doge": "params_doge_trajectory_opt_1000",
-                                     "doremi": "params_doremi_trajectory_opt_1000_steps_500",
-                                     "skillit": "params_skillit_trajectory_opt_1000"}}[setting][method] + ".json")
+    opt = _raw(
+        f"{setting}/"
+        + {
+            "arxiv_stackexchange": {
+                "aioli": "params_aioli_trajectory_opt_1000",
+                "doge": "params_doge_trajectory_opt_500",
+                "doremi": "params_doremi_trajectory_opt_500",
+                "skillit": "params_skillit_trajectory_opt",
+            },
+            "arxiv_books_stackexchange": {
+                "aioli": "params_aioli_trajectory_opt_1500_steps_500",
+                "doge": "params_doge_trajectory_opt_1000",
+                "doremi": "params_doremi_trajectory_opt_1000_steps_500",
+                "skillit": "params_skillit_trajectory_opt_1000",
+            },
+        }[setting][method]
+        + ".json"
+    )
     for i, g in enumerate(sweep.groups):
         d = kids[kids["group"] == g]
         p = d[[f"p_{h}" for h in sweep.groups]].to_numpy(float)
@@ -132,7 +148,7 @@ def test_method_truth_modes(mode, sign):
     sweep, truth = method_sweep("doge", 3, 0, truth_mode=mode, noise=0)
     a_star, a_method = truth["A_star"], truth["A_method"]
     ratio = a_star / a_method
-    np.testing.assert_allclose(ratio, ratio[0, 0], rtol=1e-12)     # A* is exactly a multiple of A^t
+    np.testing.assert_allclose(ratio, ratio[0, 0], rtol=1e-12)  # A* is exactly a multiple of A^t
     assert np.sign(ratio[0, 0]) == sign * np.sign(truth["scale"])
     # the recorded doge stack's mean is the analysis' A^t
     np.testing.assert_allclose(matrix_stack(sweep.matrices, truth["method_run"], 0, "doge_M", 3).mean(0), a_method)
@@ -151,9 +167,10 @@ def test_bundle_shape():
 
 # -- the method matrices come from each method's own rule, not from A* (issue 10) --------------------------
 
+
 def _aioli_reference(delta_w, W):
     """Aioli's A from the noiseless LearnParams decreases, float64 numpy: A = G W^-T, shift, normalise."""
-    A = np.linalg.solve(W, -delta_w).T        # G[:, j] = -delta(q_j): G^T = -delta
+    A = np.linalg.solve(W, -delta_w).T  # G[:, j] = -delta(q_j): G^T = -delta
     A = A - min(A.min(), 0.0)
     return A / A.sum()
 
@@ -167,10 +184,10 @@ def test_aioli_matrices_are_learnparams_on_the_true_law(m):
     ohf, lp_steps = (0.625, 4) if m == 2 else (0.5, 6)
     W = np.full((m, m), (1 - ohf) / (m - 1)) + (ohf - (1 - ohf) / (m - 1)) * np.eye(m)
     a = truth["A_star"]
-    if m == 2:   # law: L^{B+R}_i = k_i p_i + b_i, measured from a break at the uniform mixture (+0.02)
+    if m == 2:  # law: L^{B+R}_i = k_i p_i + b_i, measured from a break at the uniform mixture (+0.02)
         k, b = np.diag(a), truth["intercept"]
         delta = W * k[None] + (b - (b + k * 0.5 + 0.02))[None]
-    else:        # law: L^{B+R} = L^B + A* p
+    else:  # law: L^{B+R} = L^B + A* p
         delta = W @ a.T
     want = _aioli_reference(delta * lp_steps / truth["steps_run"], W)
     for A in stack:
@@ -182,6 +199,7 @@ def test_aioli_matrices_are_learnparams_on_the_true_law(m):
 def test_doge_matrices_in_the_trainers_orientation():
     """No gradient noise: M[i, j] = <g_i, v_j> = -A*[j, i] (first-order reading; rows = train domain)."""
     from jaxlaws.sweeps.method_models import simulate_doge
+
     a = np.array([[-0.5, -0.1, 0.05], [-0.3, -0.8, -0.2], [0.0, -0.05, -0.4]])
     stack, w = simulate_doge(a, np.random.default_rng(0), steps=20, grad_noise=0.0)
     for M in stack:
@@ -193,7 +211,8 @@ def test_doremi_without_noise_never_leaves_uniform():
     """DoReMi's excess at the uniform start is 0 (proxy = reference mixture): without batch noise its rule
     never moves, whatever A* is -- its matrix carries no copy of A*."""
     from jaxlaws.sweeps.method_models import simulate_doremi
-    law = lambda p: 2.0 + np.exp(-np.atleast_2d(p))       # any static law
+
+    law = lambda p: 2.0 + np.exp(-np.atleast_2d(p))  # any static law
     stack, w = simulate_doremi(law, 3, np.random.default_rng(0), steps=50, batch_noise=0.0)
     np.testing.assert_array_equal(stack, 0.0)
     np.testing.assert_allclose(w, 1 / 3, atol=1e-6)
@@ -204,7 +223,7 @@ def test_sim_is_not_built_in():
     """Random positive method matrices with the same children give low sim; the simulated ones give what the
     simulation gives (m=3: not ~1 for every method and seed, as the copied-A* matrices did)."""
     import warnings
-    import pandas as pd
+
     from jaxlaws.analysis.methods import method_parameters
     from jaxlaws.sweeps import Sweep
 
@@ -220,5 +239,5 @@ def test_sim_is_not_built_in():
             rsw = Sweep(sweep.losses, sweep.groups, mats)
             rand.append(float(method_parameters(rsw, "doge").similarity["sim"].iloc[0]))
     assert np.mean(rand) < 0.5, rand
-    assert min(sims) < 0.9, sims          # the old construction gave sim ~0.94 or more for every seed
+    assert min(sims) < 0.9, sims  # the old construction gave sim ~0.94 or more for every seed
     assert all(-1 <= x <= 1 for x in sims + rand)

@@ -48,7 +48,7 @@ def empirical_transitions(seq: np.ndarray, V: int) -> tuple[np.ndarray, np.ndarr
     return counts / np.maximum(rows, 1), rows[:, 0] / rows.sum()
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def bundled() -> D.TokenGroups:
     return D.load_groups("bundled", seq_len=128)
 
@@ -220,8 +220,8 @@ def test_eval_chunks_tile_each_split():
         xi = x[ids == i]
         assert xi.shape[0] == (toks.size - 1) // L
         # targets tile the split from its second token; the dropped tail is shorter than one chunk
-        np.testing.assert_array_equal(xi[:, 1:].reshape(-1), toks[1: 1 + xi.shape[0] * L])
-        np.testing.assert_array_equal(xi[:, 0], toks[: xi.shape[0] * L: L])
+        np.testing.assert_array_equal(xi[:, 1:].reshape(-1), toks[1 : 1 + xi.shape[0] * L])
+        np.testing.assert_array_equal(xi[:, 0], toks[: xi.shape[0] * L : L])
         assert toks.size - 1 - xi.shape[0] * L < L
 
 
@@ -293,8 +293,7 @@ def test_text_dir_loader_custom_tokenizer_and_order(tmp_path):
     g = D.load_groups(tmp_path, names=["b", "a"], tokenizer=Chars(), seq_len=SEQ, eos_id=299)
     assert g.names == ("b", "a") and g.vocab_size == 300 and g.eos_id == 299
     assert g.train.group(1).max() == 299 and 233 in g.train.group(1)  # 'é' is one token, not two bytes
-    plain = D.load_groups(tmp_path, names=["a"], tokenizer=lambda t: [ord(c) % 7 for c in t],
-                          vocab_size=7, seq_len=SEQ)
+    plain = D.load_groups(tmp_path, names=["a"], tokenizer=lambda t: [ord(c) % 7 for c in t], vocab_size=7, seq_len=SEQ)
     assert plain.eos_id is None and plain.train.tokens.max() < 7
 
 
@@ -363,12 +362,15 @@ def test_bad_tokenizers(tmp_path):
         D.load_groups(tmp_path, vocab_size=300)
 
 
-@pytest.mark.parametrize("p, match", [
-    ([0.5, 0.5], r"p must have shape \(3,\)"),
-    ([0.5, 0.6, -0.1], "not on the probability simplex"),
-    ([0.2, 0.2, 0.2], "not on the probability simplex"),
-    ([np.nan, 0.5, 0.5], "not on the probability simplex"),
-])
+@pytest.mark.parametrize(
+    "p, match",
+    [
+        ([0.5, 0.5], r"p must have shape \(3,\)"),
+        ([0.5, 0.6, -0.1], "not on the probability simplex"),
+        ([0.2, 0.2, 0.2], "not on the probability simplex"),
+        ([np.nan, 0.5, 0.5], "not on the probability simplex"),
+    ],
+)
 def test_bad_mixtures(p, match):
     groups = ramp_groups([100, 100, 100])
     with pytest.raises(ValueError, match=match):
@@ -409,10 +411,9 @@ V = 16
 N_SYN = 60_000
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def syn(overlap: float, structure: str = "shared", seed: int = 0, m: int = 3) -> D.TokenGroups:
-    return D.synthetic_groups(m, overlap, seed, N_SYN, n_eval_tokens=20_000, vocab_size=V,
-                              structure=structure)
+    return D.synthetic_groups(m, overlap, seed, N_SYN, n_eval_tokens=20_000, vocab_size=V, structure=structure)
 
 
 def test_synthetic_chains_follow_their_transition_matrices():
@@ -444,6 +445,7 @@ def test_synthetic_cross_entropy_matches_held_out_loss():
 def test_overlap_knob_shrinks_differences_linearly():
     """For "shared", T_g - T_h = (1 - eps)(1 - o)(P_g - P_h): the measured (visit-weighted, empirical)
     TV between two languages at overlap o is (1 - o) times that at o = 0, up to sampling noise."""
+
     def tv(o, a=0, b=1):
         g = syn(o)
         Ta, fa = empirical_transitions(g.train.group(a), V)
@@ -459,8 +461,7 @@ def test_overlap_knob_shrinks_differences_linearly():
     T0, T1 = syn(0.0).info["transitions"], syn(0.6).info["transitions"]
     np.testing.assert_allclose(T1[0] - T1[1], 0.4 * (T0[0] - T0[1]), atol=1e-12)
     # transfer: the KL rate CE[h, g] - CE[h, h] falls as overlap grows and vanishes at 1
-    kl = [syn(o).info["cross_entropy"] - np.diag(syn(o).info["cross_entropy"])[:, None]
-          for o in (0.0, 0.5, 1.0)]
+    kl = [syn(o).info["cross_entropy"] - np.diag(syn(o).info["cross_entropy"])[:, None] for o in (0.0, 0.5, 1.0)]
     off = ~np.eye(3, dtype=bool)
     assert np.all(kl[0][off] > kl[1][off]) and np.allclose(kl[2], 0, atol=1e-9)
 
@@ -471,8 +472,12 @@ def test_chain_structure_neighbours_help_each_other():
     g = syn(0.8, "chain", m=4)
     CE = g.info["cross_entropy"]
     models = [np.maximum(empirical_transitions(g.train.group(k), V)[0], 1e-4) for k in range(4)]
-    loss = np.array([[-np.log(models[k][s[:-1], s[1:]]).mean() for k in range(4)]
-                     for s in (g.val.group(h).astype(int) for h in range(4))])
+    loss = np.array(
+        [
+            [-np.log(models[k][s[:-1], s[1:]]).mean() for k in range(4)]
+            for s in (g.val.group(h).astype(int) for h in range(4))
+        ]
+    )
     for h in range(4):
         for k in range(4):
             for j in range(4):

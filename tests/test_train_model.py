@@ -6,8 +6,8 @@ import numpy as np
 import optax
 import pytest
 
-from jaxlaws.train.evaluate import make_eval_set, make_evaluate
 from jaxlaws.train import model as M
+from jaxlaws.train.evaluate import make_eval_set, make_evaluate
 from jaxlaws.train.model import Decoder, ModelConfig, n_params, preset
 from jaxlaws.train.optim import OptimConfig, decay_mask, lr_schedule, make_optimizer
 from jaxlaws.train.step import group_means, per_group_grads
@@ -45,8 +45,7 @@ def test_optimizer_applies_schedule_and_decay_mask():
     for s in range(20):
         upd, state = opt.update(grads, state, params)
         np.testing.assert_allclose(upd["dense"]["bias"], -lrs[s], rtol=5e-5)
-        np.testing.assert_allclose(upd["dense"]["kernel"], -lrs[s] * (1 + 0.1 * params["dense"]["kernel"]),
-                                   rtol=5e-5)
+        np.testing.assert_allclose(upd["dense"]["kernel"], -lrs[s] * (1 + 0.1 * params["dense"]["kernel"]), rtol=5e-5)
         params = optax.apply_updates(params, upd)
 
 
@@ -117,8 +116,9 @@ def test_group_means_and_evaluate_match_numpy():
     gid = rng.integers(0, 2, 23)
     es = make_eval_set(x, gid, 2, batch_size=5)  # 23 chunks: the last batch is padded
     per = np.asarray(per_sample_loss(params, CFG, jnp.asarray(x)), np.float64)
-    np.testing.assert_allclose(jax.jit(make_evaluate(CFG, 2))(params, es), [per[gid == j].mean() for j in (0, 1)],
-                               rtol=1e-5)
+    np.testing.assert_allclose(
+        jax.jit(make_evaluate(CFG, 2))(params, es), [per[gid == j].mean() for j in (0, 1)], rtol=1e-5
+    )
 
 
 @pytest.mark.slow

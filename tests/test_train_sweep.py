@@ -26,8 +26,9 @@ from jaxlaws.train.sweep import TrainConfig, dynamic_specs, dynamic_sweep, prepa
 
 GROUPS = D.synthetic_groups(2, overlap=0.3, seed=0, n_tokens=20_000, vocab_size=32)
 MODEL = preset("tiny", vocab_size=GROUPS.vocab_size, context=16, n_layers=1, d_model=32, n_heads=2, d_ff=64)
-CFG = TrainConfig(MODEL, OptimConfig(total_steps=30, warmup_steps=3, lr=1e-2), batch_size=8, eval_every=10,
-                  eval_batch_size=64)
+CFG = TrainConfig(
+    MODEL, OptimConfig(total_steps=30, warmup_steps=3, lr=1e-2), batch_size=8, eval_every=10, eval_batch_size=64
+)
 DATA = prepare_data(GROUPS, CFG, max_eval_chunks=40)
 MIX = np.array([[0.2, 0.8], [0.5, 0.5], [0.9, 0.1]])
 KEY = ["run", "seed", "step", "split", "group"]
@@ -65,8 +66,9 @@ def test_training_reduces_loss_on_each_group():
 def test_per_group_losses_use_the_right_group(vmapped):
     """Training mostly on a group lowers that group's loss more: p_syn0 = 0.9 beats 0.2 on syn0, and vice versa."""
     sweep, _ = vmapped
-    t = sweep.losses[(sweep.losses.split == "test")].pivot_table(index=["p_syn0"], columns="group",
-                                                                  values="loss", aggfunc="mean")
+    t = sweep.losses[(sweep.losses.split == "test")].pivot_table(
+        index=["p_syn0"], columns="group", values="loss", aggfunc="mean"
+    )
     assert t.loc[0.9, "syn0"] < t.loc[0.2, "syn0"] and t.loc[0.2, "syn1"] < t.loc[0.9, "syn1"]
 
 
@@ -122,17 +124,24 @@ def test_parent_child_reproduces_uninterrupted_run(vmapped, tmp_path):
         b = static[(static.split == split) & (static.step == step)].sort_values("group").loss.to_numpy()
         np.testing.assert_allclose(a, b, rtol=2e-5)
     parent = dyn.losses[(dyn.losses.kind == "parent") & (dyn.losses.step == 20)].sort_values("group")
-    np.testing.assert_allclose(parent.loss, static[(static.split == "val") & (static.step == 20)]
-                               .sort_values("group").loss, rtol=2e-5)
+    np.testing.assert_allclose(
+        parent.loss, static[(static.split == "val") & (static.step == 20)].sort_values("group").loss, rtol=2e-5
+    )
     other = dyn.losses[(dyn.losses.kind == "child") & (dyn.losses.p_syn0 == 0.9) & (dyn.losses.split == "val")]
-    assert np.abs(other.sort_values("group").loss.to_numpy() - child[child.split == "val"]
-                  .sort_values("group").loss.to_numpy()).max() > 1e-3  # the child mixture matters
+    assert (
+        np.abs(
+            other.sort_values("group").loss.to_numpy()
+            - child[child.split == "val"].sort_values("group").loss.to_numpy()
+        ).max()
+        > 1e-3
+    )  # the child mixture matters
 
     # kill after the parent, resume: same result
     work2 = tmp_path / "again"
     with pytest.raises(RuntimeError, match="test hook"):
-        dynamic_sweep(DATA, CFG, MIX[1:2], MIX[1:], [0], 20, 10, work2, runs_per_program=1, progress=False,
-                      _fail_after=1)
+        dynamic_sweep(
+            DATA, CFG, MIX[1:2], MIX[1:], [0], 20, 10, work2, runs_per_program=1, progress=False, _fail_after=1
+        )
     again = dynamic_sweep(DATA, CFG, MIX[1:2], MIX[1:], [0], 20, 10, work2, runs_per_program=1, progress=False)
     np.testing.assert_allclose(_losses(again), _losses(dyn), rtol=2e-5)
 
@@ -161,8 +170,13 @@ def test_bad_input(tmp_path):
         run_sweep(children, DATA, CFG, tmp_path / "b", progress=False)
     # a parent trained with another model: its checkpoint's configuration hash does not match
     dynamic_sweep(DATA, CFG, MIX[:1], MIX[:1], [0], 10, 5, tmp_path / "c", runs_per_program=1, progress=False)
-    other = TrainConfig(preset("tiny", vocab_size=GROUPS.vocab_size, context=16, n_layers=1, d_model=32,
-                               n_heads=4, d_ff=64), CFG.optim, batch_size=8, eval_every=10, eval_batch_size=64)
+    other = TrainConfig(
+        preset("tiny", vocab_size=GROUPS.vocab_size, context=16, n_layers=1, d_model=32, n_heads=4, d_ff=64),
+        CFG.optim,
+        batch_size=8,
+        eval_every=10,
+        eval_batch_size=64,
+    )
     with pytest.raises(ValueError, match="another configuration"):
         run_sweep(children, DATA, other, tmp_path / "c", progress=False)  # the work dir's config differs
     os.remove(tmp_path / "c" / "config.json")
@@ -174,16 +188,50 @@ def test_cli_static_sweep(tmp_path, capsys):
     from jaxlaws.cli import main
 
     out = tmp_path / "cli"
-    args = ["sweep", "static", "--data", "synthetic:2", "--preset", "tiny", "--steps", "4", "--seq-len", "16",
-            "--batch-size", "4", "--mixtures", "0.3,0.7;0.6,0.4", "--seeds", "0", "--max-eval-chunks", "4",
-            "--out", str(out), "--no-progress", "--format", "csv"]
+    args = [
+        "sweep",
+        "static",
+        "--data",
+        "synthetic:2",
+        "--preset",
+        "tiny",
+        "--steps",
+        "4",
+        "--seq-len",
+        "16",
+        "--batch-size",
+        "4",
+        "--mixtures",
+        "0.3,0.7;0.6,0.4",
+        "--seeds",
+        "0",
+        "--max-eval-chunks",
+        "4",
+        "--out",
+        str(out),
+        "--no-progress",
+        "--format",
+        "csv",
+    ]
     assert main(args) == 0
     sweep = read_sweep(out / "sweep")
     assert len(sweep.runs()) == 2 and sweep.groups == ("syn0", "syn1")
     assert main(args) == 0  # resuming a finished sweep recomputes nothing and succeeds
     # a user error is one line with exit code 2 (the traceback only with --debug)
-    bad = ["sweep", "static", "--data", "synthetic:3", "--steps", "4", "--seq-len", "16", "--out",
-           str(tmp_path / "x"), "--mixtures", "grid"]
+    bad = [
+        "sweep",
+        "static",
+        "--data",
+        "synthetic:3",
+        "--steps",
+        "4",
+        "--seq-len",
+        "16",
+        "--out",
+        str(tmp_path / "x"),
+        "--mixtures",
+        "grid",
+    ]
     assert main(bad) == 2
     assert "m=2 grid" in capsys.readouterr().err
     with pytest.raises(ValueError, match="m=2 grid"):

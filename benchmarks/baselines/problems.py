@@ -38,11 +38,11 @@ _REF = Path(jaxlaws.__file__).parent / "data" / "aioli"
 class Problems(NamedTuple):
     """``B`` independent fitting problems sharing one law."""
 
-    labels: list[str]        # "group/seed"
-    x: np.ndarray            # (B, n, d)
-    y: np.ndarray            # (B, n)
+    labels: list[str]  # "group/seed"
+    x: np.ndarray  # (B, n, d)
+    y: np.ndarray  # (B, n)
     true_params: np.ndarray  # (B, P) generating parameters
-    own: list[int | None]    # group's own index among the free t's (None for stackexchange)
+    own: list[int | None]  # group's own index among the free t's (None for stackexchange)
 
 
 def mixtures(seed: int) -> np.ndarray:
@@ -66,8 +66,7 @@ def huber_sum(r: np.ndarray, delta: float) -> np.ndarray:
 
 def static_objective(theta: np.ndarray, x: np.ndarray, y: np.ndarray) -> float:
     """The reference objective every method is scored with: float64 summed Huber(0.02); inf if not finite."""
-    v = float(huber_sum(np.asarray(y, np.float64) - static_predict(theta, x),
-                        STATIC_DELTA))
+    v = float(huber_sum(np.asarray(y, np.float64) - static_predict(theta, x), STATIC_DELTA))
     return v if np.isfinite(v) else float("inf")
 
 
@@ -101,8 +100,9 @@ def static_inits(own: int | None, seed: int, n_random: int = 30) -> np.ndarray:
     t = 0.1 * u
     if own is not None:
         t[:, own] = -u[:, own]
-    lb = np.stack(np.meshgrid(np.linspace(-2.0, 1.5, 10), np.linspace(-10.0, 1.0, 20), indexing="ij"),
-                  axis=-1).reshape(-1, 2)
+    lb = np.stack(np.meshgrid(np.linspace(-2.0, 1.5, 10), np.linspace(-10.0, 1.0, 20), indexing="ij"), axis=-1).reshape(
+        -1, 2
+    )
     return np.concatenate([np.repeat(lb, n_random, axis=0), np.tile(t, (len(lb), 1))], axis=1)
 
 
@@ -120,6 +120,7 @@ def subset(n_total: int, n: int, seed: int = 0) -> np.ndarray:
 
 
 # ----------------------------------------------------------------------------------------------- Chinchilla
+
 
 def chinchilla_predict(theta: np.ndarray, x: np.ndarray) -> np.ndarray:
     """``exp(e) + exp(a) N^-alpha + exp(b) D^-beta`` in float64 via log-sum-exp, ``theta`` ``(5,)``."""
@@ -153,6 +154,11 @@ def chinchilla_true_params() -> np.ndarray:
 def chinchilla_inits() -> np.ndarray:
     """Hoffmann et al.'s grid: ``e in {-1,-.5,..,1}`` x ``a, b in {0,5,..,25}`` x ``alpha, beta in
     {0,.5,..,2}`` = 4,500 rows (the same grid as ``jaxlaws.laws.chinchilla().init_grid``)."""
-    axes = [np.linspace(-1.0, 1.0, 5), np.arange(0.0, 26.0, 5.0), np.arange(0.0, 26.0, 5.0),
-            np.arange(0.0, 2.01, 0.5), np.arange(0.0, 2.01, 0.5)]
+    axes = [
+        np.linspace(-1.0, 1.0, 5),
+        np.arange(0.0, 26.0, 5.0),
+        np.arange(0.0, 26.0, 5.0),
+        np.arange(0.0, 2.01, 0.5),
+        np.arange(0.0, 2.01, 0.5),
+    ]
     return np.stack(np.meshgrid(*axes, indexing="ij"), axis=-1).reshape(-1, 5)

@@ -2,7 +2,8 @@ r"""SciPy baselines for the same multi-start robust fits, in float64 with analyt
 
 For residuals :math:`r(\theta)` (``y - f(x)`` for the static law, ``log y - log f`` for Chinchilla) and
 Huber :math:`\rho_\delta`, the objective is :math:`F(\theta) = \sum_n \rho_\delta(r_n)` with gradient
-:math:`\nabla F = J^\top \psi(r)`, :math:`\psi(r) = \mathrm{clip}(r, -\delta, \delta)`, :math:`J = \partial r/\partial\theta`.
+:math:`\nabla F = J^\top \psi(r)`,
+:math:`\psi(r) = \mathrm{clip}(r, -\delta, \delta)`, :math:`J = \partial r/\partial\theta`.
 
 * :func:`lbfgsb`: ``scipy.optimize.minimize(method="L-BFGS-B")`` per init. SciPy's default ``gtol=1e-5``
   would stop early on these tiny objectives (values ~1e-5), so we pass ``gtol=1e-8`` (``ftol`` stays at
@@ -29,14 +30,14 @@ Residuals = Callable[[np.ndarray, np.ndarray, np.ndarray], tuple[np.ndarray, np.
 
 
 class ScipyFit(NamedTuple):
-    params: np.ndarray           # (P,) best parameters
-    objective: float             # summed Huber at params
+    params: np.ndarray  # (P,) best parameters
+    objective: float  # summed Huber at params
     init_objectives: np.ndarray  # (n_init,) final objective per init (inf where it failed)
 
 
 def static_residuals(theta: np.ndarray, x: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """``r = y - exp(l) - exp(b + t . p_{<m})`` and its Jacobian, for any ``m = len(theta) - 1`` groups."""
-    l, b, t = theta[0], theta[1], theta[2:]
+    l, b, t = theta[0], theta[1], theta[2:]  # noqa: E741 (the paper's names)
     p = x[:, : t.size]
     ez = np.exp(b + p @ t)
     el = np.exp(l)
@@ -94,21 +95,26 @@ def _check(law: str, inits: np.ndarray) -> np.ndarray:
     return inits
 
 
-def lbfgsb(law: str, x: np.ndarray, y: np.ndarray, inits: np.ndarray, delta: float,
-           maxiter: int = 2000) -> ScipyFit:
+def lbfgsb(law: str, x: np.ndarray, y: np.ndarray, inits: np.ndarray, delta: float, maxiter: int = 2000) -> ScipyFit:
     """Multi-start ``minimize(method="L-BFGS-B")`` of the summed Huber objective, float64."""
     inits = _check(law, inits)
     fg = _value_and_grad(RESIDUALS[law], np.asarray(x, np.float64), np.asarray(y, np.float64), delta)
     out = []
     for theta0 in inits:
-        res = optimize.minimize(fg, theta0, jac=True, method="L-BFGS-B",
-                                options=dict(maxiter=maxiter, maxfun=4 * maxiter, ftol=2.2e-9, gtol=1e-8))
+        res = optimize.minimize(
+            fg,
+            theta0,
+            jac=True,
+            method="L-BFGS-B",
+            options=dict(maxiter=maxiter, maxfun=4 * maxiter, ftol=2.2e-9, gtol=1e-8),
+        )
         out.append((res.x, fg(res.x)[0]))
     return _best(out)
 
 
-def huber_least_squares(law: str, x: np.ndarray, y: np.ndarray, inits: np.ndarray, delta: float,
-                        max_nfev: int = 2000) -> ScipyFit:
+def huber_least_squares(
+    law: str, x: np.ndarray, y: np.ndarray, inits: np.ndarray, delta: float, max_nfev: int = 2000
+) -> ScipyFit:
     """Multi-start ``least_squares(loss="huber", f_scale=delta)`` (TRF), float64."""
     inits = _check(law, inits)
     residuals = RESIDUALS[law]
@@ -120,8 +126,17 @@ def huber_least_squares(law: str, x: np.ndarray, y: np.ndarray, inits: np.ndarra
             if not np.all(np.isfinite(r0)):  # least_squares refuses a non-finite start
                 out.append((theta0, np.inf))
                 continue
-            res = optimize.least_squares(lambda t: residuals(t, x, y)[0], theta0,
-                                         jac=lambda t: residuals(t, x, y)[1], loss="huber", f_scale=delta,
-                                         method="trf", max_nfev=max_nfev, xtol=1e-12, ftol=1e-12, gtol=1e-12)
+            res = optimize.least_squares(
+                lambda t: residuals(t, x, y)[0],
+                theta0,
+                jac=lambda t: residuals(t, x, y)[1],
+                loss="huber",
+                f_scale=delta,
+                method="trf",
+                max_nfev=max_nfev,
+                xtol=1e-12,
+                ftol=1e-12,
+                gtol=1e-12,
+            )
             out.append((res.x, _huber(residuals(res.x, x, y)[0], delta)))
     return _best(out)

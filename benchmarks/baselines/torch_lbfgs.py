@@ -26,8 +26,8 @@ TorchLaw = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
 
 
 class TorchFit(NamedTuple):
-    params: np.ndarray        # (P,) best parameters (float32 values, returned as float64)
-    metric: float             # best mean Huber (the original's selection metric)
+    params: np.ndarray  # (P,) best parameters (float32 values, returned as float64)
+    metric: float  # best mean Huber (the original's selection metric)
     init_metrics: np.ndarray  # (n_init,) every init's best-so-far metric, in init order
 
 
@@ -39,8 +39,9 @@ def static_law(theta: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
 LAWS: dict[str, TorchLaw] = {"static": static_law}
 
 
-def fit_one_init(law: TorchLaw, theta0: np.ndarray, x: torch.Tensor, y: torch.Tensor, delta: float,
-                 max_step: int = 100) -> tuple[np.ndarray, float]:
+def fit_one_init(
+    law: TorchLaw, theta0: np.ndarray, x: torch.Tensor, y: torch.Tensor, delta: float, max_step: int = 100
+) -> tuple[np.ndarray, float]:
     """One init: ``max_step`` outer L-BFGS steps, best-over-trajectory by the mean Huber metric."""
     theta = torch.tensor(np.asarray(theta0), dtype=torch.float32, requires_grad=True)
     opt = torch.optim.LBFGS([theta], lr=0.01, history_size=10, max_iter=20, line_search_fn="strong_wolfe")
@@ -73,13 +74,19 @@ def _worker_init() -> None:
 
 def _work(item: tuple[int, np.ndarray]) -> tuple[int, np.ndarray, float]:
     i, theta0 = item
-    theta, metric = fit_one_init(LAWS[_JOB["law"]], theta0, _JOB["x"], _JOB["y"], _JOB["delta"],
-                                 _JOB["max_step"])
+    theta, metric = fit_one_init(LAWS[_JOB["law"]], theta0, _JOB["x"], _JOB["y"], _JOB["delta"], _JOB["max_step"])
     return i, theta, metric
 
 
-def fit(law: str, x: np.ndarray, y: np.ndarray, inits: np.ndarray, delta: float = 0.02,
-        max_step: int = 100, processes: int | None = None) -> TorchFit:
+def fit(
+    law: str,
+    x: np.ndarray,
+    y: np.ndarray,
+    inits: np.ndarray,
+    delta: float = 0.02,
+    max_step: int = 100,
+    processes: int | None = None,
+) -> TorchFit:
     """Fit ``LAWS[law]`` to ``(x, y)`` from every row of ``inits`` (the original's ``ScalingLaw.fit``).
 
     ``processes`` defaults to ``os.cpu_count()``; 0 runs serially in this process (for tests).
@@ -89,8 +96,13 @@ def fit(law: str, x: np.ndarray, y: np.ndarray, inits: np.ndarray, delta: float 
     inits = np.asarray(inits, np.float64)
     if inits.ndim != 2 or len(inits) == 0:
         raise ValueError(f"inits must be a non-empty (n_init, P) array, got shape {inits.shape}")
-    _JOB.update(law=law, x=torch.tensor(np.asarray(x), dtype=torch.float32),
-                y=torch.tensor(np.asarray(y), dtype=torch.float32), delta=delta, max_step=max_step)
+    _JOB.update(
+        law=law,
+        x=torch.tensor(np.asarray(x), dtype=torch.float32),
+        y=torch.tensor(np.asarray(y), dtype=torch.float32),
+        delta=delta,
+        max_step=max_step,
+    )
     items = list(enumerate(inits))
     if processes == 0:
         out = [_work(it) for it in items]

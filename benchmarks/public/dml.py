@@ -20,8 +20,15 @@ import pandas as pd
 from .sources import DML, shared_file
 
 GROUPS = {
-    "academic": ("ArXiv", "PubMed_Abstracts", "PhilPapers", "NIH_ExPorter", "FreeLaw", "USPTO_Backgrounds",
-                 "PubMed_Central"),
+    "academic": (
+        "ArXiv",
+        "PubMed_Abstracts",
+        "PhilPapers",
+        "NIH_ExPorter",
+        "FreeLaw",
+        "USPTO_Backgrounds",
+        "PubMed_Central",
+    ),
     "prose": ("PG19", "Books3", "BookCorpus2"),
     "dialogue": ("Ubuntu_IRC", "OpenSubtitles", "EuroParl", "Enron_Emails", "HackerNews", "YoutubeSubtitles"),
     "symbolic": ("DM_Mathematics", "Github"),
@@ -46,8 +53,7 @@ def valid_weights() -> dict[str, float]:
     return json.loads(shared_file(DML, "data-mixing-laws/pile_valid_weights.json").read_text())
 
 
-def load_dml(setting: str, step: int = STEP, sizes: tuple[str, ...] = SIZES,
-             max_run_id: int = 900) -> pd.DataFrame:
+def load_dml(setting: str, step: int = STEP, sizes: tuple[str, ...] = SIZES, max_run_id: int = 900) -> pd.DataFrame:
     """One row per run at ``step``: ``model_size``, ``run``, the mixture ``p_<domain>`` (as published, not
     renormalised), ``loss_<group>`` for the 5 coarse groups and ``loss_total``.
 
@@ -63,8 +69,9 @@ def load_dml(setting: str, step: int = STEP, sizes: tuple[str, ...] = SIZES,
     if df.empty:
         raise ValueError(f"no {setting} runs at step {step} for sizes {sizes}")
     w = valid_weights()
-    wide = df.pivot_table(index=["model_size", "run", "mixture"], columns="valid_domain", values="loss",
-                          aggfunc="first")
+    wide = df.pivot_table(
+        index=["model_size", "run", "mixture"], columns="valid_domain", values="loss", aggfunc="first"
+    )
     out = wide.index.to_frame(index=False)
     for g, doms in GROUPS.items():
         vals = wide.reindex(columns=list(doms)).to_numpy(np.float64)
@@ -85,5 +92,7 @@ def load_dml(setting: str, step: int = STEP, sizes: tuple[str, ...] = SIZES,
 def problems(df: pd.DataFrame, setting: str, target: str) -> dict[str, tuple[np.ndarray, np.ndarray]]:
     """Per model size, ``(x (n, m) mixtures, y (n,) losses of column 'loss_<target>')``."""
     pcols = [f"p_{n}" for n in DOMAINS[setting]]
-    return {size: (g[pcols].to_numpy(np.float64), g[f"loss_{target}"].to_numpy(np.float64))
-            for size, g in df.groupby("model_size", sort=False)}
+    return {
+        size: (g[pcols].to_numpy(np.float64), g[f"loss_{target}"].to_numpy(np.float64))
+        for size, g in df.groupby("model_size", sort=False)
+    }

@@ -9,7 +9,8 @@
 
 from __future__ import annotations
 
-from typing import Callable, NamedTuple
+from collections.abc import Callable
+from typing import NamedTuple
 
 import numpy as np
 from scipy import stats
@@ -17,7 +18,7 @@ from scipy import stats
 
 class Folds(NamedTuple):
     train: np.ndarray  # (F, n - n_test) indices of each fold's fitting points
-    test: np.ndarray   # (F, n_test) indices of its held-out points
+    test: np.ndarray  # (F, n_test) indices of its held-out points
 
 
 def loo(n: int) -> Folds:

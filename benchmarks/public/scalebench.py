@@ -22,8 +22,8 @@ N_DOMAINS = 5
 class SizeSplit(NamedTuple):
     x_train: np.ndarray  # (20, 5) mixtures
     y_train: np.ndarray  # (20, 5) losses, one column per domain
-    x_test: np.ndarray   # (6, 5)
-    y_test: np.ndarray   # (6, 5)
+    x_test: np.ndarray  # (6, 5)
+    y_test: np.ndarray  # (6, 5)
 
 
 def load_scalebench_frame(split: str) -> pd.DataFrame:

@@ -29,17 +29,35 @@ class Source(NamedTuple):
         return f"{self.name}: {self.citation} ({self.url}); licence: {self.licence}; {where}"
 
 
-CHINCHILLA = Source("Chinchilla (Epoch replication)",
-                    "Besiroglu et al. 2024, 'Chinchilla Scaling: A replication attempt'; points extracted from "
-                    "Hoffmann et al. 2022 Fig. 4", "github.com/epoch-research/analyzing-chinchilla",
-                    "no licence file (data extracted from a published figure)", False)
-DML = Source("Data Mixing Laws runs", "Ye et al. 2024, 'Data Mixing Laws'", "github.com/yegcjs/mixinglaws data/",
-             "no licence file (published experimental results)", False)
-REGMIX = Source("RegMix 1M runs", "Liu et al. 2024, 'RegMix: Data Mixture as Regression'",
-                "github.com/sail-sg/regmix data/", "MIT", True)
-SCALEBENCH = Source("scalebench domain-mixture split", "PlanarG/active-sl, built from the Data Mixing Laws runs",
-                    "github.com/PlanarG/active-sl benchmark/dataset/domain_mixture_scaling_law", "MIT (c) 2026 Sijie Li",
-                    True)
+CHINCHILLA = Source(
+    "Chinchilla (Epoch replication)",
+    "Besiroglu et al. 2024, 'Chinchilla Scaling: A replication attempt'; points extracted from "
+    "Hoffmann et al. 2022 Fig. 4",
+    "github.com/epoch-research/analyzing-chinchilla",
+    "no licence file (data extracted from a published figure)",
+    False,
+)
+DML = Source(
+    "Data Mixing Laws runs",
+    "Ye et al. 2024, 'Data Mixing Laws'",
+    "github.com/yegcjs/mixinglaws data/",
+    "no licence file (published experimental results)",
+    False,
+)
+REGMIX = Source(
+    "RegMix 1M runs",
+    "Liu et al. 2024, 'RegMix: Data Mixture as Regression'",
+    "github.com/sail-sg/regmix data/",
+    "MIT",
+    True,
+)
+SCALEBENCH = Source(
+    "scalebench domain-mixture split",
+    "PlanarG/active-sl, built from the Data Mixing Laws runs",
+    "github.com/PlanarG/active-sl benchmark/dataset/domain_mixture_scaling_law",
+    "MIT (c) 2026 Sijie Li",
+    True,
+)
 
 
 class DataUnavailable(FileNotFoundError):
@@ -55,6 +73,8 @@ def shared_file(source: Source, rel: str) -> Path:
     """Path of ``rel`` under the shared originals, or :class:`DataUnavailable` naming what is missing."""
     path = shared_dir() / rel
     if not path.is_file():
-        raise DataUnavailable(f"{source.name} is not bundled (licence: {source.licence}) and {path} is absent; "
-                              "set JAXLAWS_PUBLIC_DATA to the folder holding the public data to use it")
+        raise DataUnavailable(
+            f"{source.name} is not bundled (licence: {source.licence}) and {path} is absent; "
+            "set JAXLAWS_PUBLIC_DATA to the folder holding the public data to use it"
+        )
     return path

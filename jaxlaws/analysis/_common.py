@@ -51,15 +51,20 @@ def flagged_rows(df: pd.DataFrame) -> pd.DataFrame:
     return df[df["flags"].astype(str) != ""]
 
 
-def warn_flagged(df: pd.DataFrame, what: str, names: Sequence[str], include_flagged: bool,
-                 stacklevel: int = 3) -> None:
+def warn_flagged(df: pd.DataFrame, what: str, names: Sequence[str], include_flagged: bool, stacklevel: int = 3) -> None:
     """One :class:`FlaggedFitWarning` per flagged fit of ``df``, naming its group, seed and other keys."""
     keys = key_columns(df, names)
-    fate = ("kept in means and optima (include_flagged=True)" if include_flagged
-            else "excluded from means and optima (include_flagged=True keeps it)")
+    fate = (
+        "kept in means and optima (include_flagged=True)"
+        if include_flagged
+        else "excluded from means and optima (include_flagged=True keeps it)"
+    )
     for _, row in flagged_rows(df).iterrows():
-        warnings.warn(f"{what}: flagged fit for {describe({k: row[k] for k in keys})}: {row['flags']}; {fate}",
-                      FlaggedFitWarning, stacklevel=stacklevel)
+        warnings.warn(
+            f"{what}: flagged fit for {describe({k: row[k] for k in keys})}: {row['flags']}; {fate}",
+            FlaggedFitWarning,
+            stacklevel=stacklevel,
+        )
 
 
 def wide_losses(sweep: Sweep, kinds: Sequence[str], split: str) -> pd.DataFrame:
@@ -76,9 +81,12 @@ def wide_losses(sweep: Sweep, kinds: Sequence[str], split: str) -> pd.DataFrame:
     return wide
 
 
-def bucketed(problems: list[tuple[np.ndarray, np.ndarray]],
-             fit: Callable[[np.ndarray, np.ndarray, np.ndarray], tuple[np.ndarray, dict]],
-             keys: Sequence[dict] | None = None, what: str = "fit") -> tuple[np.ndarray, list[dict]]:
+def bucketed(
+    problems: list[tuple[np.ndarray, np.ndarray]],
+    fit: Callable[[np.ndarray, np.ndarray, np.ndarray], tuple[np.ndarray, dict]],
+    keys: Sequence[dict] | None = None,
+    what: str = "fit",
+) -> tuple[np.ndarray, list[dict]]:
     """Fit problems ``(x_i, y_i)`` in as few batched calls as possible (one per distinct point count).
 
     ``fit(idx, X (B, n, d), Y (B, n[, k])) -> (params (B, P), fields)`` where ``fields`` maps names to (B,)
@@ -117,10 +125,15 @@ def fit_fields(res, law: Law, params: np.ndarray, X: np.ndarray, Y: np.ndarray) 
     pred = predict_batched(law, params, X)
     B = len(params)
     met = batched_metrics(Y.reshape(B, -1), pred.reshape(B, -1))
-    return {"objective": np.asarray(res.objective), "mse": met["mse"], "r2": met["r2"],
-            "r2_swapped_as_original": met["r2_swapped_as_original"],
-            "n_points": np.full(B, X.shape[1]), "converged": np.asarray(res.converged),
-            "flags": np.array([",".join(f) for f in res.flags], dtype=object)}
+    return {
+        "objective": np.asarray(res.objective),
+        "mse": met["mse"],
+        "r2": met["r2"],
+        "r2_swapped_as_original": met["r2_swapped_as_original"],
+        "n_points": np.full(B, X.shape[1]),
+        "converged": np.asarray(res.converged),
+        "flags": np.array([",".join(f) for f in res.flags], dtype=object),
+    }
 
 
 def param_frame(keys: list[dict], names: Sequence[str], params: np.ndarray, fields: list[dict]) -> pd.DataFrame:
@@ -183,17 +196,27 @@ def child_table(sweep: Sweep, split: str, parent_kinds: Sequence[str], method: s
     parents = wide[wide["kind"].isin(parent_kinds)]
     kids = kids[kids["parent"].isin(parents["run"])]
     if kids.empty:
-        raise SweepError(f"the sweep has no child runs of {'/'.join(parent_kinds)} runs"
-                         + (f" of method {method!r}" if method else "") + f" with {split!r} losses")
+        raise SweepError(
+            f"the sweep has no child runs of {'/'.join(parent_kinds)} runs"
+            + (f" of method {method!r}" if method else "")
+            + f" with {split!r} losses"
+        )
     last = kids.loc[kids.groupby(["run", "seed"])["step"].idxmax()]
     pcols = proportion_columns(groups)
     par = parents[["run", "seed", "step"] + pcols + [f"L_{g}" for g in groups]].rename(
-        columns={"run": "parent", "step": "break_step", **{f"L_{g}": f"LB_{g}" for g in groups},
-                 **{c: f"parent_{c}" for c in pcols}})
+        columns={
+            "run": "parent",
+            "step": "break_step",
+            **{f"L_{g}": f"LB_{g}" for g in groups},
+            **{c: f"parent_{c}" for c in pcols},
+        }
+    )
     out = last.merge(par, on=["parent", "seed", "break_step"], how="left", validate="many_to_one")
     miss = out[f"LB_{groups[0]}"].isna()
     if miss.any():
         r = out.loc[miss].iloc[0]
-        raise SweepError(f"child run {r['run']!r} (seed {r['seed']}): its parent {r['parent']!r} has no "
-                         f"{split!r} loss at the break step {r['break_step']}")
+        raise SweepError(
+            f"child run {r['run']!r} (seed {r['seed']}): its parent {r['parent']!r} has no "
+            f"{split!r} loss at the break step {r['break_step']}"
+        )
     return out.sort_values(["parent", "seed", "run"], kind="stable").reset_index(drop=True)

@@ -17,40 +17,75 @@ from pathlib import Path
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     p = subparsers.add_parser(
-        "analyse", help="fit the mixing laws of a sweep and judge its methods", allow_abbrev=False,
+        "analyse",
+        help="fit the mixing laws of a sweep and judge its methods",
+        allow_abbrev=False,
         description="Read a sweep (jaxlaws format: a directory with meta.json; or the original code's output "
-                    "directories) and run the static, dynamic and method analyses it supports.")
+        "directories) and run the static, dynamic and method analyses it supports.",
+    )
     p.add_argument("path", type=Path, help="sweep directory (jaxlaws format or original layout)")
     p.add_argument("--groups", nargs="+", help="group order for the original layout (default: from run names)")
     p.add_argument("--split", default="val", choices=("val", "test"))
     p.add_argument("--step", type=int, default=None, help="static-law step (default: the last)")
-    p.add_argument("--dynamic-form", nargs="+", choices=("two_group", "linear", "full", "log_ratio"),
-                   help="dynamic laws to fit (default: two_group for m=2, linear and full for m>=3)")
-    p.add_argument("--method", nargs="+", choices=("aioli", "doge", "doremi", "skillit"),
-                   help="methods to analyse (default: all present)")
+    p.add_argument(
+        "--dynamic-form",
+        nargs="+",
+        choices=("two_group", "linear", "full", "log_ratio"),
+        help="dynamic laws to fit (default: two_group for m=2, linear and full for m>=3)",
+    )
+    p.add_argument(
+        "--method",
+        nargs="+",
+        choices=("aioli", "doge", "doremi", "skillit"),
+        help="methods to analyse (default: all present)",
+    )
     p.add_argument("--n-random", type=int, default=30, help="random t draws in the m>=3 static init grid")
     p.add_argument("--seed", type=int, default=0, help="seed of the random init draws (and of --bootstrap's)")
-    p.add_argument("--bootstrap", type=int, default=0, metavar="N",
-                   help="percentile intervals for the static law's parameters and predicted optimum from N "
-                        "paired resamples of the runs per seed (exported as static_params_ci.csv and "
-                        "static_optimum_ci.csv)")
+    p.add_argument(
+        "--bootstrap",
+        type=int,
+        default=0,
+        metavar="N",
+        help="percentile intervals for the static law's parameters and predicted optimum from N "
+        "paired resamples of the runs per seed (exported as static_params_ci.csv and "
+        "static_optimum_ci.csv)",
+    )
     p.add_argument("--level", type=float, default=0.9, help="interval level of --bootstrap (default 0.9)")
-    p.add_argument("--influence", action=argparse.BooleanOptionalAction, default=True,
-                   help="each static run's influence on the predicted optimum: d p*/d loss and the first-order "
-                        "shift of p* if the run is left out, by implicit differentiation through the refit "
-                        "(exported as static_influence.csv; default on)")
-    p.add_argument("--out", type=Path, default=None,
-                   help="write CSV tables and law_results JSON here (atomically; files of an earlier export "
-                        "that this one does not write are removed, other files are never touched)")
-    p.add_argument("--skillit-graphs", type=Path, default=None, metavar="DIR",
-                   help="original layout: the original's skillit_graphs/ folder "
-                        "({task}_{groups}_normalized_seed_{s}.npy or .json), loaded as each Skill-It run's graph")
-    p.add_argument("--allow-skipped", action="store_true",
-                   help="original layout: analyse even if some files or runs could not be read (they are "
-                        "listed either way)")
-    p.add_argument("--allow-flagged", action="store_true",
-                   help="accept results that rest on fits the analysis flags (they are listed either way)")
+    p.add_argument(
+        "--influence",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="each static run's influence on the predicted optimum: d p*/d loss and the first-order "
+        "shift of p* if the run is left out, by implicit differentiation through the refit "
+        "(exported as static_influence.csv; default on)",
+    )
+    p.add_argument(
+        "--out",
+        type=Path,
+        default=None,
+        help="write CSV tables and law_results JSON here (atomically; files of an earlier export "
+        "that this one does not write are removed, other files are never touched)",
+    )
+    p.add_argument(
+        "--skillit-graphs",
+        type=Path,
+        default=None,
+        metavar="DIR",
+        help="original layout: the original's skillit_graphs/ folder "
+        "({task}_{groups}_normalized_seed_{s}.npy or .json), loaded as each Skill-It run's graph",
+    )
+    p.add_argument(
+        "--allow-skipped",
+        action="store_true",
+        help="original layout: analyse even if some files or runs could not be read (they are listed either way)",
+    )
+    p.add_argument(
+        "--allow-flagged",
+        action="store_true",
+        help="accept results that rest on fits the analysis flags (they are listed either way)",
+    )
     from jaxlaws.distributed import add_arguments
+
     add_arguments(p)  # --distributed: the fits sharded over every process' devices; process 0 prints and exports
     p.set_defaults(func=_run)
 
@@ -63,11 +98,15 @@ def load_any(path: Path, groups=None, *, skillit_graphs: Path | None = None):
         raise FileNotFoundError(f"{path} does not exist")
     if (path / "meta.json").exists():
         if skillit_graphs is not None:
-            raise ValueError(f"--skillit-graphs applies to the original layout only; {path} is a jaxlaws sweep "
-                             "(its Skill-It runs record their graph)")
+            raise ValueError(
+                f"--skillit-graphs applies to the original layout only; {path} is a jaxlaws sweep "
+                "(its Skill-It runs record their graph)"
+            )
         from jaxlaws.sweeps.io import read_sweep
+
         return read_sweep(path), None
     from jaxlaws.sweeps.original import read_original
+
     return read_original(path, groups=groups, skillit_graphs=skillit_graphs)
 
 
@@ -83,10 +122,13 @@ def print_report(report, allow_skipped: bool, file=None) -> None:
     for where, reason in report.notes:
         print(f"note {where}: {reason}", file=file)
     if report.ignored:
-        print(f"ignored {len(report.ignored)} file(s) that are not loss, proportions or matrix files "
-              f"(e.g. {report.ignored[0][0]})", file=file)
+        print(
+            f"ignored {len(report.ignored)} file(s) that are not loss, proportions or matrix files "
+            f"(e.g. {report.ignored[0][0]})",
+            file=file,
+        )
     if report.skipped:
-        msg = (f"{len(report.skipped)} file(s) or run(s) skipped (listed above): the sweep lacks their data")
+        msg = f"{len(report.skipped)} file(s) or run(s) skipped (listed above): the sweep lacks their data"
         if not allow_skipped:
             raise SweepError(f"{msg}; fix them, or pass --allow-skipped to analyse without them")
         print(f"warning: {msg}; analysing without them (--allow-skipped)", file=file)
@@ -114,6 +156,7 @@ def _run(args: argparse.Namespace) -> int:
 
     _validate(args)
     from jaxlaws.distributed import from_arguments
+
     if not from_arguments(args).is_main:  # every fit is collective: the same analysis, printed and exported once
         sys.stdout = open(os.devnull, "w")
         args.out = None
@@ -121,10 +164,18 @@ def _run(args: argparse.Namespace) -> int:
     if report is not None:
         print_report(report, args.allow_skipped)
     try:
-        result = analyse(sweep, split=args.split, static_step=args.step,
-                         dynamic_forms=tuple(args.dynamic_form) if args.dynamic_form else None,
-                         methods=tuple(args.method) if args.method else None, n_random=args.n_random,
-                         seed=args.seed, bootstrap=args.bootstrap, level=args.level, influence=args.influence)
+        result = analyse(
+            sweep,
+            split=args.split,
+            static_step=args.step,
+            dynamic_forms=tuple(args.dynamic_form) if args.dynamic_form else None,
+            methods=tuple(args.method) if args.method else None,
+            n_random=args.n_random,
+            seed=args.seed,
+            bootstrap=args.bootstrap,
+            level=args.level,
+            influence=args.influence,
+        )
     except ValueError as e:
         raise _with_suspects(e, sweep, args.split, args.step) from e
     with pd.option_context("display.width", 160, "display.max_columns", 20, "display.precision", 4):
@@ -133,15 +184,20 @@ def _run(args: argparse.Namespace) -> int:
             print(f"\n== static law ({result.static.law.name}) ==\n{result.static.summary.to_string(index=False)}")
             print(f"\n== predicted optimal mixture ==\n{result.optimum.to_string(index=False)}")
         if getattr(result, "influence", None) is not None:
-            print("\n== influence of each static run on the predicted optimum ==\n"
-                  + influence_summary(result.influence))
+            print(
+                "\n== influence of each static run on the predicted optimum ==\n" + influence_summary(result.influence)
+            )
         if result.bootstrap is not None:
             bs = result.bootstrap
             head = f"{bs.level:.0%} bootstrap intervals, {bs.n} paired resamples of the runs per seed"
-            print(f"\n== static parameters: {head} ==\n"
-                  f"{bs.params.drop(columns=['level', 'n_resamples']).to_string(index=False)}")
-            print(f"\n== predicted optimal mixture: {head} ==\n"
-                  f"{bs.optimum.drop(columns=['level', 'n_resamples']).to_string(index=False)}")
+            print(
+                f"\n== static parameters: {head} ==\n"
+                f"{bs.params.drop(columns=['level', 'n_resamples']).to_string(index=False)}"
+            )
+            print(
+                f"\n== predicted optimal mixture: {head} ==\n"
+                f"{bs.optimum.drop(columns=['level', 'n_resamples']).to_string(index=False)}"
+            )
         for form, fits in result.dynamic.items():
             print(f"\n== dynamic law {form} ({fits.law.name}) ==\n{fits.summary.to_string(index=False)}")
         for name, ma in result.methods.items():
@@ -153,18 +209,25 @@ def _run(args: argparse.Namespace) -> int:
             print(f"\n== flagged fits ({len(flagged)}) ==\n{flagged.to_string(index=False)}")
     if flagged is not None and len(flagged):
         if not args.allow_flagged:
-            raise ValueError(f"{len(flagged)} fit(s) flagged (listed above; left out of the means and optima, "
-                             "kept in the per-fit tables): nothing was exported; pass --allow-flagged to export")
-        print(f"warning: {len(flagged)} fit(s) flagged; exported anyway (--allow-flagged): left out of the means "
-              "and optima, kept with their flags in the per-fit tables", file=sys.stderr)
+            raise ValueError(
+                f"{len(flagged)} fit(s) flagged (listed above; left out of the means and optima, "
+                "kept in the per-fit tables): nothing was exported; pass --allow-flagged to export"
+            )
+        print(
+            f"warning: {len(flagged)} fit(s) flagged; exported anyway (--allow-flagged): left out of the means "
+            "and optima, kept with their flags in the per-fit tables",
+            file=sys.stderr,
+        )
     if args.out is not None:
         from jaxlaws.analysis.export import export_atomically
 
         done = export_atomically(args.out, result.export)
         print(f"\nwrote {len(done.written)} files to {args.out}")
         if done.removed:
-            print(f"removed {len(done.removed)} file(s) of an earlier export that this one does not write: "
-                  + ", ".join(p.name for p in done.removed))
+            print(
+                f"removed {len(done.removed)} file(s) of an earlier export that this one does not write: "
+                + ", ".join(p.name for p in done.removed)
+            )
         for p in done.kept:
             print(f"kept {p}: written by an earlier export but changed since (not removed)")
     return 0
@@ -178,11 +241,13 @@ def influence_summary(table) -> str:
         return "(no seed with unflagged static fits)"
     cols = ["seed", "run", "influence"] + [c for c in table.columns if c.startswith(("drop_dp_", "loo_dp_"))]
     cols += [c for c in ("loo_fit", "fit_result") if c in table.columns]
-    return (table[cols].to_string(index=False) + "\ninfluence: |d p*/d (the run's losses)| "
-            "(Frobenius norm; a loss 0.01 higher moves p* by up to 0.01 x influence); drop_dp_<g>: how p*_<g> "
-            "moves, to first order, if the run is left out; loo_dp_<g>: the same by refitting without the run "
-            "(loo_fit names refits that are not regular); "
-            "every d p*_<g>/d L_<h> is in static_influence.csv")
+    return (
+        table[cols].to_string(index=False) + "\ninfluence: |d p*/d (the run's losses)| "
+        "(Frobenius norm; a loss 0.01 higher moves p* by up to 0.01 x influence); drop_dp_<g>: how p*_<g> "
+        "moves, to first order, if the run is left out; loo_dp_<g>: the same by refitting without the run "
+        "(loo_fit names refits that are not regular); "
+        "every d p*_<g>/d L_<h> is in static_influence.csv"
+    )
 
 
 def _flagged(result):

@@ -54,7 +54,7 @@ def child_problem(children: pd.DataFrame, groups: Sequence[str], i: int, form: s
     g = groups[i]
     after, before = children[f"L_{g}"].to_numpy(), children[f"LB_{g}"].to_numpy()
     if form == "two_group":
-        return p[:, i:i + 1], after
+        return p[:, i : i + 1], after
     if form == "linear":
         return p, after
     if form == "full":
@@ -64,8 +64,15 @@ def child_problem(children: pd.DataFrame, groups: Sequence[str], i: int, form: s
     return p, np.log(after / before)
 
 
-def fit_children(children: pd.DataFrame, groups: Sequence[str], form: str, keys: Sequence[str],
-                 objective: Any = None, dtype: str = "float64", what: str = "dynamic fit") -> tuple[Law, pd.DataFrame]:
+def fit_children(
+    children: pd.DataFrame,
+    groups: Sequence[str],
+    form: str,
+    keys: Sequence[str],
+    objective: Any = None,
+    dtype: str = "float64",
+    what: str = "dynamic fit",
+) -> tuple[Law, pd.DataFrame]:
     """Fit ``form`` per (group, ``keys``-combination) of the child table in one batched call per size;
     the table has a ``flags`` column. Data the law cannot fit raises naming the group and keys."""
     law = dynamic_law(form, len(groups))
@@ -87,8 +94,15 @@ def fit_children(children: pd.DataFrame, groups: Sequence[str], form: str, keys:
     return law, _common.param_frame(rows, law.param_names, params, fields)
 
 
-def fit_dynamic(sweep: Sweep, form: str | None = None, *, split: str = "val",
-                objective: Any = None, dtype: str = "float64", include_flagged: bool = False) -> LawFits:
+def fit_dynamic(
+    sweep: Sweep,
+    form: str | None = None,
+    *,
+    split: str = "val",
+    objective: Any = None,
+    dtype: str = "float64",
+    include_flagged: bool = False,
+) -> LawFits:
     """Fit a dynamic law per (group, break step, parent, seed) of a parent/child sweep.
 
     Args:
@@ -112,7 +126,12 @@ def fit_dynamic(sweep: Sweep, form: str | None = None, *, split: str = "val",
     df = df.merge(mix, on=["parent", "seed"], how="left")
     front = ["group", "break_step", "parent", *parent_cols, "seed"]
     df = df[front + [c for c in df.columns if c not in front]]
-    _common.warn_flagged(df.drop(columns=parent_cols), f"dynamic law {law.name}", law.param_names,
-                         include_flagged)
-    return LawFits(law, law.param_names, df, _common.summary(df, include_flagged=include_flagged),
-                   ("group", "break_step", pcol), include_flagged)
+    _common.warn_flagged(df.drop(columns=parent_cols), f"dynamic law {law.name}", law.param_names, include_flagged)
+    return LawFits(
+        law,
+        law.param_names,
+        df,
+        _common.summary(df, include_flagged=include_flagged),
+        ("group", "break_step", pcol),
+        include_flagged,
+    )

@@ -19,8 +19,9 @@ import dataclasses
 import json
 import os
 import shutil
+from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -131,15 +132,15 @@ def read_manifest(out_dir: str | os.PathLike) -> dict[str, str]:
 
 
 def _write_manifest(out_dir: Path, files: dict[str, str]) -> None:
-    atomic_write_bytes(out_dir / MANIFEST, json.dumps({"jaxlaws_export": 1, "files": dict(sorted(files.items()))},
-                                                      indent=1).encode())
+    atomic_write_bytes(
+        out_dir / MANIFEST, json.dumps({"jaxlaws_export": 1, "files": dict(sorted(files.items()))}, indent=1).encode()
+    )
 
 
 def _removable(out_dir: Path, rel: str) -> Path | None:
     """The file ``rel`` of a manifest if an export may delete it: a CSV/JSON path inside ``out_dir``."""
     parts = Path(rel).parts
-    if not parts or Path(rel).is_absolute() or ".." in parts or Path(rel).suffix not in _REMOVABLE \
-            or rel == MANIFEST:
+    if not parts or Path(rel).is_absolute() or ".." in parts or Path(rel).suffix not in _REMOVABLE or rel == MANIFEST:
         return None
     path = out_dir / rel
     return path if path.is_file() and not path.is_symlink() else None
@@ -159,8 +160,13 @@ def export_atomically(out_dir: str | os.PathLike, produce: Callable[[Path], Any]
     staging = make_temp_dir(out_dir, _STAGING)
     try:
         produce(staging)
-        new = sorted(p for p in staging.rglob("*") if p.is_file() and p.name != MANIFEST
-                     and not any(part.startswith(_STAGING) for part in p.relative_to(staging).parts))
+        new = sorted(
+            p
+            for p in staging.rglob("*")
+            if p.is_file()
+            and p.name != MANIFEST
+            and not any(part.startswith(_STAGING) for part in p.relative_to(staging).parts)
+        )
         digests = {p.relative_to(staging).as_posix(): file_digest(p)[1] for p in new}
         old = read_manifest(out_dir)
         # track the union first: a crash below leaves every file an export wrote listed in the manifest

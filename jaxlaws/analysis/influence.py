@@ -24,7 +24,8 @@ from __future__ import annotations
 
 import dataclasses
 import functools
-from typing import Any, Optional, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 import jax
 import jax.numpy as jnp
@@ -38,9 +39,11 @@ from jaxlaws.laws.base import Law
 Array = jax.Array
 
 
-@functools.partial(jax.tree_util.register_dataclass,
-                   data_fields=["p", "d_loss", "d_weight", "loo", "loo_result", "params", "fit_result",
-                                "optimum"], meta_fields=[])
+@functools.partial(
+    jax.tree_util.register_dataclass,
+    data_fields=["p", "d_loss", "d_weight", "loo", "loo_result", "params", "fit_result", "optimum"],
+    meta_fields=[],
+)
 @dataclasses.dataclass(frozen=True)
 class Influence:
     r"""What :func:`influence` returns: a pytree of arrays (leading axes added by ``vmap``, e.g. seeds).
@@ -76,9 +79,9 @@ class Influence:
     def norm(self) -> Array:
         r"""``(n,)`` :math:`\lVert\partial p^\star/\partial y_{r\cdot}\rVert_F` per run: one number for how
         strongly the run's measured losses steer the predicted optimum."""
-        return jnp.sqrt(jnp.sum(self.d_loss ** 2, axis=(0, 2)))
+        return jnp.sqrt(jnp.sum(self.d_loss**2, axis=(0, 2)))
 
-    def to_frame(self, groups: Sequence[str], runs: Optional[Sequence[Any]] = None) -> pd.DataFrame:
+    def to_frame(self, groups: Sequence[str], runs: Sequence[Any] | None = None) -> pd.DataFrame:
         """One row per run (unbatched results only): ``run``, ``dp_<g>/dL_<h>`` for every pair of groups
         (share of ``g`` in the optimum per unit of group ``h``'s loss in the run), ``drop_dp_<g>`` (the
         first-order shift of the optimum's share of ``g`` when the run is left out), ``loo_dp_<g>`` (the exact
@@ -86,8 +89,10 @@ class Influence:
         ``successful``) and ``influence`` (the Frobenius norm over the ``dp/dL`` entries)."""
         d_loss, d_weight = np.asarray(self.d_loss, np.float64), np.asarray(self.d_weight, np.float64)
         if d_loss.ndim != 3:
-            raise ValueError(f"to_frame needs one result (d_loss (m, n, m)), got d_loss of shape {d_loss.shape}; "
-                             "index a batched result first")
+            raise ValueError(
+                f"to_frame needs one result (d_loss (m, n, m)), got d_loss of shape {d_loss.shape}; "
+                "index a batched result first"
+            )
         m, n, _ = d_loss.shape
         groups = list(groups)
         if len(groups) != m:
@@ -108,8 +113,10 @@ class Influence:
             from jaxlaws.fitting.solve import RESULTS
 
             codes = np.asarray(self.loo_result)
-            out["loo_fit"] = ["; ".join(f"{g}: {RESULTS.name(c)}" for g, c in zip(groups, row)
-                                        if c != RESULTS.successful) for row in codes]
+            out["loo_fit"] = [
+                "; ".join(f"{g}: {RESULTS.name(c)}" for g, c in zip(groups, row) if c != RESULTS.successful)
+                for row in codes
+            ]
         out["influence"] = np.asarray(self.norm, np.float64)
         return out
 
@@ -141,9 +148,23 @@ def _thaw(v: Any) -> Any:
     return dict(v[1]) if isinstance(v, tuple) and len(v) == 2 and v[0] == "__mapping__" else v
 
 
-def influence(law: Law, x: Any, y: Any, inits: Any, *, weights: Any = None, group_weights: Any = None,
-              objective: Any = None, solver: Any = None, penalty: Any = LAW, bounds: Any = LAW, screen: Any = "auto",
-              steps: int = 300, newton: int = 8, leave_one_out: bool = True) -> Influence:
+def influence(
+    law: Law,
+    x: Any,
+    y: Any,
+    inits: Any,
+    *,
+    weights: Any = None,
+    group_weights: Any = None,
+    objective: Any = None,
+    solver: Any = None,
+    penalty: Any = LAW,
+    bounds: Any = LAW,
+    screen: Any = "auto",
+    steps: int = 300,
+    newton: int = 8,
+    leave_one_out: bool = True,
+) -> Influence:
     r"""How each run's losses (and its presence) move the predicted optimal mixture (module docstring).
 
     Fits ``law`` to every group's losses with :func:`jaxlaws.solve`, predicts the optimum with
@@ -174,23 +195,45 @@ def influence(law: Law, x: Any, y: Any, inits: Any, *, weights: Any = None, grou
         raise ValueError(f"influence: x must be (n, m) mixtures with m >= 2, got shape {x.shape}")
     n, m = x.shape
     if law.x_dim not in (1, m) or law.n_outputs != 1:
-        raise ValueError(f"influence: {law.name} must be a one-output law of the whole mixture (x_dim = m = {m}) "
-                         f"or of the group's own share (x_dim = 1); it has x_dim {law.x_dim}")
+        raise ValueError(
+            f"influence: {law.name} must be a one-output law of the whole mixture (x_dim = m = {m}) "
+            f"or of the group's own share (x_dim = 1); it has x_dim {law.x_dim}"
+        )
     if y.shape != (n, m):
         raise ValueError(f"influence: y must be (n, m) = ({n}, {m}) losses (one column per group), got {y.shape}")
     if inits.ndim == 2:
         inits = jnp.broadcast_to(inits, (m,) + inits.shape)
     if inits.ndim != 3 or inits.shape[0] != m or inits.shape[2] != law.n_params:
-        raise ValueError(f"influence: inits must be (m, n_init, P) or (n_init, P) with P = {law.n_params} "
-                         f"({', '.join(law.param_names)}), got shape {inits.shape}")
+        raise ValueError(
+            f"influence: inits must be (m, n_init, P) or (n_init, P) with P = {law.n_params} "
+            f"({', '.join(law.param_names)}), got shape {inits.shape}"
+        )
     w = jnp.ones((n,), dtype) if weights is None else jnp.asarray(weights, dtype)
     v = jnp.ones((m,), dtype) if group_weights is None else jnp.asarray(group_weights, dtype)
     if w.shape != (n,) or v.shape != (m,):
         raise ValueError(f"influence: weights must be ({n},) and group_weights ({m},), got {w.shape} and {v.shape}")
-    opts = tuple((k, _freeze(val)) for k, val in (("objective", objective), ("solver", solver), ("penalty", penalty),
-                                                   ("bounds", bounds), ("screen", screen)))
-    return _influence(law, opts, int(steps), int(newton), bool(leave_one_out), x.astype(dtype), y.astype(dtype),
-                      inits.astype(dtype), w, v)
+    opts = tuple(
+        (k, _freeze(val))
+        for k, val in (
+            ("objective", objective),
+            ("solver", solver),
+            ("penalty", penalty),
+            ("bounds", bounds),
+            ("screen", screen),
+        )
+    )
+    return _influence(
+        law,
+        opts,
+        int(steps),
+        int(newton),
+        bool(leave_one_out),
+        x.astype(dtype),
+        y.astype(dtype),
+        inits.astype(dtype),
+        w,
+        v,
+    )
 
 
 @functools.partial(jax.jit, static_argnums=(0, 1, 2, 3, 4))
@@ -217,12 +260,21 @@ def _influence(law, opts, steps, newton, leave_one_out, x, y, inits, w, v) -> In
         loo = p_loo - p
     else:
         loo, loo_result = jnp.zeros((0, m), p.dtype), jnp.zeros((0, m), result.dtype)
-    return Influence(p=p, d_loss=d_loss, d_weight=d_weight, loo=loo, loo_result=loo_result, params=params,
-                     fit_result=result, optimum=opt)
+    return Influence(
+        p=p,
+        d_loss=d_loss,
+        d_weight=d_weight,
+        loo=loo,
+        loo_result=loo_result,
+        params=params,
+        fit_result=result,
+        optimum=opt,
+    )
 
 
-def sweep_influence(sweep: Any, fits: Any, *, split: str = "val", include_flagged: bool = False,
-                    group_weights: Any = None) -> pd.DataFrame:
+def sweep_influence(
+    sweep: Any, fits: Any, *, split: str = "val", include_flagged: bool = False, group_weights: Any = None
+) -> pd.DataFrame:
     """:func:`influence` for every seed of a static sweep, started from the analysis' static fits ``fits``
     (:func:`jaxlaws.analysis.fit_static`'s :class:`~jaxlaws.analysis.LawFits`): each (group, seed) is refitted
     jointly by :func:`jaxlaws.solve` from its fitted parameters (the same law; for the m=2 two-stage fit the
@@ -265,8 +317,9 @@ def sweep_influence(sweep: Any, fits: Any, *, split: str = "val", include_flagge
             table.insert(2 + k, c, x[:, k])
         for j, g in enumerate(groups):
             table[f"opt_{g}"] = float(res.p[j])
-        table["fit_result"] = "successful" if ok else "; ".join(f"{g}: {c}" for g, c in zip(groups, codes)
-                                                                if c != "successful")
+        table["fit_result"] = (
+            "successful" if ok else "; ".join(f"{g}: {c}" for g, c in zip(groups, codes) if c != "successful")
+        )
         parts.append(table)
     if not parts:
         return pd.DataFrame(columns=["seed", "run", *pcols, "influence", "fit_result"])

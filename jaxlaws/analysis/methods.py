@@ -66,8 +66,14 @@ METHODS = ("aioli", "doge", "doremi", "skillit")
 MATRIX_NAMES = {"aioli": "aioli_A", "doge": "doge_M", "doremi": "doremi_excess", "skillit": "skillit_graph"}
 
 
-def method_matrix(method: str, stack: np.ndarray, *, rounds: str | int = "all",
-                  transpose_doge: bool = False, loss_at_break: np.ndarray | None = None) -> np.ndarray:
+def method_matrix(
+    method: str,
+    stack: np.ndarray,
+    *,
+    rounds: str | int = "all",
+    transpose_doge: bool = False,
+    loss_at_break: np.ndarray | None = None,
+) -> np.ndarray:
     """:math:`A^t` of ``method`` from its recorded matrices ``stack`` (n, m, m); table in the module docstring.
 
     ``rounds`` (Aioli only): ``"all"`` or the number of last rounds to average. ``loss_at_break`` (Skill-It
@@ -146,16 +152,29 @@ class MethodAnalysis:
         """The two original files: ``params_{method}_trajectory_opt_{B}`` ({group: {B: {seed: params}}})
         and ``params_{method}_trajectory_{method}_matrix_{B}`` ({B: {seed: [b, ...]}})."""
         b = self.break_step
-        return {f"params_{self.method}_trajectory_opt_{b}":
-                nested_params(self.a_star_fits, ("group", "break_step", "seed"), self.a_star_names),
-                f"params_{self.method}_trajectory_{self.method}_matrix_{b}":
-                nested_params(self.scale_fits, ("break_step", "seed"), self.scale_names)}
+        return {
+            f"params_{self.method}_trajectory_opt_{b}": nested_params(
+                self.a_star_fits, ("group", "break_step", "seed"), self.a_star_names
+            ),
+            f"params_{self.method}_trajectory_{self.method}_matrix_{b}": nested_params(
+                self.scale_fits, ("break_step", "seed"), self.scale_names
+            ),
+        }
 
 
-def method_parameters(sweep: Sweep, method: str, break_step: int | None = None, *, split: str = "val",
-                      aioli_rounds: None | str | int = None, transpose_doge: bool = False,
-                      objective: Any = None, scale_objective: Any = None,
-                      dtype: str = "float64", include_flagged: bool = False) -> MethodAnalysis:
+def method_parameters(
+    sweep: Sweep,
+    method: str,
+    break_step: int | None = None,
+    *,
+    split: str = "val",
+    aioli_rounds: None | str | int = None,
+    transpose_doge: bool = False,
+    objective: Any = None,
+    scale_objective: Any = None,
+    dtype: str = "float64",
+    include_flagged: bool = False,
+) -> MethodAnalysis:
     """Fit :math:`A^{t\\star}`, build :math:`A^t`, fit :math:`\\tilde A = bA^t` and compute ``sim`` per seed.
 
     Args:
@@ -185,13 +204,16 @@ def method_parameters(sweep: Sweep, method: str, break_step: int | None = None, 
     children = children[children["break_step"] == break_step]
     per_seed = children.groupby("seed")["parent"].nunique()
     if (per_seed > 1).any():
-        raise SweepError(f"{method}: seed {int(per_seed.idxmax())} has several method runs broken at "
-                         f"{break_step}; analyse one sweep per run")
+        raise SweepError(
+            f"{method}: seed {int(per_seed.idxmax())} has several method runs broken at "
+            f"{break_step}; analyse one sweep per run"
+        )
 
     # A*: one batched closed-form solve over (group, seed)
     form = "two_group" if m == 2 else "full"
-    star_law, star = fit_children(children, groups, form, ["break_step", "seed"], objective, dtype,
-                                  what=f"{method}: A* fit")
+    star_law, star = fit_children(
+        children, groups, form, ["break_step", "seed"], objective, dtype, what=f"{method}: A* fit"
+    )
     seeds = sorted(int(s) for s in children["seed"].unique())
 
     # A^t per seed, then the scale fit over all seeds in one batched call
@@ -204,12 +226,14 @@ def method_parameters(sweep: Sweep, method: str, break_step: int | None = None, 
         d = children[children["seed"] == s]
         run = d["parent"].iloc[0]
         stack = matrix_stack(sweep.matrices, run, s, name, m)
-        steps_rec = sweep.matrices.loc[(sweep.matrices["run"] == run) & (sweep.matrices["seed"] == s)
-                                       & (sweep.matrices["name"] == name)]
+        steps_rec = sweep.matrices.loc[
+            (sweep.matrices["run"] == run) & (sweep.matrices["seed"] == s) & (sweep.matrices["name"] == name)
+        ]
         keep = np.sort(steps_rec.drop_duplicates(["step", "index"])["step"].to_numpy()) <= break_step
         if not keep.any():
-            raise SweepError(f"{method} run {run!r} seed {s}: no {name!r} matrix recorded at or before "
-                             f"step {break_step}")
+            raise SweepError(
+                f"{method} run {run!r} seed {s}: no {name!r} matrix recorded at or before step {break_step}"
+            )
         rounds = aioli_rounds
         if method == "aioli" and rounds != "all":
             rounds = min(int(rounds), int(keep.sum()))
@@ -231,10 +255,10 @@ def method_parameters(sweep: Sweep, method: str, break_step: int | None = None, 
     scale_keys = [{"break_step": break_step, "seed": s} for s in seeds]
     scale_params, fields = _common.bucketed(list(zip(feats, targets)), fit, scale_keys, f"{method}: scale fit")
     scale = _common.param_frame(scale_keys, scale_law.param_names, scale_params, fields)
-    _common.warn_flagged(star, f"method {method}: A* fit ({star_law.name})", star_law.param_names,
-                         include_flagged)
-    _common.warn_flagged(scale, f"method {method}: scale fit ({scale_law.name}, all groups)",
-                         scale_law.param_names, include_flagged)
+    _common.warn_flagged(star, f"method {method}: A* fit ({star_law.name})", star_law.param_names, include_flagged)
+    _common.warn_flagged(
+        scale, f"method {method}: scale fit ({scale_law.name}, all groups)", scale_law.param_names, include_flagged
+    )
 
     # matrices and similarity per seed
     mats, sims = [], []
@@ -245,17 +269,36 @@ def method_parameters(sweep: Sweep, method: str, break_step: int | None = None, 
         a_tilde = b * (two_group_effective(a_method[s]) if m == 2 else a_method[s])
         for label, a in (("A_star", a_star), ("A_method", a_method[s]), ("A_tilde", a_tilde)):
             r, c = np.indices(a.shape)
-            mats.append(pd.DataFrame({"seed": s, "matrix": label, "row": r.ravel(), "col": c.ravel(),
-                                      "value": a.ravel()}))
+            mats.append(
+                pd.DataFrame({"seed": s, "matrix": label, "row": r.ravel(), "col": c.ravel(), "value": a.ravel()})
+            )
         own = -(two_group_effective(a_method[s]) if m == 2 else a_method[s])
         rests_on = [f"A*[{g}]: {f}" for g, f in zip(rows.index, rows["flags"]) if f]
         if scale["flags"].iloc[j]:
             rests_on.append(f"scale: {scale['flags'].iloc[j]}")
-        sims.append({"seed": s, "b": b, **sim_parts(a_tilde, a_star),
-                     "sim_method_sign": sim_parts(own, a_star)["sim"], "flags": "; ".join(rests_on)})
+        sims.append(
+            {
+                "seed": s,
+                "b": b,
+                **sim_parts(a_tilde, a_star),
+                "sim_method_sign": sim_parts(own, a_star)["sim"],
+                "flags": "; ".join(rests_on),
+            }
+        )
     similarity = pd.DataFrame(sims)
     cols = ["cosine", "spearman", "sim", "sim_method_sign", "b"]
     used = similarity if include_flagged else similarity[similarity["flags"] == ""]
     averages = pd.DataFrame({"mean": used[cols].mean(), "std": used[cols].std(ddof=0)}).T
-    return MethodAnalysis(method, int(break_step), groups, star, scale, pd.concat(mats, ignore_index=True),
-                          similarity, averages, star_law.param_names, scale_law.param_names, include_flagged)
+    return MethodAnalysis(
+        method,
+        int(break_step),
+        groups,
+        star,
+        scale,
+        pd.concat(mats, ignore_index=True),
+        similarity,
+        averages,
+        star_law.param_names,
+        scale_law.param_names,
+        include_flagged,
+    )

@@ -58,7 +58,8 @@ def batched_metrics(y: np.ndarray, pred: np.ndarray, mask: np.ndarray | None = N
 
     with np.errstate(divide="ignore", invalid="ignore"):
         tot_y, tot_p = ss_tot(y), ss_tot(pred)
-        return {"mse": res / n,
-                "r2": np.where(tot_y > 0, 1 - res / tot_y, np.nan),
-                "r2_swapped_as_original": np.where(tot_p > 0, 1 - res / tot_p, np.nan)}
-
+        return {
+            "mse": res / n,
+            "r2": np.where(tot_y > 0, 1 - res / tot_y, np.nan),
+            "r2_swapped_as_original": np.where(tot_p > 0, 1 - res / tot_p, np.nan),
+        }

@@ -33,7 +33,8 @@ from __future__ import annotations
 
 import dataclasses
 import functools
-from typing import Any, Callable, Optional
+from collections.abc import Callable
+from typing import Any
 
 import jax
 import jax.numpy as jnp
@@ -54,8 +55,7 @@ def two_group_optimum(k1, b1, k2, b2, w1: float = 1.0, w2: float = 1.0) -> tuple
     """
     k1, b1, k2, b2 = (np.asarray(v, dtype=np.float64) for v in (k1, b1, k2, b2))
     if np.any(k1 * k2 <= 0):
-        raise ValueError("two_group_optimum needs k1 and k2 non-zero and of the same sign, "
-                         f"got k1={k1}, k2={k2}")
+        raise ValueError(f"two_group_optimum needs k1 and k2 non-zero and of the same sign, got k1={k1}, k2={k2}")
     if w1 <= 0 or w2 <= 0:
         raise ValueError(f"weights must be positive, got w1={w1}, w2={w2}")
     raw = (k2 + b2 - b1 + np.log((w2 * k2) / (w1 * k1))) / (k1 + k2)
@@ -112,8 +112,14 @@ def _exponentiated_gradient(obj: Callable[[Array], Array], p0: Array, steps: int
     return jax.lax.fori_loop(0, steps, body, p0)
 
 
-def simplex_minimise(losses_fn: LossesFn, params: Array, weights: Optional[Array] = None,
-                     method: str = "projected", steps: int = 500, lr: float = 1.0) -> tuple[Array, Array]:
+def simplex_minimise(
+    losses_fn: LossesFn,
+    params: Array,
+    weights: Array | None = None,
+    method: str = "projected",
+    steps: int = 500,
+    lr: float = 1.0,
+) -> tuple[Array, Array]:
     r"""Minimise :math:`\sum_i w_i L_i(p)` over the simplex for a batch of parameter sets.
 
     Args:
@@ -144,7 +150,9 @@ def _solve(losses_fn, params, w, method, steps, lr):
     p0 = jnp.full((m,), 1.0 / m, params.dtype)
 
     def one(theta):
-        obj = lambda p: w @ losses_fn(theta, p)
+        def obj(p):
+            return w @ losses_fn(theta, p)
+
         if method == "projected":
             p = _projected_gradient(obj, p0, steps)
         else:
@@ -155,8 +163,9 @@ def _solve(losses_fn, params, w, method, steps, lr):
 
 
 # --------------------------------------------------------------------------- traceable, differentiable optimum
-@functools.partial(jax.tree_util.register_dataclass,
-                   data_fields=["p", "value", "active", "multiplier", "kkt_residual"], meta_fields=[])
+@functools.partial(
+    jax.tree_util.register_dataclass, data_fields=["p", "value", "active", "multiplier", "kkt_residual"], meta_fields=[]
+)
 @dataclasses.dataclass(frozen=True)
 class OptimumResult:
     r"""What :func:`optimal_mixture` returns: a pytree of arrays (leading axes added by ``vmap``).
@@ -186,7 +195,7 @@ def _total(losses_fn: LossesFn, params: Any, w: Array, p: Array) -> Array:
 def _bordered(h: Array, free: Array) -> Array:
     r"""The KKT matrix :math:`\begin{pmatrix} H_{FF} & 1_F \\ 1_F^\top & 0 \end{pmatrix}` padded to ``(m+1, m+1)``
     with unit rows/columns for the active components (so that their step is 0) -- fixed shapes for ``vmap``."""
-    m = h.shape[0]
+    h.shape[0]
     ff = free[:, None] & free[None, :]
     top = jnp.where(ff, h, 0.0) + jnp.diag(jnp.where(free, 0.0, 1.0))
     col = jnp.where(free, 1.0, 0.0).astype(h.dtype)
@@ -242,8 +251,9 @@ def _argmin_jvp(losses_fn, steps, newton, primals, tangents):
     return p, jnp.where(free, dp, 0.0)
 
 
-def optimal_mixture(losses_fn: LossesFn, params: Any, weights: Optional[Array] = None, *,
-                    steps: int = 300, newton: int = 8) -> OptimumResult:
+def optimal_mixture(
+    losses_fn: LossesFn, params: Any, weights: Array | None = None, *, steps: int = 300, newton: int = 8
+) -> OptimumResult:
     r"""The mixture minimising :math:`\sum_i w_i L_i(p;\theta)` over the simplex, as a pure JAX function.
 
     Traceable (``jit``, ``vmap`` over parameter sets, ``grad``/``jacfwd``/``jacrev``): ``result.p`` is
@@ -281,8 +291,10 @@ def optimal_mixture(losses_fn: LossesFn, params: Any, weights: Optional[Array] =
     m = w.shape[0]
     out = jax.eval_shape(losses_fn, params, jax.ShapeDtypeStruct((m,), dtype))
     if getattr(out, "shape", None) != (m,):
-        raise ValueError(f"optimal_mixture: losses_fn(params, p (m={m},)) must return ({m},) losses, "
-                         f"got {getattr(out, 'shape', out)}")
+        raise ValueError(
+            f"optimal_mixture: losses_fn(params, p (m={m},)) must return ({m},) losses, "
+            f"got {getattr(out, 'shape', out)}"
+        )
     return _optimal_mixture(losses_fn, int(steps), int(newton), params, w)
 
 
@@ -294,8 +306,7 @@ def _optimal_mixture(losses_fn, steps, newton, params, w) -> OptimumResult:
     free = ps > 0
     lam = jnp.sum(jnp.where(free, g, 0.0)) / jnp.maximum(jnp.sum(free), 1)
     kkt = jnp.max(jnp.abs(ps - project_simplex(ps - g)))
-    return OptimumResult(p=p, value=_total(losses_fn, params, w, p), active=~free, multiplier=lam,
-                         kkt_residual=kkt)
+    return OptimumResult(p=p, value=_total(losses_fn, params, w, p), active=~free, multiplier=lam, kkt_residual=kkt)
 
 
 # --------------------------------------------------------------------------- law-specific losses
@@ -319,8 +330,9 @@ def paper_losses(params: Array, p: Array) -> Array:
 _FORMS = {"log_linear": log_linear_losses, "two_group": two_group_losses, "paper": paper_losses}
 
 
-def optimum_table(params: dict, groups: tuple[str, ...], form: str = "log_linear",
-                  weights: Optional[np.ndarray] = None, steps: int = 500) -> pd.DataFrame:
+def optimum_table(
+    params: dict, groups: tuple[str, ...], form: str = "log_linear", weights: np.ndarray | None = None, steps: int = 500
+) -> pd.DataFrame:
     """Optimal mixture per seed from fitted static parameters ``params[group][seed] -> (P,)``.
 
     ``form`` is ``"log_linear"`` ([l, b, t...]), ``"two_group"`` ([c, k, b]) or ``"paper"``. For
@@ -341,8 +353,9 @@ def optimum_table(params: dict, groups: tuple[str, ...], form: str = "log_linear
     fn = _FORMS[form]
     with jax.enable_x64(True):
         p, total = simplex_minimise(fn, jnp.asarray(theta), weights, steps=steps)
-        uniform = jax.vmap(lambda th: (jnp.ones(m) if weights is None else jnp.asarray(weights))
-                           @ fn(th, jnp.full(m, 1.0 / m)))(jnp.asarray(theta))
+        uniform = jax.vmap(
+            lambda th: (jnp.ones(m) if weights is None else jnp.asarray(weights)) @ fn(th, jnp.full(m, 1.0 / m))
+        )(jnp.asarray(theta))
         p, total, uniform = np.asarray(p), np.asarray(total), np.asarray(uniform)
     df = pd.DataFrame(p, columns=[f"p_{g}" for g in groups])
     df.insert(0, "seed", seeds)
@@ -353,8 +366,9 @@ def optimum_table(params: dict, groups: tuple[str, ...], form: str = "log_linear
         ok = theta[:, 0, 1] * theta[:, 1, 1] > 0
         raw, clipped = np.full(len(seeds), np.nan), np.full(len(seeds), np.nan)
         if ok.any():
-            clipped[ok], raw[ok] = two_group_optimum(theta[ok, 0, 1], theta[ok, 0, 2], theta[ok, 1, 1],
-                                                     theta[ok, 1, 2], w1, w2)
+            clipped[ok], raw[ok] = two_group_optimum(
+                theta[ok, 0, 1], theta[ok, 0, 2], theta[ok, 1, 1], theta[ok, 1, 2], w1, w2
+            )
         df["p1_closed_form_raw"], df["p1_closed_form"] = raw, clipped
         df["clipped"] = ok & (raw != clipped)
     mean = df.drop(columns=["seed", "clipped"], errors="ignore").mean().to_frame().T

@@ -5,7 +5,6 @@ from __future__ import annotations
 import dataclasses
 import warnings
 from pathlib import Path
-from typing import Optional
 
 import pandas as pd
 
@@ -31,13 +30,13 @@ class Analysis:
     :func:`~jaxlaws.analysis.influence.sweep_influence`'s table: each static run's influence on the optimum.
     """
 
-    static: Optional[LawFits] = None
-    optimum: Optional[pd.DataFrame] = None
+    static: LawFits | None = None
+    optimum: pd.DataFrame | None = None
     dynamic: dict[str, LawFits] = dataclasses.field(default_factory=dict)
     methods: dict[str, MethodAnalysis] = dataclasses.field(default_factory=dict)
     include_flagged: bool = False
-    bootstrap: Optional[StaticBootstrap] = None
-    influence: Optional[pd.DataFrame] = None
+    bootstrap: StaticBootstrap | None = None
+    influence: pd.DataFrame | None = None
 
     def flagged(self) -> pd.DataFrame:
         """Every flagged fit of the analysis, one row each: ``table`` (the name :meth:`tables` gives its
@@ -112,10 +111,20 @@ class Analysis:
         return written
 
 
-def analyse(sweep: Sweep, *, split: str = "val", static_step: Optional[int] = None,
-            dynamic_forms: Optional[tuple[str, ...]] = None, methods: Optional[tuple[str, ...]] = None,
-            n_random: int = 30, seed: int = 0, include_flagged: bool = False, bootstrap: int = 0,
-            level: float = 0.9, influence: bool = False) -> Analysis:
+def analyse(
+    sweep: Sweep,
+    *,
+    split: str = "val",
+    static_step: int | None = None,
+    dynamic_forms: tuple[str, ...] | None = None,
+    methods: tuple[str, ...] | None = None,
+    n_random: int = 30,
+    seed: int = 0,
+    include_flagged: bool = False,
+    bootstrap: int = 0,
+    level: float = 0.9,
+    influence: bool = False,
+) -> Analysis:
     """Run every analysis the sweep's runs support.
 
     * static runs: :func:`fit_static` at ``static_step`` (default last) and the predicted optimum; with
@@ -138,18 +147,19 @@ def analyse(sweep: Sweep, *, split: str = "val", static_step: Optional[int] = No
     kinds = set(sweep.losses["kind"].unique())
     result = Analysis(include_flagged=include_flagged)
     if "static" in kinds:
-        result.static = fit_static(sweep, static_step, split=split, seed=seed, n_random=n_random,
-                                   include_flagged=include_flagged)
-        result.optimum = _optimum(result.static, sweep.groups, "two_group" if sweep.m == 2 else "log_linear",
-                                  include_flagged)
+        result.static = fit_static(
+            sweep, static_step, split=split, seed=seed, n_random=n_random, include_flagged=include_flagged
+        )
+        result.optimum = _optimum(
+            result.static, sweep.groups, "two_group" if sweep.m == 2 else "log_linear", include_flagged
+        )
         if influence:
             try:
                 result.influence = sweep_influence(sweep, result.static, split=split, include_flagged=include_flagged)
             except ValueError as e:  # the influence is an extra: it must not cost the user the analysis
                 warnings.warn(f"no influence table: {e}", stacklevel=2)
         if bootstrap:
-            result.bootstrap = bootstrap_static(sweep, result.static, bootstrap, level=level, seed=seed,
-                                                split=split)
+            result.bootstrap = bootstrap_static(sweep, result.static, bootstrap, level=level, seed=seed, split=split)
     if "parent" in kinds:
         forms = dynamic_forms or (("two_group",) if sweep.m == 2 else ("linear", "full"))
         result.dynamic = {f: fit_dynamic(sweep, f, split=split, include_flagged=include_flagged) for f in forms}
@@ -168,14 +178,22 @@ def _optimum(fits: LawFits, groups: tuple[str, ...], form: str, include_flagged:
     df = fits.params
     flagged = df["flags"] != ""
     use = df if include_flagged else df[~flagged]
-    params = {g: {int(r["seed"]): r[list(fits.param_names)].to_numpy(float) for _, r in d.iterrows()}
-              for g, d in use.groupby("group")}
-    notes = {int(s): "; ".join(f"{r['group']}: {r['flags']}" for _, r in d.iterrows())
-             for s, d in df[flagged].groupby("seed")}
+    params = {
+        g: {int(r["seed"]): r[list(fits.param_names)].to_numpy(float) for _, r in d.iterrows()}
+        for g, d in use.groupby("group")
+    }
+    notes = {
+        int(s): "; ".join(f"{r['group']}: {r['flags']}" for _, r in d.iterrows())
+        for s, d in df[flagged].groupby("seed")
+    }
     seeds = set.intersection(*(set(params.get(g, {})) for g in groups))
     if not seeds:
-        warnings.warn("no optimal mixture: every seed has a flagged static fit (analyse(..., "
-                      "include_flagged=True) computes it anyway)", _common.FlaggedFitWarning, stacklevel=3)
+        warnings.warn(
+            "no optimal mixture: every seed has a flagged static fit (analyse(..., "
+            "include_flagged=True) computes it anyway)",
+            _common.FlaggedFitWarning,
+            stacklevel=3,
+        )
         cols = ["seed", *proportion_columns(groups), "total_loss", "uniform_loss"]
         if form == "two_group":
             cols += ["p1_closed_form_raw", "p1_closed_form", "clipped"]

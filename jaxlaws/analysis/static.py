@@ -67,9 +67,18 @@ class LawFits:
             return np.asarray(self.law.predict(theta, x))
 
 
-def fit_static(sweep: Sweep, step: int | None = None, *, split: str = "val", seed: int = 0,
-               n_random: int = 30, objective: Any = None, solver: Any = None,
-               dtype: str = "float64", include_flagged: bool = False) -> LawFits:
+def fit_static(
+    sweep: Sweep,
+    step: int | None = None,
+    *,
+    split: str = "val",
+    seed: int = 0,
+    n_random: int = 30,
+    objective: Any = None,
+    solver: Any = None,
+    dtype: str = "float64",
+    include_flagged: bool = False,
+) -> LawFits:
     """Fit the static law per (group, training seed) at ``step`` (default: the last step).
 
     Args:
@@ -96,7 +105,7 @@ def fit_static(sweep: Sweep, step: int | None = None, *, split: str = "val", see
     for i, g in enumerate(groups):
         for s, d in wide.groupby("seed", sort=True):
             p = d[pcols].to_numpy()
-            problems.append((p[:, i:i + 1] if m == 2 else p, d[f"L_{g}"].to_numpy()))
+            problems.append((p[:, i : i + 1] if m == 2 else p, d[f"L_{g}"].to_numpy()))
             keys.append({"group": g, "step": step, "seed": int(s)})
     if m == 2:
         law = static_two_group()
@@ -109,14 +118,25 @@ def fit_static(sweep: Sweep, step: int | None = None, *, split: str = "val", see
         base = jax.random.key(seed)
 
         def fit(idx, X, Y):
-            inits = np.stack([log_linear_inits(m, jax.random.fold_in(base, int(i)),
-                                               own=groups.index(keys[i]["group"]), n_random=n_random)
-                              for i in idx])
+            inits = np.stack(
+                [
+                    log_linear_inits(
+                        m, jax.random.fold_in(base, int(i)), own=groups.index(keys[i]["group"]), n_random=n_random
+                    )
+                    for i in idx
+                ]
+            )
             res = fit_batched(law, X, Y, inits=inits, objective=objective, solver=solver, dtype=dtype)
             return res.params, _common.fit_fields(res, law, res.params, X, Y)
 
     params, fields = _common.bucketed(problems, fit, keys, "static fit")
     df = _common.param_frame(keys, law.param_names, params, fields)
     _common.warn_flagged(df, f"static law {law.name}", law.param_names, include_flagged)
-    return LawFits(law, law.param_names, df, _common.summary(df, include_flagged=include_flagged),
-                   ("group", "step", "seed"), include_flagged)
+    return LawFits(
+        law,
+        law.param_names,
+        df,
+        _common.summary(df, include_flagged=include_flagged),
+        ("group", "step", "seed"),
+        include_flagged,
+    )

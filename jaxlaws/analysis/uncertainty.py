@@ -55,8 +55,9 @@ class StaticBootstrap:
     groups: tuple[str, ...]
     results: dict
 
-    def predict(self, group: str, seed: int, x: np.ndarray, level: float | None = None
-                ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    def predict(
+        self, group: str, seed: int, x: np.ndarray, level: float | None = None
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """``(estimate, lo, hi)`` of group ``group``'s predicted loss at inputs ``x`` (the law's ``x``: mixtures
         ``(n, m)`` for m>=3, the group's own proportion ``(n, 1)`` for m=2), from seed ``seed``'s resamples."""
         if group not in self.groups:
@@ -68,8 +69,17 @@ class StaticBootstrap:
         return est[g], lo[g], hi[g]
 
 
-def bootstrap_static(sweep: Sweep, fits: LawFits, n: int = 200, *, level: float = 0.9, seed: int = 0,
-                     split: str = "val", n_random: int = 1, optimum_steps: int = 500) -> StaticBootstrap:
+def bootstrap_static(
+    sweep: Sweep,
+    fits: LawFits,
+    n: int = 200,
+    *,
+    level: float = 0.9,
+    seed: int = 0,
+    split: str = "val",
+    n_random: int = 1,
+    optimum_steps: int = 500,
+) -> StaticBootstrap:
     """Paired bootstrap of the static fits ``fits`` (from :func:`~jaxlaws.analysis.fit_static` on ``sweep``):
     ``n`` resamples of the runs per training seed, intervals at ``level`` (module docstring).
 
@@ -89,35 +99,58 @@ def bootstrap_static(sweep: Sweep, fits: LawFits, n: int = 200, *, level: float 
     for s, d in wide.groupby("seed", sort=True):
         s = int(s)
         p = d[pcols].to_numpy(np.float64)
-        x = np.stack([p[:, i:i + 1] for i in range(m)]) if m == 2 else np.broadcast_to(p, (m,) + p.shape)
+        x = np.stack([p[:, i : i + 1] for i in range(m)]) if m == 2 else np.broadcast_to(p, (m,) + p.shape)
         y = np.stack([d[f"L_{g}"].to_numpy(np.float64) for g in groups])
-        est = np.stack([_estimate(fits, g, s) for g in groups])                 # (G, P)
+        est = np.stack([_estimate(fits, g, s) for g in groups])  # (G, P)
         if m == 2:
             law = static_two_group()
             grids = [law.init_grid(None, x[i], y[i]) for i in range(m)]
         else:
-            grids = [log_linear_inits(m, jax.random.fold_in(base, 1000 + i), own=i, n_random=n_random)
-                     for i in range(m)]
+            grids = [
+                log_linear_inits(m, jax.random.fold_in(base, 1000 + i), own=i, n_random=n_random) for i in range(m)
+            ]
         inits = np.stack([np.concatenate([est[i][None], grids[i]]) for i in range(m)])
-        boot = bootstrap(law, x, y, n, key=jax.random.fold_in(base, s), level=level, paired=True, inits=inits,
-                         dtype="float64")
+        boot = bootstrap(
+            law, x, y, n, key=jax.random.fold_in(base, s), level=level, paired=True, inits=inits, dtype="float64"
+        )
         results[s] = boot
         lo, hi = boot.param_intervals()
         for i, g in enumerate(groups):
             for j, name in enumerate(law.param_names):
-                prow.append({"group": g, "step": step, "seed": s, "param": name,
-                             "estimate": boot.estimate.params[i, j], "lo": lo[i, j], "hi": hi[i, j],
-                             "level": level, "n_resamples": n, "n_failed": int(boot.n_failed[i]),
-                             "n_redrawn": int(np.atleast_1d(boot.n_redrawn)[i])})
+                prow.append(
+                    {
+                        "group": g,
+                        "step": step,
+                        "seed": s,
+                        "param": name,
+                        "estimate": boot.estimate.params[i, j],
+                        "lo": lo[i, j],
+                        "hi": hi[i, j],
+                        "level": level,
+                        "n_resamples": n,
+                        "n_failed": int(boot.n_failed[i]),
+                        "n_redrawn": int(np.atleast_1d(boot.n_redrawn)[i]),
+                    }
+                )
         flags = {g: _flags(fits, g, s) for g in groups}
-        for r in prow[-len(groups) * law.n_params:]:
+        for r in prow[-len(groups) * law.n_params :]:
             r["flags"] = flags[r["group"]]
         seed_flags = "; ".join(f"{g}: {f}" for g, f in flags.items() if f)
         fn = _optimum_fn(m, optimum_steps)
         e, olo, ohi = boot.joint_interval(fn)
         for q, name in enumerate([f"p_{g}" for g in groups] + ["total_loss"]):
-            orow.append({"seed": s, "quantity": name, "estimate": e[q], "lo": olo[q], "hi": ohi[q],
-                         "level": level, "n_resamples": n, "flags": seed_flags})
+            orow.append(
+                {
+                    "seed": s,
+                    "quantity": name,
+                    "estimate": e[q],
+                    "lo": olo[q],
+                    "hi": ohi[q],
+                    "level": level,
+                    "n_resamples": n,
+                    "flags": seed_flags,
+                }
+            )
     return StaticBootstrap(pd.DataFrame(prow), pd.DataFrame(orow), level, n, tuple(groups), results)
 
 

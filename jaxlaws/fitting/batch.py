@@ -13,7 +13,7 @@ Every point then belongs to exactly one role:
 from __future__ import annotations
 
 import dataclasses
-from typing import Any, Optional
+from typing import Any
 
 import numpy as np
 
@@ -44,12 +44,19 @@ class Batch:
 
 
 def _ragged(a: Any) -> bool:
-    return isinstance(a, (list, tuple)) and len(a) > 0 and any(
-        np.shape(v)[:1] != np.shape(a[0])[:1] for v in a[1:])
+    return isinstance(a, (list, tuple)) and len(a) > 0 and any(np.shape(v)[:1] != np.shape(a[0])[:1] for v in a[1:])
 
 
-def build(law: Law, x: Any, y: Any, weights: Any = None, validation: Any = None, test: Any = None,
-          positive: bool = False, simplex_atol: float = validate.SIMPLEX_ATOL) -> Batch:
+def build(
+    law: Law,
+    x: Any,
+    y: Any,
+    weights: Any = None,
+    validation: Any = None,
+    test: Any = None,
+    positive: bool = False,
+    simplex_atol: float = validate.SIMPLEX_ATOL,
+) -> Batch:
     """Check and pad a (possibly ragged) batch; masks and weights follow the layout of ``x``."""
     if _ragged(x) or _ragged(y):
         if not (isinstance(x, (list, tuple)) and isinstance(y, (list, tuple)) and len(x) == len(y)):
@@ -60,8 +67,9 @@ def build(law: Law, x: Any, y: Any, weights: Any = None, validation: Any = None,
                 xs.append(validate.check_x(law, xb, simplex_atol=simplex_atol))
                 ys.append(validate.check_y(law, yb, len(xs[-1]), positive=positive))
             except validate.FitInputError as e:
-                raise validate.FitInputError(f"problem {b} of the batch: {e.detail}", problem=b,
-                                             detail=e.detail) from None
+                raise validate.FitInputError(
+                    f"problem {b} of the batch: {e.detail}", problem=b, detail=e.detail
+                ) from None
             except ValueError as e:  # the shapes as given, with the problem they belong to
                 raise validate.FitInputError(f"problem {b} of the batch: {e}", problem=b, detail=str(e)) from None
         sizes = [len(xb) for xb in xs]
@@ -96,8 +104,7 @@ def _pad(a: np.ndarray, n: int) -> np.ndarray:
     return np.concatenate([a, np.repeat(a[:1], n - len(a), axis=0)]) if len(a) < n else a
 
 
-def _per_point(name: str, a: Any, shape: tuple[int, int], sizes: Optional[list[int]], kind: type
-               ) -> Optional[np.ndarray]:
+def _per_point(name: str, a: Any, shape: tuple[int, int], sizes: list[int] | None, kind: type) -> np.ndarray | None:
     """A per-point array as ``(B, n)``: ``(n,)`` is shared by every problem, ``(B, n)`` per problem; for ragged
     problems a list of ``(n_b,)`` arrays (padded with zeros / False)."""
     if a is None:

@@ -66,8 +66,8 @@ from jaxlaws.fitting.regularise import BoxSpec, PenaltySpec
 from jaxlaws.laws.base import Array
 
 KINDS = ("auto", "classical", "sandwich")
-SINGULAR_RTOL = 1e-12   # eigenvalue of the unit-diagonal bread below which it counts as singular
-BOUND_RTOL = 1e-6       # as regularise.at_bound: within this fraction of the box's scale of a bound
+SINGULAR_RTOL = 1e-12  # eigenvalue of the unit-diagonal bread below which it counts as singular
+BOUND_RTOL = 1e-6  # as regularise.at_bound: within this fraction of the box's scale of a bound
 
 
 # the standard normal CDF on the host, float64, without SciPy (not a dependency of jaxlaws)
@@ -93,10 +93,18 @@ class CovarianceInfo(NamedTuple):
     condition: Array
 
 
-def covariance(predict: Callable[[Array, Array], Array], theta: Array, x: Array, y: Array,
-               weights: Array | None = None, objective: Objective | None = None,
-               penalty_spec: PenaltySpec | None = None, box: BoxSpec | None = None,
-               kind: str = "auto", bandwidth: Any = "silverman") -> tuple[Array, CovarianceInfo]:
+def covariance(
+    predict: Callable[[Array, Array], Array],
+    theta: Array,
+    x: Array,
+    y: Array,
+    weights: Array | None = None,
+    objective: Objective | None = None,
+    penalty_spec: PenaltySpec | None = None,
+    box: BoxSpec | None = None,
+    kind: str = "auto",
+    bandwidth: Any = "silverman",
+) -> tuple[Array, CovarianceInfo]:
     r"""Covariance ``(P, P)`` of the fitted parameters ``theta (P,)`` of ``predict`` on ``(x, y)`` (module
     docstring for the formulas), and a :class:`CovarianceInfo`. Pure JAX: works under ``jit``, ``vmap`` and
     with traced data; computes in the dtype of ``theta``.
@@ -125,8 +133,9 @@ def covariance(predict: Callable[[Array, Array], Array], theta: Array, x: Array,
     def residual(t):
         return jnp.where(wf > 0, obj.residual(y, predict(t, x)).reshape(-1), 0.0)
 
-    return from_jacobian(residual(theta), jax.jacfwd(residual)(theta), wf, theta, obj, penalty_spec, box, kind,
-                         bandwidth)
+    return from_jacobian(
+        residual(theta), jax.jacfwd(residual)(theta), wf, theta, obj, penalty_spec, box, kind, bandwidth
+    )
 
 
 def _check(kind: str, bandwidth: Any) -> None:
@@ -136,9 +145,18 @@ def _check(kind: str, bandwidth: Any) -> None:
         raise ValueError(f"bandwidth must be 'silverman' or a number >= 0, got {bandwidth!r}")
 
 
-def from_jacobian(r: Any, jac: Any, weights: Any, theta: Any, objective: Objective | None = None,
-                  penalty_spec: PenaltySpec | None = None, box: BoxSpec | None = None, kind: str = "auto",
-                  bandwidth: Any = "silverman", xp: Any = jnp) -> tuple[Any, CovarianceInfo]:
+def from_jacobian(
+    r: Any,
+    jac: Any,
+    weights: Any,
+    theta: Any,
+    objective: Objective | None = None,
+    penalty_spec: PenaltySpec | None = None,
+    box: BoxSpec | None = None,
+    kind: str = "auto",
+    bandwidth: Any = "silverman",
+    xp: Any = jnp,
+) -> tuple[Any, CovarianceInfo]:
     """:func:`covariance` from the residuals ``r ([B,] N)`` and their Jacobian ``jac ([B,] N, P)`` at ``theta
     ([B,] P)``, with ``weights ([B,] N)`` flattened like ``r``; any leading batch axes. ``xp``: ``jax.numpy``
     (traceable) or ``numpy`` (on the host, nothing to compile). Rows with a non-finite residual or Jacobian
@@ -152,14 +170,17 @@ def from_jacobian(r: Any, jac: Any, weights: Any, theta: Any, objective: Objecti
     n_obs = xp.sum(use, axis=-1)
     psi, dpsi = _psi(obj, r, use, n_obs, bandwidth, xp)
     fixed = _at_bound(theta, box, xp)
-    jac = xp.where(use[..., None] & ~fixed[..., None, :], jac, 0.0)        # bound parameters held fixed
+    jac = xp.where(use[..., None] & ~fixed[..., None, :], jac, 0.0)  # bound parameters held fixed
     jt = xp.swapaxes(jac, -1, -2)
     bread = jt @ ((w * dpsi)[..., None] * jac)
-    if penalty_spec is not None:   # the ridge residuals sqrt(lam W)(theta_S - c): lam W on the diagonal at S
+    if penalty_spec is not None:  # the ridge residuals sqrt(lam W)(theta_S - c): lam W on the diagonal at S
         lam, idx, _ = penalty_spec
         on = xp.asarray([j in idx for j in range(jac.shape[-1])], bool)
-        bread = bread + xp.where(on & (xp.arange(jac.shape[-1])[:, None] == xp.arange(jac.shape[-1])), 1.0, 0.0
-                                 ) * (lam * xp.sum(w, axis=-1))[..., None, None]
+        bread = (
+            bread
+            + xp.where(on & (xp.arange(jac.shape[-1])[:, None] == xp.arange(jac.shape[-1])), 1.0, 0.0)
+            * (lam * xp.sum(w, axis=-1))[..., None, None]
+        )
     dof = (n_obs - xp.sum(~fixed, axis=-1)).astype(r.dtype)
     safe_dof = xp.where(dof > 0, dof, 1.0)
     if sandwich:
@@ -178,9 +199,16 @@ def from_jacobian(r: Any, jac: Any, weights: Any, theta: Any, objective: Objecti
     return cov, CovarianceInfo(singular=singular, at_bound=fixed, sigma2=sigma2, dof=dof, condition=cond)
 
 
-def of_fits(law: Any, objective: Objective, params: np.ndarray, x: np.ndarray, y: np.ndarray,
-            weights: np.ndarray, penalty_spec: PenaltySpec | None = None, box: BoxSpec | None = None
-            ) -> np.ndarray:
+def of_fits(
+    law: Any,
+    objective: Objective,
+    params: np.ndarray,
+    x: np.ndarray,
+    y: np.ndarray,
+    weights: np.ndarray,
+    penalty_spec: PenaltySpec | None = None,
+    box: BoxSpec | None = None,
+) -> np.ndarray:
     """``(B, P, P)`` covariances of a batch of fits ``params (B, P)`` on ``x (B, n, d)``, ``y (B, n[, k])`` with
     fitting weights ``(B, n)`` (0 off the fitting points), on the host in float64 (NaN for a failed fit).
     The residuals and Jacobian come from the program :func:`~jaxlaws.fitting.diagnostics.diagnose` compiled
@@ -191,13 +219,15 @@ def of_fits(law: Any, objective: Objective, params: np.ndarray, x: np.ndarray, y
     finite = np.all(np.isfinite(params), axis=1)
     theta = np.where(finite[:, None], params, 0.0)
     with jax.enable_x64(True):
-        r, jac = _residual_jacobian(law.predict, objective)(jnp.asarray(theta), jnp.asarray(x, jnp.float64),
-                                                            jnp.asarray(y, jnp.float64))
+        r, jac = _residual_jacobian(law.predict, objective)(
+            jnp.asarray(theta), jnp.asarray(x, jnp.float64), jnp.asarray(y, jnp.float64)
+        )
     w = np.asarray(weights, np.float64)
     wf = np.broadcast_to(w.reshape(w.shape + (1,) * (np.ndim(y) - 2)), np.shape(y)).reshape(len(theta), -1)
     with np.errstate(invalid="ignore", divide="ignore", over="ignore"):  # NaN / inf rows are masked below
-        cov, _ = from_jacobian(np.asarray(r, np.float64), np.asarray(jac, np.float64), wf, theta, objective,
-                               penalty_spec, box, xp=np)
+        cov, _ = from_jacobian(
+            np.asarray(r, np.float64), np.asarray(jac, np.float64), wf, theta, objective, penalty_spec, box, xp=np
+        )
     return np.where(finite[:, None, None], cov, np.nan)
 
 
@@ -225,7 +255,7 @@ def silverman(r: Any, use: Any, n_obs: Any, xp: Any = jnp) -> Any:
     sd = xp.sqrt(xp.sum(xp.where(use, (r - mean[..., None]) ** 2, 0.0), axis=-1) / xp.maximum(n - 1, 1))
     q75, q25 = xp.nanpercentile(xp.where(use, r, xp.nan), xp.asarray([75.0, 25.0]), axis=-1)
     spread = xp.minimum(sd, (q75 - q25) / 1.34)
-    return 0.9 * xp.where(spread > 0, spread, sd) * n ** -0.2
+    return 0.9 * xp.where(spread > 0, spread, sd) * n**-0.2
 
 
 def _at_bound(theta: Any, box: BoxSpec | None, xp: Any) -> Any:
@@ -255,7 +285,7 @@ def _inverse(a: Any, fixed: Any, xp: Any) -> tuple[Any, Any, Any]:
     dpos = d > 0
     dinv = xp.where(dpos, 1.0 / xp.where(dpos, d, 1.0), 0.0)
     s = a * dinv[..., :, None] * dinv[..., None, :]
-    s = xp.where(dpos[..., :, None] & dpos[..., None, :], s, eye)   # a zero column: singular below, no NaN in eigh
+    s = xp.where(dpos[..., :, None] & dpos[..., None, :], s, eye)  # a zero column: singular below, no NaN in eigh
     s = 0.5 * (s + xp.swapaxes(s, -1, -2))
     s = xp.where(xp.isfinite(s), s, 0.0)
     evals, evecs = xp.linalg.eigh(s)
@@ -287,7 +317,7 @@ def propagate(g: Any, cov: Any) -> Array:
     """:math:`G\\Sigma G^\\top` for ``g ([B,] q, P)``, ``cov ([B,] P, P)``, NaN only in the outputs that depend on a
     parameter whose variance is NaN."""
     g, cov = jnp.asarray(g), jnp.asarray(cov)
-    unknown = jnp.isnan(jnp.diagonal(cov, axis1=-2, axis2=-1))           # ([B,] P)
+    unknown = jnp.isnan(jnp.diagonal(cov, axis1=-2, axis2=-1))  # ([B,] P)
     out = g @ jnp.where(jnp.isnan(cov), 0.0, cov) @ jnp.swapaxes(g, -1, -2)
-    hit = jnp.any((g != 0) & unknown[..., None, :], axis=-1)              # ([B,] q)
+    hit = jnp.any((g != 0) & unknown[..., None, :], axis=-1)  # ([B,] q)
     return jnp.where(hit[..., :, None] | hit[..., None, :], jnp.nan, out)

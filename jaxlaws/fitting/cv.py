@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Mapping
-from typing import Any, Union
+from typing import Any
 
 import jax
 import numpy as np
@@ -47,11 +47,13 @@ class CVResult:
 
     def __repr__(self) -> str:
         k = np.shape(self.fold_mae)[-1]
-        return (f"CVResult({self.refit.law.name}, {k} folds, out-of-fold MAE {np.mean(self.mae):.4g}, "
-                f"RMSE {np.mean(self.rmse):.4g})")
+        return (
+            f"CVResult({self.refit.law.name}, {k} folds, out-of-fold MAE {np.mean(self.mae):.4g}, "
+            f"RMSE {np.mean(self.rmse):.4g})"
+        )
 
 
-def fold_ids(n: int, folds: Union[int, str, Any], key: Any = None) -> np.ndarray:
+def fold_ids(n: int, folds: int | str | Any, key: Any = None) -> np.ndarray:
     """Fold of each of ``n`` points: ``"loo"`` (point ``i`` alone in fold ``i``), ``k`` (a random balanced
     split from ``key``) or explicit ids ``(n,)`` (non-negative ints; each id used is a fold)."""
     if isinstance(folds, str):
@@ -62,8 +64,10 @@ def fold_ids(n: int, folds: Union[int, str, Any], key: Any = None) -> np.ndarray
         if not 2 <= folds <= n:
             raise ValueError(f"folds must be between 2 and the number of points ({n}), got {folds}")
         if key is None:
-            raise ValueError("k-fold cross-validation shuffles the points: pass key=0 (an int seed) or a "
-                             "jax.random key (or folds='loo', or explicit fold ids)")
+            raise ValueError(
+                "k-fold cross-validation shuffles the points: pass key=0 (an int seed) or a "
+                "jax.random key (or folds='loo', or explicit fold ids)"
+            )
         perm = np.asarray(jax.random.permutation(jax.random.fold_in(as_key(key), 0x0CF), n))
         ids = np.empty(n, int)
         ids[perm] = np.arange(n) % folds
@@ -77,8 +81,9 @@ def fold_ids(n: int, folds: Union[int, str, Any], key: Any = None) -> np.ndarray
     return ids
 
 
-def cross_validate(law: Law, x: Any, y: Any, folds: Union[int, str, Any] = 5, *, key: Any = None,
-                   weights: Any = None, **fit_kwargs: Any) -> CVResult:
+def cross_validate(
+    law: Law, x: Any, y: Any, folds: int | str | Any = 5, *, key: Any = None, weights: Any = None, **fit_kwargs: Any
+) -> CVResult:
     r"""Cross-validate ``law`` on ``(x, y)``: every fold's fit and the refit on all data in one compiled call.
 
     Args:
@@ -99,7 +104,7 @@ def cross_validate(law: Law, x: Any, y: Any, folds: Union[int, str, Any] = 5, *,
     B, n = xb.shape[:2]
     ids = fold_ids(n, folds, key)
     K = int(ids.max()) + 1
-    test = np.concatenate([ids[None] == np.arange(K)[:, None], np.zeros((1, n), bool)])   # (K + 1, n)
+    test = np.concatenate([ids[None] == np.arange(K)[:, None], np.zeros((1, n), bool)])  # (K + 1, n)
     rep = lambda a: np.repeat(a, K + 1, axis=0)  # noqa: E731  problem-major: b0 folds, b0 refit, b1 ...
     w = None
     if weights is not None:
@@ -108,11 +113,11 @@ def cross_validate(law: Law, x: Any, y: Any, folds: Union[int, str, Any] = 5, *,
     inits = fit_kwargs.pop("inits", None)
     if inits is not None and not isinstance(inits, Mapping) and np.ndim(inits) == 3:
         if not batched or np.shape(inits)[0] != B:
-            raise ValueError(f"per-problem inits must have shape (B={B}, n_init, P) for {B} problem(s), "
-                             f"got {np.shape(inits)}")
+            raise ValueError(
+                f"per-problem inits must have shape (B={B}, n_init, P) for {B} problem(s), got {np.shape(inits)}"
+            )
         inits = rep(np.asarray(inits))  # each problem's grid for each of its folds and its refit
-    res = fit_batched(law, rep(xb), rep(yb), key=key, weights=w, test=np.tile(test, (B, 1)), inits=inits,
-                      **fit_kwargs)
+    res = fit_batched(law, rep(xb), rep(yb), key=key, weights=w, test=np.tile(test, (B, 1)), inits=inits, **fit_kwargs)
     idx = np.arange(B * (K + 1)).reshape(B, K + 1)
     fits, refit = res[idx[:, :K].reshape(-1)], res[idx[:, K]]
     # predicted directly: x passed the fit's own simplex_atol / normalize, not predict's default check
@@ -122,7 +127,7 @@ def cross_validate(law: Law, x: Any, y: Any, folds: Union[int, str, Any] = 5, *,
     pred_all = pred_all.reshape((B, K, n) + yb.shape[2:])
     oof = np.take_along_axis(pred_all, ids[None, None, :].reshape((1, 1, n) + (1,) * (yb.ndim - 2)), axis=1)[:, 0]
     err = np.abs(yb - oof).reshape(B, n, -1)
-    mae, rmse = err.mean(axis=(1, 2)), np.sqrt((err ** 2).mean(axis=(1, 2)))
+    mae, rmse = err.mean(axis=(1, 2)), np.sqrt((err**2).mean(axis=(1, 2)))
     fold_mae = fits.test_mae.reshape(B, K)
     fold_rmse = fits.test_rmse.reshape(B, K)
     if not batched:
@@ -139,8 +144,9 @@ def batch_inputs(law: Law, x: Any, y: Any, fit_kwargs: dict, why: str) -> tuple[
             raise ValueError(f"{why}; {bad}= does not apply")
     arr = validate.as_float_array("x", validate.named_x(law, x, batched=True))  # a table: by the law's input names
     batched = arr.ndim == 3
-    kw = dict(simplex_atol=fit_kwargs.get("simplex_atol", validate.SIMPLEX_ATOL),
-              normalize=fit_kwargs.get("normalize", False))
+    kw = dict(
+        simplex_atol=fit_kwargs.get("simplex_atol", validate.SIMPLEX_ATOL), normalize=fit_kwargs.get("normalize", False)
+    )
     xb = validate.check_x(law, arr, batched=True, **kw) if batched else validate.check_x(law, arr, **kw)[None]
     yb = validate.as_float_array("y", y)
     return xb, (yb if batched else yb[None]), batched

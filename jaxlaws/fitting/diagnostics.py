@@ -50,13 +50,21 @@ from jaxlaws.fitting.objectives import Objective
 from jaxlaws.fitting.regularise import bound_side
 from jaxlaws.laws.base import Law
 
-FLAGS = ("failed", "not_converged", "stuck_at_bound", "saturated", "rank_deficient", "constant_target", "nonfinite_r2",
-         "negative_r2")
+FLAGS = (
+    "failed",
+    "not_converged",
+    "stuck_at_bound",
+    "saturated",
+    "rank_deficient",
+    "constant_target",
+    "nonfinite_r2",
+    "negative_r2",
+)
 DECREMENT_RTOL = 1e-6
 ROUNDOFF_FACTOR = 100.0
 RANK_RTOL = 1e-9
 CONSTANT_RTOL = 1e-12
-NEGATIVE_R2_ATOL = 1e-9   # R^2 of -1e-16 is the mean predicted up to round-off, not a worse fit
+NEGATIVE_R2_ATOL = 1e-9  # R^2 of -1e-16 is the mean predicted up to round-off, not a worse fit
 CONSTANT_REACH_RTOL = 1e-6
 
 
@@ -64,21 +72,31 @@ CONSTANT_REACH_RTOL = 1e-6
 class Diagnostics:
     """Per-problem diagnostics of a batch of fits (every field has a leading batch axis)."""
 
-    decrement: np.ndarray     # (B,) Gauss-Newton decrement (lambda^2 / 2) at the returned parameters
+    decrement: np.ndarray  # (B,) Gauss-Newton decrement (lambda^2 / 2) at the returned parameters
     gradient_small: np.ndarray  # (B,) bool: decrement within tolerance
-    rank: np.ndarray          # (B,) int: rank of the column-normalised Jacobian at the optimum
-    n_distinct: np.ndarray    # (B,) int: distinct rows of x among the fitting points
+    rank: np.ndarray  # (B,) int: rank of the column-normalised Jacobian at the optimum
+    n_distinct: np.ndarray  # (B,) int: distinct rows of x among the fitting points
     identifiable: np.ndarray  # (B,) bool: rank == P
-    saturated: np.ndarray     # (B,) bool: n_distinct * outputs <= P
+    saturated: np.ndarray  # (B,) bool: n_distinct * outputs <= P
     constant_target: np.ndarray  # (B,) bool
     constant_reachable: np.ndarray  # (B,) bool: a constant prediction lies in the span of the Jacobian
-    floor: np.ndarray         # (B,) the objective's round-off level (absolute tolerance of the tests)
+    floor: np.ndarray  # (B,) the objective's round-off level (absolute tolerance of the tests)
     stuck_at_bound: Any = None  # (B, P) bool: on a bound, yet the objective would still fall inwards
 
 
-def diagnose(law: Law, objective: Objective, params: np.ndarray, x: np.ndarray, y: np.ndarray,
-             train: np.ndarray, fdtype: Any, weights: Any = None, penalty: Any = None,
-             active: Any = None, box: Any = None) -> Diagnostics:
+def diagnose(
+    law: Law,
+    objective: Objective,
+    params: np.ndarray,
+    x: np.ndarray,
+    y: np.ndarray,
+    train: np.ndarray,
+    fdtype: Any,
+    weights: Any = None,
+    penalty: Any = None,
+    active: Any = None,
+    box: Any = None,
+) -> Diagnostics:
     r"""Diagnostics of fits ``params (B, P)`` of ``law`` to ``x (B, n, d)``, ``y (B, n[, k])`` on the points
     marked by ``train (B, n)``; ``fdtype`` is the precision the fit ran in (it sets the round-off floor).
 
@@ -97,10 +115,11 @@ def diagnose(law: Law, objective: Objective, params: np.ndarray, x: np.ndarray, 
     extra = bucket(n) - n  # pad the points as the fit did (repeats of the last, cut off below): one program
     xp, yp = (np.concatenate([a, np.repeat(a[:, -1:], extra, axis=1)], axis=1) if extra else a for a in (x, y))
     with jax.enable_x64(True):
-        r, jac = _residual_jacobian(law.predict, objective)(jnp.asarray(theta), jnp.asarray(xp, jnp.float64),
-                                                            jnp.asarray(yp, jnp.float64))
-        r = np.asarray(r, np.float64)[:, :n * k]            # (B, n*k)
-        jac = np.asarray(jac, np.float64)[:, :n * k]        # (B, n*k, P)
+        r, jac = _residual_jacobian(law.predict, objective)(
+            jnp.asarray(theta), jnp.asarray(xp, jnp.float64), jnp.asarray(yp, jnp.float64)
+        )
+        r = np.asarray(r, np.float64)[:, : n * k]  # (B, n*k)
+        jac = np.asarray(jac, np.float64)[:, : n * k]  # (B, n*k, P)
         w = np.asarray(objective.weight(jnp.asarray(r)), np.float64)
     mask = np.broadcast_to(train.reshape(B, n, *([1] * (y.ndim - 2))), y.shape).reshape(B, -1)
     ok_rows = mask & np.isfinite(r) & np.all(np.isfinite(jac), axis=2)
@@ -108,8 +127,9 @@ def diagnose(law: Law, objective: Objective, params: np.ndarray, x: np.ndarray, 
     jac = np.where(ok_rows[..., None], jac, 0.0)
     w = np.where(ok_rows, w, 0.0)
     if weights is not None:
-        pw = np.broadcast_to(np.asarray(weights, np.float64).reshape(B, n, *([1] * (y.ndim - 2))),
-                             y.shape).reshape(B, -1)
+        pw = np.broadcast_to(np.asarray(weights, np.float64).reshape(B, n, *([1] * (y.ndim - 2))), y.shape).reshape(
+            B, -1
+        )
         w = w * pw
     jac_dec, r_dec, w_dec = jac, r, w
     if penalty is not None:
@@ -120,8 +140,8 @@ def diagnose(law: Law, objective: Objective, params: np.ndarray, x: np.ndarray, 
         r_dec = np.concatenate([r, pscale[:, None] * (theta[:, list(idx)] - center)], axis=1)
         jac_dec = np.concatenate([jac, rows], axis=1)
         w_dec = np.concatenate([w, np.ones((B, len(idx)))], axis=1)
-    grad = np.einsum("bnp,bn->bp", jac_dec, w_dec * r_dec)   # gradient of the objective in theta
-    hdiag = np.einsum("bnp,bn->bp", jac_dec ** 2, w_dec)
+    grad = np.einsum("bnp,bn->bp", jac_dec, w_dec * r_dec)  # gradient of the objective in theta
+    hdiag = np.einsum("bnp,bn->bp", jac_dec**2, w_dec)
     side = bound_side(theta, box) if box is not None else None
     if side is not None:  # held by a bound only where the gradient pushes outwards (KKT)
         active = ((side < 0) & (grad >= 0)) | ((side > 0) & (grad <= 0))
@@ -138,7 +158,7 @@ def diagnose(law: Law, objective: Objective, params: np.ndarray, x: np.ndarray, 
         rho = np.asarray(objective.rho(jnp.asarray(r)), np.float64)
     f = np.sum(np.where(ok_rows, rho, 0.0) * (1.0 if weights is None else pw), axis=1)
     if penalty is not None:
-        f = f + 0.5 * np.sum(r_dec[:, r.shape[1]:] ** 2, axis=1)
+        f = f + 0.5 * np.sum(r_dec[:, r.shape[1] :] ** 2, axis=1)
     target = (np.log(np.where(y > 0, y, 1.0)) if objective.log else y).reshape(B, -1)
     scale = np.max(np.abs(np.where(mask, target, 0.0)), axis=1)
     eps = np.finfo(fdtype).eps
@@ -149,7 +169,7 @@ def diagnose(law: Law, objective: Objective, params: np.ndarray, x: np.ndarray, 
     if side is not None:  # on a bound, gradient inwards, and moving that parameter alone would still pay
         inward = ((side < 0) & (grad < 0)) | ((side > 0) & (grad > 0))
         with np.errstate(divide="ignore", invalid="ignore"):
-            gain = np.where(hdiag > 0, 0.5 * grad ** 2 / hdiag, np.where(grad != 0, np.inf, 0.0))
+            gain = np.where(hdiag > 0, 0.5 * grad**2 / hdiag, np.where(grad != 0, np.inf, 0.0))
         stuck = finite[:, None] & inward & (gain > (DECREMENT_RTOL * f + floor)[:, None])
 
     n_distinct = np.array([len(np.unique(x[b][train[b]], axis=0)) for b in range(B)], int)
@@ -158,16 +178,30 @@ def diagnose(law: Law, objective: Objective, params: np.ndarray, x: np.ndarray, 
     for b in range(B):
         t = y[b][train[b]].reshape(-1)
         constant[b] = np.ptp(t) <= CONSTANT_RTOL * max(np.max(np.abs(t)), 1e-300) if t.size else True
-    return Diagnostics(decrement=np.where(finite, decrement, np.nan), gradient_small=gradient_small,
-                       rank=np.where(finite, rank, 0), n_distinct=n_distinct,
-                       identifiable=finite & (rank == P), saturated=saturated, constant_target=constant,
-                       constant_reachable=reach, floor=floor, stuck_at_bound=stuck)
+    return Diagnostics(
+        decrement=np.where(finite, decrement, np.nan),
+        gradient_small=gradient_small,
+        rank=np.where(finite, rank, 0),
+        n_distinct=n_distinct,
+        identifiable=finite & (rank == P),
+        saturated=saturated,
+        constant_target=constant,
+        constant_reachable=reach,
+        floor=floor,
+        stuck_at_bound=stuck,
+    )
 
 
-def flags_of(success: np.ndarray, converged: np.ndarray, saturated: np.ndarray, identifiable: np.ndarray,
-             constant_target: np.ndarray, r2: np.ndarray,
-             constant_reachable: np.ndarray | None = None,
-             stuck_at_bound: np.ndarray | None = None) -> np.ndarray:
+def flags_of(
+    success: np.ndarray,
+    converged: np.ndarray,
+    saturated: np.ndarray,
+    identifiable: np.ndarray,
+    constant_target: np.ndarray,
+    r2: np.ndarray,
+    constant_reachable: np.ndarray | None = None,
+    stuck_at_bound: np.ndarray | None = None,
+) -> np.ndarray:
     """One tuple of flag strings per problem (``()`` when clean), as an object array ``(B,)``.
 
     ``negative_r2`` is raised only where the law could move towards a constant prediction
@@ -203,7 +237,7 @@ def _rank(jac: np.ndarray) -> np.ndarray:
     """Rank of each ``(N, P)`` Jacobian of a batch after normalising its columns."""
     norms = np.linalg.norm(jac, axis=1, keepdims=True)
     scaled = np.where(norms > 0, jac / np.where(norms > 0, norms, 1.0), 0.0)
-    s = np.linalg.svd(scaled, compute_uv=False)             # (B, min(N, P))
+    s = np.linalg.svd(scaled, compute_uv=False)  # (B, min(N, P))
     top = s[:, :1]
     return np.sum(s > RANK_RTOL * np.maximum(top, 1e-300), axis=1) * (top[:, 0] > 0)
 
@@ -212,7 +246,7 @@ def _projected_norm2(a: np.ndarray, v: np.ndarray) -> np.ndarray:
     """``||proj_{col(a_b)} v_b||^2`` per problem (the column space, cut off like :func:`_rank`)."""
     norms = np.linalg.norm(a, axis=1, keepdims=True)
     scaled = np.where(norms > 0, a / np.where(norms > 0, norms, 1.0), 0.0)
-    u, s, _ = np.linalg.svd(scaled, full_matrices=False)    # u (B, N, r)
+    u, s, _ = np.linalg.svd(scaled, full_matrices=False)  # u (B, N, r)
     keep = s > RANK_RTOL * np.maximum(s[:, :1], 1e-300)
     coef = np.einsum("bnr,bn->br", u, v)
     return np.sum(np.where(keep, coef, 0.0) ** 2, axis=1)

@@ -13,38 +13,72 @@ import contextlib
 import dataclasses
 import functools
 import numbers
-from typing import Any, Optional
+from typing import Any
 
 import jax
 import numpy as np
 
 from jaxlaws.fitting import batch as batching
-from jaxlaws.fitting import fixed as fixing, index_normal, linear, regularise, validate
-from jaxlaws.fitting.execute import run_sharded as _run_sharded
+from jaxlaws.fitting import fixed as fixing
+from jaxlaws.fitting import index_normal, linear, regularise, validate
 from jaxlaws.fitting.covariance import of_fits
 from jaxlaws.fitting.diagnostics import diagnose, flags_of
+from jaxlaws.fitting.execute import run_sharded as _run_sharded
 from jaxlaws.fitting.metrics import _batched_predict, mse_r2
-from jaxlaws.fitting.regularise import LAW
 from jaxlaws.fitting.objectives import Objective, squared
+from jaxlaws.fitting.regularise import LAW
 from jaxlaws.fitting.result import FitError, FitResult
-from jaxlaws.fitting.solvers import LevenbergMarquardt
 from jaxlaws.fitting.solve import (  # noqa: F401  (re-exported: the screening lives with the search)
-    AUTO, AUTO_MIN_INITS, AUTO_SCREEN, SCREEN_BLOCK_RANGE, SCREEN_CACHE, SELECTIONS, Config, Screen, _Weighted,
-    bound_arrays, resolve_screen, screen_block, search, theta_bounds,
+    AUTO,
+    AUTO_MIN_INITS,
+    AUTO_SCREEN,
+    SCREEN_BLOCK_RANGE,
+    SCREEN_CACHE,
+    SELECTIONS,
+    Config,
+    Screen,
+    _Weighted,
+    bound_arrays,
+    resolve_screen,
+    screen_block,
+    search,
+    theta_bounds,
 )
+from jaxlaws.fitting.solvers import LevenbergMarquardt
 from jaxlaws.laws.base import Law, as_key
 
-_HOLDOUT_GONE = ("holdout= is gone: it meant two things. Use validation=mask (excluded from fitting, chooses the "
-                 "init: the old behaviour) or test=mask (excluded from fitting and from every choice; its error "
-                 "is reported in the result)")
+_HOLDOUT_GONE = (
+    "holdout= is gone: it meant two things. Use validation=mask (excluded from fitting, chooses the "
+    "init: the old behaviour) or test=mask (excluded from fitting and from every choice; its error "
+    "is reported in the result)"
+)
 
 
-def fit(law: Law, x: Any, y: Any, *, inits: Any = None, key: Any = None,
-        objective: Optional[Objective] = None, solver: Any = None, select: str = "trajectory",
-        weights: Any = None, validation: Any = None, test: Any = None, bounds: Any = LAW, penalty: Any = LAW,
-        early_stopping: Optional[int] = None, screen: Any = AUTO, dtype: Any = None,
-        throw: bool = True, holdout: Any = None, simplex_atol: float = validate.SIMPLEX_ATOL,
-        normalize: bool = False, fixed: Any = None, polish: Optional[int] = None) -> FitResult:
+def fit(
+    law: Law,
+    x: Any,
+    y: Any,
+    *,
+    inits: Any = None,
+    key: Any = None,
+    objective: Objective | None = None,
+    solver: Any = None,
+    select: str = "trajectory",
+    weights: Any = None,
+    validation: Any = None,
+    test: Any = None,
+    bounds: Any = LAW,
+    penalty: Any = LAW,
+    early_stopping: int | None = None,
+    screen: Any = AUTO,
+    dtype: Any = None,
+    throw: bool = True,
+    holdout: Any = None,
+    simplex_atol: float = validate.SIMPLEX_ATOL,
+    normalize: bool = False,
+    fixed: Any = None,
+    polish: int | None = None,
+) -> FitResult:
     r"""Fit ``law`` to points ``(x, y)`` from many initial parameters at once and keep the best.
 
     Minimises the weighted robust objective plus an optional ridge penalty,
@@ -117,23 +151,60 @@ def fit(law: Law, x: Any, y: Any, *, inits: Any = None, key: Any = None,
     x = validate.as_float_array("x", x).reshape(xs.shape[0], -1)  # as given: fit_batched reports row sums
     obj = law.default_objective if objective is None else objective
     validate.check_y(law, y, x.shape[0], positive=getattr(obj, "log", False))  # errors without a batch index
-    one = (lambda a: None if a is None else np.asarray(a)[None])  # noqa: E731
-    res = fit_batched(law, x[None], np.asarray(y)[None], inits=inits, key=key, objective=objective,
-                      solver=solver, select=select, weights=one(weights), validation=one(validation),
-                      test=one(test), bounds=bounds, penalty=penalty, early_stopping=early_stopping,
-                      screen=screen, dtype=dtype, throw=throw, simplex_atol=simplex_atol, normalize=normalize,
-                      fixed=fixed, polish=polish)
+    one = lambda a: None if a is None else np.asarray(a)[None]  # noqa: E731
+    res = fit_batched(
+        law,
+        x[None],
+        np.asarray(y)[None],
+        inits=inits,
+        key=key,
+        objective=objective,
+        solver=solver,
+        select=select,
+        weights=one(weights),
+        validation=one(validation),
+        test=one(test),
+        bounds=bounds,
+        penalty=penalty,
+        early_stopping=early_stopping,
+        screen=screen,
+        dtype=dtype,
+        throw=throw,
+        simplex_atol=simplex_atol,
+        normalize=normalize,
+        fixed=fixed,
+        polish=polish,
+    )
     return res[0]
 
 
-def fit_batched(law: Law, x: Any, y: Any, *, inits: Any = None, key: Any = None,
-                objective: Optional[Objective] = None, solver: Any = None, select: str = "trajectory",
-                weights: Any = None, validation: Any = None, test: Any = None, bounds: Any = LAW,
-                penalty: Any = LAW, early_stopping: Optional[int] = None, screen: Any = AUTO,
-                dtype: Any = None, throw: bool = True, holdout: Any = None,
-                simplex_atol: float = validate.SIMPLEX_ATOL, normalize: bool = False,
-                memory_budget: Optional[int] = None, init_objectives: bool = True, fixed: Any = None,
-                polish: Optional[int] = None) -> FitResult:
+def fit_batched(
+    law: Law,
+    x: Any,
+    y: Any,
+    *,
+    inits: Any = None,
+    key: Any = None,
+    objective: Objective | None = None,
+    solver: Any = None,
+    select: str = "trajectory",
+    weights: Any = None,
+    validation: Any = None,
+    test: Any = None,
+    bounds: Any = LAW,
+    penalty: Any = LAW,
+    early_stopping: int | None = None,
+    screen: Any = AUTO,
+    dtype: Any = None,
+    throw: bool = True,
+    holdout: Any = None,
+    simplex_atol: float = validate.SIMPLEX_ATOL,
+    normalize: bool = False,
+    memory_budget: int | None = None,
+    init_objectives: bool = True,
+    fixed: Any = None,
+    polish: int | None = None,
+) -> FitResult:
     """Fit ``B`` independent problems ``(x[b], y[b])`` with the same law in one compiled program.
 
     ``x`` is ``(B, n, d)``, ``y`` ``(B, n[, k])`` -- or lists of ``B`` arrays of different lengths (ragged
@@ -184,11 +255,18 @@ def fit_batched(law: Law, x: Any, y: Any, *, inits: Any = None, key: Any = None,
         if law.is_linear:
             if objective.log:
                 raise ValueError(f"{law.name} is linear: fit the log target directly with objective.log=False")
-            if (inits is not None or solver is not None or use_val or screen not in (AUTO, None, False)
-                    or box is not None
-                    or pen is not None):
-                raise ValueError(f"{law.name} is linear and solved in closed form: inits, solver, validation, "
-                                 "bounds and penalty do not apply")
+            if (
+                inits is not None
+                or solver is not None
+                or use_val
+                or screen not in (AUTO, None, False)
+                or box is not None
+                or pen is not None
+            ):
+                raise ValueError(
+                    f"{law.name} is linear and solved in closed form: inits, solver, validation, "
+                    "bounds and penalty do not apply"
+                )
             params, obj, iters = linear.solve_law(law, x, y, w_fit, objective.delta, fdtype)
             init_obj = obj[:, None] if init_objectives else np.zeros((len(obj), 0))
             conv = iters < linear.IRLS_MAX_ITER  # least squares: 0 iterations; Huber: IRLS reached its fixed point
@@ -196,12 +274,19 @@ def fit_batched(law: Law, x: Any, y: Any, *, inits: Any = None, key: Any = None,
         else:
             if inits is None:
                 if law.init_grid is None:
-                    raise ValueError(f"{law.name} has no init_grid: pass inits=(n_init, {law.n_params}) initial "
-                                     f"parameters {law.param_names} (or give the law an init_grid)")
-                grids = [law.init_grid(as_key(key) if law.needs_key else key, x[b][train[b]], y[b][train[b]])
-                         for b in range(batch)]
-                inits = np.stack(grids) if any(g.shape != grids[0].shape or not np.array_equal(g, grids[0])
-                                                for g in grids[1:]) else grids[0]
+                    raise ValueError(
+                        f"{law.name} has no init_grid: pass inits=(n_init, {law.n_params}) initial "
+                        f"parameters {law.param_names} (or give the law an init_grid)"
+                    )
+                grids = [
+                    law.init_grid(as_key(key) if law.needs_key else key, x[b][train[b]], y[b][train[b]])
+                    for b in range(batch)
+                ]
+                inits = (
+                    np.stack(grids)
+                    if any(g.shape != grids[0].shape or not np.array_equal(g, grids[0]) for g in grids[1:])
+                    else grids[0]
+                )
             inits = validate.check_inits(law, inits, batch)
             solver = LevenbergMarquardt() if solver is None else solver
             n_init = inits.shape[-2]
@@ -211,18 +296,30 @@ def fit_batched(law: Law, x: Any, y: Any, *, inits: Any = None, key: Any = None,
                 index_normal.check_index(law, x, inits)
             bounded = theta_bounds(solver, box)  # LM holds the box in theta; other solvers reparametrise
             reparam = None if bounded else box
-            cfg = Config(law.predict, objective, solver, select, use_val,
-                         None if screen is None else (screen.steps, screen.kept(n_init)), reparam,
-                         pen, early_stopping, index, bool(init_objectives), bounded)
+            cfg = Config(
+                law.predict,
+                objective,
+                solver,
+                select,
+                use_val,
+                None if screen is None else (screen.steps, screen.kept(n_init)),
+                reparam,
+                pen,
+                early_stopping,
+                index,
+                bool(init_objectives),
+                bounded,
+            )
             program = _program(cfg)
             w_val = np.where(data.validation, data.weights, 0.0)
-            lo, hi = (np.broadcast_to(np.asarray(b, fdtype), (batch, law.n_params))  # per problem: chunked like x
-                      for b in bound_arrays(box, law.n_params, fdtype))
+            lo, hi = (
+                np.broadcast_to(np.asarray(b, fdtype), (batch, law.n_params))  # per problem: chunked like x
+                for b in bound_arrays(box, law.n_params, fdtype)
+            )
             raw = [regularise.from_box(inits, reparam), x, y, w_fit, w_val, lo, hi]  # float64: the polish reads them
             args = [np.asarray(a, fdtype) for a in raw]
             shared_inits = inits.ndim == 2
-            params, obj, v90, init_obj, score = _run_sharded(program, args, shared_inits,
-                                                             budget=memory_budget)
+            params, obj, v90, init_obj, score = _run_sharded(program, args, shared_inits, budget=memory_budget)
             steps = (POLISH_STEPS if dtype is None and fdtype == np.float32 else 0) if polish is None else polish
             if steps and not use_val:
                 params, obj, v90 = _polish(cfg, steps, params, obj, v90, raw, memory_budget)
@@ -245,19 +342,48 @@ def fit_batched(law: Law, x: Any, y: Any, *, inits: Any = None, key: Any = None,
 
     if throw and not np.all(success):
         bad = np.flatnonzero(~success)
-        raise FitError(f"{law.name}: every init diverged for problem(s) {bad[:10].tolist()}"
-                       f"{' ...' if len(bad) > 10 else ''}; try other inits or a smaller step")
+        raise FitError(
+            f"{law.name}: every init diverged for problem(s) {bad[:10].tolist()}"
+            f"{' ...' if len(bad) > 10 else ''}; try other inits or a smaller step"
+        )
     converged = conv & success & diag.gradient_small
-    res = FitResult(law=law, params=params, objective=obj, mse=mse, r2=r2,
-                    n_points=train.sum(axis=1), converged=converged, success=success,
-                    init_objectives=np.asarray(init_obj, np.float64), selection=selection,
-                    decrement=diag.decrement, rank=diag.rank, n_distinct=diag.n_distinct,
-                    identifiable=diag.identifiable, saturated=diag.saturated,
-                    flags=flags_of(success, converged, diag.saturated, diag.identifiable,
-                                   diag.constant_target, r2, diag.constant_reachable, diag.stuck_at_bound),
-                    validation_objective=val_obj, test_mae=test_mae, test_rmse=test_rmse, n_test=n_test,
-                    bounds=box, penalty=pen, row_sum_error=row_err, normalized=bool(normalize), covariance=cov,
-                    simplex_atol=float(simplex_atol))
+    res = FitResult(
+        law=law,
+        params=params,
+        objective=obj,
+        mse=mse,
+        r2=r2,
+        n_points=train.sum(axis=1),
+        converged=converged,
+        success=success,
+        init_objectives=np.asarray(init_obj, np.float64),
+        selection=selection,
+        decrement=diag.decrement,
+        rank=diag.rank,
+        n_distinct=diag.n_distinct,
+        identifiable=diag.identifiable,
+        saturated=diag.saturated,
+        flags=flags_of(
+            success,
+            converged,
+            diag.saturated,
+            diag.identifiable,
+            diag.constant_target,
+            r2,
+            diag.constant_reachable,
+            diag.stuck_at_bound,
+        ),
+        validation_objective=val_obj,
+        test_mae=test_mae,
+        test_rmse=test_rmse,
+        n_test=n_test,
+        bounds=box,
+        penalty=pen,
+        row_sum_error=row_err,
+        normalized=bool(normalize),
+        covariance=cov,
+        simplex_atol=float(simplex_atol),
+    )
     return fix.result(res) if fixed else res
 
 
@@ -270,7 +396,7 @@ def _test_errors(law: Law, params: np.ndarray, data: batching.Batch):
     n_test = data.test.sum(axis=1)
     with np.errstate(invalid="ignore", divide="ignore"):
         mae = np.where(t, err, 0.0).sum(axis=(1, 2)) / t.sum(axis=(1, 2))
-        rmse = np.sqrt(np.where(t, err ** 2, 0.0).sum(axis=(1, 2)) / t.sum(axis=(1, 2)))
+        rmse = np.sqrt(np.where(t, err**2, 0.0).sum(axis=(1, 2)) / t.sum(axis=(1, 2)))
     bad = ~np.all(np.isfinite(params), axis=1)
     return np.where(bad, np.nan, mae), np.where(bad, np.nan, rmse), n_test
 
@@ -295,21 +421,34 @@ def _precision(dtype: Any):
         yield dtype.type
 
 
-def _polish(cfg: Config, steps: int, params: np.ndarray, obj: np.ndarray, v90: np.ndarray, args: list,
-            budget: Optional[int]):
+def _polish(
+    cfg: Config, steps: int, params: np.ndarray, obj: np.ndarray, v90: np.ndarray, args: list, budget: int | None
+):
     """Continue each problem's optimum for ``steps`` solver iterations in float64, from it alone (one start
     per problem); returns ``(params, objective, value_at_90)`` of the polished fits (a diverged one is kept
     as it was: the polish starts at the optimum and keeps the best point of its run, so it cannot lose)."""
-    cfg = dataclasses.replace(cfg, solver=dataclasses.replace(cfg.solver, steps=int(steps)), screen=None,
-                              select="trajectory", keep_inits=False)
+    cfg = dataclasses.replace(
+        cfg,
+        solver=dataclasses.replace(cfg.solver, steps=int(steps)),
+        screen=None,
+        select="trajectory",
+        keep_inits=False,
+    )
     with jax.enable_x64(True):
         start = regularise.from_box(np.where(np.isfinite(params), params, 0.0), cfg.box)[:, None, :]
-        out = _run_sharded(_program(cfg), [np.asarray(a, np.float64) for a in [start] + list(args[1:])],
-                           shared_inits=False, budget=budget)
+        out = _run_sharded(
+            _program(cfg),
+            [np.asarray(a, np.float64) for a in [start] + list(args[1:])],
+            shared_inits=False,
+            budget=budget,
+        )
     p2, obj2, v2 = (np.asarray(o, np.float64) for o in out[:3])
     ok = np.isfinite(obj2) & np.all(np.isfinite(params), axis=1)
-    return (np.where(ok[:, None], p2, params), np.where(ok, obj2, np.asarray(obj, np.float64)),
-            np.where(ok, v2, np.asarray(v90, np.float64)))
+    return (
+        np.where(ok[:, None], p2, params),
+        np.where(ok, obj2, np.asarray(obj, np.float64)),
+        np.where(ok, v2, np.asarray(v90, np.float64)),
+    )
 
 
 @functools.lru_cache(maxsize=64)
@@ -322,5 +461,4 @@ def _program(cfg: Config):
         u, value, v90, all_values, score = search(cfg, inits, x, y, w, wv, bounds=(lo, hi))
         return regularise.to_box(u, cfg.box), value, v90, all_values, score
 
-    return (jax.jit(jax.vmap(one_problem, in_axes=(None, 0, 0, 0, 0, 0, 0))),
-            jax.jit(jax.vmap(one_problem)))
+    return (jax.jit(jax.vmap(one_problem, in_axes=(None, 0, 0, 0, 0, 0, 0))), jax.jit(jax.vmap(one_problem)))

@@ -14,12 +14,10 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Optional
 
 import jax
 import numpy as np
 from jax.sharding import Mesh, NamedSharding, PartitionSpec
-
 
 #: Environment variables: ``JAXLAWS_CACHE=0`` leaves JAX's persistent compilation cache off;
 #: ``JAXLAWS_CACHE_DIR`` moves it (default ``$XDG_CACHE_HOME/jaxlaws/jax``, i.e. ``~/.cache/jaxlaws/jax``).
@@ -29,7 +27,7 @@ CACHE_ENV, CACHE_DIR_ENV = "JAXLAWS_CACHE", "JAXLAWS_CACHE_DIR"
 CACHE_MIN_COMPILE_SECS = 0.1
 
 
-def enable_compilation_cache() -> Optional[str]:
+def enable_compilation_cache() -> str | None:
     """Turn on JAX's persistent compilation cache in a per-user directory, unless the user configured one
     (``JAX_COMPILATION_CACHE_DIR`` or ``jax.config``) or opted out (``JAXLAWS_CACHE=0``). Returns the
     directory used, or ``None`` when jaxlaws left the configuration alone. Called on ``import jaxlaws``."""
@@ -38,7 +36,8 @@ def enable_compilation_cache() -> Optional[str]:
     if os.environ.get("JAX_COMPILATION_CACHE_DIR") or jax.config.jax_compilation_cache_dir:
         return None  # the user's own cache: not ours to change
     path = os.environ.get(CACHE_DIR_ENV) or str(
-        Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "jaxlaws" / "jax")
+        Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "jaxlaws" / "jax"
+    )
     try:
         os.makedirs(path, exist_ok=True)
     except OSError:
@@ -103,7 +102,7 @@ def bytes_per_problem(args, shared_inits: bool) -> int:
     return int(n_init * (n * (p + 4) + 3 * p * p + 16 * p) * np.dtype(inits.dtype).itemsize)
 
 
-def chunk_size(args, shared_inits: bool, budget: Optional[int] = None, multiple: int = 1) -> int:
+def chunk_size(args, shared_inits: bool, budget: int | None = None, multiple: int = 1) -> int:
     """Problems per chunk: as many as fit in ``budget`` bytes (default :func:`memory_budget`), at least one,
     rounded down to a multiple of ``multiple`` (the device count) when that leaves at least one."""
     budget = memory_budget() if budget is None else int(budget)
@@ -111,7 +110,7 @@ def chunk_size(args, shared_inits: bool, budget: Optional[int] = None, multiple:
     return max(multiple, c - c % multiple) if c >= multiple else c
 
 
-def run_sharded(program, args, shared_inits: bool, budget: Optional[int] = None):
+def run_sharded(program, args, shared_inits: bool, budget: int | None = None):
     """Run the batch of problems in chunks that fit in ``budget`` bytes (:func:`chunk_size`), each on all
     local devices (or the global mesh of a multi-process job).
 
@@ -126,22 +125,26 @@ def run_sharded(program, args, shared_inits: bool, budget: Optional[int] = None)
     return tuple(o[:, :n_init] if k == 3 and o.ndim == 2 and o.shape[1] > n_init else o for k, o in enumerate(out))
 
 
-def _run_chunks(program, args, shared_inits: bool, budget: Optional[int] = None):
+def _run_chunks(program, args, shared_inits: bool, budget: int | None = None):
     batch = args[1].shape[0]
     size = chunk_size(args, shared_inits, budget, multiple=len(jax.local_devices()))
     if batch <= size:  # one run, the batch padded to a bucket size too (a repeated problem, cut off after)
         extra = min(bucket(batch), size) - batch
         if extra > 0:
-            args = [a if (i == 0 and shared_inits) else np.concatenate([a, np.repeat(a[-1:], extra, axis=0)])
-                    for i, a in enumerate(args)]
+            args = [
+                a if (i == 0 and shared_inits) else np.concatenate([a, np.repeat(a[-1:], extra, axis=0)])
+                for i, a in enumerate(args)
+            ]
         return tuple(np.asarray(o)[:batch] for o in _run_once(program, args, shared_inits))
     pending = []
     for start in range(0, batch, size):
-        part = [a if (i == 0 and shared_inits) else a[start:start + size] for i, a in enumerate(args)]
+        part = [a if (i == 0 and shared_inits) else a[start : start + size] for i, a in enumerate(args)]
         n = part[1].shape[0]
         if n < size:  # pad to the common shape, so the same compiled program runs every chunk
-            part = [a if (i == 0 and shared_inits) else np.concatenate([a, np.repeat(a[-1:], size - n, axis=0)])
-                    for i, a in enumerate(part)]
+            part = [
+                a if (i == 0 and shared_inits) else np.concatenate([a, np.repeat(a[-1:], size - n, axis=0)])
+                for i, a in enumerate(part)
+            ]
         pending.append((n, _run_once(program, part, shared_inits, block=False)))
     outs = [tuple(np.asarray(o)[:n] for o in out) for n, out in pending]
     return tuple(np.concatenate(parts) for parts in zip(*outs))

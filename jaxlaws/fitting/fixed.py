@@ -25,8 +25,8 @@ import dataclasses
 import functools
 import math
 import numbers
-from collections.abc import Mapping
-from typing import Any, Callable, Optional
+from collections.abc import Callable, Mapping
+from typing import Any
 
 import jax.numpy as jnp
 import numpy as np
@@ -40,8 +40,7 @@ def _as_values(law: Law, fixed: Any) -> tuple[tuple[str, float], ...]:
         raise ValueError(f"fixed must be a mapping {{name: value}}, got {type(fixed).__name__}")
     unknown = [k for k in fixed if k not in law.param_names]
     if unknown:
-        raise ValueError(f"{law.name}: fixed names unknown parameters {unknown}; the law's are "
-                         f"{list(law.param_names)}")
+        raise ValueError(f"{law.name}: fixed names unknown parameters {unknown}; the law's are {list(law.param_names)}")
     out = []
     for name in law.param_names:
         if name not in fixed:
@@ -107,7 +106,7 @@ class _Head:
 
     base: Callable[[Array, Array, Array], Array]
     features: Callable[[Array], Array]
-    insert: _Insert             # over the head's parameters only
+    insert: _Insert  # over the head's parameters only
     fixed_cols: tuple[int, ...]
     fixed_beta: tuple[float, ...]
 
@@ -145,7 +144,7 @@ class _Paper:
         return self.base(self.insert(params))
 
 
-def _index(index: SingleIndex, fixed: dict[str, float], names: tuple[str, ...]) -> Optional[SingleIndex]:
+def _index(index: SingleIndex, fixed: dict[str, float], names: tuple[str, ...]) -> SingleIndex | None:
     s = index.start
     head_names, beta_names = names[:s], names[s:]
     free_cols = tuple(j for j, n in enumerate(beta_names) if n not in fixed)
@@ -261,17 +260,29 @@ def _fixing(law: Law, values: tuple[tuple[str, float], ...]) -> Fixing:
     insert = _Insert(law.n_params, free, kept, tuple(fixed[names[j]] for j in kept))
     free_names = tuple(names[j] for j in free)
     exponents = tuple(n for n in law.exponents if n in free_names)
-    grid = (_Zeros(len(free)) if law.is_linear else
-            None if law.init_grid is None else _Grid(law.init_grid, free))
-    bounds = (None if law.default_bounds is None else
-              {k: v for k, v in law.default_bounds.items() if k in free_names} or None)
+    grid = _Zeros(len(free)) if law.is_linear else None if law.init_grid is None else _Grid(law.init_grid, free)
+    bounds = (
+        None if law.default_bounds is None else {k: v for k, v in law.default_bounds.items() if k in free_names} or None
+    )
     shown = ", ".join(f"{n}={v:g}" for n, v in values)
-    sub = Law(f"{law.name}[{shown}]", free_names, _Predict(law.predict, insert), x_dim=law.x_dim,
-              x_kind=law.x_kind, n_outputs=law.n_outputs, init_grid=grid, needs_key=law.needs_key and not law.is_linear,
-              output_range=law.output_range, default_objective=law.default_objective, exponents=exponents,
-              default_bounds=bounds, default_penalty=_penalty_of(law.default_penalty, free_names, exponents),
-              to_paper=None if law.to_paper is None else _Paper(law.to_paper, insert),
-              index=None if law.index is None else _index(law.index, fixed, names), inputs=law.inputs)
+    sub = Law(
+        f"{law.name}[{shown}]",
+        free_names,
+        _Predict(law.predict, insert),
+        x_dim=law.x_dim,
+        x_kind=law.x_kind,
+        n_outputs=law.n_outputs,
+        init_grid=grid,
+        needs_key=law.needs_key and not law.is_linear,
+        output_range=law.output_range,
+        default_objective=law.default_objective,
+        exponents=exponents,
+        default_bounds=bounds,
+        default_penalty=_penalty_of(law.default_penalty, free_names, exponents),
+        to_paper=None if law.to_paper is None else _Paper(law.to_paper, insert),
+        index=None if law.index is None else _index(law.index, fixed, names),
+        inputs=law.inputs,
+    )
     return Fixing(law, values, sub, insert)
 
 

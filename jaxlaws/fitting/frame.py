@@ -8,16 +8,17 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Hashable, Mapping, Sequence
-from typing import Any, Optional, Union
+from typing import Any
 
 import numpy as np
 
-from jaxlaws.fitting import fixed as fixing, validate
+from jaxlaws.fitting import fixed as fixing
+from jaxlaws.fitting import validate
 from jaxlaws.fitting.engine import fit_batched
 from jaxlaws.fitting.result import FitResult
 from jaxlaws.laws.base import Law
 
-Columns = Union[str, Sequence[str]]
+Columns = str | Sequence[str]
 PER_POINT = ("weights", "validation", "test")  # keyword arguments that may name a column
 
 
@@ -42,7 +43,7 @@ class FrameFit:
     labels: tuple
     by: tuple[str, ...]
     x: tuple[str, ...]
-    y: Union[str, tuple[str, ...]]
+    y: str | tuple[str, ...]
     skipped: Mapping = dataclasses.field(default_factory=dict)
 
     def __len__(self) -> int:
@@ -76,8 +77,15 @@ class FrameFit:
         res = self.result
         cols = self._label_columns()
         cols.update({n: res.params[:, j] for j, n in enumerate(res.param_names)})
-        cols.update(objective=res.objective, mse=res.mse, r2=res.r2, n_points=res.n_points,
-                    converged=res.converged, ok=res.ok, flags=[",".join(f) for f in res.flags])
+        cols.update(
+            objective=res.objective,
+            mse=res.mse,
+            r2=res.r2,
+            n_points=res.n_points,
+            converged=res.converged,
+            ok=res.ok,
+            flags=[",".join(f) for f in res.flags],
+        )
         return pd.DataFrame(cols)
 
     @property
@@ -110,9 +118,16 @@ class FrameFit:
         return f"FrameFit(by {list(self.by)}: {len(self)} group(s){skipped}; {self.result!r})"
 
 
-def fit_frame(law: Law, data: Any, x: Optional[Union[Columns, Mapping[str, str]]] = None,
-              y: Optional[Columns] = None, *, by: Optional[Columns] = None, strict: bool = False,
-              **kwargs: Any) -> FrameFit:
+def fit_frame(
+    law: Law,
+    data: Any,
+    x: Columns | Mapping[str, str] | None = None,
+    y: Columns | None = None,
+    *,
+    by: Columns | None = None,
+    strict: bool = False,
+    **kwargs: Any,
+) -> FrameFit:
     """Fit ``law`` to the rows of a table, one problem per value of ``by``.
 
     Args:
@@ -159,16 +174,21 @@ def fit_frame(law: Law, data: Any, x: Optional[Union[Columns, Mapping[str, str]]
         if kwargs.get(k) is not None:
             cols[k] = df[named[k]].to_numpy() if k in named else np.asarray(kwargs[k])
             if cols[k].shape[:1] != (len(df),):
-                raise ValueError(f"{k} must be a column name or one value per row ({len(df)}), "
-                                 f"got shape {cols[k].shape}")
-    counted = fixing.fix(law, kwargs["fixed"]) if kwargs.get("fixed") else law   # the count is of free parameters
+                raise ValueError(
+                    f"{k} must be a column name or one value per row ({len(df)}), got shape {cols[k].shape}"
+                )
+    counted = fixing.fix(law, kwargs["fixed"]) if kwargs.get("fixed") else law  # the count is of free parameters
     objective = kwargs.get("objective") or law.default_objective
     problems, skipped = [], {}
     for g, (label, rows) in enumerate(groups):
-        where = (f"rows with {_describe(bys, label)}: " if bys else "")
+        where = f"rows with {_describe(bys, label)}: " if bys else ""
         try:
-            validate.check_x(law, X[rows], simplex_atol=kwargs.get("simplex_atol", validate.SIMPLEX_ATOL),
-                             normalize=kwargs.get("normalize", False))
+            validate.check_x(
+                law,
+                X[rows],
+                simplex_atol=kwargs.get("simplex_atol", validate.SIMPLEX_ATOL),
+                normalize=kwargs.get("normalize", False),
+            )
             validate.check_y(law, Y[rows], len(rows), positive=getattr(objective, "log", False))
             held = sum(int(np.sum(np.asarray(cols[k][rows], bool))) for k in ("validation", "test") if k in cols)
             validate.check_counts(counted, np.array([len(rows) - held]), "fitting points")
@@ -185,16 +205,17 @@ def fit_frame(law: Law, data: Any, x: Optional[Union[Columns, Mapping[str, str]]
         problems.append(g)
     while True:
         if not problems:
-            raise ValueError("no group of the table can be fitted: "
-                             + "; ".join(f"{_describe(bys, lab)}: {why}" for lab, why in skipped.items()))
+            raise ValueError(
+                "no group of the table can be fitted: "
+                + "; ".join(f"{_describe(bys, lab)}: {why}" for lab, why in skipped.items())
+            )
         per_point = {k: [c[groups[g][1]] for g in problems] for k, c in cols.items()}
         args = dict(kwargs, **per_point)
         inits = args.get("inits")
         if inits is not None and not isinstance(inits, Mapping) and np.ndim(inits) == 3:
             args["inits"] = np.asarray(inits)[problems] if len(inits) == len(groups) else inits
         try:  # ragged groups are padded with masks inside the one compiled program
-            result = fit_batched(law, [X[groups[g][1]] for g in problems], [Y[groups[g][1]] for g in problems],
-                                 **args)
+            result = fit_batched(law, [X[groups[g][1]] for g in problems], [Y[groups[g][1]] for g in problems], **args)
             break
         except validate.FitInputError as e:
             if e.problem is None or not bys:
@@ -203,7 +224,7 @@ def fit_frame(law: Law, data: Any, x: Optional[Union[Columns, Mapping[str, str]]
             if strict:
                 raise validate.FitInputError(f"rows with {_describe(bys, label)}: {e.detail}") from None
             skipped[label] = e.detail
-            problems = problems[: e.problem] + problems[e.problem + 1:]
+            problems = problems[: e.problem] + problems[e.problem + 1 :]
     labels = tuple(groups[g][0] for g in problems)
     return FrameFit(result, labels, bys, xs, ys[0] if isinstance(y, str) else ys, skipped)
 
@@ -213,29 +234,39 @@ def _input_columns(law: Law, x: Any) -> tuple[str, ...]:
     inputs = law.inputs
     if x is None or isinstance(x, Mapping):
         if inputs is None:
-            raise ValueError(f"{law.name} does not name its inputs: give x=[columns] in the law's order (or build "
-                             "the law with Law(..., inputs=(...)))")
+            raise ValueError(
+                f"{law.name} does not name its inputs: give x=[columns] in the law's order (or build "
+                "the law with Law(..., inputs=(...)))"
+            )
         if x is None:
             return inputs
         missing = [n for n in inputs if n not in x]
         unknown = [k for k in x if k not in inputs]
         if missing or unknown:
-            raise ValueError(f"{law.name}: x={{input: column}} must map exactly the law's inputs {list(inputs)}"
-                             + (f"; missing {missing}" if missing else "") + (f"; unknown {unknown}" if unknown else ""))
+            raise ValueError(
+                f"{law.name}: x={{input: column}} must map exactly the law's inputs {list(inputs)}"
+                + (f"; missing {missing}" if missing else "")
+                + (f"; unknown {unknown}" if unknown else "")
+            )
         return _names("x", [x[n] for n in inputs])
     cols = _names("x", x)
     if len(cols) != law.x_dim:
-        raise ValueError(f"{law.name} has {law.x_dim} input(s)" + (f" {list(inputs)}" if inputs else "")
-                         + f"; x names {len(cols)} column(s): {list(cols)}")
+        raise ValueError(
+            f"{law.name} has {law.x_dim} input(s)"
+            + (f" {list(inputs)}" if inputs else "")
+            + f"; x names {len(cols)} column(s): {list(cols)}"
+        )
     if inputs is None:
         return cols
     if set(cols) == set(inputs):
-        return inputs   # the law's own names: matched by name, whatever their order
+        return inputs  # the law's own names: matched by name, whatever their order
     for i, c in enumerate(cols):
         if c in inputs and inputs.index(c) != i:
-            raise ValueError(f"{law.name}: column {c!r} has the name of the law's input {inputs.index(c) + 1} "
-                             f"but is listed as input {i + 1} (the law's inputs are {list(inputs)}); list the "
-                             f"law's input names (any order) or map them, x={{input: column}}")
+            raise ValueError(
+                f"{law.name}: column {c!r} has the name of the law's input {inputs.index(c) + 1} "
+                f"but is listed as input {i + 1} (the law's inputs are {list(inputs)}); list the "
+                f"law's input names (any order) or map them, x={{input: column}}"
+            )
     return cols
 
 

@@ -22,7 +22,8 @@ reparametrisation, masked points, ridge residuals), to round-off: ``tests/test_i
 
 from __future__ import annotations
 
-from typing import Any, Callable, Optional
+from collections.abc import Callable
+from typing import Any
 
 import jax
 import jax.numpy as jnp
@@ -37,8 +38,9 @@ from jaxlaws.laws.base import Array, SingleIndex
 KR_MAX = 1 << 22
 
 
-def normal_equations(index: SingleIndex, objective: Objective, box: Any, pen: Any, x: Array, y: Array,
-                     w: Array, total: Array) -> Callable[[Array], tuple[Array, Array, Array]]:
+def normal_equations(
+    index: SingleIndex, objective: Objective, box: Any, pen: Any, x: Array, y: Array, w: Array, total: Array
+) -> Callable[[Array], tuple[Array, Array, Array]]:
     r"""``u -> (f, A, g)`` for the engine's objective
     :math:`\sum_n w_n \rho(r_n(\theta)) + \tfrac12\lVert s(\theta)\rVert^2`, :math:`\theta = T(u)` (the box's
     elementwise transform), :math:`s` the ridge residuals; ``w (N,)`` is zero at points not fitted."""
@@ -76,8 +78,9 @@ def normal_equations(index: SingleIndex, objective: Objective, box: Any, pen: An
         else:
             a_hh = jnp.stack([jnp.stack([jnp.sum(wt * ca * cb) for cb in cols]) for ca in cols])
             a_hb = jnp.stack([(wd * ca) @ phi for ca in cols])  # (s, q)
-            a = jnp.concatenate([jnp.concatenate([a_hh, a_hb], axis=1),
-                                 jnp.concatenate([a_hb.T, a_bb], axis=1)], axis=0)
+            a = jnp.concatenate(
+                [jnp.concatenate([a_hh, a_hb], axis=1), jnp.concatenate([a_hb.T, a_bb], axis=1)], axis=0
+            )
             g = jnp.concatenate([jnp.stack([jnp.sum(wt * ca * r) for ca in cols]), g_b])
         f = jnp.sum(w * objective.rho(r))
         a, g, f = _add_penalty(a, g, f, theta, pen, total)
@@ -103,27 +106,38 @@ def check_index(law: Any, x: np.ndarray, inits: np.ndarray, n_points: int = 64, 
         except Exception as e:  # noqa: BLE001 -- a user's features function: say whose it is
             raise ValueError(f"law {law.name}: its SingleIndex.features failed on x of shape {xs.shape}: {e}") from e
         if not ok_shape:
-            raise ValueError(f"law {law.name}: SingleIndex.features gave shape {phi.shape}; expected "
-                             f"({xs.shape[0]}, {law.n_params - index.start}) = (points, P - start)")
+            raise ValueError(
+                f"law {law.name}: SingleIndex.features gave shape {phi.shape}; expected "
+                f"({xs.shape[0]}, {law.n_params - index.start}) = (points, P - start)"
+            )
         v = jnp.asarray(np.random.default_rng(0).normal(size=xs.shape[0]))
         for th in thetas:
             th = jnp.asarray(th)
             want, got = np.asarray(law.predict(th, xs)), np.asarray(index.predict(th, xs))
             both = np.isfinite(want) & np.isfinite(got)
-            if not np.allclose(got[both], want[both], rtol=1e-9, atol=1e-12) or np.any(np.isfinite(want) != np.isfinite(got)):
-                raise ValueError(f"law {law.name}: its SingleIndex does not reproduce predict "
-                                 f"(at params {np.asarray(th).tolist()}: max difference "
-                                 f"{np.max(np.abs(got[both] - want[both])) if both.any() else np.nan:.3g})")
-            h, z = th[: index.start], phi @ th[index.start:]
-            head = lambda zz: index.head(h, zz, xs)  # noqa: E731
+            if not np.allclose(got[both], want[both], rtol=1e-9, atol=1e-12) or np.any(
+                np.isfinite(want) != np.isfinite(got)
+            ):
+                raise ValueError(
+                    f"law {law.name}: its SingleIndex does not reproduce predict "
+                    f"(at params {np.asarray(th).tolist()}: max difference "
+                    f"{np.max(np.abs(got[both] - want[both])) if both.any() else np.nan:.3g})"
+                )
+            h, z = th[: index.start], phi @ th[index.start :]
+
+            def head(zz, h=h):
+                return index.head(h, zz, xs)
+
             d = jax.jvp(head, (z,), (jnp.ones_like(z),))[1]
             dv = jax.jvp(head, (z,), (v,))[1]
             if not np.allclose(np.asarray(dv), np.asarray(d * v), rtol=1e-9, atol=1e-12, equal_nan=True):
-                raise ValueError(f"law {law.name}: SingleIndex.head must act point by point in z (prediction n "
-                                 "may depend on z_n only); it mixes points")
+                raise ValueError(
+                    f"law {law.name}: SingleIndex.head must act point by point in z (prediction n "
+                    "may depend on z_n only); it mixes points"
+                )
 
 
-def _add_penalty(a: Array, g: Array, f: Array, theta: Array, pen: Optional[tuple], total: Array):
+def _add_penalty(a: Array, g: Array, f: Array, theta: Array, pen: tuple | None, total: Array):
     r"""The ridge residuals :math:`s = \sqrt{\lambda W}(\theta_S - c)`: Jacobian :math:`\sqrt{\lambda W}` on
     ``S``, so :math:`A_{SS} \mathrel{+}= \lambda W`, :math:`g_S \mathrel{+}= \sqrt{\lambda W}\,s`."""
     if pen is None:

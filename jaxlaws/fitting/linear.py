@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import functools
-from typing import Any, Optional
+from typing import Any
 
 import jax
 import jax.numpy as jnp
@@ -37,8 +37,9 @@ class LinearFit:
     iterations: int
 
 
-def lstsq(X: Any, y: Any, weights: Optional[Any] = None, huber_delta: Optional[float] = None,
-          dtype: Any = "float64") -> LinearFit:
+def lstsq(
+    X: Any, y: Any, weights: Any | None = None, huber_delta: float | None = None, dtype: Any = "float64"
+) -> LinearFit:
     r"""Solve :math:`\min_\theta \sum_n w_n \rho(y_n - X_n \theta)` in closed form (IRLS for Huber).
 
     Args:
@@ -57,8 +58,7 @@ def lstsq(X: Any, y: Any, weights: Optional[Any] = None, huber_delta: Optional[f
         if not np.all(np.isfinite(a)):
             raise ValueError(f"{name} contains NaN or inf")
     if np.count_nonzero(w) < X.shape[1]:
-        raise ValueError(f"{X.shape[1]} parameters need at least as many weighted points, got "
-                         f"{np.count_nonzero(w)}")
+        raise ValueError(f"{X.shape[1]} parameters need at least as many weighted points, got {np.count_nonzero(w)}")
     objective = _squared() if huber_delta is None else _huber(huber_delta)
     dt = np.dtype(dtype).type
     with jax.enable_x64(dt == np.float64):
@@ -68,12 +68,11 @@ def lstsq(X: Any, y: Any, weights: Optional[Any] = None, huber_delta: Optional[f
     with jax.enable_x64(True):
         obj = float(np.sum(w * np.asarray(objective.rho(jnp.asarray(res)))))
     used = w > 0
-    return LinearFit(coef, res, obj, float(np.mean(res[used] ** 2)), _r2(y[used], (X @ coef)[used]),
-                     int(iters[0]))
+    return LinearFit(coef, res, obj, float(np.mean(res[used] ** 2)), _r2(y[used], (X @ coef)[used]), int(iters[0]))
 
 
 @functools.partial(jax.jit, static_argnums=(3,))
-def _solve(X: jax.Array, y: jax.Array, w: jax.Array, delta: Optional[float]):
+def _solve(X: jax.Array, y: jax.Array, w: jax.Array, delta: float | None):
     """Batched weighted LS / Huber IRLS: X (B, N, P), y (B, N), w (B, N) -> coef (B, P), iterations (B,)."""
 
     def wls(Xb, yb, wb):
@@ -104,13 +103,14 @@ def _solve(X: jax.Array, y: jax.Array, w: jax.Array, delta: Optional[float]):
     return jax.vmap(one)(X, y, w)
 
 
-def solve_law(law: Law, x: np.ndarray, y: np.ndarray, train: np.ndarray, delta: Optional[float],
-              dtype: Any) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def solve_law(
+    law: Law, x: np.ndarray, y: np.ndarray, train: np.ndarray, delta: float | None, dtype: Any
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Closed-form fit of a linear ``law`` on a batch: x (B, n, d), y (B, n[, k]), ``train`` (B, n): a boolean
     mask of the fitting points or their non-negative weights (0 leaves a point out).
     Returns coefficients (B, P), objectives (B,) and IRLS iterations used (B,; 0 for least squares)."""
     with jax.enable_x64(True):
-        design = np.asarray(jax.vmap(law.design)(x))        # (B, n, P) or (B, n, k, P)
+        design = np.asarray(jax.vmap(law.design)(x))  # (B, n, P) or (B, n, k, P)
     batch, n = x.shape[:2]
     P = law.n_params
     X = design.reshape(batch, -1, P)

@@ -29,8 +29,9 @@ def r2(y: Any, pred: Any) -> float:
     return float(1.0 - np.sum((y - pred) ** 2) / ss_tot) if ss_tot > 0 else float("nan")
 
 
-def mse_r2(law: Law, params: np.ndarray, x: np.ndarray, y: np.ndarray, train: np.ndarray,
-           dtype: Any) -> tuple[np.ndarray, np.ndarray]:
+def mse_r2(
+    law: Law, params: np.ndarray, x: np.ndarray, y: np.ndarray, train: np.ndarray, dtype: Any
+) -> tuple[np.ndarray, np.ndarray]:
     """Per-problem MSE and R^2 of a batch of fits on their fitting points (NaN for failed fits)."""
     with jax.enable_x64(True):
         pred = np.asarray(_batched_predict(law.predict)(np.nan_to_num(params), x))

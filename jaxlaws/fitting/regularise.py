@@ -25,8 +25,8 @@ from __future__ import annotations
 import dataclasses
 import math
 import numbers
-from collections.abc import Mapping
-from typing import Any, Optional, Sequence
+from collections.abc import Mapping, Sequence
+from typing import Any
 
 import jax
 import jax.numpy as jnp
@@ -45,12 +45,15 @@ class Penalty:
     ``params``: names of the penalised parameters; ``None`` means the law's ``exponents``."""
 
     lam: float
-    params: Optional[tuple[str, ...]] = None
+    params: tuple[str, ...] | None = None
     center: float = 0.0
 
     def __post_init__(self) -> None:
-        if isinstance(self.lam, bool) or not isinstance(self.lam, numbers.Real) or not (
-                math.isfinite(self.lam) and self.lam >= 0):
+        if (
+            isinstance(self.lam, bool)
+            or not isinstance(self.lam, numbers.Real)
+            or not (math.isfinite(self.lam) and self.lam >= 0)
+        ):
             raise ValueError(f"ridge: lam must be a non-negative finite number, got {self.lam!r}")
         if not isinstance(self.center, numbers.Real) or not math.isfinite(self.center):
             raise ValueError(f"ridge: center must be a finite number, got {self.center!r}")
@@ -58,15 +61,18 @@ class Penalty:
             object.__setattr__(self, "params", tuple(str(p) for p in self.params))
 
 
-def ridge(lam: float, params: Optional[Sequence[str]] = None, center: float = 0.0) -> Penalty:
+def ridge(lam: float, params: Sequence[str] | None = None, center: float = 0.0) -> Penalty:
     r"""L2 penalty :math:`\tfrac{\lambda}{2} W \sum_{j\in S}(\theta_j - c)^2` on ``params`` (default: the
     law's exponents), :math:`W` the total weight of the fitting points. ``ridge(0)`` disables it."""
-    return Penalty(float(lam) if isinstance(lam, numbers.Real) and not isinstance(lam, bool) else lam,
-                   None if params is None else tuple(params), center)
+    return Penalty(
+        float(lam) if isinstance(lam, numbers.Real) and not isinstance(lam, bool) else lam,
+        None if params is None else tuple(params),
+        center,
+    )
 
 
 # --------------------------------------------------------------------------- resolving against a law
-BoxSpec = tuple[tuple[float, float], ...]          # per parameter, (lo, hi) with +-inf for none
+BoxSpec = tuple[tuple[float, float], ...]  # per parameter, (lo, hi) with +-inf for none
 PenaltySpec = tuple[float, tuple[int, ...], float]  # (lam, indices, center)
 
 
@@ -79,7 +85,7 @@ def _or_law_default(law: Law, value: Any, field: str, expected: str) -> Any:
     return value
 
 
-def resolve_bounds(law: Law, bounds: Any) -> Optional[BoxSpec]:
+def resolve_bounds(law: Law, bounds: Any) -> BoxSpec | None:
     """``bounds`` (``"law"``: the law's ``default_bounds``; ``None``: none; a mapping ``{name: (lo, hi)}``
     with ``None`` or +-inf for an open side) as one static ``(lo, hi)`` pair per parameter, or ``None``."""
     bounds = _or_law_default(law, bounds, "default_bounds", "bounds must be 'law', None or a mapping {name: (lo, hi)}")
@@ -89,8 +95,7 @@ def resolve_bounds(law: Law, bounds: Any) -> Optional[BoxSpec]:
         raise ValueError(f"bounds must be a mapping {{name: (lo, hi)}}, got {type(bounds).__name__}")
     unknown = [k for k in bounds if k not in law.param_names]
     if unknown:
-        raise ValueError(f"{law.name}: bounds name unknown parameters {unknown}; the law's are "
-                         f"{list(law.param_names)}")
+        raise ValueError(f"{law.name}: bounds name unknown parameters {unknown}; the law's are {list(law.param_names)}")
     out = []
     for name in law.param_names:
         lo, hi = bounds.get(name, (None, None))
@@ -104,7 +109,7 @@ def resolve_bounds(law: Law, bounds: Any) -> Optional[BoxSpec]:
     return tuple(out)
 
 
-def resolve_penalty(law: Law, penalty: Any) -> Optional[PenaltySpec]:
+def resolve_penalty(law: Law, penalty: Any) -> PenaltySpec | None:
     """``penalty`` (``"law"``: the law's ``default_penalty``; ``None``; a :class:`Penalty`) as a static
     ``(lam, indices, center)``, or ``None`` when there is nothing to penalise."""
     penalty = _or_law_default(law, penalty, "default_penalty", "penalty must be 'law', None or jaxlaws.ridge(...)")
@@ -117,15 +122,16 @@ def resolve_penalty(law: Law, penalty: Any) -> Optional[PenaltySpec]:
         raise ValueError(f"{law.name} names no exponents: give ridge(lam, params=[...])")
     unknown = [n for n in names if n not in law.param_names]
     if unknown:
-        raise ValueError(f"{law.name}: the penalty names unknown parameters {unknown}; the law's are "
-                         f"{list(law.param_names)}")
+        raise ValueError(
+            f"{law.name}: the penalty names unknown parameters {unknown}; the law's are {list(law.param_names)}"
+        )
     if penalty.lam == 0 or not names:
         return None
     return float(penalty.lam), tuple(law.param_names.index(n) for n in names), float(penalty.center)
 
 
 # --------------------------------------------------------------------------- the reparametrisation
-def to_box(u: Array, box: Optional[BoxSpec]) -> Array:
+def to_box(u: Array, box: BoxSpec | None) -> Array:
     """:math:`\\theta = T(u)` (module docstring); identity without bounds."""
     if box is None:
         return u
@@ -143,7 +149,7 @@ def to_box(u: Array, box: Optional[BoxSpec]) -> Array:
     return jnp.stack(out, axis=-1)
 
 
-def from_box(theta: np.ndarray, box: Optional[BoxSpec]) -> np.ndarray:
+def from_box(theta: np.ndarray, box: BoxSpec | None) -> np.ndarray:
     """:math:`u = T^{-1}(\\theta)` on the host (float64), after clipping ``theta`` into the open box."""
     theta = np.asarray(theta, np.float64)
     if box is None:
@@ -166,7 +172,7 @@ def _inv_softplus(d: np.ndarray) -> np.ndarray:
     return d + np.log(-np.expm1(-d))
 
 
-def bound_side(theta: np.ndarray, box: Optional[BoxSpec], rtol: float = 1e-6) -> np.ndarray:
+def bound_side(theta: np.ndarray, box: BoxSpec | None, rtol: float = 1e-6) -> np.ndarray:
     """``(..., P)`` ints: -1 where an entry of ``theta`` sits on its lower bound, +1 on its upper bound, 0
     elsewhere (within ``rtol`` of the box's scale: the width of a finite box, else ``1 + |bound|``)."""
     theta = np.asarray(theta, np.float64)
@@ -182,13 +188,13 @@ def bound_side(theta: np.ndarray, box: Optional[BoxSpec], rtol: float = 1e-6) ->
     return out
 
 
-def at_bound(theta: np.ndarray, box: Optional[BoxSpec], rtol: float = 1e-6) -> np.ndarray:
+def at_bound(theta: np.ndarray, box: BoxSpec | None, rtol: float = 1e-6) -> np.ndarray:
     """Which entries of ``theta (..., P)`` sit on a bound (:func:`bound_side`): there the objective's
     gradient need not vanish, only point outwards."""
     return bound_side(theta, box, rtol) != 0
 
 
-def penalty_residuals(theta: Array, spec: Optional[PenaltySpec], total_weight: Array) -> Array:
+def penalty_residuals(theta: Array, spec: PenaltySpec | None, total_weight: Array) -> Array:
     r""":math:`\sqrt{\lambda W}(\theta_S - c)`: half their sum of squares is the penalty."""
     if spec is None:
         return jnp.zeros(theta.shape[:-1] + (0,), theta.dtype)

@@ -93,18 +93,38 @@ class FitResult:
     covariance: Any = None
     simplex_atol: float = validate.SIMPLEX_ATOL
 
-    _ARRAY_FIELDS = ("params", "objective", "mse", "r2", "n_points", "converged", "success", "init_objectives",
-                     "decrement", "rank", "n_distinct", "identifiable", "saturated", "flags", "row_sum_error",
-                     "validation_objective", "test_mae", "test_rmse", "n_test", "covariance")
+    _ARRAY_FIELDS = (
+        "params",
+        "objective",
+        "mse",
+        "r2",
+        "n_points",
+        "converged",
+        "success",
+        "init_objectives",
+        "decrement",
+        "rank",
+        "n_distinct",
+        "identifiable",
+        "saturated",
+        "flags",
+        "row_sum_error",
+        "validation_objective",
+        "test_mae",
+        "test_rmse",
+        "n_test",
+        "covariance",
+    )
 
     def __post_init__(self) -> None:
         if self.flags is None:  # built without diagnostics: flag what the metrics alone show
             from jaxlaws.fitting.diagnostics import flags_of
 
             batched = np.ndim(self.objective) == 1
-            at = (lambda v: None if v is None else np.atleast_1d(v))  # noqa: E731
-            flags = flags_of(at(self.success), at(self.converged), at(self.saturated),
-                             at(self.identifiable), None, at(self.r2))
+            at = lambda v: None if v is None else np.atleast_1d(v)  # noqa: E731
+            flags = flags_of(
+                at(self.success), at(self.converged), at(self.saturated), at(self.identifiable), None, at(self.r2)
+            )
             object.__setattr__(self, "flags", flags if batched else flags[0])
 
     @property
@@ -172,8 +192,7 @@ class FitResult:
         from jaxlaws.fitting.covariance import normal_quantile
 
         if self.covariance is None:
-            raise ValueError("this fit carries no covariance (fit it with jaxlaws.fit / fit_batched, which "
-                             "compute it)")
+            raise ValueError("this fit carries no covariance (fit it with jaxlaws.fit / fit_batched, which compute it)")
         if isinstance(level, bool) or not isinstance(level, (int, float)) or not 0 < level < 1:
             raise ValueError(f"level must be in (0, 1), got {level!r}")
         z = normal_quantile(0.5 + 0.5 * float(level))
@@ -201,12 +220,25 @@ class FitResult:
         safe = np.where(ok[:, None], flat, 0.0)
         try:  # a traceable converter: exact derivatives, one vmapped jacobian for the batch
             with jax.enable_x64(True):
-                g = np.asarray(jax.vmap(jax.jacobian(lambda t: jax.numpy.stack(
-                    [jax.numpy.asarray(v) for v in self.law.to_paper(t).values()], axis=-1)))(safe), np.float64)
+                g = np.asarray(
+                    jax.vmap(
+                        jax.jacobian(
+                            lambda t: jax.numpy.stack(
+                                [jax.numpy.asarray(v) for v in self.law.to_paper(t).values()], axis=-1
+                            )
+                        )
+                    )(safe),
+                    np.float64,
+                )
         except Exception:  # a NumPy converter does not trace: central differences on the host, batched
             h = 1e-6 * (1.0 + np.abs(safe))
-            g = np.stack([(vec(safe + h[:, j, None] * e) - vec(safe - h[:, j, None] * e)) / (2 * h[:, j, None])
-                          for j, e in enumerate(np.eye(flat.shape[1]))], axis=-1)       # (B, q, P)
+            g = np.stack(
+                [
+                    (vec(safe + h[:, j, None] * e) - vec(safe - h[:, j, None] * e)) / (2 * h[:, j, None])
+                    for j, e in enumerate(np.eye(flat.shape[1]))
+                ],
+                axis=-1,
+            )  # (B, q, P)
         g = np.where(ok[:, None, None], g, np.nan)
         cov = np.asarray(self.covariance, np.float64).reshape(-1, flat.shape[1], flat.shape[1])
         with jax.enable_x64(True):
@@ -238,11 +270,12 @@ class FitResult:
             raise TypeError("a single fit has no length")
         return int(np.shape(self.objective)[0])
 
-    def __getitem__(self, i: Any) -> "FitResult":
+    def __getitem__(self, i: Any) -> FitResult:
         if not self.batched:
             raise TypeError("index a batched FitResult (from fit_batched)")
-        return dataclasses.replace(self, **{f: getattr(self, f)[i] for f in self._ARRAY_FIELDS
-                                            if getattr(self, f) is not None})
+        return dataclasses.replace(
+            self, **{f: getattr(self, f)[i] for f in self._ARRAY_FIELDS if getattr(self, f) is not None}
+        )
 
     def predict(self, x: Any, *, normalize: Any = None, simplex_atol: Any = None) -> np.ndarray:
         """Predictions of the fitted law at ``x``, checked as :func:`jaxlaws.fit` checks it: finite, of the
@@ -274,20 +307,30 @@ class FitResult:
         if self.batched:
             raise TypeError("as_dict on a single fit: result[i].as_dict()")
         out: dict[str, Any] = {n: float(v) for n, v in zip(self.param_names, self.params)}
-        out.update(objective=float(self.objective), mse=float(self.mse), r2=float(self.r2),
-                   n_points=int(self.n_points), converged=bool(self.converged), success=bool(self.success),
-                   flags=",".join(self.flags), ok=bool(self.ok))
+        out.update(
+            objective=float(self.objective),
+            mse=float(self.mse),
+            r2=float(self.r2),
+            n_points=int(self.n_points),
+            converged=bool(self.converged),
+            success=bool(self.success),
+            flags=",".join(self.flags),
+            ok=bool(self.ok),
+        )
         return out
 
     def __repr__(self) -> str:
         if self.batched:
-            return (f"FitResult({self.law.name}, batch of {len(self)}, success {int(np.sum(self.success))}/"
-                    f"{len(self)}, flagged {int(np.sum(~self.ok))}, mean R2 {np.nanmean(self.r2):.4f})")
+            return (
+                f"FitResult({self.law.name}, batch of {len(self)}, success {int(np.sum(self.success))}/"
+                f"{len(self)}, flagged {int(np.sum(~self.ok))}, mean R2 {np.nanmean(self.r2):.4f})"
+            )
         ps = ", ".join(f"{n}={v:.5g}" for n, v in zip(self.param_names, np.atleast_1d(self.params)))
-        return (f"FitResult({self.law.name}: {ps}; objective={float(self.objective):.4g}, "
-                f"mse={float(self.mse):.3g}, r2={float(self.r2):.4f}, n={int(self.n_points)}, "
-                f"converged={bool(self.converged)}" + (f", flags={','.join(self.flags)}" if self.flags else "")
-                + ")")
+        return (
+            f"FitResult({self.law.name}: {ps}; objective={float(self.objective):.4g}, "
+            f"mse={float(self.mse):.3g}, r2={float(self.r2):.4f}, n={int(self.n_points)}, "
+            f"converged={bool(self.converged)}" + (f", flags={','.join(self.flags)}" if self.flags else "") + ")"
+        )
 
 
 # FitResult is a pytree: its numeric arrays are the leaves (``None`` fields are empty subtrees), the law, the

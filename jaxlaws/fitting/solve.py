@@ -23,7 +23,7 @@ import dataclasses
 import functools
 import math
 import numbers
-from typing import Any, Optional
+from typing import Any
 
 import jax
 import jax.numpy as jnp
@@ -57,8 +57,9 @@ class Screen:
 
     def __post_init__(self) -> None:
         ok_int = lambda v: isinstance(v, numbers.Integral) and not isinstance(v, bool) and v > 0  # noqa: E731
-        if not (ok_int(self.steps) and ok_int(self.min_keep)
-                and isinstance(self.keep, numbers.Real) and 0 < self.keep <= 1):
+        if not (
+            ok_int(self.steps) and ok_int(self.min_keep) and isinstance(self.keep, numbers.Real) and 0 < self.keep <= 1
+        ):
             raise ValueError(f"Screen needs steps > 0, 0 < keep <= 1 and min_keep >= 1, got {self}")
 
     def kept(self, n_init: int) -> int:
@@ -86,7 +87,7 @@ def screen_block(n_out: int, n_params: int, itemsize: int = 8) -> int:
     return int(min(hi, max(lo, 1 << max(0, int(fit).bit_length() - 1))))
 
 
-def resolve_screen(screen: Any, n_init: int) -> Optional[Screen]:
+def resolve_screen(screen: Any, n_init: int) -> Screen | None:
     """``screen`` as given (a :class:`Screen`), ``None`` for the full grid (``None`` or ``False``), or for
     ``"auto"``: :data:`AUTO_SCREEN` when the grid has at least :data:`AUTO_MIN_INITS` inits, else ``None``."""
     if isinstance(screen, str) and screen == AUTO:
@@ -125,10 +126,22 @@ class RESULTS:
         return np.asarray([cls.names[int(c)] for c in codes.reshape(-1)], dtype=object).reshape(codes.shape)
 
 
-@functools.partial(jax.tree_util.register_dataclass,
-                   data_fields=["params", "objective", "init_objectives", "value_at_90", "score", "result",
-                                "decrement", "grad_norm", "hessian_min_eig", "covariance"],
-                   meta_fields=[])
+@functools.partial(
+    jax.tree_util.register_dataclass,
+    data_fields=[
+        "params",
+        "objective",
+        "init_objectives",
+        "value_at_90",
+        "score",
+        "result",
+        "decrement",
+        "grad_norm",
+        "hessian_min_eig",
+        "covariance",
+    ],
+    meta_fields=[],
+)
 @dataclasses.dataclass(frozen=True)
 class Solution:
     r"""What :func:`solve` returns: a pytree of arrays (``jax.tree_util.tree_leaves`` gives them all).
@@ -210,11 +223,11 @@ class Config:
     solver: Any
     select: str = "trajectory"
     use_val: bool = False
-    screen: Optional[tuple[int, int]] = None  # (steps, kept)
+    screen: tuple[int, int] | None = None  # (steps, kept)
     box: Any = None
     pen: Any = None
-    early: Optional[int] = None
-    index: Optional[SingleIndex] = None
+    early: int | None = None
+    index: SingleIndex | None = None
     keep_inits: bool = True
     # bounds held by the solver in theta itself (LevenbergMarquardt's projected steps), their values passed at
     # run time as ``bounds=(lo, hi)`` arrays (so new values do not recompile); then ``box`` is None
@@ -256,9 +269,11 @@ def _one_init(cfg: Config, solver: Any, u0, x, y, w, wv, bounds=None):
         v = jnp.sum(wobj.rho(res(u)))
         return jnp.where(jnp.isfinite(v), v, jnp.inf)
 
-    structured = (None if cfg.index is None else
-                  index_normal.normal_equations(cfg.index, cfg.objective, cfg.box, cfg.pen, x, y.reshape(-1),
-                                                wf, total))
+    structured = (
+        None
+        if cfg.index is None
+        else index_normal.normal_equations(cfg.index, cfg.objective, cfg.box, cfg.pen, x, y.reshape(-1), wf, total)
+    )
 
     def call(solver, u):
         kw = {} if structured is None else dict(normal=structured)
@@ -283,8 +298,7 @@ def _one_init(cfg: Config, solver: Any, u0, x, y, w, wv, bounds=None):
             tr = call(seg, cur)
             s = val_score(tr.final_params)
             better = s < best_s
-            return (tr.final_params, jnp.where(better, tr.final_params, best_u),
-                    jnp.where(better, s, best_s)), None
+            return (tr.final_params, jnp.where(better, tr.final_params, best_u), jnp.where(better, s, best_s)), None
 
         n_seg = max(1, solver.steps // cfg.early)
         (_, u, _), _ = jax.lax.scan(body, (u0, u0, val_score(u0)), None, length=n_seg)
@@ -322,7 +336,7 @@ def search(cfg: Config, inits_u, x, y, w, wv, bounds=None):
     return u[best], value[best], v90[best], all_values, score[best]
 
 
-def _held_out(held: Optional[jax.Array], h: jax.Array, g: jax.Array) -> tuple[jax.Array, jax.Array]:
+def _held_out(held: jax.Array | None, h: jax.Array, g: jax.Array) -> tuple[jax.Array, jax.Array]:
     """The Hessian and gradient with the parameters ``held`` on a bound taken out: their rows and columns become
     the identity (scaled like ``h``) and their gradient entries 0, so a Newton step or an implicit derivative
     leaves them where they are (strict complementarity: a small change of the data keeps them on the bound)."""
@@ -356,8 +370,9 @@ def _implicit(cfg: Config):
 
 def _core(cfg: Config, inits_u, x, y, w, wv, bounds=None) -> Solution:
     """Search, then attach implicit derivatives and the checks at the optimum: one problem, traceable."""
-    u_best, value, v90, all_values, score = search(cfg, jax.lax.stop_gradient(inits_u),
-                                                   *(jax.lax.stop_gradient(a) for a in (x, y, w, wv)), bounds=bounds)
+    u_best, value, v90, all_values, score = search(
+        cfg, jax.lax.stop_gradient(inits_u), *(jax.lax.stop_gradient(a) for a in (x, y, w, wv)), bounds=bounds
+    )
     finite = jnp.isfinite(value) & jnp.all(jnp.isfinite(u_best))
     u_safe = jnp.where(finite, u_best, jnp.zeros_like(u_best))
     # checks at the optimum (on the primal values only)
@@ -379,19 +394,34 @@ def _core(cfg: Config, inits_u, x, y, w, wv, bounds=None) -> Solution:
     target = jnp.log(jnp.where(sy > 0, sy, 1.0)) if cfg.objective.log else sy
     used = _flat_weights(sw, sy) > 0
     # the objective's round-off level: a residual error of 100 ulps of the largest target at every point
-    floor = 0.5 * jnp.sum(sw) * (100 * jnp.finfo(h.dtype).eps * jnp.max(jnp.where(used, jnp.abs(target.reshape(-1)),
-                                                                                    0.0))) ** 2
+    floor = (
+        0.5
+        * jnp.sum(sw)
+        * (100 * jnp.finfo(h.dtype).eps * jnp.max(jnp.where(used, jnp.abs(target.reshape(-1)), 0.0))) ** 2
+    )
     unconverged = ~(jnp.abs(decrement) <= DECREMENT_RTOL * jnp.abs(value) + floor)
-    result = jnp.where(~finite, RESULTS.nonfinite,
-                       jnp.where(singular, RESULTS.singular_hessian,
-                                 jnp.where(unconverged, RESULTS.not_converged, RESULTS.successful)))
+    result = jnp.where(
+        ~finite,
+        RESULTS.nonfinite,
+        jnp.where(
+            singular, RESULTS.singular_hessian, jnp.where(unconverged, RESULTS.not_converged, RESULTS.successful)
+        ),
+    )
     theta = jnp.where(finite, regularise.to_box(u, cfg.box), jnp.nan)
-    cov, _ = covariance(cfg.predict, regularise.to_box(u_safe, cfg.box), sx, sy, sw, cfg.objective, cfg.pen,
-                        cfg.box)
+    cov, _ = covariance(cfg.predict, regularise.to_box(u_safe, cfg.box), sx, sy, sw, cfg.objective, cfg.pen, cfg.box)
     cov = jnp.where(finite & ~(held[:, None] | held[None, :]), cov, jnp.nan)  # held on a bound: no variance
-    return Solution(params=theta, objective=value, init_objectives=all_values, value_at_90=v90, score=score,
-                    result=jnp.asarray(result, jnp.int32), decrement=decrement,
-                    grad_norm=jnp.linalg.norm(g), hessian_min_eig=min_eig, covariance=cov)
+    return Solution(
+        params=theta,
+        objective=value,
+        init_objectives=all_values,
+        value_at_90=v90,
+        score=score,
+        result=jnp.asarray(result, jnp.int32),
+        decrement=decrement,
+        grad_norm=jnp.linalg.norm(g),
+        hessian_min_eig=min_eig,
+        covariance=cov,
+    )
 
 
 # --------------------------------------------------------------------------- the public verb
@@ -422,9 +452,22 @@ def _shape_error(law: Law, what: str, got: tuple, want: str) -> ValueError:
     return ValueError(f"jaxlaws.solve({law.name}): {what} has shape {got}; expected {want}")
 
 
-def solve(law: Law, x: Any, y: Any, inits: Any, *, objective: Optional[Objective] = None, solver: Any = None,
-          weights: Any = None, validation: Any = None, penalty: Any = LAW, bounds: Any = LAW,
-          screen: Any = AUTO, select: str = "trajectory", early_stopping: Optional[int] = None) -> Solution:
+def solve(
+    law: Law,
+    x: Any,
+    y: Any,
+    inits: Any,
+    *,
+    objective: Objective | None = None,
+    solver: Any = None,
+    weights: Any = None,
+    validation: Any = None,
+    penalty: Any = LAW,
+    bounds: Any = LAW,
+    screen: Any = AUTO,
+    select: str = "trajectory",
+    early_stopping: int | None = None,
+) -> Solution:
     r"""Fit ``law`` to ``(x, y)`` from the starts ``inits``: a pure function, traceable and differentiable.
 
     Minimises, over the starts' solver trajectories, the weighted robust objective plus the ridge penalty
@@ -459,9 +502,21 @@ def solve(law: Law, x: Any, y: Any, inits: Any, *, objective: Optional[Objective
         raise ValueError(f"solve needs a jaxlaws.laws.Law, got {type(law).__name__}")
     if law.is_linear:
         raise ValueError(f"{law.name} is linear in its parameters: fit it with jaxlaws.lstsq or jaxlaws.fit")
-    cfg, args = prepare(law, x, y, inits, objective=objective, solver=solver, weights=weights,
-                        validation=validation, penalty=penalty, bounds=bounds, screen=screen, select=select,
-                        early_stopping=early_stopping)
+    cfg, args = prepare(
+        law,
+        x,
+        y,
+        inits,
+        objective=objective,
+        solver=solver,
+        weights=weights,
+        validation=validation,
+        penalty=penalty,
+        bounds=bounds,
+        screen=screen,
+        select=select,
+        early_stopping=early_stopping,
+    )
     return _solve_jit(cfg, *args)
 
 
@@ -470,14 +525,30 @@ def _solve_jit(cfg: Config, inits, x, y, w, wv, bounds=None) -> Solution:
     return _core(cfg, _box_from(inits, cfg.box), x, y, w, wv, bounds)
 
 
-def prepare(law: Law, x: Any, y: Any, inits: Any, *, objective=None, solver=None, weights=None, validation=None,
-            penalty=LAW, bounds=LAW, screen=AUTO, select="trajectory", early_stopping=None,
-            keep_inits: bool = True, batched: bool = False):
+def prepare(
+    law: Law,
+    x: Any,
+    y: Any,
+    inits: Any,
+    *,
+    objective=None,
+    solver=None,
+    weights=None,
+    validation=None,
+    penalty=LAW,
+    bounds=LAW,
+    screen=AUTO,
+    select="trajectory",
+    early_stopping=None,
+    keep_inits: bool = True,
+    batched: bool = False,
+):
     """Check shapes and resolve the static configuration: ``(Config, (inits, x, y, w, wv))`` as arrays of one
     floating dtype (that of the data, or the default float type). With ``batched`` the data carry a leading
     problem axis (``fit_batched``'s layout); nothing here reads array values, so tracers are welcome."""
-    objective = (law.default_objective if law.default_objective is not None else squared()) \
-        if objective is None else objective
+    objective = (
+        (law.default_objective if law.default_objective is not None else squared()) if objective is None else objective
+    )
     if not isinstance(objective, Objective):
         raise ValueError(f"objective must come from jaxlaws.huber(...) or jaxlaws.squared(), got {objective!r}")
     if select not in SELECTIONS:
@@ -486,8 +557,7 @@ def prepare(law: Law, x: Any, y: Any, inits: Any, *, objective=None, solver=None
     if early_stopping is not None:
         if validation is None:
             raise ValueError("early_stopping needs a validation mask (the iterate is chosen on it)")
-        if (isinstance(early_stopping, bool) or not isinstance(early_stopping, numbers.Integral)
-                or early_stopping < 1):
+        if isinstance(early_stopping, bool) or not isinstance(early_stopping, numbers.Integral) or early_stopping < 1:
             raise ValueError(f"early_stopping must be an int >= 1 (iterations between checks), got {early_stopping!r}")
     box = regularise.resolve_bounds(law, bounds)
     pen = regularise.resolve_penalty(law, penalty)
@@ -504,14 +574,14 @@ def prepare(law: Law, x: Any, y: Any, inits: Any, *, objective=None, solver=None
     if x.ndim != lead + 2 or x.shape[-1] != law.x_dim:
         raise _shape_error(law, "x", tuple(x.shape), f"({'B, ' if batched else ''}n, {law.x_dim})")
     n = x.shape[lead]
-    want_y = x.shape[:lead + 1] + ((law.n_outputs,) if law.n_outputs > 1 else ())
+    want_y = x.shape[: lead + 1] + ((law.n_outputs,) if law.n_outputs > 1 else ())
     if tuple(y.shape) != tuple(want_y):
         raise _shape_error(law, "y", tuple(y.shape), str(tuple(want_y)))
     if inits.ndim != 2 or inits.shape[-1] != law.n_params or inits.shape[0] == 0:
         raise _shape_error(law, "inits", tuple(inits.shape), f"(n_init, {law.n_params}) for {law.param_names}")
-    w = jnp.ones(x.shape[:lead + 1], dtype) if weights is None else jnp.asarray(weights, dtype)
-    if tuple(w.shape) != tuple(x.shape[:lead + 1]):
-        raise _shape_error(law, "weights", tuple(w.shape), str(tuple(x.shape[:lead + 1])))
+    w = jnp.ones(x.shape[: lead + 1], dtype) if weights is None else jnp.asarray(weights, dtype)
+    if tuple(w.shape) != tuple(x.shape[: lead + 1]):
+        raise _shape_error(law, "weights", tuple(w.shape), str(tuple(x.shape[: lead + 1])))
     if validation is None:
         wv = jnp.zeros_like(w)
     else:
@@ -524,9 +594,20 @@ def prepare(law: Law, x: Any, y: Any, inits: Any, *, objective=None, solver=None
     scr = resolve_screen(screen, n_init)
     index = law.index if isinstance(solver, LevenbergMarquardt) else None
     bounded = theta_bounds(solver, box)
-    cfg = Config(law.predict, objective, solver, select, validation is not None,
-                 None if scr is None else (scr.steps, scr.kept(n_init)), None if bounded else box, pen,
-                 early_stopping, index, bool(keep_inits), bounded)
+    cfg = Config(
+        law.predict,
+        objective,
+        solver,
+        select,
+        validation is not None,
+        None if scr is None else (scr.steps, scr.kept(n_init)),
+        None if bounded else box,
+        pen,
+        early_stopping,
+        index,
+        bool(keep_inits),
+        bounded,
+    )
     del n
     return cfg, (inits, x, y, w, wv, bound_arrays(box, law.n_params, dtype) if bounded else None)
 

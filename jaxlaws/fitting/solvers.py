@@ -2,7 +2,8 @@ r"""Solvers for one init of a small robust least-squares problem; the engine ``v
 
 Every solver is a frozen dataclass called as ``solver(residual_fn, objective, theta0)`` and returns a
 :class:`Trace`; its settings are checked when it is built (``steps >= 1``, positive rates), so a solver
-that would return its starting point untouched cannot be made. Each keeps the best parameters seen along its trajectory, so the multi-start selection can
+that would return its starting point untouched cannot be made.
+Each keeps the best parameters seen along its trajectory, so the multi-start selection can
 use the original's "best over the trajectory" rule.
 
 * :class:`LevenbergMarquardt` (default): Gauss-Newton steps on the IRLS-weighted residuals with adaptive
@@ -18,7 +19,8 @@ from __future__ import annotations
 import dataclasses
 import math
 import numbers
-from typing import Callable, NamedTuple, Optional
+from collections.abc import Callable
+from typing import NamedTuple
 
 import jax
 import jax.numpy as jnp
@@ -45,8 +47,7 @@ def _check_steps(owner: str, name: str, value) -> None:
 
 
 def _check_positive(owner: str, name: str, value, above: float = 0.0) -> None:
-    ok = (not isinstance(value, bool) and isinstance(value, numbers.Real) and math.isfinite(value)
-          and value > above)
+    ok = not isinstance(value, bool) and isinstance(value, numbers.Real) and math.isfinite(value) and value > above
     if not ok:
         what = "a positive finite number" if above == 0 else f"a finite number > {above:g}"
         raise ValueError(f"{owner}: {name} must be {what}, got {value!r}")
@@ -163,10 +164,16 @@ class LevenbergMarquardt:
         _check_positive("LevenbergMarquardt", "increase", self.increase, above=1.0)
         _check_positive("LevenbergMarquardt", "rtol", self.rtol)
 
-    def __call__(self, residual_fn: ResidualFn, objective: Objective, theta0: Array,
-                 normal: Optional[Callable[[Array], tuple[Array, Array, Array]]] = None,
-                 lower: Optional[Array] = None, upper: Optional[Array] = None,
-                 steps: Optional[Array] = None) -> Trace:
+    def __call__(
+        self,
+        residual_fn: ResidualFn,
+        objective: Objective,
+        theta0: Array,
+        normal: Callable[[Array], tuple[Array, Array, Array]] | None = None,
+        lower: Array | None = None,
+        upper: Array | None = None,
+        steps: Array | None = None,
+    ) -> Trace:
         """``normal``: optionally, ``theta -> (f, A, g)`` equal to the normal equations of ``residual_fn``
         under ``objective`` but computed faster (the engine passes :mod:`.index_normal`'s for
         :class:`~jaxlaws.laws.base.SingleIndex` laws); by default they are formed from the Jacobian.
@@ -256,8 +263,14 @@ def _normal_equations(residual_fn: ResidualFn, objective: Objective):
     return normal
 
 
-def _optax_trace(opt: optax.GradientTransformation, residual_fn: ResidualFn, objective: Objective,
-                 theta0: Array, steps: int, linesearch: bool) -> Trace:
+def _optax_trace(
+    opt: optax.GradientTransformation,
+    residual_fn: ResidualFn,
+    objective: Objective,
+    theta0: Array,
+    steps: int,
+    linesearch: bool,
+) -> Trace:
     value = _value_fn(residual_fn, objective)
     raw = lambda t: jnp.sum(objective.rho(residual_fn(t)))  # noqa: E731  (finite-or-NaN, for gradients)
     value_and_grad = optax.value_and_grad_from_state(raw) if linesearch else jax.value_and_grad(raw)
@@ -318,5 +331,6 @@ class Adam:
         _check_positive("Adam", "learning_rate", self.learning_rate)
 
     def __call__(self, residual_fn: ResidualFn, objective: Objective, theta0: Array) -> Trace:
-        return _optax_trace(optax.adam(self.learning_rate), residual_fn, objective, theta0, self.steps,
-                            linesearch=False)
+        return _optax_trace(
+            optax.adam(self.learning_rate), residual_fn, objective, theta0, self.steps, linesearch=False
+        )

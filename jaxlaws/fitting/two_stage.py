@@ -7,7 +7,7 @@ log-linear. Stage two fits :math:`(k, b)` to :math:`L_i - c` with :func:`jaxlaws
 
 from __future__ import annotations
 
-from typing import Any, Optional
+from typing import Any
 
 import numpy as np
 
@@ -44,15 +44,18 @@ def choose_c(p: Any, y: Any, grid_size: int = 1000) -> np.ndarray:
     if np.any(y <= 0):
         bad = int(np.flatnonzero(np.any(y <= 0, axis=1))[0])
         msg = "the two-stage fit needs positive losses (c is searched in [0, min L))"
-        raise validate.FitInputError(msg + ("" if single else f"; problem {bad} of the batch has a loss <= 0"),
-                                     problem=None if single else bad, detail=msg)
-    frac = np.linspace(0.0, 1.0, grid_size)[:-1]                         # (C,)
-    c = y.min(axis=1, keepdims=True) * frac[None]                        # (B, C)
-    logs = np.log(y[:, None, :] - c[:, :, None])                         # (B, C, n)
+        raise validate.FitInputError(
+            msg + ("" if single else f"; problem {bad} of the batch has a loss <= 0"),
+            problem=None if single else bad,
+            detail=msg,
+        )
+    frac = np.linspace(0.0, 1.0, grid_size)[:-1]  # (C,)
+    c = y.min(axis=1, keepdims=True) * frac[None]  # (B, C)
+    logs = np.log(y[:, None, :] - c[:, :, None])  # (B, C, n)
     pc = p - p.mean(axis=1, keepdims=True)
     lc = logs - logs.mean(axis=2, keepdims=True)
     num = np.einsum("bn,bcn->bc", pc, lc)
-    den = np.sqrt(np.sum(pc ** 2, axis=1))[:, None] * np.sqrt(np.sum(lc ** 2, axis=2))
+    den = np.sqrt(np.sum(pc**2, axis=1))[:, None] * np.sqrt(np.sum(lc**2, axis=2))
     with np.errstate(invalid="ignore", divide="ignore"):
         corr = np.abs(num / den)
     corr = np.where(np.isfinite(corr), corr, -1.0)
@@ -60,9 +63,17 @@ def choose_c(p: Any, y: Any, grid_size: int = 1000) -> np.ndarray:
     return best[0] if single else best
 
 
-def fit_static_two_stage(p: Any, y: Any, *, grid_size: int = 1000, inits: Any = None,
-                         objective: Optional[Objective] = None, solver: Any = None, dtype: Any = None,
-                         throw: bool = True) -> FitResult:
+def fit_static_two_stage(
+    p: Any,
+    y: Any,
+    *,
+    grid_size: int = 1000,
+    inits: Any = None,
+    objective: Objective | None = None,
+    solver: Any = None,
+    dtype: Any = None,
+    throw: bool = True,
+) -> FitResult:
     r"""Fit :math:`L_i = c + \exp(k p_i + b)` the original's way; ``p`` is the group's own proportion.
 
     ``p, y`` are ``(n,)`` for one fit or ``(B, n)`` for a batch. Returns a :class:`FitResult` for
@@ -82,19 +93,39 @@ def fit_static_two_stage(p: Any, y: Any, *, grid_size: int = 1000, inits: Any = 
     x = validate.check_x(law3, p2[..., None], batched=True)
     y2 = validate.check_y(law3, y2, x.shape[1], batched=True)
     c = choose_c(p2, y2, grid_size)
-    stage2 = fit_batched(exp_two_group(), x, y2 - c[:, None], inits=inits, objective=objective,
-                         solver=solver, dtype=dtype, throw=throw)
+    stage2 = fit_batched(
+        exp_two_group(), x, y2 - c[:, None], inits=inits, objective=objective, solver=solver, dtype=dtype, throw=throw
+    )
     params = np.concatenate([c[:, None], stage2.params], axis=1)
     train = np.ones(y2.shape, bool)
     mse, r2 = mse_r2(law3, params, x, y2, train, np.float64)
     # c is chosen by correlation, not by the objective: convergence is stage two's; identifiability and
     # saturation are judged for the three-parameter law at the returned point.
     diag = diagnose(law3, huber(0.02) if objective is None else objective, params, x, y2, train, np.float64)
-    res = FitResult(law=law3, params=params, objective=stage2.objective, mse=mse, r2=r2,
-                    n_points=stage2.n_points, converged=stage2.converged, success=stage2.success,
-                    init_objectives=stage2.init_objectives, selection=stage2.selection,
-                    decrement=stage2.decrement, rank=diag.rank, n_distinct=diag.n_distinct,
-                    identifiable=diag.identifiable, saturated=diag.saturated,
-                    flags=flags_of(stage2.success, stage2.converged, diag.saturated, diag.identifiable,
-                                   diag.constant_target, r2, diag.constant_reachable))
+    res = FitResult(
+        law=law3,
+        params=params,
+        objective=stage2.objective,
+        mse=mse,
+        r2=r2,
+        n_points=stage2.n_points,
+        converged=stage2.converged,
+        success=stage2.success,
+        init_objectives=stage2.init_objectives,
+        selection=stage2.selection,
+        decrement=stage2.decrement,
+        rank=diag.rank,
+        n_distinct=diag.n_distinct,
+        identifiable=diag.identifiable,
+        saturated=diag.saturated,
+        flags=flags_of(
+            stage2.success,
+            stage2.converged,
+            diag.saturated,
+            diag.identifiable,
+            diag.constant_target,
+            r2,
+            diag.constant_reachable,
+        ),
+    )
     return res[0] if single else res

@@ -6,7 +6,7 @@ import functools
 import inspect
 import math
 from collections.abc import Mapping
-from typing import Any, Optional
+from typing import Any
 
 import jax
 import numpy as np
@@ -21,7 +21,7 @@ class FitInputError(ValueError):
     ``detail`` the message without it, so callers that built the batch (``jaxlaws.analysis``) can name the
     problem in their own terms."""
 
-    def __init__(self, message: str, problem: Optional[int] = None, detail: Optional[str] = None):
+    def __init__(self, message: str, problem: int | None = None, detail: str | None = None):
         super().__init__(message)
         self.problem = problem
         self.detail = message if detail is None else detail
@@ -41,8 +41,9 @@ def _finite(name: str, a: np.ndarray) -> None:
         raise ValueError(f"{name} contains NaN or inf (first at index {tuple(int(i) for i in bad)})")
 
 
-def check_x(law: Law, x: Any, batched: bool = False, simplex_atol: float = SIMPLEX_ATOL,
-            normalize: bool = False) -> np.ndarray:
+def check_x(
+    law: Law, x: Any, batched: bool = False, simplex_atol: float = SIMPLEX_ATOL, normalize: bool = False
+) -> np.ndarray:
     """Return ``x`` as float64 of shape ``([B,] n, d)``; a 1-D ``x`` is taken as one column.
 
     For a law whose ``x`` is a mixture, rows must sum to 1 within ``simplex_atol`` (entries in [0, 1] within
@@ -73,23 +74,30 @@ def named_x(law: Law, x: Any, batched: bool = False) -> Any:
         return x
     kind = "mapping" if isinstance(x, Mapping) else "DataFrame"
     if law.inputs is None:
-        raise ValueError(f"{law.name} does not name its inputs, so x given as a {kind} cannot be matched to them: "
-                         f"build the law with Law(..., inputs=({law.x_dim} column names)) or pass a plain array "
-                         "with the columns in the law's order")
+        raise ValueError(
+            f"{law.name} does not name its inputs, so x given as a {kind} cannot be matched to them: "
+            f"build the law with Law(..., inputs=({law.x_dim} column names)) or pass a plain array "
+            "with the columns in the law's order"
+        )
     missing = [n for n in law.inputs if n not in have]
     if missing:
-        raise ValueError(f"{law.name}: x (a {kind}) has no column(s) {missing}; the law's inputs are "
-                         f"{list(law.inputs)} and x has {[str(c) for c in have]}")
+        raise ValueError(
+            f"{law.name}: x (a {kind}) has no column(s) {missing}; the law's inputs are "
+            f"{list(law.inputs)} and x has {[str(c) for c in have]}"
+        )
     cols = [as_float_array(f"x[{n!r}]", get(n)) for n in law.inputs]
     if any(c.shape != cols[0].shape for c in cols) or cols[0].ndim not in ((1, 2) if batched else (1,)):
-        raise ValueError(f"{law.name}: the columns {list(law.inputs)} of x must be 1-D arrays "
-                         + ("(or (B, n) for a batch) " if batched else "")
-                         + f"of one shape, got {[c.shape for c in cols]}")
+        raise ValueError(
+            f"{law.name}: the columns {list(law.inputs)} of x must be 1-D arrays "
+            + ("(or (B, n) for a batch) " if batched else "")
+            + f"of one shape, got {[c.shape for c in cols]}"
+        )
     return np.stack(cols, axis=-1)
 
 
-def check_x_rows(law: Law, x: Any, batched: bool = False, simplex_atol: float = SIMPLEX_ATOL,
-                 normalize: bool = False) -> tuple[np.ndarray, Optional[np.ndarray]]:
+def check_x_rows(
+    law: Law, x: Any, batched: bool = False, simplex_atol: float = SIMPLEX_ATOL, normalize: bool = False
+) -> tuple[np.ndarray, np.ndarray | None]:
     """:func:`check_x`, plus each row's sum minus 1 *as given* (``([B,] n)``; ``None`` unless the law's
     ``x`` is a mixture), which a fit reports as ``FitResult.row_sum_error``. A DataFrame or a mapping of
     columns is matched to ``law.inputs`` by name (:func:`named_x`)."""
@@ -100,49 +108,64 @@ def check_x_rows(law: Law, x: Any, batched: bool = False, simplex_atol: float = 
     if core == 1 and (law.x_dim == 1 or not batched):
         x = x[..., None]
     elif core != 2:
-        more = ("; for one problem use jaxlaws.fit, or x[None]" if batched and core == 1
-                else "; ragged problems go as a list of (n_b, d) arrays" if batched and x.ndim == 1 else "")
+        more = (
+            "; for one problem use jaxlaws.fit, or x[None]"
+            if batched and core == 1
+            else "; ragged problems go as a list of (n_b, d) arrays"
+            if batched and x.ndim == 1
+            else ""
+        )
         raise ValueError(f"{law.name}: x must have shape {want}, got {given}{more}")
     if x.shape[-1] != law.x_dim:
         raise ValueError(f"{law.name} expects x with {law.x_dim} column(s), i.e. shape {want}, got shape {given}")
     _finite("x", x)
     atol = _check_atol(simplex_atol)
     if normalize and law.x_kind != "simplex":
-        raise ValueError(f"normalize=True divides mixtures by their row sums, but {law.name}'s x is "
-                         f"{law.x_kind!r}, not a mixture")
+        raise ValueError(
+            f"normalize=True divides mixtures by their row sums, but {law.name}'s x is {law.x_kind!r}, not a mixture"
+        )
     row_err = None
     if law.x_kind == "simplex":
         s = x.sum(axis=-1)
         row_err = s - 1.0
         if normalize:
             if np.any(x < -atol) or np.any(s <= 0):
-                raise ValueError(f"{law.name}: normalize=True needs entries >= 0 and rows with a positive sum "
-                                 f"(min entry {x.min():.4g}, min row sum {s.min():.4g})")
+                raise ValueError(
+                    f"{law.name}: normalize=True needs entries >= 0 and rows with a positive sum "
+                    f"(min entry {x.min():.4g}, min row sum {s.min():.4g})"
+                )
             x = np.clip(x, 0.0, None)
             x = x / x.sum(axis=-1, keepdims=True)
     if law.x_kind in ("simplex", "unit") and (np.any(x < -atol) or np.any(x > 1 + atol)):
-        raise ValueError(f"{law.name}: proportions in x must lie in [0, 1] within simplex_atol={atol:g} "
-                         f"(min {x.min():.4g}, max {x.max():.4g})"
-                         + ("; pass normalize=True if rows are percentages or counts"
-                            if law.x_kind == "simplex" else ""))
+        raise ValueError(
+            f"{law.name}: proportions in x must lie in [0, 1] within simplex_atol={atol:g} "
+            f"(min {x.min():.4g}, max {x.max():.4g})"
+            + ("; pass normalize=True if rows are percentages or counts" if law.x_kind == "simplex" else "")
+        )
     if law.x_kind == "simplex" and not normalize:
         off = np.abs(row_err) > atol
         if np.any(off):
             i = np.unravel_index(np.argmax(np.abs(row_err)), row_err.shape)
             worst = float(np.abs(row_err[i]))
-            fix = (f"For rounded mixtures pass simplex_atol={_suggest_atol(worst)} to fit them as they are, or "
-                   "normalize=True" if worst < 0.1 else "Pass normalize=True")
+            fix = (
+                f"For rounded mixtures pass simplex_atol={_suggest_atol(worst)} to fit them as they are, or "
+                "normalize=True"
+                if worst < 0.1
+                else "Pass normalize=True"
+            )
             raise ValueError(
                 f"{law.name}: each row of x must be a mixture summing to 1 within simplex_atol={atol:g}; "
                 f"{int(off.sum())} row(s) do not (row {tuple(int(v) for v in i)} sums to {s[i]:.6g}). {fix} "
-                "to divide each row by its sum (the result's row_sum_error keeps how far each row was off)")
+                "to divide each row by its sum (the result's row_sum_error keeps how far each row was off)"
+            )
     if law.x_kind == "positive" and np.any(x <= 0):
         raise ValueError(f"{law.name}: x must be strictly positive")
     return x, row_err
 
 
-def mixtures(law: Law, x: Any, simplex_atol: float = SIMPLEX_ATOL,
-             normalize: bool = False) -> tuple[Any, Optional[np.ndarray]]:
+def mixtures(
+    law: Law, x: Any, simplex_atol: float = SIMPLEX_ATOL, normalize: bool = False
+) -> tuple[Any, np.ndarray | None]:
     """A batch's mixtures before the engine pads it: ``x`` (``(B, n, d)`` or a list of per-problem
     ``(n_b, d)`` arrays) with each row divided by its sum when ``normalize``, and each row's sum minus 1
     as given, ``(B, n_max)`` (NaN past a short problem's end); ``(x, None)`` unless the law's ``x`` is a
@@ -163,8 +186,7 @@ def mixtures(law: Law, x: Any, simplex_atol: float = SIMPLEX_ATOL,
     return xs, np.stack([np.concatenate([e, np.full(n - len(e), np.nan)]) for e in errs])
 
 
-def predict_options(result: Any, normalize: Optional[bool] = None, simplex_atol: Optional[float] = None
-                    ) -> dict[str, Any]:
+def predict_options(result: Any, normalize: bool | None = None, simplex_atol: float | None = None) -> dict[str, Any]:
     """The mixture options that check the inputs of ``result.predict``: those given, else those the fit used
     (``result.normalized``, ``result.simplex_atol``), so a result predicts any rows its fit accepted (rounded
     mixtures fitted with ``normalize=True`` or a wider ``simplex_atol``)."""
@@ -189,8 +211,8 @@ def _suggest_atol(worst: float) -> str:
     """A round tolerance just above the largest offset, e.g. 0.003 -> '0.005', 0.0199 -> '0.02'."""
     exp = math.floor(math.log10(worst))
     for mant in (1, 2, 5, 10):
-        if mant * 10.0 ** exp >= worst * (1 + 1e-9):
-            return f"{mant * 10.0 ** exp:.1g}"
+        if mant * 10.0**exp >= worst * (1 + 1e-9):
+            return f"{mant * 10.0**exp:.1g}"
     return f"{worst:.2g}"
 
 
@@ -202,8 +224,10 @@ def check_y(law: Law, y: Any, n: int, batched: bool = False, positive: bool = Fa
     lead = 1 if batched else 0
     want = (n,) if law.n_outputs == 1 else (n, law.n_outputs)
     if y.shape[lead:] != want:
-        raise ValueError(f"{law.name}: y must have shape {('(B, ' if batched else '(') + str(want)[1:]}"
-                         f" to match x's {n} points, got {y.shape}")
+        raise ValueError(
+            f"{law.name}: y must have shape {('(B, ' if batched else '(') + str(want)[1:]}"
+            f" to match x's {n} points, got {y.shape}"
+        )
     _finite("y", y)
     if positive and np.any(y <= 0):
         raise ValueError("a log-space objective needs strictly positive y")
@@ -216,21 +240,29 @@ def check_y(law: Law, y: Any, n: int, batched: bool = False, positive: bool = Fa
             per = badb.reshape(len(yb), -1).sum(axis=1)
             first = int(np.flatnonzero(per)[0])
             vals = yb[first][badb[first]]
-            rng = ("strictly positive values" if lo == 0 and hi == np.inf
-                   else f"values in the open interval ({lo:g}, {hi:g})")
-            more = (f" ({int((per > 0).sum())} problems affected)" if batched and (per > 0).sum() > 1 else "")
+            rng = (
+                "strictly positive values"
+                if lo == 0 and hi == np.inf
+                else f"values in the open interval ({lo:g}, {hi:g})"
+            )
+            more = f" ({int((per > 0).sum())} problems affected)" if batched and (per > 0).sum() > 1 else ""
 
             def say(where: str) -> str:
-                return (f"{law.name} can only predict {rng}, but {where} has {int(per[first])} value(s) outside "
-                        f"(min {vals.min():.6g}, max {vals.max():.6g}){more}; no parameters can fit that. "
-                        "Check the data (sign, units, an offset) or use a law without this restriction")
+                return (
+                    f"{law.name} can only predict {rng}, but {where} has {int(per[first])} value(s) outside "
+                    f"(min {vals.min():.6g}, max {vals.max():.6g}){more}; no parameters can fit that. "
+                    "Check the data (sign, units, an offset) or use a law without this restriction"
+                )
 
-            raise FitInputError(say(f"problem {first} of the batch" if batched else "y"),
-                                problem=first if batched else None, detail=say("y"))
+            raise FitInputError(
+                say(f"problem {first} of the batch" if batched else "y"),
+                problem=first if batched else None,
+                detail=say("y"),
+            )
     return y
 
 
-def check_mask(mask: Optional[Any], shape: tuple[int, ...]) -> np.ndarray:
+def check_mask(mask: Any | None, shape: tuple[int, ...]) -> np.ndarray:
     if mask is None:
         return np.ones(shape, dtype=bool)
     m = np.asarray(mask)
@@ -245,9 +277,11 @@ def check_counts(law: Law, n_used: np.ndarray, what: str = "points") -> None:
     short = np.asarray(n_used) * per_point < need
     if np.any(short):
         got = int(np.min(n_used))
-        raise ValueError(f"{law.name} has {need} free parameters but a fit has only {got} {what}"
-                         + (f" x {per_point} outputs" if per_point > 1 else "")
-                         + "; give more points or fix parameters")
+        raise ValueError(
+            f"{law.name} has {need} free parameters but a fit has only {got} {what}"
+            + (f" x {per_point} outputs" if per_point > 1 else "")
+            + "; give more points or fix parameters"
+        )
 
 
 def named_inits(law: Law, inits: Any) -> Any:
@@ -258,7 +292,7 @@ def named_inits(law: Law, inits: Any) -> Any:
     if isinstance(inits, Mapping):
         names = list(inits.keys())
         get = lambda k: inits[k]  # noqa: E731
-    elif hasattr(inits, "columns") and hasattr(inits, "to_numpy"):   # a DataFrame
+    elif hasattr(inits, "columns") and hasattr(inits, "to_numpy"):  # a DataFrame
         names = [str(c) for c in inits.columns]
         get = lambda k: inits[k].to_numpy()  # noqa: E731
     elif isinstance(inits, np.ndarray) and inits.dtype.names is not None:
@@ -270,26 +304,31 @@ def named_inits(law: Law, inits: Any) -> Any:
     if sorted(names) != sorted(want) or len(set(names)) != len(names):
         missing = [n for n in want if n not in names]
         extra = [n for n in names if n not in want]
-        raise ValueError(f"{law.name}: the init grid names {names} do not match the law's parameters {want}"
-                         + (f" (missing {missing})" if missing else "") + (f" (unknown {extra})" if extra else ""))
+        raise ValueError(
+            f"{law.name}: the init grid names {names} do not match the law's parameters {want}"
+            + (f" (missing {missing})" if missing else "")
+            + (f" (unknown {extra})" if extra else "")
+        )
     cols = [as_float_array(f"inits[{n!r}]", get(n)) for n in want]
     if any(c.shape != cols[0].shape for c in cols):
         raise ValueError(f"{law.name}: every column of the init grid must have the same shape")
     return np.stack(cols, axis=-1)
 
 
-def check_inits(law: Law, inits: Any, batch: Optional[int] = None) -> np.ndarray:
+def check_inits(law: Law, inits: Any, batch: int | None = None) -> np.ndarray:
     """Inits as ``(n_init, P)`` or ``(B, n_init, P)`` in ``law.param_names`` order; named inits (see
     :func:`named_inits`) are checked against the law's names and reordered."""
     inits = as_float_array("inits", named_inits(law, inits))
     if inits.ndim == 1:
         inits = inits[None]
     if inits.shape[-1] != law.n_params:
-        raise ValueError(f"{law.name} has {law.n_params} parameters {law.param_names}; the init grid has "
-                         f"width {inits.shape[-1]}")
+        raise ValueError(
+            f"{law.name} has {law.n_params} parameters {law.param_names}; the init grid has width {inits.shape[-1]}"
+        )
     if inits.ndim == 3 and (batch is None or inits.shape[0] != batch):
-        raise ValueError(f"a per-problem init grid must have shape (B={batch}, n_init, {law.n_params}), "
-                         f"got {inits.shape}")
+        raise ValueError(
+            f"a per-problem init grid must have shape (B={batch}, n_init, {law.n_params}), got {inits.shape}"
+        )
     if inits.ndim not in (2, 3) or inits.shape[-2] == 0:
         raise ValueError(f"inits must have shape (n_init, {law.n_params}), got {inits.shape}")
     _finite("inits", inits)
@@ -314,8 +353,7 @@ def check_predict(law: Law, x_shape: tuple[int, ...], dtype: Any = np.float64) -
 
 
 @functools.lru_cache(maxsize=256)
-def _predict_problem(predict: Any, n_params: int, n_outputs: int, x_shape: tuple[int, ...], dtype: str
-                     ) -> Optional[str]:
+def _predict_problem(predict: Any, n_params: int, n_outputs: int, x_shape: tuple[int, ...], dtype: str) -> str | None:
     """What is wrong with ``predict`` on these shapes (``None``: nothing); cached per predict function."""
     n = x_shape[0]
     want = (n,) if n_outputs == 1 else (n, n_outputs)
@@ -335,11 +373,17 @@ def _predict_problem(predict: Any, n_params: int, n_outputs: int, x_shape: tuple
     if not isinstance(out, jax.ShapeDtypeStruct):
         return f"must return one array of shape {want}; {call} it returned {jax.tree_util.tree_structure(out)}"
     if out.shape != want:
-        hint = (" (one prediction per point: drop the trailing axis, e.g. out[:, 0] or out.reshape(-1))"
-                if n_outputs == 1 and out.shape == (n, 1) else
-                " (one prediction per point is needed, not a scalar)" if out.shape == () else "")
+        hint = (
+            " (one prediction per point: drop the trailing axis, e.g. out[:, 0] or out.reshape(-1))"
+            if n_outputs == 1 and out.shape == (n, 1)
+            else " (one prediction per point is needed, not a scalar)"
+            if out.shape == ()
+            else ""
+        )
         return f"must return shape {want}; {call} it returned shape {out.shape}{hint}"
     if out.dtype != np.dtype(dtype):
-        return (f"must return {dtype} (the fit's dtype); {call} it returned {out.dtype} of shape {out.shape} "
-                "(compute in the dtype of params and x)")
+        return (
+            f"must return {dtype} (the fit's dtype); {call} it returned {out.dtype} of shape {out.shape} "
+            "(compute in the dtype of params and x)"
+        )
     return None

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import dataclasses
 import math
-from collections.abc import Mapping
-from typing import Any, Callable, Optional
+from collections.abc import Callable, Mapping
+from typing import Any
 
 import jax
 import jax.numpy as jnp
@@ -13,7 +13,7 @@ import numpy as np
 
 Array = jax.Array
 # init_grid(key, x, y) -> (n_init, P) numpy array; x, y are the (validated) data, so a grid may adapt to them.
-InitGrid = Callable[[Optional[Array], np.ndarray, np.ndarray], np.ndarray]
+InitGrid = Callable[[Array | None, np.ndarray, np.ndarray], np.ndarray]
 # design(x) -> features X with predict(params, x) == X @ params; (n, P) or (n, k, P) for k outputs.
 Design = Callable[[Array], Array]
 
@@ -46,7 +46,7 @@ class SingleIndex:
 
     def predict(self, params: Array, x: Array) -> Array:
         r""":math:`h(\theta_{<s}, \Phi(x)\theta_{\ge s}, x)`: must equal the law's ``predict``."""
-        return self.head(params[: self.start], self.features(x) @ params[self.start:], x)
+        return self.head(params[: self.start], self.features(x) @ params[self.start :], x)
 
 
 @dataclasses.dataclass(frozen=True, eq=False)
@@ -92,25 +92,26 @@ class Law:
     x_dim: int
     x_kind: str = "free"
     n_outputs: int = 1
-    init_grid: Optional[InitGrid] = None
+    init_grid: InitGrid | None = None
     needs_key: bool = False
-    design: Optional[Design] = None
+    design: Design | None = None
     output_range: tuple[float, float] = (-math.inf, math.inf)
-    default_objective: Optional[object] = None  # a jaxlaws.Objective; typed loosely to avoid an import cycle
+    default_objective: object | None = None  # a jaxlaws.Objective; typed loosely to avoid an import cycle
     exponents: tuple[str, ...] = ()  # parameters a default jaxlaws.ridge() penalises (e.g. the static law's t_j)
-    default_bounds: Optional[Mapping[str, tuple[Optional[float], Optional[float]]]] = None  # {name: (lo, hi)}
-    default_penalty: Optional[object] = None  # a jaxlaws.Penalty (jaxlaws.ridge(...)) used unless overridden
-    to_paper: Optional[Callable[[np.ndarray], dict]] = None  # params -> {paper name: values}
-    index: Optional[SingleIndex] = None  # predict's single-index structure, for fast normal equations
-    inputs: Optional[tuple[str, ...]] = None  # names of x's columns, matched by name in DataFrames and dicts
+    default_bounds: Mapping[str, tuple[float | None, float | None]] | None = None  # {name: (lo, hi)}
+    default_penalty: object | None = None  # a jaxlaws.Penalty (jaxlaws.ridge(...)) used unless overridden
+    to_paper: Callable[[np.ndarray], dict] | None = None  # params -> {paper name: values}
+    index: SingleIndex | None = None  # predict's single-index structure, for fast normal equations
+    inputs: tuple[str, ...] | None = None  # names of x's columns, matched by name in DataFrames and dicts
 
     def __post_init__(self) -> None:
         if self.x_kind not in X_KINDS:
             raise ValueError(f"x_kind must be one of {X_KINDS}, got {self.x_kind!r}")
         lo, hi = (float(v) for v in self.output_range)
         if not lo < hi or math.isnan(lo) or math.isnan(hi):
-            raise ValueError(f"law {self.name}: output_range must be an interval (lo, hi) with lo < hi, "
-                             f"got {self.output_range!r}")
+            raise ValueError(
+                f"law {self.name}: output_range must be an interval (lo, hi) with lo < hi, got {self.output_range!r}"
+            )
         object.__setattr__(self, "output_range", (lo, hi))
         object.__setattr__(self, "exponents", tuple(self.exponents))
         for name in tuple(self.exponents) + tuple(self.default_bounds or ()):
@@ -120,16 +121,23 @@ class Law:
             if not isinstance(self.index, SingleIndex):
                 raise ValueError(f"law {self.name}: index must be a SingleIndex, got {self.index!r}")
             if self.n_outputs != 1 or not 0 <= self.index.start < len(self.param_names):
-                raise ValueError(f"law {self.name}: a SingleIndex needs one output and 0 <= start < P "
-                                 f"(start {self.index.start}, P {len(self.param_names)})")
+                raise ValueError(
+                    f"law {self.name}: a SingleIndex needs one output and 0 <= start < P "
+                    f"(start {self.index.start}, P {len(self.param_names)})"
+                )
         if len(set(self.param_names)) != len(self.param_names):
             raise ValueError(f"law {self.name}: parameter names must be distinct, got {self.param_names}")
         if self.inputs is not None:
             names = (self.inputs,) if isinstance(self.inputs, str) else tuple(self.inputs)
-            if (len(names) != self.x_dim or len(set(names)) != len(names)
-                    or not all(isinstance(n, str) and n for n in names)):
-                raise ValueError(f"law {self.name}: inputs must be {self.x_dim} distinct column names (one per "
-                                 f"column of x), got {self.inputs!r}")
+            if (
+                len(names) != self.x_dim
+                or len(set(names)) != len(names)
+                or not all(isinstance(n, str) and n for n in names)
+            ):
+                raise ValueError(
+                    f"law {self.name}: inputs must be {self.x_dim} distinct column names (one per "
+                    f"column of x), got {self.inputs!r}"
+                )
             object.__setattr__(self, "inputs", names)
 
     @property
@@ -148,8 +156,10 @@ class Law:
     def unflatten(self, params: Any) -> dict[str, Any]:
         """The parameter vector ``([...,] P)`` by name: ``{name: params[..., i]}`` (traceable; batch axes kept)."""
         if np.shape(params)[-1:] != (self.n_params,):
-            raise ValueError(f"{self.name} has {self.n_params} parameters {self.param_names}; got an array of "
-                             f"shape {np.shape(params)}")
+            raise ValueError(
+                f"{self.name} has {self.n_params} parameters {self.param_names}; got an array of "
+                f"shape {np.shape(params)}"
+            )
         return {n: params[..., i] for i, n in enumerate(self.param_names)}
 
     def flatten(self, params: Mapping[str, Any]) -> Any:
@@ -160,8 +170,11 @@ class Law:
         missing = [n for n in self.param_names if n not in params]
         unknown = [k for k in params if k not in self.param_names]
         if missing or unknown:
-            raise ValueError(f"{self.name}: parameters by name must name exactly {list(self.param_names)}"
-                             + (f"; missing {missing}" if missing else "") + (f"; unknown {unknown}" if unknown else ""))
+            raise ValueError(
+                f"{self.name}: parameters by name must name exactly {list(self.param_names)}"
+                + (f"; missing {missing}" if missing else "")
+                + (f"; unknown {unknown}" if unknown else "")
+            )
         vals = [params[n] for n in self.param_names]
         if any(isinstance(v, jax.Array) for v in vals):
             return jnp.stack(jnp.broadcast_arrays(*[jnp.asarray(v) for v in vals]), axis=-1)
@@ -177,11 +190,13 @@ def grid(*axes: np.ndarray) -> np.ndarray:
     return np.stack([m.reshape(-1) for m in mesh], axis=-1)
 
 
-def as_key(key: "Optional[Array | int]") -> Array:
+def as_key(key: Array | int | None) -> Array:
     """A ``jax.random`` key from a key (new-style or raw ``uint32[2]``) or an int seed."""
     if key is None:
-        raise ValueError("this law's default init grid has random draws: pass key=0 (an int seed) or "
-                         "key=jax.random.key(seed) (or explicit inits)")
+        raise ValueError(
+            "this law's default init grid has random draws: pass key=0 (an int seed) or "
+            "key=jax.random.key(seed) (or explicit inits)"
+        )
     if isinstance(key, (int, np.integer)) and not isinstance(key, bool):
         return jax.random.key(int(key))
     if isinstance(key, bool) or not hasattr(key, "dtype"):

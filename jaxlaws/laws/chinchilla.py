@@ -31,18 +31,37 @@ def chinchilla() -> Law:
         return jnp.exp(logsumexp(terms, axis=0))
 
     def init_grid(key, x, y) -> np.ndarray:
-        return grid(np.linspace(-1.0, 1.0, 5), np.arange(0.0, 26.0, 5.0), np.arange(0.0, 26.0, 5.0),
-                    np.arange(0.0, 2.01, 0.5), np.arange(0.0, 2.01, 0.5))
+        return grid(
+            np.linspace(-1.0, 1.0, 5),
+            np.arange(0.0, 26.0, 5.0),
+            np.arange(0.0, 26.0, 5.0),
+            np.arange(0.0, 2.01, 0.5),
+            np.arange(0.0, 2.01, 0.5),
+        )
 
     from jaxlaws.fitting.objectives import huber  # here, not at import: jaxlaws.fitting imports the laws
 
-    return Law("chinchilla", ("e", "a", "b", "alpha", "beta"), predict, x_dim=2, x_kind="positive",
-               init_grid=init_grid, output_range=POSITIVE, default_objective=huber(1e-3, log=True),
-               to_paper=_epoch_names, inputs=("N", "D"))
+    return Law(
+        "chinchilla",
+        ("e", "a", "b", "alpha", "beta"),
+        predict,
+        x_dim=2,
+        x_kind="positive",
+        init_grid=init_grid,
+        output_range=POSITIVE,
+        default_objective=huber(1e-3, log=True),
+        to_paper=_epoch_names,
+        inputs=("N", "D"),
+    )
 
 
 def _epoch_names(params: np.ndarray) -> dict[str, np.ndarray]:
     """Epoch's (and Hoffmann et al.'s) ``E, A, B, alpha, beta``: the fitted logs exponentiated."""
     p = np.asarray(params, np.float64)
-    return {"E": np.exp(p[..., 0]), "A": np.exp(p[..., 1]), "B": np.exp(p[..., 2]),
-            "alpha": p[..., 3], "beta": p[..., 4]}
+    return {
+        "E": np.exp(p[..., 0]),
+        "A": np.exp(p[..., 1]),
+        "B": np.exp(p[..., 2]),
+        "alpha": p[..., 3],
+        "beta": p[..., 4],
+    }

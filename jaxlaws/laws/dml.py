@@ -30,7 +30,6 @@ import numpy as np
 from jaxlaws.laws.base import Array, Law, SingleIndex
 from jaxlaws.laws.static import _check_m, _default_ridge, _named, mixing_objective, mixture_inputs
 
-
 DML_RIDGE = 1e-7  # lam of dml's default ridge on t (see dml's docstring)
 
 
@@ -50,8 +49,9 @@ def _dml_head(h: Array, z: Array, x: Array) -> Array:
 DML_INDEX = SingleIndex(1, _dml_features, _dml_head)
 
 
-def dml_inits(x: np.ndarray, y: np.ndarray, n_c: int = 12,
-              spreads: tuple[float, ...] = (0.0, 0.5, 1.0, 1.5)) -> np.ndarray:
+def dml_inits(
+    x: np.ndarray, y: np.ndarray, n_c: int = 12, spreads: tuple[float, ...] = (0.0, 0.5, 1.0, 1.5)
+) -> np.ndarray:
     r"""A deterministic, data-adapted grid for :func:`dml`: ``n_c`` values of :math:`c` below the smallest
     loss, :math:`c = \min y - g\,q` with :math:`g` the range of ``y`` and :math:`q` in
     ``geomspace(0.02, 50, n_c)``; for each, the least-squares :math:`\hat t` of
@@ -93,10 +93,20 @@ def dml(m: int) -> Law:
     """
     _check_m(m)
     ts = tuple(f"t{j + 1}" for j in range(m))
-    return Law(f"dml({m})", ("c",) + ts, _dml_predict, x_dim=m, x_kind="simplex",
-               init_grid=lambda key, x, y: dml_inits(x, y), exponents=ts, default_penalty=_default_ridge(DML_RIDGE),
-               to_paper=functools.partial(_named, ("c", "k") + ts, dml_to_paper), index=DML_INDEX,
-               inputs=mixture_inputs(m), default_objective=mixing_objective())
+    return Law(
+        f"dml({m})",
+        ("c",) + ts,
+        _dml_predict,
+        x_dim=m,
+        x_kind="simplex",
+        init_grid=lambda key, x, y: dml_inits(x, y),
+        exponents=ts,
+        default_penalty=_default_ridge(DML_RIDGE),
+        to_paper=functools.partial(_named, ("c", "k") + ts, dml_to_paper),
+        index=DML_INDEX,
+        inputs=mixture_inputs(m),
+        default_objective=mixing_objective(),
+    )
 
 
 def dml_to_paper(params: np.ndarray) -> np.ndarray:

@@ -18,14 +18,29 @@ from jaxlaws.laws.base import Array, Law
 from jaxlaws.laws.static import _check_m, mixing_objective, mixture_inputs
 
 
-def _linear(name: str, names: tuple[str, ...], design, x_dim: int, x_kind: str, n_outputs: int = 1,
-            inputs: "tuple[str, ...] | None" = None) -> Law:
+def _linear(
+    name: str,
+    names: tuple[str, ...],
+    design,
+    x_dim: int,
+    x_kind: str,
+    n_outputs: int = 1,
+    inputs: tuple[str, ...] | None = None,
+) -> Law:
     def predict(params: Array, x: Array) -> Array:
         return design(x) @ params
 
-    return Law(name, names, predict, x_dim=x_dim, x_kind=x_kind, n_outputs=n_outputs, design=design,
-               inputs=mixture_inputs(x_dim) if inputs is None and x_kind == "simplex" else inputs,
-               default_objective=mixing_objective())
+    return Law(
+        name,
+        names,
+        predict,
+        x_dim=x_dim,
+        x_kind=x_kind,
+        n_outputs=n_outputs,
+        design=design,
+        inputs=mixture_inputs(x_dim) if inputs is None and x_kind == "simplex" else inputs,
+        default_objective=mixing_objective(),
+    )
 
 
 def _reduced_linear(name: str, m: int) -> Law:
@@ -38,9 +53,14 @@ def _reduced_linear(name: str, m: int) -> Law:
 @functools.cache  # one Law per signature, so compiled fits are reused
 def dynamic_two_group() -> Law:
     r"""Two groups: :math:`L_i^{t+1} = k\,p_i + b`, ``x`` the child's own proportion :math:`p_i`, (n, 1)."""
-    return _linear("dynamic_two_group", ("k", "b"),
-                   lambda x: jnp.concatenate([x[:, :1], jnp.ones_like(x[:, :1])], axis=1), 1, "unit",
-                   inputs=("p",))
+    return _linear(
+        "dynamic_two_group",
+        ("k", "b"),
+        lambda x: jnp.concatenate([x[:, :1], jnp.ones_like(x[:, :1])], axis=1),
+        1,
+        "unit",
+        inputs=("p",),
+    )
 
 
 @functools.cache  # one Law per signature, so compiled fits are reused
@@ -83,8 +103,15 @@ def scaled_method(m: int, intercept: bool = True) -> Law:
         return jnp.concatenate(cols, axis=2)  # (n, m, P)
 
     names = ("b",) + (tuple(f"c{i + 1}" for i in range(m)) if intercept else ())
-    return _linear(f"scaled_method({m}{'' if intercept else ', no intercept'})", names, design, m, "free",
-                   n_outputs=m, inputs=tuple(f"F{i + 1}" for i in range(m)))
+    return _linear(
+        f"scaled_method({m}{'' if intercept else ', no intercept'})",
+        names,
+        design,
+        m,
+        "free",
+        n_outputs=m,
+        inputs=tuple(f"F{i + 1}" for i in range(m)),
+    )
 
 
 def method_features(a: Array, p: Array) -> Array:

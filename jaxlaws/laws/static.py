@@ -17,8 +17,6 @@ from __future__ import annotations
 
 import functools
 
-from typing import Optional
-
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -46,11 +44,20 @@ def static_two_group() -> Law:
 
     def init_grid(key, x, y) -> np.ndarray:
         lo = float(np.min(y))
-        return grid(lo * np.array([0.0, 0.3, 0.6, 0.8, 0.9, 0.95]),
-                    np.linspace(-4.0, -0.5, 8), np.linspace(-2.0, 0.5, 6))
+        return grid(
+            lo * np.array([0.0, 0.3, 0.6, 0.8, 0.9, 0.95]), np.linspace(-4.0, -0.5, 8), np.linspace(-2.0, 0.5, 6)
+        )
 
-    return Law("static_two_group", ("c", "k", "b"), predict, x_dim=1, x_kind="unit", init_grid=init_grid,
-               inputs=("p",), default_objective=mixing_objective())
+    return Law(
+        "static_two_group",
+        ("c", "k", "b"),
+        predict,
+        x_dim=1,
+        x_kind="unit",
+        init_grid=init_grid,
+        inputs=("p",),
+        default_objective=mixing_objective(),
+    )
 
 
 @functools.cache  # one Law per signature, so compiled fits are reused
@@ -67,12 +74,23 @@ def exp_two_group() -> Law:
     def init_grid(key, x, y) -> np.ndarray:
         return grid(np.linspace(-2.4, -1.6, 11), np.linspace(-1.0, -0.1, 11))
 
-    return Law("exp_two_group", ("k", "b"), predict, x_dim=1, x_kind="unit", init_grid=init_grid,
-               output_range=POSITIVE, inputs=("p",), default_objective=mixing_objective())
+    return Law(
+        "exp_two_group",
+        ("k", "b"),
+        predict,
+        x_dim=1,
+        x_kind="unit",
+        init_grid=init_grid,
+        output_range=POSITIVE,
+        inputs=("p",),
+        default_objective=mixing_objective(),
+    )
 
 
-def log_linear_inits(m: int, key: Array, own: Optional[int] = None, n_random: int = 30) -> np.ndarray:
-    r"""The original's 6,000-point grid for :func:`log_linear` (HazyResearch/aioli, the analysis notebooks' static fits).
+def log_linear_inits(m: int, key: Array, own: int | None = None, n_random: int = 30) -> np.ndarray:
+    r"""The original's 6,000-point grid for :func:`log_linear`.
+
+    From HazyResearch/aioli, the analysis notebooks' static fits.
 
     ``l in linspace(-2, 1.5, 10)`` x ``b in linspace(-10, 1, 20)`` x ``n_random`` draws of ``t`` with
     :math:`t_j = -U(0,1)` on the group's own index ``own`` (when ``own < m - 1``) and :math:`0.1\,U(0,1)`
@@ -116,14 +134,14 @@ def _paper_head(h: Array, z: Array, x: Array) -> Array:
 PAPER_INDEX = SingleIndex(2, _paper_features, _paper_head)
 
 
-def auto_own(x: np.ndarray, y: np.ndarray) -> Optional[int]:
+def auto_own(x: np.ndarray, y: np.ndarray) -> int | None:
     r"""The group whose loss ``y`` most likely is: the column of ``x`` with the most negative Pearson
     correlation with ``y`` (training more on a group lowers its own loss most). ``None`` when no column
     correlates negatively (or ``x``/``y`` are constant): then no ``t_j`` is started negative."""
     x = np.asarray(x, np.float64)
     y = np.asarray(y, np.float64).reshape(len(x), -1).mean(axis=1)
     xc, yc = x - x.mean(axis=0), y - y.mean()
-    den = np.sqrt((xc ** 2).sum(axis=0) * (yc ** 2).sum())
+    den = np.sqrt((xc**2).sum(axis=0) * (yc**2).sum())
     with np.errstate(invalid="ignore", divide="ignore"):
         corr = np.where(den > 0, (xc * yc[:, None]).sum(axis=0) / den, np.nan)
     if not np.any(corr < 0):
@@ -131,7 +149,7 @@ def auto_own(x: np.ndarray, y: np.ndarray) -> Optional[int]:
     return int(np.nanargmin(corr))
 
 
-def log_linear(m: int, own: "Optional[int] | str" = "auto") -> Law:
+def log_linear(m: int, own: int | None | str = "auto") -> Law:
     r"""Reduced static log-linear law for ``m`` groups, params ``[l, b, t_1..t_{m-1}]``:
 
     .. math:: L(p) = e^{\ell} + \exp\Big(b + \sum_{j<m} t_j p_j\Big),\qquad x = p \in \Delta^m.
@@ -170,7 +188,7 @@ def log_linear(m: int, own: "Optional[int] | str" = "auto") -> Law:
 
 
 @functools.cache  # one Law per signature (checked above: True and 1.0 must not hit own=1's entry)
-def _log_linear(m: int, own: "Optional[int] | str") -> Law:
+def _log_linear(m: int, own: int | None | str) -> Law:
     index = isinstance(own, int)
 
     def init_grid(key, x, y) -> np.ndarray:
@@ -178,10 +196,22 @@ def _log_linear(m: int, own: "Optional[int] | str") -> Law:
 
     names = ("l", "b") + tuple(f"t{j + 1}" for j in range(m - 1))
     paper = ("c", "b") + tuple(f"A{j + 1}" for j in range(m))
-    return Law(f"log_linear({m})", names, _log_linear_predict, x_dim=m, x_kind="simplex",
-               init_grid=init_grid, needs_key=True, output_range=POSITIVE, exponents=names[2:],
-               default_penalty=_default_ridge(), to_paper=functools.partial(_named, paper, reduced_to_paper),
-               index=LOG_LINEAR_INDEX, inputs=mixture_inputs(m), default_objective=mixing_objective())
+    return Law(
+        f"log_linear({m})",
+        names,
+        _log_linear_predict,
+        x_dim=m,
+        x_kind="simplex",
+        init_grid=init_grid,
+        needs_key=True,
+        output_range=POSITIVE,
+        exponents=names[2:],
+        default_penalty=_default_ridge(),
+        to_paper=functools.partial(_named, paper, reduced_to_paper),
+        index=LOG_LINEAR_INDEX,
+        inputs=mixture_inputs(m),
+        default_objective=mixing_objective(),
+    )
 
 
 def mixing_objective():
@@ -215,14 +245,22 @@ def log_linear_paper(m: int) -> Law:
 
     def init_grid(key, x, y) -> np.ndarray:
         lo = float(np.min(y))
-        base = grid(lo * np.array([0.0, 0.5, 0.8, 0.95]), np.array([0.1, 0.5, 1.0, 3.0]),
-                    np.linspace(-1.0, 3.0, 5))
+        base = grid(lo * np.array([0.0, 0.5, 0.8, 0.95]), np.array([0.1, 0.5, 1.0, 3.0]), np.linspace(-1.0, 3.0, 5))
         # A starts as a multiple of the ones vector; the data move it apart.
         return np.concatenate([base[:, :2], np.repeat(base[:, 2:], m, axis=1)], axis=1)
 
     names = ("c", "b") + tuple(f"A{j + 1}" for j in range(m))
-    return Law(f"log_linear_paper({m})", names, PAPER_INDEX.predict, x_dim=m, x_kind="simplex", init_grid=init_grid,
-               index=PAPER_INDEX, inputs=mixture_inputs(m), default_objective=mixing_objective())
+    return Law(
+        f"log_linear_paper({m})",
+        names,
+        PAPER_INDEX.predict,
+        x_dim=m,
+        x_kind="simplex",
+        init_grid=init_grid,
+        index=PAPER_INDEX,
+        inputs=mixture_inputs(m),
+        default_objective=mixing_objective(),
+    )
 
 
 def reduced_to_paper(params: np.ndarray) -> np.ndarray:
@@ -247,8 +285,7 @@ def paper_to_reduced(params: np.ndarray) -> np.ndarray:
     if np.any(c <= 0) or np.any(b <= 0):
         raise ValueError("paper_to_reduced needs c > 0 and b > 0 (the reduced form takes their logs)")
     am = a[..., -1:]
-    return np.concatenate([np.log(c)[..., None], (np.log(b) - am[..., 0])[..., None], am - a[..., :-1]],
-                          axis=-1)
+    return np.concatenate([np.log(c)[..., None], (np.log(b) - am[..., 0])[..., None], am - a[..., :-1]], axis=-1)
 
 
 def mixture_inputs(m: int) -> tuple[str, ...]:

@@ -19,16 +19,57 @@ a pytree, every schedule is a traced predicate, and the signals are plain arrays
 """
 
 from jaxlaws.mixing.aioli import AIOLI_DEFAULTS, AioliState, aioli
-from jaxlaws.mixing.base import (Mixer, allocated_ids, categorical_ids, clip_by_norm, constant, group_means,
-                                 sample_groups, tree_dot)
+from jaxlaws.mixing.base import (
+    Mixer,
+    allocated_ids,
+    categorical_ids,
+    clip_by_norm,
+    constant,
+    group_means,
+    sample_groups,
+    tree_dot,
+)
 from jaxlaws.mixing.doge import DOGE_DEFAULTS, DoGEState, combine, doge
 from jaxlaws.mixing.doremi import DOREMI_DEFAULTS, DoReMiState, average_weights, doremi, weighted_loss
 from jaxlaws.mixing.signals import doge_step, doremi_step, group_losses, per_group_grads
-from jaxlaws.mixing.skillit import (SKILLIT_DEFAULTS, SkillItState, load_graph, original_graph_rule, skillit,
-                                    skills_graph)
+from jaxlaws.mixing.skillit import (
+    SKILLIT_DEFAULTS,
+    SkillItState,
+    load_graph,
+    original_graph_rule,
+    skillit,
+    skills_graph,
+)
 
-__all__ = ["Mixer", "aioli", "skillit", "doremi", "doge", "constant", "sample_groups", "categorical_ids",
-           "allocated_ids", "group_means", "group_losses", "per_group_grads", "doremi_step", "doge_step",
-           "combine", "weighted_loss", "average_weights", "clip_by_norm", "tree_dot", "load_graph", "skills_graph",
-           "original_graph_rule", "AioliState", "SkillItState", "DoReMiState", "DoGEState", "AIOLI_DEFAULTS",
-           "SKILLIT_DEFAULTS", "DOREMI_DEFAULTS", "DOGE_DEFAULTS"]
+__all__ = [
+    "Mixer",
+    "aioli",
+    "skillit",
+    "doremi",
+    "doge",
+    "constant",
+    "sample_groups",
+    "categorical_ids",
+    "allocated_ids",
+    "group_means",
+    "group_losses",
+    "per_group_grads",
+    "doremi_step",
+    "doge_step",
+    "combine",
+    "weighted_loss",
+    "average_weights",
+    "clip_by_norm",
+    "tree_dot",
+    "load_graph",
+    "skills_graph",
+    "original_graph_rule",
+    "AioliState",
+    "SkillItState",
+    "DoReMiState",
+    "DoGEState",
+    "AIOLI_DEFAULTS",
+    "SKILLIT_DEFAULTS",
+    "DOREMI_DEFAULTS",
+    "DOGE_DEFAULTS",
+]

@@ -54,24 +54,37 @@ _UNSET: Any = "default"
 
 
 class AioliState(NamedTuple):
-    p: jax.Array          # (m,) the current mixture (the prior before the first round)
-    base: jax.Array       # (m,) EG base weights
-    A_bar: jax.Array      # (m, m) EMA of the normalised A
-    G: jax.Array          # (m, m) LearnParams loss-decrease accumulator
-    prev: jax.Array       # (m,) last held-out losses
-    order: jax.Array      # (K,) groups trained in this round's LearnParams, K = lp_rounds * m
-    phase: jax.Array      # LearnParams segments done in this round
-    in_lp: jax.Array      # bool: inside LearnParams
-    t: jax.Array          # rounds completed
+    p: jax.Array  # (m,) the current mixture (the prior before the first round)
+    base: jax.Array  # (m,) EG base weights
+    A_bar: jax.Array  # (m, m) EMA of the normalised A
+    G: jax.Array  # (m, m) LearnParams loss-decrease accumulator
+    prev: jax.Array  # (m,) last held-out losses
+    order: jax.Array  # (K,) groups trained in this round's LearnParams, K = lp_rounds * m
+    phase: jax.Array  # LearnParams segments done in this round
+    in_lp: jax.Array  # bool: inside LearnParams
+    t: jax.Array  # rounds completed
     key: jax.Array
-    A_hist: jax.Array     # (T, m, m) normalised A of each round
-    p_hist: jax.Array     # (T, m) mixture after each round
+    A_hist: jax.Array  # (T, m, m) normalised A of each round
+    p_hist: jax.Array  # (T, m) mixture after each round
 
 
-def aioli(m: int, *, total_steps: int, batch_size: int, eta: float | None = None, ema: Any = _UNSET,
-          lp_rounds: int | None = None, lp_steps: int | None = None, update_steps: int | None = None,
-          ohf: float | None = None, normalize: bool = True, diagonal: bool = False, prior: Any = None,
-          prior_steps: int = 0, carry_prior: bool = False) -> Mixer:
+def aioli(
+    m: int,
+    *,
+    total_steps: int,
+    batch_size: int,
+    eta: float | None = None,
+    ema: Any = _UNSET,
+    lp_rounds: int | None = None,
+    lp_steps: int | None = None,
+    update_steps: int | None = None,
+    ohf: float | None = None,
+    normalize: bool = True,
+    diagonal: bool = False,
+    prior: Any = None,
+    prior_steps: int = 0,
+    carry_prior: bool = False,
+) -> Mixer:
     """Aioli for ``m`` groups over ``total_steps`` training steps of ``batch_size`` samples (module docstring).
 
     For m in (2, 3, 7) the hyper-parameters default to the original's (:data:`AIOLI_DEFAULTS`); for other
@@ -81,9 +94,13 @@ def aioli(m: int, *, total_steps: int, batch_size: int, eta: float | None = None
     LearnParams batches (``exact`` True) must be allocated as :func:`~jaxlaws.mixing.sample_groups` does
     (exact counts, allocation ties broken at random), since ``W`` is their expected mixture.
     """
-    given_ema = None if ema is _UNSET else ("cumulative" if ema is None else ema)   # None given: cumulative EG
-    hp = resolve_hparams("aioli", m, dict(eta=eta, ema=given_ema, lp_rounds=lp_rounds, lp_steps=lp_steps,
-                                          update_steps=update_steps, ohf=ohf), AIOLI_DEFAULTS)
+    given_ema = None if ema is _UNSET else ("cumulative" if ema is None else ema)  # None given: cumulative EG
+    hp = resolve_hparams(
+        "aioli",
+        m,
+        dict(eta=eta, ema=given_ema, lp_rounds=lp_rounds, lp_steps=lp_steps, update_steps=update_steps, ohf=ohf),
+        AIOLI_DEFAULTS,
+    )
     if hp["ema"] == "cumulative":
         hp["ema"] = None
     eta, ema, ohf = float(hp["eta"]), hp["ema"], float(hp["ohf"])
@@ -94,16 +111,25 @@ def aioli(m: int, *, total_steps: int, batch_size: int, eta: float | None = None
     if ema is not None and not 0 <= ema < 1:
         raise ValueError(f"aioli: ema must be in [0, 1) or None, got {ema}")
     if not (1.0 / m < ohf <= 1.0):
-        raise ValueError(f"aioli: one_hot_factor (ohf) must be in (1/m, 1] = ({1 / m:.4g}, 1], got {ohf}"
-                         " (at 1/m every LearnParams mixture is uniform and W is singular)")
-    for name, v in (("lp_rounds", lp_rounds), ("lp_steps", lp_steps), ("update_steps", update_steps),
-                    ("batch_size", batch_size), ("total_steps", total_steps)):
+        raise ValueError(
+            f"aioli: one_hot_factor (ohf) must be in (1/m, 1] = ({1 / m:.4g}, 1], got {ohf}"
+            " (at 1/m every LearnParams mixture is uniform and W is singular)"
+        )
+    for name, v in (
+        ("lp_rounds", lp_rounds),
+        ("lp_steps", lp_steps),
+        ("update_steps", update_steps),
+        ("batch_size", batch_size),
+        ("total_steps", total_steps),
+    ):
         if v < 1:
             raise ValueError(f"aioli: {name} must be >= 1, got {v}")
     lp_len = lp_rounds * lp_steps * m
     if update_steps <= lp_len:
-        raise ValueError(f"aioli: update_steps={update_steps} must exceed the LearnParams steps of a round, "
-                         f"lp_rounds * lp_steps * m = {lp_len}")
+        raise ValueError(
+            f"aioli: update_steps={update_steps} must exceed the LearnParams steps of a round, "
+            f"lp_rounds * lp_steps * m = {lp_len}"
+        )
     if not 0 <= prior_steps < total_steps:
         raise ValueError(f"aioli: prior_steps={prior_steps} must be in [0, total_steps={total_steps})")
     if prior is not None:
@@ -112,8 +138,10 @@ def aioli(m: int, *, total_steps: int, batch_size: int, eta: float | None = None
         raise ValueError("aioli: prior_steps > 0 needs a prior mixture")
     starts = [s for s in range(prior_steps, total_steps, update_steps) if s + lp_len <= total_steps]
     if not starts:
-        raise ValueError(f"aioli: no round fits in {total_steps} steps (prior_steps {prior_steps}, LearnParams "
-                         f"{lp_len} steps per round)")
+        raise ValueError(
+            f"aioli: no round fits in {total_steps} steps (prior_steps {prior_steps}, LearnParams "
+            f"{lp_len} steps per round)"
+        )
     n_rounds, K = len(starts), lp_rounds * m
     q = one_hotish(m, ohf)
     W = jnp.asarray(np.stack([expected_counts(r, batch_size) for r in np.asarray(q)]) / batch_size, jnp.float32)
@@ -128,10 +156,20 @@ def aioli(m: int, *, total_steps: int, batch_size: int, eta: float | None = None
         p = uniform if prior is None else prior
         base = p if carry_prior else uniform
         z = jnp.zeros((m, m), jnp.float32)
-        return AioliState(jnp.asarray(p, jnp.float32), jnp.asarray(base, jnp.float32), z, z,
-                          jnp.zeros(m, jnp.float32), jnp.zeros(K, jnp.int32), jnp.zeros((), jnp.int32),
-                          jnp.zeros((), bool), jnp.zeros((), jnp.int32), key,
-                          jnp.zeros((n_rounds, m, m), jnp.float32), jnp.zeros((n_rounds, m), jnp.float32))
+        return AioliState(
+            jnp.asarray(p, jnp.float32),
+            jnp.asarray(base, jnp.float32),
+            z,
+            z,
+            jnp.zeros(m, jnp.float32),
+            jnp.zeros(K, jnp.int32),
+            jnp.zeros((), jnp.int32),
+            jnp.zeros((), bool),
+            jnp.zeros((), jnp.int32),
+            key,
+            jnp.zeros((n_rounds, m, m), jnp.float32),
+            jnp.zeros((n_rounds, m), jnp.float32),
+        )
 
     def mixture(state: AioliState) -> tuple[jax.Array, jax.Array]:
         lp_q = q[state.order[jnp.minimum(state.phase, K - 1)]]
@@ -139,18 +177,30 @@ def aioli(m: int, *, total_steps: int, batch_size: int, eta: float | None = None
 
     def round_start(state: AioliState, losses: jax.Array) -> AioliState:
         k = jax.random.fold_in(state.key, state.t)
-        order = jnp.concatenate([jax.random.permutation(jax.random.fold_in(k, r), m)
-                                 for r in range(lp_rounds)]).astype(jnp.int32)
-        return state._replace(G=jnp.zeros_like(state.G), prev=losses, order=order,
-                              phase=jnp.zeros((), jnp.int32), in_lp=jnp.ones((), bool))
+        order = jnp.concatenate([jax.random.permutation(jax.random.fold_in(k, r), m) for r in range(lp_rounds)]).astype(
+            jnp.int32
+        )
+        return state._replace(
+            G=jnp.zeros_like(state.G),
+            prev=losses,
+            order=order,
+            phase=jnp.zeros((), jnp.int32),
+            in_lp=jnp.ones((), bool),
+        )
 
     def finish(state: AioliState) -> AioliState:
         A = aioli_solve(state.G / lp_rounds, W, diagonal)
         if normalize:
             A = aioli_normalize(A)
         p, A_bar = aioli_weights(A, state.A_bar, state.p, state.t == 0, eta, ema, state.base)
-        return state._replace(p=p, A_bar=A_bar, in_lp=jnp.zeros((), bool), t=state.t + 1,
-                              A_hist=state.A_hist.at[state.t].set(A), p_hist=state.p_hist.at[state.t].set(p))
+        return state._replace(
+            p=p,
+            A_bar=A_bar,
+            in_lp=jnp.zeros((), bool),
+            t=state.t + 1,
+            A_hist=state.A_hist.at[state.t].set(A),
+            p_hist=state.p_hist.at[state.t].set(p),
+        )
 
     def lp_observe(state: AioliState, losses: jax.Array) -> AioliState:
         j = state.order[state.phase]
@@ -167,15 +217,29 @@ def aioli(m: int, *, total_steps: int, batch_size: int, eta: float | None = None
             raise ValueError(f"aioli: losses must have shape ({m},), got {losses.shape}")
         return jax.lax.cond(observes(step), observe, lambda s, _: s, state, losses)
 
-    hparams = dict(eta=eta, ema=ema, lp_rounds=lp_rounds, lp_steps=lp_steps, update_steps=update_steps, ohf=ohf,
-                   normalize=normalize, diagonal=diagonal, prior=None if prior is None else prior.tolist(),
-                   prior_steps=prior_steps, carry_prior=carry_prior, total_steps=total_steps,
-                   batch_size=batch_size)
+    hparams = dict(
+        eta=eta,
+        ema=ema,
+        lp_rounds=lp_rounds,
+        lp_steps=lp_steps,
+        update_steps=update_steps,
+        ohf=ohf,
+        normalize=normalize,
+        diagonal=diagonal,
+        prior=None if prior is None else prior.tolist(),
+        prior_steps=prior_steps,
+        carry_prior=carry_prior,
+        total_steps=total_steps,
+        batch_size=batch_size,
+    )
     return Mixer(init, mixture, update, observes, lambda s: s.p, "aioli", hparams)
 
 
 def round_starts(hparams: dict, m: int) -> list[int]:
     """The steps at which an Aioli mixer with these ``hparams`` starts its rounds (host side)."""
     lp_len = hparams["lp_rounds"] * hparams["lp_steps"] * m
-    return [s for s in range(hparams["prior_steps"], hparams["total_steps"], hparams["update_steps"])
-            if s + lp_len <= hparams["total_steps"]]
+    return [
+        s
+        for s in range(hparams["prior_steps"], hparams["total_steps"], hparams["update_steps"])
+        if s + lp_len <= hparams["total_steps"]
+    ]

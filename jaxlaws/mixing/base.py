@@ -20,7 +20,8 @@ it compiles once per signal shape, not once per call; inside a jitted loop it is
 
 from __future__ import annotations
 
-from typing import Any, Callable, NamedTuple
+from collections.abc import Callable
+from typing import Any, NamedTuple
 
 import jax
 import jax.numpy as jnp
@@ -28,8 +29,19 @@ import numpy as np
 
 from jaxlaws.mixing.rules import allocate_counts
 
-__all__ = ["Mixer", "constant", "group_means", "categorical_ids", "allocated_ids", "sample_groups", "tree_dot",
-           "clip_by_norm", "check_mixture", "resolve_hparams", "never"]
+__all__ = [
+    "Mixer",
+    "constant",
+    "group_means",
+    "categorical_ids",
+    "allocated_ids",
+    "sample_groups",
+    "tree_dot",
+    "clip_by_norm",
+    "check_mixture",
+    "resolve_hparams",
+    "never",
+]
 
 
 class Mixer(NamedTuple):
@@ -79,8 +91,10 @@ def resolve_hparams(name: str, m: int, given: dict, defaults: dict[int, dict]) -
     out.update({k: v for k, v in given.items() if v is not None})
     missing = [k for k in keys if k not in out]
     if missing:
-        raise ValueError(f"{name}: the original's hyper-parameters are known for m in {sorted(defaults)} only; for "
-                         f"m={m} give {', '.join(missing)} explicitly")
+        raise ValueError(
+            f"{name}: the original's hyper-parameters are known for m in {sorted(defaults)} only; for "
+            f"m={m} give {', '.join(missing)} explicitly"
+        )
     return out
 
 
@@ -100,12 +114,14 @@ def constant(p: Any, exact: bool = False) -> Mixer:
     def update(state: jax.Array, **signals: Any) -> jax.Array:
         return state
 
-    return Mixer(init, lambda s: (s, exact), update, never, lambda s: s, "constant",
-                 {"p": arr.tolist(), "exact": bool(exact)})
+    return Mixer(
+        init, lambda s: (s, exact), update, never, lambda s: s, "constant", {"p": arr.tolist(), "exact": bool(exact)}
+    )
 
 
-def group_means(values: jax.Array, group_ids: jax.Array, m: int,
-                weights: jax.Array | None = None) -> tuple[jax.Array, jax.Array]:
+def group_means(
+    values: jax.Array, group_ids: jax.Array, m: int, weights: jax.Array | None = None
+) -> tuple[jax.Array, jax.Array]:
     """Per-group means of ``values`` [N] given ``group_ids`` [N]: returns ``(means (m,), counts (m,))``.
 
     ``mean_g = sum_{n: g_n = g} w_n v_n / sum_{n: g_n = g} w_n`` (0 where a group has no weight).

@@ -45,8 +45,8 @@ class DoGEState(NamedTuple):
     log_w: jax.Array
     w_sum: jax.Array
     n: jax.Array
-    m_hist: jax.Array    # (record, m, m)
-    m_steps: jax.Array   # (record,) the update count after each (-1: empty)
+    m_hist: jax.Array  # (record, m, m)
+    m_steps: jax.Array  # (record,) the update count after each (-1: empty)
 
 
 def _clip_each(grads: Any, max_norm: float) -> tuple[Any, jax.Array]:
@@ -59,8 +59,7 @@ def combine(grads: Any, w: jax.Array, clip: float = 1.0) -> Any:
     return jax.tree_util.tree_map(lambda x: jnp.tensordot(w.astype(x.dtype), x, 1), clipped)
 
 
-def doge(m: int, *, mu: float | None = None, val_batch: int | None = None, clip: float = 1.0,
-         record: int = 4) -> Mixer:
+def doge(m: int, *, mu: float | None = None, val_batch: int | None = None, clip: float = 1.0, record: int = 4) -> Mixer:
     """DoGE's proxy for ``m`` domains (module docstring); for m in (2, 3, 7) ``mu`` and ``val_batch`` (the
     validation batch size a loop should draw) default to the original's, otherwise give them."""
     hp = resolve_hparams("doge", m, dict(mu=mu, val_batch=val_batch), DOGE_DEFAULTS)
@@ -74,16 +73,22 @@ def doge(m: int, *, mu: float | None = None, val_batch: int | None = None, clip:
     uniform = jnp.full((m,), 1.0 / m, jnp.float32)
 
     def init(key: jax.Array | None = None) -> DoGEState:
-        return DoGEState(jnp.zeros(m, jnp.float32), jnp.zeros(m, jnp.float32), jnp.zeros((), jnp.int32),
-                         jnp.zeros((record, m, m), jnp.float32), jnp.full((record,), -1, jnp.int32))
+        return DoGEState(
+            jnp.zeros(m, jnp.float32),
+            jnp.zeros(m, jnp.float32),
+            jnp.zeros((), jnp.int32),
+            jnp.zeros((record, m, m), jnp.float32),
+            jnp.full((record,), -1, jnp.int32),
+        )
 
     @jax.jit
-    def update(state: DoGEState, *, grads: Any, val_grad: Any, lr: Any, val_grads: Any = None,
-               **_: Any) -> DoGEState:
+    def update(state: DoGEState, *, grads: Any, val_grad: Any, lr: Any, val_grads: Any = None, **_: Any) -> DoGEState:
         lead = {jnp.shape(x)[:1] for x in jax.tree_util.tree_leaves(grads)}
         if lead != {(m,)}:
-            raise ValueError(f"doge: grads must be a pytree whose leaves have a leading axis of size {m} (one "
-                             f"gradient per domain), got leading shapes {sorted(lead)}")
+            raise ValueError(
+                f"doge: grads must be a pytree whose leaves have a leading axis of size {m} (one "
+                f"gradient per domain), got leading shapes {sorted(lead)}"
+            )
         g, norms = _clip_each(grads, clip)
         gv, _ = clip_by_norm(val_grad, clip)
         dots = jax.vmap(lambda gi: tree_dot(gi, gv))(g)
@@ -99,5 +104,12 @@ def doge(m: int, *, mu: float | None = None, val_batch: int | None = None, clip:
             m_steps = jnp.concatenate([m_steps[1:], n[None]])
         return DoGEState(log_w - log_w.max(), state.w_sum + w, n, m_hist, m_steps)
 
-    return Mixer(init, lambda s: (uniform, True), update, never, lambda s: jax.nn.softmax(s.log_w), "doge",
-                 dict(mu=mu, val_batch=val_batch, clip=clip, record=record))
+    return Mixer(
+        init,
+        lambda s: (uniform, True),
+        update,
+        never,
+        lambda s: jax.nn.softmax(s.log_w),
+        "doge",
+        dict(mu=mu, val_batch=val_batch, clip=clip, record=record),
+    )

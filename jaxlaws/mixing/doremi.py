@@ -33,12 +33,12 @@ DOREMI_DEFAULTS = {m: dict(mu=0.01, smoothing=1e-3) for m in (2, 3, 7)}
 
 
 class DoReMiState(NamedTuple):
-    w: jax.Array          # (m,) current domain weights
-    w_sum: jax.Array      # (m,) sum of the weights over steps
-    n: jax.Array          # updates so far
-    prev_e: jax.Array     # (m,) last excess loss per domain
-    e_hist: jax.Array     # (record, m) ring of the last excess vectors (oldest first)
-    e_steps: jax.Array    # (record,) the update count after each (-1: empty)
+    w: jax.Array  # (m,) current domain weights
+    w_sum: jax.Array  # (m,) sum of the weights over steps
+    n: jax.Array  # updates so far
+    prev_e: jax.Array  # (m,) last excess loss per domain
+    e_hist: jax.Array  # (record, m) ring of the last excess vectors (oldest first)
+    e_steps: jax.Array  # (record,) the update count after each (-1: empty)
 
 
 def doremi(m: int, *, mu: float | None = None, smoothing: float | None = None, record: int = 5) -> Mixer:
@@ -55,23 +55,43 @@ def doremi(m: int, *, mu: float | None = None, smoothing: float | None = None, r
     uniform = jnp.full((m,), 1.0 / m, jnp.float32)
 
     def init(key: jax.Array | None = None) -> DoReMiState:
-        return DoReMiState(uniform, jnp.zeros(m, jnp.float32), jnp.zeros((), jnp.int32), jnp.zeros(m, jnp.float32),
-                           jnp.zeros((record, m), jnp.float32), jnp.full((record,), -1, jnp.int32))
+        return DoReMiState(
+            uniform,
+            jnp.zeros(m, jnp.float32),
+            jnp.zeros((), jnp.int32),
+            jnp.zeros(m, jnp.float32),
+            jnp.zeros((record, m), jnp.float32),
+            jnp.full((record,), -1, jnp.int32),
+        )
 
     @jax.jit
-    def update(state: DoReMiState, *, train_losses: jax.Array, ref_losses: jax.Array, counts: jax.Array,
-               **_: Any) -> DoReMiState:
+    def update(
+        state: DoReMiState, *, train_losses: jax.Array, ref_losses: jax.Array, counts: jax.Array, **_: Any
+    ) -> DoReMiState:
         for name, v in (("train_losses", train_losses), ("ref_losses", ref_losses), ("counts", counts)):
             if jnp.shape(v) != (m,):
                 raise ValueError(f"doremi: {name} must have shape ({m},), got {jnp.shape(v)}")
         excess = jnp.asarray(train_losses, jnp.float32) - jnp.asarray(ref_losses, jnp.float32)
         w, e = doremi_update(state.w, excess, state.prev_e, jnp.asarray(counts) > 0, mu, smoothing)
         n = state.n + 1
-        return DoReMiState(w, state.w_sum + w, n, e, jnp.concatenate([state.e_hist[1:], e[None]]),
-                           jnp.concatenate([state.e_steps[1:], n[None]]))
+        return DoReMiState(
+            w,
+            state.w_sum + w,
+            n,
+            e,
+            jnp.concatenate([state.e_hist[1:], e[None]]),
+            jnp.concatenate([state.e_steps[1:], n[None]]),
+        )
 
-    return Mixer(init, lambda s: (uniform, True), update, never, lambda s: s.w, "doremi",
-                 dict(mu=mu, smoothing=smoothing, record=record))
+    return Mixer(
+        init,
+        lambda s: (uniform, True),
+        update,
+        never,
+        lambda s: s.w,
+        "doremi",
+        dict(mu=mu, smoothing=smoothing, record=record),
+    )
 
 
 def weighted_loss(per_example: jax.Array, group_ids: jax.Array, w: jax.Array) -> jax.Array:

@@ -15,8 +15,19 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-__all__ = ["allocate_counts", "expected_counts", "realised_mixtures", "one_hotish", "aioli_solve", "aioli_normalize",
-           "aioli_weights", "skillit_weights", "doremi_update", "doge_scores", "softmax_weights"]
+__all__ = [
+    "allocate_counts",
+    "expected_counts",
+    "realised_mixtures",
+    "one_hotish",
+    "aioli_solve",
+    "aioli_normalize",
+    "aioli_weights",
+    "skillit_weights",
+    "doremi_update",
+    "doge_scores",
+    "softmax_weights",
+]
 
 
 def allocate_counts(p: jax.Array, batch_size: int, key: jax.Array | None = None) -> jax.Array:
@@ -99,8 +110,9 @@ def aioli_normalize(A: jax.Array) -> jax.Array:
     return jnp.where(total > 0, A / jnp.where(total > 0, total, 1.0), 0.0)
 
 
-def aioli_weights(A: jax.Array, A_bar: jax.Array, w: jax.Array, first: jax.Array, eta: float,
-                  ema: float | None, base: jax.Array) -> tuple[jax.Array, jax.Array]:
+def aioli_weights(
+    A: jax.Array, A_bar: jax.Array, w: jax.Array, first: jax.Array, eta: float, ema: float | None, base: jax.Array
+) -> tuple[jax.Array, jax.Array]:
     r"""One exponentiated-gradient step of Aioli: returns ``(p, A_bar)`` (``p`` is also the next ``w``).
 
     * ``ema`` set: :math:`\bar A \leftarrow A` on the first round, else :math:`(1-\text{ema})A +
@@ -141,8 +153,9 @@ def softmax_weights(log_w: jax.Array) -> jax.Array:
     return jax.nn.softmax(log_w)
 
 
-def doremi_update(w: jax.Array, excess: jax.Array, prev_excess: jax.Array, present: jax.Array, mu: float,
-                  smoothing: float) -> tuple[jax.Array, jax.Array]:
+def doremi_update(
+    w: jax.Array, excess: jax.Array, prev_excess: jax.Array, present: jax.Array, mu: float, smoothing: float
+) -> tuple[jax.Array, jax.Array]:
     r"""DoReMi's domain-weight step (``trainer/doremi_trainer.py``): returns ``(w_new, excess_used)``.
 
     ``excess_i = L_i(theta) - L_i(ref)`` on domain ``i``'s samples of the batch; a domain absent from the

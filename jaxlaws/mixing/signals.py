@@ -12,7 +12,8 @@ and ``group_ids`` (B,) the group of each example. Everything here is pure and ji
 
 from __future__ import annotations
 
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import jax
 import jax.numpy as jnp
@@ -29,19 +30,20 @@ LossFn = Callable[[Any, Any], jax.Array]
 def _per_example(loss_fn: LossFn, params: Any, batch: Any, group_ids: jax.Array) -> jax.Array:
     per = loss_fn(params, batch)
     if per.ndim != 1 or per.shape != group_ids.shape:
-        raise ValueError(f"loss_fn must return one loss per example, shape {group_ids.shape} like group_ids, "
-                         f"got {per.shape}")
+        raise ValueError(
+            f"loss_fn must return one loss per example, shape {group_ids.shape} like group_ids, got {per.shape}"
+        )
     return per
 
 
-def group_losses(loss_fn: LossFn, params: Any, batch: Any, group_ids: jax.Array, m: int
-                 ) -> tuple[jax.Array, jax.Array]:
+def group_losses(loss_fn: LossFn, params: Any, batch: Any, group_ids: jax.Array, m: int) -> tuple[jax.Array, jax.Array]:
     """``(means (m,), counts (m,))``: each group's mean loss on ``batch`` (0 where a group is absent)."""
     return group_means(_per_example(loss_fn, params, batch, group_ids), group_ids, m)
 
 
-def per_group_grads(loss_fn: LossFn, params: Any, batch: Any, group_ids: jax.Array, m: int
-                    ) -> tuple[jax.Array, jax.Array, Any]:
+def per_group_grads(
+    loss_fn: LossFn, params: Any, batch: Any, group_ids: jax.Array, m: int
+) -> tuple[jax.Array, jax.Array, Any]:
     r"""``(losses (m,), counts (m,), grads)``: :math:`g_j = \nabla_\theta \frac{1}{n_j}\sum_{n: g_n = j}
     \ell_n(\theta)` for each group (zeros for a group absent from the batch), a pytree like ``params`` with a
     leading axis of size ``m``, with each group's mean loss and number of examples."""
@@ -56,8 +58,9 @@ def per_group_grads(loss_fn: LossFn, params: Any, batch: Any, group_ids: jax.Arr
     return losses, counts, grads
 
 
-def doremi_step(mixer: Mixer, state: Any, loss_fn: LossFn, params: Any, ref_params: Any, batch: Any,
-                group_ids: jax.Array) -> tuple[jax.Array, Any, Any]:
+def doremi_step(
+    mixer: Mixer, state: Any, loss_fn: LossFn, params: Any, ref_params: Any, batch: Any, group_ids: jax.Array
+) -> tuple[jax.Array, Any, Any]:
     r"""One DoReMi proxy step: ``(mean loss, grads, state)``.
 
     The proxy's and the reference's per-domain losses on ``batch`` update the weights, and ``grads`` is the
@@ -76,9 +79,18 @@ def doremi_step(mixer: Mixer, state: Any, loss_fn: LossFn, params: Any, ref_para
     return loss, grads, new
 
 
-def doge_step(mixer: Mixer, state: Any, loss_fn: LossFn, params: Any, batch: Any, group_ids: jax.Array,
-              val_batch: Any, val_group_ids: jax.Array, lr: Any, full_matrix: bool = True
-              ) -> tuple[jax.Array, Any, Any]:
+def doge_step(
+    mixer: Mixer,
+    state: Any,
+    loss_fn: LossFn,
+    params: Any,
+    batch: Any,
+    group_ids: jax.Array,
+    val_batch: Any,
+    val_group_ids: jax.Array,
+    lr: Any,
+    full_matrix: bool = True,
+) -> tuple[jax.Array, Any, Any]:
     r"""One DoGE proxy step: ``(mean train loss, grads, state)``.
 
     Per-domain gradients on ``batch``, the gradient of the mean loss of ``val_batch`` (a random draw from the
@@ -91,7 +103,7 @@ def doge_step(mixer: Mixer, state: Any, loss_fn: LossFn, params: Any, batch: Any
     tl, tc, g = per_group_grads(loss_fn, params, batch, group_ids, m)
     if full_matrix:
         _, vc, v = per_group_grads(loss_fn, params, val_batch, val_group_ids, m)
-        frac = vc / jnp.maximum(vc.sum(), 1.0)   # the mean over the batch = the count-weighted domain means
+        frac = vc / jnp.maximum(vc.sum(), 1.0)  # the mean over the batch = the count-weighted domain means
         g_val = jax.tree_util.tree_map(lambda x: jnp.tensordot(frac, x, 1), v)
         new = mixer.update(state, grads=g, val_grad=g_val, lr=lr, val_grads=v)
     else:

@@ -30,8 +30,15 @@ import numpy as np
 from jaxlaws.mixing.base import Mixer, resolve_hparams
 from jaxlaws.mixing.rules import skillit_weights
 
-__all__ = ["skillit", "SkillItState", "SKILLIT_DEFAULTS", "skills_graph", "load_graph", "check_graph",
-           "original_graph_rule"]
+__all__ = [
+    "skillit",
+    "SkillItState",
+    "SKILLIT_DEFAULTS",
+    "skills_graph",
+    "load_graph",
+    "check_graph",
+    "original_graph_rule",
+]
 
 # The original's settings (scripts/*/skillit/run.sh); its checkpoints (the loss records) every half round.
 SKILLIT_DEFAULTS = {
@@ -42,16 +49,24 @@ SKILLIT_DEFAULTS = {
 
 
 class SkillItState(NamedTuple):
-    G: jax.Array       # (m, m) the skills graph of this run
-    p: jax.Array       # (m,)
-    hist: jax.Array    # (window, m) last recorded held-out losses (most recent last)
-    n_obs: jax.Array   # records so far
-    n_up: jax.Array    # mixture updates so far
+    G: jax.Array  # (m, m) the skills graph of this run
+    p: jax.Array  # (m,)
+    hist: jax.Array  # (window, m) last recorded held-out losses (most recent last)
+    n_obs: jax.Array  # records so far
+    n_up: jax.Array  # mixture updates so far
     p_hist: jax.Array  # (U, m) mixture after each update
 
 
-def skillit(graph: Any, *, total_steps: int, eta: float | None = None, update_steps: int | None = None,
-            window: int | None = None, eval_steps: int | None = None, align: str = "original") -> Mixer:
+def skillit(
+    graph: Any,
+    *,
+    total_steps: int,
+    eta: float | None = None,
+    update_steps: int | None = None,
+    window: int | None = None,
+    eval_steps: int | None = None,
+    align: str = "original",
+) -> Mixer:
     """Skill-It with skills graph ``graph`` ``(m, m)`` over ``total_steps`` steps (module docstring).
 
     For m in (2, 3, 7) the hyper-parameters default to the original's (:data:`SKILLIT_DEFAULTS`); for other
@@ -68,8 +83,9 @@ def skillit(graph: Any, *, total_steps: int, eta: float | None = None, update_st
     if not eta > 0:
         raise ValueError(f"skillit: eta must be > 0, got {eta}")
     if update_steps < 1 or window < 1 or total_steps < 1:
-        raise ValueError(f"skillit: update_steps, window and total_steps must be >= 1, got {update_steps}, "
-                         f"{window}, {total_steps}")
+        raise ValueError(
+            f"skillit: update_steps, window and total_steps must be >= 1, got {update_steps}, {window}, {total_steps}"
+        )
     if every < 1 or update_steps % every:
         raise ValueError(f"skillit: eval_steps={every} must be >= 1 and divide update_steps={update_steps}")
     if align not in ("original", "latest"):
@@ -84,8 +100,14 @@ def skillit(graph: Any, *, total_steps: int, eta: float | None = None, update_st
     def init(key: jax.Array | None = None, graph: Any = None) -> SkillItState:
         G = jnp.asarray(G0 if graph is None else graph, jnp.float32)
         p = skillit_weights(G, jnp.ones(m, jnp.float32), eta)
-        return SkillItState(G, p, jnp.zeros((window, m), jnp.float32), jnp.zeros((), jnp.int32),
-                            jnp.zeros((), jnp.int32), jnp.zeros((n_updates, m), jnp.float32))
+        return SkillItState(
+            G,
+            p,
+            jnp.zeros((window, m), jnp.float32),
+            jnp.zeros((), jnp.int32),
+            jnp.zeros((), jnp.int32),
+            jnp.zeros((n_updates, m), jnp.float32),
+        )
 
     def record(state: SkillItState, losses: jax.Array) -> SkillItState:
         return state._replace(hist=jnp.concatenate([state.hist[1:], losses[None]]), n_obs=state.n_obs + 1)
@@ -108,8 +130,9 @@ def skillit(graph: Any, *, total_steps: int, eta: float | None = None, update_st
         state = jax.lax.cond(observes(s), record, lambda x, _: x, state, losses)
         return jax.lax.cond(due, new_mixture, lambda x: x, state)
 
-    hparams = dict(eta=eta, update_steps=update_steps, window=window, eval_steps=every, align=align,
-                   total_steps=total_steps)
+    hparams = dict(
+        eta=eta, update_steps=update_steps, window=window, eval_steps=every, align=align, total_steps=total_steps
+    )
     return Mixer(init, lambda s: (s.p, False), update, observes, lambda s: s.p, "skillit", hparams)
 
 

@@ -27,8 +27,23 @@ from jaxlaws.plot.optimum import optimum, simplex_grid, ternary_xy
 from jaxlaws.plot.uncertainty import bootstrap_intervals, bootstrap_points, cross_validation, cv_points
 
 __all__ = [
-    "bootstrap_intervals", "bootstrap_points", "cross_validation", "cv_points", "dynamic_law", "dynamic_points",
-    "influence", "matrices", "method_trajectories", "optimum", "png_bytes",
-    "predicted_vs_observed", "similarity", "simplex_grid", "static_law", "static_linearised", "static_points",
-    "ternary_xy", "trajectories",
+    "bootstrap_intervals",
+    "bootstrap_points",
+    "cross_validation",
+    "cv_points",
+    "dynamic_law",
+    "dynamic_points",
+    "influence",
+    "matrices",
+    "method_trajectories",
+    "optimum",
+    "png_bytes",
+    "predicted_vs_observed",
+    "similarity",
+    "simplex_grid",
+    "static_law",
+    "static_linearised",
+    "static_points",
+    "ternary_xy",
+    "trajectories",
 ]

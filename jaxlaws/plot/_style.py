@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import io
 import textwrap
-from typing import Optional, Sequence
+from collections.abc import Sequence
 
 import numpy as np
 from matplotlib.figure import Figure
@@ -17,8 +17,15 @@ from matplotlib.figure import Figure
 _GROUP_COLOURS = ("#0072B2", "#D55E00", "#009E73", "#CC79A7", "#E69F00", "#56B4E9", "#F0E442", "#000000")
 
 
-def new_figure(nrows: int = 1, ncols: int = 1, *, width: float = 4.0, height: float = 3.2,
-               sharex: bool | str = False, sharey: bool | str = False) -> tuple[Figure, np.ndarray]:
+def new_figure(
+    nrows: int = 1,
+    ncols: int = 1,
+    *,
+    width: float = 4.0,
+    height: float = 3.2,
+    sharex: bool | str = False,
+    sharey: bool | str = False,
+) -> tuple[Figure, np.ndarray]:
     """A constrained-layout figure with an ``(nrows, ncols)`` array of axes (always 2-D)."""
     fig = Figure(figsize=(width * ncols, height * nrows), layout="constrained")
     axes = fig.subplots(nrows, ncols, squeeze=False, sharex=sharex, sharey=sharey)
@@ -37,11 +44,11 @@ def hide_unused(axes: np.ndarray, n: int) -> None:
         ax.set_visible(False)
 
 
-def title(fig: Figure, text: str, label: Optional[str]) -> Figure:
+def title(fig: Figure, text: str, label: str | None) -> Figure:
     """Set the figure's title; ``label`` (e.g. ``"synthetic"``) is shown in brackets so it travels with
     every copy of the figure."""
     text = f"{text} [{label}]" if label else text
-    width_chars = max(30, int(fig.get_figwidth() * 11))   # ~11 characters per inch at this font size
+    width_chars = max(30, int(fig.get_figwidth() * 11))  # ~11 characters per inch at this font size
     fig.suptitle(textwrap.fill(text, width_chars), fontsize="medium")
     return fig
 

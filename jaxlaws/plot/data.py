@@ -5,8 +5,6 @@ These hold no matplotlib and are the numbers behind each figure (the report writ
 
 from __future__ import annotations
 
-from typing import Optional
-
 import numpy as np
 import pandas as pd
 
@@ -15,8 +13,12 @@ from jaxlaws.analysis.dynamic import child_problem
 from jaxlaws.analysis.static import LawFits
 from jaxlaws.sweeps.schema import Sweep, proportion_columns
 
-_DYNAMIC_FORMS = {"dynamic_two_group": "two_group", "dynamic_linear": "linear", "dynamic_full": "full",
-                  "log_ratio": "log_ratio"}
+_DYNAMIC_FORMS = {
+    "dynamic_two_group": "two_group",
+    "dynamic_linear": "linear",
+    "dynamic_full": "full",
+    "log_ratio": "log_ratio",
+}
 _TARGETS = {"two_group": "L^{B+R}", "linear": "L^{B+R}", "full": "L^{B+R} - L^B", "log_ratio": "log(L^{B+R}/L^B)"}
 
 
@@ -40,7 +42,7 @@ def target_label(form: str) -> str:
 
 def _law_input(p: np.ndarray, i: int, own_only: bool) -> np.ndarray:
     """The law's ``x``: the own proportion (n, 1) for the two-group laws, else the whole mixture."""
-    return p[:, i:i + 1] if own_only else p
+    return p[:, i : i + 1] if own_only else p
 
 
 def static_points(fits: LawFits, sweep: Sweep, *, split: str = "val") -> pd.DataFrame:
@@ -77,12 +79,19 @@ def dynamic_points(fits: LawFits, sweep: Sweep, *, split: str = "val") -> pd.Dat
     out = []
     for row, fit in enumerate(fits.params.itertuples(index=False)):
         i = groups.index(fit.group)
-        d = children[(children["parent"] == fit.parent) & (children["seed"] == fit.seed)
-                     & (children["break_step"] == fit.break_step)]
+        d = children[
+            (children["parent"] == fit.parent)
+            & (children["seed"] == fit.seed)
+            & (children["break_step"] == fit.break_step)
+        ]
         x, y = child_problem(d, groups, i, form)
         part = d[pcols].reset_index(drop=True)
-        for c, v in (("group", fit.group), ("parent", fit.parent), ("break_step", int(fit.break_step)),
-                     ("seed", int(fit.seed))):
+        for c, v in (
+            ("group", fit.group),
+            ("parent", fit.parent),
+            ("break_step", int(fit.break_step)),
+            ("seed", int(fit.seed)),
+        ):
             part[c] = v
         part["own_p"] = d[pcols[i]].to_numpy()
         part["observed"], part["predicted"] = y, fits.predict(row, x)
@@ -99,12 +108,16 @@ def method_trajectories(sweep: Sweep, *, split: str = "val") -> pd.DataFrame:
     df = sweep.losses
     df = df[(df["kind"] == "method") & (df["split"] == split)]
     cols = ["method", "run", "seed", "step", "break_step", *pcols]
-    return (df.drop_duplicates(["run", "seed", "step"])[cols]
-            .sort_values(["method", "run", "seed", "step"], kind="stable").reset_index(drop=True))
+    return (
+        df.drop_duplicates(["run", "seed", "step"])[cols]
+        .sort_values(["method", "run", "seed", "step"], kind="stable")
+        .reset_index(drop=True)
+    )
 
 
-def along_own(law_fits: LawFits, row: int, m: int, i: int, own: np.ndarray,
-              rest: Optional[np.ndarray] = None) -> np.ndarray:
+def along_own(
+    law_fits: LawFits, row: int, m: int, i: int, own: np.ndarray, rest: np.ndarray | None = None
+) -> np.ndarray:
     """Predictions of fit ``row`` for group ``i`` as its own proportion runs over ``own`` and the other groups
     share the rest in the proportions ``rest`` (m-1 weights, default equal): the curve drawn through the
     points of a law with m >= 3 inputs (for m = 2 it is the law itself)."""

@@ -8,8 +8,6 @@ the legend with their flags; ``label`` (e.g. ``"synthetic"``) goes into the titl
 
 from __future__ import annotations
 
-from typing import Optional
-
 import numpy as np
 import pandas as pd
 from matplotlib.figure import Figure
@@ -22,8 +20,9 @@ from jaxlaws.sweeps.schema import Sweep
 _GRID = np.linspace(0.0, 1.0, 101)
 
 
-def static_law(fits: LawFits, sweep: Sweep, *, split: str = "val", label: Optional[str] = None,
-               points: Optional[pd.DataFrame] = None) -> Figure:
+def static_law(
+    fits: LawFits, sweep: Sweep, *, split: str = "val", label: str | None = None, points: pd.DataFrame | None = None
+) -> Figure:
     r"""Loss of each group against its own proportion :math:`p_i`, one panel per group, one colour per seed,
     with the fitted static law drawn through the points (for m >= 3 along the mixtures whose other groups
     share :math:`1 - p_i` equally; crosses mark the law's prediction at each trained mixture)."""
@@ -36,8 +35,9 @@ def static_law(fits: LawFits, sweep: Sweep, *, split: str = "val", label: Option
         for s in seeds:
             d = pts[(pts["group"] == g) & (pts["seed"] == s)]
             row, flags = int(d["fit_row"].iloc[0]), d["flags"].iloc[0]
-            ax.scatter(d["own_p"], d["observed"], s=14, color=colours[s], alpha=0.8,
-                       label=f"seed {s}{_style.flag_note(flags)}")
+            ax.scatter(
+                d["own_p"], d["observed"], s=14, color=colours[s], alpha=0.8, label=f"seed {s}{_style.flag_note(flags)}"
+            )
             curve = along_own(fits, row, m, groups.index(g), _GRID)
             ax.plot(_GRID, curve, color=colours[s], lw=1, ls="--" if flags else "-")
             if m > 2:
@@ -49,12 +49,12 @@ def static_law(fits: LawFits, sweep: Sweep, *, split: str = "val", label: Option
     axes.ravel()[0].legend(fontsize="x-small")
     _style.hide_unused(axes, len(groups))
     note = "" if m == 2 else "; curve: other groups share the rest equally, x: law at each mixture"
-    return _style.title(fig, f"Static law {fits.law.name} at step {int(fits.params['step'].iloc[0])}{note}",
-                        label)
+    return _style.title(fig, f"Static law {fits.law.name} at step {int(fits.params['step'].iloc[0])}{note}", label)
 
 
-def static_linearised(fits: LawFits, sweep: Sweep, *, split: str = "val", label: Optional[str] = None,
-                      points: Optional[pd.DataFrame] = None) -> Figure:
+def static_linearised(
+    fits: LawFits, sweep: Sweep, *, split: str = "val", label: str | None = None, points: pd.DataFrame | None = None
+) -> Figure:
     r"""The static law made linear: :math:`\log(L_i - c_i)` against :math:`p_i` with the line
     :math:`k_i p_i + b_i` (m=2), or :math:`\log(L_i - e^{\ell_i})` against the fitted exponent
     :math:`b_i + \sum_{j<m} t_{ij} p_j` with the identity line (m >= 3). Points with :math:`L \le c` have no
@@ -83,8 +83,9 @@ def static_linearised(fits: LawFits, sweep: Sweep, *, split: str = "val", label:
             gap = d["observed"].to_numpy() - c
             ok = gap > 0
             dropped += int((~ok).sum())
-            ax.scatter(x[ok], np.log(gap[ok]), s=14, color=colours[s], alpha=0.8,
-                       label=f"seed {s}{_style.flag_note(flags)}")
+            ax.scatter(
+                x[ok], np.log(gap[ok]), s=14, color=colours[s], alpha=0.8, label=f"seed {s}{_style.flag_note(flags)}"
+            )
             ax.plot(x_line, y_line, color=colours[s], lw=1, ls="--" if flags else "-")
         ax.set_xlabel(f"p_{g}" if m == 2 else "fitted exponent b + t . p")
         ax.set_ylabel(f"log(L_{g} - c)" if m == 2 else f"log(L_{g} - exp(l))")
@@ -94,9 +95,14 @@ def static_linearised(fits: LawFits, sweep: Sweep, *, split: str = "val", label:
     return _style.title(fig, f"Static law {fits.law.name}, linearised", label)
 
 
-def predicted_vs_observed(points: pd.DataFrame, *, title: str = "Predicted vs observed",
-                          held_out: Optional[pd.DataFrame] = None, quantity: str = "loss",
-                          label: Optional[str] = None) -> Figure:
+def predicted_vs_observed(
+    points: pd.DataFrame,
+    *,
+    title: str = "Predicted vs observed",
+    held_out: pd.DataFrame | None = None,
+    quantity: str = "loss",
+    label: str | None = None,
+) -> Figure:
     """Observed against predicted values, one colour per group, with the identity line.
 
     ``points`` has columns ``group``, ``observed``, ``predicted`` (e.g. :func:`~jaxlaws.plot.data.static_points`,
@@ -108,21 +114,31 @@ def predicted_vs_observed(points: pd.DataFrame, *, title: str = "Predicted vs ob
     return _style.title(fig, title, label)
 
 
-def draw_predicted_vs_observed(ax, points: pd.DataFrame, held_out: Optional[pd.DataFrame] = None,
-                               quantity: str = "loss") -> None:
+def draw_predicted_vs_observed(
+    ax, points: pd.DataFrame, held_out: pd.DataFrame | None = None, quantity: str = "loss"
+) -> None:
     """Draw :func:`predicted_vs_observed`'s panel into ``ax`` (also used by the cross-validation figure)."""
     groups = list(dict.fromkeys(points["group"]))
     colours = _style.group_colours(groups)
     for g in groups:
         d = points[points["group"] == g]
         rmse = float(np.sqrt(np.mean((d["observed"] - d["predicted"]) ** 2)))
-        ax.scatter(d["predicted"], d["observed"], s=12, color=colours[g], alpha=0.75,
-                   label=f"{g} (fit, RMSE {rmse:.2g})")
+        ax.scatter(
+            d["predicted"], d["observed"], s=12, color=colours[g], alpha=0.75, label=f"{g} (fit, RMSE {rmse:.2g})"
+        )
         if held_out is not None and not held_out[held_out["group"] == g].empty:
             h = held_out[held_out["group"] == g]
             rmse_h = float(np.sqrt(np.mean((h["observed"] - h["predicted"]) ** 2)))
-            ax.scatter(h["predicted"], h["observed"], s=34, marker="D", facecolors="none",
-                       edgecolors=colours[g], lw=1.1, label=f"{g} held out (RMSE {rmse_h:.2g})")
+            ax.scatter(
+                h["predicted"],
+                h["observed"],
+                s=34,
+                marker="D",
+                facecolors="none",
+                edgecolors=colours[g],
+                lw=1.1,
+                label=f"{g} held out (RMSE {rmse_h:.2g})",
+            )
     every = [points[["observed", "predicted"]].to_numpy().ravel()]
     if held_out is not None:
         every.append(held_out[["observed", "predicted"]].to_numpy().ravel())
@@ -136,8 +152,15 @@ def draw_predicted_vs_observed(ax, points: pd.DataFrame, held_out: Optional[pd.D
     ax.legend(fontsize="x-small")
 
 
-def dynamic_law(fits: LawFits, sweep: Sweep, *, split: str = "val", label: Optional[str] = None,
-                points: Optional[pd.DataFrame] = None, max_parents: int = 9) -> Figure:
+def dynamic_law(
+    fits: LawFits,
+    sweep: Sweep,
+    *,
+    split: str = "val",
+    label: str | None = None,
+    points: pd.DataFrame | None = None,
+    max_parents: int = 9,
+) -> Figure:
     r"""One panel per parent (break step, parent mixture, seed; at most ``max_parents``): each group's fitted
     target (:math:`L^{B+R}`, :math:`L^{B+R} - L^B` or the log ratio, by form) against the child's own
     proportion, with the fitted dynamic law (for m >= 3 along equal shares of the other groups, crosses at
@@ -156,13 +179,17 @@ def dynamic_law(fits: LawFits, sweep: Sweep, *, split: str = "val", label: Optio
             d = sel[sel["group"] == g]
             row, flags = int(d["fit_row"].iloc[0]), d["flags"].iloc[0]
             ax.scatter(d["own_p"], d["observed"], s=14, color=colours[g], label=f"{g}{_style.flag_note(flags)}")
-            ax.plot(_GRID, along_own(fits, row, m, groups.index(g), _GRID), color=colours[g], lw=1,
-                    ls="--" if flags else "-")
+            ax.plot(
+                _GRID,
+                along_own(fits, row, m, groups.index(g), _GRID),
+                color=colours[g],
+                lw=1,
+                ls="--" if flags else "-",
+            )
             if m > 2:
                 ax.scatter(d["own_p"], d["predicted"], marker="x", s=12, color=colours[g], lw=0.8)
         mix = pmix.loc[(bstep, parent, seed), [f"parent_p_{g}" for g in groups]].to_numpy(np.float64)
-        ax.set_title(f"B={bstep}, parent p=({', '.join(f'{v:.2f}' for v in mix)}), seed {seed}",
-                     fontsize="x-small")
+        ax.set_title(f"B={bstep}, parent p=({', '.join(f'{v:.2f}' for v in mix)}), seed {seed}", fontsize="x-small")
         ax.set_xlabel("child's own proportion $p_i$")
         ax.set_ylabel(target_label(form))
         _clip_to_points(ax, sel[["observed", "predicted"]].to_numpy())

@@ -5,7 +5,7 @@ and how far the optimum moves when the run is left out -- exactly (refit) agains
 
 from __future__ import annotations
 
-from typing import Optional, Sequence
+from collections.abc import Sequence
 
 import numpy as np
 import pandas as pd
@@ -18,7 +18,7 @@ def _run_label(row: pd.Series, pcols: Sequence[str]) -> str:
     return "/".join(f"{row[c]:.2f}" for c in pcols)
 
 
-def influence(table: pd.DataFrame, groups: Sequence[str], *, label: Optional[str] = None) -> Figure:
+def influence(table: pd.DataFrame, groups: Sequence[str], *, label: str | None = None) -> Figure:
     """Left: the influence of each run's losses on the optimum (bars per seed, runs labelled by their mixture).
     Right (when the table has ``loo_dp_*``): each run's exact leave-one-out shift of every share of the optimum
     against the first-order one (``drop_dp_*``); on the diagonal the first-order estimate is exact.
@@ -47,8 +47,9 @@ def influence(table: pd.DataFrame, groups: Sequence[str], *, label: Optional[str
         d = ok[ok["seed"] == s]
         x = np.array([pos[r] for r in d["run"]]) - 0.4 + (k + 0.5) * width
         ax.bar(x, d["influence"].to_numpy(np.float64), width=width, color=colours[s], label=f"seed {s}")
-    ax.set_xticks(range(len(runs)), [_run_label(r, pcols) for _, r in runs.iterrows()], rotation=45, ha="right",
-                  fontsize="small")
+    ax.set_xticks(
+        range(len(runs)), [_run_label(r, pcols) for _, r in runs.iterrows()], rotation=45, ha="right", fontsize="small"
+    )
     ax.set_xlabel("run (mixture " + "/".join(groups) + ")")
     ax.set_ylabel(r"$\|\partial p^\star/\partial L_{run}\|_F$")
     ax.legend(fontsize="small")

@@ -4,7 +4,7 @@ sums that ``sim`` compares), and ``sim`` per method with its spread over seeds."
 
 from __future__ import annotations
 
-from typing import Mapping, Optional
+from collections.abc import Mapping
 
 import numpy as np
 import pandas as pd
@@ -15,7 +15,7 @@ from jaxlaws.analysis.similarity import column_direction
 from jaxlaws.plot import _style
 
 
-def trajectories(traj: pd.DataFrame, groups: tuple[str, ...], *, label: Optional[str] = None) -> Figure:
+def trajectories(traj: pd.DataFrame, groups: tuple[str, ...], *, label: str | None = None) -> Figure:
     r"""Each method's mixture :math:`p^t_g` against the training step, one panel per method, one colour per
     group, one line per (run, seed); a dotted vertical line marks the break step of runs that have one.
 
@@ -32,8 +32,16 @@ def trajectories(traj: pd.DataFrame, groups: tuple[str, ...], *, label: Optional
         for (_, _), r in d.groupby(["run", "seed"], sort=True):
             n_runs += 1
             for g in groups:
-                ax.plot(r["step"], r[f"p_{g}"], color=colours[g], lw=1, alpha=0.6, marker="." if len(r) < 30 else None,
-                        ms=3, label=g if n_runs == 1 else None)
+                ax.plot(
+                    r["step"],
+                    r[f"p_{g}"],
+                    color=colours[g],
+                    lw=1,
+                    alpha=0.6,
+                    marker="." if len(r) < 30 else None,
+                    ms=3,
+                    label=g if n_runs == 1 else None,
+                )
         for b in sorted(set(d["break_step"]) - {-1}):
             ax.axvline(b, color="grey", ls=":", lw=0.8)
         ax.set_title(f"{mth} ({n_runs} run(s))", fontsize="small")
@@ -51,7 +59,7 @@ def _seeds_used(ma: MethodAnalysis) -> list[int]:
     return [int(s) for s in (used if not used.empty else sim)["seed"]]
 
 
-def matrices(methods: Mapping[str, MethodAnalysis], *, label: Optional[str] = None) -> Figure:
+def matrices(methods: Mapping[str, MethodAnalysis], *, label: str | None = None) -> Figure:
     r"""Per method (one row each): heat maps of :math:`A^{t\star}` and :math:`\tilde A^t` (means over the
     seeds the averages use), on one colour scale centred at 0, and bars of their normalised column sums
     :math:`u = s(A^\star)/\|s(A^\star)\|`, :math:`v = s(\tilde A)/\|s(\tilde A)\|` (means, with each seed as
@@ -75,8 +83,15 @@ def matrices(methods: Mapping[str, MethodAnalysis], *, label: Optional[str] = No
             ax.set_ylabel("row i (loss of group)", fontsize="x-small")
             ax.set_title(f"{name} (B={ma.break_step}): {what}", fontsize="small")
             for (i, j), v in np.ndenumerate(a):
-                ax.text(j, i, f"{v:.2g}", ha="center", va="center", fontsize="x-small",
-                        color="white" if abs(v) > 0.6 * vmax else "black")
+                ax.text(
+                    j,
+                    i,
+                    f"{v:.2g}",
+                    ha="center",
+                    va="center",
+                    fontsize="x-small",
+                    color="white" if abs(v) > 0.6 * vmax else "black",
+                )
         fig.colorbar(im, ax=axes[r, :2], shrink=0.8)
         ax = axes[r, 2]
         u = np.array([column_direction(ma.matrix("A_star", s), "A_star") for s in seeds])
@@ -93,11 +108,11 @@ def matrices(methods: Mapping[str, MethodAnalysis], *, label: Optional[str] = No
         ax.set_ylabel("normalised column sum", fontsize="x-small")
         s = ma.similarity.set_index("seed").loc[seeds, "sim"]
         ax.set_title(f"{name}: sim {s.mean():.2f} over {len(seeds)} seed(s)", fontsize="small")
-        ax.legend(fontsize="xx-small", loc="upper left", bbox_to_anchor=(1.0, 1.0))   # outside: bars fill the box
+        ax.legend(fontsize="xx-small", loc="upper left", bbox_to_anchor=(1.0, 1.0))  # outside: bars fill the box
     return _style.title(fig, "Method matrices against the true A* at each method's break step B", label)
 
 
-def similarity(methods: Mapping[str, MethodAnalysis], *, label: Optional[str] = None) -> Figure:
+def similarity(methods: Mapping[str, MethodAnalysis], *, label: str | None = None) -> Figure:
     r"""``sim`` (filled) and ``sim_method_sign`` (the method's own sign, open) per method: each seed a dot,
     flagged seeds grey, the mean over the used seeds with its standard deviation as an error bar."""
     if not methods:
@@ -117,8 +132,7 @@ def similarity(methods: Mapping[str, MethodAnalysis], *, label: Optional[str] = 
             else:
                 ax.scatter(x, sim[col], s=16, facecolors="none", edgecolors=colour, zorder=3)
             vals = sim.loc[used, col]
-            ax.errorbar(k + off, vals.mean(), yerr=vals.std(ddof=0), fmt="_", ms=14, color="black", capsize=3,
-                        zorder=4)
+            ax.errorbar(k + off, vals.mean(), yerr=vals.std(ddof=0), fmt="_", ms=14, color="black", capsize=3, zorder=4)
     ax.axhline(0, color="grey", lw=0.6)
     ax.set_xticks(range(len(names)), names)
     ax.set_xlabel("method")
@@ -126,10 +140,14 @@ def similarity(methods: Mapping[str, MethodAnalysis], *, label: Optional[str] = 
     ax.set_ylabel(r"sim$(\tilde{A}, A^{\star})$")
     from matplotlib.lines import Line2D
 
-    ax.legend(handles=[Line2D([], [], marker="o", ls="", color="#0072B2", label="sim (fitted scale b)"),
-                       Line2D([], [], marker="o", ls="", mfc="none", color="#D55E00",
-                              label="sim_method_sign (method's own sign)"),
-                       Line2D([], [], marker="o", ls="", color="#999999", label="seed with a flagged fit"),
-                       Line2D([], [], marker="_", ls="", ms=14, color="black", label="mean ± sd over seeds")],
-              fontsize="x-small", loc="lower left")
+    ax.legend(
+        handles=[
+            Line2D([], [], marker="o", ls="", color="#0072B2", label="sim (fitted scale b)"),
+            Line2D([], [], marker="o", ls="", mfc="none", color="#D55E00", label="sim_method_sign (method's own sign)"),
+            Line2D([], [], marker="o", ls="", color="#999999", label="seed with a flagged fit"),
+            Line2D([], [], marker="_", ls="", ms=14, color="black", label="mean ± sd over seeds"),
+        ],
+        fontsize="x-small",
+        loc="lower left",
+    )
     return _style.title(fig, "Similarity of each method's matrix to A*", label)

@@ -4,8 +4,6 @@ optimum and the trained mixtures; bars of the optimal proportions for m >= 4."""
 
 from __future__ import annotations
 
-from typing import Optional
-
 import numpy as np
 import pandas as pd
 from matplotlib.figure import Figure
@@ -35,7 +33,7 @@ def simplex_grid(m: int, n: int) -> np.ndarray:
     i, j = np.meshgrid(np.arange(n + 1), np.arange(n + 1), indexing="ij")
     keep = i + j <= n
     i, j = i[keep], j[keep]
-    return np.stack([i, j, n - i - j], axis=1) / n     # integer counts first: no -1e-17 corners
+    return np.stack([i, j, n - i - j], axis=1) / n  # integer counts first: no -1e-17 corners
 
 
 def predicted_total(fits: LawFits, groups: tuple[str, ...], p: np.ndarray, seed: int) -> np.ndarray:
@@ -44,12 +42,19 @@ def predicted_total(fits: LawFits, groups: tuple[str, ...], p: np.ndarray, seed:
     total = np.zeros(len(p))
     for i, g in enumerate(groups):
         row = int(np.flatnonzero((df["group"] == g).to_numpy() & (df["seed"] == seed).to_numpy())[0])
-        total += fits.predict(row, p[:, i:i + 1] if fits.law.x_dim == 1 else p)
+        total += fits.predict(row, p[:, i : i + 1] if fits.law.x_dim == 1 else p)
     return total
 
 
-def optimum(fits: LawFits, optimum_table: pd.DataFrame, sweep: Sweep, *, split: str = "val",
-            label: Optional[str] = None, resolution: int = 60) -> Figure:
+def optimum(
+    fits: LawFits,
+    optimum_table: pd.DataFrame,
+    sweep: Sweep,
+    *,
+    split: str = "val",
+    label: str | None = None,
+    resolution: int = 60,
+) -> Figure:
     """The predicted optimum (``optimum_table`` is :attr:`jaxlaws.analysis.Analysis.optimum`).
 
     * m=2: the predicted total loss against :math:`p_1` per seed, each seed's optimum marked, the observed
@@ -75,10 +80,25 @@ def optimum(fits: LawFits, optimum_table: pd.DataFrame, sweep: Sweep, *, split: 
         for s, (_, r) in zip(seeds, per_seed.iterrows()):
             ax.plot(grid[:, 0], predicted_total(fits, groups, grid, s), color=colours[s], lw=1, label=f"seed {s}")
             p1 = float(r[pcols[0]])
-            ax.scatter([p1], predicted_total(fits, groups, np.array([[p1, 1 - p1]]), s), marker="*", s=90,
-                       color=colours[s], edgecolors="black", lw=0.5, zorder=4)
-        ax.scatter(wide[pcols[0]], observed_total, s=12, color="black", alpha=0.6, label="trained mixtures (observed)",
-                   zorder=3)
+            ax.scatter(
+                [p1],
+                predicted_total(fits, groups, np.array([[p1, 1 - p1]]), s),
+                marker="*",
+                s=90,
+                color=colours[s],
+                edgecolors="black",
+                lw=0.5,
+                zorder=4,
+            )
+        ax.scatter(
+            wide[pcols[0]],
+            observed_total,
+            s=12,
+            color="black",
+            alpha=0.6,
+            label="trained mixtures (observed)",
+            zorder=3,
+        )
         mean_p = float(optimum_table.loc[optimum_table["seed"] == "mean", pcols[0]].iloc[0])
         ax.axvline(mean_p, color="grey", ls=":", lw=1, label=f"mean optimum p_{groups[0]} = {mean_p:.3f}")
         ax.set_xlabel(f"p_{groups[0]} (p_{groups[1]} = 1 - p_{groups[0]})")
@@ -102,15 +122,34 @@ def optimum(fits: LawFits, optimum_table: pd.DataFrame, sweep: Sweep, *, split: 
         tx, ty = ternary_xy(wide[pcols].to_numpy())
         ax.scatter(tx, ty, s=10, color="white", edgecolors="black", lw=0.4, label="trained mixtures")
         ox, oy = ternary_xy(per_seed[pcols].to_numpy(np.float64))
-        ax.scatter(ox, oy, marker="*", s=50, c=[colours[s] for s in seeds], edgecolors="black", lw=0.4,
-                   label="optimum per seed", zorder=4)
+        ax.scatter(
+            ox,
+            oy,
+            marker="*",
+            s=50,
+            c=[colours[s] for s in seeds],
+            edgecolors="black",
+            lw=0.4,
+            label="optimum per seed",
+            zorder=4,
+        )
         mean_p = optimum_table.loc[optimum_table["seed"] == "mean", pcols].to_numpy(np.float64)
         mx, my = ternary_xy(mean_p)
-        ax.scatter(mx, my, marker="*", s=220, color="red", edgecolors="black", lw=0.6, zorder=5,
-                   label="mean optimum (" + ", ".join(f"{v:.2f}" for v in mean_p[0]) + ")")
+        ax.scatter(
+            mx,
+            my,
+            marker="*",
+            s=220,
+            color="red",
+            edgecolors="black",
+            lw=0.6,
+            zorder=5,
+            label="mean optimum (" + ", ".join(f"{v:.2f}" for v in mean_p[0]) + ")",
+        )
         ax.plot([0, 1, 0.5, 0], [0, 0, _SQRT3_2, 0], color="black", lw=0.8)
-        for (vx, vy), g, ha, va in zip(((0, 0), (1, 0), (0.5, _SQRT3_2)), groups, ("right", "left", "center"),
-                                       ("top", "top", "bottom")):
+        for (vx, vy), g, ha, va in zip(
+            ((0, 0), (1, 0), (0.5, _SQRT3_2)), groups, ("right", "left", "center"), ("top", "top", "bottom")
+        ):
             ax.text(vx, vy, f" {g} ", ha=ha, va=va, fontsize="small")
         ax.set_aspect("equal")
         ax.set_xlim(-0.15, 1.15)
@@ -122,8 +161,13 @@ def optimum(fits: LawFits, optimum_table: pd.DataFrame, sweep: Sweep, *, split: 
     ax = axes[0, 0]
     w = 0.8 / len(seeds)
     for k, (s, (_, r)) in enumerate(zip(seeds, per_seed.iterrows())):
-        ax.bar(np.arange(m) + (k - len(seeds) / 2 + 0.5) * w, r[pcols].to_numpy(np.float64), w,
-               color=colours[s], label=f"seed {s}")
+        ax.bar(
+            np.arange(m) + (k - len(seeds) / 2 + 0.5) * w,
+            r[pcols].to_numpy(np.float64),
+            w,
+            color=colours[s],
+            label=f"seed {s}",
+        )
     ax.set_xticks(np.arange(m), groups, rotation=30, fontsize="small")
     ax.set_ylabel("optimal proportion")
     ax.legend(fontsize="x-small")

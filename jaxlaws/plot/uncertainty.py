@@ -9,7 +9,8 @@ bootstrap intervals (:func:`jaxlaws.bootstrap`), drawn from their result objects
 
 from __future__ import annotations
 
-from typing import Any, Mapping, Optional, Sequence
+from collections.abc import Mapping, Sequence
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -21,7 +22,7 @@ from jaxlaws.plot import _style
 from jaxlaws.plot.fits import draw_predicted_vs_observed
 
 
-def _problem_names(n_problems: int, names: Optional[Sequence[str]]) -> list[str]:
+def _problem_names(n_problems: int, names: Sequence[str] | None) -> list[str]:
     if names is None:
         return [f"problem {b}" for b in range(n_problems)] if n_problems > 1 else ["fit"]
     names = [str(v) for v in names]
@@ -30,37 +31,57 @@ def _problem_names(n_problems: int, names: Optional[Sequence[str]]) -> list[str]
     return names
 
 
-def cv_points(cv: CVResult, x: Any, y: Any, *, names: Optional[Sequence[str]] = None,
-              problem_labels: Optional[Sequence[str]] = None) -> pd.DataFrame:
+def cv_points(
+    cv: CVResult, x: Any, y: Any, *, names: Sequence[str] | None = None, problem_labels: Sequence[str] | None = None
+) -> pd.DataFrame:
     """The numbers behind :func:`cross_validation`: one row per (problem, point[, output]) with ``group``
-    (the problem's name), ``problem`` (its label, default its index), ``point``, ``fold``, ``observed``, ``predicted`` (the refit on all points,
+    (the problem's name), ``problem`` (its label, default its index), ``point``, ``fold``, ``observed``,
+    ``predicted`` (the refit on all points,
     in-sample) and ``held_out`` (the out-of-fold prediction).
 
     ``x`` and ``y`` are the arrays ``cv`` was computed from (one problem, or a batch)."""
     y = np.asarray(y, np.float64)
     batched = np.ndim(cv.mae) == 1
-    yb, oof, folds = (y, np.asarray(cv.predictions), np.asarray(cv.folds)) if batched else \
-        (y[None], np.asarray(cv.predictions)[None], np.asarray(cv.folds)[None])
+    yb, oof, folds = (
+        (y, np.asarray(cv.predictions), np.asarray(cv.folds))
+        if batched
+        else (y[None], np.asarray(cv.predictions)[None], np.asarray(cv.folds)[None])
+    )
     if yb.shape != oof.shape:
-        raise ValueError(f"y has shape {y.shape} but the cross-validation predicted {np.shape(cv.predictions)}: "
-                         "pass the x and y it was computed from")
+        raise ValueError(
+            f"y has shape {y.shape} but the cross-validation predicted {np.shape(cv.predictions)}: "
+            "pass the x and y it was computed from"
+        )
     fitted = np.asarray(cv.refit.predict(x), np.float64).reshape(yb.shape)
     labels = _problem_names(len(yb), names)
     n = yb.shape[1]
     k = int(np.prod(yb.shape[2:], dtype=int))
     per = list(range(len(yb))) if problem_labels is None else _problem_names(len(yb), problem_labels)
-    rows = {"group": np.repeat(labels, n * k), "problem": np.repeat(per, n * k), "point": np.tile(np.repeat(np.arange(n), k), len(yb)),
-            "fold": np.repeat(folds, k, axis=1).ravel(), "observed": yb.ravel(), "predicted": fitted.ravel(),
-            "held_out": oof.ravel()}
+    rows = {
+        "group": np.repeat(labels, n * k),
+        "problem": np.repeat(per, n * k),
+        "point": np.tile(np.repeat(np.arange(n), k), len(yb)),
+        "fold": np.repeat(folds, k, axis=1).ravel(),
+        "observed": yb.ravel(),
+        "predicted": fitted.ravel(),
+        "held_out": oof.ravel(),
+    }
     if k > 1:
         rows["output"] = np.tile(np.arange(k), len(yb) * n)
     return pd.DataFrame(rows)
 
 
-def cross_validation(cv: CVResult, x: Any, y: Any, *, names: Optional[Sequence[str]] = None,
-                     problem_labels: Optional[Sequence[str]] = None, quantity: str = "loss",
-                     title: Optional[str] = None,
-                     label: Optional[str] = None) -> Figure:
+def cross_validation(
+    cv: CVResult,
+    x: Any,
+    y: Any,
+    *,
+    names: Sequence[str] | None = None,
+    problem_labels: Sequence[str] | None = None,
+    quantity: str = "loss",
+    title: str | None = None,
+    label: str | None = None,
+) -> Figure:
     r"""Cross-validated error of a fit (one problem or a batch; ``names`` labels the problems and sets
     their colours, e.g. the group, repeated over seeds; ``problem_labels`` names each problem's bar).
 
@@ -78,13 +99,22 @@ def cross_validation(cv: CVResult, x: Any, y: Any, *, names: Optional[Sequence[s
     colours = _style.group_colours(groups)
     fold_rmse = np.atleast_2d(np.asarray(cv.fold_rmse, np.float64))
     rmse = np.atleast_1d(np.asarray(cv.rmse, np.float64))
-    problems = _problem_names(len(rmse), names)          # one bar per problem; names may repeat (seeds)
-    ticks = _problem_names(len(rmse), problem_labels) if problem_labels is not None else \
-        [f"{g} #{b}" if problems.count(g) > 1 else g for b, g in enumerate(problems)]
+    problems = _problem_names(len(rmse), names)  # one bar per problem; names may repeat (seeds)
+    ticks = (
+        _problem_names(len(rmse), problem_labels)
+        if problem_labels is not None
+        else [f"{g} #{b}" if problems.count(g) > 1 else g for b, g in enumerate(problems)]
+    )
     for b, g in enumerate(problems):
         ax.bar(b, rmse[b], 0.6, color=colours[g], alpha=0.45, label="out-of-fold RMSE" if b == 0 else None)
-        ax.scatter(np.full(fold_rmse.shape[1], b) + np.linspace(-0.2, 0.2, fold_rmse.shape[1]), fold_rmse[b],
-                   s=10, color="black", zorder=3, label="each fold's RMSE" if b == 0 else None)
+        ax.scatter(
+            np.full(fold_rmse.shape[1], b) + np.linspace(-0.2, 0.2, fold_rmse.shape[1]),
+            fold_rmse[b],
+            s=10,
+            color="black",
+            zorder=3,
+            label="each fold's RMSE" if b == 0 else None,
+        )
     ax.set_xticks(range(len(ticks)), ticks, rotation=30 if len(ticks) > 3 else 0, fontsize="small")
     ax.set_xlabel("fit")
     ax.set_ylabel(f"held-out RMSE of {quantity}")
@@ -94,8 +124,12 @@ def cross_validation(cv: CVResult, x: Any, y: Any, *, names: Optional[Sequence[s
     return _style.title(fig, name, label)
 
 
-def bootstrap_points(boot: "BootstrapResult | Mapping[str, BootstrapResult]", *,
-                     names: Optional[Sequence[str]] = None, level: Optional[float] = None) -> pd.DataFrame:
+def bootstrap_points(
+    boot: BootstrapResult | Mapping[str, BootstrapResult],
+    *,
+    names: Sequence[str] | None = None,
+    level: float | None = None,
+) -> pd.DataFrame:
     """The numbers behind :func:`bootstrap_intervals`: one row per (result, problem, parameter) with ``row``
     (the label drawn: the problem's name, followed by the result's key when several are given), ``param``,
     ``estimate``, ``lo``, ``hi``, ``level``, ``n_resamples``, ``n_failed``."""
@@ -118,9 +152,13 @@ def bootstrap_points(boot: "BootstrapResult | Mapping[str, BootstrapResult]", *,
     return pd.concat(out, ignore_index=True)
 
 
-def bootstrap_intervals(boot: "BootstrapResult | Mapping[str, BootstrapResult]", *,
-                        names: Optional[Sequence[str]] = None, level: Optional[float] = None,
-                        label: Optional[str] = None) -> Figure:
+def bootstrap_intervals(
+    boot: BootstrapResult | Mapping[str, BootstrapResult],
+    *,
+    names: Sequence[str] | None = None,
+    level: float | None = None,
+    label: str | None = None,
+) -> Figure:
     r"""Bootstrap percentile intervals of the parameters: one panel per parameter, one row per problem
     (``names``; with a mapping ``{key: result}``, e.g. one result per training seed, the rows of every
     result, labelled ``name (key)``), the estimate on all points as a dot and
@@ -148,6 +186,9 @@ def bootstrap_intervals(boot: "BootstrapResult | Mapping[str, BootstrapResult]",
     n_res = sorted(set(table["n_resamples"]))
     failed = int(table.drop_duplicates("row")["n_failed"].sum())
     axes.ravel()[0].legend(fontsize="xx-small")
-    return _style.title(fig, f"Bootstrap {100 * lvl:.0f}% intervals of {first.law.name} "
-                        f"({'/'.join(map(str, n_res))} resamples" + (f", {failed} failed" if failed else "") + ")",
-                        label)
+    return _style.title(
+        fig,
+        f"Bootstrap {100 * lvl:.0f}% intervals of {first.law.name} "
+        f"({'/'.join(map(str, n_res))} resamples" + (f", {failed} failed" if failed else "") + ")",
+        label,
+    )

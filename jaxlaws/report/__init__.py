@@ -10,8 +10,13 @@ from __future__ import annotations
 import importlib
 from typing import Any
 
-_LAZY = {"write_report": "build", "fit_overview": "build", "Section": "sources", "collect": "sources",
-         "is_synthetic": "sources"}
+_LAZY = {
+    "write_report": "build",
+    "fit_overview": "build",
+    "Section": "sources",
+    "collect": "sources",
+    "is_synthetic": "sources",
+}
 
 __all__ = sorted(_LAZY)
 

@@ -9,8 +9,9 @@ import re
 import shutil
 import time
 import warnings
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, Mapping, Optional
+from typing import Any
 
 import pandas as pd
 
@@ -47,10 +48,14 @@ def _data_summary(sw: Sweep) -> dict[str, Any]:
     runs = sw.runs()
     steps = sw.losses["step"]
     kinds = runs.groupby("kind").size()
-    return {"groups": ", ".join(sw.groups), "runs (run, seed) by kind": ", ".join(f"{k}: {n}" for k, n in kinds.items()),
-            "seeds": ", ".join(str(s) for s in sorted(runs["seed"].unique())),
-            "steps": f"{int(steps.min())} to {int(steps.max())}", "splits": ", ".join(sorted(sw.losses["split"].unique())),
-            "methods": ", ".join(sorted(set(runs["method"]) - {""})) or "none"}
+    return {
+        "groups": ", ".join(sw.groups),
+        "runs (run, seed) by kind": ", ".join(f"{k}: {n}" for k, n in kinds.items()),
+        "seeds": ", ".join(str(s) for s in sorted(runs["seed"].unique())),
+        "steps": f"{int(steps.min())} to {int(steps.max())}",
+        "splits": ", ".join(sorted(sw.losses["split"].unique())),
+        "methods": ", ".join(sorted(set(runs["method"]) - {""})) or "none",
+    }
 
 
 def fit_overview(sec: Section) -> pd.DataFrame:
@@ -60,8 +65,18 @@ def fit_overview(sec: Section) -> pd.DataFrame:
 
     def add(what: str, law: str, summary: pd.DataFrame, **extra: Any) -> None:
         s = summary.iloc[0]
-        rows.append({"fit": what, "law": law, "fits used": int(s["n_fits"]), "flagged": int(s["n_flagged"]),
-                     "R² mean": s.get("r2_mean"), "R² sd": s.get("r2_std"), "MSE mean": s.get("mse_mean"), **extra})
+        rows.append(
+            {
+                "fit": what,
+                "law": law,
+                "fits used": int(s["n_fits"]),
+                "flagged": int(s["n_flagged"]),
+                "R² mean": s.get("r2_mean"),
+                "R² sd": s.get("r2_std"),
+                "MSE mean": s.get("mse_mean"),
+                **extra,
+            }
+        )
 
     if a.static is not None:
         add("static", a.static.law.name, a.static.summary)
@@ -70,32 +85,61 @@ def fit_overview(sec: Section) -> pd.DataFrame:
     for name, ma in a.methods.items():
         st = ma.a_star_fits
         used = st if ma.include_flagged else st[st["flags"] == ""]
-        rows.append({"fit": f"method {name}: A* (B={ma.break_step})", "law": "", "fits used": len(used),
-                     "flagged": int((st["flags"] != "").sum()), "R² mean": used["r2"].mean(),
-                     "R² sd": used["r2"].std(ddof=0), "MSE mean": used["mse"].mean(),
-                     "sim mean": ma.averages.loc["mean", "sim"], "sim sd": ma.averages.loc["std", "sim"]})
+        rows.append(
+            {
+                "fit": f"method {name}: A* (B={ma.break_step})",
+                "law": "",
+                "fits used": len(used),
+                "flagged": int((st["flags"] != "").sum()),
+                "R² mean": used["r2"].mean(),
+                "R² sd": used["r2"].std(ddof=0),
+                "MSE mean": used["mse"].mean(),
+                "sim mean": ma.averages.loc["mean", "sim"],
+                "sim sd": ma.averages.loc["std", "sim"],
+            }
+        )
     return pd.DataFrame(rows)
 
 
-def _section_html(sec: Section, slug: str, figs: list[ReportFigure], pngs: dict[str, bytes],
-                  problems: list[str], csvs: list[str], provenance: Mapping[str, Any], title: str,
-                  common: Mapping[str, str], more: str = "") -> str:
+def _section_html(
+    sec: Section,
+    slug: str,
+    figs: list[ReportFigure],
+    pngs: dict[str, bytes],
+    problems: list[str],
+    csvs: list[str],
+    provenance: Mapping[str, Any],
+    title: str,
+    common: Mapping[str, str],
+    more: str = "",
+) -> str:
     """One section of the page; ``common`` is the (flattened) provenance every section shares, shown once at
     the top, so a section lists only its own."""
     a = sec.analysis
-    parts = [f'<h2 id="{H.esc(slug)}">{H.esc(title)}</h2>', "<h3>Data</h3>",
-             H.kv_table(_data_summary(sec.sweep) | ({"read from": str(sec.path)} if sec.path else {})),
-             "<h3>Provenance</h3>"]
+    parts = [
+        f'<h2 id="{H.esc(slug)}">{H.esc(title)}</h2>',
+        "<h3>Data</h3>",
+        H.kv_table(_data_summary(sec.sweep) | ({"read from": str(sec.path)} if sec.path else {})),
+        "<h3>Provenance</h3>",
+    ]
     own = {k: v for k, v in H.flatten(provenance).items() if common.get(k) != v}
     if own:
-        parts.append(H.kv_table(own) + ("<p><small>and the provenance under <em>About this report</em>, "
-                                         "shared by every section</small></p>" if common else ""))
+        parts.append(
+            H.kv_table(own)
+            + (
+                "<p><small>and the provenance under <em>About this report</em>, shared by every section</small></p>"
+                if common
+                else ""
+            )
+        )
     elif common:
         parts.append("<p>As under <em>About this report</em> (shared by every section).</p>")
     else:
-        parts.append('<p class="note">Provenance not recorded: this report cannot say where these data come from '
-                     "(model, corpora, steps). A <code>provenance.json</code> next to the sweep, or "
-                     "<code>write_report(..., provenance=...)</code>, records it.</p>")
+        parts.append(
+            '<p class="note">Provenance not recorded: this report cannot say where these data come from '
+            "(model, corpora, steps). A <code>provenance.json</code> next to the sweep, or "
+            "<code>write_report(..., provenance=...)</code>, records it.</p>"
+        )
     if a is None:
         parts.append(f"<p class=bad><strong>Not analysed:</strong> {H.esc(sec.error)}</p>")
         return "\n".join(parts)
@@ -103,14 +147,18 @@ def _section_html(sec: Section, slug: str, figs: list[ReportFigure], pngs: dict[
     flagged = a.flagged()
     parts.append("<h3>Flagged fits</h3>")
     if flagged.empty:
-        parts.append('<p class=ok>No fit is flagged.</p>')
+        parts.append("<p class=ok>No fit is flagged.</p>")
     else:
         kept = "kept in" if a.include_flagged else "left out of"
-        parts.append(f"<p class=bad>{len(flagged)} fit(s) carry diagnostic flags; they are {kept} means, "
-                     "method averages and the optimum.</p>" + H.table(flagged))
+        parts.append(
+            f"<p class=bad>{len(flagged)} fit(s) carry diagnostic flags; they are {kept} means, "
+            "method averages and the optimum.</p>" + H.table(flagged)
+        )
     if sec.warnings:
-        parts.append("<details><summary>Warnings raised by the analysis "
-                     f"({len(sec.warnings)})</summary>{H.bullet_list(sec.warnings)}</details>")
+        parts.append(
+            "<details><summary>Warnings raised by the analysis "
+            f"({len(sec.warnings)})</summary>{H.bullet_list(sec.warnings)}</details>"
+        )
     parts.append("<h3>Figures</h3>")
     for f in figs:
         parts.append(H.figure(pngs[f.name], f.caption, f"{title}: {f.name}", f"{slug}/{f.name}.png"))
@@ -119,17 +167,22 @@ def _section_html(sec: Section, slug: str, figs: list[ReportFigure], pngs: dict[
     if a.optimum is not None:
         parts += ["<h3>Predicted optimal mixture</h3>", H.table(a.optimum)]
     if getattr(a, "influence", None) is not None and not a.influence.empty:
-        cols = ["seed", "run", "influence"] + [c for c in a.influence.columns
-                                                if c.startswith(("drop_dp_", "loo_dp_"))]
+        cols = ["seed", "run", "influence"] + [c for c in a.influence.columns if c.startswith(("drop_dp_", "loo_dp_"))]
         cols += [c for c in ("loo_fit", "fit_result") if c in a.influence.columns]
-        parts += ["<h3>Influence of each run on the predicted optimum</h3>",
-                  "<p>influence: the norm of d p*/d (the run's losses); drop_dp: the first-order shift of the optimum "
-                  "if the run is left out, loo_dp: the same by refitting without it (all derivatives in "
-                  "static_influence.csv).</p>", H.table(a.influence[cols])]
+        parts += [
+            "<h3>Influence of each run on the predicted optimum</h3>",
+            "<p>influence: the norm of d p*/d (the run's losses); drop_dp: the first-order shift of the optimum "
+            "if the run is left out, loo_dp: the same by refitting without it (all derivatives in "
+            "static_influence.csv).</p>",
+            H.table(a.influence[cols]),
+        ]
     for name, ma in a.methods.items():
-        parts += [f"<h3>Method {H.esc(name)}: similarity per seed (break step {ma.break_step})</h3>",
-                  H.table(ma.similarity), H.table(ma.averages.reset_index(names="over seeds"))]
-    if more:     # the caller's further results, before the long diagnostics
+        parts += [
+            f"<h3>Method {H.esc(name)}: similarity per seed (break step {ma.break_step})</h3>",
+            H.table(ma.similarity),
+            H.table(ma.averages.reset_index(names="over seeds")),
+        ]
+    if more:  # the caller's further results, before the long diagnostics
         parts += ["<h3>More results</h3>", more]
     parts.append("<h3>Every fit's diagnostics</h3>")
     for name, df in a.tables().items():
@@ -137,18 +190,31 @@ def _section_html(sec: Section, slug: str, figs: list[ReportFigure], pngs: dict[
             continue
         n_bad = int((df["flags"].astype(str) != "").sum()) if "flags" in df else 0
         badge = f", {n_bad} flagged" if n_bad else ""
-        parts.append(f"<details{' open' if n_bad else ''}><summary>{H.esc(name)} ({len(df)} rows{badge})</summary>"
-                     f"{H.table(df)}</details>")
-    parts.append("<h3>Files</h3><p>" + " · ".join(f'<a href="{H.esc(c)}">{H.esc(Path(c).name)}</a>' for c in csvs)
-                 + "</p>")
+        parts.append(
+            f"<details{' open' if n_bad else ''}><summary>{H.esc(name)} ({len(df)} rows{badge})</summary>"
+            f"{H.table(df)}</details>"
+        )
+    parts.append(
+        "<h3>Files</h3><p>" + " · ".join(f'<a href="{H.esc(c)}">{H.esc(Path(c).name)}</a>' for c in csvs) + "</p>"
+    )
     return "\n".join(parts)
 
 
-def write_report(source: Source, out_dir: str | Path, *, sweep: Optional[Sweep] = None,
-                 title: str = "jaxlaws report", provenance: Optional[Mapping[str, Any]] = None,
-                 label: Optional[str] = None, split: str = "val", seed: int = 0, bootstrap: int = 0,
-                 influence: bool = False, tables: Optional[Mapping[str, Mapping[str, pd.DataFrame]]] = None,
-                 dpi: int = 110) -> Path:
+def write_report(
+    source: Source,
+    out_dir: str | Path,
+    *,
+    sweep: Sweep | None = None,
+    title: str = "jaxlaws report",
+    provenance: Mapping[str, Any] | None = None,
+    label: str | None = None,
+    split: str = "val",
+    seed: int = 0,
+    bootstrap: int = 0,
+    influence: bool = False,
+    tables: Mapping[str, Mapping[str, pd.DataFrame]] | None = None,
+    dpi: int = 110,
+) -> Path:
     """Analyse ``source`` and write the report folder ``out_dir``; returns the path of its HTML page.
 
     Args:
@@ -183,8 +249,9 @@ def write_report(source: Source, out_dir: str | Path, *, sweep: Optional[Sweep] 
     tables = dict(tables or {})
     unknown = set(tables) - {sec.name for sec in sections}
     if unknown:
-        raise ValueError(f"tables= names no section: {sorted(unknown)}; the sections are "
-                         f"{[sec.name for sec in sections]}")
+        raise ValueError(
+            f"tables= names no section: {sorted(unknown)}; the sections are {[sec.name for sec in sections]}"
+        )
     for sec in sections:
         if sec.analysis is None:
             warnings.warn(f"{sec.name}: not analysed ({sec.error}); the report lists it", stacklevel=2)
@@ -202,16 +269,23 @@ def write_report(source: Source, out_dir: str | Path, *, sweep: Optional[Sweep] 
             labels.add(sec_label)
             slug = _slug(sec.name, taken)
             heading = (sec.name or "Sweep") + (f" [{sec_label}]" if sec_label else "")
-            toc.append(f'<li><a href="#{H.esc(slug)}">{H.esc(heading)}</a>'
-                       + (" (not analysed)" if sec.analysis is None else "") + "</li>")
+            toc.append(
+                f'<li><a href="#{H.esc(slug)}">{H.esc(heading)}</a>'
+                + (" (not analysed)" if sec.analysis is None else "")
+                + "</li>"
+            )
             if sec.analysis is None:
                 bodies.append(_section_html(sec, slug, [], {}, [], [], prov, heading, common))
                 continue
             folder = tmp / slug
             folder.mkdir()
             # what the CSVs and PNGs of this folder are, for a copy read without the page
-            atomic_write_bytes(folder / "provenance.json", json.dumps(
-                {"section": sec.name, "label": sec_label, "provenance": prov}, indent=1, default=str).encode())
+            atomic_write_bytes(
+                folder / "provenance.json",
+                json.dumps(
+                    {"section": sec.name, "label": sec_label, "provenance": prov}, indent=1, default=str
+                ).encode(),
+            )
             figs, problems = section_figures(sec, sec_label, split)
             pngs = {}
             csvs = [f"{slug}/provenance.json"]
@@ -230,22 +304,39 @@ def write_report(source: Source, out_dir: str | Path, *, sweep: Optional[Sweep] 
                 write_csv(df, folder / f"{stem}.csv")
                 csvs.append(f"{slug}/{stem}.csv")
                 more.append(f"<h4>{H.esc(t)}</h4>" + H.table(df))
-            bodies.append(_section_html(sec, slug, figs, pngs, problems, sorted(csvs), prov, heading, common,
-                                        "".join(more)))
-        page_label = "synthetic" if labels == {"synthetic"} else (
-            "partly synthetic" if "synthetic" in labels else (label if label is not None else None))
+            bodies.append(
+                _section_html(sec, slug, figs, pngs, problems, sorted(csvs), prov, heading, common, "".join(more))
+            )
+        page_label = (
+            "synthetic"
+            if labels == {"synthetic"}
+            else ("partly synthetic" if "synthetic" in labels else (label if label is not None else None))
+        )
         head = []
         if "synthetic" in labels:
-            head.append('<p class="note"><strong>Synthetic data.</strong> Sections marked synthetic were drawn '
-                        "from known law parameters: their fits are parameter-recovery checks, not measurements "
-                        "of training runs.</p>")
-        head.append("<h2>About this report</h2>" + H.kv_table(
-            {**common, "generated (UTC)": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M:%S"),
-             "by": _version(), "sections": len(sections)}))
+            head.append(
+                '<p class="note"><strong>Synthetic data.</strong> Sections marked synthetic were drawn '
+                "from known law parameters: their fits are parameter-recovery checks, not measurements "
+                "of training runs.</p>"
+            )
+        head.append(
+            "<h2>About this report</h2>"
+            + H.kv_table(
+                {
+                    **common,
+                    "generated (UTC)": datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%d %H:%M:%S"),
+                    "by": _version(),
+                    "sections": len(sections),
+                }
+            )
+        )
         if len(sections) > 1:
             head.append("<nav><strong>Sections</strong><ul>" + "".join(toc) + "</ul></nav>")
-        html_text = H.page(title, "\n".join(head + bodies) + f"<p><small>written in {time.perf_counter() - t0:.1f} s"
-                           "</small></p>", page_label)
+        html_text = H.page(
+            title,
+            "\n".join(head + bodies) + f"<p><small>written in {time.perf_counter() - t0:.1f} s</small></p>",
+            page_label,
+        )
         (tmp / PAGE).write_text(html_text, encoding="utf-8")
         (tmp / MARKER).write_text(json.dumps({"jaxlaws_report": 1, "sections": sorted(taken)}) + "\n")
         replace_dir(tmp, out)

@@ -7,7 +7,8 @@ import base64
 import html
 import math
 import numbers
-from typing import Any, Iterable, Mapping, Optional
+from collections.abc import Iterable, Mapping
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -62,11 +63,12 @@ def table(df: pd.DataFrame, max_rows: int = 500) -> str:
     head = "".join(f"<th>{esc(c)}</th>" for c in shown.columns)
     rows = []
     for bad, rec in zip(flagged, shown.itertuples(index=False)):
-        cells = "".join(f'<td{" class=t" if c in text_cols else ""}>{esc(fmt(v))}</td>'
-                        for c, v in zip(shown.columns, rec))
-        rows.append(f'<tr{" class=flagged" if bad else ""}>{cells}</tr>')
-    more = (f"<p><em>first {max_rows} of {len(df)} rows; the CSV has all</em></p>" if len(df) > max_rows else "")
-    return f'<div class=scroll><table><thead><tr>{head}</tr></thead><tbody>{"".join(rows)}</tbody></table></div>{more}'
+        cells = "".join(
+            f"<td{' class=t' if c in text_cols else ''}>{esc(fmt(v))}</td>" for c, v in zip(shown.columns, rec)
+        )
+        rows.append(f"<tr{' class=flagged' if bad else ''}>{cells}</tr>")
+    more = f"<p><em>first {max_rows} of {len(df)} rows; the CSV has all</em></p>" if len(df) > max_rows else ""
+    return f"<div class=scroll><table><thead><tr>{head}</tr></thead><tbody>{''.join(rows)}</tbody></table></div>{more}"
 
 
 def flatten(items: Mapping[str, Any], prefix: str = "") -> dict[str, str]:
@@ -97,8 +99,10 @@ def kv_table(items: Mapping[str, Any], fold_over: int = 8) -> str:
     for head, entries in by_head.items():
         body = "".join(f"<tr><th>{esc(k)}</th><td class=t>{esc(v)}</td></tr>" for k, v in entries.items())
         if len(entries) > fold_over:
-            folded.append(f"<details><summary>{esc(head)} ({len(entries)} entries)</summary>"
-                          f"<table class=kv>{body}</table></details>")
+            folded.append(
+                f"<details><summary>{esc(head)} ({len(entries)} entries)</summary>"
+                f"<table class=kv>{body}</table></details>"
+            )
         else:
             rows.append(body)
     return (f"<table class=kv>{''.join(rows)}</table>" if rows else "") + "".join(folded)
@@ -107,11 +111,13 @@ def kv_table(items: Mapping[str, Any], fold_over: int = 8) -> str:
 def figure(png: bytes, caption: str, alt: str, href: str) -> str:
     """A figure with its PNG inlined as base64 and a caption linking the PNG file next to the page."""
     data = base64.b64encode(png).decode("ascii")
-    return (f'<figure><img src="data:image/png;base64,{data}" alt="{esc(alt)}">'
-            f'<figcaption>{esc(caption)} <a href="{esc(href)}">PNG</a></figcaption></figure>')
+    return (
+        f'<figure><img src="data:image/png;base64,{data}" alt="{esc(alt)}">'
+        f'<figcaption>{esc(caption)} <a href="{esc(href)}">PNG</a></figcaption></figure>'
+    )
 
 
-def bullet_list(items: Iterable[str], cls: Optional[str] = None) -> str:
+def bullet_list(items: Iterable[str], cls: str | None = None) -> str:
     items = list(items)
     if not items:
         return ""
@@ -119,10 +125,12 @@ def bullet_list(items: Iterable[str], cls: Optional[str] = None) -> str:
     return f"<ul{c}>" + "".join(f"<li>{esc(i)}</li>" for i in items) + "</ul>"
 
 
-def page(title: str, body: str, label: Optional[str]) -> str:
+def page(title: str, body: str, label: str | None) -> str:
     """The whole document."""
-    badge = f' <span class=badge>{esc(label)}</span>' if label else ""
-    return ("<!DOCTYPE html>\n<html lang=en><head><meta charset=utf-8>"
-            '<meta name=viewport content="width=device-width, initial-scale=1">'
-            f"<title>{esc(title + (f' [{label}]' if label else ''))}</title><style>{_CSS}</style></head>"
-            f"<body><h1>{esc(title)}{badge}</h1>{body}</body></html>\n")
+    badge = f" <span class=badge>{esc(label)}</span>" if label else ""
+    return (
+        "<!DOCTYPE html>\n<html lang=en><head><meta charset=utf-8>"
+        '<meta name=viewport content="width=device-width, initial-scale=1">'
+        f"<title>{esc(title + (f' [{label}]' if label else ''))}</title><style>{_CSS}</style></head>"
+        f"<body><h1>{esc(title)}{badge}</h1>{body}</body></html>\n"
+    )

@@ -12,14 +12,15 @@ from __future__ import annotations
 import dataclasses
 import json
 import warnings
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, Mapping, Optional, Union
+from typing import Any
 
 from jaxlaws.analysis.pipeline import Analysis, analyse
 from jaxlaws.sweeps.io import read_sweep
 from jaxlaws.sweeps.schema import Sweep
 
-Source = Union[str, Path, Sweep, Analysis, tuple, Mapping[str, Any]]
+Source = str | Path | Sweep | Analysis | tuple | Mapping[str, Any]
 _MAX_DEPTH = 3
 
 
@@ -33,11 +34,11 @@ class Section:
 
     name: str
     sweep: Sweep
-    analysis: Optional[Analysis]
+    analysis: Analysis | None
     provenance: dict
     warnings: list[str]
-    path: Optional[Path] = None
-    error: Optional[str] = None
+    path: Path | None = None
+    error: str | None = None
 
 
 def is_synthetic(provenance: Mapping[str, Any]) -> bool:
@@ -58,7 +59,7 @@ def _read_json(path: Path) -> dict:
     return obj
 
 
-def directory_provenance(path: Path, stop: Optional[Path] = None) -> dict:
+def directory_provenance(path: Path, stop: Path | None = None) -> dict:
     """Provenance recorded with the sweep directory ``path``: ``provenance.json`` files from up to
     ``_MAX_DEPTH`` folders above ``stop`` (the folder the report was asked for; default ``path``) down to
     ``path``, then ``meta.json``'s ``provenance`` entry; nearer ones override farther ones key by key. (A
@@ -107,8 +108,9 @@ def sweep_dirs(root: Path) -> list[Path]:
     return found
 
 
-def _analysed(sweep: Sweep, split: str, seed: int, bootstrap: int = 0,
-              influence: bool = False) -> tuple[Analysis, list[str]]:
+def _analysed(
+    sweep: Sweep, split: str, seed: int, bootstrap: int = 0, influence: bool = False
+) -> tuple[Analysis, list[str]]:
     """The full analysis of ``sweep`` (with ``bootstrap`` resamples of the static fits, if > 0, and each
     static run's influence on the optimum, if ``influence``) and the warnings it raised (flagged fits), one
     line each."""
@@ -121,8 +123,15 @@ def _analysed(sweep: Sweep, split: str, seed: int, bootstrap: int = 0,
     return res, [f"{w.category.__name__}: {w.message}" for w in caught]
 
 
-def collect(source: Source, *, sweep: Optional[Sweep] = None, split: str = "val", seed: int = 0,
-            bootstrap: int = 0, influence: bool = False) -> list[Section]:
+def collect(
+    source: Source,
+    *,
+    sweep: Sweep | None = None,
+    split: str = "val",
+    seed: int = 0,
+    bootstrap: int = 0,
+    influence: bool = False,
+) -> list[Section]:
     """The report's sections for ``source`` (module docstring)."""
     if isinstance(source, Mapping):
         if sweep is not None:
@@ -139,8 +148,9 @@ def collect(source: Source, *, sweep: Optional[Sweep] = None, split: str = "val"
         pair = {type(v): v for v in source}
         if len(source) != 2 or set(pair) != {Analysis, Sweep}:
             raise ValueError("a tuple source must be an (Analysis, Sweep) pair")
-        return collect(pair[Analysis], sweep=pair[Sweep], split=split, seed=seed, bootstrap=bootstrap,
-                       influence=influence)
+        return collect(
+            pair[Analysis], sweep=pair[Sweep], split=split, seed=seed, bootstrap=bootstrap, influence=influence
+        )
     if isinstance(source, Analysis):
         if sweep is None:
             raise ValueError("an Analysis source needs its sweep: write_report(analysis, out, sweep=sweep)")
@@ -168,8 +178,11 @@ def collect(source: Source, *, sweep: Optional[Sweep] = None, split: str = "val"
                 continue
             out.append(Section(name, sw, res, directory_provenance(d, root), warned, d))
         if all(sec.analysis is None for sec in out):
-            raise ValueError(f"{root}: no sweep below it could be analysed: "
-                             + "; ".join(f"{sec.name}: {sec.error}" for sec in out))
+            raise ValueError(
+                f"{root}: no sweep below it could be analysed: " + "; ".join(f"{sec.name}: {sec.error}" for sec in out)
+            )
         return out
-    raise TypeError(f"cannot make a report of a {type(source).__name__}: pass a sweep directory, a Sweep, "
-                    "an Analysis with sweep=, or a mapping of those")
+    raise TypeError(
+        f"cannot make a report of a {type(source).__name__}: pass a sweep directory, a Sweep, "
+        "an Analysis with sweep=, or a mapping of those"
+    )

@@ -28,7 +28,7 @@ from jaxlaws.sweeps.schema import Sweep
 
 BUNDLE_SETTINGS = ("m2", "m3")
 BUNDLE_PARTS = ("compare", "dynamic", "optimum", "check")
-ANALYSIS_PARTS = ("compare", "dynamic")   # what the laws are fitted on
+ANALYSIS_PARTS = ("compare", "dynamic")  # what the laws are fitted on
 
 
 def bundle_dir() -> Path:
@@ -40,8 +40,9 @@ def bundle_dir() -> Path:
 def _provenance_cached() -> str:
     f = bundle_dir() / "provenance.json"
     if not f.is_file():
-        raise FileNotFoundError(f"the real example bundle is missing ({f}); regenerate it with "
-                                "`python benchmarks/make_bundle.py`")
+        raise FileNotFoundError(
+            f"the real example bundle is missing ({f}); regenerate it with `python benchmarks/make_bundle.py`"
+        )
     return f.read_text()
 
 
@@ -93,16 +94,28 @@ def describe_bundle(setting: str) -> str:
     prov = bundle_provenance()
     s = prov["settings"][setting]
     mdl, tr = prov["model"], prov["training"]
-    lines = [f"REAL runs trained by jaxlaws on the bundled text groups {s['groups']} (byte-level): model "
-             f"preset '{mdl['preset']}' ({mdl['n_layers']} layers, width {mdl['d_model']}), batch "
-             f"{tr['batch_size']} x {tr['seq_len']} tokens, {tr['steps']} steps, lr {tr['lr']}."]
+    lines = [
+        f"REAL runs trained by jaxlaws on the bundled text groups {s['groups']} (byte-level): model "
+        f"preset '{mdl['preset']}' ({mdl['n_layers']} layers, width {mdl['d_model']}), batch "
+        f"{tr['batch_size']} x {tr['seq_len']} tokens, {tr['steps']} steps, lr {tr['lr']}."
+    ]
     for part, rec in s["parts"].items():
-        extra = (f", break step {rec['break_step']}, children run {rec['remaining_steps']} steps"
-                 if "break_step" in rec else "")
+        extra = (
+            f", break step {rec['break_step']}, children run {rec['remaining_steps']} steps"
+            if "break_step" in rec
+            else ""
+        )
         when = f"commit {_short(rec.get('commit'))}"
         lines.append(f"  {part}: {rec['what']}; seeds {rec['seeds']}{extra}; {when}")
     return "\n".join(lines)
 
 
-__all__ = ["BUNDLE_SETTINGS", "BUNDLE_PARTS", "bundle_dir", "bundle_provenance", "bundle_parts", "load_bundle",
-           "describe_bundle"]
+__all__ = [
+    "BUNDLE_SETTINGS",
+    "BUNDLE_PARTS",
+    "bundle_dir",
+    "bundle_provenance",
+    "bundle_parts",
+    "load_bundle",
+    "describe_bundle",
+]

@@ -107,12 +107,17 @@ def _read_table(path: Path, fmt: str, columns: Iterable[str]) -> pd.DataFrame:
     if fmt == "parquet":
         return pd.read_parquet(path)
     dtypes = {c: ("int64" if c in _INT else str if c in _STR else "float64") for c in columns}
-    return pd.read_csv(path, dtype=dtypes, keep_default_na=False, na_values={
-        c: ["", "nan", "NaN"] for c in columns if dtypes[c] == "float64"})
+    return pd.read_csv(
+        path,
+        dtype=dtypes,
+        keep_default_na=False,
+        na_values={c: ["", "nan", "NaN"] for c in columns if dtypes[c] == "float64"},
+    )
 
 
-def write_sweep(sweep: Sweep, path: str | os.PathLike, format: Literal["parquet", "csv"] = "parquet",
-                overwrite: bool = False) -> Path:
+def write_sweep(
+    sweep: Sweep, path: str | os.PathLike, format: Literal["parquet", "csv"] = "parquet", overwrite: bool = False
+) -> Path:
     """Write ``sweep`` to the directory ``path`` atomically; returns the path.
 
     An existing ``path`` is replaced only with ``overwrite=True`` (the old directory is moved aside first and
@@ -132,8 +137,7 @@ def write_sweep(sweep: Sweep, path: str | os.PathLike, format: Literal["parquet"
             _write_table(df, f, format)
             size, sha = file_digest(f)
             tables[name] = {"file": f.name, "rows": len(df), "bytes": size, "sha256": sha}
-        meta = {"schema_version": SCHEMA_VERSION, "format": format, "groups": list(sweep.groups),
-                "tables": tables}
+        meta = {"schema_version": SCHEMA_VERSION, "format": format, "groups": list(sweep.groups), "tables": tables}
         (tmp / "meta.json").write_text(json.dumps(meta, indent=1))
         replace_dir(tmp, path)
     except BaseException:
@@ -148,7 +152,7 @@ def _exchange(a: Path, b: Path) -> bool:
     fn = _renameat2()
     if fn is None:
         return False
-    if fn(-100, os.fsencode(a), -100, os.fsencode(b), 2) == 0:     # AT_FDCWD, RENAME_EXCHANGE
+    if fn(-100, os.fsencode(a), -100, os.fsencode(b), 2) == 0:  # AT_FDCWD, RENAME_EXCHANGE
         return True
     err = ctypes.get_errno()
     if err in (errno.EINVAL, errno.ENOSYS, errno.EOPNOTSUPP, errno.ENOTSUP, errno.EPERM):
@@ -175,7 +179,7 @@ def replace_dir(tmp: Path, target: Path) -> None:
     or the new complete directory; elsewhere each of two steps is an ``os.replace`` (``target`` is the old or
     the new directory, with a moment between the steps where it is missing)."""
     if target.is_dir() and not target.is_symlink() and _exchange(tmp, target):
-        shutil.rmtree(tmp, ignore_errors=True)   # ``tmp`` now holds the old directory
+        shutil.rmtree(tmp, ignore_errors=True)  # ``tmp`` now holds the old directory
         return
     old = None
     if target.exists():
@@ -224,8 +228,7 @@ def read_sweep(path: str | os.PathLike, verify: bool = True) -> Sweep:
         except (ValueError, KeyError) as e:
             raise SweepError(f"{f}: unreadable ({e})") from e
         if verify and rec is not None and len(tables[name]) != rec["rows"]:
-            raise SweepError(f"truncated or modified file {f}: expected {rec['rows']} rows, "
-                             f"found {len(tables[name])}")
+            raise SweepError(f"truncated or modified file {f}: expected {rec['rows']} rows, found {len(tables[name])}")
     try:
         return Sweep(losses=tables["losses"], groups=groups, matrices=tables["matrices"])
     except SweepError as e:
@@ -244,8 +247,14 @@ def _table_records(meta: dict) -> dict[str, dict[str, Any]]:
         if not isinstance(rec, dict):
             raise ValueError(f"tables[{name!r}] is not an object")
         rows, size, sha = rec.get("rows"), rec.get("bytes"), rec.get("sha256")
-        if not (type(rows) is int and rows >= 0 and type(size) is int and size >= 0 and isinstance(sha, str)
-                and len(sha) == 64):
+        if not (
+            type(rows) is int
+            and rows >= 0
+            and type(size) is int
+            and size >= 0
+            and isinstance(sha, str)
+            and len(sha) == 64
+        ):
             raise ValueError(f"tables[{name!r}] needs integer 'rows' and 'bytes' and a 'sha256' hex digest")
         out[name] = {"rows": rows, "bytes": size, "sha256": sha}
     return out
@@ -260,15 +269,20 @@ def _verify_table(f: Path, fmt: str, columns: Iterable[str], rec: dict[str, Any]
         found = f"found {len(_read_table(f, fmt, columns))}"
     except Exception:  # noqa: BLE001 -- a damaged file may fail in any parser; the message says so
         found = "found an unreadable table"
-    detail = [f"{size} bytes, meta.json records {rec['bytes']}" if size != rec["bytes"]
-              else "same size, but the sha256 differs from meta.json"]
+    detail = [
+        f"{size} bytes, meta.json records {rec['bytes']}"
+        if size != rec["bytes"]
+        else "same size, but the sha256 differs from meta.json"
+    ]
     if size != rec["bytes"]:
         detail.append("sha256 differs")
     if fmt == "csv" and size and not _ends_with_newline(f):
         detail.append("the last line is incomplete")
-    raise SweepError(f"truncated or modified file {f}: expected {rec['rows']} rows, {found} "
-                     f"({'; '.join(detail)}); rewrite the sweep, or read_sweep(..., verify=False) to read "
-                     f"it as it is")
+    raise SweepError(
+        f"truncated or modified file {f}: expected {rec['rows']} rows, {found} "
+        f"({'; '.join(detail)}); rewrite the sweep, or read_sweep(..., verify=False) to read "
+        f"it as it is"
+    )
 
 
 def _ends_with_newline(f: Path) -> bool:
@@ -286,5 +300,8 @@ def concat_sweeps(sweeps: Iterable[Sweep]) -> Sweep:
     for i, s in enumerate(sweeps):
         if s.groups != groups:
             raise SweepError(f"concat_sweeps: sweep {i} has groups {list(s.groups)}, expected {list(groups)}")
-    return Sweep(losses=pd.concat([s.losses for s in sweeps], ignore_index=True), groups=groups,
-                 matrices=pd.concat([s.matrices for s in sweeps], ignore_index=True))
+    return Sweep(
+        losses=pd.concat([s.losses for s in sweeps], ignore_index=True),
+        groups=groups,
+        matrices=pd.concat([s.matrices for s in sweeps], ignore_index=True),
+    )

@@ -40,8 +40,8 @@ from types import SimpleNamespace
 
 import numpy as np
 
-LossChange = Callable[[np.ndarray], np.ndarray]     # mixtures (n, m) -> loss change over R steps (n, m)
-StaticLoss = Callable[[np.ndarray], np.ndarray]     # mixtures (n, m) -> static-law losses (n, m)
+LossChange = Callable[[np.ndarray], np.ndarray]  # mixtures (n, m) -> loss change over R steps (n, m)
+StaticLoss = Callable[[np.ndarray], np.ndarray]  # mixtures (n, m) -> static-law losses (n, m)
 
 
 @functools.lru_cache(maxsize=1)
@@ -51,25 +51,40 @@ def _rules() -> SimpleNamespace:
     import jax
 
     from jaxlaws.mixing import rules as r
+
     return SimpleNamespace(
         one_hotish=r.one_hotish,
         aioli_learn=jax.jit(lambda G, W: r.aioli_normalize(r.aioli_solve(G, W))),
         aioli_weights=jax.jit(r.aioli_weights, static_argnames=("eta", "ema")),
         doremi_update=jax.jit(r.doremi_update, static_argnames=("mu", "smoothing")),
-        doge_scores=jax.jit(r.doge_scores), softmax_weights=jax.jit(r.softmax_weights))
+        doge_scores=jax.jit(r.doge_scores),
+        softmax_weights=jax.jit(r.softmax_weights),
+    )
 
 
-def simulate_aioli(delta: LossChange, m: int, rng: np.random.Generator, *, rounds: int, steps_run: int,
-                   noise: float, eta: float = 0.2, ema: float | None = 0.1, lp_rounds: int = 4, lp_steps: int = 4,
-                   ohf: float = 0.625) -> tuple[np.ndarray, np.ndarray]:
+def simulate_aioli(
+    delta: LossChange,
+    m: int,
+    rng: np.random.Generator,
+    *,
+    rounds: int,
+    steps_run: int,
+    noise: float,
+    eta: float = 0.2,
+    ema: float | None = 0.1,
+    lp_rounds: int = 4,
+    lp_steps: int = 4,
+    ohf: float = 0.625,
+) -> tuple[np.ndarray, np.ndarray]:
     """Aioli's LearnParams + EG on losses drawn from ``delta`` (module docstring).
 
     Returns ``(A_stack (rounds, m, m), p)``: the normalised ``A`` of every round and the final mixture.
     """
     import jax.numpy as jnp
+
     r = _rules()
     W = np.asarray(r.one_hotish(m, ohf), np.float64)
-    change = delta(W) * (lp_steps / steps_run)                    # row j: loss change of a segment on q_j
+    change = delta(W) * (lp_steps / steps_run)  # row j: loss change of a segment on q_j
     w, a_bar = np.full(m, 1.0 / m), np.zeros((m, m))
     base = jnp.full(m, 1.0 / m, jnp.float32)
     stack = []
@@ -79,20 +94,37 @@ def simulate_aioli(delta: LossChange, m: int, rng: np.random.Generator, *, round
             for j in rng.permutation(m):
                 G[:, j] += -change[j] + np.sqrt(2.0) * noise * rng.standard_normal(m)
         A = r.aioli_learn(jnp.asarray(G / lp_rounds, jnp.float32), jnp.asarray(W, jnp.float32))
-        p, a_bar = r.aioli_weights(A, jnp.asarray(a_bar, jnp.float32), jnp.asarray(w, jnp.float32),
-                                   jnp.asarray(t == 0), eta=eta, ema=ema, base=base)
+        p, a_bar = r.aioli_weights(
+            A,
+            jnp.asarray(a_bar, jnp.float32),
+            jnp.asarray(w, jnp.float32),
+            jnp.asarray(t == 0),
+            eta=eta,
+            ema=ema,
+            base=base,
+        )
         w, a_bar = np.asarray(p, np.float64), np.asarray(a_bar, np.float64)
         stack.append(np.asarray(A, np.float64))
     return np.stack(stack), w / w.sum()
 
 
-def simulate_doremi(static_loss: StaticLoss, m: int, rng: np.random.Generator, *, steps: int, batch_noise: float,
-                    mu: float = 0.01, smoothing: float = 1e-3, record: int = 5) -> tuple[np.ndarray, np.ndarray]:
+def simulate_doremi(
+    static_loss: StaticLoss,
+    m: int,
+    rng: np.random.Generator,
+    *,
+    steps: int,
+    batch_noise: float,
+    mu: float = 0.01,
+    smoothing: float = 1e-3,
+    record: int = 5,
+) -> tuple[np.ndarray, np.ndarray]:
     """DoReMi's proxy updates on excess losses drawn from the static law (module docstring).
 
     Returns ``(diag(e) stack (record, m, m), average weights)``.
     """
     import jax.numpy as jnp
+
     r = _rules()
     ref = static_loss(np.full((1, m), 1.0 / m))[0]
     w, prev = jnp.full(m, 1.0 / m, jnp.float32), jnp.zeros(m, jnp.float32)
@@ -107,17 +139,27 @@ def simulate_doremi(static_loss: StaticLoss, m: int, rng: np.random.Generator, *
     return np.stack(hist[-record:]), w_sum / w_sum.sum()
 
 
-def simulate_doge(a_star: np.ndarray, rng: np.random.Generator, *, steps: int, grad_noise: float, dim: int = 64,
-                  mu: float = 0.01, lr: float = 1e-3, record: int = 4) -> tuple[np.ndarray, np.ndarray]:
+def simulate_doge(
+    a_star: np.ndarray,
+    rng: np.random.Generator,
+    *,
+    steps: int,
+    grad_noise: float,
+    dim: int = 64,
+    mu: float = 0.01,
+    lr: float = 1e-3,
+    record: int = 4,
+) -> tuple[np.ndarray, np.ndarray]:
     """DoGE's alignment scores on first-order gradients consistent with ``a_star`` (module docstring).
 
     Returns ``(M stack (record, m, m)`` in the trainer's orientation ``M[i, j] = <g_i, v_j>``, average
     weights).
     """
     import jax.numpy as jnp
+
     r = _rules()
     m = a_star.shape[0]
-    train_mean = rng.standard_normal((m, dim)) / np.sqrt(dim)      # mu_j: unit-ish random directions
+    train_mean = rng.standard_normal((m, dim)) / np.sqrt(dim)  # mu_j: unit-ish random directions
     # nu_i with <nu_i, mu_j> = -a_star[i, j]: the least-norm solution of nu @ mu.T = -a_star
     val_mean = np.linalg.lstsq(train_mean, -a_star.T, rcond=None)[0].T
     scale = grad_noise * np.linalg.norm(train_mean, axis=1).mean() / np.sqrt(dim)
@@ -127,10 +169,11 @@ def simulate_doge(a_star: np.ndarray, rng: np.random.Generator, *, steps: int, g
         v = val_mean + scale * rng.standard_normal((m, dim))
         w = np.asarray(r.softmax_weights(log_w), np.float64)
         w_sum += w
-        M = g @ v.T                                                # rows: train domain, columns: val domain
-        dots = M @ w                                               # <g_i, g_val>, g_val = sum_j w_j v_j
-        s = r.doge_scores(jnp.asarray(dots, jnp.float32), jnp.asarray(np.linalg.norm(g, axis=1), jnp.float32),
-                          jnp.float32(lr))
+        M = g @ v.T  # rows: train domain, columns: val domain
+        dots = M @ w  # <g_i, g_val>, g_val = sum_j w_j v_j
+        s = r.doge_scores(
+            jnp.asarray(dots, jnp.float32), jnp.asarray(np.linalg.norm(g, axis=1), jnp.float32), jnp.float32(lr)
+        )
         log_w = log_w + s / mu
         hist.append(M)
     return np.stack(hist[-record:]), w_sum / w_sum.sum()

@@ -65,17 +65,29 @@ DEFAULT_REMAINING = 100
 METHOD_MATRIX_FILES = {"aioli_A": "aioli", "doge_M": "doge", "doremi_excess": "drm"}
 _MATRIX_NAME = {"aioli": "aioli_A", "doge": "doge_M", "drm": "doremi_excess"}
 _RESUME_METHODS = {"aioli": "aioli", "bandit": "aioli", "doge": "doge", "doremi": "doremi", "skillit": "skillit"}
-_TAG_METHODS = (("greedy", "skillit"), ("skillit", "skillit"), ("doge", "doge"), ("doremi", "doremi"),
-                ("aioli", "aioli"), ("bandit", "aioli"), ("static", ""))
-_WRITE_TAGS = {"": "static", "aioli": "aioli_eta_0.2_update_250_rounds_4_steps_250",
-               "doge": "doge_trainer_mu_0.01", "doremi": "doremi_trainer_mu_0.01",
-               "skillit": "greedy_nothing_eta_0.5_lookback_3"}
+_TAG_METHODS = (
+    ("greedy", "skillit"),
+    ("skillit", "skillit"),
+    ("doge", "doge"),
+    ("doremi", "doremi"),
+    ("aioli", "aioli"),
+    ("bandit", "aioli"),
+    ("static", ""),
+)
+_WRITE_TAGS = {
+    "": "static",
+    "aioli": "aioli_eta_0.2_update_250_rounds_4_steps_250",
+    "doge": "doge_trainer_mu_0.01",
+    "doremi": "doremi_trainer_mu_0.01",
+    "skillit": "greedy_nothing_eta_0.5_lookback_3",
+}
 
 _NAME = re.compile(
     r"^(?P<task>[^_]+)_(?P<model>[^_]+)(?:_(?P<init>from_scratch|checkpoint_[^_]+))?_(?P<max_steps>\d+)"
     r"(?:_break_(?P<brk>\d+))?"
     r"(?:_resume_(?P<rtag>[^_]+)_(?P<rstep>\d+)(?:_remaining_(?P<rem>\d+))?)?"
-    r"_(?P<rule>mixture|stratified)_(?P<rest>.+)$")
+    r"_(?P<rule>mixture|stratified)_(?P<rest>.+)$"
+)
 _WEIGHTS = re.compile(r"^(?P<slices>.*?)_weights_(?P<w>[^_]+)(?:_(?P<tail>.*))?$")
 _TAIL = re.compile(r"(?:^|_)(?P<tag>(?:greedy|skillit|doge|doremi|aioli|bandit|static)(?:_.*)?)$")
 _LOSS_FILE = re.compile(r"^(val|test)_seed_(\d+)_checkpoint-(\d+)\.pkl$")
@@ -96,14 +108,14 @@ class RunName:
     init: str
     max_steps: int
     break_step: int | None
-    resume_tag: str | None      # the parent's weights string, or a method name
+    resume_tag: str | None  # the parent's weights string, or a method name
     resume_step: int | None
-    remaining: int | None       # R for a child (100 when not written)
+    remaining: int | None  # R for a child (100 when not written)
     sample_rule: str
-    slices: str                 # the slice list as written (truncated to 50 characters)
-    weights: str | None         # the weights string as written
-    method: str                 # "" for static runs
-    tail: str                   # method tag and everything after it
+    slices: str  # the slice list as written (truncated to 50 characters)
+    weights: str | None  # the weights string as written
+    method: str  # "" for static runs
+    tail: str  # method tag and everything after it
 
     @property
     def resume_method(self) -> str | None:
@@ -122,8 +134,10 @@ def parse_run_name(name: str) -> RunName:
     """Parse an original run-directory name; raises :class:`SweepError` naming the run when it cannot."""
     mt = _NAME.match(name)
     if mt is None:
-        raise SweepError(f"run {name!r}: not an original run name "
-                         "({task}_{model}_[from_scratch_]{max_steps}_..._{mixture|stratified}_{slices}_...)")
+        raise SweepError(
+            f"run {name!r}: not an original run name "
+            "({task}_{model}_[from_scratch_]{max_steps}_..._{mixture|stratified}_{slices}_...)"
+        )
     rest = mt["rest"]
     mw = _WEIGHTS.match(rest)
     if mw is not None:
@@ -132,7 +146,7 @@ def parse_run_name(name: str) -> RunName:
         mtail = _TAIL.search(rest)
         if mtail is None:
             raise SweepError(f"run {name!r}: no method tag (static, greedy_, doge_trainer, ...) after the slices")
-        slices, weights, tail = rest[:mtail.start()], None, mtail["tag"]
+        slices, weights, tail = rest[: mtail.start()], None, mtail["tag"]
     mtag = _TAIL.search("_" + tail) if tail else None
     if mtag is None:
         raise SweepError(f"run {name!r}: no method tag (static, greedy_, doge_trainer, ...) in {tail!r}")
@@ -141,10 +155,21 @@ def parse_run_name(name: str) -> RunName:
     opt = lambda k: int(mt[k]) if mt[k] is not None else None  # noqa: E731
     rtag = mt["rtag"]
     return RunName(
-        name=name, task=mt["task"], model=mt["model"], init=mt["init"] or "", max_steps=int(mt["max_steps"]),
-        break_step=opt("brk"), resume_tag=rtag, resume_step=opt("rstep"),
+        name=name,
+        task=mt["task"],
+        model=mt["model"],
+        init=mt["init"] or "",
+        max_steps=int(mt["max_steps"]),
+        break_step=opt("brk"),
+        resume_tag=rtag,
+        resume_step=opt("rstep"),
         remaining=(opt("rem") or DEFAULT_REMAINING) if rtag is not None else None,
-        sample_rule=mt["rule"], slices=slices, weights=weights, method=method, tail=tail)
+        sample_rule=mt["rule"],
+        slices=slices,
+        weights=weights,
+        method=method,
+        tail=tail,
+    )
 
 
 def _tokenisations(s: str, m: int, limit: int = 64) -> list[tuple[str, ...]]:
@@ -193,8 +218,9 @@ def decode_weights(s: str, m: int) -> np.ndarray:
         good = [v for v in vals if abs(v.sum() - 10) < 1e-9 or abs(v.sum() - 1) < 1e-4]
         vals = good or vals
     if len(vals) > 1:
-        raise ValueError(f"weights {s!r} are ambiguous for {m} groups: "
-                         + " or ".join(str(tuple(v.tolist())) for v in vals[:3]))
+        raise ValueError(
+            f"weights {s!r} are ambiguous for {m} groups: " + " or ".join(str(tuple(v.tolist())) for v in vals[:3])
+        )
     return vals[0]
 
 
@@ -226,10 +252,19 @@ def encode_weights(p: Sequence[float]) -> str:
     return "".join(str(int(x)) if float(x).is_integer() else repr(float(x)) for x in p)
 
 
-def format_run_name(groups: Sequence[str], *, kind: str, mixture: Sequence[float] | None = None,
-                    method: str = "", max_steps: int = 5000, break_step: int | None = None,
-                    parent_mixture: Sequence[float] | None = None, steps_run: int | None = None,
-                    task: str = "slimpj", model: str = "pythia-160m") -> str:
+def format_run_name(
+    groups: Sequence[str],
+    *,
+    kind: str,
+    mixture: Sequence[float] | None = None,
+    method: str = "",
+    max_steps: int = 5000,
+    break_step: int | None = None,
+    parent_mixture: Sequence[float] | None = None,
+    steps_run: int | None = None,
+    task: str = "slimpj",
+    model: str = "pythia-160m",
+) -> str:
     """Compose a run-directory name the way the original's ``Evaluator`` does (a minimal method tag)."""
     parts = [task, model, "from_scratch", str(max_steps)]
     if kind in ("parent", "method") and break_step is not None and break_step >= 0:
@@ -264,8 +299,10 @@ class LoadReport:
     ignored: list[tuple[str, str]] = dataclasses.field(default_factory=list)
 
     def __str__(self) -> str:
-        lines = [f"read {len(self.runs)} run(s), {self.n_files} file(s); skipped {len(self.skipped)}, "
-                 f"ignored {len(self.ignored)} non-data file(s)"]
+        lines = [
+            f"read {len(self.runs)} run(s), {self.n_files} file(s); skipped {len(self.skipped)}, "
+            f"ignored {len(self.ignored)} non-data file(s)"
+        ]
         lines += [f"  skipped {p}: {r}" for p, r in self.skipped]
         lines += [f"  note {p}: {r}" for p, r in self.notes]
         return "\n".join(lines)
@@ -275,11 +312,11 @@ class LoadReport:
 class _RunData:
     path: str
     name: RunName | None = None
-    losses: list = dataclasses.field(default_factory=list)     # (split, seed, step, names, values, file)
-    props: dict = dataclasses.field(default_factory=dict)      # (seed, step) -> (dict, file)
-    mats: list = dataclasses.field(default_factory=list)       # (seed, name, array, file)
-    ignored: list = dataclasses.field(default_factory=list)    # (file, reason): not a data file
-    errors: list = dataclasses.field(default_factory=list)     # (file, reason): bad content
+    losses: list = dataclasses.field(default_factory=list)  # (split, seed, step, names, values, file)
+    props: dict = dataclasses.field(default_factory=dict)  # (seed, step) -> (dict, file)
+    mats: list = dataclasses.field(default_factory=list)  # (seed, name, array, file)
+    ignored: list = dataclasses.field(default_factory=list)  # (file, reason): not a data file
+    errors: list = dataclasses.field(default_factory=list)  # (file, reason): bad content
 
 
 def _load_pickle(path: str):
@@ -300,8 +337,16 @@ def _read_run_dir(path: str) -> _RunData:
                 df = _load_pickle(fpath)
                 if not isinstance(df, pd.DataFrame) or not {"task_idx", "task_loss"} <= set(df.columns):
                     raise ValueError("not a DataFrame with columns task_idx, task_loss")
-                rd.losses.append((mt[1], int(mt[2]), int(mt[3]), df["task_idx"].astype(str).to_numpy(),
-                                  pd.to_numeric(df["task_loss"]).to_numpy(np.float64), fpath))
+                rd.losses.append(
+                    (
+                        mt[1],
+                        int(mt[2]),
+                        int(mt[3]),
+                        df["task_idx"].astype(str).to_numpy(),
+                        pd.to_numeric(df["task_loss"]).to_numpy(np.float64),
+                        fpath,
+                    )
+                )
             elif (mt := _PROP_FILE.match(fname)) is not None:
                 d = _load_pickle(fpath)
                 if not isinstance(d, dict):
@@ -333,8 +378,13 @@ def _find_run_dirs(root: Path, max_depth: int = 3) -> tuple[list[str], list[tupl
         if has_files:
             found.append(d)
         elif depth >= max_depth and subdirs:
-            other.append((d, f"sub-folders not searched (original run folders are looked for at most "
-                             f"{max_depth} levels below the root; point at a deeper folder to read them)"))
+            other.append(
+                (
+                    d,
+                    f"sub-folders not searched (original run folders are looked for at most "
+                    f"{max_depth} levels below the root; point at a deeper folder to read them)",
+                )
+            )
         if not has_files and depth < max_depth:
             stack += [(s, depth + 1) for s in subdirs]
     return sorted(found), other
@@ -357,8 +407,7 @@ def _decide_groups(names: Iterable[RunName], groups: Sequence[str] | None) -> tu
     if len(slices) != 1:
         raise SweepError(f"runs have different slice lists {slices}; pass groups=... to choose")
     if len(slices[0]) >= SLICE_CHARS:
-        raise SweepError(f"slice list {slices[0]!r} may be truncated to {SLICE_CHARS} characters; "
-                         "pass groups=...")
+        raise SweepError(f"slice list {slices[0]!r} may be truncated to {SLICE_CHARS} characters; pass groups=...")
     return tuple(slices[0].split("_"))
 
 
@@ -387,9 +436,13 @@ def _mixture_from_props(d: dict, m: int) -> np.ndarray:
     return p
 
 
-def read_original(root: str | os.PathLike, groups: Sequence[str] | None = None, strict: bool = False,
-                  workers: int | None = None,
-                  skillit_graphs: str | os.PathLike | None = None) -> tuple[Sweep, LoadReport]:
+def read_original(
+    root: str | os.PathLike,
+    groups: Sequence[str] | None = None,
+    strict: bool = False,
+    workers: int | None = None,
+    skillit_graphs: str | os.PathLike | None = None,
+) -> tuple[Sweep, LoadReport]:
     """Read the original's output tree under ``root`` into one validated :class:`Sweep`.
 
     ``groups`` defaults to the runs' (common, untruncated) slice list. With ``strict=False`` every run or file
@@ -460,8 +513,10 @@ def read_original(root: str | os.PathLike, groups: Sequence[str] | None = None, 
 
     parents = _match_parents(runs, m, problem)
     pcols = proportion_columns(groups)
-    cols: dict[str, list] = {c: [] for c in ("run", "seed", "step", "split", "gi", "loss", "kind", "parent",
-                                              "break_step", "steps_run", "method")}
+    cols: dict[str, list] = {
+        c: []
+        for c in ("run", "seed", "step", "split", "gi", "loss", "kind", "parent", "break_step", "steps_run", "method")
+    }
     mix_rows: list[np.ndarray] = []
     mat_rows: list[pd.DataFrame] = []
     run_rows = []
@@ -495,14 +550,24 @@ def read_original(root: str | os.PathLike, groups: Sequence[str] | None = None, 
             cols["split"].append(np.repeat(split, k))
             cols["gi"].append(np.fromiter((gindex[g] for g in gnames), np.int64, k))
             cols["loss"].append(values)
-            for c, v in (("kind", kind), ("parent", parent), ("break_step", brk), ("steps_run", steps_run),
-                         ("method", method)):
+            for c, v in (
+                ("kind", kind),
+                ("parent", parent),
+                ("break_step", brk),
+                ("steps_run", steps_run),
+                ("method", method),
+            ):
                 cols[c].append(np.repeat(np.asarray(v), k))
             mix_rows.append(np.broadcast_to(p, (k, m)))
             n_ok += 1
         if used_fallback:
-            report.notes.append((rd.path, "some steps have no proportions file: used the latest earlier one, "
-                                          "else the name's weights, else uniform"))
+            report.notes.append(
+                (
+                    rd.path,
+                    "some steps have no proportions file: used the latest earlier one, "
+                    "else the name's weights, else uniform",
+                )
+            )
         report.n_files += n_ok
         if skillit_graphs is not None and kind == "method" and method == "skillit":
             _attach_skillit_graphs(rd, Path(skillit_graphs), groups, sorted(seeds_ok), problem, report)
@@ -512,17 +577,30 @@ def read_original(root: str | os.PathLike, groups: Sequence[str] | None = None, 
         run_rows.append(_run_row(n, name, kind, parent, brk, steps_run, method, mix, runs, groups))
 
     if skillit_graphs is not None and not any(
-            rd.name.kind == "method" and rd.name.method == "skillit" for rd, _ in runs.values()):
+        rd.name.kind == "method" and rd.name.method == "skillit" for rd, _ in runs.values()
+    ):
         report.notes.append((str(skillit_graphs), "no Skill-It method runs: the graphs were not used"))
     if not cols["run"]:
-        raise SweepError(f"{root}: no usable loss rows ({len(report.skipped)} problem(s)): "
-                         + "; ".join(f"{p}: {r}" for p, r in report.skipped[:3]))
+        raise SweepError(
+            f"{root}: no usable loss rows ({len(report.skipped)} problem(s)): "
+            + "; ".join(f"{p}: {r}" for p, r in report.skipped[:3])
+        )
     cat = {c: np.concatenate(v) for c, v in cols.items()}
-    losses = pd.DataFrame({
-        "run": cat["run"], "seed": cat["seed"], "step": cat["step"], "split": cat["split"],
-        "group": np.asarray(groups, dtype=object)[cat["gi"]], "loss": cat["loss"], "kind": cat["kind"],
-        "parent": cat["parent"], "break_step": cat["break_step"], "steps_run": cat["steps_run"],
-        "method": cat["method"]})
+    losses = pd.DataFrame(
+        {
+            "run": cat["run"],
+            "seed": cat["seed"],
+            "step": cat["step"],
+            "split": cat["split"],
+            "group": np.asarray(groups, dtype=object)[cat["gi"]],
+            "loss": cat["loss"],
+            "kind": cat["kind"],
+            "parent": cat["parent"],
+            "break_step": cat["break_step"],
+            "steps_run": cat["steps_run"],
+            "method": cat["method"],
+        }
+    )
     mixes = np.concatenate(mix_rows)
     for j, c in enumerate(pcols):
         losses[c] = mixes[:, j]
@@ -561,8 +639,11 @@ def _match_parents(runs: dict, m: int, problem) -> dict[str, str]:
         if len(hits) == 1:
             out[name] = hits[0]
         else:
-            problem(rd.path, f"{'no' if not hits else 'ambiguous'} parent run with break_{n.resume_step} "
-                             f"for resume_{n.resume_tag}" + (f": {hits}" if hits else ""))
+            problem(
+                rd.path,
+                f"{'no' if not hits else 'ambiguous'} parent run with break_{n.resume_step} "
+                f"for resume_{n.resume_tag}" + (f": {hits}" if hits else ""),
+            )
     return out
 
 
@@ -600,14 +681,16 @@ def _load_graph(path: Path) -> np.ndarray:
     return np.load(path, allow_pickle=False)
 
 
-def _attach_skillit_graphs(rd: _RunData, graphs: Path, groups: Sequence[str], seeds: list[int], problem,
-                           report: LoadReport) -> None:
+def _attach_skillit_graphs(
+    rd: _RunData, graphs: Path, groups: Sequence[str], seeds: list[int], problem, report: LoadReport
+) -> None:
     """Add the Skill-It graph of each seed of the method run ``rd`` to ``rd.mats`` (see :func:`read_original`)."""
     own = {seed for seed, mname, _, _ in rd.mats if mname == "skillit_graph"}
     for seed in seeds:
         if seed in own:
-            report.notes.append((rd.path, f"seed {seed}: the run records its own skillit_graph; "
-                                          f"not replaced by the one in {graphs}"))
+            report.notes.append(
+                (rd.path, f"seed {seed}: the run records its own skillit_graph; not replaced by the one in {graphs}")
+            )
             continue
         path = skillit_graph_path(graphs, rd.name.task, groups, seed)
         if not path.is_file():
@@ -633,16 +716,37 @@ def _matrices(rd: _RunData, name: str, brk: int, m: int, problem) -> list[pd.Dat
             continue
         n_idx = arr.shape[0]
         idx, row, col = np.meshgrid(np.arange(n_idx), np.arange(m), np.arange(m), indexing="ij")
-        out.append(pd.DataFrame({"run": name, "seed": seed, "step": max(brk, 0), "name": mname,
-                                 "index": idx.ravel(), "row": row.ravel(), "col": col.ravel(),
-                                 "value": arr.ravel()}))
+        out.append(
+            pd.DataFrame(
+                {
+                    "run": name,
+                    "seed": seed,
+                    "step": max(brk, 0),
+                    "name": mname,
+                    "index": idx.ravel(),
+                    "row": row.ravel(),
+                    "col": col.ravel(),
+                    "value": arr.ravel(),
+                }
+            )
+        )
     return out
 
 
 def _run_row(n: RunName, name, kind, parent, brk, steps_run, method, mix, runs, groups) -> dict:
-    row = {"run": name, "kind": kind, "parent": parent, "break_step": brk, "steps_run": steps_run,
-           "method": method, "task": n.task, "max_steps": n.max_steps, "sample_rule": n.sample_rule,
-           "weights": n.weights, "tag": n.tail}
+    row = {
+        "run": name,
+        "kind": kind,
+        "parent": parent,
+        "break_step": brk,
+        "steps_run": steps_run,
+        "method": method,
+        "task": n.task,
+        "max_steps": n.max_steps,
+        "sample_rule": n.sample_rule,
+        "weights": n.weights,
+        "tag": n.tail,
+    }
     pmix = runs[parent][1] if parent else None
     for j, g in enumerate(groups):
         row[f"p_{g}"] = mix[j] if mix is not None else np.nan
@@ -658,9 +762,16 @@ def _dump(obj, path: Path) -> None:
         pickle.dump(obj, f, protocol=pickle.HIGHEST_PROTOCOL)
 
 
-def write_original(sweep: Sweep, root: str | os.PathLike, *, date: str = "01012025", task: str = "slimpj",
-                   model: str = "pythia-160m", max_steps: int | None = None,
-                   overwrite: bool = False) -> dict[str, str]:
+def write_original(
+    sweep: Sweep,
+    root: str | os.PathLike,
+    *,
+    date: str = "01012025",
+    task: str = "slimpj",
+    model: str = "pythia-160m",
+    max_steps: int | None = None,
+    overwrite: bool = False,
+) -> dict[str, str]:
     """Write ``sweep`` in the original's layout under ``root/<date>/``; returns {run id: directory name}.
 
     Directory names come from each run's kind, mixture (first row), break step, steps run, method and (for a
@@ -686,9 +797,18 @@ def write_original(sweep: Sweep, root: str | os.PathLike, *, date: str = "010120
         pmix = info.loc[r["parent"], pcols].to_numpy(np.float64) if kind == "child" and not r["method"] else None
         if kind == "child" and not r["method"] and r["parent"] not in info.index:
             raise SweepError(f"run {run!r}: parent {r['parent']!r} is not in the sweep")
-        names[run] = format_run_name(groups, kind=kind, mixture=mix, method=r["method"], max_steps=max_steps,
-                                     break_step=int(r["break_step"]), parent_mixture=pmix,
-                                     steps_run=int(r["steps_run"]), task=task, model=model)
+        names[run] = format_run_name(
+            groups,
+            kind=kind,
+            mixture=mix,
+            method=r["method"],
+            max_steps=max_steps,
+            break_step=int(r["break_step"]),
+            parent_mixture=pmix,
+            steps_run=int(r["steps_run"]),
+            task=task,
+            model=model,
+        )
     seen: dict[str, str] = {}
     for run, nm in names.items():
         if nm in seen:
@@ -700,9 +820,10 @@ def write_original(sweep: Sweep, root: str | os.PathLike, *, date: str = "010120
         for (run, seed, step, split), g in losses.groupby(["run", "seed", "step", "split"], sort=False):
             d = tmp / names[run]
             d.mkdir(exist_ok=True)
-            _dump(pd.DataFrame({"task_idx": g["group"].to_numpy(dtype=object),
-                                "task_loss": g["loss"].to_numpy()}),
-                  d / f"{split}_seed_{seed}_checkpoint-{step}.pkl")
+            _dump(
+                pd.DataFrame({"task_idx": g["group"].to_numpy(dtype=object), "task_loss": g["loss"].to_numpy()}),
+                d / f"{split}_seed_{seed}_checkpoint-{step}.pkl",
+            )
             if info.loc[run, "kind"] == "method" and split == "val":
                 p = g[pcols].iloc[0].to_numpy(np.float64)
                 _dump({i: float(p[i]) for i in range(m)}, d / f"val_seed_{seed}_proportions_checkpoint-{step}.pkl")
@@ -711,14 +832,21 @@ def write_original(sweep: Sweep, root: str | os.PathLike, *, date: str = "010120
                 raise SweepError(f"matrix {mname!r}: run {run!r} has no losses")
             brk = max(int(info.loc[run, "break_step"]), 0)
             if (g["step"] != brk).any():
-                raise SweepError(f"run {run!r}: matrix {mname!r} is recorded at step(s) "
-                                 f"{sorted(set(g['step']))}, the original format stores it at the break {brk}")
+                raise SweepError(
+                    f"run {run!r}: matrix {mname!r} is recorded at step(s) "
+                    f"{sorted(set(g['step']))}, the original format stores it at the break {brk}"
+                )
             n_idx = int(g["index"].max()) + 1
             arr = np.zeros((n_idx, m, m))
             arr[g["index"].to_numpy(), g["row"].to_numpy(), g["col"].to_numpy()] = g["value"].to_numpy()
             tag = METHOD_MATRIX_FILES.get(mname)
-            fname = (f"seed_{seed}_aioli_matrices.npy" if tag == "aioli" else
-                     f"seed_{seed}_avg_{n_idx}_{tag}_matrices.npy" if tag else f"seed_{seed}_matrix_{mname}.npy")
+            fname = (
+                f"seed_{seed}_aioli_matrices.npy"
+                if tag == "aioli"
+                else f"seed_{seed}_avg_{n_idx}_{tag}_matrices.npy"
+                if tag
+                else f"seed_{seed}_matrix_{mname}.npy"
+            )
             np.save(tmp / names[run] / fname, arr)
         replace_dir(tmp, target)
     except BaseException:

@@ -50,18 +50,29 @@ SETTINGS = {
     "arxiv_books_stackexchange": ("arxiv", "book", "stackexchange"),
     "instruction": INSTRUCTION_TASKS,
 }
-STATIC_FILE = {"arxiv_stackexchange": "params_static", "arxiv_books_stackexchange": "params_static",
-               "instruction": "params"}
+STATIC_FILE = {
+    "arxiv_stackexchange": "params_static",
+    "arxiv_books_stackexchange": "params_static",
+    "instruction": "params",
+}
 STATIC_STEP = {"arxiv_stackexchange": 5000, "arxiv_books_stackexchange": 5000, "instruction": 1000}
 DYNAMIC_STEP = {"arxiv_stackexchange": 2000, "arxiv_books_stackexchange": 2000, "instruction": 500}
 METHODS = ("aioli", "doge", "doremi", "skillit")
 # (B, R) of the per-method trajectory probes (the original's ``{2,3}_*_parameters.ipynb``); the file suffixes
 # differ between settings as the original's pickles do (``_1000`` / ``_500``)
 TRAJECTORY = {
-    "arxiv_stackexchange": {"aioli": (1000, 100, "_1000"), "doge": (500, 100, "_500"),
-                            "doremi": (500, 100, "_500"), "skillit": (1000, 100, "")},
-    "arxiv_books_stackexchange": {"aioli": (1500, 500, "_1500_steps_500"), "doge": (1000, 100, "_1000"),
-                                  "doremi": (1000, 500, "_1000_steps_500"), "skillit": (1000, 100, "_1000")},
+    "arxiv_stackexchange": {
+        "aioli": (1000, 100, "_1000"),
+        "doge": (500, 100, "_500"),
+        "doremi": (500, 100, "_500"),
+        "skillit": (1000, 100, ""),
+    },
+    "arxiv_books_stackexchange": {
+        "aioli": (1500, 500, "_1500_steps_500"),
+        "doge": (1000, 100, "_1000"),
+        "doremi": (1000, 500, "_1000_steps_500"),
+        "skillit": (1000, 100, "_1000"),
+    },
 }
 
 
@@ -109,8 +120,10 @@ def load_law_results(relpath: str) -> dict:
 
     Returns a fresh copy of the nesting (arrays are shared read-only views of a cached load).
     """
+
     def copy(n):
         return {k: copy(v) for k, v in n.items()} if isinstance(n, dict) else n
+
     return copy(_load(relpath))
 
 
@@ -141,8 +154,9 @@ def dynamic_params(setting: str, log_ratio: bool = False) -> dict[str, dict[floa
     return {g: d[g][step] for g in d}
 
 
-def trajectory_params(setting: str, method: str) -> tuple[dict[str, dict[int, np.ndarray]],
-                                                           dict[int, np.ndarray], int, int]:
+def trajectory_params(
+    setting: str, method: str
+) -> tuple[dict[str, dict[int, np.ndarray]], dict[int, np.ndarray], int, int]:
     """A method probe's fits: ``(opt[group][seed], matrix_fit[seed], B, R)``.
 
     ``opt`` are the ``A^{t*}`` rows (m=2: ``[k, b]``; m=3: ``[a_1, a_2, a_3]``), ``matrix_fit`` the scale fit

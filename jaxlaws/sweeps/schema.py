@@ -45,8 +45,17 @@ import pandas as pd
 KINDS = ("static", "parent", "child", "method")
 SPLITS = ("val", "test")
 LOSS_BASE_COLUMNS = (
-    "run", "seed", "step", "split", "group", "loss",
-    "kind", "parent", "break_step", "steps_run", "method",
+    "run",
+    "seed",
+    "step",
+    "split",
+    "group",
+    "loss",
+    "kind",
+    "parent",
+    "break_step",
+    "steps_run",
+    "method",
 )
 MATRIX_COLUMNS = ("run", "seed", "step", "name", "index", "row", "col", "value")
 _INT_COLUMNS = ("seed", "step", "break_step", "steps_run")
@@ -72,9 +81,7 @@ class Sweep:
 
     losses: pd.DataFrame
     groups: tuple[str, ...]
-    matrices: pd.DataFrame = dataclasses.field(
-        default_factory=lambda: empty_matrices()
-    )
+    matrices: pd.DataFrame = dataclasses.field(default_factory=lambda: empty_matrices())
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "groups", tuple(self.groups))
@@ -94,9 +101,14 @@ class Sweep:
 
 
 def empty_matrices() -> pd.DataFrame:
-    return pd.DataFrame({c: pd.Series(dtype="int64" if c in ("seed", "step", "index", "row", "col")
-                                      else "float64" if c == "value" else "str")
-                         for c in MATRIX_COLUMNS})
+    return pd.DataFrame(
+        {
+            c: pd.Series(
+                dtype="int64" if c in ("seed", "step", "index", "row", "col") else "float64" if c == "value" else "str"
+            )
+            for c in MATRIX_COLUMNS
+        }
+    )
 
 
 def validate_losses(df: pd.DataFrame, groups: Sequence[str]) -> pd.DataFrame:
@@ -129,8 +141,9 @@ def validate_losses(df: pd.DataFrame, groups: Sequence[str]) -> pd.DataFrame:
     def fail(mask: pd.Series, what: str) -> None:
         if mask.any():
             row = out.loc[mask].iloc[0]
-            raise SweepError(f"run {row['run']!r} (seed {row['seed']}, step {row['step']}): {what}"
-                             f" [{int(mask.sum())} row(s)]")
+            raise SweepError(
+                f"run {row['run']!r} (seed {row['seed']}, step {row['step']}): {what} [{int(mask.sum())} row(s)]"
+            )
 
     fail(~out["kind"].isin(KINDS), f"kind must be one of {KINDS}")
     fail(~out["split"].isin(SPLITS), f"split must be one of {SPLITS}")
@@ -139,13 +152,13 @@ def validate_losses(df: pd.DataFrame, groups: Sequence[str]) -> pd.DataFrame:
     fail(out["step"] < 0, "negative step")
     p = out[pcols].to_numpy()
     fail(pd.Series(~np.isfinite(p).all(axis=1), index=out.index), "proportion is NaN or infinite")
-    fail(pd.Series(((p < -SIMPLEX_ATOL) | (p > 1 + SIMPLEX_ATOL)).any(axis=1), index=out.index),
-         "proportion outside [0, 1]")
-    fail(pd.Series(np.abs(p.sum(axis=1) - 1) > SIMPLEX_ATOL, index=out.index),
-         "proportions do not sum to 1")
+    fail(
+        pd.Series(((p < -SIMPLEX_ATOL) | (p > 1 + SIMPLEX_ATOL)).any(axis=1), index=out.index),
+        "proportion outside [0, 1]",
+    )
+    fail(pd.Series(np.abs(p.sum(axis=1) - 1) > SIMPLEX_ATOL, index=out.index), "proportions do not sum to 1")
     fail((out["kind"] == "child") & (out["parent"] == ""), "a child run needs its parent's run id")
-    fail((out["kind"].isin(("parent", "child"))) & (out["break_step"] < 0),
-         "a parent or child run needs a break step")
+    fail((out["kind"].isin(("parent", "child"))) & (out["break_step"] < 0), "a parent or child run needs a break step")
     key = ["run", "seed", "step", "split", "group"]
     fail(out.duplicated(key, keep=False), "duplicate (run, seed, step, split, group) row")
     counts = out.groupby(["run", "seed", "step", "split"], sort=False)["group"].transform("size")
@@ -165,12 +178,17 @@ def validate_matrices(df: pd.DataFrame, m: int) -> pd.DataFrame:
         out[c] = out[c].astype("int64")
     out["value"] = out["value"].astype("float64")
     if len(out):
-        bad = ~np.isfinite(out["value"].to_numpy()) | ~out["row"].between(0, m - 1).to_numpy() \
+        bad = (
+            ~np.isfinite(out["value"].to_numpy())
+            | ~out["row"].between(0, m - 1).to_numpy()
             | ~out["col"].between(0, m - 1).to_numpy()
+        )
         if bad.any():
             row = out.loc[bad].iloc[0]
-            raise SweepError(f"run {row['run']!r}: matrix {row['name']!r} has a non-finite or "
-                             f"out-of-range entry ({row['row']}, {row['col']})")
+            raise SweepError(
+                f"run {row['run']!r}: matrix {row['name']!r} has a non-finite or "
+                f"out-of-range entry ({row['row']}, {row['col']})"
+            )
         key = ["run", "seed", "step", "name", "index", "row", "col"]
         if out.duplicated(key).any():
             row = out.loc[out.duplicated(key)].iloc[0]
@@ -179,15 +197,15 @@ def validate_matrices(df: pd.DataFrame, m: int) -> pd.DataFrame:
     return out.reset_index(drop=True)
 
 
-def matrix_stack(matrices: pd.DataFrame, run: str, seed: int, name: str, m: int,
-                 step: int | None = None) -> np.ndarray:
+def matrix_stack(matrices: pd.DataFrame, run: str, seed: int, name: str, m: int, step: int | None = None) -> np.ndarray:
     """Return the matrices ``name`` of (run, seed) as an array [n, m, m], ordered by (step, index)."""
     sel = matrices[(matrices["run"] == run) & (matrices["seed"] == seed) & (matrices["name"] == name)]
     if step is not None:
         sel = sel[sel["step"] == step]
     if sel.empty:
-        raise SweepError(f"run {run!r} seed {seed}: no matrix {name!r}" +
-                         (f" at step {step}" if step is not None else ""))
+        raise SweepError(
+            f"run {run!r} seed {seed}: no matrix {name!r}" + (f" at step {step}" if step is not None else "")
+        )
     out = []
     for _, g in sel.groupby(["step", "index"], sort=True):
         a = np.full((m, m), np.nan)

@@ -70,12 +70,23 @@ def dynamic_law(law: str, params: np.ndarray, p: np.ndarray, i: int, loss_at_bre
     raise ValueError(f"dynamic law must be one of {DYNAMIC_LAWS}, got {law!r}")
 
 
-def _rows(run, seed, step, groups, losses, p, kind="static", parent="", break_step=-1, steps_run=-1,
-          method="", split="val") -> dict:
+def _rows(
+    run, seed, step, groups, losses, p, kind="static", parent="", break_step=-1, steps_run=-1, method="", split="val"
+) -> dict:
     m = len(groups)
-    d = {"run": [run] * m, "seed": [seed] * m, "step": [step] * m, "split": [split] * m, "group": list(groups),
-         "loss": list(np.asarray(losses, np.float64)), "kind": [kind] * m, "parent": [parent] * m,
-         "break_step": [break_step] * m, "steps_run": [steps_run] * m, "method": [method] * m}
+    d = {
+        "run": [run] * m,
+        "seed": [seed] * m,
+        "step": [step] * m,
+        "split": [split] * m,
+        "group": list(groups),
+        "loss": list(np.asarray(losses, np.float64)),
+        "kind": [kind] * m,
+        "parent": [parent] * m,
+        "break_step": [break_step] * m,
+        "steps_run": [steps_run] * m,
+        "method": [method] * m,
+    }
     for j, c in enumerate(proportion_columns(groups)):
         d[c] = [float(p[j])] * m
     return d
@@ -98,9 +109,17 @@ def _check_mixtures(mix: np.ndarray, m: int, what: str) -> np.ndarray:
     return mix
 
 
-def static_sweep(params: Mapping[str, Mapping[int, np.ndarray]], mixtures, *, law: str = "log_linear",
-                 final_step: int = 5000, extra_steps: Sequence[int] = (), noise: float = 0.005,
-                 seed: int = 0, test_split: bool = False) -> tuple[Sweep, dict]:
+def static_sweep(
+    params: Mapping[str, Mapping[int, np.ndarray]],
+    mixtures,
+    *,
+    law: str = "log_linear",
+    final_step: int = 5000,
+    extra_steps: Sequence[int] = (),
+    noise: float = 0.005,
+    seed: int = 0,
+    test_split: bool = False,
+) -> tuple[Sweep, dict]:
     """A static sweep: for every seed in ``params[group]`` and every mixture, losses at ``final_step``.
 
     Args:
@@ -121,8 +140,9 @@ def static_sweep(params: Mapping[str, Mapping[int, np.ndarray]], mixtures, *, la
         raise ValueError("static_sweep: every group needs parameters for the same seeds")
     if law not in STATIC_LAWS or (law == "two_group" and m != 2):
         raise ValueError(f"static_sweep: law must be one of {STATIC_LAWS} ('two_group' needs m=2), got {law!r}")
-    mix = {s: _check_mixtures(mixtures[s] if isinstance(mixtures, Mapping) else mixtures, m, "static_sweep")
-           for s in seeds}
+    mix = {
+        s: _check_mixtures(mixtures[s] if isinstance(mixtures, Mapping) else mixtures, m, "static_sweep") for s in seeds
+    }
     rng = np.random.default_rng(seed)
     rows = []
     for s in seeds:
@@ -131,18 +151,30 @@ def static_sweep(params: Mapping[str, Mapping[int, np.ndarray]], mixtures, *, la
             run = _run_id("static", p)
             splits = ("val", "test") if test_split else ("val",)
             for split in splits:
-                rows.append(_rows(run, s, final_step, groups, clean[n] + noise * rng.standard_normal(m), p,
-                                  split=split))
+                rows.append(
+                    _rows(run, s, final_step, groups, clean[n] + noise * rng.standard_normal(m), p, split=split)
+                )
             for t in extra_steps:
                 early = clean[n] + 0.3 * np.log(final_step / t) + noise * rng.standard_normal(m)
                 rows.append(_rows(run, s, t, groups, early, p))
-    truth = {"law": law, "params": {g: {s: np.asarray(params[g][s]) for s in seeds} for g in groups},
-             "mixtures": mix, "noise": noise, "final_step": final_step}
+    truth = {
+        "law": law,
+        "params": {g: {s: np.asarray(params[g][s]) for s in seeds} for g in groups},
+        "mixtures": mix,
+        "noise": noise,
+        "final_step": final_step,
+    }
     return Sweep(_frame(rows), groups), truth
 
 
-def reference_static_sweep(setting: str, *, seed: int = 0, noise: float | None = None,
-                           extra_steps: Sequence[int] | None = None, test_split: bool = False) -> tuple[Sweep, dict]:
+def reference_static_sweep(
+    setting: str,
+    *,
+    seed: int = 0,
+    noise: float | None = None,
+    extra_steps: Sequence[int] | None = None,
+    test_split: bool = False,
+) -> tuple[Sweep, dict]:
     """The paper's static sweep for ``setting`` from the stored fits: m=2 ``two_group`` law on p_arxiv
     0.1..0.9, seeds 0-4, step 5000; m=3 log-linear on each seed's ``k_3_n_9`` grid; instruction (m=9)
     log-linear on each seed's ``k_9_n_50`` grid, seeds 0-3, step 1000. ``seed`` seeds the noise."""
@@ -159,13 +191,31 @@ def reference_static_sweep(setting: str, *, seed: int = 0, noise: float | None =
     if extra_steps is None:
         extra_steps = (final // 5, final // 2)
     noise = (0.01 if setting == "instruction" else 0.005) if noise is None else noise
-    return static_sweep(params, mixtures, law=law, final_step=final, extra_steps=extra_steps, noise=noise,
-                        seed=seed, test_split=test_split)
+    return static_sweep(
+        params,
+        mixtures,
+        law=law,
+        final_step=final,
+        extra_steps=extra_steps,
+        noise=noise,
+        seed=seed,
+        test_split=test_split,
+    )
 
 
-def dynamic_sweep(params: Mapping[str, Mapping[float, np.ndarray]], parents, children, *, law: str,
-                  break_step: int, steps_run: int = 100, parent_loss=None, noise: float = 0.005, seed: int = 0,
-                  seeds: Sequence[int] = (0,)) -> tuple[Sweep, dict]:
+def dynamic_sweep(
+    params: Mapping[str, Mapping[float, np.ndarray]],
+    parents,
+    children,
+    *,
+    law: str,
+    break_step: int,
+    steps_run: int = 100,
+    parent_loss=None,
+    noise: float = 0.005,
+    seed: int = 0,
+    seeds: Sequence[int] = (0,),
+) -> tuple[Sweep, dict]:
     """Parents (kind ``"parent"``) with a loss at ``break_step`` and, for each, every child mixture resumed for
     ``steps_run`` steps (kind ``"child"``) with its loss at ``break_step + steps_run`` from the dynamic law.
 
@@ -201,19 +251,48 @@ def dynamic_sweep(params: Mapping[str, Mapping[float, np.ndarray]], parents, chi
         after = np.stack([dynamic_law(law, theta[i], children, i, lb[i]) for i in range(m)], 1)
         prun = _run_id(f"parent_{break_step}", pp)
         for s in seeds:
-            rows.append(_rows(prun, s, break_step, groups, lb + noise * rng.standard_normal(m), pp,
-                              kind="parent", break_step=break_step))
+            rows.append(
+                _rows(
+                    prun,
+                    s,
+                    break_step,
+                    groups,
+                    lb + noise * rng.standard_normal(m),
+                    pp,
+                    kind="parent",
+                    break_step=break_step,
+                )
+            )
             for c, pc in enumerate(children):
-                rows.append(_rows(_run_id(f"child_{break_step}", pp, pc), s, break_step + steps_run, groups,
-                                  after[c] + noise * rng.standard_normal(m), pc, kind="child", parent=prun,
-                                  break_step=break_step, steps_run=steps_run))
-    truth = {"law": law, "params": used, "parents": parents, "children": children, "break_step": break_step,
-             "steps_run": steps_run, "noise": noise}
+                rows.append(
+                    _rows(
+                        _run_id(f"child_{break_step}", pp, pc),
+                        s,
+                        break_step + steps_run,
+                        groups,
+                        after[c] + noise * rng.standard_normal(m),
+                        pc,
+                        kind="child",
+                        parent=prun,
+                        break_step=break_step,
+                        steps_run=steps_run,
+                    )
+                )
+    truth = {
+        "law": law,
+        "params": used,
+        "parents": parents,
+        "children": children,
+        "break_step": break_step,
+        "steps_run": steps_run,
+        "noise": noise,
+    }
     return Sweep(_frame(rows), groups), truth
 
 
-def reference_dynamic_sweep(setting: str, *, seed: int = 0, noise: float | None = None,
-                            log_ratio: bool = False, seeds: Sequence[int] = (0,)) -> tuple[Sweep, dict]:
+def reference_dynamic_sweep(
+    setting: str, *, seed: int = 0, noise: float | None = None, log_ratio: bool = False, seeds: Sequence[int] = (0,)
+) -> tuple[Sweep, dict]:
     """The paper's dynamic sweep from the stored fits: m=2 parents/children p_arxiv 0.1..0.9 at B=2000,
     R=100 (9 x 9); m=3 parents and children the 9 ``k_3_n_9_seed_0`` points (9 x 9); instruction parents the
     first 10 ``k_9_n_50_seed_0`` points at B=500 and all 50 as children (10 x 50), linear or log-ratio law."""
@@ -233,10 +312,23 @@ def reference_dynamic_sweep(setting: str, *, seed: int = 0, noise: float | None 
     parent_loss = None
     if log_ratio:
         lin = reference.dynamic_params(setting)
-        parent_loss = np.array([[dynamic_law("linear", lin[g][_nearest(lin[g], pp[0])], pp, i)[0] + 0.05
-                                 for i, g in enumerate(groups)] for pp in parents])
-    return dynamic_sweep(params, parents, children, law=law, break_step=reference.DYNAMIC_STEP[setting],
-                         parent_loss=parent_loss, noise=noise, seed=seed, seeds=seeds)
+        parent_loss = np.array(
+            [
+                [dynamic_law("linear", lin[g][_nearest(lin[g], pp[0])], pp, i)[0] + 0.05 for i, g in enumerate(groups)]
+                for pp in parents
+            ]
+        )
+    return dynamic_sweep(
+        params,
+        parents,
+        children,
+        law=law,
+        break_step=reference.DYNAMIC_STEP[setting],
+        parent_loss=parent_loss,
+        noise=noise,
+        seed=seed,
+        seeds=seeds,
+    )
 
 
 def _nearest(d: Mapping[float, np.ndarray], x: float) -> float:
@@ -262,28 +354,44 @@ def effective_method_matrix(method: str, stack: np.ndarray, loss_at_break: np.nd
     return a
 
 
-def _method_stack(method: str, world: dict, rng: np.random.Generator, rounds: int, groups, seed: int,
-                  sim: dict) -> tuple[np.ndarray, np.ndarray | None]:
+def _method_stack(
+    method: str, world: dict, rng: np.random.Generator, rounds: int, groups, seed: int, sim: dict
+) -> tuple[np.ndarray, np.ndarray | None]:
     """What ``method`` records before the break, simulated by its own update rule on observations drawn from
     the true laws (:mod:`jaxlaws.sweeps.method_models`); returns ``(stack, the method's mixture or None)``."""
     from jaxlaws.sweeps import method_models as mm
+
     m = world["a_star"].shape[0]
     if method == "skillit":
         return reference.skillit_graph(groups, seed)[None], None
     if method == "aioli":
-        hp = dict(eta=0.2, ema=0.1, lp_rounds=4, lp_steps=4, ohf=0.625) if m == 2 else \
-            dict(eta=0.1, ema=0.5, lp_rounds=4, lp_steps=6, ohf=0.5)
-        return mm.simulate_aioli(world["delta"], m, rng, rounds=rounds, steps_run=world["steps_run"],
-                                 noise=sim["eval_noise"], **hp)
+        hp = (
+            dict(eta=0.2, ema=0.1, lp_rounds=4, lp_steps=4, ohf=0.625)
+            if m == 2
+            else dict(eta=0.1, ema=0.5, lp_rounds=4, lp_steps=6, ohf=0.5)
+        )
+        return mm.simulate_aioli(
+            world["delta"], m, rng, rounds=rounds, steps_run=world["steps_run"], noise=sim["eval_noise"], **hp
+        )
     if method == "doremi":
-        return mm.simulate_doremi(world["static_loss"], m, rng, steps=world["break_step"],
-                                  batch_noise=sim["batch_noise"])
+        return mm.simulate_doremi(
+            world["static_loss"], m, rng, steps=world["break_step"], batch_noise=sim["batch_noise"]
+        )
     return mm.simulate_doge(world["a_star"], rng, steps=world["break_step"], grad_noise=sim["grad_noise"])
 
 
-def method_sweep(method: str, m: int, seed: int, *, truth_mode: str = "reference", noise: float = 0.005,
-                 rounds: int | None = None, batch_noise: float = 0.05, grad_noise: float = 2.0,
-                 rng_seed: int | None = None) -> tuple[Sweep, dict]:
+def method_sweep(
+    method: str,
+    m: int,
+    seed: int,
+    *,
+    truth_mode: str = "reference",
+    noise: float = 0.005,
+    rounds: int | None = None,
+    batch_noise: float = 0.05,
+    grad_noise: float = 2.0,
+    rng_seed: int | None = None,
+) -> tuple[Sweep, dict]:
     """One synthetic method probe (the original's break-and-resume protocol for ``A^{t*}``): a ``kind="method"``
     run broken at B with its internal matrices, plus the 9 children resumed from it (m=2: p_arxiv 0.1..0.9;
     m=3: the seed's ``k_3_n_9`` grid) for R steps.
@@ -334,7 +442,7 @@ def method_sweep(method: str, m: int, seed: int, *, truth_mode: str = "reference
         intercept = np.array([opt[g][seed][1] for g in groups])
         lb_uniform = intercept + np.diag(a_ref) * 0.5 + 0.02
 
-        def delta(p):       # loss change over R steps from a break at the uniform mixture
+        def delta(p):  # loss change over R steps from a break at the uniform mixture
             return np.atleast_2d(p) * np.diag(a_ref)[None] + (intercept - lb_uniform)[None]
     else:
         a_ref = np.stack([opt[g][seed] for g in groups])
@@ -342,12 +450,20 @@ def method_sweep(method: str, m: int, seed: int, *, truth_mode: str = "reference
 
         def delta(p):
             return np.atleast_2d(p) @ a_ref.T
+
     children = dirichlet.two_group_grid() if m == 2 else dirichlet.load_dirichlet_grid(3, 9, seed)
     world = {"a_star": a_ref, "delta": delta, "static_loss": static_loss, "break_step": B, "steps_run": R}
     rounds = rounds or B // 250
-    stack, p_method = _method_stack(method, world, rng, rounds, groups, seed,
-                                    {"eval_noise": noise, "batch_noise": batch_noise, "grad_noise": grad_noise})
-    if p_method is None:        # Skill-It: its mixture is not simulated here
+    stack, p_method = _method_stack(
+        method,
+        world,
+        rng,
+        rounds,
+        groups,
+        seed,
+        {"eval_noise": noise, "batch_noise": batch_noise, "grad_noise": grad_noise},
+    )
+    if p_method is None:  # Skill-It: its mixture is not simulated here
         p_method = rng.dirichlet(np.full(m, 8.0))
     lb = intercept + np.diag(a_ref) * p_method + 0.02 if m == 2 else static_loss(p_method)[0] + 0.3
     a_eff = effective_method_matrix(method, stack, lb, m)
@@ -362,24 +478,69 @@ def method_sweep(method: str, m: int, seed: int, *, truth_mode: str = "reference
     else:
         clean = lb[None] + children @ a_star.T
     run = f"{method}_break_{B}"
-    rows = [_rows(run, seed, t, groups, lb + 0.1 * np.log(B / t) + noise * rng.standard_normal(m), p_method,
-                  kind="method", break_step=B, method=method) for t in range(250, B + 1, 250)]
+    rows = [
+        _rows(
+            run,
+            seed,
+            t,
+            groups,
+            lb + 0.1 * np.log(B / t) + noise * rng.standard_normal(m),
+            p_method,
+            kind="method",
+            break_step=B,
+            method=method,
+        )
+        for t in range(250, B + 1, 250)
+    ]
     for c, pc in enumerate(children):
-        rows.append(_rows(_run_id(f"{method}_child_{B}", pc), seed, B + R, groups,
-                          clean[c] + noise * rng.standard_normal(m), pc, kind="child", parent=run,
-                          break_step=B, steps_run=R, method=method))
+        rows.append(
+            _rows(
+                _run_id(f"{method}_child_{B}", pc),
+                seed,
+                B + R,
+                groups,
+                clean[c] + noise * rng.standard_normal(m),
+                pc,
+                kind="child",
+                parent=run,
+                break_step=B,
+                steps_run=R,
+                method=method,
+            )
+        )
     name = {"aioli": "aioli_A", "doge": "doge_M", "doremi": "doremi_excess", "skillit": "skillit_graph"}[method]
     idx, row, col = np.meshgrid(np.arange(len(stack)), np.arange(m), np.arange(m), indexing="ij")
-    mats = pd.DataFrame({"run": run, "seed": seed, "step": B, "name": name, "index": idx.ravel(),
-                         "row": row.ravel(), "col": col.ravel(), "value": stack.ravel()})
-    truth = {"A_star": a_star, "intercept": intercept, "A_method": a_eff, "loss_at_break": lb, "break_step": B,
-             "steps_run": R, "mixture": p_method, "children": children, "method_run": run, "scale": b_ref,
-             "truth_mode": truth_mode}
+    mats = pd.DataFrame(
+        {
+            "run": run,
+            "seed": seed,
+            "step": B,
+            "name": name,
+            "index": idx.ravel(),
+            "row": row.ravel(),
+            "col": col.ravel(),
+            "value": stack.ravel(),
+        }
+    )
+    truth = {
+        "A_star": a_star,
+        "intercept": intercept,
+        "A_method": a_eff,
+        "loss_at_break": lb,
+        "break_step": B,
+        "steps_run": R,
+        "mixture": p_method,
+        "children": children,
+        "method_run": run,
+        "scale": b_ref,
+        "truth_mode": truth_mode,
+    }
     return Sweep(_frame(rows), groups, mats), truth
 
 
-def reference_sweep_bundle(*, seeds: Sequence[int] = range(5), noise: float = 0.005, seed: int = 0,
-                           truth_mode: str = "reference") -> dict[str, tuple[Sweep, dict]]:
+def reference_sweep_bundle(
+    *, seeds: Sequence[int] = range(5), noise: float = 0.005, seed: int = 0, truth_mode: str = "reference"
+) -> dict[str, tuple[Sweep, dict]]:
     """Paper-sized synthetic sweeps for m=2 and m=3: ``{setting: (sweep, truth)}``.
 
     Each sweep holds the static sweep (5 seeds), the dynamic 9 parents x 9 children (seed 0) and the four
@@ -392,13 +553,24 @@ def reference_sweep_bundle(*, seeds: Sequence[int] = range(5), noise: float = 0.
         parts, mtruth = [st, dy], {}
         for meth in reference.METHODS:
             for s in seeds:
-                sw, tr = method_sweep(meth, m, s, truth_mode=truth_mode, noise=noise,
-                                      rng_seed=10_000 * (seed + 1) + 100 * m + s)
+                sw, tr = method_sweep(
+                    meth, m, s, truth_mode=truth_mode, noise=noise, rng_seed=10_000 * (seed + 1) + 100 * m + s
+                )
                 parts.append(sw)
                 mtruth.setdefault(meth, {})[s] = tr
         out[setting] = (concat_sweeps(parts), {"static": st_truth, "dynamic": dy_truth, "methods": mtruth})
     return out
 
 
-__all__ = ["static_sweep", "reference_static_sweep", "dynamic_sweep", "reference_dynamic_sweep", "method_sweep",
-           "reference_sweep_bundle", "static_law", "dynamic_law", "effective_method_matrix", "empty_matrices"]
+__all__ = [
+    "static_sweep",
+    "reference_static_sweep",
+    "dynamic_sweep",
+    "reference_dynamic_sweep",
+    "method_sweep",
+    "reference_sweep_bundle",
+    "static_law",
+    "dynamic_law",
+    "effective_method_matrix",
+    "empty_matrices",
+]

@@ -32,8 +32,9 @@ import shutil
 import socket
 import threading
 import time
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 import jax
 import numpy as np
@@ -42,9 +43,22 @@ from flax import serialization
 
 from jaxlaws.sweeps.io import atomic_write_bytes, file_digest, make_temp_dir, replace_dir
 
-__all__ = ["atomic_write_bytes", "atomic_write_json", "save_checkpoint", "restore_checkpoint",
-           "checkpoint_meta", "verify_checkpoint", "DamagedFileError", "read_json", "write_verified_json",
-           "read_verified_json", "remove_leftovers", "work_lock", "WorkDirLockedError", "LOCK_NAME"]
+__all__ = [
+    "atomic_write_bytes",
+    "atomic_write_json",
+    "save_checkpoint",
+    "restore_checkpoint",
+    "checkpoint_meta",
+    "verify_checkpoint",
+    "DamagedFileError",
+    "read_json",
+    "write_verified_json",
+    "read_verified_json",
+    "remove_leftovers",
+    "work_lock",
+    "WorkDirLockedError",
+    "LOCK_NAME",
+]
 
 REPAIR_HINT = "rerun with --repair (run_sweep(..., repair=True)) to retrain what it held"
 
@@ -88,8 +102,9 @@ def write_verified_json(path: str | os.PathLike, obj: dict, key: str = "sha256")
     atomic_write_json(path, {**obj, key: _canonical_sha256(obj)})
 
 
-def read_verified_json(path: str | os.PathLike, what: str = "", key: str = "sha256", required: bool = True,
-                       hint: str = REPAIR_HINT) -> dict:
+def read_verified_json(
+    path: str | os.PathLike, what: str = "", key: str = "sha256", required: bool = True, hint: str = REPAIR_HINT
+) -> dict:
     """Read a file written by :func:`write_verified_json` and check its checksum (raises
     :class:`DamagedFileError`). Without the checksum the file is damaged when ``required``, else accepted."""
     obj = read_json(path, what, hint)
@@ -178,8 +193,11 @@ def _checkpointer() -> ocp.StandardCheckpointer:
     if jax.process_count() == 1:
         return ocp.StandardCheckpointer()
     me = jax.process_index()
-    return ocp.StandardCheckpointer(multiprocessing_options=ocp.options.MultiprocessingOptions(
-        primary_host=None, active_processes={me}, barrier_sync_key_prefix=f"jaxlaws-process{me}"))
+    return ocp.StandardCheckpointer(
+        multiprocessing_options=ocp.options.MultiprocessingOptions(
+            primary_host=None, active_processes={me}, barrier_sync_key_prefix=f"jaxlaws-process{me}"
+        )
+    )
 
 
 MSGPACK = "state.msgpack"  # the state of a checkpoint saved by a process of a multi-process job
@@ -193,8 +211,12 @@ def _restore_msgpack(file: Path, target: Any, what: str) -> Any:
         raise DamagedFileError(file, f"cannot restore it: {type(e).__name__}: {str(e)[:300]}", what) from None
     for (kp, want), have in zip(jax.tree_util.tree_leaves_with_path(target), jax.tree_util.tree_leaves(got)):
         if np.shape(have) != np.shape(want) or np.result_type(have) != np.result_type(want):
-            raise DamagedFileError(file, f"{jax.tree_util.keystr(kp)} saved as {np.result_type(have)} "
-                                         f"{np.shape(have)}, expected {np.result_type(want)} {np.shape(want)}", what)
+            raise DamagedFileError(
+                file,
+                f"{jax.tree_util.keystr(kp)} saved as {np.result_type(have)} "
+                f"{np.shape(have)}, expected {np.result_type(want)} {np.shape(want)}",
+                what,
+            )
     return got
 
 
@@ -240,8 +262,10 @@ def restore_checkpoint(path: str | os.PathLike, target: Any, config_hash: str, w
     if meta is None:
         raise ValueError(f"{what} {str(path)!r} is missing or incomplete (no meta.json)")
     if meta.get("config_hash") != config_hash:
-        raise ValueError(f"{what} {str(path)!r} was trained with another configuration (hash "
-                         f"{meta.get('config_hash')} != {config_hash}); model: {meta.get('model')}")
+        raise ValueError(
+            f"{what} {str(path)!r} was trained with another configuration (hash "
+            f"{meta.get('config_hash')} != {config_hash}); model: {meta.get('model')}"
+        )
     verify_checkpoint(path, meta)
     if (path / "state" / MSGPACK).is_file():
         return _restore_msgpack(path / "state" / MSGPACK, target, what)
@@ -251,8 +275,7 @@ def restore_checkpoint(path: str | os.PathLike, target: Any, config_hash: str, w
             return ckptr.restore(path / "state", abstract)
     except Exception as e:  # orbax / TensorStore errors: one line naming the checkpoint
         msg = str(e).strip().splitlines()[0][:300] if str(e).strip() else ""
-        raise DamagedFileError(path / "state", f"orbax cannot restore it: {type(e).__name__}: {msg}",
-                               what) from None
+        raise DamagedFileError(path / "state", f"orbax cannot restore it: {type(e).__name__}: {msg}", what) from None
 
 
 # --------------------------------------------------------------------------------------------------------------
@@ -297,8 +320,10 @@ def _busy(work: Path, holder: dict) -> WorkDirLockedError:
     who = f"process {holder['pid']}" if "pid" in holder else "another process"
     host = f" on {holder['host']}" if holder.get("host") and holder["host"] != socket.gethostname() else ""
     since = f" since {holder['since']}" if holder.get("since") else ""
-    return WorkDirLockedError(f"work directory {str(work)!r} is in use by {who}{host}{since} (lock "
-                              f"{LOCK_NAME}); wait for it to finish or stop it, or use another directory")
+    return WorkDirLockedError(
+        f"work directory {str(work)!r} is in use by {who}{host}{since} (lock "
+        f"{LOCK_NAME}); wait for it to finish or stop it, or use another directory"
+    )
 
 
 def _acquire(work: Path) -> int:

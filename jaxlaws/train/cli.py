@@ -77,8 +77,10 @@ def parse_mixtures(text: str, m: int, flag: str = "--mixtures") -> np.ndarray:
         try:
             mix = np.array([[float(v) for v in row.split(",")] for row in text.split(";") if row.strip()])
         except ValueError:
-            raise ValueError(f"{flag}: cannot read mixtures {text!r}: use 'grid', 'dirichlet:N[:SEED[:ALPHA]]', "
-                             "'0.2,0.8;0.5,0.5' or a file") from None
+            raise ValueError(
+                f"{flag}: cannot read mixtures {text!r}: use 'grid', 'dirichlet:N[:SEED[:ALPHA]]', "
+                "'0.2,0.8;0.5,0.5' or a file"
+            ) from None
     mix = check_mixtures(mix, m, flag)
     for i in range(len(mix)):
         for j in range(i):
@@ -168,11 +170,19 @@ def _common(p: argparse.ArgumentParser) -> None:
 
 def _sweep_options(p: argparse.ArgumentParser) -> None:
     """Options of ``sweep static`` and ``sweep dynamic`` (the method commands have their own)."""
-    p.add_argument("--checkpoint-every", type=int, default=0,
-                   help="save each running run every N steps; a killed run resumes from there (0: never)")
-    p.add_argument("--repair", action="store_true",
-                   help="retrain exactly the runs whose files in --out are damaged (default: name them and stop)")
+    p.add_argument(
+        "--checkpoint-every",
+        type=int,
+        default=0,
+        help="save each running run every N steps; a killed run resumes from there (0: never)",
+    )
+    p.add_argument(
+        "--repair",
+        action="store_true",
+        help="retrain exactly the runs whose files in --out are damaged (default: name them and stop)",
+    )
     from jaxlaws.distributed import add_arguments
+
     add_arguments(p)
 
 
@@ -196,8 +206,7 @@ def _check_args(args: argparse.Namespace) -> None:
     need(args.batch_size >= 1, "--batch-size", ">= 1", args.batch_size)
     context = PRESETS[args.preset]["context"]
     if args.seq_len is not None:
-        need(1 <= args.seq_len <= context, "--seq-len", f"in [1, {context}] (the {args.preset} context)",
-             args.seq_len)
+        need(1 <= args.seq_len <= context, "--seq-len", f"in [1, {context}] (the {args.preset} context)", args.seq_len)
     need(args.eval_every >= 0, "--eval-every", ">= 0 (0: only at the end)", args.eval_every)
     if args.max_eval_chunks is not None:
         need(args.max_eval_chunks >= 1, "--max-eval-chunks", ">= 1", args.max_eval_chunks)
@@ -224,8 +233,7 @@ def _setup(args: argparse.Namespace):
     seq_len = args.seq_len or PRESETS[args.preset]["context"]
     groups = load_data(args.data, args.groups, seq_len, args.batch_size)
     if len(groups.names) < 2:
-        raise ValueError(f"--data {args.data!r} holds the groups {list(groups.names)}: a sweep needs at least "
-                         "2 groups")
+        raise ValueError(f"--data {args.data!r} holds the groups {list(groups.names)}: a sweep needs at least 2 groups")
     model = preset(args.preset, vocab_size=groups.vocab_size, dtype="bfloat16" if args.bf16 else "float32")
     warmup = args.steps // 10 if args.warmup is None else args.warmup
     optim = OptimConfig(total_steps=args.steps, warmup_steps=warmup, lr=args.lr, lr_end=args.lr_end)
@@ -243,8 +251,9 @@ def _static(args: argparse.Namespace) -> int:
     cfg, data, seeds, kw = _setup(args)
     kw["timeout_s"] = args.dist_timeout
     mixtures = parse_mixtures(args.mixtures, len(data.names))
-    sweep = static_sweep(data, cfg, mixtures, seeds, args.out, checkpoint_every=args.checkpoint_every,
-                         repair=args.repair, **kw)
+    sweep = static_sweep(
+        data, cfg, mixtures, seeds, args.out, checkpoint_every=args.checkpoint_every, repair=args.repair, **kw
+    )
     if main:
         print(f"static sweep: {len(sweep.runs())} runs -> {Path(args.out) / 'sweep'}")
     return 0
@@ -258,10 +267,19 @@ def _dynamic(args: argparse.Namespace) -> int:
     cfg, data, seeds, kw = _setup(args)
     kw["timeout_s"] = args.dist_timeout
     m = len(data.names)
-    sweep = dynamic_sweep(data, cfg, parse_mixtures(args.parents, m, "--parents"),
-                          parse_mixtures(args.children, m, "--children"), seeds, args.break_step,
-                          args.remaining_steps, args.out, checkpoint_every=args.checkpoint_every,
-                          repair=args.repair, **kw)
+    sweep = dynamic_sweep(
+        data,
+        cfg,
+        parse_mixtures(args.parents, m, "--parents"),
+        parse_mixtures(args.children, m, "--children"),
+        seeds,
+        args.break_step,
+        args.remaining_steps,
+        args.out,
+        checkpoint_every=args.checkpoint_every,
+        repair=args.repair,
+        **kw,
+    )
     if main:
         print(f"dynamic sweep: {len(sweep.runs())} runs -> {Path(args.out) / 'sweep'}")
     return 0
@@ -276,8 +294,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     _sweep_options(st)
     st.add_argument("--mixtures", default="grid", help="grid | dirichlet:N[:SEED[:ALPHA]] | 'a,b;c,d' | file")
     st.set_defaults(func=_static)
-    dy = sub.add_parser("dynamic", help="parents to --break-step, then children for --remaining-steps",
-                        allow_abbrev=False)
+    dy = sub.add_parser(
+        "dynamic", help="parents to --break-step, then children for --remaining-steps", allow_abbrev=False
+    )
     _common(dy)
     _sweep_options(dy)
     dy.add_argument("--parents", default="grid", help="parent mixtures (same syntax as --mixtures)")
@@ -287,8 +306,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     dy.set_defaults(func=_dynamic)
     from jaxlaws.train.methods.cli import add_method_args, method_command
     from jaxlaws.train.methods.sweep import METHODS
-    me = sub.add_parser("method", help="train a data-mixing method (and its break-step children)",
-                        allow_abbrev=False)
+
+    me = sub.add_parser("method", help="train a data-mixing method (and its break-step children)", allow_abbrev=False)
     _common(me)
     me.add_argument("--method", required=True, help=" | ".join(METHODS))
     add_method_args(me)

@@ -25,15 +25,16 @@ position is the step itself and ``K`` runs ``vmap`` over ``(key, p)``.
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
-from typing import Any, Callable, Mapping, Sequence
+from typing import Any
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 
-from jaxlaws.sweeps.schema import SIMPLEX_ATOL
 from jaxlaws.mixing.base import allocated_ids, categorical_ids  # noqa: F401  (re-exported: the samplers use them)
+from jaxlaws.sweeps.schema import SIMPLEX_ATOL
 
 SPLITS = ("train", "val", "test")
 SPLIT_FRACTIONS = (0.90, 0.05, 0.05)
@@ -58,12 +59,11 @@ class TokenSplit:
 
     def group(self, g: int) -> np.ndarray:
         """Group ``g``'s tokens (a view)."""
-        return self.tokens[self.starts[g]: self.starts[g] + self.lengths[g]]
+        return self.tokens[self.starts[g] : self.starts[g] + self.lengths[g]]
 
     def as_jax(self) -> tuple[jax.Array, jax.Array, jax.Array]:
         """``(tokens uint16, starts int32, lengths int32)`` on the default device, for the samplers."""
-        return (jnp.asarray(self.tokens), jnp.asarray(self.starts, jnp.int32),
-                jnp.asarray(self.lengths, jnp.int32))
+        return (jnp.asarray(self.tokens), jnp.asarray(self.starts, jnp.int32), jnp.asarray(self.lengths, jnp.int32))
 
 
 @dataclasses.dataclass(frozen=True, eq=False)
@@ -91,12 +91,18 @@ class TokenGroups:
         for split in SPLITS:
             s = self.split(split)
             ends = np.cumsum(s.lengths)
-            if (s.tokens.dtype != np.uint16 or s.starts.shape != (m,) or s.lengths.shape != (m,)
-                    or np.any(s.starts != ends - s.lengths) or ends[-1] != s.tokens.size):
+            if (
+                s.tokens.dtype != np.uint16
+                or s.starts.shape != (m,)
+                or s.lengths.shape != (m,)
+                or np.any(s.starts != ends - s.lengths)
+                or ends[-1] != s.tokens.size
+            ):
                 raise ValueError(f"TokenGroups: split {split!r} is not a uint16 concatenation of {m} groups")
             if s.tokens.size and int(s.tokens.max()) >= self.vocab_size:
-                raise ValueError(f"TokenGroups: split {split!r} has token id {int(s.tokens.max())} "
-                                 f">= vocab_size {self.vocab_size}")
+                raise ValueError(
+                    f"TokenGroups: split {split!r} has token id {int(s.tokens.max())} >= vocab_size {self.vocab_size}"
+                )
 
     @property
     def m(self) -> int:
@@ -107,15 +113,16 @@ class TokenGroups:
             raise ValueError(f"unknown split {name!r}; expected one of {SPLITS}")
         return getattr(self, name)
 
-    def select(self, names: Sequence[str]) -> "TokenGroups":
+    def select(self, names: Sequence[str]) -> TokenGroups:
         """The groups ``names``, in that order (e.g. two of the bundled corpora for an m=2 sweep)."""
         idx = [_index_of(self.names, n) for n in names]
         info = dict(self.info)
         if "transitions" in info:  # synthetic languages: keep the known answers aligned with the groups
             info["transitions"] = info["transitions"][idx]
             info["cross_entropy"] = info["cross_entropy"][np.ix_(idx, idx)]
-        return dataclasses.replace(self, names=tuple(names), info=info, **{
-            s: _concat([self.split(s).group(i) for i in idx]) for s in SPLITS})
+        return dataclasses.replace(
+            self, names=tuple(names), info=info, **{s: _concat([self.split(s).group(i) for i in idx]) for s in SPLITS}
+        )
 
 
 def _index_of(names: Sequence[str], name: str) -> int:
@@ -139,16 +146,20 @@ def validate_groups(groups: TokenGroups, seq_len: int, batch_size: int | None = 
     Each val/test split needs at least one chunk of ``seq_len + 1`` tokens.
     """
     _check_positive_int(seq_len, "seq_len")
-    need = {"train": seq_len + 1 if batch_size is None
-            else _check_positive_int(batch_size, "batch_size") * seq_len + 1,
-            "val": seq_len + 1, "test": seq_len + 1}
+    need = {
+        "train": seq_len + 1 if batch_size is None else _check_positive_int(batch_size, "batch_size") * seq_len + 1,
+        "val": seq_len + 1,
+        "test": seq_len + 1,
+    }
     for split, n_min in need.items():
         for name, n in zip(groups.names, groups.split(split).lengths):
             if n < n_min:
                 what = "one batch" if split == "train" and batch_size is not None else "one window"
-                raise ValueError(f"group {name!r}: {split} split has {int(n)} tokens, fewer than the {n_min} "
-                                 f"that {what} needs (seq_len={seq_len}"
-                                 + (f", batch_size={batch_size})" if batch_size is not None else ")"))
+                raise ValueError(
+                    f"group {name!r}: {split} split has {int(n)} tokens, fewer than the {n_min} "
+                    f"that {what} needs (seq_len={seq_len}"
+                    + (f", batch_size={batch_size})" if batch_size is not None else ")")
+                )
 
 
 def _check_positive_int(x: Any, name: str) -> int:
@@ -191,8 +202,10 @@ def split_document(text: str, fractions: Sequence[float] = SPLIT_FRACTIONS) -> t
 def _resolve_tokenizer(tokenizer: Tokenizer | None, vocab_size: int | None, eos_id: int | None):
     if tokenizer is None:
         if vocab_size not in (None, BYTE_VOCAB_SIZE) or eos_id not in (None, EOS_ID):
-            raise ValueError(f"the byte tokeniser has vocab_size={BYTE_VOCAB_SIZE} and eos_id={EOS_ID}; "
-                             f"got vocab_size={vocab_size}, eos_id={eos_id}")
+            raise ValueError(
+                f"the byte tokeniser has vocab_size={BYTE_VOCAB_SIZE} and eos_id={EOS_ID}; "
+                f"got vocab_size={vocab_size}, eos_id={eos_id}"
+            )
         return byte_tokenize, BYTE_VOCAB_SIZE, EOS_ID
     vocab_size = vocab_size if vocab_size is not None else getattr(tokenizer, "vocab_size", None)
     if vocab_size is None:
@@ -259,19 +272,27 @@ def load_groups(
         _index_of(available, n)
     is_bin = [all((root / n / f"{s}.bin").is_file() for s in SPLITS) for n in names]
     if any(is_bin) and not all(is_bin):
-        raise ValueError(f"{root}: groups {[n for n, b in zip(names, is_bin) if not b]} lack "
-                         "{train,val,test}.bin while others have them; use one format for all groups")
+        raise ValueError(
+            f"{root}: groups {[n for n, b in zip(names, is_bin) if not b]} lack "
+            "{train,val,test}.bin while others have them; use one format for all groups"
+        )
     if all(is_bin):
         groups = _load_bin(root, names, tokenizer, vocab_size, eos_id)
     else:
         tokenize, vocab_size, eos_id = _resolve_tokenizer(tokenizer, vocab_size, eos_id)
         per_split: dict[str, list[np.ndarray]] = {s: [] for s in SPLITS}
         for n in names:
-            for s, ids in zip(SPLITS, _load_text_group(root / n, tokenize, vocab_size, eos_id,
-                                                       split_fractions, suffixes)):
+            for s, ids in zip(
+                SPLITS, _load_text_group(root / n, tokenize, vocab_size, eos_id, split_fractions, suffixes)
+            ):
                 per_split[s].append(ids)
-        groups = TokenGroups(names, vocab_size, **{s: _concat(per_split[s]) for s in SPLITS},
-                             eos_id=eos_id, info={"source": str(root), "format": "text"})
+        groups = TokenGroups(
+            names,
+            vocab_size,
+            **{s: _concat(per_split[s]) for s in SPLITS},
+            eos_id=eos_id,
+            info={"source": str(root), "format": "text"},
+        )
     validate_groups(groups, seq_len, batch_size)
     return groups
 
@@ -308,10 +329,8 @@ def _load_bin(root: Path, names, tokenizer, vocab_size, eos_id) -> TokenGroups:
             arrays.append(np.fromfile(path, dtype="<u2"))
         per_split[s] = _concat(arrays)
     if vocab_size is None:
-        vocab_size = 1 + max((int(per_split[s].tokens.max()) for s in SPLITS if per_split[s].tokens.size),
-                             default=0)
-    return TokenGroups(names, int(vocab_size), **per_split, eos_id=eos_id,
-                       info={"source": str(root), "format": "bin"})
+        vocab_size = 1 + max((int(per_split[s].tokens.max()) for s in SPLITS if per_split[s].tokens.size), default=0)
+    return TokenGroups(names, int(vocab_size), **per_split, eos_id=eos_id, info={"source": str(root), "format": "bin"})
 
 
 def save_bin(groups: TokenGroups, directory: str | Path) -> Path:
@@ -331,8 +350,9 @@ def check_simplex(p: Any, m: int, name: str = "p") -> np.ndarray:
     if arr.shape != (m,):
         raise ValueError(f"{name} must have shape ({m},) (one weight per group), got shape {arr.shape}")
     if not np.all(np.isfinite(arr)) or np.any(arr < -SIMPLEX_ATOL) or abs(arr.sum() - 1) > SIMPLEX_ATOL:
-        raise ValueError(f"{name}={arr.tolist()} is not on the probability simplex "
-                         f"(entries >= 0, sum 1 within {SIMPLEX_ATOL})")
+        raise ValueError(
+            f"{name}={arr.tolist()} is not on the probability simplex (entries >= 0, sum 1 within {SIMPLEX_ATOL})"
+        )
     arr = np.clip(arr, 0.0, None)
     return arr / arr.sum()
 
@@ -363,13 +383,16 @@ def _check_layout(starts, lengths, seq_len: int) -> int:
     _check_positive_int(seq_len, "seq_len")
     m = np.shape(starts)[0] if np.ndim(starts) == 1 else -1
     if m < 1 or np.shape(lengths) != (m,):
-        raise ValueError(f"starts and lengths must be 1-D of equal length m >= 1, got shapes "
-                         f"{np.shape(starts)} and {np.shape(lengths)}")
+        raise ValueError(
+            f"starts and lengths must be 1-D of equal length m >= 1, got shapes "
+            f"{np.shape(starts)} and {np.shape(lengths)}"
+        )
     lens = _concrete(lengths)
     if lens is not None and np.any(lens < seq_len + 1):
         g = int(np.argmin(lens))
-        raise ValueError(f"group {g} has {int(lens[g])} train tokens, fewer than one window (seq_len + 1 = "
-                         f"{seq_len + 1})")
+        raise ValueError(
+            f"group {g} has {int(lens[g])} train tokens, fewer than one window (seq_len + 1 = {seq_len + 1})"
+        )
     return m
 
 
@@ -383,8 +406,9 @@ def _windows(key: jax.Array, tokens, starts, lengths, group_ids: jax.Array, seq_
     return jnp.asarray(tokens)[idx].astype(jnp.int32)
 
 
-def sample_batch(key: jax.Array, tokens, starts, lengths, p, batch_size: int,
-                 seq_len: int) -> tuple[jax.Array, jax.Array]:
+def sample_batch(
+    key: jax.Array, tokens, starts, lengths, p, batch_size: int, seq_len: int
+) -> tuple[jax.Array, jax.Array]:
     """I.i.d. mixture batch: ``g_b ~ Categorical(p)``, then a uniform window of group ``g_b``.
 
     Returns ``(inputs int32 (B, seq_len + 1), group_ids int32 (B,))``; the model reads ``inputs[:, :-1]``
@@ -403,8 +427,9 @@ def sample_batch(key: jax.Array, tokens, starts, lengths, p, batch_size: int,
     return _windows(k_window, tokens, starts, lengths, group_ids, seq_len), group_ids
 
 
-def sample_allocated_batch(key: jax.Array, tokens, starts, lengths, counts, seq_len: int,
-                           batch_size: int | None = None) -> tuple[jax.Array, jax.Array]:
+def sample_allocated_batch(
+    key: jax.Array, tokens, starts, lengths, counts, seq_len: int, batch_size: int | None = None
+) -> tuple[jax.Array, jax.Array]:
     """Batch with exactly ``counts[j]`` windows of group ``j`` (e.g. from :func:`allocate_exact`), shuffled.
 
     ``batch_size`` defaults to ``sum(counts)`` and must be given when ``counts`` is traced. Returns
@@ -430,8 +455,9 @@ def sample_allocated_batch(key: jax.Array, tokens, starts, lengths, counts, seq_
 
 
 # ------------------------------------------------------------------------------------------ evaluation
-def eval_chunks(groups: TokenGroups, split: str, seq_len: int,
-                max_chunks_per_group: int | None = None) -> tuple[np.ndarray, np.ndarray]:
+def eval_chunks(
+    groups: TokenGroups, split: str, seq_len: int, max_chunks_per_group: int | None = None
+) -> tuple[np.ndarray, np.ndarray]:
     """All evaluation chunks of a split, grouped by group: ``(inputs int32 (N, seq_len+1), group_ids (N,))``.
 
     Group ``g`` with ``n`` tokens gives ``N_g = (n - 1) // seq_len`` chunks; chunk ``k`` is
@@ -449,8 +475,10 @@ def eval_chunks(groups: TokenGroups, split: str, seq_len: int,
     for g, name in enumerate(groups.names):
         n_chunks = (int(s.lengths[g]) - 1) // L
         if n_chunks < 1:
-            raise ValueError(f"group {name!r}: {split} split has {int(s.lengths[g])} tokens, fewer than one "
-                             f"chunk (seq_len + 1 = {L + 1})")
+            raise ValueError(
+                f"group {name!r}: {split} split has {int(s.lengths[g])} tokens, fewer than one "
+                f"chunk (seq_len + 1 = {L + 1})"
+            )
         k = np.arange(n_chunks)
         if max_chunks_per_group is not None and max_chunks_per_group < n_chunks:
             k = (np.arange(max_chunks_per_group) * n_chunks) // max_chunks_per_group
@@ -461,9 +489,16 @@ def eval_chunks(groups: TokenGroups, split: str, seq_len: int,
 
 
 # ------------------------------------------------------------------------------------------ synthetic
-def synthetic_transitions(m: int, overlap: float = 0.5, seed: int = 0, *, vocab_size: int = 64,
-                          structure: str = "shared", concentration: float = 0.1,
-                          smoothing: float = 0.01) -> np.ndarray:
+def synthetic_transitions(
+    m: int,
+    overlap: float = 0.5,
+    seed: int = 0,
+    *,
+    vocab_size: int = 64,
+    structure: str = "shared",
+    concentration: float = 0.1,
+    smoothing: float = 0.01,
+) -> np.ndarray:
     """Transition matrices ``T`` of shape ``(m, V, V)`` of the synthetic languages (rows sum to 1).
 
     Components are random row-stochastic matrices with rows ``~ Dirichlet(concentration * 1_V)`` (small
@@ -493,7 +528,7 @@ def synthetic_transitions(m: int, overlap: float = 0.5, seed: int = 0, *, vocab_
         shared = np.broadcast_to(rng.dirichlet(np.full(V, concentration), size=V), (m, V, V))
     else:
         links = rng.dirichlet(np.full(V, concentration), size=(max(m - 1, 1), V))
-        shared = np.stack([links[max(g - 1, 0): max(min(g, m - 2), 0) + 1].mean(0) for g in range(m)])
+        shared = np.stack([links[max(g - 1, 0) : max(min(g, m - 2), 0) + 1].mean(0) for g in range(m)])
     T = (1 - smoothing) * (overlap * shared + (1 - overlap) * private) + smoothing / V
     return T / T.sum(-1, keepdims=True)
 
@@ -536,9 +571,18 @@ def _run_chains(cdf: jax.Array, x0: jax.Array, u: jax.Array) -> jax.Array:
     return xs.T
 
 
-def synthetic_groups(m: int, overlap: float = 0.5, seed: int = 0, n_tokens: int = 100_000, *,
-                     n_eval_tokens: int | None = None, vocab_size: int = 64, structure: str = "shared",
-                     concentration: float = 0.1, smoothing: float = 0.01) -> TokenGroups:
+def synthetic_groups(
+    m: int,
+    overlap: float = 0.5,
+    seed: int = 0,
+    n_tokens: int = 100_000,
+    *,
+    n_eval_tokens: int | None = None,
+    vocab_size: int = 64,
+    structure: str = "shared",
+    concentration: float = 0.1,
+    smoothing: float = 0.01,
+) -> TokenGroups:
     """``m`` synthetic first-order Markov "languages" over a shared vocabulary, with controlled overlap.
 
     Group ``g`` (named ``"syn0"``, ``"syn1"``, ...) is one chain of ``n_tokens + 2 n_eval_tokens`` tokens
@@ -552,17 +596,23 @@ def synthetic_groups(m: int, overlap: float = 0.5, seed: int = 0, n_tokens: int 
     n_eval = n_tokens // 10 if n_eval_tokens is None else _check_positive_int(n_eval_tokens, "n_eval_tokens")
     if n_eval < 1:
         raise ValueError(f"n_tokens={n_tokens} leaves no evaluation tokens; pass n_eval_tokens")
-    T = synthetic_transitions(m, overlap, seed, vocab_size=vocab_size, structure=structure,
-                              concentration=concentration, smoothing=smoothing)
+    T = synthetic_transitions(
+        m, overlap, seed, vocab_size=vocab_size, structure=structure, concentration=concentration, smoothing=smoothing
+    )
     rng = np.random.default_rng([seed, 1])  # a stream independent of the one that drew T
     cdf = np.cumsum(T, axis=-1)
     x0 = rng.integers(0, vocab_size, size=m)
     u = rng.random((n_tokens + 2 * n_eval - 1, m))
-    xs = np.asarray(_run_chains(jnp.asarray(cdf, jnp.float32), jnp.asarray(x0, jnp.int32),
-                                jnp.asarray(u, jnp.float32)))
+    xs = np.asarray(_run_chains(jnp.asarray(cdf, jnp.float32), jnp.asarray(x0, jnp.int32), jnp.asarray(u, jnp.float32)))
     seqs = np.concatenate([x0[:, None], xs], axis=1).astype(np.uint16)
     cuts = (0, n_tokens, n_tokens + n_eval, n_tokens + 2 * n_eval)
-    splits = {s: _concat([seq[cuts[i]: cuts[i + 1]] for seq in seqs]) for i, s in enumerate(SPLITS)}
-    info = {"format": "synthetic", "structure": structure, "overlap": overlap, "seed": seed,
-            "transitions": T, "cross_entropy": markov_cross_entropy(T)}
+    splits = {s: _concat([seq[cuts[i] : cuts[i + 1]] for seq in seqs]) for i, s in enumerate(SPLITS)}
+    info = {
+        "format": "synthetic",
+        "structure": structure,
+        "overlap": overlap,
+        "seed": seed,
+        "transitions": T,
+        "cross_entropy": markov_cross_entropy(T),
+    }
     return TokenGroups(tuple(f"syn{g}" for g in range(m)), vocab_size, **splits, info=info)

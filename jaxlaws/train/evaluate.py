@@ -8,7 +8,7 @@ stacked parameters of many runs.
 
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable
 
 import jax
 import jax.numpy as jnp
@@ -39,8 +39,14 @@ class EvalSet:
         self.weights = jnp.asarray(w.reshape(nb, batch_size))
 
 
-def make_eval_set(inputs: np.ndarray, group_ids: np.ndarray, m: int, batch_size: int = 32,
-                  names: tuple[str, ...] | None = None, split: str = "val") -> EvalSet:
+def make_eval_set(
+    inputs: np.ndarray,
+    group_ids: np.ndarray,
+    m: int,
+    batch_size: int = 32,
+    names: tuple[str, ...] | None = None,
+    split: str = "val",
+) -> EvalSet:
     """Wrap ``data.eval_chunks`` output; every group must have at least one chunk."""
     counts = np.bincount(np.asarray(group_ids), minlength=m)
     if (counts == 0).any():
@@ -55,7 +61,7 @@ def make_evaluate(model_cfg: ModelConfig, m: int) -> Callable[[Params, EvalSet],
     def evaluate(params: Params, es: EvalSet) -> jax.Array:
         def one(batch):
             x, g, w = batch
-            l = per_sample_loss(params, model_cfg, x)
+            l = per_sample_loss(params, model_cfg, x)  # noqa: E741
             oh = jax.nn.one_hot(g, m, dtype=jnp.float32) * w[:, None]
             return oh.T @ l, oh.sum(0)
 

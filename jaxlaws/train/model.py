@@ -109,7 +109,7 @@ def _rotary(x: jax.Array, rotary_dim: int, base: float) -> jax.Array:
         return x
     t = jnp.arange(x.shape[1], dtype=jnp.float32)
     inv_freq = base ** (-jnp.arange(0, rotary_dim, 2, dtype=jnp.float32) / rotary_dim)
-    ang = t[:, None] * inv_freq[None, :]                       # [T, d/2]
+    ang = t[:, None] * inv_freq[None, :]  # [T, d/2]
     cos = jnp.concatenate([jnp.cos(ang)] * 2, -1)[None, :, None, :].astype(x.dtype)
     sin = jnp.concatenate([jnp.sin(ang)] * 2, -1)[None, :, None, :].astype(x.dtype)
     rot, rest = x[..., :rotary_dim], x[..., rotary_dim:]
@@ -126,8 +126,12 @@ class _Block(nn.Module):
         c = self.cfg
         dt = jnp.dtype(c.dtype)
         init = nn.initializers.normal(c.init_std)
-        dense = lambda n, name: nn.Dense(n, dtype=dt, param_dtype=jnp.float32, kernel_init=init, name=name)
-        ln = lambda name: nn.LayerNorm(epsilon=c.ln_eps, dtype=dt, param_dtype=jnp.float32, name=name)
+
+        def dense(n, name):
+            return nn.Dense(n, dtype=dt, param_dtype=jnp.float32, kernel_init=init, name=name)
+
+        def ln(name):
+            return nn.LayerNorm(epsilon=c.ln_eps, dtype=dt, param_dtype=jnp.float32, name=name)
 
         def attn(h: jax.Array) -> jax.Array:
             b, t, _ = h.shape
@@ -161,13 +165,15 @@ class Decoder(nn.Module):
         c = self.cfg
         dt = jnp.dtype(c.dtype)
         init = nn.initializers.normal(c.init_std)
-        x = nn.Embed(c.vocab_size, c.d_model, embedding_init=init, param_dtype=jnp.float32,
-                     dtype=dt, name="embed_in")(tokens)
+        x = nn.Embed(c.vocab_size, c.d_model, embedding_init=init, param_dtype=jnp.float32, dtype=dt, name="embed_in")(
+            tokens
+        )
         for i in range(c.n_layers):
             x = _Block(c, name=f"block_{i}")(x)
         x = nn.LayerNorm(epsilon=c.ln_eps, dtype=dt, param_dtype=jnp.float32, name="ln_final")(x)
-        logits = nn.Dense(c.vocab_size, use_bias=False, dtype=dt, param_dtype=jnp.float32,
-                          kernel_init=init, name="embed_out")(x)
+        logits = nn.Dense(
+            c.vocab_size, use_bias=False, dtype=dt, param_dtype=jnp.float32, kernel_init=init, name="embed_out"
+        )(x)
         return logits.astype(jnp.float32)
 
 

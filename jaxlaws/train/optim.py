@@ -44,8 +44,9 @@ class OptimConfig:
         if self.total_steps < 1:
             raise ValueError(f"OptimConfig.total_steps must be >= 1, got {self.total_steps}")
         if not 0 <= self.warmup_steps <= self.total_steps:
-            raise ValueError(f"OptimConfig.warmup_steps={self.warmup_steps} must be in [0, total_steps="
-                             f"{self.total_steps}]")
+            raise ValueError(
+                f"OptimConfig.warmup_steps={self.warmup_steps} must be in [0, total_steps={self.total_steps}]"
+            )
         if self.lr <= 0 or self.lr_end < 0 or self.lr_start < 0:
             raise ValueError("OptimConfig: learning rates must be positive (lr) / non-negative (lr_start, lr_end)")
 
@@ -81,6 +82,7 @@ def make_optimizer(cfg: OptimConfig) -> optax.GradientTransformation:
     """Clip to global norm ``cfg.clip``, then AdamW with the schedule and the decay mask."""
     return optax.chain(
         optax.clip_by_global_norm(cfg.clip),
-        optax.adamw(lr_schedule(cfg), b1=cfg.b1, b2=cfg.b2, eps=cfg.eps,
-                    weight_decay=cfg.weight_decay, mask=decay_mask),
+        optax.adamw(
+            lr_schedule(cfg), b1=cfg.b1, b2=cfg.b2, eps=cfg.eps, weight_decay=cfg.weight_decay, mask=decay_mask
+        ),
     )

@@ -10,7 +10,8 @@ mixing methods are :mod:`jaxlaws.mixing`.
 
 from __future__ import annotations
 
-from typing import Callable, NamedTuple
+from collections.abc import Callable
+from typing import NamedTuple
 
 import jax
 import jax.numpy as jnp
@@ -20,8 +21,16 @@ from jaxlaws.mixing import group_means
 from jaxlaws.mixing.signals import per_group_grads as _per_group_grads
 from jaxlaws.train.model import ModelConfig, Params, init_params, per_sample_loss
 
-__all__ = ["TrainState", "TrainData", "Sampler", "init_state", "group_means", "per_group_grads",
-           "per_group_loss_grads", "run_keys"]
+__all__ = [
+    "TrainState",
+    "TrainData",
+    "Sampler",
+    "init_state",
+    "group_means",
+    "per_group_grads",
+    "per_group_loss_grads",
+    "run_keys",
+]
 
 # sample(key, tokens, starts, lengths, p, batch_size, seq_len) -> (inputs [B, T+1] int32, group_ids [B] int32)
 Sampler = Callable[..., tuple[jax.Array, jax.Array]]
@@ -57,8 +66,7 @@ def init_state(model_cfg: ModelConfig, optimizer: optax.GradientTransformation, 
     return TrainState(params, optimizer.init(params), jnp.zeros((), jnp.int32))
 
 
-def per_group_grads(params: Params, model_cfg: ModelConfig, inputs: jax.Array, group_ids: jax.Array,
-                    m: int) -> Params:
+def per_group_grads(params: Params, model_cfg: ModelConfig, inputs: jax.Array, group_ids: jax.Array, m: int) -> Params:
     """Gradient of each group's mean loss on a batch: a parameter tree with a leading axis of size ``m``.
 
     ``g_j = grad_theta (1/n_j) sum_{n: g_n = j} l_n(theta)`` (zeros for a group absent from the batch); computed
@@ -67,8 +75,9 @@ def per_group_grads(params: Params, model_cfg: ModelConfig, inputs: jax.Array, g
     return per_group_loss_grads(params, model_cfg, inputs, group_ids, m)[2]
 
 
-def per_group_loss_grads(params: Params, model_cfg: ModelConfig, inputs: jax.Array, group_ids: jax.Array,
-                         m: int) -> tuple[jax.Array, jax.Array, Params]:
+def per_group_loss_grads(
+    params: Params, model_cfg: ModelConfig, inputs: jax.Array, group_ids: jax.Array, m: int
+) -> tuple[jax.Array, jax.Array, Params]:
     """``(losses (m,), counts (m,), grads)``: each group's mean loss on the batch, its number of sequences and
     the gradients of :func:`per_group_grads` (``jaxlaws.mixing.per_group_grads`` on the decoder's loss)."""
     return _per_group_grads(lambda p, x: per_sample_loss(p, model_cfg, x), params, inputs, group_ids, m)

@@ -18,7 +18,8 @@ off-by-one checkpoint names (HazyResearch/aioli trainer, ``checkpoint-0`` after 
 jitted ``jax.vmap`` of the training loop over stacked states, data keys and mixtures; with several local devices
 the run axis is sharded over a 1-D mesh. On a CPU, vectorising runs whose activations outgrow the cache is slower
 than training them one after another, so at most ``vmap_width`` runs per device are vmapped together and the
-rest trained by successive calls of the same compiled program (:func:`default_vmap_width`). Run ``(mixture, seed)`` uses the keys of
+rest trained by successive calls of the same compiled program (:func:`default_vmap_width`).
+Run ``(mixture, seed)`` uses the keys of
 :func:`step.run_keys` (seed only), so it gives the same result in any chunk, alone or vmapped (up to float
 reassociation).
 
@@ -51,8 +52,9 @@ import logging
 import os
 import shutil
 import time
+from collections.abc import Iterator, Sequence
 from pathlib import Path
-from typing import Any, Iterator, Sequence
+from typing import Any
 
 import jax
 import jax.numpy as jnp
@@ -61,26 +63,48 @@ import pandas as pd
 
 from jaxlaws.distributed import DEFAULT_TIMEOUT_S, agree, cluster, digest, owned, share_outcome, wait_all
 from jaxlaws.sweeps.schema import Sweep, proportion_column
-from jaxlaws.train.checkpoint import (DamagedFileError, atomic_write_json, checkpoint_meta, read_verified_json,
-                                     remove_leftovers, restore_checkpoint, save_checkpoint, verify_checkpoint,
-                                     work_lock, write_verified_json)
+from jaxlaws.train.checkpoint import (
+    DamagedFileError,
+    atomic_write_json,
+    checkpoint_meta,
+    read_verified_json,
+    remove_leftovers,
+    restore_checkpoint,
+    save_checkpoint,
+    verify_checkpoint,
+    work_lock,
+    write_verified_json,
+)
 from jaxlaws.train.evaluate import EvalSet, make_eval_set, make_evaluate
 from jaxlaws.train.model import ModelConfig
 from jaxlaws.train.optim import OptimConfig, make_optimizer
 from jaxlaws.train.step import Sampler, TrainData, TrainState, init_state, run_keys
 
-__all__ = ["TrainConfig", "SweepData", "RunSpec", "prepare_data", "check_mixtures", "check_seeds", "static_specs",
-           "dynamic_specs", "run_sweep", "static_sweep", "dynamic_sweep", "mixture_tag", "default_vmap_width",
-           "run_memory_bytes",
-           "work_lock"]
+__all__ = [
+    "TrainConfig",
+    "SweepData",
+    "RunSpec",
+    "prepare_data",
+    "check_mixtures",
+    "check_seeds",
+    "static_specs",
+    "dynamic_specs",
+    "run_sweep",
+    "static_sweep",
+    "dynamic_sweep",
+    "mixture_tag",
+    "default_vmap_width",
+    "run_memory_bytes",
+    "work_lock",
+]
 
 log = logging.getLogger(__name__)
 
 SIMPLEX_TOL = 1e-4
-TAG_TOL = 1e-12        # a mixture whose 6-digit tag is exact to this gets the plain tag as its run name
-SEED_LIMIT = 2**32     # jax.random.key(seed) keeps 32 bits: larger or negative seeds alias smaller ones
-JOB_TOKEN = ".jaxlaws-job.json"   # written by process 0 of a multi-process sweep, read back by all
-HASH_VERSION = 2       # 2: eval_every, eval_batch_size and a custom sampler are part of the configuration hash
+TAG_TOL = 1e-12  # a mixture whose 6-digit tag is exact to this gets the plain tag as its run name
+SEED_LIMIT = 2**32  # jax.random.key(seed) keeps 32 bits: larger or negative seeds alias smaller ones
+JOB_TOKEN = ".jaxlaws-job.json"  # written by process 0 of a multi-process sweep, read back by all
+HASH_VERSION = 2  # 2: eval_every, eval_batch_size and a custom sampler are part of the configuration hash
 
 
 @dataclasses.dataclass(frozen=True)
@@ -90,16 +114,15 @@ class TrainConfig:
     model: ModelConfig
     optim: OptimConfig
     batch_size: int = 8
-    seq_len: int | None = None      # default: the model's context
-    eval_every: int = 0             # 0: evaluate only at the end (and at a parent's break)
+    seq_len: int | None = None  # default: the model's context
+    eval_every: int = 0  # 0: evaluate only at the end (and at a parent's break)
     eval_batch_size: int = 32
 
     def __post_init__(self) -> None:
         if self.batch_size < 1:
             raise ValueError(f"TrainConfig.batch_size must be >= 1, got {self.batch_size}")
         if self.seq_len is not None and not 1 <= self.seq_len <= self.model.context:
-            raise ValueError(f"TrainConfig.seq_len={self.seq_len} must be in [1, model context "
-                             f"{self.model.context}]")
+            raise ValueError(f"TrainConfig.seq_len={self.seq_len} must be in [1, model context {self.model.context}]")
         if self.eval_every < 0:
             raise ValueError(f"TrainConfig.eval_every must be >= 0, got {self.eval_every}")
 
@@ -108,8 +131,12 @@ class TrainConfig:
         return self.model.context if self.seq_len is None else self.seq_len
 
     def trajectory_dict(self) -> dict:
-        return {"model": self.model.to_dict(), "optim": self.optim.to_dict(), "batch_size": self.batch_size,
-                "seq_len": self.length}
+        return {
+            "model": self.model.to_dict(),
+            "optim": self.optim.to_dict(),
+            "batch_size": self.batch_size,
+            "seq_len": self.length,
+        }
 
 
 @dataclasses.dataclass(frozen=True)
@@ -121,8 +148,8 @@ class SweepData:
     val: EvalSet
     test: EvalSet
     fingerprint: str
-    val_windows: TrainData | None = None   # the val split as sampling windows (DoGE's validation batches)
-    probe: EvalSet | None = None           # a fixed subset of val chunks (online methods' held-out signal)
+    val_windows: TrainData | None = None  # the val split as sampling windows (DoGE's validation batches)
+    probe: EvalSet | None = None  # a fixed subset of val chunks (online methods' held-out signal)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -132,13 +159,13 @@ class RunSpec:
     run: str
     seed: int
     p: tuple[float, ...]
-    kind: str               # "static", "parent" or "child"
-    start: int              # 0, or the break step B for a child
-    stop: int               # S (static), B (parent), B + R (child)
+    kind: str  # "static", "parent" or "child"
+    start: int  # 0, or the break step B for a child
+    stop: int  # S (static), B (parent), B + R (child)
     parent: str = ""
     break_step: int = -1
     steps_run: int = -1
-    method: str = ""        # for a child of a method run: the method's name
+    method: str = ""  # for a child of a method run: the method's name
 
     @property
     def key(self) -> str:
@@ -154,8 +181,9 @@ def _fingerprint(*arrays: np.ndarray) -> str:
     return h.hexdigest()[:16]
 
 
-def prepare_data(groups: Any, cfg: TrainConfig, max_eval_chunks: int | None = None,
-                 probe_chunks: int = 16) -> SweepData:
+def prepare_data(
+    groups: Any, cfg: TrainConfig, max_eval_chunks: int | None = None, probe_chunks: int = 16
+) -> SweepData:
     """Turn a ``data.TokenGroups`` into :class:`SweepData`, checking that every group can fill a sequence.
 
     Raises ``ValueError`` naming the group if a training split cannot hold a batch of windows or a val/test
@@ -177,8 +205,9 @@ def prepare_data(groups: Any, cfg: TrainConfig, max_eval_chunks: int | None = No
         evals[split] = make_eval_set(x, g, len(names), cfg.eval_batch_size, names, split)
         fp += [np.asarray(x), np.asarray(g)]
     va = groups.split("val")
-    val_windows = TrainData(jnp.asarray(np.asarray(va.tokens).astype(np.int32)), jnp.asarray(va.starts),
-                            jnp.asarray(va.lengths))
+    val_windows = TrainData(
+        jnp.asarray(np.asarray(va.tokens).astype(np.int32)), jnp.asarray(va.starts), jnp.asarray(va.lengths)
+    )
     px, pg = D.eval_chunks(groups, "val", cfg.length, max_chunks_per_group=probe_chunks)
     probe = make_eval_set(px, pg, len(names), min(cfg.eval_batch_size, len(pg)), names, "val (probe)")
     return SweepData(names, train, evals["val"], evals["test"], _fingerprint(*fp), val_windows, probe)
@@ -221,8 +250,10 @@ def check_seeds(seeds: Sequence[int], what: str = "seeds") -> list[int]:
         if isinstance(s, (bool, np.bool_)) or not isinstance(s, (int, np.integer)):
             raise ValueError(f"{what}: seed {s!r} is not an integer")
         if not 0 <= int(s) < SEED_LIMIT:
-            raise ValueError(f"{what}: seed {int(s)} is outside [0, 2^32) (jax.random.key keeps 32 bits, so it "
-                             "would alias another seed)")
+            raise ValueError(
+                f"{what}: seed {int(s)} is outside [0, 2^32) (jax.random.key keeps 32 bits, so it "
+                "would alias another seed)"
+            )
         out.append(int(s))
     if len(set(out)) != len(out):
         raise ValueError(f"{what}: duplicate seeds in {out}")
@@ -231,31 +262,52 @@ def check_seeds(seeds: Sequence[int], what: str = "seeds") -> list[int]:
 
 def static_specs(mixtures: np.ndarray, seeds: Sequence[int], total_steps: int) -> list[RunSpec]:
     """One static run per (mixture, seed), trained ``total_steps`` steps."""
-    return [RunSpec(f"static_{mixture_tag(p)}", int(s), tuple(map(float, p)), "static", 0, total_steps)
-            for s in seeds for p in mixtures]
+    return [
+        RunSpec(f"static_{mixture_tag(p)}", int(s), tuple(map(float, p)), "static", 0, total_steps)
+        for s in seeds
+        for p in mixtures
+    ]
 
 
-def dynamic_specs(parents: np.ndarray, children: np.ndarray, seeds: Sequence[int], break_step: int,
-                  remaining_steps: int, total_steps: int) -> list[RunSpec]:
+def dynamic_specs(
+    parents: np.ndarray,
+    children: np.ndarray,
+    seeds: Sequence[int],
+    break_step: int,
+    remaining_steps: int,
+    total_steps: int,
+) -> list[RunSpec]:
     """Parents trained to ``break_step`` and, for each, one child per child mixture trained ``remaining_steps``."""
     if not 0 < break_step < total_steps:
-        raise ValueError(f"break_step={break_step} must be in (0, total_steps={total_steps}): the parent must "
-                         "break before the end of its run")
+        raise ValueError(
+            f"break_step={break_step} must be in (0, total_steps={total_steps}): the parent must "
+            "break before the end of its run"
+        )
     if remaining_steps < 1 or break_step + remaining_steps > total_steps:
-        raise ValueError(f"remaining_steps={remaining_steps}: a child must train >= 1 step and end by "
-                         f"total_steps={total_steps} (break_step + remaining_steps = "
-                         f"{break_step + remaining_steps})")
+        raise ValueError(
+            f"remaining_steps={remaining_steps}: a child must train >= 1 step and end by "
+            f"total_steps={total_steps} (break_step + remaining_steps = "
+            f"{break_step + remaining_steps})"
+        )
     specs = []
     for s in seeds:
         for pp in parents:
             parent = f"parent_B{break_step}_{mixture_tag(pp)}"
-            specs.append(RunSpec(parent, int(s), tuple(map(float, pp)), "parent", 0, break_step,
-                                 break_step=break_step))
+            specs.append(RunSpec(parent, int(s), tuple(map(float, pp)), "parent", 0, break_step, break_step=break_step))
             for pc in children:
-                specs.append(RunSpec(f"child_B{break_step}_R{remaining_steps}_{mixture_tag(pp)}_to_"
-                                     f"{mixture_tag(pc)}", int(s), tuple(map(float, pc)), "child",
-                                     break_step, break_step + remaining_steps, parent=parent,
-                                     break_step=break_step, steps_run=remaining_steps))
+                specs.append(
+                    RunSpec(
+                        f"child_B{break_step}_R{remaining_steps}_{mixture_tag(pp)}_to_{mixture_tag(pc)}",
+                        int(s),
+                        tuple(map(float, pc)),
+                        "child",
+                        break_step,
+                        break_step + remaining_steps,
+                        parent=parent,
+                        break_step=break_step,
+                        steps_run=remaining_steps,
+                    )
+                )
     return specs
 
 
@@ -269,19 +321,27 @@ def _sampler_name(sampler: Any) -> str | None:
     if sampler is None:
         return None
     from jaxlaws.train import data as D
+
     if sampler is D.sample_batch:
         return None
     if isinstance(sampler, functools.partial):
-        return (f"partial({_sampler_name(sampler.func) or 'data.sample_batch'}, {sampler.args!r}, "
-                f"{sorted(sampler.keywords.items())!r})")
+        return (
+            f"partial({_sampler_name(sampler.func) or 'data.sample_batch'}, {sampler.args!r}, "
+            f"{sorted(sampler.keywords.items())!r})"
+        )
     qual = getattr(sampler, "__qualname__", type(sampler).__qualname__)
     return f"{getattr(sampler, '__module__', '?')}.{qual}"
 
 
 def _config_dict(cfg: TrainConfig, data: SweepData, sampler: Any = None) -> dict:
     """Everything that changes a sweep's results: what :func:`_config_hash` hashes and config.json records."""
-    d = {**cfg.trajectory_dict(), "groups": list(data.names), "data": data.fingerprint,
-         "eval_every": cfg.eval_every, "eval_batch_size": cfg.eval_batch_size}
+    d = {
+        **cfg.trajectory_dict(),
+        "groups": list(data.names),
+        "data": data.fingerprint,
+        "eval_every": cfg.eval_every,
+        "eval_batch_size": cfg.eval_batch_size,
+    }
     name = _sampler_name(sampler)
     if name is not None:
         d["sampler"] = name
@@ -320,20 +380,38 @@ def _config_mismatch(work: Path, old: dict, cur: dict, legacy: str) -> ValueErro
     def fmt(x: Any) -> str:
         return "unset" if x is _UNSET else json.dumps(x)
 
-    diffs = [f"{k} ({fmt(a.get(k, _UNSET))} -> {fmt(b.get(k, _UNSET))})" for k in sorted(set(a) | set(b))
-             if a.get(k, _UNSET) != b.get(k, _UNSET)]
+    diffs = [
+        f"{k} ({fmt(a.get(k, _UNSET))} -> {fmt(b.get(k, _UNSET))})"
+        for k in sorted(set(a) | set(b))
+        if a.get(k, _UNSET) != b.get(k, _UNSET)
+    ]
     what = "; differs in " + ", ".join(diffs) if diffs else ""
-    older = (" It was written by an earlier jaxlaws whose configuration hash left out the evaluation settings, "
-             "so its runs cannot be checked against them." if old.get("config_hash") == legacy else "")
-    return ValueError(f"work directory {str(work)!r} holds a sweep with another configuration or data (hash "
-                      f"{old.get('config_hash')} != {cur['config_hash']}){what}.{older} Use a new directory.")
+    older = (
+        " It was written by an earlier jaxlaws whose configuration hash left out the evaluation settings, "
+        "so its runs cannot be checked against them."
+        if old.get("config_hash") == legacy
+        else ""
+    )
+    return ValueError(
+        f"work directory {str(work)!r} holds a sweep with another configuration or data (hash "
+        f"{old.get('config_hash')} != {cur['config_hash']}){what}.{older} Use a new directory."
+    )
 
 
 def _rows(spec: RunSpec, names: tuple[str, ...], step: int, split: str, losses: np.ndarray) -> list[dict]:
-    base = {"run": spec.run, "seed": spec.seed, "step": step, "split": split, "kind": spec.kind,
-            "parent": spec.parent, "break_step": spec.break_step, "steps_run": spec.steps_run, "method": spec.method}
+    base = {
+        "run": spec.run,
+        "seed": spec.seed,
+        "step": step,
+        "split": split,
+        "kind": spec.kind,
+        "parent": spec.parent,
+        "break_step": spec.break_step,
+        "steps_run": spec.steps_run,
+        "method": spec.method,
+    }
     base.update({proportion_column(g): q for g, q in zip(names, spec.p)})
-    return [{**base, "group": g, "loss": float(l)} for g, l in zip(names, losses)]
+    return [{**base, "group": g, "loss": float(v)} for g, v in zip(names, losses, strict=True)]
 
 
 # On a CPU, vectorising runs multiplies the working set of every layer; once a layer's activations outgrow the
@@ -356,7 +434,10 @@ def run_memory_bytes(cfg: TrainConfig) -> int:
     from jaxlaws.train.model import init_params
 
     mc = cfg.model
-    n = sum(int(x.size) for x in jax.tree_util.tree_leaves(jax.eval_shape(functools.partial(init_params, mc), jax.random.key(0))))
+    n = sum(
+        int(x.size)
+        for x in jax.tree_util.tree_leaves(jax.eval_shape(functools.partial(init_params, mc), jax.random.key(0)))
+    )
     s = 2 if mc.dtype == "bfloat16" else 4
     b, t = cfg.batch_size, cfg.length
     act = b * t * mc.n_layers * (34 * mc.d_model + 5 * mc.n_heads * t) * s // 2
@@ -394,6 +475,7 @@ class _Programs:
 
     def __init__(self, cfg: TrainConfig, m: int, sampler: Sampler, vmap_width: int | None, policy: Any = None):
         from jaxlaws.train.methods.base import Constant, make_observe, make_policy_run
+
         self.cfg, self.optimizer = cfg, make_optimizer(cfg.optim)
         self.init = jax.jit(jax.vmap(functools.partial(init_state, cfg.model, self.optimizer)))
         devices = jax.local_devices()
@@ -450,8 +532,8 @@ class _Todo:
 
     spec: RunSpec
     start: int
-    source: str                 # "fresh", "parent" (a child restoring its parent) or "resume"
-    rows: list[dict]            # rows recorded before ``start`` (from the resume checkpoint)
+    source: str  # "fresh", "parent" (a child restoring its parent) or "resume"
+    rows: list[dict]  # rows recorded before ``start`` (from the resume checkpoint)
 
 
 def _spec_dict(s: RunSpec) -> dict:
@@ -472,11 +554,18 @@ def _start_states(chunk: list[_Todo], progs: _Programs, work: Path, chash: str) 
     if source == "resume":
         out = []
         for t in chunk:
-            st = restore_checkpoint(work / "resume" / t.spec.key, {"train": template}, chash,
-                                    what=f"resume checkpoint of run {t.spec.run!r} (seed {t.spec.seed})")["train"]
+            st = restore_checkpoint(
+                work / "resume" / t.spec.key,
+                {"train": template},
+                chash,
+                what=f"resume checkpoint of run {t.spec.run!r} (seed {t.spec.seed})",
+            )["train"]
             if int(st.step) != t.start:
-                raise DamagedFileError(work / "resume" / t.spec.key, f"its state is at step {int(st.step)}, its "
-                                       f"meta.json says {t.start}", "resume checkpoint")
+                raise DamagedFileError(
+                    work / "resume" / t.spec.key,
+                    f"its state is at step {int(st.step)}, its meta.json says {t.start}",
+                    "resume checkpoint",
+                )
             out.append(st)
         return _stack(out)
     cache: dict[str, TrainState] = {}
@@ -484,27 +573,41 @@ def _start_states(chunk: list[_Todo], progs: _Programs, work: Path, chash: str) 
         s = t.spec
         k = f"{s.parent}__seed{s.seed}"
         if k not in cache:
-            st = restore_checkpoint(work / "checkpoints" / k, {"train": template}, chash,
-                                    what=f"parent checkpoint of child {s.run!r} (seed {s.seed})")["train"]
+            st = restore_checkpoint(
+                work / "checkpoints" / k,
+                {"train": template},
+                chash,
+                what=f"parent checkpoint of child {s.run!r} (seed {s.seed})",
+            )["train"]
             if int(st.step) != s.start:
-                raise ValueError(f"parent checkpoint {k!r} is at step {int(st.step)}, child {s.run!r} "
-                                 f"expects break step {s.start}")
+                raise ValueError(
+                    f"parent checkpoint {k!r} is at step {int(st.step)}, child {s.run!r} expects break step {s.start}"
+                )
             cache[k] = st
     return _stack([cache[f"{t.spec.parent}__seed{t.spec.seed}"] for t in chunk])
 
 
-def _train_chunk(chunk: list[_Todo], progs: _Programs, data: SweepData, work: Path, chash: str,
-                 bar: Any, checkpoint_every: int = 0, fail_at_step: int | None = None) -> list[list[dict]]:
+def _train_chunk(
+    chunk: list[_Todo],
+    progs: _Programs,
+    data: SweepData,
+    work: Path,
+    chash: str,
+    bar: Any,
+    checkpoint_every: int = 0,
+    fail_at_step: int | None = None,
+) -> list[list[dict]]:
     """Train the runs of ``chunk`` together; returns each run's loss rows (and saves parent checkpoints, and
     every ``checkpoint_every`` steps each run's resume checkpoint)."""
     n_real = len(chunk)
     n_pad, size = progs.layout(n_real)
     runs = chunk + [chunk[-1]] * (n_pad - n_real)
-    calls = [runs[i:i + size] for i in range(0, n_pad, size)]
+    calls = [runs[i : i + size] for i in range(0, n_pad, size)]
     states = [progs.shard(_start_states(c, progs, work, chash)) for c in calls]
     pstates = [progs.shard(jnp.asarray([r.spec.p for r in c], jnp.float32)) for c in calls]
     dkeys = [progs.shard(jnp.stack([run_keys(r.spec.seed)[1] for r in c])) for c in calls]
     from jaxlaws.train.methods.base import MethodData
+
     train_data, val, test = progs.replicate((MethodData(data.train), data.val, data.test))
 
     def evaluate(split: EvalSet) -> np.ndarray:  # (n_pad, m): the only transfer to the host
@@ -531,17 +634,34 @@ def _train_chunk(chunk: list[_Todo], progs: _Programs, data: SweepData, work: Pa
                 rows[i] += _rows(t.spec, data.names, step, "val", losses[i])
         if target in ckpts:
             for i, t in enumerate(chunk):
-                save_checkpoint(work / "resume" / t.spec.key, {"train": state_of(i)},
-                                {"config_hash": chash, "spec": _spec_dict(t.spec), "step": step, "rows": rows[i],
-                                 "model": progs.cfg.model.to_dict()})
+                save_checkpoint(
+                    work / "resume" / t.spec.key,
+                    {"train": state_of(i)},
+                    {
+                        "config_hash": chash,
+                        "spec": _spec_dict(t.spec),
+                        "step": step,
+                        "rows": rows[i],
+                        "model": progs.cfg.model.to_dict(),
+                    },
+                )
         if fail_at_step is not None and step >= fail_at_step:
             raise RuntimeError(f"test hook: stopping at step {step}")
     if first.kind == "parent":
         for i, t in enumerate(chunk):
             spec = t.spec
-            save_checkpoint(work / "checkpoints" / spec.key, {"train": state_of(i)},
-                            {"config_hash": chash, "run": spec.run, "seed": spec.seed, "step": spec.stop,
-                             "p": list(spec.p), "model": progs.cfg.model.to_dict()})
+            save_checkpoint(
+                work / "checkpoints" / spec.key,
+                {"train": state_of(i)},
+                {
+                    "config_hash": chash,
+                    "run": spec.run,
+                    "seed": spec.seed,
+                    "step": spec.stop,
+                    "p": list(spec.p),
+                    "model": progs.cfg.model.to_dict(),
+                },
+            )
     else:
         losses = evaluate(test)
         for i, t in enumerate(chunk):
@@ -560,14 +680,19 @@ def _check_rows(f: Path, rec: dict, s: RunSpec, names: tuple[str, ...], every: i
         p = [float(first[proportion_column(g)]) for g in names]
         name = (first["run"], first["seed"])
         got = sorted((int(r["step"]), str(r["split"]), str(r["group"])) for r in rows)
-        bad = [r for r in rows if (r["run"], r["seed"], r["kind"]) != (s.run, s.seed, s.kind)
-               or not isinstance(r["loss"], float)]
+        bad = [
+            r
+            for r in rows
+            if (r["run"], r["seed"], r["kind"]) != (s.run, s.seed, s.kind) or not isinstance(r["loss"], float)
+        ]
     except (KeyError, TypeError, ValueError) as e:
         raise DamagedFileError(f, f"malformed rows ({type(e).__name__}: {e})", what) from None
     if name != (s.run, s.seed) or max(abs(a - b) for a, b in zip(p, s.p)) > TAG_TOL:
-        raise ValueError(f"{str(f)!r} holds run {name[0]!r} (seed {name[1]}) with mixture {p}, not run "
-                         f"{s.run!r} (seed {s.seed}) with mixture {list(s.p)}: run names collide (a work "
-                         "directory of an older jaxlaws?); use a new directory")
+        raise ValueError(
+            f"{str(f)!r} holds run {name[0]!r} (seed {name[1]}) with mixture {p}, not run "
+            f"{s.run!r} (seed {s.seed}) with mixture {list(s.p)}: run names collide (a work "
+            "directory of an older jaxlaws?); use a new directory"
+        )
     want = [(t, "val", g) for t in _eval_steps(s, every) for g in names]
     if s.kind != "parent":
         want += [(s.stop, "test", g) for g in names]
@@ -576,11 +701,24 @@ def _check_rows(f: Path, rec: dict, s: RunSpec, names: tuple[str, ...], every: i
     return rows
 
 
-def run_sweep(specs: Sequence[RunSpec], data: SweepData, cfg: TrainConfig, work_dir: str | Path, *,
-              sampler: Sampler | None = None, runs_per_program: int = 8, vmap_width: int | str | None = "auto",
-              progress: bool = True, fmt: str = "parquet", write: bool = True, checkpoint_every: int = 0,
-              repair: bool = False, timeout_s: float = DEFAULT_TIMEOUT_S, _fail_after: int | None = None,
-              _fail_at_step: int | None = None) -> Sweep:
+def run_sweep(
+    specs: Sequence[RunSpec],
+    data: SweepData,
+    cfg: TrainConfig,
+    work_dir: str | Path,
+    *,
+    sampler: Sampler | None = None,
+    runs_per_program: int = 8,
+    vmap_width: int | str | None = "auto",
+    progress: bool = True,
+    fmt: str = "parquet",
+    write: bool = True,
+    checkpoint_every: int = 0,
+    repair: bool = False,
+    timeout_s: float = DEFAULT_TIMEOUT_S,
+    _fail_after: int | None = None,
+    _fail_at_step: int | None = None,
+) -> Sweep:
     """Train every run of ``specs`` (parents before children), resuming from ``work_dir``; return the Sweep.
 
     ``runs_per_program`` runs with the same (start, stop) are trained by one program, ``vmap_width`` of them
@@ -602,8 +740,9 @@ def run_sweep(specs: Sequence[RunSpec], data: SweepData, cfg: TrainConfig, work_
     elif vmap_width is not None and (not isinstance(vmap_width, int) or vmap_width < 1):
         raise ValueError(f"vmap_width must be a positive int, None or 'auto', got {vmap_width!r}")
     if not isinstance(checkpoint_every, (int, np.integer)) or checkpoint_every < 0:
-        raise ValueError(f"checkpoint_every must be an integer >= 0 (0: no mid-run checkpoints), got "
-                         f"{checkpoint_every!r}")
+        raise ValueError(
+            f"checkpoint_every must be an integer >= 0 (0: no mid-run checkpoints), got {checkpoint_every!r}"
+        )
     checkpoint_every = int(checkpoint_every)
     m = len(data.names)
     if m < 2:
@@ -611,6 +750,7 @@ def run_sweep(specs: Sequence[RunSpec], data: SweepData, cfg: TrainConfig, work_
     chash = _config_hash(cfg, data, sampler)
     if sampler is None:
         from jaxlaws.train import data as D
+
         sampler = D.sample_batch
     if not specs:
         raise ValueError("the sweep specification is empty")
@@ -626,12 +766,29 @@ def run_sweep(specs: Sequence[RunSpec], data: SweepData, cfg: TrainConfig, work_
     seen: set[str] = set()
     for s in specs:
         if s.key in seen:
-            raise ValueError(f"duplicate run {s.run!r} (seed {s.seed}) in the sweep specification: a mixture or "
-                             "seed is given twice (or two mixtures differ by less than 1e-12)")
+            raise ValueError(
+                f"duplicate run {s.run!r} (seed {s.seed}) in the sweep specification: a mixture or "
+                "seed is given twice (or two mixtures differ by less than 1e-12)"
+            )
         seen.add(s.key)
     work = Path(work_dir)
-    args = (specs, data, cfg, work, chash, sampler, runs_per_program, vmap_width, progress, fmt, write,
-            checkpoint_every, repair, _fail_after, _fail_at_step)
+    args = (
+        specs,
+        data,
+        cfg,
+        work,
+        chash,
+        sampler,
+        runs_per_program,
+        vmap_width,
+        progress,
+        fmt,
+        write,
+        checkpoint_every,
+        repair,
+        _fail_after,
+        _fail_at_step,
+    )
     if cluster().is_multi:
         return _run_distributed(*args, timeout_s=timeout_s)
     with work_lock(work):
@@ -672,8 +829,11 @@ class _Scan:
         if meta is None:
             return None
         step = meta.get("step")
-        if meta.get("config_hash") != self.chash or meta.get("spec") != _spec_dict(s) or not (
-                isinstance(step, int) and s.start < step < s.stop):
+        if (
+            meta.get("config_hash") != self.chash
+            or meta.get("spec") != _spec_dict(s)
+            or not (isinstance(step, int) and s.start < step < s.stop)
+        ):
             self._rmtree(rd)  # left by another configuration or run: useless
             return None
         verify_checkpoint(rd, meta)
@@ -706,8 +866,11 @@ class _Scan:
             todo.append(t or _Todo(s, s.start, "parent" if s.kind == "child" else "fresh", []))
         if damaged:
             first = damaged[0]
-            more = "; and " + ", ".join(repr(str(e.path)) for e in damaged[1:]) + " are damaged too" \
-                if len(damaged) > 1 else ""
+            more = (
+                "; and " + ", ".join(repr(str(e.path)) for e in damaged[1:]) + " are damaged too"
+                if len(damaged) > 1
+                else ""
+            )
             raise DamagedFileError(first.path, first.reason + more, first.what)
         return done_rows, todo
 
@@ -745,9 +908,18 @@ def _chunk_group(t: _Todo) -> tuple:
     return t.spec.kind == "parent", t.source, t.start, t.spec.stop
 
 
-def _train_todo(todo: list[_Todo], progs: _Programs, data: SweepData, work: Path, chash: str, runs_per_program: int,
-                progress: bool | str, checkpoint_every: int, _fail_after: int | None,
-                _fail_at_step: int | None) -> dict[str, list[dict]]:
+def _train_todo(
+    todo: list[_Todo],
+    progs: _Programs,
+    data: SweepData,
+    work: Path,
+    chash: str,
+    runs_per_program: int,
+    progress: bool | str,
+    checkpoint_every: int,
+    _fail_after: int | None,
+    _fail_at_step: int | None,
+) -> dict[str, list[dict]]:
     """Train ``todo`` (parents first), ``runs_per_program`` runs of one (kind, source, start, stop) per program;
     write each finished run's file; return the rows by run key."""
     todo = sorted(todo, key=lambda t: (t.spec.kind != "parent", t.start, t.spec.stop))  # parents first
@@ -759,13 +931,23 @@ def _train_todo(todo: list[_Todo], progs: _Programs, data: SweepData, work: Path
             chunks.append([t])
     for t in todo:
         if t.source == "resume":
-            log.info("resuming run %s (seed %d) from step %d (%s)", t.spec.run, t.spec.seed, t.start,
-                     work / "resume" / t.spec.key)
+            log.info(
+                "resuming run %s (seed %d) from step %d (%s)",
+                t.spec.run,
+                t.spec.seed,
+                t.start,
+                work / "resume" / t.spec.key,
+            )
     from tqdm.auto import tqdm
+
     out: dict[str, list[dict]] = {}
     written = 0
-    with tqdm(total=sum(t.spec.stop - t.start for t in todo), disable=not progress, unit="run-step",
-              desc=progress if isinstance(progress, str) else "sweep") as bar:
+    with tqdm(
+        total=sum(t.spec.stop - t.start for t in todo),
+        disable=not progress,
+        unit="run-step",
+        desc=progress if isinstance(progress, str) else "sweep",
+    ) as bar:
         for chunk in chunks:
             rows = _train_chunk(chunk, progs, data, work, chash, bar, checkpoint_every, _fail_at_step)
             for t, r in zip(chunk, rows):
@@ -782,22 +964,58 @@ def _assemble(specs, done_rows: dict, data: SweepData, work: Path, fmt: str, wri
     sweep = Sweep(pd.DataFrame([r for s in specs for r in done_rows[s.key]]), data.names)
     if write:
         from jaxlaws.sweeps.io import write_sweep
+
         write_sweep(sweep, work / "sweep", fmt, overwrite=True)
     return sweep
 
 
-def _run_locked(specs, data, cfg, work, chash, sampler, runs_per_program, vmap_width, progress, fmt, write,
-                checkpoint_every, repair, _fail_after, _fail_at_step) -> Sweep:
+def _run_locked(
+    specs,
+    data,
+    cfg,
+    work,
+    chash,
+    sampler,
+    runs_per_program,
+    vmap_width,
+    progress,
+    fmt,
+    write,
+    checkpoint_every,
+    repair,
+    _fail_after,
+    _fail_at_step,
+) -> Sweep:
     _open_work(work, cfg, data, sampler, chash, repair)
     done_rows, todo = _Scan(specs, data, cfg, work, chash, repair)()
     progs = _programs(cfg, len(data.names), sampler, vmap_width)
-    done_rows.update(_train_todo(todo, progs, data, work, chash, runs_per_program, progress, checkpoint_every,
-                                 _fail_after, _fail_at_step))
+    done_rows.update(
+        _train_todo(
+            todo, progs, data, work, chash, runs_per_program, progress, checkpoint_every, _fail_after, _fail_at_step
+        )
+    )
     return _assemble(specs, done_rows, data, work, fmt, write)
 
 
-def _run_distributed(specs, data, cfg, work, chash, sampler, runs_per_program, vmap_width, progress, fmt, write,
-                     checkpoint_every, repair, _fail_after, _fail_at_step, *, timeout_s: float) -> Sweep:
+def _run_distributed(
+    specs,
+    data,
+    cfg,
+    work,
+    chash,
+    sampler,
+    runs_per_program,
+    vmap_width,
+    progress,
+    fmt,
+    write,
+    checkpoint_every,
+    repair,
+    _fail_after,
+    _fail_at_step,
+    *,
+    timeout_s: float,
+) -> Sweep:
     """The sweep on ``P`` processes sharing ``work`` (a shared file system); each trains on its own devices.
 
     Runs are independent programs, so each process trains the runs it owns with its local devices (the run axis
@@ -818,10 +1036,20 @@ def _run_distributed(specs, data, cfg, work, chash, sampler, runs_per_program, v
     with any number of processes finishes the same sweep.
     """
     c = cluster()
-    agree("the sweep configuration", {"config_hash": chash, "specs": [_spec_dict(s) for s in specs],
-                                      "checkpoint_every": checkpoint_every, "repair": repair, "write": write,
-                                      "fmt": fmt}, timeout_s)
+    agree(
+        "the sweep configuration",
+        {
+            "config_hash": chash,
+            "specs": [_spec_dict(s) for s in specs],
+            "checkpoint_every": checkpoint_every,
+            "repair": repair,
+            "write": write,
+            "fmt": fmt,
+        },
+        timeout_s,
+    )
     with contextlib.ExitStack() as stack:
+
         def open_work() -> None:
             stack.enter_context(work_lock(work))
             _open_work(work, cfg, data, sampler, chash, repair)
@@ -832,47 +1060,86 @@ def _run_distributed(specs, data, cfg, work, chash, sampler, runs_per_program, v
             token = read_verified_json(work / JOB_TOKEN, "job token", required=False).get("token")
         except (DamagedFileError, FileNotFoundError):
             token = None
-        agree(f"the work directory {str(work)!r} (each process must see the same one: a shared file system)",
-              token, timeout_s)
+        agree(
+            f"the work directory {str(work)!r} (each process must see the same one: a shared file system)",
+            token,
+            timeout_s,
+        )
         scan = _Scan(specs, data, cfg, work, chash, repair, cleanup=c.is_main)
         done_rows, todo = scan()
         agree("the runs left to train", sorted((t.spec.key, t.start, t.source) for t in todo), timeout_s)
         progs = _programs(cfg, len(data.names), sampler, vmap_width)
         desc = f"sweep (process {c.index}/{c.count})" if progress else False
         for phase in ("static runs and parents", "children"):
-            items = sorted((t for t in todo if (t.spec.kind == "child") == (phase == "children")),
-                           key=lambda t: (_chunk_group(t), t.spec.key))
+            items = sorted(
+                (t for t in todo if (t.spec.kind == "child") == (phase == "children")),
+                key=lambda t: (_chunk_group(t), t.spec.key),
+            )
             mine = owned(items, c)
-            done_rows.update(wait_all(f"training the {phase}", functools.partial(
-                _train_todo, mine, progs, data, work, chash, runs_per_program, desc, checkpoint_every,
-                _fail_after, _fail_at_step)))
+            done_rows.update(
+                wait_all(
+                    f"training the {phase}",
+                    functools.partial(
+                        _train_todo,
+                        mine,
+                        progs,
+                        data,
+                        work,
+                        chash,
+                        runs_per_program,
+                        desc,
+                        checkpoint_every,
+                        _fail_after,
+                        _fail_at_step,
+                    ),
+                )
+            )
         for s in specs:  # the other processes' runs, read back and verified
             if s.key not in done_rows:
                 rows = scan.finished_rows(s)
                 if rows is None:
-                    raise ValueError(f"run {s.run!r} (seed {s.seed}) was trained by another process but its run "
-                                     f"file {str(work / 'runs' / (s.key + '.json'))!r} is missing")
+                    raise ValueError(
+                        f"run {s.run!r} (seed {s.seed}) was trained by another process but its run "
+                        f"file {str(work / 'runs' / (s.key + '.json'))!r} is missing"
+                    )
                 done_rows[s.key] = rows
         sweep = _assemble(specs, done_rows, data, work, fmt, write=False)
         if write:
             from jaxlaws.sweeps.io import write_sweep
-            share_outcome("writing the sweep", lambda: write_sweep(sweep, work / "sweep", fmt, overwrite=True),
-                          timeout_s)
+
+            share_outcome(
+                "writing the sweep", lambda: write_sweep(sweep, work / "sweep", fmt, overwrite=True), timeout_s
+            )
         return sweep
 
 
-def static_sweep(data: SweepData, cfg: TrainConfig, mixtures: Any, seeds: Sequence[int], work_dir: str | Path,
-                 **kw: Any) -> Sweep:
+def static_sweep(
+    data: SweepData, cfg: TrainConfig, mixtures: Any, seeds: Sequence[int], work_dir: str | Path, **kw: Any
+) -> Sweep:
     """Static sweep: every mixture (rows of ``mixtures``) x seed trained ``cfg.optim.total_steps`` steps."""
     mix = check_mixtures(mixtures, len(data.names))
     return run_sweep(static_specs(mix, seeds, cfg.optim.total_steps), data, cfg, work_dir, **kw)
 
 
-def dynamic_sweep(data: SweepData, cfg: TrainConfig, parents: Any, children: Any, seeds: Sequence[int],
-                  break_step: int, remaining_steps: int, work_dir: str | Path, **kw: Any) -> Sweep:
+def dynamic_sweep(
+    data: SweepData,
+    cfg: TrainConfig,
+    parents: Any,
+    children: Any,
+    seeds: Sequence[int],
+    break_step: int,
+    remaining_steps: int,
+    work_dir: str | Path,
+    **kw: Any,
+) -> Sweep:
     """Dynamic sweep: parents to ``break_step``, then every child mixture for ``remaining_steps`` steps."""
     m = len(data.names)
-    specs = dynamic_specs(check_mixtures(parents, m, "parent mixtures"),
-                          check_mixtures(children, m, "child mixtures"), seeds, break_step, remaining_steps,
-                          cfg.optim.total_steps)
+    specs = dynamic_specs(
+        check_mixtures(parents, m, "parent mixtures"),
+        check_mixtures(children, m, "child mixtures"),
+        seeds,
+        break_step,
+        remaining_steps,
+        cfg.optim.total_steps,
+    )
     return run_sweep(specs, data, cfg, work_dir, **kw)

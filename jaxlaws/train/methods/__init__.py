@@ -16,5 +16,15 @@ from jaxlaws.train.methods.doge import DoGE
 from jaxlaws.train.methods.doremi import DoReMi
 from jaxlaws.train.methods.skillit import SkillIt, load_graph, skills_graph
 
-__all__ = ["Aioli", "Constant", "DoGE", "DoReMi", "MethodData", "Policy", "SkillIt", "StepContext", "load_graph",
-           "skills_graph"]
+__all__ = [
+    "Aioli",
+    "Constant",
+    "DoGE",
+    "DoReMi",
+    "MethodData",
+    "Policy",
+    "SkillIt",
+    "StepContext",
+    "load_graph",
+    "skills_graph",
+]

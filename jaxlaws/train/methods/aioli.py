@@ -44,11 +44,22 @@ class Aioli(Policy):
 
     @functools.cached_property
     def mixer(self) -> mixing.Mixer:
-        return mixing.aioli(self.m, total_steps=self.optim.total_steps, batch_size=self.batch_size, eta=self.eta,
-                            ema=self.ema, lp_rounds=self.lp_rounds, lp_steps=self.lp_steps,
-                            update_steps=self.update_steps, ohf=self.ohf, normalize=self.normalize,
-                            diagonal=self.diagonal, prior=self.prior, prior_steps=self.prior_steps,
-                            carry_prior=self.carry_prior)
+        return mixing.aioli(
+            self.m,
+            total_steps=self.optim.total_steps,
+            batch_size=self.batch_size,
+            eta=self.eta,
+            ema=self.ema,
+            lp_rounds=self.lp_rounds,
+            lp_steps=self.lp_steps,
+            update_steps=self.update_steps,
+            ohf=self.ohf,
+            normalize=self.normalize,
+            diagonal=self.diagonal,
+            prior=self.prior,
+            prior_steps=self.prior_steps,
+            carry_prior=self.carry_prior,
+        )
 
     @classmethod
     def defaults(cls, m: int) -> dict:
@@ -65,7 +76,7 @@ class Aioli(Policy):
 
     def records(self, state: AioliState, upto: int) -> list[Record]:
         out: list[Record] = []
-        for t, s in enumerate(self.round_starts()[:int(state.t)]):
+        for t, s in enumerate(self.round_starts()[: int(state.t)]):
             step = s + self.lp_len
             if step <= upto:
                 out.append(("aioli_A", step, t, np.asarray(state.A_hist[t], np.float64)))

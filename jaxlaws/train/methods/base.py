@@ -25,7 +25,8 @@ from __future__ import annotations
 
 import dataclasses
 import functools
-from typing import Any, Callable, NamedTuple
+from collections.abc import Callable
+from typing import Any, NamedTuple
 
 import jax
 import jax.numpy as jnp
@@ -38,8 +39,17 @@ from jaxlaws.train.model import ModelConfig, Params, per_sample_loss
 from jaxlaws.train.optim import OptimConfig
 from jaxlaws.train.step import TrainData, TrainState
 
-__all__ = ["MethodData", "StepContext", "Policy", "Constant", "sample_mixture", "make_policy_run",
-           "make_observe", "mean_loss_grad", "Record"]
+__all__ = [
+    "MethodData",
+    "StepContext",
+    "Policy",
+    "Constant",
+    "sample_mixture",
+    "make_policy_run",
+    "make_observe",
+    "mean_loss_grad",
+    "Record",
+]
 
 
 class MethodData(NamedTuple):
@@ -53,10 +63,10 @@ class MethodData(NamedTuple):
 
 class StepContext(NamedTuple):
     params: Params
-    inputs: jax.Array        # [B, T+1] the batch of this step
-    group_ids: jax.Array     # [B]
-    step: jax.Array          # updates applied before this one (batched scalar)
-    key: jax.Array           # a key for the policy's own randomness at this step
+    inputs: jax.Array  # [B, T+1] the batch of this step
+    group_ids: jax.Array  # [B]
+    step: jax.Array  # updates applied before this one (batched scalar)
+    key: jax.Array  # a key for the policy's own randomness at this step
     data: MethodData
 
 
@@ -130,6 +140,7 @@ class Policy:
 
     def lr(self, step: jax.Array) -> jax.Array:
         from jaxlaws.train.optim import lr_schedule
+
         return lr_schedule(self.optim)(step)
 
 
@@ -155,14 +166,22 @@ class Constant(Policy):
         if extra is None:
             return None
         from jaxlaws.train.data import check_simplex
+
         return check_simplex(extra, self.m, "per-run mixture").astype(np.float32)
 
     def init(self, key: jax.Array, extra: Any = None) -> jax.Array:
         return self.mixer.init(key) if extra is None else jnp.asarray(extra, jnp.float32)
 
 
-def sample_mixture(key: jax.Array, data: TrainData, p: jax.Array, exact: Any, batch_size: int,
-                   seq_len: int, sampler: Callable | None = None) -> tuple[jax.Array, jax.Array]:
+def sample_mixture(
+    key: jax.Array,
+    data: TrainData,
+    p: jax.Array,
+    exact: Any,
+    batch_size: int,
+    seq_len: int,
+    sampler: Callable | None = None,
+) -> tuple[jax.Array, jax.Array]:
     """A batch of ``batch_size`` windows whose groups are ``mixing.sample_groups(k_group, p, B, exact)``.
 
     ``sampler`` (the static sweeps' ``sampler(key, tokens, starts, lengths, p, B, T)``) replaces the draw when
@@ -197,8 +216,9 @@ def make_policy_run(policy: Policy, optimizer: optax.GradientTransformation, sam
         updates, opt_state = optimizer.update(grads, st.opt_state, st.params)
         return TrainState(optax.apply_updates(st.params, updates), opt_state, st.step + 1), ps
 
-    def run(state: TrainState, policy_state: Any, data_key: jax.Array, data: MethodData,
-            n_steps: jax.Array) -> tuple[TrainState, Any]:
+    def run(
+        state: TrainState, policy_state: Any, data_key: jax.Array, data: MethodData, n_steps: jax.Array
+    ) -> tuple[TrainState, Any]:
         return jax.lax.fori_loop(0, n_steps, lambda i, c: body(i, c, data_key, data), (state, policy_state))
 
     return run

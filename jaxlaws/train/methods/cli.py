@@ -18,6 +18,7 @@ from pathlib import Path
 
 __all__ = ["add_method_args", "hparams_from_args", "register_compare", "method_command"]
 
+
 def _ema(text: str) -> float | str:
     """``--ema``: a float, or ``none`` for the cumulative update."""
     return "cumulative" if text.strip().lower() == "none" else float(text)
@@ -54,14 +55,21 @@ def add_method_args(p: argparse.ArgumentParser, compare: bool = False) -> None:
         p.add_argument("--graph-steps", type=int, default=None, help="steps of each one-hot graph run")
         p.add_argument("--reference-dir", default=None, help="DoReMi: work dir with a finished stratified run")
     for flag, (_, typ, which) in _HP_FLAGS.items():
-        extra = " comma-separated weights" if typ is str else " a float, or none: the cumulative update" \
-            if flag == "ema" else ""
-        p.add_argument("--" + flag.replace("_", "-"), type=typ, default=None, dest=flag,
-                       help=f"({'/'.join(which)})" + extra)
+        extra = (
+            " comma-separated weights"
+            if typ is str
+            else " a float, or none: the cumulative update"
+            if flag == "ema"
+            else ""
+        )
+        p.add_argument(
+            "--" + flag.replace("_", "-"), type=typ, default=None, dest=flag, help=f"({'/'.join(which)})" + extra
+        )
 
 
 def _base(method: str) -> str:
     from jaxlaws.train.methods.sweep import ANALYSED
+
     return ANALYSED.get(method, method)
 
 
@@ -76,19 +84,22 @@ def hparams_from_args(args: argparse.Namespace, method: str, m: int, strict: boo
         if _base(method) not in which:
             if not strict:
                 continue
-            raise ValueError(f"--{flag.replace('_', '-')} does not apply to method {method!r} "
-                             f"(it is a {'/'.join(which)} hyper-parameter)")
+            raise ValueError(
+                f"--{flag.replace('_', '-')} does not apply to method {method!r} "
+                f"(it is a {'/'.join(which)} hyper-parameter)"
+            )
         if typ is str:
             try:
                 v = [float(x) for x in v.split(",")]
             except ValueError:
                 raise ValueError(f"--{flag.replace('_', '-')} must be {m} comma-separated numbers, got {v!r}") from None
-        hp[name] = None if v == "cumulative" else v   # --ema none: Aioli's cumulative update (ema=None)
+        hp[name] = None if v == "cumulative" else v  # --ema none: Aioli's cumulative update (ema=None)
     return hp
 
 
 def _probe(args: argparse.Namespace, m: int):
     from jaxlaws.train.cli import parse_mixtures
+
     if args.break_step is None:
         if args.children or args.remaining_steps:
             raise ValueError("--children / --remaining-steps need --break-step")
@@ -110,10 +121,24 @@ def method_command(args: argparse.Namespace) -> int:
     kids, rem = _probe(args, m)
     mixtures = parse_mixtures(args.mixtures, m) if args.mixtures else None
     # method_sweep validates every argument before training
-    res = method_sweep(args.method, data, cfg, seeds, args.out, hparams=hp, break_step=args.break_step,
-                       children=kids, remaining_steps=rem, graph=args.graph, graph_steps=args.graph_steps,
-                       reference_dir=args.reference_dir, mixtures=mixtures,
-                       checkpoint_every=args.checkpoint_every, progress=not args.no_progress, fmt=args.format)
+    res = method_sweep(
+        args.method,
+        data,
+        cfg,
+        seeds,
+        args.out,
+        hparams=hp,
+        break_step=args.break_step,
+        children=kids,
+        remaining_steps=rem,
+        graph=args.graph,
+        graph_steps=args.graph_steps,
+        reference_dir=args.reference_dir,
+        mixtures=mixtures,
+        checkpoint_every=args.checkpoint_every,
+        progress=not args.no_progress,
+        fmt=args.format,
+    )
     print(f"{args.method}: final run {res.final_run!r} -> {Path(args.out) / 'sweep'}")
     print(res.final.to_string(index=False, float_format=lambda x: f"{x:.4f}"))
     return 0
@@ -133,15 +158,30 @@ def _compare(args: argparse.Namespace) -> int:
             raise ValueError(f"--{flag.replace('_', '-')} applies to none of the compared methods {methods}")
     kids, rem = _probe(args, m)
     mixtures = parse_mixtures(args.mixtures, m) if args.mixtures else None
-    comp = compare(data, cfg, seeds, args.out, methods=methods, hparams=hp, break_step=args.break_step,
-                   children=kids, remaining_steps=rem, mixtures=mixtures,
-                   restricted_prior_steps=args.restricted_prior_steps, checkpoint_every=args.checkpoint_every,
-                   progress=not args.no_progress)
-    print(f"groups {list(data.names)}, seeds {seeds}, {cfg.optim.total_steps} steps ({cfg.model.n_layers}-layer "
-          f"d={cfg.model.d_model} model, batch {cfg.batch_size} x {cfg.length}); test perplexity = mean over "
-          "groups of exp(test loss); d_ppl < 0 is better than stratified")
+    comp = compare(
+        data,
+        cfg,
+        seeds,
+        args.out,
+        methods=methods,
+        hparams=hp,
+        break_step=args.break_step,
+        children=kids,
+        remaining_steps=rem,
+        mixtures=mixtures,
+        restricted_prior_steps=args.restricted_prior_steps,
+        checkpoint_every=args.checkpoint_every,
+        progress=not args.no_progress,
+    )
+    print(
+        f"groups {list(data.names)}, seeds {seeds}, {cfg.optim.total_steps} steps ({cfg.model.n_layers}-layer "
+        f"d={cfg.model.d_model} model, batch {cfg.batch_size} x {cfg.length}); test perplexity = mean over "
+        "groups of exp(test loss); d_ppl < 0 is better than stratified"
+    )
     print(comp.to_markdown())
-    print(f"tables: {Path(args.out) / 'comparison.csv'}, per_seed.csv, each method's sweep in {args.out}/<method>/sweep")
+    print(
+        f"tables: {Path(args.out) / 'comparison.csv'}, per_seed.csv, each method's sweep in {args.out}/<method>/sweep"
+    )
     return 0
 
 
@@ -149,11 +189,16 @@ def register_compare(subparsers: argparse._SubParsersAction) -> None:
     from jaxlaws.train.cli import _common
     from jaxlaws.train.methods.compare import DEFAULT_METHODS
 
-    p = subparsers.add_parser("compare", help="train mixing methods on the same groups and seeds; compare them",
-                              allow_abbrev=False)
+    p = subparsers.add_parser(
+        "compare", help="train mixing methods on the same groups and seeds; compare them", allow_abbrev=False
+    )
     _common(p)
     p.add_argument("--methods", default=",".join(DEFAULT_METHODS), help="comma-separated methods")
-    p.add_argument("--restricted-prior-steps", type=int, default=None,
-                   help="restricted Aioli: steps on the grid-search mixture first (default: half the run)")
+    p.add_argument(
+        "--restricted-prior-steps",
+        type=int,
+        default=None,
+        help="restricted Aioli: steps on the grid-search mixture first (default: half the run)",
+    )
     add_method_args(p, compare=True)
     p.set_defaults(func=_compare)

@@ -6,7 +6,8 @@ reuses ``grid``'s static sweep; ``aioli_restricted`` starts from the grid-search
 method: the final test loss per group, the average test perplexity (mean over groups of ``exp(loss)``), its
 difference to stratified (per seed, then mean and std over seeds), the method's ``sim(Ã^t, A^{t*})`` from
 its break-step children (``jaxlaws.analysis.method_parameters``; seeds whose fits are flagged are left out of
-the mean and counted in ``sim_flagged_seeds``) and its training cost per run-step relative to stratified. Everything is resumable: run the same call again after an interruption.
+the mean and counted in ``sim_flagged_seeds``) and its training cost per run-step relative to stratified.
+Everything is resumable: run the same call again after an interruption.
 """
 
 from __future__ import annotations
@@ -14,8 +15,9 @@ from __future__ import annotations
 import dataclasses
 import json
 import warnings
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -44,32 +46,64 @@ class Comparison:
     results: dict[str, MethodResult]
 
     def to_markdown(self, digits: int = 3) -> str:
-        cols = ["method", "test_ppl", "d_ppl_vs_stratified", "test_loss", "sim", "sim_method_sign",
-                "time_per_step_vs_stratified", "run_steps_vs_stratified", "mixture"]
+        cols = [
+            "method",
+            "test_ppl",
+            "d_ppl_vs_stratified",
+            "test_loss",
+            "sim",
+            "sim_method_sign",
+            "time_per_step_vs_stratified",
+            "run_steps_vs_stratified",
+            "mixture",
+        ]
         df = self.table
         lines = ["| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]
-        f = lambda x: "" if x is None or (isinstance(x, float) and np.isnan(x)) else f"{x:.{digits}f}"
+
+        def f(x):
+            return "" if x is None or (isinstance(x, float) and np.isnan(x)) else f"{x:.{digits}f}"
+
         for _, r in df.iterrows():
-            cells = [r["method"], f"{f(r['ppl_mean'])} ± {f(r['ppl_std'])}",
-                     f"{f(r['d_ppl_mean'])} ± {f(r['d_ppl_std'])}", f"{f(r['loss_mean'])}",
-                     "" if np.isnan(r["sim_mean"]) else f"{f(r['sim_mean'])} ± {f(r['sim_std'])}",
-                     f(r["sim_method_sign_mean"]), f(r["time_per_step_ratio"]), f(r["compute_ratio"]),
-                     r["mixture"]]
+            cells = [
+                r["method"],
+                f"{f(r['ppl_mean'])} ± {f(r['ppl_std'])}",
+                f"{f(r['d_ppl_mean'])} ± {f(r['d_ppl_std'])}",
+                f"{f(r['loss_mean'])}",
+                "" if np.isnan(r["sim_mean"]) else f"{f(r['sim_mean'])} ± {f(r['sim_std'])}",
+                f(r["sim_method_sign_mean"]),
+                f(r["time_per_step_ratio"]),
+                f(r["compute_ratio"]),
+                r["mixture"],
+            ]
             lines.append("| " + " | ".join(str(c) for c in cells) + " |")
         sim = self.similarity
         for label in ("doge (M^T)", "doge (M)"):
             if len(sim) and (sim["method"] == label).any():
                 d = sim[sim["method"] == label]
-                lines.append(f"\n{label}, the other orientation of DoGE's matrix: sim {f(d['sim'].mean())} ± "
-                             f"{f(d['sim'].std(ddof=0))}, sim_method_sign {f(d['sim_method_sign'].mean())}")
+                lines.append(
+                    f"\n{label}, the other orientation of DoGE's matrix: sim {f(d['sim'].mean())} ± "
+                    f"{f(d['sim'].std(ddof=0))}, sim_method_sign {f(d['sim_method_sign'].mean())}"
+                )
         return "\n".join(lines)
 
 
-def compare(data: SweepData, cfg: TrainConfig, seeds: Sequence[int], out: str | Path, *,
-            methods: Sequence[str] = DEFAULT_METHODS, hparams: dict[str, dict] | None = None,
-            break_step: int | None = None, children: Any = None, remaining_steps: int | None = None,
-            mixtures: Any = None, restricted_prior_steps: int | None = None, checkpoint_every: int = 0,
-            progress: bool = True, transpose_doge: bool = False) -> Comparison:
+def compare(
+    data: SweepData,
+    cfg: TrainConfig,
+    seeds: Sequence[int],
+    out: str | Path,
+    *,
+    methods: Sequence[str] = DEFAULT_METHODS,
+    hparams: dict[str, dict] | None = None,
+    break_step: int | None = None,
+    children: Any = None,
+    remaining_steps: int | None = None,
+    mixtures: Any = None,
+    restricted_prior_steps: int | None = None,
+    checkpoint_every: int = 0,
+    progress: bool = True,
+    transpose_doge: bool = False,
+) -> Comparison:
     """Train ``methods`` (see :data:`~jaxlaws.train.methods.sweep.METHODS`) and compare them.
 
     ``hparams[method]`` overrides that method's defaults; ``break_step`` / ``children`` /
@@ -102,19 +136,52 @@ def compare(data: SweepData, cfg: TrainConfig, seeds: Sequence[int], out: str | 
             hp.setdefault("prior", [1.0 / m] * m)
             hp.setdefault("prior_steps", prior_steps)
         brk = break_step if mth in _PROBED else None
-        validate_method_args(mth, m, cfg, break_step=brk, children=children if brk else None,
-                             remaining_steps=remaining_steps if brk else None, hparams=hp)
+        validate_method_args(
+            mth,
+            m,
+            cfg,
+            break_step=brk,
+            children=children if brk else None,
+            remaining_steps=remaining_steps if brk else None,
+            hparams=hp,
+        )
     out = Path(out)
     with work_lock(out):
-        results = _train_all(methods, data, cfg, seeds, out, hparams, break_step, children, remaining_steps,
-                             mixtures, prior_steps, checkpoint_every, progress)
+        results = _train_all(
+            methods,
+            data,
+            cfg,
+            seeds,
+            out,
+            hparams,
+            break_step,
+            children,
+            remaining_steps,
+            mixtures,
+            prior_steps,
+            checkpoint_every,
+            progress,
+        )
         comp = _tabulate(results, data.names, transpose_doge)
         _write(comp, results, out)
     return comp
 
 
-def _train_all(methods, data, cfg, seeds, out, hparams, break_step, children, remaining_steps, mixtures,
-               prior_steps, checkpoint_every, progress) -> dict[str, MethodResult]:
+def _train_all(
+    methods,
+    data,
+    cfg,
+    seeds,
+    out,
+    hparams,
+    break_step,
+    children,
+    remaining_steps,
+    mixtures,
+    prior_steps,
+    checkpoint_every,
+    progress,
+) -> dict[str, MethodResult]:
     results: dict[str, MethodResult] = {}
     for mth in methods:
         hp = dict(hparams.get(mth, {}))
@@ -130,20 +197,32 @@ def _train_all(methods, data, cfg, seeds, out, hparams, break_step, children, re
             hp.setdefault("prior", [float(g[f"p_{n}"].iloc[0]) for n in data.names])
             hp.setdefault("prior_steps", prior_steps)
         brk = break_step if mth in _PROBED else None
-        results[mth] = method_sweep(mth, data, cfg, seeds, out / mth, hparams=hp, break_step=brk,
-                                    children=children if brk else None,
-                                    remaining_steps=remaining_steps if brk else None,
-                                    checkpoint_every=checkpoint_every, progress=progress, **kw)
+        results[mth] = method_sweep(
+            mth,
+            data,
+            cfg,
+            seeds,
+            out / mth,
+            hparams=hp,
+            break_step=brk,
+            children=children if brk else None,
+            remaining_steps=remaining_steps if brk else None,
+            checkpoint_every=checkpoint_every,
+            progress=progress,
+            **kw,
+        )
     return results
 
 
 def _write(comp: Comparison, results: dict[str, MethodResult], out: Path) -> None:
     from jaxlaws.sweeps.io import atomic_write_bytes
+
     atomic_write_bytes(out / "comparison.md", (comp.to_markdown() + "\n").encode())
     atomic_write_bytes(out / "comparison.csv", comp.table.to_csv(index=False).encode())
     atomic_write_bytes(out / "per_seed.csv", comp.per_seed.to_csv(index=False).encode())
-    atomic_write_bytes(out / "info.json", json.dumps({k: r.info for k, r in results.items()}, indent=1,
-                                                      default=str).encode())
+    atomic_write_bytes(
+        out / "info.json", json.dumps({k: r.info for k, r in results.items()}, indent=1, default=str).encode()
+    )
 
 
 def _tabulate(results: dict[str, MethodResult], names: Sequence[str], transpose_doge: bool) -> Comparison:
@@ -182,19 +261,27 @@ def _tabulate(results: dict[str, MethodResult], names: Sequence[str], transpose_
         if flagged:  # a seed whose A* or scale fit is flagged does not count in the mean sim
             sim = sim[sim["flags"] == ""]
         mix = d[[f"p_{g}" for g in names]].mean()
-        rows.append({"method": k, "ppl_mean": d["test_ppl"].mean(), "ppl_std": d["test_ppl"].std(ddof=0),
-                     "d_ppl_mean": d["d_ppl_vs_stratified"].mean(),
-                     "d_ppl_std": d["d_ppl_vs_stratified"].std(ddof=0),
-                     "loss_mean": d["test_mean"].mean(),
-                     **{f"test_{g}": d[f"test_{g}"].mean() for g in names},
-                     "sim_mean": sim["sim"].mean() if len(sim) else float("nan"),
-                     "sim_std": sim["sim"].std(ddof=0) if len(sim) else float("nan"),
-                     "sim_method_sign_mean": sim["sim_method_sign"].mean() if len(sim) else float("nan"),
-                     "b_mean": sim["b"].mean() if len(sim) else float("nan"),
-                     "sim_seeds": len(sim), "sim_flagged_seeds": flagged,
-                     "time_per_step_ratio": per_step(r) / base_time,
-                     "compute_ratio": sum(r.run_steps.values()) / base_steps,
-                     "run_steps": sum(r.run_steps.values()),
-                     "mixture": "/".join(f"{x:.3f}" for x in mix), "n_seeds": len(d)})
+        rows.append(
+            {
+                "method": k,
+                "ppl_mean": d["test_ppl"].mean(),
+                "ppl_std": d["test_ppl"].std(ddof=0),
+                "d_ppl_mean": d["d_ppl_vs_stratified"].mean(),
+                "d_ppl_std": d["d_ppl_vs_stratified"].std(ddof=0),
+                "loss_mean": d["test_mean"].mean(),
+                **{f"test_{g}": d[f"test_{g}"].mean() for g in names},
+                "sim_mean": sim["sim"].mean() if len(sim) else float("nan"),
+                "sim_std": sim["sim"].std(ddof=0) if len(sim) else float("nan"),
+                "sim_method_sign_mean": sim["sim_method_sign"].mean() if len(sim) else float("nan"),
+                "b_mean": sim["b"].mean() if len(sim) else float("nan"),
+                "sim_seeds": len(sim),
+                "sim_flagged_seeds": flagged,
+                "time_per_step_ratio": per_step(r) / base_time,
+                "compute_ratio": sum(r.run_steps.values()) / base_steps,
+                "run_steps": sum(r.run_steps.values()),
+                "mixture": "/".join(f"{x:.3f}" for x in mix),
+                "n_seeds": len(d),
+            }
+        )
     similarity = pd.concat(sims, ignore_index=True) if sims else pd.DataFrame()
     return Comparison(pd.DataFrame(rows), per_seed, similarity, results)

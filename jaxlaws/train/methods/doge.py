@@ -55,13 +55,17 @@ class DoGE(Policy):
 
     def gradient(self, state: DoGEState, ctx: StepContext):
         vin, vid = self.validation_batch(ctx)
-        return mixing.doge_step(self.mixer, state, self.loss_fn, ctx.params, ctx.inputs, ctx.group_ids, vin, vid,
-                                self.lr(ctx.step))
+        return mixing.doge_step(
+            self.mixer, state, self.loss_fn, ctx.params, ctx.inputs, ctx.group_ids, vin, vid, self.lr(ctx.step)
+        )
 
     def records(self, state: DoGEState, upto: int) -> list[Record]:
         steps = np.asarray(state.m_steps)
-        return [("doge_M", int(s), 0, np.asarray(state.m_hist[k], np.float64))
-                for k, s in enumerate(steps) if 0 <= s <= upto]
+        return [
+            ("doge_M", int(s), 0, np.asarray(state.m_hist[k], np.float64))
+            for k, s in enumerate(steps)
+            if 0 <= s <= upto
+        ]
 
     def outputs(self, state: DoGEState) -> dict:
         return _outputs(state)

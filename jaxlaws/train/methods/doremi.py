@@ -24,14 +24,17 @@ __all__ = ["DoReMi", "DoReMiRun"]
 
 class DoReMiRun(NamedTuple):
     mix: mixing.DoReMiState
-    ref: Any              # the reference model's parameters
+    ref: Any  # the reference model's parameters
 
 
 def _outputs(state: Any) -> dict:
     n = max(int(state.n), 1)
     final = state.w if hasattr(state, "w") else jax.nn.softmax(state.log_w)
-    return {"avg_weights": (np.asarray(state.w_sum, np.float64) / n).tolist(),
-            "final_weights": np.asarray(final, np.float64).tolist(), "updates": int(state.n)}
+    return {
+        "avg_weights": (np.asarray(state.w_sum, np.float64) / n).tolist(),
+        "final_weights": np.asarray(final, np.float64).tolist(),
+        "updates": int(state.n),
+    }
 
 
 @dataclasses.dataclass(frozen=True)
@@ -57,10 +60,12 @@ class DoReMi(Policy):
         if extra is None:
             raise ValueError("doremi: the policy needs the reference model's parameters (extra=params)")
         from jaxlaws.train.model import init_params
+
         want = jax.eval_shape(lambda: init_params(self.model, jax.random.key(0)))
         leaves = zip(jax.tree_util.tree_leaves(extra), jax.tree_util.tree_leaves(want))
         if jax.tree_util.tree_structure(want) != jax.tree_util.tree_structure(extra) or any(
-                np.shape(a) != b.shape for a, b in leaves):
+            np.shape(a) != b.shape for a, b in leaves
+        ):
             raise ValueError("doremi: the reference parameters do not match the model configuration")
         return extra
 
@@ -74,14 +79,18 @@ class DoReMi(Policy):
         return self.mixer.weights(state.mix)
 
     def gradient(self, state: DoReMiRun, ctx: StepContext):
-        loss, grads, mix = mixing.doremi_step(self.mixer, state.mix, self.loss_fn, ctx.params, state.ref,
-                                              ctx.inputs, ctx.group_ids)
+        loss, grads, mix = mixing.doremi_step(
+            self.mixer, state.mix, self.loss_fn, ctx.params, state.ref, ctx.inputs, ctx.group_ids
+        )
         return loss, grads, state._replace(mix=mix)
 
     def records(self, state: DoReMiRun, upto: int) -> list[Record]:
         steps = np.asarray(state.mix.e_steps)
-        return [("doremi_excess", int(s), 0, np.diag(np.asarray(state.mix.e_hist[k], np.float64)))
-                for k, s in enumerate(steps) if 0 <= s <= upto]
+        return [
+            ("doremi_excess", int(s), 0, np.diag(np.asarray(state.mix.e_hist[k], np.float64)))
+            for k, s in enumerate(steps)
+            if 0 <= s <= upto
+        ]
 
     def outputs(self, state: DoReMiRun) -> dict:
         return _outputs(state.mix)

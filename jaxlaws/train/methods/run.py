@@ -27,30 +27,53 @@ import hashlib
 import json
 import time
 import warnings
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 
-from jaxlaws.train.checkpoint import (DamagedFileError, checkpoint_meta, read_verified_json, restore_checkpoint,
-                                     save_checkpoint, work_lock, write_verified_json)
+from jaxlaws.train.checkpoint import (
+    DamagedFileError,
+    checkpoint_meta,
+    read_verified_json,
+    restore_checkpoint,
+    save_checkpoint,
+    work_lock,
+    write_verified_json,
+)
 from jaxlaws.train.methods.base import MethodData, Policy
 from jaxlaws.train.step import run_keys
-from jaxlaws.train.sweep import (RunSpec, SweepData, TrainConfig, _config_hash, _fingerprint, _programs, _rows,
-                                 _stack, default_vmap_width)
+from jaxlaws.train.sweep import (
+    RunSpec,
+    SweepData,
+    TrainConfig,
+    _config_hash,
+    _fingerprint,
+    _programs,
+    _rows,
+    _stack,
+    default_vmap_width,
+)
 
 __all__ = ["train_policy", "load_final_params", "run_hash"]
 
 
-def run_hash(cfg: TrainConfig, data: SweepData, policy: Policy, extras: Any, stop: int,
-             break_step: int | None) -> str:
-    blob = json.dumps({"sweep": _config_hash(cfg, data), "policy": policy.config(), "stop": stop,
-                       "break": break_step, "probe": data.probe.n,
-                       "extras": _fingerprint(*map(np.asarray, jax.tree_util.tree_leaves(extras)))
-                       if extras is not None else None},
-                      sort_keys=True, default=str)
+def run_hash(cfg: TrainConfig, data: SweepData, policy: Policy, extras: Any, stop: int, break_step: int | None) -> str:
+    blob = json.dumps(
+        {
+            "sweep": _config_hash(cfg, data),
+            "policy": policy.config(),
+            "stop": stop,
+            "break": break_step,
+            "probe": data.probe.n,
+            "extras": _fingerprint(*map(np.asarray, jax.tree_util.tree_leaves(extras))) if extras is not None else None,
+        },
+        sort_keys=True,
+        default=str,
+    )
     return hashlib.sha256(blob.encode()).hexdigest()[:16]
 
 
@@ -75,18 +98,37 @@ def _meta(path: Path) -> dict | None:
 def load_final_params(work_dir: str | Path, run: str, seed: int, cfg: TrainConfig, data: SweepData) -> Any:
     """The final parameters of ``run`` (seed ``seed``), saved by :func:`train_policy` with ``save_final``."""
     from jaxlaws.train.model import init_params
+
     template = jax.eval_shape(lambda: init_params(cfg.model, jax.random.key(0)))
     template = jax.tree_util.tree_map(lambda x: jnp.zeros(x.shape, x.dtype), template)
-    got = restore_checkpoint(Path(work_dir) / "final" / f"{run}__seed{seed}", {"params": template},
-                             _config_hash(cfg, data), what=f"final parameters of run {run!r} (seed {seed})")
+    got = restore_checkpoint(
+        Path(work_dir) / "final" / f"{run}__seed{seed}",
+        {"params": template},
+        _config_hash(cfg, data),
+        what=f"final parameters of run {run!r} (seed {seed})",
+    )
     return got["params"]
 
 
-def train_policy(policy: Policy, data: SweepData, cfg: TrainConfig, seeds: Sequence[int], work_dir: str | Path, *,
-                 run: str, method: str, extras: Sequence[Any] | None = None, stop: int | None = None,
-                 break_step: int | None = None, eval_steps: Sequence[int] = (), checkpoint_every: int = 0,
-                 vmap_width: int | str | None = "auto", bar: Any = None, save_final: bool = False,
-                 _fail_at: int | None = None) -> dict[int, dict]:
+def train_policy(
+    policy: Policy,
+    data: SweepData,
+    cfg: TrainConfig,
+    seeds: Sequence[int],
+    work_dir: str | Path,
+    *,
+    run: str,
+    method: str,
+    extras: Sequence[Any] | None = None,
+    stop: int | None = None,
+    break_step: int | None = None,
+    eval_steps: Sequence[int] = (),
+    checkpoint_every: int = 0,
+    vmap_width: int | str | None = "auto",
+    bar: Any = None,
+    save_final: bool = False,
+    _fail_at: int | None = None,
+) -> dict[int, dict]:
     """Train ``run`` (one run per seed) under ``policy`` to ``stop`` (default ``total_steps``); see the module
     docstring. ``extras[i]`` is seed ``i``'s per-run input to ``policy.init`` (a graph, reference params, a
     mixture). ``save_final`` keeps each seed's final parameters in ``final/`` (e.g. DoReMi's reference).
@@ -136,12 +178,48 @@ def train_policy(policy: Policy, data: SweepData, cfg: TrainConfig, seeds: Seque
         done = finished()
         if done is not None:
             return done
-        return _train(policy, data, cfg, seeds, work, run, method, extras, stop, break_step, eval_steps,
-                      checkpoint_every, vmap_width, bar, save_final, _fail_at, chash, rhash)
+        return _train(
+            policy,
+            data,
+            cfg,
+            seeds,
+            work,
+            run,
+            method,
+            extras,
+            stop,
+            break_step,
+            eval_steps,
+            checkpoint_every,
+            vmap_width,
+            bar,
+            save_final,
+            _fail_at,
+            chash,
+            rhash,
+        )
 
 
-def _train(policy, data, cfg, seeds, work, run, method, extras, stop, break_step, eval_steps, checkpoint_every,
-           vmap_width, bar, save_final, _fail_at, chash, rhash) -> dict[int, dict]:
+def _train(
+    policy,
+    data,
+    cfg,
+    seeds,
+    work,
+    run,
+    method,
+    extras,
+    stop,
+    break_step,
+    eval_steps,
+    checkpoint_every,
+    vmap_width,
+    bar,
+    save_final,
+    _fail_at,
+    chash,
+    rhash,
+) -> dict[int, dict]:
     m = len(data.names)
 
     if vmap_width == "auto":
@@ -169,8 +247,7 @@ def _train(policy, data, cfg, seeds, work, run, method, extras, stop, break_step
     step = 0
     resume_dir = work / "resume" / run
     meta = _meta(resume_dir)
-    if meta is not None and meta.get("run_hash") == rhash and meta.get("seeds") == seeds \
-            and meta.get("size") == size:
+    if meta is not None and meta.get("run_hash") == rhash and meta.get("seeds") == seeds and meta.get("size") == size:
         target = {"train": states, "policy": pstates}
         got = restore_checkpoint(resume_dir, target, chash, what=f"resume checkpoint of run {run!r}")
         states, pstates = list(got["train"]), list(got["policy"])
@@ -208,8 +285,9 @@ def _train(policy, data, cfg, seeds, work, run, method, extras, stop, break_step
         losses = per_seed([progs.evaluate(st.params, es) for st in states])
         cur = per_seed([progs.current(ps) for ps in pstates])
         for i, s in enumerate(seeds):
-            spec = RunSpec(run, s, tuple(map(float, cur[i])), "method", 0, stop, break_step=break_step or -1,
-                           method=method)
+            spec = RunSpec(
+                run, s, tuple(map(float, cur[i])), "method", 0, stop, break_step=break_step or -1, method=method
+            )
             rows[s] += _rows(spec, data.names, at, split, losses[i])
 
     t0, trained = time.perf_counter(), 0
@@ -231,15 +309,33 @@ def _train(policy, data, cfg, seeds, work, run, method, extras, stop, break_step
             record(b, "val", val)
         if b == break_step:
             for i, s in enumerate(seeds):
-                save_checkpoint(work / "checkpoints" / f"{run}__seed{s}", {"train": one(states, i)},
-                                {"config_hash": chash, "run": run, "seed": s, "step": b, "method": method,
-                                 "model": cfg.model.to_dict()})
+                save_checkpoint(
+                    work / "checkpoints" / f"{run}__seed{s}",
+                    {"train": one(states, i)},
+                    {
+                        "config_hash": chash,
+                        "run": run,
+                        "seed": s,
+                        "step": b,
+                        "method": method,
+                        "model": cfg.model.to_dict(),
+                    },
+                )
                 break_records[s] = _records(policy, jax.device_get(one(pstates, i)), b)
         if b in ckpts:
-            save_checkpoint(resume_dir, {"train": states, "policy": pstates},
-                            {"config_hash": chash, "run_hash": rhash, "seeds": seeds, "size": size, "step": b,
-                             "rows": {str(k): v for k, v in rows.items()},
-                             "break_records": {str(k): v for k, v in break_records.items()}})
+            save_checkpoint(
+                resume_dir,
+                {"train": states, "policy": pstates},
+                {
+                    "config_hash": chash,
+                    "run_hash": rhash,
+                    "seeds": seeds,
+                    "size": size,
+                    "step": b,
+                    "rows": {str(k): v for k, v in rows.items()},
+                    "break_records": {str(k): v for k, v in break_records.items()},
+                },
+            )
         if _fail_at is not None and b >= _fail_at:
             raise RuntimeError(f"test hook: stopping {run!r} at step {b}")
     record(stop, "test", test)
@@ -249,14 +345,27 @@ def _train(policy, data, cfg, seeds, work, run, method, extras, stop, break_step
         ps = jax.device_get(one(pstates, i))
         recs = break_records.get(s) if break_step is not None else _records(policy, ps, stop)
         if save_final:
-            save_checkpoint(work / "final" / f"{run}__seed{s}", {"params": one(states, i).params},
-                            {"config_hash": chash, "run": run, "seed": s, "step": stop, "method": method})
-        rec = {"run_hash": rhash, "run": run, "seed": s, "method": method, "policy": policy.config(),
-               "rows": rows[s], "records": recs, "outputs": policy.outputs(ps),
-               "seconds": seconds, "run_steps": trained}
+            save_checkpoint(
+                work / "final" / f"{run}__seed{s}",
+                {"params": one(states, i).params},
+                {"config_hash": chash, "run": run, "seed": s, "step": stop, "method": method},
+            )
+        rec = {
+            "run_hash": rhash,
+            "run": run,
+            "seed": s,
+            "method": method,
+            "policy": policy.config(),
+            "rows": rows[s],
+            "records": recs,
+            "outputs": policy.outputs(ps),
+            "seconds": seconds,
+            "run_steps": trained,
+        }
         write_verified_json(work / "runs" / f"{run}__seed{s}.json", rec)
         out[s] = rec
     if checkpoint_every and resume_dir.exists():
         import shutil
+
         shutil.rmtree(resume_dir, ignore_errors=True)  # the finished runs/ files supersede it
     return out

@@ -36,9 +36,15 @@ class SkillIt(Policy):
 
     @functools.cached_property
     def mixer(self) -> mixing.Mixer:
-        return mixing.skillit(np.eye(self.m), total_steps=self.optim.total_steps, eta=self.eta,
-                              update_steps=self.update_steps, window=self.window, eval_steps=self.eval_steps,
-                              align=self.align)
+        return mixing.skillit(
+            np.eye(self.m),
+            total_steps=self.optim.total_steps,
+            eta=self.eta,
+            update_steps=self.update_steps,
+            window=self.window,
+            eval_steps=self.eval_steps,
+            align=self.align,
+        )
 
     @classmethod
     def defaults(cls, m: int) -> dict:

@@ -32,8 +32,9 @@ from __future__ import annotations
 
 import dataclasses
 import time
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -46,15 +47,32 @@ from jaxlaws.train.methods.doge import DoGE
 from jaxlaws.train.methods.doremi import DoReMi
 from jaxlaws.train.methods.run import load_final_params, train_policy
 from jaxlaws.train.methods.skillit import SkillIt, load_graph, skills_graph
-from jaxlaws.train.sweep import (RunSpec, SweepData, TrainConfig, check_mixtures, mixture_tag, run_sweep,
-                                 static_specs)
+from jaxlaws.train.sweep import RunSpec, SweepData, TrainConfig, check_mixtures, mixture_tag, run_sweep, static_specs
 
 __all__ = ["METHODS", "ANALYSED", "make_policy", "method_sweep", "MethodResult", "validate_method_args"]
 
-METHODS = ("stratified", "static", "grid", "dml", "skillit", "doremi", "doge", "aioli", "aioli_restricted",
-           "aioli_diagonal", "aioli_once")
-ANALYSED = {"skillit": "skillit", "doremi": "doremi", "doge": "doge", "aioli": "aioli",
-            "aioli_restricted": "aioli", "aioli_diagonal": "aioli", "aioli_once": "aioli"}
+METHODS = (
+    "stratified",
+    "static",
+    "grid",
+    "dml",
+    "skillit",
+    "doremi",
+    "doge",
+    "aioli",
+    "aioli_restricted",
+    "aioli_diagonal",
+    "aioli_once",
+)
+ANALYSED = {
+    "skillit": "skillit",
+    "doremi": "doremi",
+    "doge": "doge",
+    "aioli": "aioli",
+    "aioli_restricted": "aioli",
+    "aioli_diagonal": "aioli",
+    "aioli_once": "aioli",
+}
 _POLICIES = {"aioli": Aioli, "skillit": SkillIt, "doremi": DoReMi, "doge": DoGE}
 
 
@@ -80,9 +98,9 @@ def make_policy(method: str, m: int, cfg: TrainConfig, **hparams: Any) -> Policy
         raise ValueError(f"unknown method {method!r}; choose one of {list(METHODS)}")
     cls = _POLICIES[base]
     hp = cls.defaults(m)
-    if method == "aioli_diagonal":   # the original's ablation: ohf 1, A = diag(G), updates every 2000 steps
+    if method == "aioli_diagonal":  # the original's ablation: ohf 1, A = diag(G), updates every 2000 steps
         hp.update(diagonal=True, ohf=1.0, update_steps=min(2000, cfg.optim.total_steps))
-    if method == "aioli_once":       # A estimated once: one round for the whole run
+    if method == "aioli_once":  # A estimated once: one round for the whole run
         hp.update(update_steps=cfg.optim.total_steps)
     names = {f.name for f in dataclasses.fields(cls)} - set(common)
     unknown = sorted(set(hparams) - names)
@@ -118,8 +136,16 @@ class MethodResult:
     info: dict[str, Any]
 
 
-def validate_method_args(method: str, m: int, cfg: TrainConfig, *, break_step: int | None,
-                         children: Any, remaining_steps: int | None, hparams: dict | None) -> Policy | None:
+def validate_method_args(
+    method: str,
+    m: int,
+    cfg: TrainConfig,
+    *,
+    break_step: int | None,
+    children: Any,
+    remaining_steps: int | None,
+    hparams: dict | None,
+) -> Policy | None:
     """Check everything before any training; returns the method's policy (``None`` for grid/dml)."""
     if method not in METHODS:
         raise ValueError(f"unknown method {method!r}; choose one of {list(METHODS)}")
@@ -132,8 +158,9 @@ def validate_method_args(method: str, m: int, cfg: TrainConfig, *, break_step: i
         if children is None or remaining_steps is None:
             raise ValueError("a break step needs child mixtures and remaining_steps")
         if remaining_steps < 1 or break_step + remaining_steps > total:
-            raise ValueError(f"remaining_steps={remaining_steps}: children must train >= 1 step and end by "
-                             f"total_steps={total}")
+            raise ValueError(
+                f"remaining_steps={remaining_steps}: children must train >= 1 step and end by total_steps={total}"
+            )
         check_mixtures(children, m, "child mixtures")
     if method in ("grid", "dml"):
         if hparams:
@@ -166,12 +193,27 @@ def _matrix_frame(run: str, recs: dict[int, dict]) -> pd.DataFrame:
     return pd.concat(parts, ignore_index=True) if parts else pd.DataFrame()
 
 
-def method_sweep(method: str, data: SweepData, cfg: TrainConfig, seeds: Sequence[int], work_dir: str | Path, *,
-                 hparams: dict | None = None, break_step: int | None = None, children: Any = None,
-                 remaining_steps: int | None = None, graph: Any = None, graph_steps: int | None = None,
-                 reference_dir: str | Path | None = None, mixtures: Any = None, static_dir: str | Path | None = None,
-                 checkpoint_every: int = 0,
-                 progress: bool = True, fmt: str = "parquet", write: bool = True) -> MethodResult:
+def method_sweep(
+    method: str,
+    data: SweepData,
+    cfg: TrainConfig,
+    seeds: Sequence[int],
+    work_dir: str | Path,
+    *,
+    hparams: dict | None = None,
+    break_step: int | None = None,
+    children: Any = None,
+    remaining_steps: int | None = None,
+    graph: Any = None,
+    graph_steps: int | None = None,
+    reference_dir: str | Path | None = None,
+    mixtures: Any = None,
+    static_dir: str | Path | None = None,
+    checkpoint_every: int = 0,
+    progress: bool = True,
+    fmt: str = "parquet",
+    write: bool = True,
+) -> MethodResult:
     """Train ``method`` for every seed in ``work_dir`` (resumable) and return a :class:`MethodResult`.
 
     Args:
@@ -186,21 +228,65 @@ def method_sweep(method: str, data: SweepData, cfg: TrainConfig, seeds: Sequence
       static_dir: where that static sweep is trained (default ``work_dir``; ``dml`` can reuse ``grid``'s).
       checkpoint_every: resume checkpoints every N steps inside a run (0: resume at stage granularity).
     """
-    policy = validate_method_args(method, len(data.names), cfg, break_step=break_step, children=children,
-                                  remaining_steps=remaining_steps, hparams=hparams)
+    policy = validate_method_args(
+        method,
+        len(data.names),
+        cfg,
+        break_step=break_step,
+        children=children,
+        remaining_steps=remaining_steps,
+        hparams=hparams,
+    )
     with work_lock(work_dir):  # one process per work directory (re-entrant for the stages below)
-        return _method_sweep(method, policy, data, cfg, seeds, Path(work_dir), hparams, break_step, children,
-                             remaining_steps, graph, graph_steps, reference_dir, mixtures, static_dir,
-                             checkpoint_every, progress, fmt, write)
+        return _method_sweep(
+            method,
+            policy,
+            data,
+            cfg,
+            seeds,
+            Path(work_dir),
+            hparams,
+            break_step,
+            children,
+            remaining_steps,
+            graph,
+            graph_steps,
+            reference_dir,
+            mixtures,
+            static_dir,
+            checkpoint_every,
+            progress,
+            fmt,
+            write,
+        )
 
 
-def _method_sweep(method, policy, data, cfg, seeds, work, hparams, break_step, children, remaining_steps, graph,
-                  graph_steps, reference_dir, mixtures, static_dir, checkpoint_every, progress, fmt,
-                  write) -> MethodResult:
+def _method_sweep(
+    method,
+    policy,
+    data,
+    cfg,
+    seeds,
+    work,
+    hparams,
+    break_step,
+    children,
+    remaining_steps,
+    graph,
+    graph_steps,
+    reference_dir,
+    mixtures,
+    static_dir,
+    checkpoint_every,
+    progress,
+    fmt,
+    write,
+) -> MethodResult:
     names, m = data.names, len(data.names)
     seeds = [int(s) for s in seeds]
     total = cfg.optim.total_steps
     from tqdm.auto import tqdm
+
     seconds: dict[str, float] = {}
     run_steps: dict[str, int] = {}
     info: dict[str, Any] = {}
@@ -208,14 +294,28 @@ def _method_sweep(method, policy, data, cfg, seeds, work, hparams, break_step, c
     mats: list[pd.DataFrame] = []
     bar = tqdm(total=0, disable=not progress, unit="run-step", desc=f"{method}")
 
-    def stage(run: str, pol: Policy, label: str, *, extras=None, stop=None, brk=None, eval_steps=(),
-              save_final: bool = False) -> dict:
+    def stage(
+        run: str, pol: Policy, label: str, *, extras=None, stop=None, brk=None, eval_steps=(), save_final: bool = False
+    ) -> dict:
         t = time.perf_counter()
         bar.total += len(seeds) * (stop or total)
         bar.refresh()
-        recs = train_policy(pol, data, cfg, seeds, work, run=run, method=label, extras=extras, stop=stop,
-                            break_step=brk, eval_steps=eval_steps, checkpoint_every=checkpoint_every, bar=bar,
-                            save_final=save_final)
+        recs = train_policy(
+            pol,
+            data,
+            cfg,
+            seeds,
+            work,
+            run=run,
+            method=label,
+            extras=extras,
+            stop=stop,
+            break_step=brk,
+            eval_steps=eval_steps,
+            checkpoint_every=checkpoint_every,
+            bar=bar,
+            save_final=save_final,
+        )
         seconds[run] = float(next(iter(recs.values())).get("seconds", time.perf_counter() - t))
         run_steps[run] = int(next(iter(recs.values())).get("run_steps", 0))  # all seeds together
         losses.append(pd.concat([pd.DataFrame(r["rows"]) for r in recs.values()], ignore_index=True))
@@ -233,8 +333,7 @@ def _method_sweep(method, policy, data, cfg, seeds, work, hparams, break_step, c
     elif method in ("grid", "dml"):
         mix = _default_mixtures(m) if mixtures is None else check_mixtures(mixtures, m)
         t = time.perf_counter()
-        st = run_sweep(static_specs(mix, seeds, total), data, cfg, static_dir or work, progress=progress,
-                       write=False)
+        st = run_sweep(static_specs(mix, seeds, total), data, cfg, static_dir or work, progress=progress, write=False)
         seconds["static_sweep"] = time.perf_counter() - t
         run_steps["static_sweep"] = len(mix) * len(seeds) * total
         losses.append(st.losses)
@@ -250,8 +349,7 @@ def _method_sweep(method, policy, data, cfg, seeds, work, hparams, break_step, c
             gsteps = graph_steps or max(1, total // (2 * m))
             start, end = {s: np.zeros((m, m)) for s in seeds}, {s: np.zeros((m, m)) for s in seeds}
             for i, g in enumerate(names):
-                recs = stage(f"skillit_graph_{g}", const(np.eye(m)[i]), "skillit_graph", stop=gsteps,
-                             eval_steps=(0,))
+                recs = stage(f"skillit_graph_{g}", const(np.eye(m)[i]), "skillit_graph", stop=gsteps, eval_steps=(0,))
                 for s, r in recs.items():
                     df = pd.DataFrame(r["rows"])
                     df = df[df["split"] == "val"].set_index(["step", "group"])["loss"]
@@ -288,19 +386,33 @@ def _method_sweep(method, policy, data, cfg, seeds, work, hparams, break_step, c
 
     if break_step is not None and probe_run is not None:
         kids = check_mixtures(children, m, "child mixtures")
-        specs = [RunSpec(f"{probe_run}_child_B{break_step}_R{remaining_steps}_{mixture_tag(p)}", s,
-                         tuple(map(float, p)), "child", break_step, break_step + remaining_steps,
-                         parent=probe_run, break_step=break_step, steps_run=remaining_steps, method=child_label)
-                 for s in seeds for p in kids]
+        specs = [
+            RunSpec(
+                f"{probe_run}_child_B{break_step}_R{remaining_steps}_{mixture_tag(p)}",
+                s,
+                tuple(map(float, p)),
+                "child",
+                break_step,
+                break_step + remaining_steps,
+                parent=probe_run,
+                break_step=break_step,
+                steps_run=remaining_steps,
+                method=child_label,
+            )
+            for s in seeds
+            for p in kids
+        ]
         t = time.perf_counter()
         ch = run_sweep(specs, data, cfg, work, progress=progress, write=False)
         seconds["children"] = time.perf_counter() - t
         losses.append(ch.losses)
     matrices = pd.concat([x for x in mats if len(x)], ignore_index=True) if any(len(x) for x in mats) else None
-    sweep = Sweep(pd.concat(losses, ignore_index=True), names,
-                  **({"matrices": matrices} if matrices is not None else {}))
+    sweep = Sweep(
+        pd.concat(losses, ignore_index=True), names, **({"matrices": matrices} if matrices is not None else {})
+    )
     if write:
         from jaxlaws.sweeps.io import write_sweep
+
         write_sweep(sweep, work / "sweep", fmt, overwrite=True)
     table = final if isinstance(final, pd.DataFrame) else _final_table(final, names, final_run)
     return MethodResult(method, final_run, sweep, table, seconds, run_steps, info)
@@ -308,6 +420,7 @@ def _method_sweep(method, policy, data, cfg, seeds, work, hparams, break_step, c
 
 def _default_mixtures(m: int) -> np.ndarray:
     from jaxlaws.sweeps.dirichlet import dirichlet_cover, two_group_grid
+
     return two_group_grid() if m == 2 else dirichlet_cover(m, 9, 0)
 
 
@@ -330,27 +443,32 @@ def _grid_choice(st: Sweep, seeds: list[int], info: dict) -> tuple[str, pd.DataF
 
 def _dml_optimum(st: Sweep, seeds: list[int]) -> np.ndarray:
     """Each seed's predicted optimal mixture from the static law fitted on its static runs (validation)."""
+    import warnings
+
     from jaxlaws.analysis.optimum import optimum_table
     from jaxlaws.analysis.static import fit_static
-
-    import warnings
 
     fits = fit_static(st, split="val")
     form = "two_group" if st.m == 2 else "log_linear"
     clean = fits.params[fits.params["flags"] == ""] if "flags" in fits.params else fits.params
-    params = {g: {int(r["seed"]): r[list(fits.param_names)].to_numpy(float) for _, r in d.iterrows()}
-              for g, d in clean.groupby("group")}
+    params = {
+        g: {int(r["seed"]): r[list(fits.param_names)].to_numpy(float) for _, r in d.iterrows()}
+        for g, d in clean.groupby("group")
+    }
     good = [s for s in seeds if all(s in params.get(g, {}) for g in st.groups)]
     if not good:
-        raise ValueError("dml: every seed's static-law fit is flagged (see the static fits' flags); no optimum "
-                         "to train")
+        raise ValueError(
+            "dml: every seed's static-law fit is flagged (see the static fits' flags); no optimum to train"
+        )
     opt = optimum_table({g: {s: params[g][s] for s in good} for g in st.groups}, st.groups, form)
     opt = opt[opt["seed"].isin(good)].set_index("seed")
     p = np.clip(opt.loc[good, proportion_columns(st.groups)].to_numpy(float), 0, None)
     p = dict(zip(good, p / p.sum(1, keepdims=True)))
     missing = [s for s in seeds if s not in p]
     if missing:  # a seed whose own law fit is flagged trains the mean optimum of the others
-        warnings.warn(f"dml: static-law fits of seed(s) {missing} are flagged; they train the mean optimum "
-                      f"of seeds {good}", stacklevel=3)
+        warnings.warn(
+            f"dml: static-law fits of seed(s) {missing} are flagged; they train the mean optimum of seeds {good}",
+            stacklevel=3,
+        )
     mean = np.mean(list(p.values()), 0)
     return np.stack([p.get(s, mean / mean.sum()) for s in seeds])
