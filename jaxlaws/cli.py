@@ -7,6 +7,8 @@ import argparse
 import importlib
 import sys
 
+__all__ = ["build_parser", "main"]
+
 # (module, attribute) pairs; each ``register(subparsers)`` adds its subcommands.
 _FAMILIES = (
     ("jaxlaws.demo", "register"),  # `jaxlaws demo`: the main job on the bundled example sweeps

@@ -23,6 +23,18 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+__all__ = [
+    "SYNTH",
+    "register",
+    "law_table",
+    "static_loo",
+    "loo_summary",
+    "optimum_check",
+    "method_table",
+    "report_provenance",
+    "run",
+]
+
 SYNTH = "synthetic parameter-recovery check"
 
 

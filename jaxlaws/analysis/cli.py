@@ -14,6 +14,8 @@ import os
 import sys
 from pathlib import Path
 
+__all__ = ["register", "load_any", "print_report", "influence_summary", "fit_data_problems"]
+
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     p = subparsers.add_parser(

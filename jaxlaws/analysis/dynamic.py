@@ -33,6 +33,8 @@ from jaxlaws.fitting import fit_batched
 from jaxlaws.laws import Law, dynamic_full, dynamic_linear, dynamic_two_group, log_ratio
 from jaxlaws.sweeps.schema import Sweep, proportion_columns
 
+__all__ = ["FORMS", "dynamic_law", "child_problem", "fit_children", "fit_dynamic"]
+
 FORMS = ("two_group", "linear", "full", "log_ratio")
 
 

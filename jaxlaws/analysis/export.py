@@ -28,6 +28,19 @@ import pandas as pd
 
 from jaxlaws.sweeps.io import atomic_write_bytes, file_digest, make_temp_dir
 
+__all__ = [
+    "MANIFEST",
+    "key_str",
+    "nested_params",
+    "structure",
+    "prune_empty",
+    "write_json",
+    "write_csv",
+    "ExportResult",
+    "read_manifest",
+    "export_atomically",
+]
+
 MANIFEST = ".jaxlaws-export.json"
 _STAGING = ".jaxlaws-export.tmp-"
 _REMOVABLE = (".csv", ".json")

@@ -36,6 +36,8 @@ from jaxlaws.analysis.optimum import OptimumResult, optimal_mixture
 from jaxlaws.fitting.regularise import LAW
 from jaxlaws.laws.base import Law
 
+__all__ = ["Influence", "group_losses_fn", "influence", "sweep_influence"]
+
 Array = jax.Array
 
 

@@ -62,6 +62,8 @@ from jaxlaws.fitting import fit_batched, huber, squared
 from jaxlaws.laws import scaled_method
 from jaxlaws.sweeps.schema import Sweep, SweepError, matrix_stack, proportion_columns
 
+__all__ = ["METHODS", "MATRIX_NAMES", "method_matrix", "two_group_effective", "MethodAnalysis", "method_parameters"]
+
 METHODS = ("aioli", "doge", "doremi", "skillit")
 MATRIX_NAMES = {"aioli": "aioli_A", "doge": "doge_M", "doremi": "doremi_excess", "skillit": "skillit_graph"}
 

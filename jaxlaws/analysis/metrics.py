@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import numpy as np
 
+__all__ = ["mse", "r2", "r2_swapped_as_original", "batched_metrics"]
+
 
 def _pair(y: np.ndarray, pred: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     y, pred = np.asarray(y, dtype=np.float64), np.asarray(pred, dtype=np.float64)

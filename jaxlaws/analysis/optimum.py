@@ -41,6 +41,19 @@ import jax.numpy as jnp
 import numpy as np
 import pandas as pd
 
+__all__ = [
+    "LossesFn",
+    "two_group_optimum",
+    "project_simplex",
+    "simplex_minimise",
+    "OptimumResult",
+    "optimal_mixture",
+    "log_linear_losses",
+    "two_group_losses",
+    "paper_losses",
+    "optimum_table",
+]
+
 Array = jax.Array
 # (params (m, P), p (m,)) -> predicted losses (m,)
 LossesFn = Callable[[Array, Array], Array]

@@ -18,6 +18,8 @@ from jaxlaws.analysis.static import LawFits, fit_static
 from jaxlaws.analysis.uncertainty import StaticBootstrap, bootstrap_static
 from jaxlaws.sweeps.schema import Sweep, proportion_columns
 
+__all__ = ["FLAGGED_COLUMNS", "Analysis", "analyse"]
+
 FLAGGED_COLUMNS = ("table", "group", "seed", "flags")
 
 

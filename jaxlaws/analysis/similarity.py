@@ -16,6 +16,8 @@ from __future__ import annotations
 
 import numpy as np
 
+__all__ = ["rankdata", "spearman", "cosine", "column_direction", "sim_parts", "sim"]
+
 
 def rankdata(x: np.ndarray) -> np.ndarray:
     """Ranks 1..n of a 1-D array; tied values share the average of the ranks they span."""

@@ -32,6 +32,8 @@ from jaxlaws.fitting import fit_batched, fit_static_two_stage, validate
 from jaxlaws.laws import Law, log_linear, log_linear_inits, static_two_group
 from jaxlaws.sweeps.schema import Sweep, proportion_columns
 
+__all__ = ["LawFits", "fit_static"]
+
 
 @dataclasses.dataclass(frozen=True)
 class LawFits:

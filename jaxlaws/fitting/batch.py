@@ -20,6 +20,8 @@ import numpy as np
 from jaxlaws.fitting import validate
 from jaxlaws.laws.base import Law
 
+__all__ = ["Batch", "build"]
+
 
 @dataclasses.dataclass(frozen=True)
 class Batch:

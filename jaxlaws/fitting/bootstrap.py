@@ -30,6 +30,8 @@ from jaxlaws.fitting.engine import fit_batched
 from jaxlaws.fitting.result import FitResult
 from jaxlaws.laws.base import Law, as_key
 
+__all__ = ["BootstrapResult", "resample_counts", "bootstrap", "interval_of"]
+
 
 @dataclasses.dataclass(frozen=True, eq=False)
 class BootstrapResult:

@@ -65,6 +65,20 @@ from jaxlaws.fitting.objectives import Objective
 from jaxlaws.fitting.regularise import BoxSpec, PenaltySpec
 from jaxlaws.laws.base import Array
 
+__all__ = [
+    "KINDS",
+    "SINGULAR_RTOL",
+    "BOUND_RTOL",
+    "CovarianceInfo",
+    "covariance",
+    "from_jacobian",
+    "of_fits",
+    "silverman",
+    "delta_method",
+    "normal_quantile",
+    "propagate",
+]
+
 KINDS = ("auto", "classical", "sandwich")
 SINGULAR_RTOL = 1e-12  # eigenvalue of the unit-diagonal bread below which it counts as singular
 BOUND_RTOL = 1e-6  # as regularise.at_bound: within this fraction of the box's scale of a bound

@@ -22,6 +22,8 @@ from jaxlaws.fitting.metrics import _batched_predict
 from jaxlaws.fitting.result import FitResult
 from jaxlaws.laws.base import Law, as_key
 
+__all__ = ["CVResult", "fold_ids", "cross_validate", "batch_inputs"]
+
 
 @dataclasses.dataclass(frozen=True, eq=False)
 class CVResult:

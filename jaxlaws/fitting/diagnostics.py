@@ -50,6 +50,19 @@ from jaxlaws.fitting.objectives import Objective
 from jaxlaws.fitting.regularise import bound_side
 from jaxlaws.laws.base import Law
 
+__all__ = [
+    "FLAGS",
+    "DECREMENT_RTOL",
+    "ROUNDOFF_FACTOR",
+    "RANK_RTOL",
+    "CONSTANT_RTOL",
+    "NEGATIVE_R2_ATOL",
+    "CONSTANT_REACH_RTOL",
+    "Diagnostics",
+    "diagnose",
+    "flags_of",
+]
+
 FLAGS = (
     "failed",
     "not_converged",

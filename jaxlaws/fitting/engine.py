@@ -47,6 +47,8 @@ from jaxlaws.fitting.solve import (  # noqa: F401  (re-exported: the screening l
 from jaxlaws.fitting.solvers import LevenbergMarquardt
 from jaxlaws.laws.base import Law, as_key
 
+__all__ = ["fit", "fit_batched", "POLISH_STEPS", "default_dtype"]
+
 _HOLDOUT_GONE = (
     "holdout= is gone: it meant two things. Use validation=mask (excluded from fitting, chooses the "
     "init: the old behaviour) or test=mask (excluded from fitting and from every choice; its error "

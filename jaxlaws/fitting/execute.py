@@ -19,6 +19,18 @@ import jax
 import numpy as np
 from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
+__all__ = [
+    "CACHE_MIN_COMPILE_SECS",
+    "enable_compilation_cache",
+    "bucket",
+    "pad_fit_args",
+    "memory_budget",
+    "bytes_per_problem",
+    "chunk_size",
+    "run_sharded",
+    "run_global",
+]
+
 #: Environment variables: ``JAXLAWS_CACHE=0`` leaves JAX's persistent compilation cache off;
 #: ``JAXLAWS_CACHE_DIR`` moves it (default ``$XDG_CACHE_HOME/jaxlaws/jax``, i.e. ``~/.cache/jaxlaws/jax``).
 CACHE_ENV, CACHE_DIR_ENV = "JAXLAWS_CACHE", "JAXLAWS_CACHE_DIR"

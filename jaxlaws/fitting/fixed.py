@@ -33,6 +33,8 @@ import numpy as np
 
 from jaxlaws.laws.base import Array, Law, SingleIndex
 
+__all__ = ["Fixing", "fixing", "fix"]
+
 
 def _as_values(law: Law, fixed: Any) -> tuple[tuple[str, float], ...]:
     """``{name: value}`` checked against the law: known names, finite numbers, at least one left free."""

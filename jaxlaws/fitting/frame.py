@@ -18,6 +18,8 @@ from jaxlaws.fitting.engine import fit_batched
 from jaxlaws.fitting.result import FitResult
 from jaxlaws.laws.base import Law
 
+__all__ = ["Columns", "PER_POINT", "FrameFit", "fit_frame"]
+
 Columns = str | Sequence[str]
 PER_POINT = ("weights", "validation", "test")  # keyword arguments that may name a column
 

@@ -33,6 +33,8 @@ from jaxlaws.fitting import regularise
 from jaxlaws.fitting.objectives import Objective
 from jaxlaws.laws.base import Array, SingleIndex
 
+__all__ = ["KR_MAX", "normal_equations", "check_index"]
+
 #: Largest ``N * Q`` (points x index pairs) for which the pairwise feature products are stored; above it
 #: the index block is formed as ``(Phi * v)^T Phi`` (twice the arithmetic, no ``N x Q`` table).
 KR_MAX = 1 << 22

@@ -22,6 +22,8 @@ from jaxlaws.fitting.objectives import huber as _huber
 from jaxlaws.fitting.objectives import squared as _squared
 from jaxlaws.laws.base import Law
 
+__all__ = ["IRLS_MAX_ITER", "LinearFit", "lstsq", "solve_law"]
+
 IRLS_MAX_ITER = 500
 
 

@@ -10,6 +10,8 @@ import numpy as np
 
 from jaxlaws.laws.base import Law
 
+__all__ = ["mse", "r2", "mse_r2"]
+
 
 def mse(y: Any, pred: Any) -> float:
     r"""Mean squared error :math:`\frac1n \sum_n (y_n - \hat y_n)^2`."""

@@ -12,6 +12,8 @@ import jax.numpy as jnp
 
 from jaxlaws.laws.base import Array
 
+__all__ = ["Objective", "huber", "squared"]
+
 
 @dataclasses.dataclass(frozen=True)
 class Objective:

@@ -34,6 +34,21 @@ import numpy as np
 
 from jaxlaws.laws.base import Array, Law
 
+__all__ = [
+    "LAW",
+    "Penalty",
+    "ridge",
+    "BoxSpec",
+    "PenaltySpec",
+    "resolve_bounds",
+    "resolve_penalty",
+    "to_box",
+    "from_box",
+    "bound_side",
+    "at_bound",
+    "penalty_residuals",
+]
+
 LAW = "law"  # sentinel: use the law's default bounds / penalty
 _MARGIN = 1e-7
 

@@ -11,6 +11,8 @@ import numpy as np
 from jaxlaws.fitting import validate
 from jaxlaws.laws.base import Law
 
+__all__ = ["FitError", "FitResult"]
+
 
 class FitError(ValueError):
     """A fit produced no usable parameters (every init diverged)."""

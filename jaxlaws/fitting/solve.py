@@ -36,6 +36,29 @@ from jaxlaws.fitting.regularise import LAW
 from jaxlaws.fitting.solvers import LevenbergMarquardt
 from jaxlaws.laws.base import Law, SingleIndex
 
+__all__ = [
+    "SELECTIONS",
+    "Screen",
+    "AUTO",
+    "AUTO_SCREEN",
+    "AUTO_MIN_INITS",
+    "SCREEN_CACHE",
+    "SCREEN_BLOCK_RANGE",
+    "screen_block",
+    "resolve_screen",
+    "RESULTS",
+    "Solution",
+    "HESSIAN_RTOL",
+    "DECREMENT_RTOL",
+    "Config",
+    "objective_fn",
+    "search",
+    "solve",
+    "prepare",
+    "theta_bounds",
+    "bound_arrays",
+]
+
 SELECTIONS = ("trajectory", "final")
 
 

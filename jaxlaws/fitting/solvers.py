@@ -29,6 +29,18 @@ import optax
 from jaxlaws.fitting.objectives import Objective
 from jaxlaws.laws.base import Array
 
+__all__ = [
+    "ResidualFn",
+    "Trace",
+    "spd_solve",
+    "LevenbergMarquardt",
+    "GN_DAMPING",
+    "UNROLL_MAX",
+    "residual_and_jacobian",
+    "LBFGS",
+    "Adam",
+]
+
 ResidualFn = Callable[[Array], Array]
 
 

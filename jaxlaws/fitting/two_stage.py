@@ -19,6 +19,8 @@ from jaxlaws.fitting.objectives import Objective, huber
 from jaxlaws.fitting.result import FitResult
 from jaxlaws.laws import exp_two_group, static_two_group
 
+__all__ = ["choose_c", "fit_static_two_stage"]
+
 
 def choose_c(p: Any, y: Any, grid_size: int = 1000) -> np.ndarray:
     r"""Stage one, vectorised over a batch: ``p, y`` of shape ``([B,] n)`` -> ``c`` of shape ``([B])``.

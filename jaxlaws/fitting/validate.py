@@ -13,6 +13,23 @@ import numpy as np
 
 from jaxlaws.laws.base import Law
 
+__all__ = [
+    "SIMPLEX_ATOL",
+    "FitInputError",
+    "as_float_array",
+    "check_x",
+    "named_x",
+    "check_x_rows",
+    "mixtures",
+    "predict_options",
+    "check_y",
+    "check_mask",
+    "check_counts",
+    "named_inits",
+    "check_inits",
+    "check_predict",
+]
+
 SIMPLEX_ATOL = 1e-4
 
 

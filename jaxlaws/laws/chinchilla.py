@@ -18,6 +18,8 @@ from jax.scipy.special import logsumexp
 
 from jaxlaws.laws.base import POSITIVE, Array, Law, grid
 
+__all__ = ["chinchilla"]
+
 
 @functools.cache  # one Law per signature, so compiled fits are reused
 def chinchilla() -> Law:

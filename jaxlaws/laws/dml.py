@@ -30,6 +30,17 @@ import numpy as np
 from jaxlaws.laws.base import Array, Law, SingleIndex
 from jaxlaws.laws.static import _check_m, _default_ridge, _named, mixing_objective, mixture_inputs
 
+__all__ = [
+    "DML_RIDGE",
+    "DML_INDEX",
+    "dml_inits",
+    "dml",
+    "dml_to_paper",
+    "paper_to_dml",
+    "dml_to_reduced",
+    "reduced_to_dml",
+]
+
 DML_RIDGE = 1e-7  # lam of dml's default ridge on t (see dml's docstring)
 
 

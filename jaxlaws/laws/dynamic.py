@@ -17,6 +17,8 @@ import jax.numpy as jnp
 from jaxlaws.laws.base import Array, Law
 from jaxlaws.laws.static import _check_m, mixing_objective, mixture_inputs
 
+__all__ = ["dynamic_two_group", "dynamic_linear", "dynamic_full", "log_ratio", "scaled_method", "method_features"]
+
 
 def _linear(
     name: str,

@@ -23,6 +23,22 @@ import numpy as np
 
 from jaxlaws.laws.base import POSITIVE, Array, Law, SingleIndex, as_key, grid
 
+__all__ = [
+    "DEFAULT_RIDGE",
+    "static_two_group",
+    "exp_two_group",
+    "log_linear_inits",
+    "LOG_LINEAR_INDEX",
+    "PAPER_INDEX",
+    "auto_own",
+    "log_linear",
+    "mixing_objective",
+    "log_linear_paper",
+    "reduced_to_paper",
+    "paper_to_reduced",
+    "mixture_inputs",
+]
+
 DEFAULT_RIDGE = 1e-8  # lam of the default ridge on the exponents t_j (see log_linear's docstring)
 
 

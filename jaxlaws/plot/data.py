@@ -13,6 +13,16 @@ from jaxlaws.analysis.dynamic import child_problem
 from jaxlaws.analysis.static import LawFits
 from jaxlaws.sweeps.schema import Sweep, proportion_columns
 
+__all__ = [
+    "dynamic_form",
+    "target_name",
+    "target_label",
+    "static_points",
+    "dynamic_points",
+    "method_trajectories",
+    "along_own",
+]
+
 _DYNAMIC_FORMS = {
     "dynamic_two_group": "two_group",
     "dynamic_linear": "linear",

@@ -17,6 +17,8 @@ from jaxlaws.plot import _style
 from jaxlaws.plot.data import along_own, dynamic_form, dynamic_points, static_points, target_label
 from jaxlaws.sweeps.schema import Sweep
 
+__all__ = ["static_law", "static_linearised", "predicted_vs_observed", "draw_predicted_vs_observed", "dynamic_law"]
+
 _GRID = np.linspace(0.0, 1.0, 101)
 
 

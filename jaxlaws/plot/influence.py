@@ -13,6 +13,8 @@ from matplotlib.figure import Figure
 
 from jaxlaws.plot import _style
 
+__all__ = ["influence"]
+
 
 def _run_label(row: pd.Series, pcols: Sequence[str]) -> str:
     return "/".join(f"{row[c]:.2f}" for c in pcols)

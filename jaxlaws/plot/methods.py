@@ -14,6 +14,8 @@ from jaxlaws.analysis.methods import MethodAnalysis
 from jaxlaws.analysis.similarity import column_direction
 from jaxlaws.plot import _style
 
+__all__ = ["trajectories", "matrices", "similarity"]
+
 
 def trajectories(traj: pd.DataFrame, groups: tuple[str, ...], *, label: str | None = None) -> Figure:
     r"""Each method's mixture :math:`p^t_g` against the training step, one panel per method, one colour per

@@ -13,6 +13,8 @@ from jaxlaws.analysis.static import LawFits
 from jaxlaws.plot import _style
 from jaxlaws.sweeps.schema import Sweep, proportion_columns
 
+__all__ = ["ternary_xy", "simplex_grid", "predicted_total", "optimum"]
+
 _SQRT3_2 = np.sqrt(3.0) / 2.0
 
 

@@ -21,6 +21,8 @@ from jaxlaws.fitting.cv import CVResult
 from jaxlaws.plot import _style
 from jaxlaws.plot.fits import draw_predicted_vs_observed
 
+__all__ = ["cv_points", "cross_validation", "bootstrap_points", "bootstrap_intervals"]
+
 
 def _problem_names(n_problems: int, names: Sequence[str] | None) -> list[str]:
     if names is None:

@@ -23,6 +23,8 @@ from jaxlaws.report.sources import Section, Source, collect, is_synthetic
 from jaxlaws.sweeps.io import atomic_write_bytes, make_temp_dir, replace_dir
 from jaxlaws.sweeps.schema import Sweep
 
+__all__ = ["PAGE", "MARKER", "fit_overview", "write_report"]
+
 PAGE = "report.html"
 MARKER = ".jaxlaws-report"
 

@@ -9,6 +9,8 @@ import time
 import warnings
 from pathlib import Path
 
+__all__ = ["register"]
+
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     p = subparsers.add_parser(

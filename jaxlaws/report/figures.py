@@ -12,6 +12,8 @@ from matplotlib.figure import Figure
 from jaxlaws import plot
 from jaxlaws.report.sources import Section
 
+__all__ = ["ReportFigure", "static_cross_validation", "section_figures"]
+
 
 @dataclasses.dataclass
 class ReportFigure:

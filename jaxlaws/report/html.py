@@ -13,6 +13,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+__all__ = ["esc", "fmt", "table", "flatten", "kv_table", "figure", "bullet_list", "page"]
+
 _CSS = """
 body{font-family:system-ui,-apple-system,"Segoe UI",Roboto,sans-serif;margin:0 auto;max-width:1200px;
 padding:1em 2em;color:#222;line-height:1.4}

@@ -20,6 +20,8 @@ from jaxlaws.analysis.pipeline import Analysis, analyse
 from jaxlaws.sweeps.io import read_sweep
 from jaxlaws.sweeps.schema import Sweep
 
+__all__ = ["Source", "Section", "is_synthetic", "directory_provenance", "sweep_dirs", "collect"]
+
 Source = str | Path | Sweep | Analysis | tuple | Mapping[str, Any]
 _MAX_DEPTH = 3
 

@@ -19,6 +19,8 @@ from pathlib import Path
 
 import numpy as np
 
+__all__ = ["OVERSAMPLE", "DEFAULT_ALPHA", "dirichlet_cover", "format_grid", "load_dirichlet_grid", "two_group_grid"]
+
 OVERSAMPLE = 16
 DEFAULT_ALPHA = {3: 1.0, 9: 1.5}
 

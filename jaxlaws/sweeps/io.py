@@ -39,6 +39,18 @@ from jaxlaws.sweeps.schema import (
     proportion_columns,
 )
 
+__all__ = [
+    "SCHEMA_VERSION",
+    "FORMATS",
+    "make_temp_dir",
+    "atomic_write_bytes",
+    "file_digest",
+    "write_sweep",
+    "replace_dir",
+    "read_sweep",
+    "concat_sweeps",
+]
+
 SCHEMA_VERSION = 1
 FORMATS = ("parquet", "csv")
 _INT = ("seed", "step", "break_step", "steps_run", "index", "row", "col")

@@ -60,6 +60,22 @@ import pandas as pd
 from jaxlaws.sweeps.io import make_temp_dir, replace_dir
 from jaxlaws.sweeps.schema import Sweep, SweepError, proportion_columns
 
+__all__ = [
+    "SLICE_CHARS",
+    "DEFAULT_REMAINING",
+    "METHOD_MATRIX_FILES",
+    "RunName",
+    "parse_run_name",
+    "decode_weights",
+    "weights_to_mixture",
+    "encode_weights",
+    "format_run_name",
+    "LoadReport",
+    "read_original",
+    "skillit_graph_path",
+    "write_original",
+]
+
 SLICE_CHARS = 50
 DEFAULT_REMAINING = 100
 METHOD_MATRIX_FILES = {"aioli_A": "aioli", "doge_M": "doge", "doremi_excess": "drm"}

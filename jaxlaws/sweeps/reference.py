@@ -44,6 +44,21 @@ from typing import Any
 
 import numpy as np
 
+__all__ = [
+    "INSTRUCTION_TASKS",
+    "SETTINGS",
+    "STATIC_FILE",
+    "STATIC_STEP",
+    "DYNAMIC_STEP",
+    "METHODS",
+    "TRAJECTORY",
+    "load_law_results",
+    "static_params",
+    "dynamic_params",
+    "trajectory_params",
+    "skillit_graph",
+]
+
 INSTRUCTION_TASKS = ("abductivenli", "boolq", "hellaswag", "mathqa", "piqa", "semeval", "squad", "sst2", "xsum")
 SETTINGS = {
     "arxiv_stackexchange": ("arxiv", "stackexchange"),

@@ -42,6 +42,22 @@ from collections.abc import Sequence
 import numpy as np
 import pandas as pd
 
+__all__ = [
+    "KINDS",
+    "SPLITS",
+    "LOSS_BASE_COLUMNS",
+    "MATRIX_COLUMNS",
+    "SIMPLEX_ATOL",
+    "SweepError",
+    "proportion_column",
+    "proportion_columns",
+    "Sweep",
+    "empty_matrices",
+    "validate_losses",
+    "validate_matrices",
+    "matrix_stack",
+]
+
 KINDS = ("static", "parent", "child", "method")
 SPLITS = ("val", "test")
 LOSS_BASE_COLUMNS = (

@@ -399,19 +399,8 @@ def _config_mismatch(work: Path, old: dict, cur: dict, legacy: str) -> ValueErro
 
 
 def _rows(spec: RunSpec, names: tuple[str, ...], step: int, split: str, losses: np.ndarray) -> list[dict]:
-    base = {
-        "run": spec.run,
-        "seed": spec.seed,
-        "step": step,
-        "split": split,
-        "kind": spec.kind,
-        "parent": spec.parent,
-        "break_step": spec.break_step,
-        "steps_run": spec.steps_run,
-        "method": spec.method,
-    }
-    base.update({proportion_column(g): q for g, q in zip(names, spec.p)})
-    return [{**base, "group": g, "loss": float(v)} for g, v in zip(names, losses, strict=True)]
+    cols = {k: getattr(spec, k) for k in ("kind", "parent", "break_step", "steps_run", "method")}
+    return loss_rows(spec.run, spec.seed, spec.p, names, step, split, losses, **cols)
 
 
 # On a CPU, vectorising runs multiplies the working set of every layer; once a layer's activations outgrow the
@@ -460,70 +449,6 @@ def default_vmap_width(cfg: TrainConfig) -> int | None:
     mc = cfg.model
     widest = max(mc.d_ff, 3 * mc.d_model, mc.vocab_size, mc.n_heads * cfg.length)
     return max(1, CPU_VMAP_BYTES // (cfg.batch_size * cfg.length * widest * 4))
-
-
-class _Programs:
-    """The jitted, vmapped training and evaluation programs of one sweep, compiled once per number of runs.
-
-    Every run -- static, parent, child or an online method -- trains through the one loop of
-    ``methods.base.make_policy_run``; a static sweep's policy is the constant mixer (``methods.Constant``,
-    whose per-run state is the run's mixture). Training takes the segment length as a traced argument, so
-    evaluating at irregular steps or starting children at any break step does not recompile; the stacked
-    states are donated (updated in place). ``train(states, policy_states, data_keys, data, n_steps)`` takes
-    ``data`` as a ``methods.base.MethodData``.
-    """
-
-    def __init__(self, cfg: TrainConfig, m: int, sampler: Sampler, vmap_width: int | None, policy: Any = None):
-        from jaxlaws.train.methods.base import Constant, make_observe, make_policy_run
-
-        self.cfg, self.optimizer = cfg, make_optimizer(cfg.optim)
-        self.init = jax.jit(jax.vmap(functools.partial(init_state, cfg.model, self.optimizer)))
-        devices = jax.local_devices()
-        self.n_dev = len(devices)
-        self.mesh = jax.sharding.Mesh(np.array(devices), ("runs",)) if self.n_dev > 1 else None
-        self.vmap_width = vmap_width
-        if policy is None:  # a static sweep: the constant mixer, batches from the sweep's sampler
-            policy = Constant(m, cfg.model, cfg.optim, cfg.batch_size, cfg.length)
-        self.policy = policy
-        run = make_policy_run(policy, self.optimizer, sampler)
-        self.observe = jax.jit(jax.vmap(make_observe(policy), in_axes=(0, 0, None, None)), donate_argnums=(1,))
-        self.policy_init = jax.jit(jax.vmap(policy.init))
-        self.current = jax.jit(jax.vmap(policy.current))
-        # (states, policy_states, data_keys, data, n_steps) -> (states, policy_states)
-        self.train = jax.jit(jax.vmap(run, in_axes=(0, 0, 0, None, None)), donate_argnums=(0, 1))
-        # (stacked params, eval_set) -> (K, m) per-group losses
-        self.evaluate = jax.jit(jax.vmap(make_evaluate(cfg.model, m), in_axes=(0, None)))
-
-    def layout(self, n: int) -> tuple[int, int]:
-        """``(n_padded, size)``: ``n`` runs are trained in ``n_padded / size`` calls of ``size`` vmapped runs,
-        ``size / n_dev`` per device, at most ``vmap_width`` per device when set (the calls are made one after
-        another; padding runs are copies of the last run, dropped afterwards)."""
-        local = -(-n // self.n_dev)
-        calls = 1 if self.vmap_width is None else -(-local // min(self.vmap_width, local))
-        size = self.n_dev * -(-local // calls)
-        return calls * size, size
-
-    def shard(self, tree: Any) -> Any:
-        """Place stacked per-run arrays along the 1-D device mesh (no-op on one device)."""
-        if self.mesh is None:
-            return tree
-        spec = jax.sharding.NamedSharding(self.mesh, jax.sharding.PartitionSpec("runs"))
-        return jax.device_put(tree, spec)
-
-    def replicate(self, tree: Any) -> Any:
-        if self.mesh is None:
-            return tree
-        return jax.device_put(tree, jax.sharding.NamedSharding(self.mesh, jax.sharding.PartitionSpec()))
-
-
-@functools.lru_cache(maxsize=16)
-def _programs(cfg: TrainConfig, m: int, sampler: Sampler, vmap_width: int | None, policy: Any = None) -> _Programs:
-    # Cached so that repeated sweeps with one configuration (resumption, tests) reuse compiled programs.
-    return _Programs(cfg, m, sampler, vmap_width, policy)
-
-
-def _stack(trees: list[Any]) -> Any:
-    return jax.tree_util.tree_map(lambda *xs: jnp.stack(xs), *trees)
 
 
 @dataclasses.dataclass
