@@ -68,7 +68,7 @@ def test_normal_equations_equal_generic(case, kr_max, monkeypatch):
             r = jnp.where(w > 0, obj.residual(y, law.predict(t, x)), 0.0)
             return jnp.concatenate([r, regularise.penalty_residuals(t, pen, total)])
 
-        generic = solvers._normal_equations(res, engine._Weighted(obj, w))
+        generic = solvers._normal_equations(res, engine.Weighted(obj, w))
         fast = index_normal.normal_equations(law.index, obj, box, pen, x, y, w, total)
         for _ in range(3):
             u = jnp.asarray(rng.normal(size=law.n_params) * 0.5)

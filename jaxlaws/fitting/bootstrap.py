@@ -94,7 +94,7 @@ class BootstrapResult:
 
     def predict(self, x: Any, level: float | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """``(estimate, lo, hi)`` of the predictions at ``x`` (``(n, d)``; each ``([B,] n[, k])``)."""
-        from jaxlaws.fitting.metrics import _batched_predict
+        from jaxlaws.fitting.metrics import batched_predict
 
         est = self.estimate.predict(x)
         xv = validate.check_x(self.law, x)
@@ -102,7 +102,7 @@ class BootstrapResult:
         bad = ~np.all(np.isfinite(flat), axis=1)
         with jax.enable_x64(True):
             pred = np.asarray(
-                _batched_predict(self.law.predict)(
+                batched_predict(self.law.predict)(
                     np.where(bad[:, None], 0.0, flat), np.broadcast_to(xv, (len(flat),) + xv.shape)
                 )
             )

@@ -227,13 +227,13 @@ def of_fits(
     fitting weights ``(B, n)`` (0 off the fitting points), on the host in float64 (NaN for a failed fit).
     The residuals and Jacobian come from the program :func:`~jaxlaws.fitting.diagnostics.diagnose` compiled
     for the same law and objective, so this compiles nothing new."""
-    from jaxlaws.fitting.diagnostics import _residual_jacobian
+    from jaxlaws.fitting.diagnostics import residual_jacobian
 
     params = np.asarray(params, np.float64)
     finite = np.all(np.isfinite(params), axis=1)
     theta = np.where(finite[:, None], params, 0.0)
     with jax.enable_x64(True):
-        r, jac = _residual_jacobian(law.predict, objective)(
+        r, jac = residual_jacobian(law.predict, objective)(
             jnp.asarray(theta), jnp.asarray(x, jnp.float64), jnp.asarray(y, jnp.float64)
         )
     w = np.asarray(weights, np.float64)

@@ -18,7 +18,7 @@ import numpy as np
 
 from jaxlaws.fitting import validate
 from jaxlaws.fitting.engine import fit_batched
-from jaxlaws.fitting.metrics import _batched_predict
+from jaxlaws.fitting.metrics import batched_predict
 from jaxlaws.fitting.result import FitResult
 from jaxlaws.laws.base import Law, as_key
 
@@ -124,7 +124,7 @@ def cross_validate(
     fits, refit = res[idx[:, :K].reshape(-1)], res[idx[:, K]]
     # predicted directly: x passed the fit's own simplex_atol / normalize, not predict's default check
     with jax.enable_x64(True):
-        pred_all = np.asarray(_batched_predict(law.predict)(np.nan_to_num(fits.params), np.repeat(xb, K, axis=0)))
+        pred_all = np.asarray(batched_predict(law.predict)(np.nan_to_num(fits.params), np.repeat(xb, K, axis=0)))
     pred_all = np.where(fits.success.reshape((-1,) + (1,) * (pred_all.ndim - 1)), pred_all, np.nan)
     pred_all = pred_all.reshape((B, K, n) + yb.shape[2:])
     oof = np.take_along_axis(pred_all, ids[None, None, :].reshape((1, 1, n) + (1,) * (yb.ndim - 2)), axis=1)[:, 0]

@@ -61,6 +61,7 @@ __all__ = [
     "Diagnostics",
     "diagnose",
     "flags_of",
+    "residual_jacobian",
 ]
 
 FLAGS = (
@@ -128,7 +129,7 @@ def diagnose(
     extra = bucket(n) - n  # pad the points as the fit did (repeats of the last, cut off below): one program
     xp, yp = (np.concatenate([a, np.repeat(a[:, -1:], extra, axis=1)], axis=1) if extra else a for a in (x, y))
     with jax.enable_x64(True):
-        r, jac = _residual_jacobian(law.predict, objective)(
+        r, jac = residual_jacobian(law.predict, objective)(
             jnp.asarray(theta), jnp.asarray(xp, jnp.float64), jnp.asarray(yp, jnp.float64)
         )
         r = np.asarray(r, np.float64)[:, : n * k]  # (B, n*k)
@@ -266,7 +267,7 @@ def _projected_norm2(a: np.ndarray, v: np.ndarray) -> np.ndarray:
 
 
 @functools.lru_cache(maxsize=64)
-def _residual_jacobian(predict: Any, objective: Objective):
+def residual_jacobian(predict: Any, objective: Objective):
     """One compiled ``vmap`` of (residuals, d residuals / d params) per (prediction function, objective),
     flattened; keyed on the function, so laws sharing one (``log_linear(m, own=i)``) share the program."""
 

@@ -24,7 +24,7 @@ from jaxlaws.fitting import index_normal, linear, regularise, validate
 from jaxlaws.fitting.covariance import of_fits
 from jaxlaws.fitting.diagnostics import diagnose, flags_of
 from jaxlaws.fitting.execute import run_sharded as _run_sharded
-from jaxlaws.fitting.metrics import _batched_predict, mse_r2
+from jaxlaws.fitting.metrics import batched_predict, mse_r2
 from jaxlaws.fitting.objectives import Objective, squared
 from jaxlaws.fitting.regularise import LAW
 from jaxlaws.fitting.result import FitError, FitResult
@@ -37,7 +37,7 @@ from jaxlaws.fitting.solve import (  # noqa: F401  (re-exported: the screening l
     SELECTIONS,
     Config,
     Screen,
-    _Weighted,
+    Weighted,
     bound_arrays,
     resolve_screen,
     screen_block,
@@ -392,7 +392,7 @@ def fit_batched(
 def _test_errors(law: Law, params: np.ndarray, data: batching.Batch):
     """Mean absolute and root-mean-square error of the predictions on each problem's test points."""
     with jax.enable_x64(True):
-        pred = np.asarray(_batched_predict(law.predict)(np.nan_to_num(params), data.x))
+        pred = np.asarray(batched_predict(law.predict)(np.nan_to_num(params), data.x))
     err = np.abs(data.y - pred).reshape(len(params), data.x.shape[1], -1)
     t = data.test[..., None] & np.ones_like(err, bool)
     n_test = data.test.sum(axis=1)

@@ -10,7 +10,7 @@ import numpy as np
 
 from jaxlaws.laws.base import Law
 
-__all__ = ["mse", "r2", "mse_r2"]
+__all__ = ["mse", "r2", "mse_r2", "batched_predict"]
 
 
 def mse(y: Any, pred: Any) -> float:
@@ -36,7 +36,7 @@ def mse_r2(
 ) -> tuple[np.ndarray, np.ndarray]:
     """Per-problem MSE and R^2 of a batch of fits on their fitting points (NaN for failed fits)."""
     with jax.enable_x64(True):
-        pred = np.asarray(_batched_predict(law.predict)(np.nan_to_num(params), x))
+        pred = np.asarray(batched_predict(law.predict)(np.nan_to_num(params), x))
     out_mse = np.full(len(params), np.nan)
     out_r2 = np.full(len(params), np.nan)
     for b in range(len(params)):
@@ -48,6 +48,6 @@ def mse_r2(
 
 
 @functools.lru_cache(maxsize=64)
-def _batched_predict(predict: Any):
+def batched_predict(predict: Any):
     """One compiled ``vmap(predict)`` per prediction function (laws sharing one share it), reused across fits."""
     return jax.jit(jax.vmap(predict))

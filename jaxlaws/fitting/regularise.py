@@ -47,10 +47,11 @@ __all__ = [
     "bound_side",
     "at_bound",
     "penalty_residuals",
+    "BOX_MARGIN",
 ]
 
 LAW = "law"  # sentinel: use the law's default bounds / penalty
-_MARGIN = 1e-7
+BOX_MARGIN = 1e-7
 
 
 @dataclasses.dataclass(frozen=True)
@@ -173,12 +174,12 @@ def from_box(theta: np.ndarray, box: BoxSpec | None) -> np.ndarray:
     for j, (lo, hi) in enumerate(box):
         t = theta[..., j]
         if lo > -math.inf and hi < math.inf:
-            f = np.clip((t - lo) / (hi - lo), _MARGIN, 1 - _MARGIN)
+            f = np.clip((t - lo) / (hi - lo), BOX_MARGIN, 1 - BOX_MARGIN)
             u[..., j] = np.log(f) - np.log1p(-f)
         elif lo > -math.inf:
-            u[..., j] = _inv_softplus(np.maximum(t - lo, _MARGIN * (1 + abs(lo))))
+            u[..., j] = _inv_softplus(np.maximum(t - lo, BOX_MARGIN * (1 + abs(lo))))
         elif hi < math.inf:
-            u[..., j] = -_inv_softplus(np.maximum(hi - t, _MARGIN * (1 + abs(hi))))
+            u[..., j] = -_inv_softplus(np.maximum(hi - t, BOX_MARGIN * (1 + abs(hi))))
     return u
 
 

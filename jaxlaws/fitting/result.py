@@ -290,7 +290,7 @@ class FitResult:
             x = validate.check_x(self.law, x, **opts)
             with jax.enable_x64(True):
                 return np.asarray(self.law.predict(np.asarray(self.params, np.float64), x))
-        from jaxlaws.fitting.metrics import _batched_predict
+        from jaxlaws.fitting.metrics import batched_predict
 
         per_problem = np.ndim(x) == 3
         x = validate.check_x(self.law, x, batched=per_problem, **opts)
@@ -301,7 +301,7 @@ class FitResult:
         theta = np.asarray(self.params, np.float64)
         bad = ~np.all(np.isfinite(theta), axis=1)
         with jax.enable_x64(True):
-            pred = np.asarray(_batched_predict(self.law.predict)(np.where(bad[:, None], 0.0, theta), x))
+            pred = np.asarray(batched_predict(self.law.predict)(np.where(bad[:, None], 0.0, theta), x))
         return np.where(bad.reshape((-1,) + (1,) * (pred.ndim - 1)), np.nan, pred)
 
     def as_dict(self) -> dict[str, Any]:

@@ -57,6 +57,7 @@ __all__ = [
     "prepare",
     "theta_bounds",
     "bound_arrays",
+    "Weighted",
 ]
 
 SELECTIONS = ("trajectory", "final")
@@ -211,7 +212,7 @@ DECREMENT_RTOL = 1e-6
 
 
 # --------------------------------------------------------------------------- the objective the solvers see
-class _Weighted:
+class Weighted:
     r"""The objective a solver sees: :math:`\sum_n w_n\rho(r_n) + \tfrac12\sum_k s_k^2` over the residual
     vector ``[r (N,), s (K,)]`` -- per-point weights on the data terms, the penalty's residuals ``s`` under a
     squared loss. Built inside the traced program (``w`` is traced); exposes what the solvers call."""
@@ -278,7 +279,7 @@ def _one_init(cfg: Config, solver: Any, u0, x, y, w, wv, bounds=None):
     ``bounds``: ``(lo, hi)`` arrays ``(P,)`` the solver holds ``theta`` in (``cfg.bounded``)."""
     wf, wvf = _flat_weights(w, y), _flat_weights(wv, y)
     total = jnp.sum(wf)
-    wobj = _Weighted(cfg.objective, wf)
+    wobj = Weighted(cfg.objective, wf)
 
     def data_res(theta):
         return cfg.objective.residual(y, cfg.predict(theta, x)).reshape(-1)
@@ -453,7 +454,7 @@ def _box_from(theta: jax.Array, box: Any) -> jax.Array:
     :func:`.regularise.from_box` does on the host)."""
     if box is None:
         return theta
-    margin = regularise._MARGIN
+    margin = regularise.BOX_MARGIN
     cols = []
     for j, (lo, hi) in enumerate(box):
         t = theta[..., j]

@@ -41,8 +41,8 @@ def choose_c(p: Any, y: Any, grid_size: int = 1000) -> np.ndarray:
         raise ValueError(f"choose_c needs at least 2 points per problem to correlate, got shape {p.shape}")
     if isinstance(grid_size, bool) or not isinstance(grid_size, (int, np.integer)) or grid_size < 2:
         raise ValueError(f"choose_c: grid_size must be an integer >= 2, got {grid_size!r}")
-    validate._finite("p", p)
-    validate._finite("y", y)
+    validate.check_finite("p", p)
+    validate.check_finite("y", y)
     if np.any(y <= 0):
         bad = int(np.flatnonzero(np.any(y <= 0, axis=1))[0])
         msg = "the two-stage fit needs positive losses (c is searched in [0, min L))"

@@ -28,6 +28,7 @@ __all__ = [
     "named_inits",
     "check_inits",
     "check_predict",
+    "check_finite",
 ]
 
 SIMPLEX_ATOL = 1e-4
@@ -52,7 +53,8 @@ def as_float_array(name: str, a: Any) -> np.ndarray:
     return arr
 
 
-def _finite(name: str, a: np.ndarray) -> None:
+def check_finite(name: str, a: np.ndarray) -> None:
+    """Raise ``ValueError`` naming ``name`` and the first index where ``a`` is NaN or inf."""
     if not np.all(np.isfinite(a)):
         bad = np.argwhere(~np.isfinite(a))[0]
         raise ValueError(f"{name} contains NaN or inf (first at index {tuple(int(i) for i in bad)})")
@@ -135,7 +137,7 @@ def check_x_rows(
         raise ValueError(f"{law.name}: x must have shape {want}, got {given}{more}")
     if x.shape[-1] != law.x_dim:
         raise ValueError(f"{law.name} expects x with {law.x_dim} column(s), i.e. shape {want}, got shape {given}")
-    _finite("x", x)
+    check_finite("x", x)
     atol = _check_atol(simplex_atol)
     if normalize and law.x_kind != "simplex":
         raise ValueError(
@@ -245,7 +247,7 @@ def check_y(law: Law, y: Any, n: int, batched: bool = False, positive: bool = Fa
             f"{law.name}: y must have shape {('(B, ' if batched else '(') + str(want)[1:]}"
             f" to match x's {n} points, got {y.shape}"
         )
-    _finite("y", y)
+    check_finite("y", y)
     if positive and np.any(y <= 0):
         raise ValueError("a log-space objective needs strictly positive y")
     lo, hi = law.output_range
@@ -348,7 +350,7 @@ def check_inits(law: Law, inits: Any, batch: int | None = None) -> np.ndarray:
         )
     if inits.ndim not in (2, 3) or inits.shape[-2] == 0:
         raise ValueError(f"inits must have shape (n_init, {law.n_params}), got {inits.shape}")
-    _finite("inits", inits)
+    check_finite("inits", inits)
     return inits
 
 

@@ -28,7 +28,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from jaxlaws.laws.base import Array, Law, SingleIndex
-from jaxlaws.laws.static import _check_m, _default_ridge, _named, mixing_objective, mixture_inputs
+from jaxlaws.laws.static import check_groups, default_ridge, mixing_objective, mixture_inputs, named_columns
 
 __all__ = [
     "DML_RIDGE",
@@ -102,7 +102,7 @@ def dml(m: int) -> Law:
     :func:`~jaxlaws.laws.log_linear`'s :math:`10^{-8}`, which must keep Aioli's 9-group fits with
     :math:`|t_j|` up to 157; no reference fits of this form rely on larger :math:`t`.
     """
-    _check_m(m)
+    check_groups(m)
     ts = tuple(f"t{j + 1}" for j in range(m))
     return Law(
         f"dml({m})",
@@ -112,8 +112,8 @@ def dml(m: int) -> Law:
         x_kind="simplex",
         init_grid=lambda key, x, y: dml_inits(x, y),
         exponents=ts,
-        default_penalty=_default_ridge(DML_RIDGE),
-        to_paper=functools.partial(_named, ("c", "k") + ts, dml_to_paper),
+        default_penalty=default_ridge(DML_RIDGE),
+        to_paper=functools.partial(named_columns, ("c", "k") + ts, dml_to_paper),
         index=DML_INDEX,
         inputs=mixture_inputs(m),
         default_objective=mixing_objective(),

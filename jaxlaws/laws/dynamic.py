@@ -15,7 +15,7 @@ import functools
 import jax.numpy as jnp
 
 from jaxlaws.laws.base import Array, Law
-from jaxlaws.laws.static import _check_m, mixing_objective, mixture_inputs
+from jaxlaws.laws.static import check_groups, mixing_objective, mixture_inputs
 
 __all__ = ["dynamic_two_group", "dynamic_linear", "dynamic_full", "log_ratio", "scaled_method", "method_features"]
 
@@ -47,7 +47,7 @@ def _linear(
 
 def _reduced_linear(name: str, m: int) -> Law:
     """``c + sum_{j<m} t_j p_j`` on the simplex (the last proportion eliminated)."""
-    _check_m(m)
+    check_groups(m)
     design = lambda x: jnp.concatenate([jnp.ones((x.shape[0], 1), x.dtype), x[:, : m - 1]], axis=1)  # noqa: E731
     return _linear(f"{name}({m})", ("c",) + tuple(f"t{j + 1}" for j in range(m - 1)), design, m, "simplex")
 
@@ -77,7 +77,7 @@ def dynamic_full(m: int) -> Law:
 
     ``y`` is the difference :math:`L^{t+1} - L^t`; params ``[a_1..a_m]`` are the row :math:`-A^t_{i\cdot}`.
     """
-    _check_m(m)
+    check_groups(m)
     return _linear(f"dynamic_full({m})", tuple(f"a{j + 1}" for j in range(m)), lambda x: x, m, "simplex")
 
 
@@ -96,7 +96,7 @@ def scaled_method(m: int, intercept: bool = True) -> Law:
     * ``intercept=True``: :math:`L_i^{t+1} = c_i + b F_i`, params ``[b, c_1..c_m]``;
     * ``intercept=False``: :math:`L_i^{t+1} - L_i^t = b F_i`, params ``[b]``.
     """
-    _check_m(m)
+    check_groups(m)
 
     def design(x: Array) -> Array:
         cols = [x[:, :, None]]

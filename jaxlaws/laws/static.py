@@ -16,12 +16,16 @@ convert between the two.
 from __future__ import annotations
 
 import functools
+from typing import TYPE_CHECKING
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 
 from jaxlaws.laws.base import POSITIVE, Array, Law, SingleIndex, as_key, grid
+
+if TYPE_CHECKING:
+    from jaxlaws.fitting.regularise import Penalty
 
 __all__ = [
     "DEFAULT_RIDGE",
@@ -37,6 +41,9 @@ __all__ = [
     "reduced_to_paper",
     "paper_to_reduced",
     "mixture_inputs",
+    "check_groups",
+    "default_ridge",
+    "named_columns",
 ]
 
 DEFAULT_RIDGE = 1e-8  # lam of the default ridge on the exponents t_j (see log_linear's docstring)
@@ -196,7 +203,7 @@ def log_linear(m: int, own: int | None | str = "auto") -> Law:
     :math:`t^2` (the objective's units): rescaling the losses by :math:`s` calls for :math:`s^2\lambda`.
     ``penalty=None`` gives the original's unpenalised fit. No bounds by default.
     """
-    _check_m(m)
+    check_groups(m)
     index = isinstance(own, (int, np.integer)) and not isinstance(own, bool)
     if not (own is None or (isinstance(own, str) and own == "auto") or (index and 0 <= own < m)):
         raise ValueError(f"own must be a group index in [0, {m}), 'auto' or None, got {own!r}")
@@ -222,8 +229,8 @@ def _log_linear(m: int, own: int | None | str) -> Law:
         needs_key=True,
         output_range=POSITIVE,
         exponents=names[2:],
-        default_penalty=_default_ridge(),
-        to_paper=functools.partial(_named, paper, reduced_to_paper),
+        default_penalty=default_ridge(),
+        to_paper=functools.partial(named_columns, paper, reduced_to_paper),
         index=LOG_LINEAR_INDEX,
         inputs=mixture_inputs(m),
         default_objective=mixing_objective(),
@@ -239,13 +246,14 @@ def mixing_objective():
     return huber(0.02)
 
 
-def _default_ridge(lam: float = DEFAULT_RIDGE):
+def default_ridge(lam: float = DEFAULT_RIDGE) -> Penalty:
+    """The mixing laws' default penalty: :func:`jaxlaws.ridge` of weight ``lam`` on the law's exponents."""
     from jaxlaws.fitting.regularise import Penalty  # here, not at import: jaxlaws.fitting imports the laws
 
     return Penalty(lam)
 
 
-def _named(names: tuple[str, ...], convert, params: np.ndarray) -> dict[str, np.ndarray]:
+def named_columns(names: tuple[str, ...], convert, params: np.ndarray) -> dict[str, np.ndarray]:
     """``{name: column}`` of ``convert(params)`` (``[B,] P``), for ``Law.to_paper``."""
     out = np.asarray(convert(params), np.float64)
     return {n: out[..., i] for i, n in enumerate(names)}
@@ -257,7 +265,7 @@ def log_linear_paper(m: int) -> Law:
 
     Not identifiable on the simplex (see the module docstring): compare fits by objective and predictions.
     """
-    _check_m(m)
+    check_groups(m)
 
     def init_grid(key, x, y) -> np.ndarray:
         lo = float(np.min(y))
@@ -309,6 +317,7 @@ def mixture_inputs(m: int) -> tuple[str, ...]:
     return tuple(f"p{j + 1}" for j in range(m))
 
 
-def _check_m(m: int) -> None:
+def check_groups(m: int) -> None:
+    """Raise ``ValueError`` unless ``m`` is an integer number of groups ``>= 2`` (a mixing law's ``m``)."""
     if not isinstance(m, (int, np.integer)) or m < 2:
         raise ValueError(f"a mixing law needs m >= 2 groups, got m={m!r}")

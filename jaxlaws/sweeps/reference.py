@@ -57,6 +57,7 @@ __all__ = [
     "dynamic_params",
     "trajectory_params",
     "skillit_graph",
+    "check_setting",
 ]
 
 INSTRUCTION_TASKS = ("abductivenli", "boolq", "hellaswag", "mathqa", "piqa", "semeval", "squad", "sst2", "xsum")
@@ -142,7 +143,8 @@ def load_law_results(relpath: str) -> dict:
     return copy(_load(relpath))
 
 
-def _check_setting(setting: str) -> tuple[str, ...]:
+def check_setting(setting: str) -> tuple[str, ...]:
+    """The group names of the original's ``setting`` (a key of :data:`SETTINGS`); ``ValueError`` if unknown."""
     if setting not in SETTINGS:
         raise ValueError(f"unknown setting {setting!r}; expected one of {list(SETTINGS)}")
     return SETTINGS[setting]
@@ -150,7 +152,7 @@ def _check_setting(setting: str) -> tuple[str, ...]:
 
 def static_params(setting: str, step: int | None = None) -> dict[str, dict[int, np.ndarray]]:
     """``[group][seed] -> params`` of the static law at ``step`` (default: the fitted final step)."""
-    _check_setting(setting)
+    check_setting(setting)
     step = STATIC_STEP[setting] if step is None else step
     d = load_law_results(f"{setting}/{STATIC_FILE[setting]}")
     try:
@@ -161,7 +163,7 @@ def static_params(setting: str, step: int | None = None) -> dict[str, dict[int, 
 
 def dynamic_params(setting: str, log_ratio: bool = False) -> dict[str, dict[float, np.ndarray]]:
     """``[group][parent first proportion] -> params`` of the dynamic law (instruction: optionally log-ratio)."""
-    _check_setting(setting)
+    check_setting(setting)
     if log_ratio and setting != "instruction":
         raise ValueError("log-ratio dynamic parameters exist only for setting 'instruction'")
     d = load_law_results(f"{setting}/{'params_log_dynamic' if log_ratio else 'params_dynamic'}")

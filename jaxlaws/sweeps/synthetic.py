@@ -178,7 +178,7 @@ def reference_static_sweep(
     """The paper's static sweep for ``setting`` from the stored fits: m=2 ``two_group`` law on p_arxiv
     0.1..0.9, seeds 0-4, step 5000; m=3 log-linear on each seed's ``k_3_n_9`` grid; instruction (m=9)
     log-linear on each seed's ``k_9_n_50`` grid, seeds 0-3, step 1000. ``seed`` seeds the noise."""
-    groups = reference._check_setting(setting)
+    groups = reference.check_setting(setting)
     params = reference.static_params(setting)
     params = {g: params[g] for g in groups}
     seeds = sorted(params[groups[0]])
@@ -296,7 +296,7 @@ def reference_dynamic_sweep(
     """The paper's dynamic sweep from the stored fits: m=2 parents/children p_arxiv 0.1..0.9 at B=2000,
     R=100 (9 x 9); m=3 parents and children the 9 ``k_3_n_9_seed_0`` points (9 x 9); instruction parents the
     first 10 ``k_9_n_50_seed_0`` points at B=500 and all 50 as children (10 x 50), linear or log-ratio law."""
-    groups = reference._check_setting(setting)
+    groups = reference.check_setting(setting)
     params = reference.dynamic_params(setting, log_ratio=log_ratio)
     params = {g: params[g] for g in groups}
     if setting == "arxiv_stackexchange":
