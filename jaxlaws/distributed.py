@@ -48,6 +48,8 @@ __all__ = [
     "owned",
     "digest",
     "DEFAULT_TIMEOUT_S",
+    "add_arguments",
+    "from_arguments",
 ]
 
 DEFAULT_TIMEOUT_S = 120.0  # start-up waits: connecting, agreeing on the configuration

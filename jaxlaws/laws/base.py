@@ -11,7 +11,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-__all__ = ["InitGrid", "Design", "X_KINDS", "POSITIVE", "SingleIndex", "Law", "grid", "as_key"]
+__all__ = ["Array", "InitGrid", "Design", "X_KINDS", "POSITIVE", "SingleIndex", "Law", "grid", "as_key"]
 
 Array = jax.Array
 # init_grid(key, x, y) -> (n_init, P) numpy array; x, y are the (validated) data, so a grid may adapt to them.
