@@ -37,7 +37,6 @@ def fit3(**kw):
         (dict(dtype="int32"), "float32 or float64"),
         (dict(validation=np.ones(9, bool)), "fewer|only 0"),
         (dict(test=np.ones(9, bool)), "fewer|only 0"),
-        (dict(holdout=np.ones(9, bool)), "holdout= is gone"),
         (dict(weights=-np.ones(9)), "non-negative"),
         (dict(weights=np.ones(8)), r"weights must have shape"),
         (dict(bounds={"zz": (0, 1)}), "unknown parameters"),

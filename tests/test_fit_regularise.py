@@ -205,7 +205,7 @@ def test_validation_chooses_the_init_by_its_own_objective(rng):
     assert not np.allclose(by_fit.params, res.params, atol=1e-3)
     with pytest.raises(ValueError, match="both validation and test"):
         jl.fit(law, x, y, validation=val, test=val, inits=inits)
-    with pytest.raises(ValueError, match="holdout= is gone"):
+    with pytest.raises(TypeError, match="holdout"):  # the old parameter is gone from the signature
         jl.fit(law, x, y, holdout=val, inits=inits)
 
 

@@ -141,7 +141,7 @@ def batch_inputs(law: Law, x: Any, y: Any, fit_kwargs: dict, why: str) -> tuple[
     """``(x (B, n, d), y (B, n[, k]), batched)`` for :func:`cross_validate` and :func:`jaxlaws.bootstrap`, which set
     every point's role themselves (``why``: the error for a ``test=`` / ``validation=`` they were given). ``x`` is
     checked with the fit's own ``simplex_atol`` / ``normalize`` (rounded mixtures)."""
-    for bad in ("test", "validation", "holdout"):
+    for bad in ("test", "validation"):
         if bad in fit_kwargs:
             raise ValueError(f"{why}; {bad}= does not apply")
     arr = validate.as_float_array("x", validate.named_x(law, x, batched=True))  # a table: by the law's input names

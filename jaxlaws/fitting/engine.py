@@ -49,12 +49,6 @@ from jaxlaws.laws.base import Law, as_key
 
 __all__ = ["fit", "fit_batched", "POLISH_STEPS", "default_dtype"]
 
-_HOLDOUT_GONE = (
-    "holdout= is gone: it meant two things. Use validation=mask (excluded from fitting, chooses the "
-    "init: the old behaviour) or test=mask (excluded from fitting and from every choice; its error "
-    "is reported in the result)"
-)
-
 
 def fit(
     law: Law,
@@ -75,7 +69,6 @@ def fit(
     screen: Any = AUTO,
     dtype: Any = None,
     throw: bool = True,
-    holdout: Any = None,
     simplex_atol: float = validate.SIMPLEX_ATOL,
     normalize: bool = False,
     fixed: Any = None,
@@ -146,8 +139,6 @@ def fit(
     without converging, interpolate its data, leave parameters undetermined or explain less than the mean).
     ``res.objective`` is the minimised (penalised) objective on the fitting points.
     """
-    if holdout is not None:
-        raise ValueError(_HOLDOUT_GONE)
     x = validate.named_x(law, x)  # a table or dict of columns: by the law's input names
     xs = validate.check_x(law, x, simplex_atol=simplex_atol, normalize=normalize)  # errors without a batch index
     x = validate.as_float_array("x", x).reshape(xs.shape[0], -1)  # as given: fit_batched reports row sums
@@ -199,7 +190,6 @@ def fit_batched(
     screen: Any = AUTO,
     dtype: Any = None,
     throw: bool = True,
-    holdout: Any = None,
     simplex_atol: float = validate.SIMPLEX_ATOL,
     normalize: bool = False,
     memory_budget: int | None = None,
@@ -221,8 +211,6 @@ def fit_batched(
     as an empty ``(B, 0)`` array instead of every init's objective: that table is ``B x n_init`` float64
     (100,000 problems x 6,000 inits: 4.8 GB), more than the rest of the result for large batches.
     """
-    if holdout is not None:
-        raise ValueError(_HOLDOUT_GONE)
     if fixed:  # fit the law over its free parameters; the result is mapped back to the full vector at the end
         fix = fixing.fixing(law, fixed)
         law, inits, bounds, penalty = fix.free, fix.inits(inits), fix.bounds(bounds), fix.penalty(penalty)
