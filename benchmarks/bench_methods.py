@@ -1,9 +1,10 @@
 """Training cost per step of each online mixing method, relative to stratified, measured in one run.
 
-For each policy the compiled, vmapped training program of ``jaxlaws.train.methods`` is compiled once
-(warm-up segment), then timed on ``--steps`` steady-state steps (best of ``--repeats``), for ``--seeds`` runs
-trained together. Two baselines in the same run: the static sweeps' program (the constant mixer with the
-sweeps' sampler, through the same loop as every method) and ``Constant`` through a method's program.
+For each policy the runs go through the one training loop (``jaxlaws.train.loop``: a ``Loop`` and its
+``Runs``, whose ``advance`` is the segment call of every sweep and method run): compiled once (warm-up segment),
+then timed on ``--steps`` steady-state steps (best of ``--repeats``), for ``--seeds`` runs trained together.
+Two baselines in the same run: the static sweeps' loop (the constant mixer with the sweeps' sampler) and
+``Constant`` as a method's policy.
 Aioli's and Skill-It's held-out probe evaluations are timed per call and amortised over their schedule.
 
     python benchmarks/bench_methods.py --groups code,literature --steps 40
@@ -35,14 +36,15 @@ def main() -> None:
     ap.add_argument("--methods", default="stratified,skillit,doremi,doge,aioli")
     args = ap.parse_args()
 
+    from jaxlaws.train import data as D
     from jaxlaws.train.cli import load_data
-    from jaxlaws.train.methods.base import MethodData
+    from jaxlaws.train.loop import Loop, Runs
     from jaxlaws.train.methods.run import load_final_params  # noqa: F401  (import cost outside timing)
     from jaxlaws.train.methods.sweep import make_policy
     from jaxlaws.train.model import preset
     from jaxlaws.train.optim import OptimConfig
     from jaxlaws.train.step import run_keys
-    from jaxlaws.train.sweep import TrainConfig, _programs, prepare_data
+    from jaxlaws.train.sweep import TrainConfig, prepare_data
 
     groups = load_data("bundled", args.groups, args.seq_len, args.batch_size)
     model = preset(args.preset, vocab_size=groups.vocab_size)
@@ -56,8 +58,6 @@ def main() -> None:
     data = prepare_data(groups, cfg, 64)
     m = len(data.names)
     seeds = list(range(args.seeds))
-    mdata = MethodData(data.train, data.val_windows, data.probe)
-    n = jnp.int32(args.steps)
 
     def timed(fn) -> float:
         best = float("inf")
@@ -68,53 +68,46 @@ def main() -> None:
         return best
 
     rows = []
-    # the static sweeps' program (the constant mixer, the sweeps' sampler)
-    sp = _programs(cfg, m, __import__("jaxlaws.train.data", fromlist=["x"]).sample_batch, None)
-    sdata = MethodData(data.train)
-    st = sp.init(jnp.stack([run_keys(s)[0] for s in seeds]))
-    ps = jnp.full((len(seeds), m), 1.0 / m)
-    dk = jnp.stack([run_keys(s)[1] for s in seeds])
-    st, ps = sp.train(st, ps, dk, sdata, n)  # compile + warm-up
-    holder = {"st": st, "ps": ps}
+    # the static sweeps' loop (the constant mixer, the sweeps' sampler), through the one loop's Runs
+    static = Runs(
+        Loop(cfg, m, sampler=D.sample_batch), data, seeds, policy_states=[np.full(m, 1 / m, np.float32)] * len(seeds)
+    )
+    static.advance(args.steps)  # compile + warm-up
 
     def static_step():
-        holder["st"], holder["ps"] = sp.train(holder["st"], holder["ps"], dk, sdata, n)
-        return holder["st"].params
+        static.advance(args.steps)
+        return static.states[0].params
 
     t_static = timed(static_step) / args.steps
     rows.append(("static loop (sweeps)", t_static, None))
 
-    ref = sp.init(jnp.stack([run_keys(s)[0] for s in seeds])).params
+    ref = static.progs.init(jnp.stack([run_keys(s)[0] for s in seeds])).params
     extras = {
         "skillit": np.full((m, m), 0.1) + 0.3 * np.eye(m),
         "doremi": [jax.tree_util.tree_map(lambda x: x[i], ref) for i in range(len(seeds))],
     }
     for method in args.methods.split(","):
         pol = make_policy(method, m, cfg)
-        progs = _programs(cfg, m, None, None, pol)
-        st = progs.init(jnp.stack([run_keys(s)[0] for s in seeds]))
         ex = extras.get(method)
         if method == "skillit":
             ex = [pol.prepare_extra(ex)] * len(seeds)
-        stacked = None if ex is None else jax.tree_util.tree_map(lambda *x: jnp.stack(x), *ex)
-        pstate = progs.policy_init(jnp.stack([jax.random.key(s) for s in seeds]), stacked)
-        st, pstate = progs.train(st, pstate, dk, mdata, n)
-        box = {"st": st, "ps": pstate}
+        runs = Runs(Loop(cfg, m, pol), data, seeds, extras=ex)
+        runs.advance(args.steps)  # compile + warm-up
 
         def step():
-            box["st"], box["ps"] = progs.train(box["st"], box["ps"], dk, mdata, n)
-            return box["st"].params
+            runs.advance(args.steps)
+            return runs.states[0].params
 
         t = timed(step) / args.steps
         obs = len(pol.observe_steps())
         t_obs = 0.0
         if obs:
-            s0 = jnp.int32(pol.observe_steps()[0])
-            box["ps"], _ = progs.observe(box["st"].params, box["ps"], mdata.probe, s0)
+            s0 = pol.observe_steps()[0]
+            runs.observe(s0)
 
             def ob():
-                box["ps"], loss = progs.observe(box["st"].params, box["ps"], mdata.probe, s0)
-                return loss
+                runs.observe(s0)
+                return runs.policy_states[0]
 
             t_obs = timed(ob) * obs / args.total_steps
         rows.append((method, t + t_obs, t_obs))

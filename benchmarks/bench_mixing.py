@@ -4,16 +4,18 @@ Two parts, one run:
 
 1. **Per-step cost, new vs old.** ``benchmarks/bench_methods.py`` of an old checkout (``--old``, made with
    ``git worktree add /tmp/old <commit>``; it runs with ``PYTHONPATH`` set to that checkout) and of this tree
-   are run alternately, ``--rounds`` times each; every loop (the static sweeps' program and each method) keeps
-   its best ms per run-step over the rounds, and the ratio new / old is printed.
+   are run alternately (interleaved rounds, ``--rounds`` each, the order swapped every round, so both share the
+   machine's load); each loop (the static sweeps' loop and each method) reports the median ms per run-step over
+   the rounds and the median of the per-round ratios new / old.
 2. **Tokens per second of one run** of the same model size: (a) jaxlaws' trainer program (the sweeps'
    compiled, vmapped program, constant mixer, one run), (b) a minimal hand-written flax/optax loop (jaxlaws'
    decoder and optimiser, ``jax.lax.scan`` over ``data.sample_batch``), (c) a PyTorch GPT-NeoX-like model of
    the same size (parallel residual, rotary on 25 % of each head, GELU MLP, untied head; AdamW with
-   global-norm clip 1.0; random tokens; the original stack's architecture, ``torch`` CPU build). Best of
-   ``--repeats`` x ``--steps`` steps after a warm-up.
+   global-norm clip 1.0; random tokens; the original stack's architecture, ``torch`` CPU build). Each round
+   times every loop (best of ``--repeats`` x ``--steps`` steps after a warm-up) in a rotating order; the
+   median over ``--rounds`` rounds is reported.
 
-    python benchmarks/bench_mixing.py --old /tmp/old --steps 30 --rounds 2
+    python benchmarks/bench_mixing.py --old /tmp/old --steps 30 --rounds 5
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ import re
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -56,40 +59,50 @@ def methods_table(root: Path, args: argparse.Namespace) -> dict[str, float]:
 
 def part_one(args: argparse.Namespace) -> str:
     old, new = Path(args.old).resolve(), ROOT
-    best: dict[str, dict[str, float]] = {"old": {}, "new": {}}
-    for r in range(args.rounds):
-        for label, root in (("old", old), ("new", new)):
+    got: dict[str, dict[str, list[float]]] = {"old": {}, "new": {}}
+    loads = []
+    for r in range(args.rounds):  # interleaved: old and new share each round's load
+        order = (("old", old), ("new", new)) if r % 2 == 0 else (("new", new), ("old", old))
+        for label, root in order:
+            loads.append(os.getloadavg()[0])
             for k, v in methods_table(root, args).items():
                 key = "static sweeps' program" if k.startswith("static loop") else k
-                best[label][key] = min(best[label].get(key, np.inf), v)
-            print(f"round {r + 1}, {label}: {best[label]}", flush=True)  # progress (a long part)
+                got[label].setdefault(key, []).append(v)
+            print(f"round {r + 1}, {label}: { ({k: v[-1] for k, v in got[label].items()}) }", flush=True)
     commit = subprocess.run(
         ["git", "-C", str(old), "rev-parse", "--short", "HEAD"], capture_output=True, text=True
     ).stdout.strip()
     lines = [
-        f"Per-step cost (ms per run-step, best of {args.rounds} alternating runs of bench_methods.py, each "
+        f"Per-step cost (ms per run-step; {args.rounds} interleaved rounds of bench_methods.py per checkout, each "
         f"best of {args.repeats} x {args.steps} steps; old = commit {commit}); load average "
-        f"{os.getloadavg()[0]:.2f}.",
+        f"{min(loads):.2f}-{max(loads):.2f} while it ran.",
         "",
-        "| loop | old | new | new / old |",
-        "|---|---|---|---|",
+        "| loop | old (median) | new (median) | new / old (median of rounds) | new / old per round |",
+        "|---|---|---|---|---|",
     ]
-    for k, v in best["old"].items():
-        if k in best["new"]:
-            lines.append(f"| {k} | {v:.2f} | {best['new'][k]:.2f} | {best['new'][k] / v:.3f} |")
+    for k, o in got["old"].items():
+        if k in got["new"]:
+            n = got["new"][k]
+            ratios = [b / a for a, b in zip(o, n)]
+            lines.append(
+                f"| {k} | {np.median(o):.2f} | {np.median(n):.2f} | {np.median(ratios):.3f} | "
+                + ", ".join(f"{x:.2f}" for x in ratios)
+                + " |"
+            )
     return "\n".join(lines)
 
 
-def jax_rates(args: argparse.Namespace) -> tuple[dict[str, float], object]:
+def jax_rates(args: argparse.Namespace) -> tuple[dict[str, Callable[[], float]], object]:
+    """``{loop: rate()}`` (each call: tokens/s, best of ``--repeats``; the first call compiles) and the model."""
     import jax
     import jax.numpy as jnp
 
     from jaxlaws.train import data as D
-    from jaxlaws.train.methods.base import MethodData
+    from jaxlaws.train.loop import Loop, Runs
     from jaxlaws.train.model import per_sample_loss, preset
     from jaxlaws.train.optim import OptimConfig, make_optimizer
     from jaxlaws.train.step import init_state, run_keys
-    from jaxlaws.train.sweep import TrainConfig, _programs, prepare_data
+    from jaxlaws.train.sweep import TrainConfig, prepare_data
 
     groups = D.load_groups("bundled", names=args.groups.split(","), seq_len=args.seq_len, batch_size=args.batch_size)
     model = preset(args.preset, vocab_size=groups.vocab_size, context=args.seq_len)
@@ -97,22 +110,15 @@ def jax_rates(args: argparse.Namespace) -> tuple[dict[str, float], object]:
     data = prepare_data(groups, cfg, 8)
     m, n, tokens = len(data.names), args.steps, args.steps * args.batch_size * args.seq_len
 
-    def best(fn) -> float:
+    def best(fn) -> Callable[[], float]:
         jax.block_until_ready(fn())  # compile / warm up
-        times = []
-        for _ in range(args.repeats):
-            t = time.perf_counter()
-            jax.block_until_ready(fn())
-            times.append(time.perf_counter() - t)
-        return tokens / min(times)
+        return lambda: _best_rate(lambda: jax.block_until_ready(fn()), args.repeats, tokens)
 
-    progs = _programs(cfg, m, D.sample_batch, None)
-    box = {"st": progs.init(jnp.stack([run_keys(0)[0]])), "ps": jnp.full((1, m), 1.0 / m)}
-    dk, sdata = jnp.stack([run_keys(0)[1]]), MethodData(data.train)
+    runs = Runs(Loop(cfg, m, sampler=D.sample_batch), data, [0], policy_states=[np.full(m, 1 / m, np.float32)])
 
     def trainer():
-        box["st"], box["ps"] = progs.train(box["st"], box["ps"], dk, sdata, jnp.int32(n))
-        return box["st"].params
+        runs.advance(n)
+        return runs.states[0].params
 
     opt = make_optimizer(cfg.optim)
     p = jnp.full((m,), 1.0 / m)
@@ -144,12 +150,22 @@ def jax_rates(args: argparse.Namespace) -> tuple[dict[str, float], object]:
         return hbox["st"].params
 
     return {
-        "jaxlaws trainer (sweep program, constant mixer)": best(trainer),
+        "jaxlaws trainer (the one loop, constant mixer)": best(trainer),
         "hand-written flax/optax loop (same decoder)": best(hand_loop),
     }, model
 
 
-def torch_rate(args: argparse.Namespace, mc) -> tuple[float, int]:
+def _best_rate(fn: Callable[[], object], repeats: int, tokens: int) -> float:
+    times = []
+    for _ in range(repeats):
+        t = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - t)
+    return tokens / min(times)
+
+
+def torch_rate(args: argparse.Namespace, mc) -> tuple[Callable[[], float], int]:
+    """``(rate(), parameters)`` of the PyTorch GPT-NeoX-like model (warmed up here)."""
     import torch
     import torch.nn as tnn
     import torch.nn.functional as F
@@ -206,13 +222,8 @@ def torch_rate(args: argparse.Namespace, mc) -> tuple[float, int]:
             opt.step()
 
     run()
-    times = []
-    for _ in range(args.repeats):
-        t = time.perf_counter()
-        run()
-        times.append(time.perf_counter() - t)
     n = sum(p.numel() for p in model.parameters())
-    return args.steps * args.batch_size * args.seq_len / min(times), n
+    return lambda: _best_rate(run, args.repeats, args.steps * args.batch_size * args.seq_len), n
 
 
 def part_two(args: argparse.Namespace) -> str:
@@ -224,15 +235,28 @@ def part_two(args: argparse.Namespace) -> str:
         f"PyTorch GPT-NeoX-like, same size ({n_torch / 1e6:.2f}M parameters, torch {torch.__version__}, "
         f"{torch.get_num_threads()} threads)"
     ] = t_rate
-    base = rates["hand-written flax/optax loop (same decoder)"]
+    got: dict[str, list[float]] = {k: [] for k in rates}
+    loads = []
+    for r in range(args.rounds):  # interleaved, in a rotating order, so the loops share each round's load
+        names = list(rates)
+        names = names[r % len(names) :] + names[: r % len(names)]
+        loads.append(os.getloadavg()[0])
+        for k in names:
+            got[k].append(rates[k]())
+        print(f"tokens/s round {r + 1}: { ({k: round(v[-1]) for k, v in got.items()}) }", flush=True)
+    med = {k: float(np.median(v)) for k, v in got.items()}
+    base = med["hand-written flax/optax loop (same decoder)"]
     lines = [
-        f"Tokens per second, one run: preset {args.preset}, batch {args.batch_size} x {args.seq_len}, best of "
-        f"{args.repeats} x {args.steps} steps; load average {os.getloadavg()[0]:.2f}.",
+        f"Tokens per second, one run: preset {args.preset}, batch {args.batch_size} x {args.seq_len}; median over "
+        f"{args.rounds} interleaved rounds, each best of {args.repeats} x {args.steps} steps; load average "
+        f"{min(loads):.2f}-{max(loads):.2f}.",
         "",
-        "| loop | tokens/s | vs hand-written flax/optax |",
-        "|---|---|---|",
+        "| loop | tokens/s (median) | vs hand-written flax/optax | rounds |",
+        "|---|---|---|---|",
     ]
-    lines += [f"| {k} | {v:,.0f} | {v / base:.2f}x |" for k, v in rates.items()]
+    lines += [
+        f"| {k} | {v:,.0f} | {v / base:.2f}x | " + ", ".join(f"{x:,.0f}" for x in got[k]) + " |" for k, v in med.items()
+    ]
     return "\n".join(lines)
 
 

@@ -78,9 +78,10 @@ def steady_state(regime: str, steps: int, reps: int = 3) -> dict:
     import jax.numpy as jnp
 
     from jaxlaws.train import data as D
+    from jaxlaws.train.loop import Loop
     from jaxlaws.train.methods.base import MethodData
     from jaxlaws.train.step import run_keys
-    from jaxlaws.train.sweep import _programs, default_vmap_width
+    from jaxlaws.train.sweep import default_vmap_width
 
     cfg, data = _setup(regime, 10 * steps)
     mdata = MethodData(data.train)
@@ -90,7 +91,7 @@ def steady_state(regime: str, steps: int, reps: int = 3) -> dict:
         ("9 runs, full vmap", K, None),
         ("9 runs, auto vmap width", K, out["auto_width"]),
     ):
-        progs = _programs(cfg, 2, D.sample_batch, width)
+        progs = Loop(cfg, 2, sampler=D.sample_batch, vmap_width=width).programs
         n, size = progs.layout(k)
         calls = range(0, n, size)
 

@@ -13,10 +13,12 @@ import jax.numpy as jnp
 import numpy as np
 import pandas as pd
 import pytest
+from _faults import kill_at_step
 
 from jaxlaws.analysis import analyse
 from jaxlaws.sweeps.io import read_sweep
 from jaxlaws.train import data as D
+from jaxlaws.train.loop import Loop
 from jaxlaws.train.methods import DoGE, DoReMi, StepContext, load_graph, skills_graph
 from jaxlaws.train.methods.base import MethodData, sample_mixture
 from jaxlaws.train.methods.run import train_policy
@@ -24,7 +26,7 @@ from jaxlaws.train.methods.sweep import make_policy, method_sweep
 from jaxlaws.train.model import init_params, per_sample_loss, preset
 from jaxlaws.train.optim import OptimConfig
 from jaxlaws.train.step import per_group_grads
-from jaxlaws.train.sweep import TrainConfig, prepare_data, static_sweep
+from jaxlaws.train.sweep import TrainConfig, default_vmap_width, prepare_data, static_sweep
 
 GROUPS = D.synthetic_groups(2, overlap=0.3, seed=0, n_tokens=20_000, vocab_size=32)
 MODEL = preset("tiny", vocab_size=32, context=16, n_layers=1, d_model=32, n_heads=2, d_ff=64)
@@ -34,6 +36,11 @@ CFG = TrainConfig(
 DATA = prepare_data(GROUPS, CFG, max_eval_chunks=32, probe_chunks=16)
 AIOLI_HP = dict(update_steps=20, lp_steps=2, lp_rounds=2)
 KIDS = np.array([[0.2, 0.8], [0.4, 0.6], [0.6, 0.4], [0.8, 0.2]])
+
+
+def _loop(pol, width="auto"):
+    """The trainer's configuration for ``pol`` on CFG (``"auto"``: the sweeps' default vmap width)."""
+    return Loop(CFG, pol.m, pol, vmap_width=default_vmap_width(CFG) if width == "auto" else width)
 
 
 def _frame(recs):
@@ -56,7 +63,7 @@ def _records(recs):
 def test_stratified_policy_run_equals_the_static_sweep(tmp_path):
     """The policy loop with a constant mixture trains the same batches and updates as the static loop."""
     pol = make_policy("stratified", 2, CFG)
-    recs = train_policy(pol, DATA, CFG, [0, 1], tmp_path / "m", run="stratified", method="stratified")
+    recs = train_policy(_loop(pol), DATA, [0, 1], tmp_path / "m", run="stratified", method="stratified")
     sw = static_sweep(DATA, CFG, [[0.5, 0.5]], [0, 1], tmp_path / "s", progress=False)
     ours = _frame(recs)
     ref = sw.losses.sort_values(["seed", "step", "split", "group"]).reset_index(drop=True)
@@ -67,8 +74,8 @@ def test_stratified_policy_run_equals_the_static_sweep(tmp_path):
 @pytest.mark.slow
 def test_vmapped_seeds_equal_separate_runs(tmp_path):
     pol = make_policy("aioli", 2, CFG, **AIOLI_HP)
-    together = train_policy(pol, DATA, CFG, [0, 1], tmp_path / "t", run="a", method="aioli", vmap_width=None)
-    alone = {s: train_policy(pol, DATA, CFG, [s], tmp_path / f"a{s}", run="a", method="aioli")[s] for s in (0, 1)}
+    together = train_policy(_loop(pol, None), DATA, [0, 1], tmp_path / "t", run="a", method="aioli")
+    alone = {s: train_policy(_loop(pol), DATA, [s], tmp_path / f"a{s}", run="a", method="aioli")[s] for s in (0, 1)}
     np.testing.assert_allclose(_frame(together)["loss"], _frame(alone)["loss"], rtol=0, atol=2e-6)
     a, b = _records(together), _records(alone)
     assert len(a) == len(b) > 0 and (a["name"] == b["name"]).all()
@@ -79,17 +86,18 @@ def test_vmapped_seeds_equal_separate_runs(tmp_path):
 
 @pytest.mark.slow
 @pytest.mark.parametrize("method", ["aioli", "doge"])
-def test_killed_and_resumed_run_equals_uninterrupted(tmp_path, method):
+def test_killed_and_resumed_run_equals_uninterrupted(tmp_path, monkeypatch, method):
     """A run killed after a mid-run checkpoint resumes (train + policy state) to the identical trajectory."""
     pol = make_policy(method, 2, CFG, **(AIOLI_HP if method == "aioli" else {}))
     kw = dict(run=method, method=method, break_step=30, checkpoint_every=20)
-    full = train_policy(pol, DATA, CFG, [0, 1], tmp_path / "full", **kw)
-    with pytest.raises(RuntimeError, match="test hook"):
-        train_policy(pol, DATA, CFG, [0, 1], tmp_path / "killed", _fail_at=40, **kw)
+    full = train_policy(_loop(pol), DATA, [0, 1], tmp_path / "full", **kw)
+    with monkeypatch.context() as mp, pytest.raises(RuntimeError, match="test hook"):
+        kill_at_step(mp, 40)
+        train_policy(_loop(pol), DATA, [0, 1], tmp_path / "killed", **kw)
     assert not (tmp_path / "killed" / "runs").exists()
     meta = json.loads((tmp_path / "killed" / "resume" / method / "meta.json").read_text())
     assert meta["step"] == 40
-    resumed = train_policy(pol, DATA, CFG, [0, 1], tmp_path / "killed", **kw)
+    resumed = train_policy(_loop(pol), DATA, [0, 1], tmp_path / "killed", **kw)
     np.testing.assert_array_equal(_frame(resumed)["loss"], _frame(full)["loss"])
     np.testing.assert_array_equal(_records(resumed)["value"], _records(full)["value"])
     assert resumed[0]["outputs"] == full[0]["outputs"]
@@ -112,7 +120,7 @@ def test_aioli_learns_the_known_sign_structure_and_leaves_the_noise_group(tmp_pa
     cfg = TrainConfig(MODEL, OptimConfig(total_steps=300, warmup_steps=20, lr=1e-2), batch_size=12, eval_batch_size=64)
     data = prepare_data(_with_noise_group(), cfg, max_eval_chunks=32, probe_chunks=32)
     pol = make_policy("aioli", 3, cfg, update_steps=100, lp_steps=8, lp_rounds=3, normalize=False, eta=2.0, ema=None)
-    recs = train_policy(pol, data, cfg, [0, 1], tmp_path, run="aioli", method="aioli")
+    recs = train_policy(Loop(cfg, 3, pol), data, [0, 1], tmp_path, run="aioli", method="aioli")
     for s, r in recs.items():
         df = pd.DataFrame(r["records"])
         a = df[(df["name"] == "aioli_A") & (df["index"] == 0)]
@@ -423,11 +431,11 @@ def test_cli_errors_are_one_line_with_exit_code_2(tmp_path, args, match):
 @pytest.mark.slow
 def test_a_damaged_method_result_is_named_and_trained_again(tmp_path):
     pol = make_policy("stratified", 2, CFG)
-    first = train_policy(pol, DATA, CFG, [0], tmp_path, run="s", method="stratified")
+    first = train_policy(_loop(pol), DATA, [0], tmp_path, run="s", method="stratified")
     f = tmp_path / "runs" / "s__seed0.json"
     f.write_text(f.read_text()[:-40])  # cut short
     with pytest.warns(UserWarning, match=r"s__seed0\.json"):
-        again = train_policy(pol, DATA, CFG, [0], tmp_path, run="s", method="stratified")
+        again = train_policy(_loop(pol), DATA, [0], tmp_path, run="s", method="stratified")
     np.testing.assert_array_equal(_frame(again)["loss"], _frame(first)["loss"])
 
 
@@ -443,3 +451,16 @@ def test_cli_ema_none_is_aiolis_cumulative_update():
         assert hp == {"ema": want}
         assert make_policy("aioli", 2, CFG, **hp).mixer.hparams["ema"] == want
     assert make_policy("aioli", 2, CFG).mixer.hparams["ema"] == 0.1  # the original's m=2 value
+
+
+def test_a_method_directory_of_an_earlier_jaxlaws_is_refused_not_retrained(tmp_path):
+    """Run files and resume checkpoints without the loop's format marker are refused before any training."""
+    from jaxlaws.train.checkpoint import write_verified_json
+    from jaxlaws.train.methods.run import RUN_FORMAT
+
+    pol = make_policy("stratified", 2, CFG)
+    old = {"run_hash": "0" * 16, "run": "s", "seed": 0, "rows": [], "records": [], "outputs": {}}
+    write_verified_json(tmp_path / "runs" / "s__seed0.json", old)
+    with pytest.raises(ValueError, match=rf"earlier jaxlaws \(method run format < {RUN_FORMAT}.*new work directory"):
+        train_policy(_loop(pol), DATA, [0], tmp_path, run="s", method="stratified")
+    assert not (tmp_path / "resume").exists() and not (tmp_path / "final").exists()

@@ -21,10 +21,12 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
+from _faults import kill_at_step
 
 from jaxlaws.train import checkpoint as C
 from jaxlaws.train import data as D
 from jaxlaws.train import sweep as S
+from jaxlaws.train.loop import Loop
 from jaxlaws.train.model import preset
 from jaxlaws.train.optim import OptimConfig
 from jaxlaws.train.sweep import TrainConfig, dynamic_sweep, prepare_data, static_sweep
@@ -90,7 +92,7 @@ def test_damaged_config_json_is_named_and_repaired(dyn, copy):
     got = _dyn(copy, repair=True)
     assert _mtimes(copy) == before  # nothing retrained: every run file is verified on its own
     np.testing.assert_array_equal(_losses(got), _losses(dyn[0]))
-    assert json.loads((copy / "config.json").read_text())["config_hash"] == S._config_hash(CFG, DATA)
+    assert json.loads((copy / "config.json").read_text())["config_hash"] == S.config_hash(CFG, DATA)
 
 
 @pytest.mark.slow
@@ -161,10 +163,10 @@ def test_damaged_parent_state_is_detected_named_and_retrained(dyn, copy, what):
     with pytest.raises(ValueError, match=rf"{bad.name}.*damaged"):
         _dyn(copy)  # the skip check reads the state, not only meta.json
     # a child that has to restore the damaged parent: named, not a TensorStore traceback
-    progs = S._programs(CFG, 2, D.sample_batch, S.default_vmap_width(CFG))
+    progs = Loop(CFG, 2, sampler=D.sample_batch, vmap_width=S.default_vmap_width(CFG)).programs
     template = {"train": jax.tree_util.tree_map(lambda x: x[0], progs.init(jnp.stack([S.run_keys(0)[0]])))}
     with pytest.raises(ValueError, match=rf"{ck.name}.*damaged"):
-        C.restore_checkpoint(ck, template, S._config_hash(CFG, DATA))
+        C.restore_checkpoint(ck, template, S.config_hash(CFG, DATA))
     before = _mtimes(copy)
     got = _dyn(copy, repair=True)
     assert all(_mtimes(copy)[k] == t for k, t in before.items() if k.startswith("child_"))
@@ -178,9 +180,9 @@ def test_damaged_parent_state_is_detected_named_and_retrained(dyn, copy, what):
 
 @pytest.mark.slow
 def test_everything_that_changes_results_is_hashed(dyn, copy):
-    base = S._config_hash(CFG, DATA)
+    base = S.config_hash(CFG, DATA)
     for change in (dict(eval_every=15), dict(eval_batch_size=16)):
-        assert S._config_hash(dataclasses.replace(CFG, **change), DATA) != base, change
+        assert S.config_hash(dataclasses.replace(CFG, **change), DATA) != base, change
     other = dataclasses.replace(CFG, eval_every=15)
     with pytest.raises(ValueError, match=r"eval_every \(10 -> 15\)"):
         dynamic_sweep(DATA, other, MIX[:1], MIX, [0], 20, 10, copy, **KW)
@@ -189,8 +191,8 @@ def test_everything_that_changes_results_is_hashed(dyn, copy):
     def sampler(*a, **k):
         return D.sample_batch(*a, **k)
 
-    assert S._config_hash(CFG, DATA, sampler=sampler) != base
-    assert S._config_hash(CFG, DATA, sampler=D.sample_batch) == base
+    assert S.config_hash(CFG, DATA, sampler=sampler) != base
+    assert S.config_hash(CFG, DATA, sampler=D.sample_batch) == base
 
 
 def test_seeds_that_alias_the_same_keys_are_rejected(tmp_path):
@@ -326,11 +328,12 @@ def test_leftovers_of_killed_writers_are_cleaned(dyn, copy):
 
 
 @pytest.mark.slow
-def test_killed_static_run_resumes_from_its_checkpoint_bit_for_bit(tmp_path, caplog):
+def test_killed_static_run_resumes_from_its_checkpoint_bit_for_bit(tmp_path, caplog, monkeypatch):
     plain = static_sweep(DATA, CFG, MIX, [0], tmp_path / "plain", **KW)  # no checkpoints at all
     work = tmp_path / "killed"
-    with pytest.raises(RuntimeError, match="test hook"):
-        static_sweep(DATA, CFG, MIX, [0], work, checkpoint_every=15, _fail_at_step=15, **KW)
+    with monkeypatch.context() as mp, pytest.raises(RuntimeError, match="test hook"):
+        kill_at_step(mp, 15)
+        static_sweep(DATA, CFG, MIX, [0], work, checkpoint_every=15, **KW)
     assert not (work / "runs").exists() or not list((work / "runs").iterdir())
     metas = [C.checkpoint_meta(p) for p in (work / "resume").iterdir()]
     assert len(metas) == 2 and {m["step"] for m in metas} == {15}
@@ -342,12 +345,12 @@ def test_killed_static_run_resumes_from_its_checkpoint_bit_for_bit(tmp_path, cap
 
 
 @pytest.mark.slow
-def test_killed_dynamic_parent_and_child_resume_bit_for_bit(dyn, tmp_path, caplog):
+def test_killed_dynamic_parent_and_child_resume_bit_for_bit(dyn, tmp_path, caplog, monkeypatch):
     work = tmp_path / "killed"
-    with pytest.raises(RuntimeError, match="test hook"):
-        _dyn(work, checkpoint_every=5, _fail_at_step=10)  # inside the parent
-    with pytest.raises(RuntimeError, match="test hook"):
-        _dyn(work, checkpoint_every=5, _fail_at_step=25)  # inside the children
+    for step in (10, 25):  # inside the parent, then inside the children
+        with monkeypatch.context() as mp, pytest.raises(RuntimeError, match="test hook"):
+            kill_at_step(mp, step)
+            _dyn(work, checkpoint_every=5)
     assert {C.checkpoint_meta(p)["step"] for p in (work / "resume").iterdir()} == {25}
     with caplog.at_level(logging.INFO, logger="jaxlaws.train.sweep"):
         got = _dyn(work, checkpoint_every=5)
@@ -356,11 +359,12 @@ def test_killed_dynamic_parent_and_child_resume_bit_for_bit(dyn, tmp_path, caplo
 
 
 @pytest.mark.slow
-def test_damaged_resume_checkpoint_is_named_and_repaired(tmp_path):
+def test_damaged_resume_checkpoint_is_named_and_repaired(tmp_path, monkeypatch):
     plain = static_sweep(DATA, CFG, MIX, [0], tmp_path / "plain", **KW)
     work = tmp_path / "killed"
-    with pytest.raises(RuntimeError, match="test hook"):
-        static_sweep(DATA, CFG, MIX, [0], work, checkpoint_every=10, _fail_at_step=10, **KW)
+    with monkeypatch.context() as mp, pytest.raises(RuntimeError, match="test hook"):
+        kill_at_step(mp, 10)
+        static_sweep(DATA, CFG, MIX, [0], work, checkpoint_every=10, **KW)
     bad = sorted((work / "resume").iterdir())[0] / "meta.json"
     bad.write_text(bad.read_text()[:40])
     with pytest.raises(ValueError, match=r"meta\.json.*damaged"):

@@ -14,6 +14,7 @@ import jax.numpy as jnp
 import numpy as np
 import pandas as pd
 import pytest
+from _faults import kill_after_runs
 
 from jaxlaws.sweeps.io import read_sweep
 from jaxlaws.train import data as D
@@ -98,10 +99,11 @@ def test_grouped_vmap_equals_full_vmap(vmapped, tmp_path):
 
 
 @pytest.mark.slow
-def test_kill_and_resume_equals_uninterrupted(vmapped, tmp_path):
+def test_kill_and_resume_equals_uninterrupted(vmapped, tmp_path, monkeypatch):
     sweep, _ = vmapped
-    with pytest.raises(RuntimeError, match="test hook"):
-        static_sweep(DATA, CFG, MIX, [0, 1], tmp_path, runs_per_program=1, progress=False, _fail_after=3)
+    with monkeypatch.context() as mp, pytest.raises(RuntimeError, match="test hook"):
+        kill_after_runs(mp, 3)
+        static_sweep(DATA, CFG, MIX, [0, 1], tmp_path, runs_per_program=1, progress=False)
     done = {p.name: p.stat().st_mtime_ns for p in (tmp_path / "runs").iterdir()}
     assert len(done) == 3 and not (tmp_path / "sweep").exists()
     resumed = static_sweep(DATA, CFG, MIX, [0, 1], tmp_path, runs_per_program=1, progress=False)
@@ -110,7 +112,7 @@ def test_kill_and_resume_equals_uninterrupted(vmapped, tmp_path):
 
 
 @pytest.mark.slow
-def test_parent_child_reproduces_uninterrupted_run(vmapped, tmp_path):
+def test_parent_child_reproduces_uninterrupted_run(vmapped, tmp_path, monkeypatch):
     sweep, _ = vmapped
     dyn = dynamic_sweep(DATA, CFG, MIX[1:2], MIX[1:], [0], 20, 10, tmp_path, runs_per_program=1, progress=False)
     runs = dyn.runs()
@@ -138,10 +140,9 @@ def test_parent_child_reproduces_uninterrupted_run(vmapped, tmp_path):
 
     # kill after the parent, resume: same result
     work2 = tmp_path / "again"
-    with pytest.raises(RuntimeError, match="test hook"):
-        dynamic_sweep(
-            DATA, CFG, MIX[1:2], MIX[1:], [0], 20, 10, work2, runs_per_program=1, progress=False, _fail_after=1
-        )
+    with monkeypatch.context() as mp, pytest.raises(RuntimeError, match="test hook"):
+        kill_after_runs(mp, 1)
+        dynamic_sweep(DATA, CFG, MIX[1:2], MIX[1:], [0], 20, 10, work2, runs_per_program=1, progress=False)
     again = dynamic_sweep(DATA, CFG, MIX[1:2], MIX[1:], [0], 20, 10, work2, runs_per_program=1, progress=False)
     np.testing.assert_allclose(_losses(again), _losses(dyn), rtol=2e-5)
 

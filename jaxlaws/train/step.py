@@ -4,8 +4,8 @@
 a run: the learning-rate schedule position is inside ``opt_state`` and the data-stream position is ``step``
 itself, because the batch of update ``s`` is drawn with ``fold_in(data_key, s)``. Restoring a state therefore
 continues a run exactly (the parent/child protocol needs nothing else). The training loop itself -- one for
-static, parent/child and online-method runs -- is ``jaxlaws.train.methods.base.make_policy_run``; the
-mixing methods are :mod:`jaxlaws.mixing`.
+static, parent/child and online-method runs -- is :mod:`jaxlaws.train.loop` (its compiled step loop
+``jaxlaws.train.methods.base.make_policy_run``); the mixing methods are :mod:`jaxlaws.mixing`.
 """
 
 from __future__ import annotations

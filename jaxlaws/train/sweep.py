@@ -14,8 +14,10 @@
 **Steps** are always the number of updates completed when a loss is measured (``step`` column): the original's
 off-by-one checkpoint names (HazyResearch/aioli trainer, ``checkpoint-0`` after one step) are not reproduced.
 
-**Execution.** Runs that start and stop at the same steps are trained ``runs_per_program`` at a time by one
-jitted ``jax.vmap`` of the training loop over stacked states, data keys and mixtures; with several local devices
+**Execution.** Every run trains through the one loop of :mod:`jaxlaws.train.loop` (a static mixture is the
+constant mixer, whose per-run state is the mixture). Runs that start and stop at the same steps are trained
+``runs_per_program`` at a time by one jitted ``jax.vmap`` of it over stacked states, data keys and mixtures; with
+several local devices
 the run axis is sharded over a 1-D mesh. On a CPU, vectorising runs whose activations outgrow the cache is slower
 than training them one after another, so at most ``vmap_width`` runs per device are vmapped together and the
 rest trained by successive calls of the same compiled program (:func:`default_vmap_width`).
@@ -75,10 +77,11 @@ from jaxlaws.train.checkpoint import (
     work_lock,
     write_verified_json,
 )
-from jaxlaws.train.evaluate import EvalSet, make_eval_set, make_evaluate
+from jaxlaws.train.evaluate import EvalSet, make_eval_set
+from jaxlaws.train.loop import Loop, Runs, Schedule, loss_rows, train
 from jaxlaws.train.model import ModelConfig
-from jaxlaws.train.optim import OptimConfig, make_optimizer
-from jaxlaws.train.step import Sampler, TrainData, TrainState, init_state, run_keys
+from jaxlaws.train.optim import OptimConfig
+from jaxlaws.train.step import Sampler, TrainData, TrainState, run_keys
 
 __all__ = [
     "TrainConfig",
@@ -96,6 +99,8 @@ __all__ = [
     "default_vmap_width",
     "run_memory_bytes",
     "work_lock",
+    "config_hash",
+    "fingerprint",
 ]
 
 log = logging.getLogger(__name__)
@@ -172,7 +177,8 @@ class RunSpec:
         return f"{self.run}__seed{self.seed}"
 
 
-def _fingerprint(*arrays: np.ndarray) -> str:
+def fingerprint(*arrays: np.ndarray) -> str:
+    """A short SHA-256 of arrays (dtype, shape and bytes): the data part of the configuration hash."""
     h = hashlib.sha256()
     for a in arrays:
         a = np.ascontiguousarray(a)
@@ -210,7 +216,7 @@ def prepare_data(
     )
     px, pg = D.eval_chunks(groups, "val", cfg.length, max_chunks_per_group=probe_chunks)
     probe = make_eval_set(px, pg, len(names), min(cfg.eval_batch_size, len(pg)), names, "val (probe)")
-    return SweepData(names, train, evals["val"], evals["test"], _fingerprint(*fp), val_windows, probe)
+    return SweepData(names, train, evals["val"], evals["test"], fingerprint(*fp), val_windows, probe)
 
 
 def check_mixtures(mixtures: Any, m: int, what: str = "mixtures") -> np.ndarray:
@@ -334,7 +340,7 @@ def _sampler_name(sampler: Any) -> str | None:
 
 
 def _config_dict(cfg: TrainConfig, data: SweepData, sampler: Any = None) -> dict:
-    """Everything that changes a sweep's results: what :func:`_config_hash` hashes and config.json records."""
+    """Everything that changes a sweep's results: what :func:`config_hash` hashes and config.json records."""
     d = {
         **cfg.trajectory_dict(),
         "groups": list(data.names),
@@ -348,7 +354,7 @@ def _config_dict(cfg: TrainConfig, data: SweepData, sampler: Any = None) -> dict
     return d
 
 
-def _config_hash(cfg: TrainConfig, data: SweepData, sampler: Any = None) -> str:
+def config_hash(cfg: TrainConfig, data: SweepData, sampler: Sampler | None = None) -> str:
     """Hash of :func:`_config_dict`: model, optimiser, batch, sequence length, groups, data fingerprint,
     evaluation schedule and batch size, and a custom ``sampler`` (the default one is left out)."""
     blob = json.dumps(_config_dict(cfg, data, sampler), sort_keys=True)
@@ -465,17 +471,17 @@ def _spec_dict(s: RunSpec) -> dict:
     return {**dataclasses.asdict(s), "p": [float(x) for x in s.p]}
 
 
-def _template(progs: _Programs) -> TrainState:
-    return jax.tree_util.tree_map(lambda x: x[0], progs.init(jnp.stack([run_keys(0)[0]])))
+def _template(loop: Loop) -> TrainState:
+    return jax.tree_util.tree_map(lambda x: x[0], loop.programs.init(jnp.stack([run_keys(0)[0]])))
 
 
-def _start_states(chunk: list[_Todo], progs: _Programs, work: Path, chash: str) -> TrainState:
-    """Stacked initial states: fresh from each seed's init key, each child's restored parent, or each run's
-    own resume checkpoint."""
+def _start_states(chunk: list[_Todo], loop: Loop, work: Path, chash: str) -> list[TrainState] | None:
+    """Each run's initial state: ``None`` (fresh from each seed's init key), each child's restored parent, or
+    each run's own resume checkpoint."""
     source = chunk[0].source
     if source == "fresh":
-        return progs.init(jnp.stack([run_keys(t.spec.seed)[0] for t in chunk]))
-    template = _template(progs)
+        return None
+    template = _template(loop)
     if source == "resume":
         out = []
         for t in chunk:
@@ -492,7 +498,7 @@ def _start_states(chunk: list[_Todo], progs: _Programs, work: Path, chash: str) 
                     "resume checkpoint",
                 )
             out.append(st)
-        return _stack(out)
+        return out
     cache: dict[str, TrainState] = {}
     for t in chunk:
         s = t.spec
@@ -509,88 +515,73 @@ def _start_states(chunk: list[_Todo], progs: _Programs, work: Path, chash: str) 
                     f"parent checkpoint {k!r} is at step {int(st.step)}, child {s.run!r} expects break step {s.start}"
                 )
             cache[k] = st
-    return _stack([cache[f"{t.spec.parent}__seed{t.spec.seed}"] for t in chunk])
+    return [cache[f"{t.spec.parent}__seed{t.spec.seed}"] for t in chunk]
 
 
 def _train_chunk(
     chunk: list[_Todo],
-    progs: _Programs,
+    loop: Loop,
     data: SweepData,
     work: Path,
     chash: str,
     bar: Any,
     checkpoint_every: int = 0,
-    fail_at_step: int | None = None,
 ) -> list[list[dict]]:
-    """Train the runs of ``chunk`` together; returns each run's loss rows (and saves parent checkpoints, and
-    every ``checkpoint_every`` steps each run's resume checkpoint)."""
-    n_real = len(chunk)
-    n_pad, size = progs.layout(n_real)
-    runs = chunk + [chunk[-1]] * (n_pad - n_real)
-    calls = [runs[i : i + size] for i in range(0, n_pad, size)]
-    states = [progs.shard(_start_states(c, progs, work, chash)) for c in calls]
-    pstates = [progs.shard(jnp.asarray([r.spec.p for r in c], jnp.float32)) for c in calls]
-    dkeys = [progs.shard(jnp.stack([run_keys(r.spec.seed)[1] for r in c])) for c in calls]
-    from jaxlaws.train.methods.base import MethodData
-
-    train_data, val, test = progs.replicate((MethodData(data.train), data.val, data.test))
-
-    def evaluate(split: EvalSet) -> np.ndarray:  # (n_pad, m): the only transfer to the host
-        return np.concatenate([np.asarray(progs.evaluate(st.params, split)) for st in states])
-
-    def state_of(i: int) -> TrainState:
-        return jax.tree_util.tree_map(lambda x: x[i % size], states[i // size])
-
+    """Train the runs of ``chunk`` together through the one loop (:func:`jaxlaws.train.loop.train`, constant
+    mixer); returns each run's loss rows (and saves parent checkpoints, and every ``checkpoint_every`` steps
+    each run's resume checkpoint)."""
     first = chunk[0].spec
-    step = chunk[0].start
-    evals = {t for t in _eval_steps(first, progs.cfg.eval_every) if t > step}
+    start = chunk[0].start
+    mixtures = [np.asarray(t.spec.p, np.float32) for t in chunk]
+    runs = Runs(loop, data, [t.spec.seed for t in chunk], _start_states(chunk, loop, work, chash), mixtures)
     n = checkpoint_every
-    ckpts = set(range(n * (step // n + 1), first.stop, n)) if n else set()
+    schedule = Schedule(
+        start,
+        first.stop,
+        evals=_eval_steps(first, loop.cfg.eval_every),
+        checkpoints=range(n * (start // n + 1), first.stop, n) if n else (),
+    )
     rows: list[list[dict]] = [list(t.rows) for t in chunk]
-    for target in sorted(evals | ckpts):
-        k = jnp.int32(target - step)
-        for j in range(len(calls)):
-            states[j], pstates[j] = progs.train(states[j], pstates[j], dkeys[j], train_data, k)
-        bar.update(n_real * (target - step))
-        step = target
-        if target in evals:
-            losses = evaluate(val)
+
+    def at(step: int, runs: Runs) -> None:
+        if step in schedule.evals:
+            losses = runs.evaluate(runs.val)
             for i, t in enumerate(chunk):
                 rows[i] += _rows(t.spec, data.names, step, "val", losses[i])
-        if target in ckpts:
+        if step in schedule.checkpoints:
             for i, t in enumerate(chunk):
                 save_checkpoint(
                     work / "resume" / t.spec.key,
-                    {"train": state_of(i)},
+                    {"train": runs.state(i)},
                     {
                         "config_hash": chash,
                         "spec": _spec_dict(t.spec),
                         "step": step,
                         "rows": rows[i],
-                        "model": progs.cfg.model.to_dict(),
+                        "model": loop.cfg.model.to_dict(),
                     },
                 )
-        if fail_at_step is not None and step >= fail_at_step:
-            raise RuntimeError(f"test hook: stopping at step {step}")
+
+    train(runs, schedule, at, bar)
     if first.kind == "parent":
         for i, t in enumerate(chunk):
             spec = t.spec
             save_checkpoint(
                 work / "checkpoints" / spec.key,
-                {"train": state_of(i)},
+                {"train": runs.state(i)},
                 {
                     "config_hash": chash,
                     "run": spec.run,
                     "seed": spec.seed,
                     "step": spec.stop,
                     "p": list(spec.p),
-                    "model": progs.cfg.model.to_dict(),
+                    "model": loop.cfg.model.to_dict(),
                 },
             )
     else:
-        losses = evaluate(test)
+        losses = runs.evaluate(runs.test)
         for i, t in enumerate(chunk):
-            rows[i] += _rows(t.spec, data.names, step, "test", losses[i])
+            rows[i] += _rows(t.spec, data.names, first.stop, "test", losses[i])
     return rows
 
 
@@ -641,8 +632,6 @@ def run_sweep(
     checkpoint_every: int = 0,
     repair: bool = False,
     timeout_s: float = DEFAULT_TIMEOUT_S,
-    _fail_after: int | None = None,
-    _fail_at_step: int | None = None,
 ) -> Sweep:
     """Train every run of ``specs`` (parents before children), resuming from ``work_dir``; return the Sweep.
 
@@ -652,8 +641,7 @@ def run_sweep(
     and rows are saved in ``work_dir/resume``, and a run killed mid-way restarts from there. Every file read
     is verified; a damaged one raises ``DamagedFileError`` naming it unless ``repair``, which retrains exactly
     the runs whose files are damaged. The work directory is locked for the call (:func:`work_lock`,
-    re-entrant). ``_fail_after`` / ``_fail_at_step`` (tests only) raise after that many runs are saved / once
-    a chunk's training has passed that step (after its checkpoint).
+    re-entrant).
 
     After ``jaxlaws.distributed.initialize`` (several processes), every process must make the same call; see
     :func:`_run_distributed`. ``timeout_s`` bounds its start-up waits (processes agreeing on the sweep).
@@ -672,7 +660,7 @@ def run_sweep(
     m = len(data.names)
     if m < 2:
         raise ValueError(f"a sweep needs at least 2 groups, got {list(data.names)}")
-    chash = _config_hash(cfg, data, sampler)
+    chash = config_hash(cfg, data, sampler)
     if sampler is None:
         from jaxlaws.train import data as D
 
@@ -711,8 +699,6 @@ def run_sweep(
         write,
         checkpoint_every,
         repair,
-        _fail_after,
-        _fail_at_step,
     )
     if cluster().is_multi:
         return _run_distributed(*args, timeout_s=timeout_s)
@@ -829,21 +815,23 @@ def _open_work(work: Path, cfg: TrainConfig, data: SweepData, sampler: Any, chas
         write_verified_json(cfg_file, cur)
 
 
+def _run_saved(written: int) -> None:
+    """Called after each finished run's file is written (``written`` so far); tests patch it to simulate a kill."""
+
+
 def _chunk_group(t: _Todo) -> tuple:
     return t.spec.kind == "parent", t.source, t.start, t.spec.stop
 
 
 def _train_todo(
     todo: list[_Todo],
-    progs: _Programs,
+    loop: Loop,
     data: SweepData,
     work: Path,
     chash: str,
     runs_per_program: int,
     progress: bool | str,
     checkpoint_every: int,
-    _fail_after: int | None,
-    _fail_at_step: int | None,
 ) -> dict[str, list[dict]]:
     """Train ``todo`` (parents first), ``runs_per_program`` runs of one (kind, source, start, stop) per program;
     write each finished run's file; return the rows by run key."""
@@ -874,14 +862,13 @@ def _train_todo(
         desc=progress if isinstance(progress, str) else "sweep",
     ) as bar:
         for chunk in chunks:
-            rows = _train_chunk(chunk, progs, data, work, chash, bar, checkpoint_every, _fail_at_step)
+            rows = _train_chunk(chunk, loop, data, work, chash, bar, checkpoint_every)
             for t, r in zip(chunk, rows):
                 write_verified_json(work / "runs" / f"{t.spec.key}.json", {"config_hash": chash, "rows": r})
                 out[t.spec.key] = r
                 shutil.rmtree(work / "resume" / t.spec.key, ignore_errors=True)  # superseded
                 written += 1
-                if _fail_after is not None and written >= _fail_after:
-                    raise RuntimeError(f"test hook: stopping after {written} runs")
+                _run_saved(written)
     return out
 
 
@@ -908,17 +895,11 @@ def _run_locked(
     write,
     checkpoint_every,
     repair,
-    _fail_after,
-    _fail_at_step,
 ) -> Sweep:
     _open_work(work, cfg, data, sampler, chash, repair)
     done_rows, todo = _Scan(specs, data, cfg, work, chash, repair)()
-    progs = _programs(cfg, len(data.names), sampler, vmap_width)
-    done_rows.update(
-        _train_todo(
-            todo, progs, data, work, chash, runs_per_program, progress, checkpoint_every, _fail_after, _fail_at_step
-        )
-    )
+    loop = Loop(cfg, len(data.names), sampler=sampler, vmap_width=vmap_width)
+    done_rows.update(_train_todo(todo, loop, data, work, chash, runs_per_program, progress, checkpoint_every))
     return _assemble(specs, done_rows, data, work, fmt, write)
 
 
@@ -936,8 +917,6 @@ def _run_distributed(
     write,
     checkpoint_every,
     repair,
-    _fail_after,
-    _fail_at_step,
     *,
     timeout_s: float,
 ) -> Sweep:
@@ -993,7 +972,7 @@ def _run_distributed(
         scan = _Scan(specs, data, cfg, work, chash, repair, cleanup=c.is_main)
         done_rows, todo = scan()
         agree("the runs left to train", sorted((t.spec.key, t.start, t.source) for t in todo), timeout_s)
-        progs = _programs(cfg, len(data.names), sampler, vmap_width)
+        loop = Loop(cfg, len(data.names), sampler=sampler, vmap_width=vmap_width)
         desc = f"sweep (process {c.index}/{c.count})" if progress else False
         for phase in ("static runs and parents", "children"):
             items = sorted(
@@ -1007,15 +986,13 @@ def _run_distributed(
                     functools.partial(
                         _train_todo,
                         mine,
-                        progs,
+                        loop,
                         data,
                         work,
                         chash,
                         runs_per_program,
                         desc,
                         checkpoint_every,
-                        _fail_after,
-                        _fail_at_step,
                     ),
                 )
             )

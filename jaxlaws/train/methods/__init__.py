@@ -1,7 +1,7 @@
 """The online data-mixing methods of :mod:`jaxlaws.mixing` as policies of jaxlaws' training loop.
 
 * :mod:`~jaxlaws.train.methods.base` -- the policy interface, :class:`Constant` (static / stratified), the
-  training loop of every run (``make_policy_run``);
+  compiled step loop of every run (``make_policy_run``, driven by :mod:`jaxlaws.train.loop`);
 * :class:`Aioli`, :class:`SkillIt`, :class:`DoReMi`, :class:`DoGE` -- the methods, each a frozen dataclass of
   its hyper-parameters over its mixer (``None``: the original's values for m = 2, 3, 7);
 * :mod:`~jaxlaws.train.methods.run` -- resumable, vmapped training of a policy's runs, with a break step;

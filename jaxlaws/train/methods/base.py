@@ -1,4 +1,4 @@
-r"""jaxlaws' trainer as a client of :mod:`jaxlaws.mixing`: policies and the one training loop.
+r"""jaxlaws' trainer as a client of :mod:`jaxlaws.mixing`: policies and the compiled step loop of every run.
 
 A **policy** binds a :class:`jaxlaws.mixing.Mixer` to jaxlaws' decoder and data; its state is a pytree
 stacked over the runs of a vmapped program (one run per seed)::
@@ -18,7 +18,7 @@ loss. ``observe`` receives the per-group losses on a fixed held-out probe set at
 
 A policy is a frozen (hashable) dataclass: its configuration is static, so a program compiles once per
 configuration. :class:`Constant` is the static mixture (the constant mixer); the static and dynamic sweeps
-train through the same loop (:func:`make_policy_run`) with it.
+train through the same loop (:func:`make_policy_run`, driven by :func:`jaxlaws.train.loop.train`) with it.
 """
 
 from __future__ import annotations

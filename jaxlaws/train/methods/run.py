@@ -2,10 +2,12 @@
 
 :func:`train_policy` trains the runs ``run`` x ``seeds`` of one policy from step 0 to ``stop``:
 
-* the host walks a static schedule of boundaries (the policy's ``observe_steps``, the evaluation steps, the
-  break step ``B``, the resume checkpoints and ``stop``); between two boundaries one compiled, vmapped program
-  trains the segment (``base.make_policy_run``), and at a boundary a second one evaluates the probe set and
-  lets the policy observe it (``base.make_observe``) -- the losses never leave the device;
+* the runs train through the one loop of every jaxlaws run (:func:`jaxlaws.train.loop.train`, configured by
+  a :class:`~jaxlaws.train.loop.Loop` holding the policy): the host walks a static schedule of boundaries (the
+  policy's ``observe_steps``, the evaluation steps, the break step ``B``, the resume checkpoints and ``stop``);
+  between two boundaries one compiled, vmapped program trains the segment (``base.make_policy_run``), and at
+  a boundary a second one evaluates the probe set and lets the policy observe it (``base.make_observe``) --
+  the losses never leave the device;
 * at every ``eval_every`` step, at ``B`` and at ``stop`` the full validation split is evaluated into loss rows
   (``kind="method"``, the ``p_<g>`` columns hold the method's own mixture ``policy.current``), the test split at
   ``stop``;
@@ -18,11 +20,14 @@
   ``save_final``) ``final/<run>__seed<s>`` its final parameters (a DoReMi reference model is read from there).
 
 A run whose ``runs/`` file exists with the same run hash (configuration, data, policy hyper-parameters,
-per-seed inputs, schedule) is not retrained.
+per-seed inputs, schedule) is not retrained. Run files and resume checkpoints carry ``format``
+(:data:`RUN_FORMAT`); those of an earlier jaxlaws, which lack it, are refused with a message rather than
+silently trained again.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import time
@@ -44,32 +49,24 @@ from jaxlaws.train.checkpoint import (
     work_lock,
     write_verified_json,
 )
-from jaxlaws.train.methods.base import MethodData, Policy
-from jaxlaws.train.step import run_keys
-from jaxlaws.train.sweep import (
-    RunSpec,
-    SweepData,
-    TrainConfig,
-    _config_hash,
-    _fingerprint,
-    _programs,
-    _rows,
-    _stack,
-    default_vmap_width,
-)
+from jaxlaws.train.loop import Loop, Runs, Schedule, loss_rows, train
+from jaxlaws.train.methods.base import Policy
+from jaxlaws.train.sweep import SweepData, TrainConfig, config_hash, fingerprint
 
-__all__ = ["train_policy", "load_final_params", "run_hash"]
+__all__ = ["train_policy", "load_final_params", "run_hash", "RUN_FORMAT"]
+
+RUN_FORMAT = 2  # 2: trained through jaxlaws.train.loop (run files and resume checkpoints carry "format")
 
 
 def run_hash(cfg: TrainConfig, data: SweepData, policy: Policy, extras: Any, stop: int, break_step: int | None) -> str:
     blob = json.dumps(
         {
-            "sweep": _config_hash(cfg, data),
+            "sweep": config_hash(cfg, data),
             "policy": policy.config(),
             "stop": stop,
             "break": break_step,
             "probe": data.probe.n,
-            "extras": _fingerprint(*map(np.asarray, jax.tree_util.tree_leaves(extras))) if extras is not None else None,
+            "extras": fingerprint(*map(np.asarray, jax.tree_util.tree_leaves(extras))) if extras is not None else None,
         },
         sort_keys=True,
         default=str,
@@ -104,16 +101,23 @@ def load_final_params(work_dir: str | Path, run: str, seed: int, cfg: TrainConfi
     got = restore_checkpoint(
         Path(work_dir) / "final" / f"{run}__seed{seed}",
         {"params": template},
-        _config_hash(cfg, data),
+        config_hash(cfg, data),
         what=f"final parameters of run {run!r} (seed {seed})",
     )
     return got["params"]
 
 
+def _refuse_older(path: Path, what: str) -> None:
+    raise ValueError(
+        f"{what} {str(path)!r} was written by an earlier jaxlaws (method run format < {RUN_FORMAT}, before "
+        "every run trained through jaxlaws.train.loop); its runs cannot be checked against this version. "
+        "Use a new work directory (or delete the old one)."
+    )
+
+
 def train_policy(
-    policy: Policy,
+    loop: Loop,
     data: SweepData,
-    cfg: TrainConfig,
     seeds: Sequence[int],
     work_dir: str | Path,
     *,
@@ -124,17 +128,19 @@ def train_policy(
     break_step: int | None = None,
     eval_steps: Sequence[int] = (),
     checkpoint_every: int = 0,
-    vmap_width: int | str | None = "auto",
     bar: Any = None,
     save_final: bool = False,
-    _fail_at: int | None = None,
 ) -> dict[int, dict]:
-    """Train ``run`` (one run per seed) under ``policy`` to ``stop`` (default ``total_steps``); see the module
-    docstring. ``extras[i]`` is seed ``i``'s per-run input to ``policy.init`` (a graph, reference params, a
-    mixture). ``save_final`` keeps each seed's final parameters in ``final/`` (e.g. DoReMi's reference).
-    Returns ``{seed: {"rows", "records", "outputs", "seconds", "run_steps"}}``. ``_fail_at``
-    (tests only) raises once training has passed that step, after the boundary's checkpoint.
+    """Train ``run`` (one run per seed) under ``loop.policy`` to ``stop`` (default ``total_steps``); see the
+    module docstring. ``extras[i]`` is seed ``i``'s per-run input to ``policy.init`` (a graph, reference params,
+    a mixture). ``save_final`` keeps each seed's final parameters in ``final/`` (e.g. DoReMi's reference).
+    Returns ``{seed: {"rows", "records", "outputs", "seconds", "run_steps"}}``.
     """
+    policy, cfg = loop.policy, loop.cfg
+    if policy is None:
+        raise ValueError(f"{run}: train_policy needs a Loop with a policy (the sweeps train the constant mixer)")
+    if loop.m != len(data.names):
+        raise ValueError(f"{run}: the loop is for {loop.m} groups, the data has {len(data.names)}")
     seeds = [int(s) for s in seeds]
     if not seeds or len(set(seeds)) != len(seeds):
         raise ValueError(f"{run}: seeds must be distinct and non-empty, got {seeds}")
@@ -152,7 +158,6 @@ def train_policy(
     if all(e is None for e in extras):
         extras = None
     work = Path(work_dir)
-    chash = _config_hash(cfg, data)
     rhash = run_hash(cfg, data, policy, extras, stop, break_step)
 
     def finished() -> dict[int, dict] | None:
@@ -166,6 +171,8 @@ def train_policy(
             except DamagedFileError as e:  # a damaged result is retrained, and said so
                 warnings.warn(f"{e}; retraining it", stacklevel=3)
                 return None
+            if rec.get("format") != RUN_FORMAT:
+                _refuse_older(f, f"method run file of {run!r} (seed {s})")
             if rec.get("run_hash") != rhash:
                 return None
             for need, sub in ((break_step is not None, "checkpoints"), (save_final, "final")):
@@ -178,183 +185,120 @@ def train_policy(
         done = finished()
         if done is not None:
             return done
-        return _train(
-            policy,
-            data,
-            cfg,
-            seeds,
-            work,
-            run,
-            method,
-            extras,
-            stop,
-            break_step,
-            eval_steps,
-            checkpoint_every,
-            vmap_width,
-            bar,
-            save_final,
-            _fail_at,
-            chash,
-            rhash,
-        )
+        spec = _MethodRun(run, method, seeds, extras, stop, break_step, tuple(eval_steps), checkpoint_every, rhash)
+        return _train(loop, data, work, spec, bar, save_final)
 
 
-def _train(
-    policy,
-    data,
-    cfg,
-    seeds,
-    work,
-    run,
-    method,
-    extras,
-    stop,
-    break_step,
-    eval_steps,
-    checkpoint_every,
-    vmap_width,
-    bar,
-    save_final,
-    _fail_at,
-    chash,
-    rhash,
-) -> dict[int, dict]:
-    m = len(data.names)
+@dataclasses.dataclass(frozen=True)
+class _MethodRun:
+    run: str
+    method: str
+    seeds: list[int]
+    extras: list[Any] | None
+    stop: int
+    break_step: int | None
+    eval_steps: tuple[int, ...]
+    checkpoint_every: int
+    rhash: str
 
-    if vmap_width == "auto":
-        vmap_width = default_vmap_width(cfg)
-    progs = _programs(cfg, m, None, vmap_width, policy)
-    n_pad, size = progs.layout(len(seeds))
-    padded = seeds + [seeds[-1]] * (n_pad - len(seeds))
-    ex = list(extras) if extras is not None else [None] * len(seeds)
-    ex = ex + [ex[-1]] * (n_pad - len(seeds))
-    calls = [list(range(i, i + size)) for i in range(0, n_pad, size)]
 
-    def fresh(idx: list[int]):
-        st = progs.init(jnp.stack([run_keys(padded[i])[0] for i in idx]))
-        pkeys = jnp.stack([jax.random.fold_in(run_keys(padded[i])[0], 0xA101) for i in idx])
-        extra = None if ex[0] is None else _stack([jax.tree_util.tree_map(jnp.asarray, ex[i]) for i in idx])
-        return st, progs.policy_init(pkeys, extra)
-
-    states, pstates = [], []
-    for c in calls:
-        st, ps = fresh(c)
-        states.append(st)
-        pstates.append(ps)
+def _train(loop: Loop, data: SweepData, work: Path, spec: _MethodRun, bar: Any, save_final: bool) -> dict[int, dict]:
+    policy, cfg, seeds, run, stop, brk = loop.policy, loop.cfg, spec.seeds, spec.run, spec.stop, spec.break_step
+    chash = config_hash(cfg, data)
+    runs = Runs(loop, data, seeds, extras=spec.extras)
     rows: dict[int, list[dict]] = {s: [] for s in seeds}
     break_records: dict[int, list[dict]] = {}
     step = 0
     resume_dir = work / "resume" / run
     meta = _meta(resume_dir)
-    if meta is not None and meta.get("run_hash") == rhash and meta.get("seeds") == seeds and meta.get("size") == size:
-        target = {"train": states, "policy": pstates}
-        got = restore_checkpoint(resume_dir, target, chash, what=f"resume checkpoint of run {run!r}")
-        states, pstates = list(got["train"]), list(got["policy"])
-        step = int(meta["step"])
-        rows = {int(k): v for k, v in meta["rows"].items()}
-        break_records = {int(k): v for k, v in meta["break_records"].items()}
-    states = [progs.shard(s) for s in states]
-    pstates = [progs.shard(p) for p in pstates]
-    dkeys = [progs.shard(jnp.stack([run_keys(padded[i])[1] for i in c])) for c in calls]
-    mdata = progs.replicate(MethodData(data.train, data.val_windows, data.probe))
-    val, test = progs.replicate((data.val, data.test))
+    if meta is not None and meta.get("format") != RUN_FORMAT:
+        _refuse_older(resume_dir, f"resume checkpoint of run {run!r}")
+    if meta is not None and meta.get("run_hash") == spec.rhash and meta.get("seeds") == seeds:
+        if meta.get("size") == runs.size:
+            target = {"train": runs.states, "policy": runs.policy_states}
+            got = restore_checkpoint(resume_dir, target, chash, what=f"resume checkpoint of run {run!r}")
+            runs.states, runs.policy_states = list(got["train"]), list(got["policy"])
+            step = int(meta["step"])
+            rows = {int(k): v for k, v in meta["rows"].items()}
+            break_records = {int(k): v for k, v in meta["break_records"].items()}
 
-    observe = {s for s in policy.observe_steps() if s < stop}
-    evals = {s for s in eval_steps if 0 < s <= stop}
+    at_start = step == 0 and 0 in spec.eval_steps  # the untrained model (e.g. the start of a Skill-It graph run)
+    evals = {s for s in spec.eval_steps if 0 < s <= stop} | ({0} if at_start else set())
     if cfg.eval_every:
         evals |= set(range(cfg.eval_every, stop + 1, cfg.eval_every))
-    evals |= {stop} | ({break_step} if break_step is not None else set())
-    ckpts = set(range(checkpoint_every, stop, checkpoint_every)) if checkpoint_every else set()
-    boundaries = sorted(b for b in observe | evals | ckpts | {stop} if b > step)
-
-    def per_seed(arrs: list) -> np.ndarray:
-        return np.concatenate([np.asarray(a) for a in arrs])[: len(seeds)]
-
-    def one(trees: list, i: int) -> Any:
-        """Seed ``i``'s slice of per-call stacked trees."""
-        c, j = divmod(i, size)
-        return jax.tree_util.tree_map(lambda x: x[j], trees[c])
-
-    def observe_all() -> None:
-        for k in range(len(calls)):
-            pstates[k], _ = progs.observe(states[k].params, pstates[k], mdata.probe, jnp.int32(step))
+    evals |= {stop} | ({brk} if brk is not None else set())
+    n = spec.checkpoint_every
+    schedule = Schedule(
+        step,
+        stop,
+        evals=evals,
+        observe=[s for s in policy.observe_steps() if s < stop],
+        checkpoints=range(n, stop, n) if n else (),
+        marks=({brk} if brk is not None else set()) | ({0} if at_start else set()),
+    )
 
     def record(at: int, split: str, es: Any) -> None:
         """Loss rows of every seed on ``es``, with the method's own mixture in the ``p_<g>`` columns."""
-        losses = per_seed([progs.evaluate(st.params, es) for st in states])
-        cur = per_seed([progs.current(ps) for ps in pstates])
+        losses, cur = runs.evaluate(es), runs.current()
         for i, s in enumerate(seeds):
-            spec = RunSpec(
-                run, s, tuple(map(float, cur[i])), "method", 0, stop, break_step=break_step or -1, method=method
-            )
-            rows[s] += _rows(spec, data.names, at, split, losses[i])
+            cols = dict(kind="method", parent="", break_step=brk or -1, steps_run=-1, method=spec.method)
+            rows[s] += loss_rows(run, s, tuple(map(float, cur[i])), data.names, at, split, losses[i], **cols)
 
-    t0, trained = time.perf_counter(), 0
-    if step == 0 and 0 in observe:
-        observe_all()
-    if step == 0 and 0 in eval_steps:  # the untrained model (e.g. the start of a Skill-It graph run)
-        record(0, "val", val)
-    for b in boundaries:
-        n = jnp.int32(b - step)
-        for k in range(len(calls)):
-            states[k], pstates[k] = progs.train(states[k], pstates[k], dkeys[k], mdata, n)
-        if bar is not None:
-            bar.update(len(seeds) * (b - step))
-        trained += len(seeds) * (b - step)
-        step = b
-        if b in observe:
-            observe_all()
-        if b in evals:
-            record(b, "val", val)
-        if b == break_step:
+    def at(b: int, runs: Runs) -> None:
+        if b in schedule.evals:
+            record(b, "val", runs.val)
+        if b == brk:
             for i, s in enumerate(seeds):
                 save_checkpoint(
                     work / "checkpoints" / f"{run}__seed{s}",
-                    {"train": one(states, i)},
+                    {"train": runs.state(i)},
                     {
                         "config_hash": chash,
                         "run": run,
                         "seed": s,
                         "step": b,
-                        "method": method,
+                        "method": spec.method,
                         "model": cfg.model.to_dict(),
                     },
                 )
-                break_records[s] = _records(policy, jax.device_get(one(pstates, i)), b)
-        if b in ckpts:
+                break_records[s] = _records(policy, jax.device_get(runs.policy_state(i)), b)
+        if b in schedule.checkpoints:
             save_checkpoint(
                 resume_dir,
-                {"train": states, "policy": pstates},
+                {"train": runs.states, "policy": runs.policy_states},
                 {
+                    "format": RUN_FORMAT,
                     "config_hash": chash,
-                    "run_hash": rhash,
+                    "run_hash": spec.rhash,
                     "seeds": seeds,
-                    "size": size,
+                    "size": runs.size,
                     "step": b,
                     "rows": {str(k): v for k, v in rows.items()},
                     "break_records": {str(k): v for k, v in break_records.items()},
                 },
             )
-        if _fail_at is not None and b >= _fail_at:
-            raise RuntimeError(f"test hook: stopping {run!r} at step {b}")
-    record(stop, "test", test)
+
+    t0 = time.perf_counter()
+    train(runs, schedule, at, bar)
+    record(stop, "test", runs.test)
     seconds = time.perf_counter() - t0
+    trained = len(seeds) * (stop - step)
     out = {}
     for i, s in enumerate(seeds):
-        ps = jax.device_get(one(pstates, i))
-        recs = break_records.get(s) if break_step is not None else _records(policy, ps, stop)
+        ps = jax.device_get(runs.policy_state(i))
+        recs = break_records.get(s) if brk is not None else _records(policy, ps, stop)
         if save_final:
             save_checkpoint(
                 work / "final" / f"{run}__seed{s}",
-                {"params": one(states, i).params},
-                {"config_hash": chash, "run": run, "seed": s, "step": stop, "method": method},
+                {"params": runs.state(i).params},
+                {"config_hash": chash, "run": run, "seed": s, "step": stop, "method": spec.method},
             )
         rec = {
-            "run_hash": rhash,
+            "format": RUN_FORMAT,
+            "run_hash": spec.rhash,
             "run": run,
             "seed": s,
-            "method": method,
+            "method": spec.method,
             "policy": policy.config(),
             "rows": rows[s],
             "records": recs,
@@ -364,7 +308,7 @@ def _train(
         }
         write_verified_json(work / "runs" / f"{run}__seed{s}.json", rec)
         out[s] = rec
-    if checkpoint_every and resume_dir.exists():
+    if spec.checkpoint_every and resume_dir.exists():
         import shutil
 
         shutil.rmtree(resume_dir, ignore_errors=True)  # the finished runs/ files supersede it

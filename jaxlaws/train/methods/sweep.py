@@ -41,13 +41,23 @@ import pandas as pd
 
 from jaxlaws.sweeps.schema import Sweep, proportion_columns
 from jaxlaws.train.checkpoint import work_lock
+from jaxlaws.train.loop import Loop
 from jaxlaws.train.methods.aioli import Aioli
 from jaxlaws.train.methods.base import Constant, Policy
 from jaxlaws.train.methods.doge import DoGE
 from jaxlaws.train.methods.doremi import DoReMi
 from jaxlaws.train.methods.run import load_final_params, train_policy
 from jaxlaws.train.methods.skillit import SkillIt, load_graph, skills_graph
-from jaxlaws.train.sweep import RunSpec, SweepData, TrainConfig, check_mixtures, mixture_tag, run_sweep, static_specs
+from jaxlaws.train.sweep import (
+    RunSpec,
+    SweepData,
+    TrainConfig,
+    check_mixtures,
+    default_vmap_width,
+    mixture_tag,
+    run_sweep,
+    static_specs,
+)
 
 __all__ = ["METHODS", "ANALYSED", "make_policy", "method_sweep", "MethodResult", "validate_method_args"]
 
@@ -287,6 +297,7 @@ def _method_sweep(
     total = cfg.optim.total_steps
     from tqdm.auto import tqdm
 
+    vmap_width = default_vmap_width(cfg)
     seconds: dict[str, float] = {}
     run_steps: dict[str, int] = {}
     info: dict[str, Any] = {}
@@ -301,9 +312,8 @@ def _method_sweep(
         bar.total += len(seeds) * (stop or total)
         bar.refresh()
         recs = train_policy(
-            pol,
+            Loop(cfg, m, pol, vmap_width=vmap_width),
             data,
-            cfg,
             seeds,
             work,
             run=run,
