@@ -13,11 +13,13 @@ import contextlib
 import dataclasses
 import functools
 import numbers
-from typing import Any
+from collections.abc import Mapping
+from typing import Any, Literal
 
 import jax
 import numpy as np
 
+from jaxlaws._typing import ArrayLike, BoundsLike, DTypeLike, KeyLike, PenaltyLike, ScreenLike, SolverLike, Table
 from jaxlaws.fitting import batch as batching
 from jaxlaws.fitting import fixed as fixing
 from jaxlaws.fitting import index_normal, linear, regularise, validate
@@ -52,26 +54,26 @@ __all__ = ["fit", "fit_batched", "POLISH_STEPS", "default_dtype"]
 
 def fit(
     law: Law,
-    x: Any,
-    y: Any,
+    x: Table,
+    y: ArrayLike,
     *,
-    inits: Any = None,
-    key: Any = None,
+    inits: Table | None = None,
+    key: KeyLike | None = None,
     objective: Objective | None = None,
-    solver: Any = None,
-    select: str = "trajectory",
-    weights: Any = None,
-    validation: Any = None,
-    test: Any = None,
-    bounds: Any = LAW,
-    penalty: Any = LAW,
+    solver: SolverLike | None = None,
+    select: Literal["trajectory", "final"] = "trajectory",
+    weights: ArrayLike | None = None,
+    validation: ArrayLike | None = None,
+    test: ArrayLike | None = None,
+    bounds: BoundsLike = LAW,
+    penalty: PenaltyLike = LAW,
     early_stopping: int | None = None,
-    screen: Any = AUTO,
-    dtype: Any = None,
+    screen: ScreenLike = AUTO,
+    dtype: DTypeLike | None = None,
     throw: bool = True,
     simplex_atol: float = validate.SIMPLEX_ATOL,
     normalize: bool = False,
-    fixed: Any = None,
+    fixed: Mapping[str, float] | None = None,
     polish: int | None = None,
 ) -> FitResult:
     r"""Fit ``law`` to points ``(x, y)`` from many initial parameters at once and keep the best.
@@ -173,28 +175,28 @@ def fit(
 
 def fit_batched(
     law: Law,
-    x: Any,
-    y: Any,
+    x: Table,
+    y: ArrayLike,
     *,
-    inits: Any = None,
-    key: Any = None,
+    inits: Table | None = None,
+    key: KeyLike | None = None,
     objective: Objective | None = None,
-    solver: Any = None,
-    select: str = "trajectory",
-    weights: Any = None,
-    validation: Any = None,
-    test: Any = None,
-    bounds: Any = LAW,
-    penalty: Any = LAW,
+    solver: SolverLike | None = None,
+    select: Literal["trajectory", "final"] = "trajectory",
+    weights: ArrayLike | None = None,
+    validation: ArrayLike | None = None,
+    test: ArrayLike | None = None,
+    bounds: BoundsLike = LAW,
+    penalty: PenaltyLike = LAW,
     early_stopping: int | None = None,
-    screen: Any = AUTO,
-    dtype: Any = None,
+    screen: ScreenLike = AUTO,
+    dtype: DTypeLike | None = None,
     throw: bool = True,
     simplex_atol: float = validate.SIMPLEX_ATOL,
     normalize: bool = False,
     memory_budget: int | None = None,
     init_objectives: bool = True,
-    fixed: Any = None,
+    fixed: Mapping[str, float] | None = None,
     polish: int | None = None,
 ) -> FitResult:
     """Fit ``B`` independent problems ``(x[b], y[b])`` with the same law in one compiled program.
