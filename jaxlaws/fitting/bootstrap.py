@@ -23,6 +23,7 @@ from typing import Any
 import jax
 import numpy as np
 
+from jaxlaws._typing import ArrayLike, KeyLike, Table
 from jaxlaws.fitting import fixed as fixing
 from jaxlaws.fitting import validate
 from jaxlaws.fitting.cv import batch_inputs
@@ -160,15 +161,15 @@ def resample_counts(key: Any, n_resamples: int, fitting: np.ndarray) -> np.ndarr
 
 def bootstrap(
     law: Law,
-    x: Any,
-    y: Any,
+    x: Table,
+    y: ArrayLike,
     n: int = 200,
     *,
-    key: Any,
+    key: KeyLike,
     level: float = 0.9,
-    weights: Any = None,
+    weights: ArrayLike | None = None,
     paired: bool = True,
-    inits: Any = None,
+    inits: Table | None = None,
     **fit_kwargs: Any,
 ) -> BootstrapResult:
     r"""Bootstrap ``law`` fitted to ``(x, y)``: ``n`` resamples, all fitted in one compiled call.

@@ -11,11 +11,12 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, Literal
 
 import jax
 import numpy as np
 
+from jaxlaws._typing import ArrayLike, KeyLike, Table
 from jaxlaws.fitting import validate
 from jaxlaws.fitting.engine import fit_batched
 from jaxlaws.fitting.metrics import batched_predict
@@ -55,7 +56,7 @@ class CVResult:
         )
 
 
-def fold_ids(n: int, folds: int | str | Any, key: Any = None) -> np.ndarray:
+def fold_ids(n: int, folds: int | Literal["loo"] | ArrayLike, key: KeyLike | None = None) -> np.ndarray:
     """Fold of each of ``n`` points: ``"loo"`` (point ``i`` alone in fold ``i``), ``k`` (a random balanced
     split from ``key``) or explicit ids ``(n,)`` (non-negative ints; each id used is a fold)."""
     if isinstance(folds, str):
@@ -84,7 +85,14 @@ def fold_ids(n: int, folds: int | str | Any, key: Any = None) -> np.ndarray:
 
 
 def cross_validate(
-    law: Law, x: Any, y: Any, folds: int | str | Any = 5, *, key: Any = None, weights: Any = None, **fit_kwargs: Any
+    law: Law,
+    x: Table,
+    y: ArrayLike,
+    folds: int | Literal["loo"] | ArrayLike = 5,
+    *,
+    key: KeyLike | None = None,
+    weights: ArrayLike | None = None,
+    **fit_kwargs: Any,
 ) -> CVResult:
     r"""Cross-validate ``law`` on ``(x, y)``: every fold's fit and the refit on all data in one compiled call.
 

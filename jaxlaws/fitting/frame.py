@@ -8,15 +8,19 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Hashable, Mapping, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from jaxlaws._typing import ArrayLike
 from jaxlaws.fitting import fixed as fixing
 from jaxlaws.fitting import validate
 from jaxlaws.fitting.engine import fit_batched
 from jaxlaws.fitting.result import FitResult
 from jaxlaws.laws.base import Law
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 __all__ = ["Columns", "PER_POINT", "FrameFit", "fit_frame"]
 
@@ -122,7 +126,7 @@ class FrameFit:
 
 def fit_frame(
     law: Law,
-    data: Any,
+    data: pd.DataFrame | Mapping[str, ArrayLike],
     x: Columns | Mapping[str, str] | None = None,
     y: Columns | None = None,
     *,

@@ -16,6 +16,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from jaxlaws._typing import ArrayLike, DTypeLike
 from jaxlaws.fitting import validate
 from jaxlaws.fitting.metrics import r2 as _r2
 from jaxlaws.fitting.objectives import huber as _huber
@@ -40,7 +41,11 @@ class LinearFit:
 
 
 def lstsq(
-    X: Any, y: Any, weights: Any | None = None, huber_delta: float | None = None, dtype: Any = "float64"
+    X: ArrayLike,
+    y: ArrayLike,
+    weights: ArrayLike | None = None,
+    huber_delta: float | None = None,
+    dtype: DTypeLike = "float64",
 ) -> LinearFit:
     r"""Solve :math:`\min_\theta \sum_n w_n \rho(y_n - X_n \theta)` in closed form (IRLS for Huber).
 

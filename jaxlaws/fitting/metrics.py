@@ -8,12 +8,13 @@ from typing import Any
 import jax
 import numpy as np
 
+from jaxlaws._typing import ArrayLike
 from jaxlaws.laws.base import Law
 
 __all__ = ["mse", "r2", "mse_r2", "batched_predict"]
 
 
-def mse(y: Any, pred: Any) -> float:
+def mse(y: ArrayLike, pred: ArrayLike) -> float:
     r"""Mean squared error :math:`\frac1n \sum_n (y_n - \hat y_n)^2`."""
     y, pred = np.asarray(y, np.float64), np.asarray(pred, np.float64)
     if y.shape != pred.shape:
@@ -21,7 +22,7 @@ def mse(y: Any, pred: Any) -> float:
     return float(np.mean((y - pred) ** 2))
 
 
-def r2(y: Any, pred: Any) -> float:
+def r2(y: ArrayLike, pred: ArrayLike) -> float:
     r"""Coefficient of determination with the observations as truth:
     :math:`R^2 = 1 - \sum (y - \hat y)^2 / \sum (y - \bar y)^2` (NaN when ``y`` is constant)."""
     y, pred = np.asarray(y, np.float64), np.asarray(pred, np.float64)

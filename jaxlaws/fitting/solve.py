@@ -23,12 +23,13 @@ import dataclasses
 import functools
 import math
 import numbers
-from typing import Any
+from typing import Any, Literal
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 
+from jaxlaws._typing import ArrayLike, BoundsLike, PenaltyLike, ScreenLike, SolverLike, Table
 from jaxlaws.fitting import index_normal, regularise
 from jaxlaws.fitting.covariance import covariance
 from jaxlaws.fitting.objectives import Objective, squared
@@ -478,18 +479,18 @@ def _shape_error(law: Law, what: str, got: tuple, want: str) -> ValueError:
 
 def solve(
     law: Law,
-    x: Any,
-    y: Any,
-    inits: Any,
+    x: Table,
+    y: ArrayLike,
+    inits: Table,
     *,
     objective: Objective | None = None,
-    solver: Any = None,
-    weights: Any = None,
-    validation: Any = None,
-    penalty: Any = LAW,
-    bounds: Any = LAW,
-    screen: Any = AUTO,
-    select: str = "trajectory",
+    solver: SolverLike | None = None,
+    weights: ArrayLike | None = None,
+    validation: ArrayLike | None = None,
+    penalty: PenaltyLike = LAW,
+    bounds: BoundsLike = LAW,
+    screen: ScreenLike = AUTO,
+    select: Literal["trajectory", "final"] = "trajectory",
     early_stopping: int | None = None,
 ) -> Solution:
     r"""Fit ``law`` to ``(x, y)`` from the starts ``inits``: a pure function, traceable and differentiable.

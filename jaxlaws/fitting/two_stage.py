@@ -7,10 +7,9 @@ log-linear. Stage two fits :math:`(k, b)` to :math:`L_i - c` with :func:`jaxlaws
 
 from __future__ import annotations
 
-from typing import Any
-
 import numpy as np
 
+from jaxlaws._typing import ArrayLike, DTypeLike, SolverLike
 from jaxlaws.fitting import validate
 from jaxlaws.fitting.diagnostics import diagnose, flags_of
 from jaxlaws.fitting.engine import fit_batched
@@ -22,7 +21,7 @@ from jaxlaws.laws import exp_two_group, static_two_group
 __all__ = ["choose_c", "fit_static_two_stage"]
 
 
-def choose_c(p: Any, y: Any, grid_size: int = 1000) -> np.ndarray:
+def choose_c(p: ArrayLike, y: ArrayLike, grid_size: int = 1000) -> np.ndarray:
     r"""Stage one, vectorised over a batch: ``p, y`` of shape ``([B,] n)`` -> ``c`` of shape ``([B])``.
 
     Ties and an all-NaN correlation keep the smallest ``c`` (the original starts from ``c = 0``). Raises
@@ -66,14 +65,14 @@ def choose_c(p: Any, y: Any, grid_size: int = 1000) -> np.ndarray:
 
 
 def fit_static_two_stage(
-    p: Any,
-    y: Any,
+    p: ArrayLike,
+    y: ArrayLike,
     *,
     grid_size: int = 1000,
-    inits: Any = None,
+    inits: ArrayLike | None = None,
     objective: Objective | None = None,
-    solver: Any = None,
-    dtype: Any = None,
+    solver: SolverLike | None = None,
+    dtype: DTypeLike | None = None,
     throw: bool = True,
 ) -> FitResult:
     r"""Fit :math:`L_i = c + \exp(k p_i + b)` the original's way; ``p`` is the group's own proportion.
