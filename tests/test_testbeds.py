@@ -46,7 +46,7 @@ def test_testbed_shapes(beds, name):
     np.testing.assert_allclose(tb.eval_weights, w, rtol=0, atol=1e-15)
     D.validate_groups(tb.groups, tb.size.seq_len, tb.size.batch_size)  # every group feeds a batch and a chunk
     assert tb.groups.vocab_size == D.BYTE_VOCAB_SIZE
-    assert tb.grid.shape == ((2 * tb.m, tb.m) if tb.m <= 3 else (tb.m, tb.m))
+    assert tb.grid.shape == (2 * tb.m, tb.m)
     np.testing.assert_allclose(tb.grid.sum(1), 1.0, atol=1e-12)
     assert (tb.grid >= 0).all() and not np.any(np.all(np.isclose(tb.grid, 1 / tb.m), axis=1))  # not stratified
     assert tb.description and tb.train_config().optim.total_steps == tb.size.steps
@@ -146,7 +146,10 @@ def test_default_grid():
     np.testing.assert_allclose(T.default_grid(3)[0], [0, 0.5, 0.5])
     np.testing.assert_allclose(T.default_grid(3)[3], [0.5, 0.25, 0.25])
     g7 = T.default_grid(7)
-    assert g7.shape == (7, 7) and np.allclose(np.diag(g7), 0) and np.allclose(g7[0, 1:], 1 / 6)
+    assert g7.shape == (14, 7) and np.allclose(np.diag(g7), 0) and np.allclose(g7[0, 1:], 1 / 6)
+    np.testing.assert_allclose(np.diag(g7[7:]), 0.25)
+    with pytest.raises(ValueError):
+        T.default_grid(1)
 
 
 # ------------------------------------------------------------------------------------------ headroom (made up)

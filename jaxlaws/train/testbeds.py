@@ -209,14 +209,13 @@ def _with_groups(base: D.TokenGroups, extra: Mapping[str, list[np.ndarray]]) -> 
 
 
 def default_grid(m: int) -> np.ndarray:
-    """A small static grid that needs no knowledge of which group matters: for each group ``j``, the
-    mixture without it (uniform on the others) and, for ``m <= 3``, the one that doubles it
-    (``2 / (m + 1)`` on ``j``, ``1 / (m + 1)`` elsewhere). ``(m, m)`` or ``(2m, m)``; stratified not included."""
-    drop = (1.0 - np.eye(m)) / (m - 1)
-    if m > 3:
-        return drop
-    double = (1.0 + np.eye(m)) / (m + 1)
-    return np.concatenate([drop, double])
+    """A small static grid that needs no knowledge of which group matters, ``(2m, m)``: for each group ``j``,
+    the mixture without it (uniform on the others), then for each ``j`` the one that doubles it (``2 / (m + 1)``
+    on ``j``, ``1 / (m + 1)`` elsewhere). Stratified is not included. ``2m`` points are enough for the static
+    log-linear law of Data Mixing Laws (``m + 2`` parameters per group) that the DML baseline fits on them."""
+    if isinstance(m, bool) or not isinstance(m, (int, np.integer)) or m < 2:
+        raise ValueError(f"m must be an int >= 2, got {m!r}")
+    return np.concatenate([(1.0 - np.eye(m)) / (m - 1), (1.0 + np.eye(m)) / (m + 1)])
 
 
 def make_testbed(
