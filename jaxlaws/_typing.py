@@ -8,7 +8,7 @@ resolved by a type checker.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import TYPE_CHECKING, Literal, TypeAlias, Union
+from typing import TYPE_CHECKING, Any, Literal, TypeAlias, Union
 
 import jax
 from jax.typing import ArrayLike, DTypeLike
@@ -29,6 +29,7 @@ __all__ = [
     "BoundsLike",
     "PenaltyLike",
     "ScreenLike",
+    "PyTree",
 ]
 
 # Forward references need typing.Union: ``X | "name"`` fails at run time.
@@ -43,3 +44,5 @@ BoundsLike: TypeAlias = Mapping[str, tuple[float | None, float | None]] | Litera
 PenaltyLike: TypeAlias = Union["Penalty", Literal["law"], None]
 # Successive halving of the inits: a :class:`jaxlaws.Screen`, ``"auto"``, or ``None`` / ``False`` (off).
 ScreenLike: TypeAlias = Union["Screen", Literal["auto"], bool, None]
+# Any pytree of arrays (nested tuples, lists, dicts, dataclasses registered with JAX) -- as optax's ``Params``.
+PyTree: TypeAlias = Any

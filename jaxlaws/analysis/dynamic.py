@@ -27,9 +27,11 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from jaxlaws._typing import DTypeLike
 from jaxlaws.analysis import _common
 from jaxlaws.analysis.static import LawFits
 from jaxlaws.fitting import fit_batched
+from jaxlaws.fitting.objectives import Objective
 from jaxlaws.laws import Law, dynamic_full, dynamic_linear, dynamic_two_group, log_ratio
 from jaxlaws.sweeps.schema import Sweep, proportion_columns
 
@@ -101,8 +103,8 @@ def fit_dynamic(
     form: str | None = None,
     *,
     split: str = "val",
-    objective: Any = None,
-    dtype: str = "float64",
+    objective: Objective | None = None,
+    dtype: DTypeLike = "float64",
     include_flagged: bool = False,
 ) -> LawFits:
     """Fit a dynamic law per (group, break step, parent, seed) of a parent/child sweep.

@@ -25,16 +25,22 @@ from __future__ import annotations
 import dataclasses
 import functools
 from collections.abc import Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 import pandas as pd
 
+from jaxlaws._typing import ArrayLike, BoundsLike, PenaltyLike, ScreenLike, SolverLike, Table
 from jaxlaws.analysis.optimum import OptimumResult, optimal_mixture
+from jaxlaws.fitting.objectives import Objective
 from jaxlaws.fitting.regularise import LAW
 from jaxlaws.laws.base import Law
+
+if TYPE_CHECKING:
+    from jaxlaws.analysis.static import LawFits
+    from jaxlaws.sweeps.schema import Sweep
 
 __all__ = ["Influence", "group_losses_fn", "influence", "sweep_influence"]
 
@@ -152,17 +158,17 @@ def _thaw(v: Any) -> Any:
 
 def influence(
     law: Law,
-    x: Any,
-    y: Any,
-    inits: Any,
+    x: Table,
+    y: ArrayLike,
+    inits: Table,
     *,
-    weights: Any = None,
-    group_weights: Any = None,
-    objective: Any = None,
-    solver: Any = None,
-    penalty: Any = LAW,
-    bounds: Any = LAW,
-    screen: Any = "auto",
+    weights: ArrayLike | None = None,
+    group_weights: ArrayLike | None = None,
+    objective: Objective | None = None,
+    solver: SolverLike | None = None,
+    penalty: PenaltyLike = LAW,
+    bounds: BoundsLike = LAW,
+    screen: ScreenLike = "auto",
     steps: int = 300,
     newton: int = 8,
     leave_one_out: bool = True,
@@ -275,7 +281,12 @@ def _influence(law, opts, steps, newton, leave_one_out, x, y, inits, w, v) -> In
 
 
 def sweep_influence(
-    sweep: Any, fits: Any, *, split: str = "val", include_flagged: bool = False, group_weights: Any = None
+    sweep: Sweep,
+    fits: LawFits,
+    *,
+    split: str = "val",
+    include_flagged: bool = False,
+    group_weights: ArrayLike | None = None,
 ) -> pd.DataFrame:
     """:func:`influence` for every seed of a static sweep, started from the analysis' static fits ``fits``
     (:func:`jaxlaws.analysis.fit_static`'s :class:`~jaxlaws.analysis.LawFits`): each (group, seed) is refitted

@@ -48,17 +48,19 @@ A_{22} - A_{21})` is compared with :math:`\mathrm{diag}(k_1, k_2)` (for DoReMi's
 from __future__ import annotations
 
 import dataclasses
-from typing import Any
+from typing import Literal
 
 import numpy as np
 import pandas as pd
 
+from jaxlaws._typing import DTypeLike
 from jaxlaws.analysis import _common
 from jaxlaws.analysis._common import FlaggedFitWarning  # noqa: F401  (re-exported)
 from jaxlaws.analysis.dynamic import fit_children
 from jaxlaws.analysis.export import nested_params
 from jaxlaws.analysis.similarity import sim_parts
 from jaxlaws.fitting import fit_batched, huber, squared
+from jaxlaws.fitting.objectives import Objective
 from jaxlaws.laws import scaled_method
 from jaxlaws.sweeps.schema import Sweep, SweepError, matrix_stack, proportion_columns
 
@@ -170,11 +172,11 @@ def method_parameters(
     break_step: int | None = None,
     *,
     split: str = "val",
-    aioli_rounds: None | str | int = None,
+    aioli_rounds: Literal["all"] | int | None = None,
     transpose_doge: bool = False,
-    objective: Any = None,
-    scale_objective: Any = None,
-    dtype: str = "float64",
+    objective: Objective | None = None,
+    scale_objective: Objective | None = None,
+    dtype: DTypeLike = "float64",
     include_flagged: bool = False,
 ) -> MethodAnalysis:
     """Fit :math:`A^{t\\star}`, build :math:`A^t`, fit :math:`\\tilde A = bA^t` and compute ``sim`` per seed.

@@ -34,12 +34,14 @@ from __future__ import annotations
 import dataclasses
 import functools
 from collections.abc import Callable
-from typing import Any
+from typing import Any, Literal
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 import pandas as pd
+
+from jaxlaws._typing import ArrayLike, PyTree
 
 __all__ = [
     "LossesFn",
@@ -60,7 +62,9 @@ LossesFn = Callable[[Array, Array], Array]
 
 
 # --------------------------------------------------------------------------- m = 2, closed form
-def two_group_optimum(k1, b1, k2, b2, w1: float = 1.0, w2: float = 1.0) -> tuple[np.ndarray, np.ndarray]:
+def two_group_optimum(
+    k1: ArrayLike, b1: ArrayLike, k2: ArrayLike, b2: ArrayLike, w1: float = 1.0, w2: float = 1.0
+) -> tuple[np.ndarray, np.ndarray]:
     r"""Closed-form minimiser of :math:`w_1 e^{k_1 p + b_1} + w_2 e^{k_2 (1-p) + b_2}` (module docstring).
 
     Broadcasts over arrays (e.g. seeds). Returns ``(p1_clipped, p1_raw)``. ``k1`` and ``k2`` must be
@@ -127,9 +131,9 @@ def _exponentiated_gradient(obj: Callable[[Array], Array], p0: Array, steps: int
 
 def simplex_minimise(
     losses_fn: LossesFn,
-    params: Array,
-    weights: Array | None = None,
-    method: str = "projected",
+    params: PyTree,
+    weights: ArrayLike | None = None,
+    method: Literal["projected", "eg"] = "projected",
     steps: int = 500,
     lr: float = 1.0,
 ) -> tuple[Array, Array]:
@@ -265,7 +269,7 @@ def _argmin_jvp(losses_fn, steps, newton, primals, tangents):
 
 
 def optimal_mixture(
-    losses_fn: LossesFn, params: Any, weights: Array | None = None, *, steps: int = 300, newton: int = 8
+    losses_fn: LossesFn, params: PyTree, weights: ArrayLike | None = None, *, steps: int = 300, newton: int = 8
 ) -> OptimumResult:
     r"""The mixture minimising :math:`\sum_i w_i L_i(p;\theta)` over the simplex, as a pure JAX function.
 

@@ -25,10 +25,12 @@ import jax
 import numpy as np
 import pandas as pd
 
+from jaxlaws._typing import DTypeLike, SolverLike
 from jaxlaws.analysis import _common
 from jaxlaws.analysis._common import FlaggedFitWarning  # noqa: F401  (re-exported)
 from jaxlaws.analysis.export import nested_params
 from jaxlaws.fitting import fit_batched, fit_static_two_stage, validate
+from jaxlaws.fitting.objectives import Objective
 from jaxlaws.laws import Law, log_linear, log_linear_inits, static_two_group
 from jaxlaws.sweeps.schema import Sweep, proportion_columns
 
@@ -76,9 +78,9 @@ def fit_static(
     split: str = "val",
     seed: int = 0,
     n_random: int = 30,
-    objective: Any = None,
-    solver: Any = None,
-    dtype: str = "float64",
+    objective: Objective | None = None,
+    solver: SolverLike | None = None,
+    dtype: DTypeLike = "float64",
     include_flagged: bool = False,
 ) -> LawFits:
     """Fit the static law per (group, training seed) at ``step`` (default: the last step).
