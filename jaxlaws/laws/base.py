@@ -5,11 +5,17 @@ from __future__ import annotations
 import dataclasses
 import math
 from collections.abc import Callable, Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Literal
 
 import jax
 import jax.numpy as jnp
 import numpy as np
+
+from jaxlaws._typing import ArrayLike, KeyLike
+
+if TYPE_CHECKING:
+    from jaxlaws.fitting.objectives import Objective
+    from jaxlaws.fitting.regularise import Penalty
 
 __all__ = ["Array", "InitGrid", "Design", "X_KINDS", "POSITIVE", "SingleIndex", "Law", "grid", "as_key"]
 
@@ -92,16 +98,16 @@ class Law:
     param_names: tuple[str, ...]
     predict: Callable[[Array, Array], Array]
     x_dim: int
-    x_kind: str = "free"
+    x_kind: Literal["simplex", "unit", "positive", "free"] = "free"
     n_outputs: int = 1
     init_grid: InitGrid | None = None
     needs_key: bool = False
     design: Design | None = None
     output_range: tuple[float, float] = (-math.inf, math.inf)
-    default_objective: object | None = None  # a jaxlaws.Objective; typed loosely to avoid an import cycle
+    default_objective: Objective | None = None
     exponents: tuple[str, ...] = ()  # parameters a default jaxlaws.ridge() penalises (e.g. the static law's t_j)
     default_bounds: Mapping[str, tuple[float | None, float | None]] | None = None  # {name: (lo, hi)}
-    default_penalty: object | None = None  # a jaxlaws.Penalty (jaxlaws.ridge(...)) used unless overridden
+    default_penalty: Penalty | None = None  # used unless a fit's penalty= overrides it
     to_paper: Callable[[np.ndarray], dict] | None = None  # params -> {paper name: values}
     index: SingleIndex | None = None  # predict's single-index structure, for fast normal equations
     inputs: tuple[str, ...] | None = None  # names of x's columns, matched by name in DataFrames and dicts
@@ -155,7 +161,7 @@ class Law:
     def is_linear(self) -> bool:
         return self.design is not None
 
-    def unflatten(self, params: Any) -> dict[str, Any]:
+    def unflatten(self, params: ArrayLike) -> dict[str, ArrayLike]:
         """The parameter vector ``([...,] P)`` by name: ``{name: params[..., i]}`` (traceable; batch axes kept)."""
         if np.shape(params)[-1:] != (self.n_params,):
             raise ValueError(
@@ -164,7 +170,7 @@ class Law:
             )
         return {n: params[..., i] for i, n in enumerate(self.param_names)}
 
-    def flatten(self, params: Mapping[str, Any]) -> Any:
+    def flatten(self, params: Mapping[str, ArrayLike]) -> jax.Array | np.ndarray:
         """``{name: value}`` -> the vector ``([...,] P)`` in ``param_names`` order (the inverse of
         :meth:`unflatten`). Traceable: JAX values give a JAX array, anything else a float64 NumPy array."""
         if not isinstance(params, Mapping):
@@ -186,13 +192,13 @@ class Law:
         return f"Law({self.name}: {', '.join(self.param_names)})"
 
 
-def grid(*axes: np.ndarray) -> np.ndarray:
+def grid(*axes: ArrayLike) -> np.ndarray:
     """Cartesian product of 1-D axes as an ``(prod(len), len(axes))`` array (first axis slowest)."""
     mesh = np.meshgrid(*[np.asarray(a, dtype=np.float64) for a in axes], indexing="ij")
     return np.stack([m.reshape(-1) for m in mesh], axis=-1)
 
 
-def as_key(key: Array | int | None) -> Array:
+def as_key(key: KeyLike | None) -> Array:
     """A ``jax.random`` key from a key (new-style or raw ``uint32[2]``) or an int seed."""
     if key is None:
         raise ValueError(

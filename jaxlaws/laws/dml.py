@@ -27,6 +27,7 @@ import functools
 import jax.numpy as jnp
 import numpy as np
 
+from jaxlaws._typing import ArrayLike
 from jaxlaws.laws.base import Array, Law, SingleIndex
 from jaxlaws.laws.static import check_groups, default_ridge, mixing_objective, mixture_inputs, named_columns
 
@@ -61,7 +62,7 @@ DML_INDEX = SingleIndex(1, _dml_features, _dml_head)
 
 
 def dml_inits(
-    x: np.ndarray, y: np.ndarray, n_c: int = 12, spreads: tuple[float, ...] = (0.0, 0.5, 1.0, 1.5)
+    x: ArrayLike, y: ArrayLike, n_c: int = 12, spreads: tuple[float, ...] = (0.0, 0.5, 1.0, 1.5)
 ) -> np.ndarray:
     r"""A deterministic, data-adapted grid for :func:`dml`: ``n_c`` values of :math:`c` below the smallest
     loss, :math:`c = \min y - g\,q` with :math:`g` the range of ``y`` and :math:`q` in
@@ -120,13 +121,13 @@ def dml(m: int) -> Law:
     )
 
 
-def dml_to_paper(params: np.ndarray) -> np.ndarray:
+def dml_to_paper(params: ArrayLike) -> np.ndarray:
     """``[c, t_1..t_m] -> [c, k, t_1..t_m]`` with the convention ``k = 1``."""
     p = np.asarray(params, np.float64)
     return np.concatenate([p[..., :1], np.ones_like(p[..., :1]), p[..., 1:]], axis=-1)
 
 
-def paper_to_dml(params: np.ndarray) -> np.ndarray:
+def paper_to_dml(params: ArrayLike) -> np.ndarray:
     r"""The paper's ``[c, k, t_1..t_m] -> [c, t_1 + \log k, .., t_m + \log k]`` (needs ``k > 0``)."""
     p = np.asarray(params, np.float64)
     k = p[..., 1:2]
@@ -135,7 +136,7 @@ def paper_to_dml(params: np.ndarray) -> np.ndarray:
     return np.concatenate([p[..., :1], p[..., 2:] + np.log(k)], axis=-1)
 
 
-def dml_to_reduced(params: np.ndarray) -> np.ndarray:
+def dml_to_reduced(params: ArrayLike) -> np.ndarray:
     r"""``[c, t_1..t_m] -> [l, b, t'_1..t'_{m-1}]`` of :func:`~jaxlaws.laws.log_linear` (needs ``c > 0``):
     with :math:`r_m = 1 - \sum_{j<m} r_j`, :math:`t\cdot r = t_m + \sum_{j<m}(t_j - t_m) r_j`, so
     :math:`\ell = \log c`, :math:`b = t_m`, :math:`t'_j = t_j - t_m`."""
@@ -149,7 +150,7 @@ def dml_to_reduced(params: np.ndarray) -> np.ndarray:
     return np.concatenate([np.log(c), tm, t[..., :-1] - tm], axis=-1)
 
 
-def reduced_to_dml(params: np.ndarray) -> np.ndarray:
+def reduced_to_dml(params: ArrayLike) -> np.ndarray:
     r""":func:`~jaxlaws.laws.log_linear`'s ``[l, b, t'_1..t'_{m-1}] -> [c, t_1..t_m]``:
     :math:`c = e^\ell`, :math:`t_j = b + t'_j` (:math:`j < m`), :math:`t_m = b`."""
     p = np.asarray(params, np.float64)

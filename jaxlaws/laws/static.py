@@ -16,15 +16,18 @@ convert between the two.
 from __future__ import annotations
 
 import functools
-from typing import TYPE_CHECKING
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Literal
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 
+from jaxlaws._typing import ArrayLike, KeyLike
 from jaxlaws.laws.base import POSITIVE, Array, Law, SingleIndex, as_key, grid
 
 if TYPE_CHECKING:
+    from jaxlaws.fitting.objectives import Objective
     from jaxlaws.fitting.regularise import Penalty
 
 __all__ = [
@@ -110,7 +113,7 @@ def exp_two_group() -> Law:
     )
 
 
-def log_linear_inits(m: int, key: Array, own: int | None = None, n_random: int = 30) -> np.ndarray:
+def log_linear_inits(m: int, key: KeyLike, own: int | None = None, n_random: int = 30) -> np.ndarray:
     r"""The original's 6,000-point grid for :func:`log_linear`.
 
     From HazyResearch/aioli, the analysis notebooks' static fits.
@@ -157,7 +160,7 @@ def _paper_head(h: Array, z: Array, x: Array) -> Array:
 PAPER_INDEX = SingleIndex(2, _paper_features, _paper_head)
 
 
-def auto_own(x: np.ndarray, y: np.ndarray) -> int | None:
+def auto_own(x: ArrayLike, y: ArrayLike) -> int | None:
     r"""The group whose loss ``y`` most likely is: the column of ``x`` with the most negative Pearson
     correlation with ``y`` (training more on a group lowers its own loss most). ``None`` when no column
     correlates negatively (or ``x``/``y`` are constant): then no ``t_j`` is started negative."""
@@ -172,7 +175,7 @@ def auto_own(x: np.ndarray, y: np.ndarray) -> int | None:
     return int(np.nanargmin(corr))
 
 
-def log_linear(m: int, own: int | None | str = "auto") -> Law:
+def log_linear(m: int, own: int | Literal["auto"] | None = "auto") -> Law:
     r"""Reduced static log-linear law for ``m`` groups, params ``[l, b, t_1..t_{m-1}]``:
 
     .. math:: L(p) = e^{\ell} + \exp\Big(b + \sum_{j<m} t_j p_j\Big),\qquad x = p \in \Delta^m.
@@ -237,7 +240,7 @@ def _log_linear(m: int, own: int | None | str) -> Law:
     )
 
 
-def mixing_objective():
+def mixing_objective() -> Objective:
     """The mixing laws' objective: the original's summed Huber(0.02) on the raw loss (HazyResearch/aioli
     ``aioli/utils/mixing_law_fitting.py``), robust to the odd diverged run of a sweep. A law that declares no
     objective is fitted by least squares instead."""
@@ -253,7 +256,9 @@ def default_ridge(lam: float = DEFAULT_RIDGE) -> Penalty:
     return Penalty(lam)
 
 
-def named_columns(names: tuple[str, ...], convert, params: np.ndarray) -> dict[str, np.ndarray]:
+def named_columns(
+    names: tuple[str, ...], convert: Callable[[np.ndarray], np.ndarray], params: ArrayLike
+) -> dict[str, np.ndarray]:
     """``{name: column}`` of ``convert(params)`` (``[B,] P``), for ``Law.to_paper``."""
     out = np.asarray(convert(params), np.float64)
     return {n: out[..., i] for i, n in enumerate(names)}
@@ -287,7 +292,7 @@ def log_linear_paper(m: int) -> Law:
     )
 
 
-def reduced_to_paper(params: np.ndarray) -> np.ndarray:
+def reduced_to_paper(params: ArrayLike) -> np.ndarray:
     r"""``[l, b, t_1..t_{m-1}] -> [c, b', A_1..A_m]`` with the convention :math:`A_m = 0`.
 
     :math:`c = e^\ell`, :math:`b' = e^{b}`, :math:`A_j = -t_j`. Works on a leading batch of vectors.
@@ -299,7 +304,7 @@ def reduced_to_paper(params: np.ndarray) -> np.ndarray:
     return np.concatenate([c, b, a, np.zeros_like(c)], axis=-1)
 
 
-def paper_to_reduced(params: np.ndarray) -> np.ndarray:
+def paper_to_reduced(params: ArrayLike) -> np.ndarray:
     r"""``[c, b, A_1..A_m] -> [l, b', t_1..t_{m-1}]``, exact on the simplex (needs ``c > 0`` and ``b > 0``).
 
     Using :math:`p_m = 1 - \sum_{j<m} p_j`: :math:`b\,e^{-A\cdot p} = \exp(\log b - A_m + \sum_{j<m}(A_m - A_j)p_j)`.
