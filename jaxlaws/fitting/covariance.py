@@ -313,9 +313,19 @@ def _inverse(a: Any, fixed: Any, xp: Any) -> tuple[Any, Any, Any]:
 
 
 def delta_method(fn: Callable[[Any], Any], theta: Any, cov: Any) -> tuple[Any, Any]:
-    r"""``(value, covariance)`` of ``fn(theta) -> (q,)`` by the delta method, :math:`G\,\Sigma\,G^\top` with
-    :math:`G = \partial\,\mathrm{fn}/\partial\theta` (``jax.jacobian``; ``fn`` must be traceable). NaN
-    entries of ``cov`` (parameters on a bound) make NaN only the outputs that depend on them."""
+    r"""Value and covariance of ``fn(theta)`` by the delta method, :math:`G\,\Sigma\,G^\top`.
+
+    :math:`G = \partial\,\mathrm{fn}/\partial\theta` by ``jax.jacobian`` (``fn`` must be traceable). NaN entries
+    of ``cov`` (parameters on a bound) make NaN only the outputs that depend on them.
+
+    Args:
+      fn: ``theta (P,) -> (q,)``, traceable.
+      theta: ``(P,)`` fitted parameters.
+      cov: ``(P, P)`` their covariance (e.g. ``FitResult.cov``).
+
+    Returns:
+      ``(value (q,), covariance (q, q))``.
+    """
     theta = jnp.asarray(theta)
     value = fn(theta)
     g = jax.jacobian(fn)(theta)

@@ -57,8 +57,17 @@ class CVResult:
 
 
 def fold_ids(n: int, folds: int | Literal["loo"] | ArrayLike, key: KeyLike | None = None) -> np.ndarray:
-    """Fold of each of ``n`` points: ``"loo"`` (point ``i`` alone in fold ``i``), ``k`` (a random balanced
-    split from ``key``) or explicit ids ``(n,)`` (non-negative ints; each id used is a fold)."""
+    """The fold of each of ``n`` points.
+
+    Args:
+      n: number of points.
+      folds: ``"loo"`` (point ``i`` alone in fold ``i``), an int ``k`` (a random balanced split into ``k`` folds,
+        drawn from ``key``) or explicit ids ``(n,)`` (non-negative ints; each id used is a fold).
+      key: an int seed or ``jax.random`` key, needed for ``k`` folds.
+
+    Returns:
+      ``(n,)`` int array of fold ids.
+    """
     if isinstance(folds, str):
         if folds != "loo":
             raise ValueError(f"folds must be an int k >= 2, 'loo' or an (n,) array of fold ids, got {folds!r}")

@@ -289,7 +289,16 @@ def _fixing(law: Law, values: tuple[tuple[str, float], ...]) -> Fixing:
 
 
 def fix(law: Law, fixed: Mapping[str, Any]) -> Law:
-    """``law`` with the parameters ``fixed = {name: value}`` held at those values: a :class:`Law` over the
-    free parameters only (in the law's order), e.g. ``fix(chinchilla(), {"alpha": 0.34})``. Fitting it fits
-    the free parameters; :func:`jaxlaws.fit` (``fixed=``) does that and returns the full vector."""
+    """``law`` with some parameters held at fixed values: a :class:`Law` over the free parameters only.
+
+    E.g. ``fix(chinchilla(), {"alpha": 0.34})``. The free parameters keep the law's order; fitting the returned
+    law fits them alone (:func:`jaxlaws.fit` with ``fixed=`` does that and returns the full vector).
+
+    Args:
+      law: a :class:`jaxlaws.laws.Law`.
+      fixed: ``{name: value}`` of the parameters to hold.
+
+    Returns:
+      The :class:`Law` of the free parameters (``P - len(fixed)`` of them).
+    """
     return fixing(law, fixed).free

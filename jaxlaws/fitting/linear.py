@@ -30,7 +30,16 @@ IRLS_MAX_ITER = 500
 
 @dataclasses.dataclass(frozen=True)
 class LinearFit:
-    """Result of :func:`lstsq`: ``coef`` (P,), residuals, objective, MSE, R^2 and IRLS iterations used."""
+    r"""Result of :func:`lstsq`.
+
+    Attributes:
+      coef: ``(P,)`` fitted coefficients :math:`\theta`.
+      residuals: ``(n,)`` residuals :math:`y - X\theta`.
+      objective: :math:`\sum_n w_n \rho(r_n)` at ``coef``.
+      mse: mean squared error of the fit.
+      r2: coefficient of determination.
+      iterations: IRLS iterations used (0 for least squares).
+    """
 
     coef: np.ndarray
     residuals: np.ndarray
@@ -50,9 +59,14 @@ def lstsq(
     r"""Solve :math:`\min_\theta \sum_n w_n \rho(y_n - X_n \theta)` in closed form (IRLS for Huber).
 
     Args:
-      X: ``(n, P)`` design matrix. y: ``(n,)`` targets. weights: optional non-negative ``(n,)``.
-      huber_delta: ``None`` for least squares, else the Huber threshold.
+      X: ``(n, P)`` design matrix.
+      y: ``(n,)`` targets.
+      weights: optional non-negative ``(n,)`` weights :math:`w_n` (default 1).
+      huber_delta: ``None`` for least squares, else the Huber threshold :math:`\delta`.
       dtype: computation precision (float64 by default: this is the reference path).
+
+    Returns:
+      A :class:`LinearFit`: ``coef (P,)``, ``residuals (n,)``, the objective, MSE, R^2 and the IRLS iterations.
     """
     X = validate.as_float_array("X", X)
     y = validate.as_float_array("y", y)

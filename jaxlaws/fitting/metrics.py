@@ -15,7 +15,15 @@ __all__ = ["mse", "r2", "mse_r2", "batched_predict"]
 
 
 def mse(y: ArrayLike, pred: ArrayLike) -> float:
-    r"""Mean squared error :math:`\frac1n \sum_n (y_n - \hat y_n)^2`."""
+    r"""Mean squared error :math:`\frac1n \sum_n (y_n - \hat y_n)^2`.
+
+    Args:
+      y: ``(n,)`` observations.
+      pred: ``(n,)`` predictions.
+
+    Returns:
+      The MSE, a float.
+    """
     y, pred = np.asarray(y, np.float64), np.asarray(pred, np.float64)
     if y.shape != pred.shape:
         raise ValueError(f"y and pred must have the same shape, got {y.shape} and {pred.shape}")
@@ -23,8 +31,17 @@ def mse(y: ArrayLike, pred: ArrayLike) -> float:
 
 
 def r2(y: ArrayLike, pred: ArrayLike) -> float:
-    r"""Coefficient of determination with the observations as truth:
-    :math:`R^2 = 1 - \sum (y - \hat y)^2 / \sum (y - \bar y)^2` (NaN when ``y`` is constant)."""
+    r"""Coefficient of determination with the observations as truth.
+
+    .. math:: R^2 = 1 - \sum_n (y_n - \hat y_n)^2 \Big/ \sum_n (y_n - \bar y)^2
+
+    Args:
+      y: ``(n,)`` observations.
+      pred: ``(n,)`` predictions.
+
+    Returns:
+      :math:`R^2`, a float (NaN when ``y`` is constant).
+    """
     y, pred = np.asarray(y, np.float64), np.asarray(pred, np.float64)
     if y.shape != pred.shape:
         raise ValueError(f"y and pred must have the same shape, got {y.shape} and {pred.shape}")

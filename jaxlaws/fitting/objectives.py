@@ -17,7 +17,16 @@ __all__ = ["Objective", "huber", "squared"]
 
 @dataclasses.dataclass(frozen=True)
 class Objective:
-    """``rho`` (elementwise loss), ``weight`` (IRLS weight), and whether residuals are taken in log space."""
+    r"""A fitting objective :math:`\sum_n w_n \rho(r_n)`: build it with :func:`huber` or :func:`squared`.
+
+    Attributes:
+      name: ``"huber"`` or ``"squared"``.
+      delta: the Huber threshold, ``None`` for least squares.
+      log: whether residuals are :math:`\log y - \log f(x)`.
+
+    ``residual(y, pred)`` gives :math:`r`, ``rho(r)`` the elementwise loss and ``weight(r)`` the IRLS weight
+    :math:`\min(1, \delta / |r|)` (1 for least squares).
+    """
 
     name: str
     delta: float | None = None
@@ -39,11 +48,17 @@ class Objective:
 
 
 def huber(delta: float = 0.02, log: bool = False) -> Objective:
-    r"""Huber loss with sum reduction (as PyTorch's ``HuberLoss(delta, reduction="sum")``):
+    r"""Huber loss with sum reduction (as PyTorch's ``HuberLoss(delta, reduction="sum")``).
 
     .. math:: \rho_\delta(r) = \tfrac12 r^2 \text{ if } |r| < \delta, \text{ else } \delta(|r| - \tfrac12\delta).
 
-    ``log=True`` takes residuals :math:`\log y - \log f(x)` (Chinchilla's objective).
+    Args:
+      delta: the threshold :math:`\delta > 0` between the quadratic and the linear part.
+      log: take residuals :math:`\log y - \log f(x)` (Chinchilla's objective, Hoffmann et al., 2022) instead of
+        :math:`y - f(x)`.
+
+    Returns:
+      An :class:`Objective` for ``objective=`` of :func:`jaxlaws.fit`.
     """
     if not (isinstance(delta, (int, float)) and delta > 0 and delta == delta and delta != float("inf")):
         raise ValueError(f"Huber delta must be a positive finite number, got {delta!r}")
@@ -51,5 +66,12 @@ def huber(delta: float = 0.02, log: bool = False) -> Objective:
 
 
 def squared(log: bool = False) -> Objective:
-    r"""Least squares, :math:`\rho(r) = \tfrac12 r^2` summed (the original's ``loss_type="mse"`` up to ½)."""
+    r"""Least squares, :math:`\rho(r) = \tfrac12 r^2` summed (the original's ``loss_type="mse"`` up to the ½).
+
+    Args:
+      log: take residuals :math:`\log y - \log f(x)` instead of :math:`y - f(x)`.
+
+    Returns:
+      An :class:`Objective` for ``objective=`` of :func:`jaxlaws.fit`.
+    """
     return Objective("squared", None, log)

@@ -56,9 +56,14 @@ BOX_MARGIN = 1e-7
 
 @dataclasses.dataclass(frozen=True)
 class Penalty:
-    r"""An L2 penalty :math:`\tfrac{\lambda}{2} W \sum_{j\in S}(\theta_j - c)^2` (see the module docstring).
+    r"""An L2 penalty :math:`\tfrac{\lambda}{2} W \sum_{j\in S}(\theta_j - c)^2` (see the module docstring); build it
+    with :func:`ridge`.
 
-    ``params``: names of the penalised parameters; ``None`` means the law's ``exponents``."""
+    Attributes:
+      lam: :math:`\lambda \ge 0`.
+      params: names :math:`S` of the penalised parameters; ``None`` means the law's ``exponents``.
+      center: :math:`c`.
+    """
 
     lam: float
     params: tuple[str, ...] | None = None
@@ -78,8 +83,17 @@ class Penalty:
 
 
 def ridge(lam: float, params: Sequence[str] | None = None, center: float = 0.0) -> Penalty:
-    r"""L2 penalty :math:`\tfrac{\lambda}{2} W \sum_{j\in S}(\theta_j - c)^2` on ``params`` (default: the
-    law's exponents), :math:`W` the total weight of the fitting points. ``ridge(0)`` disables it."""
+    r"""An L2 penalty :math:`\tfrac{\lambda}{2} W \sum_{j\in S}(\theta_j - c)^2`, :math:`W` the total weight of the
+    fitting points.
+
+    Args:
+      lam: :math:`\lambda \ge 0`; ``ridge(0)`` disables the law's default penalty.
+      params: names :math:`S` of the penalised parameters; default the law's ``exponents``.
+      center: :math:`c`, the value the parameters are shrunk towards.
+
+    Returns:
+      A :class:`Penalty` for ``penalty=`` of :func:`jaxlaws.fit`.
+    """
     return Penalty(
         float(lam) if isinstance(lam, numbers.Real) and not isinstance(lam, bool) else lam,
         None if params is None else tuple(params),

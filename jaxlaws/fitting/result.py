@@ -15,7 +15,7 @@ __all__ = ["FitError", "FitResult"]
 
 
 class FitError(ValueError):
-    """A fit produced no usable parameters (every init diverged)."""
+    """A fit produced no usable parameters (every init diverged); raised by :func:`jaxlaws.fit` with ``throw=True``."""
 
 
 @dataclasses.dataclass(frozen=True, eq=False)

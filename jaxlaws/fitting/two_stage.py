@@ -22,11 +22,23 @@ __all__ = ["choose_c", "fit_static_two_stage"]
 
 
 def choose_c(p: ArrayLike, y: ArrayLike, grid_size: int = 1000) -> np.ndarray:
-    r"""Stage one, vectorised over a batch: ``p, y`` of shape ``([B,] n)`` -> ``c`` of shape ``([B])``.
+    r"""Stage one of the original's m=2 fit: the offset ``c`` that makes :math:`\log(L - c)` most linear in ``p``.
 
-    Ties and an all-NaN correlation keep the smallest ``c`` (the original starts from ``c = 0``). Raises
-    ``ValueError`` for NaN/inf, non-positive losses (naming the problem of a batch), fewer than 2 points
-    or a ``grid_size`` below 2.
+    Searches ``c`` on ``grid_size - 1`` points of :math:`[0, \min L)` for the largest absolute Pearson
+    correlation between ``p`` and :math:`\log(L - c)` (HazyResearch/aioli, the m=2 analysis notebooks), vectorised
+    over a batch. Ties and an all-NaN correlation keep the smallest ``c`` (the original starts from ``c = 0``).
+
+    Args:
+      p: ``(n,)`` or ``(B, n)`` own proportions of the group.
+      y: losses of the same shape, all positive.
+      grid_size: number of grid points (at least 2).
+
+    Returns:
+      ``c``, shape ``()`` for one problem or ``(B,)``.
+
+    Raises:
+      ValueError: for NaN/inf, non-positive losses (naming the problem of a batch), fewer than 2 points or a
+        ``grid_size`` below 2.
     """
     p = validate.as_float_array("p", p)
     y = validate.as_float_array("y", y)
@@ -75,11 +87,26 @@ def fit_static_two_stage(
     dtype: DTypeLike | None = None,
     throw: bool = True,
 ) -> FitResult:
-    r"""Fit :math:`L_i = c + \exp(k p_i + b)` the original's way; ``p`` is the group's own proportion.
+    r"""Fit :math:`L_i = c + \exp(k p_i + b)` the original's way: :func:`choose_c`, then ``k, b`` with ``c`` held.
 
-    ``p, y`` are ``(n,)`` for one fit or ``(B, n)`` for a batch. Returns a :class:`FitResult` for
-    :func:`jaxlaws.laws.static_two_group` (params ``[c, k, b]``); its MSE and R^2 are in loss space (the
-    MSE equals the original's, which is shift-invariant; R^2 is the correct one).
+    Stage two fits ``[k, b]`` of :math:`L - c = \exp(k p + b)` from the original's init grid (or ``inits``) with the
+    law's objective, as HazyResearch/aioli's m=2 notebooks do.
+
+    Args:
+      p: ``(n,)`` own proportions of the group, or ``(B, n)`` for a batch of problems.
+      y: ``(n,)`` or ``(B, n)`` losses, all positive.
+      grid_size: grid points of the search for ``c`` (:func:`choose_c`).
+      inits: optional ``(n_init, 2)`` (or ``(B, n_init, 2)``) initial ``[k, b]``; default the grid of
+        :func:`jaxlaws.laws.exp_two_group`.
+      objective: default that law's, the original's Huber(0.02).
+      solver: as in :func:`jaxlaws.fit`.
+      dtype: as in :func:`jaxlaws.fit`.
+      throw: raise :class:`FitError` when every init diverged; otherwise return ``success=False``.
+
+    Returns:
+      A :class:`FitResult` for :func:`jaxlaws.laws.static_two_group` (params ``([B,] 3)``, ``[c, k, b]``); its
+      MSE and R^2 are in loss space (the MSE equals the original's, which is shift-invariant; R^2 is the correct
+      one).
     """
     p = validate.as_float_array("p", p)
     y = validate.as_float_array("y", y)

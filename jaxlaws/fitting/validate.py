@@ -35,9 +35,13 @@ SIMPLEX_ATOL = 1e-4
 
 
 class FitInputError(ValueError):
-    """Data a fit refuses. ``problem`` is the index of the offending problem in a batch (else ``None``) and
-    ``detail`` the message without it, so callers that built the batch (``jaxlaws.analysis``) can name the
-    problem in their own terms."""
+    """Data a fit refuses (a ``ValueError``).
+
+    Attributes:
+      problem: the index of the offending problem in a batch, else ``None``.
+      detail: the message without the problem's index, so callers that built the batch (``jaxlaws.analysis``)
+        can name the problem in their own terms.
+    """
 
     def __init__(self, message: str, problem: int | None = None, detail: str | None = None):
         super().__init__(message)
