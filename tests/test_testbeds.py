@@ -185,8 +185,9 @@ def test_headroom_refuses_a_gap_within_the_seed_spread():
     val, test = _losses([2.20, 2.10], [2.10, 2.12])  # d = -0.9 and +0.2 perplexity: mean gap < 3 x spread
     r = T.headroom_from_losses(MIX, val, test, W, (0, 1))
     assert r.best == 1 and r.gap > 0 and not r.passed and r.ratio < 3
-    with pytest.raises(T.NoHeadroomError, match="no headroom.*--allow-no-headroom"):
+    with pytest.raises(T.NoHeadroomError, match="no headroom.*--allow-no-headroom") as e:
         T.require_headroom(r, "noise")
+    assert e.value.result is r
     with pytest.warns(UserWarning, match="no headroom"):
         T.require_headroom(r, "noise", allow=True)
 

@@ -58,7 +58,10 @@ __all__ = [
     "judge",
     "mixture_trajectories",
     "plot_trajectories",
+    "default_probe",
     "study",
+    "add_testbed_args",
+    "cli_study",
 ]
 
 TESTBEDS = ("noise", "scarce", "skewed", "m7")
@@ -170,7 +173,12 @@ class Testbed:
 
 
 class NoHeadroomError(ValueError):
-    """The best static mixture does not beat stratified by enough to tell mixing methods apart."""
+    """The best static mixture does not beat stratified by enough to tell mixing methods apart (``result``: the
+    :class:`HeadroomResult`)."""
+
+    def __init__(self, message: str, result: Any = None):
+        super().__init__(message)
+        self.result = result
 
 
 # ------------------------------------------------------------------------------------------ building
@@ -452,14 +460,13 @@ def require_headroom(result: HeadroomResult, testbed: str = "this setting", allo
     msg = (
         f"{testbed}: no headroom -- the best static mixture beats stratified by {result.gap:.4f} test perplexity, "
         f"less than {result.factor:g} x the paired seed spread {result.spread:.4f}; a comparison of mixing "
-        "methods here could not tell them apart from stratified. Pass allow_no_headroom=True "
-        "(--allow-no-headroom) to run it anyway."
+        "methods here could not tell them apart from stratified."
     )
     if not allow:
-        raise NoHeadroomError(msg)
+        raise NoHeadroomError(msg + " Pass allow_no_headroom=True (--allow-no-headroom) to run it anyway.", result)
     import warnings
 
-    warnings.warn(msg, stacklevel=2)
+    warnings.warn(msg + " Judging the methods anyway (allowed).", stacklevel=2)
 
 
 # ------------------------------------------------------------------------------------------ judging
@@ -602,6 +609,15 @@ def plot_trajectories(traj: pd.DataFrame, names: Sequence[str], path: str | Path
 
 
 # ------------------------------------------------------------------------------------------ the study
+def default_probe(testbed: Testbed, n_children: int = 6) -> tuple[int, np.ndarray, int]:
+    """``(break_step, children, remaining_steps)``: half-way, ``n_children`` mixtures of the original's Dirichlet
+    cover (seed 1), a tenth of the run -- the method analysis of the Aioli paper (Sec. 4) at this size."""
+    from jaxlaws.sweeps.dirichlet import dirichlet_cover
+
+    S = testbed.size.steps
+    return S // 2, dirichlet_cover(testbed.m, n_children, 1), max(1, S // 10)
+
+
 def study(
     testbed: Testbed,
     seeds: Sequence[int],
@@ -611,8 +627,7 @@ def study(
     headroom_seeds: Sequence[int] | None = None,
     allow_no_headroom: bool = False,
     hparams: dict[str, dict] | None = None,
-    probe: bool = False,
-    n_children: int = 6,
+    probe: tuple[int, Any, int] | None = None,
     progress: bool = False,
 ) -> dict[str, Any]:
     """Headroom check, then every method on ``testbed`` with paired ``seeds``, judged on its objective.
@@ -620,11 +635,11 @@ def study(
     In ``out``: ``headroom/`` (stratified + the grid, ``headroom_seeds``, default the first two seeds), the
     comparison (``compare``'s work directories), ``aioli_cumulative/`` (Aioli with ``ema=None``: a departure from
     the original's default), ``judgement.md/.csv``, ``per_seed.csv``, ``trajectories.csv``, ``mixtures.png`` and
-    ``study.json``. Raises :class:`NoHeadroomError` before any method runs when the check fails, unless
-    ``allow_no_headroom``. ``probe``: break-step children (half-way, ``n_children`` Dirichlet mixtures, a tenth of
-    the run) for each analysed method's ``sim``. Resumable: run it again after an interruption.
+    ``study.json`` (``headroom.md`` as soon as the check is done). Raises :class:`NoHeadroomError` before any
+    method runs when the check fails, unless ``allow_no_headroom``. ``probe = (break_step, children,
+    remaining_steps)`` (e.g. :func:`default_probe`): every analysed method's break-step children, for its ``sim``.
+    Resumable: run it again after an interruption.
     """
-    from jaxlaws.sweeps.dirichlet import dirichlet_cover
     from jaxlaws.train.methods.compare import compare
     from jaxlaws.train.methods.sweep import method_sweep
 
@@ -635,18 +650,15 @@ def study(
     out = Path(out)
     cfg = testbed.train_config()
     data = testbed.sweep_data(cfg)
-    S = cfg.optim.total_steps
     t0 = time.perf_counter()
     head = check_headroom(testbed, out / "headroom", headroom_seeds or seeds[:2], cfg=cfg, data=data, progress=progress)
     headroom_s = time.perf_counter() - t0
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "headroom.md").write_text(head.to_markdown(testbed.names) + "\n")
     require_headroom(head, testbed.name, allow_no_headroom)
     hparams = {k: dict(v) for k, v in (hparams or {}).items()}
     cmp_methods = [x for x in methods if x != "aioli_cumulative"]
-    kw: dict[str, Any] = {}
-    if probe:
-        kw = dict(
-            break_step=S // 2, children=dirichlet_cover(testbed.m, n_children, 1), remaining_steps=max(1, S // 10)
-        )
+    kw = dict(zip(("break_step", "children", "remaining_steps"), probe)) if probe is not None else {}
     comp = compare(
         data, cfg, seeds, out, methods=cmp_methods, hparams=hparams, mixtures=testbed.grid, progress=progress, **kw
     )
@@ -685,7 +697,10 @@ def _write_study(out: Path, tb: Testbed, head, jd: Judgement, traj, headroom_s: 
     jd.table.to_csv(out / "judgement.csv", index=False)
     jd.per_seed.to_csv(out / "per_seed.csv", index=False)
     traj.to_csv(out / "trajectories.csv", index=False)
-    plot_trajectories(traj, tb.names, out / "mixtures.png", f"testbed {tb.name}: mixture over training")
+    try:
+        plot_trajectories(traj, tb.names, out / "mixtures.png", f"testbed {tb.name}: mixture over training")
+    except ImportError:  # matplotlib is the plot extra; trajectories.csv holds the same numbers
+        pass
     summary = {
         "testbed": tb.name,
         "seed": tb.seed,
@@ -702,3 +717,72 @@ def _write_study(out: Path, tb: Testbed, head, jd: Judgement, traj, headroom_s: 
         "wall_seconds": wall,
     }
     (out / "study.json").write_text(json.dumps(summary, indent=1, default=str))
+
+
+# ------------------------------------------------------------------------------------------ command line
+def add_testbed_args(p: Any) -> None:
+    """``--testbed``, ``--testbed-seed``, ``--allow-no-headroom`` and ``--headroom-seeds`` on ``jaxlaws compare``."""
+    p.add_argument("--testbed", default=None, choices=TESTBEDS, help="judge the methods on a testbed (study)")
+    p.add_argument("--testbed-seed", type=int, default=0, help="seed the testbed's data are made from")
+    p.add_argument("--headroom-seeds", default=None, help="seeds of the headroom check (default: the first two)")
+    p.add_argument("--allow-no-headroom", action="store_true", help="judge the methods even without headroom")
+
+
+def cli_study(args: Any) -> int:
+    """``jaxlaws compare --testbed NAME``: :func:`study` on a testbed sized by the command's flags (model preset,
+    steps, batch, sequence length, lr, warm-up, evaluation); the testbed fixes the data and the objective."""
+    from jaxlaws.train.cli import parse_mixtures
+    from jaxlaws.train.methods.cli import hparams_from_args
+    from jaxlaws.train.methods.compare import DEFAULT_METHODS
+    from jaxlaws.train.sweep import check_seeds
+
+    for flag, value, default in (("--data", args.data, "bundled"), ("--groups", args.groups, None)):
+        if value != default:
+            raise ValueError(f"{flag} does not go with --testbed: the testbed makes its own groups")
+    if args.bf16:
+        raise ValueError("--bf16 does not go with --testbed (its runs are float32)")
+
+    def seeds_of(text: str, flag: str) -> list[int]:
+        try:
+            return check_seeds([int(x) for x in text.split(",") if x.strip()], flag)
+        except ValueError as e:
+            raise ValueError(f"{flag} {text!r}: {e}") from None
+
+    cpu = SIZES["cpu"]
+    tb = make_testbed(
+        args.testbed,
+        args.testbed_seed,
+        cpu,
+        model=args.preset,
+        steps=args.steps,
+        batch_size=args.batch_size,
+        seq_len=args.seq_len or cpu.seq_len,
+        lr=args.lr,
+        warmup=args.warmup,
+        eval_every=args.eval_every or None,
+        max_eval_chunks=args.max_eval_chunks or cpu.max_eval_chunks,
+        probe_chunks=args.probe_chunks,
+    )
+    methods = [x for x in args.methods.split(",") if x]
+    methods = list(STUDY_METHODS) if methods == list(DEFAULT_METHODS) else methods
+    hp = {mth: hparams_from_args(args, mth, tb.m, strict=False) for mth in methods}
+    probe = None
+    if args.break_step is not None:
+        if args.children is None or args.remaining_steps is None:
+            raise ValueError("--break-step needs --children and --remaining-steps")
+        probe = (args.break_step, parse_mixtures(args.children, tb.m, "--children"), args.remaining_steps)
+    head_seeds = seeds_of(args.headroom_seeds, "--headroom-seeds") if args.headroom_seeds else None
+    study(
+        tb,
+        seeds_of(args.seeds, "--seeds"),
+        args.out,
+        methods=methods,
+        headroom_seeds=head_seeds,
+        allow_no_headroom=args.allow_no_headroom,
+        hparams=hp,
+        probe=probe,
+        progress=not args.no_progress,
+    )
+    print((Path(args.out) / "judgement.md").read_text())
+    print(f"tables and figure: {args.out}/judgement.csv, per_seed.csv, trajectories.csv, mixtures.png")
+    return 0
