@@ -133,8 +133,11 @@ def _reduced(a: Array, g: Array, free: Array) -> tuple[Array, Array]:
 
 @dataclasses.dataclass(frozen=True)
 class LevenbergMarquardt:
-    r"""IRLS Levenberg-Marquardt, run until converged: at most ``steps`` iterations; damping starts at
-    ``damping`` and is divided by ``decrease`` on success, multiplied by ``increase`` on failure.
+    r"""IRLS Levenberg-Marquardt, run until converged (the default solver of :func:`jaxlaws.fit`).
+
+    Each iteration solves the damped normal equations :math:`(A + \mu D)\,\delta = -g` of the IRLS-weighted
+    residuals; the damping :math:`\mu` starts at ``damping`` and is divided by ``decrease`` after a step that
+    lowers the objective, multiplied by ``increase`` after one that does not.
 
     **Stopping** (inside the compiled program, a ``lax.while_loop`` per init): an init stops once a nearly
     undamped step (damping <= ``GN_DAMPING``, i.e. a Gauss-Newton step) promises, by the model
@@ -157,10 +160,16 @@ class LevenbergMarquardt:
     Each iteration makes one residual + Jacobian pass (at the candidate; kept, it is the next iteration's
     linearisation) and carries the ``P x P`` normal equations, not the Jacobian; for a law with a
     :class:`~jaxlaws.laws.base.SingleIndex` (the static mixing laws) the engine passes them in ready-formed by
-    matrix products (:mod:`.index_normal`). Against optimistix on the same Huber objective, 200 inits, same
-    ``jit(vmap)``, float64, at 50 fixed steps each (``benchmarks/bench_solvers.py``): 2.0x faster than
-    ``optimistix.LevenbergMarquardt`` on Chinchilla, 11.5x on DML's 20 problems, 19.5x on RegMix (P = 18),
-    reaching the same best objective (gaps <= 4e-7 relative)."""
+    matrix products (:mod:`.index_normal`). ``benchmarks/bench_solvers.py`` compares it with optimistix
+    (results in ``benchmarks/RESULTS.md``).
+
+    Attributes:
+      steps: the iteration cap.
+      damping: the initial damping :math:`\mu_0`.
+      decrease: the factor dividing :math:`\mu` after a kept step (> 1).
+      increase: the factor multiplying :math:`\mu` after a rejected step (> 1).
+      rtol: the relative Gauss-Newton decrement below which an init stops.
+    """
 
     steps: int = 1000
     damping: float = 1e-3
@@ -303,21 +312,21 @@ def _optax_trace(
 
 @dataclasses.dataclass(frozen=True)
 class LBFGS:
-    """``optax.lbfgs`` (memory 10, zoom line search satisfying the strong Wolfe conditions), ``steps``
+    """``optax.lbfgs`` (memory ``memory_size``, zoom line search satisfying the strong Wolfe conditions) for ``steps``
     iterations. The original ran 100 outer x up to 20 inner PyTorch L-BFGS iterations.
 
-    **Not fast under** ``vmap``, by construction: each iteration's zoom line search is a ``while_loop`` whose
-    trip count is data-dependent, and a vmapped ``while_loop`` runs until the *slowest* init of the
-    batch has finished (its ``cond`` branches become selects that evaluate both sides), so every iteration
-    costs up to ``max_linesearch_steps`` (20) value-and-gradient passes over all inits -- while
-    :class:`LevenbergMarquardt` makes exactly one residual+Jacobian pass per iteration. Measured on the
-    public Chinchilla problem (240 points; 200 of Hoffmann's inits, float64, same ``jit(vmap)``, 2-core EPYC
-    at load ~9): 200 LBFGS iterations 18.7 s vs 50 LM iterations 0.11 s (170x; 4,500 inits would take about
-    7 minutes). Capping the line search at 5 trials is 5.5x faster but leaves the median init
-    20x further from the optimum (2.0e-2 vs 1.02e-3). Per init LBFGS is more reliable (its median init reaches
-    the optimum; LM's, in 50 steps, does not), so it suits few inits; for grids, use the default LM.
-    ``benchmarks/bench_solvers.py`` (200 inits, load ~2): 80x LM's time on Chinchilla, 115x on DML, 39x on
-    RegMix, where none of its inits came within 1e-6 of the optimum in 200 steps."""
+    **Slow under** ``vmap``, by construction: each iteration's zoom line search is a ``while_loop`` whose trip
+    count is data-dependent, and a vmapped ``while_loop`` runs until the *slowest* init of the batch has finished
+    (its ``cond`` branches become selects that evaluate both sides), so every iteration costs up to
+    ``max_linesearch_steps`` (20) value-and-gradient passes over all inits, where :class:`LevenbergMarquardt`
+    makes one residual + Jacobian pass per iteration. Per init L-BFGS is reliable, so it suits few inits; for
+    init grids use the default :class:`LevenbergMarquardt` (``benchmarks/bench_solvers.py`` measures both;
+    results in ``benchmarks/RESULTS.md``).
+
+    Attributes:
+      steps: the number of iterations.
+      memory_size: the number of past updates kept for the inverse-Hessian estimate.
+    """
 
     steps: int = 200
     memory_size: int = 10
@@ -333,7 +342,12 @@ class LBFGS:
 
 @dataclasses.dataclass(frozen=True)
 class Adam:
-    """``optax.adam(learning_rate)`` for ``steps`` iterations."""
+    """``optax.adam(learning_rate)`` on the objective for ``steps`` iterations.
+
+    Attributes:
+      steps: the number of iterations.
+      learning_rate: Adam's step size.
+    """
 
     steps: int = 2000
     learning_rate: float = 1e-2
