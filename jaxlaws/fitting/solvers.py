@@ -136,8 +136,9 @@ class LevenbergMarquardt:
     r"""IRLS Levenberg-Marquardt, run until converged (the default solver of :func:`jaxlaws.fit`).
 
     Each iteration solves the damped normal equations :math:`(A + \mu D)\,\delta = -g` of the IRLS-weighted
-    residuals; the damping :math:`\mu` starts at ``damping`` and is divided by ``decrease`` after a step that
-    lowers the objective, multiplied by ``increase`` after one that does not.
+    residuals (:math:`D = \mathrm{diag}(A)`, Marquardt's scaling); the damping :math:`\mu` starts at ``damping``
+    and is divided by ``decrease`` after a step that lowers the objective, multiplied by ``increase`` after one
+    that does not.
 
     **Stopping** (inside the compiled program, a ``lax.while_loop`` per init): an init stops once a nearly
     undamped step (damping <= ``GN_DAMPING``, i.e. a Gauss-Newton step) promises, by the model
