@@ -115,11 +115,12 @@ def fit(
         iterations and keep the iterate where it was lowest (the solver restarts its state each segment).
       screen: successive halving (:class:`Screen`), which spends the solver's iterations on the promising
         inits of a large grid. Default ``"auto"``: ``Screen(10, 0.02, min_keep=64)`` on grids of 1,024 inits
-        or more (3-7x faster than the full grid; its optimum to 1e-7 on the Chinchilla, DML-scalebench, DML
-        RedPajama (20 problems), RegMix and paper-reference problems: ``benchmarks/bench_fit.py --public``),
-        none on smaller ones. ``None`` (or ``False``): run every init with the full solver -- do so when the
-        optimum matters more than time. Known miss: unpenalised (``penalty=None``) on RedPajama 410M, one of 5
-        problems stops 9% above the full grid, at a slowly reached degenerate minimum no 5-20-step screen
+        or more (its optimum matches the full grid's to 1e-7 on the Chinchilla, DML-scalebench, DML
+        RedPajama (20 problems), RegMix and paper-reference problems: ``benchmarks/bench_fit.py --public``,
+        whose timings are in ``benchmarks/RESULTS.md``), none on smaller ones. ``None`` (or ``False``): run
+        every init with the full solver -- do so when the optimum matters more than time. Known miss:
+        unpenalised (``penalty=None``) on RedPajama 410M, one of 5 problems stops 9% above the full grid, at
+        a slowly reached degenerate minimum no 5-20-step screen
         ranks first (5 steps, the former default, also missed one penalised 70M problem by 2.3e-5).
       dtype: ``"float32"`` or ``"float64"``. Default (``None``): :func:`default_dtype`, float64 on CPU
         (where it is native and no slower than float32 for these fits, and float32 objectives are off at 1e-9
@@ -201,17 +202,27 @@ def fit_batched(
 ) -> FitResult:
     """Fit ``B`` independent problems ``(x[b], y[b])`` with the same law in one compiled program.
 
-    ``x`` is ``(B, n, d)``, ``y`` ``(B, n[, k])`` -- or lists of ``B`` arrays of different lengths (ragged
-    problems, padded with masks inside the one program); ``inits`` is ``(n_init, P)`` shared by all
-    problems or ``(B, n_init, P)``; ``weights``, ``validation`` and ``test`` are ``(B, n)`` (or ``(n,)``
-    shared; lists of per-problem arrays for ragged problems). Other arguments as in :func:`fit`; every
-    field of the result has a leading batch axis. With several local devices the problems are sharded
-    across them.
+    Each problem is fitted as :func:`fit` would fit it alone; with several local devices the problems are sharded
+    across them, and batches larger than ``memory_budget`` stream through the same compiled program in chunks.
 
-    ``memory_budget``: bytes one chunk of problems may use (default a quarter of RAM): larger batches stream
-    through the same compiled program in chunks. ``init_objectives=False`` returns ``res.init_objectives``
-    as an empty ``(B, 0)`` array instead of every init's objective: that table is ``B x n_init`` float64
-    (100,000 problems x 6,000 inits: 4.8 GB), more than the rest of the result for large batches.
+    Args:
+      law: a :class:`jaxlaws.laws.Law`.
+      x: ``(B, n, d)`` inputs -- or a list of ``B`` arrays of different lengths (ragged problems, padded with
+        masks inside the one program), or a table / mapping of columns with a leading batch axis.
+      y: ``(B, n)`` or ``(B, n, k)`` observations (a list of ``B`` arrays for ragged problems).
+      inits: ``(n_init, P)`` shared by all problems, or ``(B, n_init, P)``; default the law's grid per problem.
+      weights, validation, test: ``(B, n)`` (or ``(n,)`` shared; lists of per-problem arrays for ragged
+        problems), as in :func:`fit`.
+      memory_budget: bytes one chunk of problems may use (default a quarter of RAM).
+      init_objectives: ``False`` returns ``res.init_objectives`` as an empty ``(B, 0)`` array instead of every
+        init's objective: that table is ``B x n_init`` float64 (100,000 problems x 6,000 inits: 4.8 GB), more
+        than the rest of the result for large batches.
+      key, objective, solver, select, bounds, penalty, early_stopping, screen, dtype, throw, simplex_atol,
+        normalize, fixed, polish: as in :func:`fit`.
+
+    Returns:
+      A :class:`FitResult` whose every field has a leading batch axis ``B`` (``res.params``: ``(B, P)``);
+      ``res[b]`` is problem ``b``'s result.
     """
     if fixed:  # fit the law over its free parameters; the result is mapped back to the full vector at the end
         fix = fixing.fixing(law, fixed)
