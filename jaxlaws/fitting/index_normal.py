@@ -12,9 +12,8 @@ Gauss-Newton blocks are
 and :math:`g = J^\top W r`. Under ``vmap`` over inits the per-point vectors stack into ``(inits, N)``
 matrices and each block is one matrix product with the problem's fixed features (``Phi`` and its
 pairwise products, computed once per problem). The generic path sums ``P^2/2`` Jacobian-column products
-per init, which streams the Jacobian through memory ``P/2`` times: on RegMix (512 points, ``P = 18``,
-1,024 inits) 68 ms per evaluation against 1.5 ms for these products (``benchmarks/bench_fit.py --public``
-measures the whole fit).
+per init, which streams the Jacobian through memory ``P/2`` times (``benchmarks/bench_fit.py --public``
+measures the whole fit both ways; the timings are in ``benchmarks/RESULTS.md``).
 
 The result is the same ``(f, A, g)`` as differentiating the engine's full residual vector (bounds by
 reparametrisation, masked points, ridge residuals), to round-off: ``tests/test_index_normal.py``.
