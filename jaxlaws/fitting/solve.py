@@ -67,13 +67,18 @@ SELECTIONS = ("trajectory", "final")
 # --------------------------------------------------------------------------- screening of large grids
 @dataclasses.dataclass(frozen=True)
 class Screen:
-    """Successive halving for large init grids: run every init for ``steps`` solver iterations, then
-    continue the best ``max(min_keep, round(keep * n_init))`` of them (all, if the grid is smaller) with the
-    full solver, from where the screening left them. Inside the same compiled program; pruned inits report
-    their screening objective in ``init_objectives``.
+    """Successive halving for large init grids (``screen=`` of :func:`jaxlaws.fit` and :func:`solve`).
 
-    The cost is ``steps * n_init + solver.steps * kept`` solver iterations instead of
-    ``solver.steps * n_init``: with the default (10 steps, 2%, at least 64) about 4.5x fewer on a 6,000-init grid.
+    Runs every init for ``steps`` solver iterations, then continues the best ``max(min_keep, round(keep * n_init))``
+    of them (all, if the grid is smaller) with the full solver, from where the screening left them -- inside the
+    same compiled program; pruned inits report their screening objective in ``init_objectives``. The cost is
+    ``steps * n_init + solver.steps * kept`` solver iterations instead of ``solver.steps * n_init``: with
+    ``"auto"``'s :data:`AUTO_SCREEN` (10 steps, 2%, at least 64) about 4.5x fewer on a 6,000-init grid.
+
+    Attributes:
+      steps: solver iterations every init runs before the cut.
+      keep: the fraction of the inits that continue, in (0, 1].
+      min_keep: the fewest inits that continue.
     """
 
     steps: int = 10
@@ -128,12 +133,14 @@ def resolve_screen(screen: Any, n_init: int) -> Screen | None:
 class RESULTS:
     """Integer result codes of a :class:`Solution` (an ``int32`` array, so they survive ``jit`` and ``vmap``).
 
-    ``successful``: a finite optimum whose gradient is small and whose Hessian is regular.
-    ``nonfinite``: no init reached a finite objective.
-    ``singular_hessian``: the objective's Hessian at the optimum is singular or indefinite (relative to its
-    scale): some parameter combination is not determined there, and derivatives through the fit are not
-    defined.
-    ``not_converged``: the Gauss-Newton decrement at the optimum is still large (the solver stopped early).
+    Attributes:
+      successful: a finite optimum whose gradient is small and whose Hessian is regular.
+      nonfinite: no init reached a finite objective.
+      singular_hessian: the objective's Hessian at the optimum is singular or indefinite (relative to its
+        scale): some parameter combination is not determined there, and derivatives through the fit are not
+        defined.
+      not_converged: the Gauss-Newton decrement at the optimum is still large (the solver stopped early).
+      names: the codes' names in code order; ``RESULTS.name(code)`` reads a code (or an array of them).
     """
 
     successful = 0
