@@ -187,6 +187,10 @@ def bootstrap(
       inits: as in :func:`jaxlaws.fit`; default the law's grid on each problem's full data, shared by its
         resamples (drawn once, not once per resample).
       fit_kwargs: passed to :func:`jaxlaws.fit_batched` (``objective``, ``bounds``, ``penalty``, ...).
+
+    Returns:
+      A :class:`BootstrapResult`: the fit on all points, the ``([B,] R, P)`` resample parameters and the
+      ``([B,] R, n)`` draw counts.
     """
     if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or n < 2:
         raise ValueError(f"n (resamples) must be an int >= 2, got {n!r}")

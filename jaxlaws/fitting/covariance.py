@@ -136,6 +136,10 @@ def covariance(
         other objective).
       bandwidth: for Huber, the kernel bandwidth :math:`h` of the bread's :math:`\psi'` in residual units,
         ``0`` for the unsmoothed indicator, or ``"silverman"`` (default; :func:`silverman`).
+
+    Returns:
+      ``(cov, info)``: the ``(P, P)`` covariance (NaN rows and columns for parameters on a bound, all NaN when
+      undefined) and a :class:`CovarianceInfo`.
     """
     _check(kind, bandwidth)
     obj = objective if objective is not None else Objective("squared")
