@@ -193,7 +193,14 @@ class Law:
 
 
 def grid(*axes: ArrayLike) -> np.ndarray:
-    """Cartesian product of 1-D axes as an ``(prod(len), len(axes))`` array (first axis slowest)."""
+    """Cartesian product of 1-D axes as an ``(prod(len), len(axes))`` array (first axis slowest).
+
+    Args:
+      *axes: 1-D arrays, one per parameter.
+
+    Returns:
+      ``(prod(len(a) for a in axes), len(axes))`` float64 array.
+    """
     mesh = np.meshgrid(*[np.asarray(a, dtype=np.float64) for a in axes], indexing="ij")
     return np.stack([m.reshape(-1) for m in mesh], axis=-1)
 

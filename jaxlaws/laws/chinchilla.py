@@ -23,8 +23,16 @@ __all__ = ["chinchilla"]
 
 @functools.cache  # one Law per signature, so compiled fits are reused
 def chinchilla() -> Law:
-    """``x`` is ``(n, 2)``: model size N and training tokens D (both > 0). Default grid: Hoffmann et al.'s
-    4,500 inits, ``e in {-1,-.5,0,.5,1}``, ``a, b in {0,5,...,25}``, ``alpha, beta in {0,.5,...,2}``."""
+    r"""The Chinchilla scaling law :math:`L(N, D) = E + A/N^\alpha + B/D^\beta` (Hoffmann et al., 2022).
+
+    Parameters ``[e, a, b, alpha, beta]`` with :math:`E = e^e`, :math:`A = e^a`, :math:`B = e^b`; ``x`` is ``(n, 2)``,
+    model size ``N`` and training tokens ``D`` (both > 0). Default objective Huber(1e-3) on :math:`\log L`; default
+    grid Hoffmann et al.'s 4,500 inits, ``e in {-1,-.5,0,.5,1}``, ``a, b in {0,5,...,25}``,
+    ``alpha, beta in {0,.5,...,2}``.
+
+    Returns:
+      The :class:`Law` (one object per process, so compiled fits are reused).
+    """
 
     def predict(params: Array, x: Array) -> Array:
         e, a, b, alpha, beta = params

@@ -69,7 +69,16 @@ def dml_inits(
     ``geomspace(0.02, 50, n_c)``; for each, the least-squares :math:`\hat t` of
     :math:`\log(y - c) = t\cdot r` (exact for noiseless data with that :math:`c`), shrunk towards its mean level
     :math:`\bar z` by each factor in ``spreads``: :math:`t = \bar z\mathbf 1 + s(\hat t - \bar z\mathbf 1)`.
-    Returns ``(n_c * len(spreads), m + 1)``."""
+
+    Args:
+      x: ``(n, m)`` mixtures of the fitting points.
+      y: ``(n,)`` their losses.
+      n_c: the number of values of :math:`c`.
+      spreads: the shrinkage factors :math:`s`.
+
+    Returns:
+      ``(n_c * len(spreads), m + 1)`` initial ``[c, t_1..t_m]``.
+    """
     x = np.asarray(x, np.float64)
     y = np.asarray(y, np.float64).reshape(len(x))
     lo = float(np.min(y))
@@ -102,6 +111,12 @@ def dml(m: int) -> Law:
     :math:`\log k` (a common shift), which the ridge pulls gently towards 0 too. Stronger than
     :func:`~jaxlaws.laws.log_linear`'s :math:`10^{-8}`, which must keep Aioli's 9-group fits with
     :math:`|t_j|` up to 157; no reference fits of this form rely on larger :math:`t`.
+
+    Args:
+      m: the number of domains (>= 2).
+
+    Returns:
+      The :class:`Law` (cached per argument, so compiled fits are reused).
     """
     check_groups(m)
     ts = tuple(f"t{j + 1}" for j in range(m))
@@ -122,13 +137,27 @@ def dml(m: int) -> Law:
 
 
 def dml_to_paper(params: ArrayLike) -> np.ndarray:
-    """``[c, t_1..t_m] -> [c, k, t_1..t_m]`` with the convention ``k = 1``."""
+    """``[c, t_1..t_m] -> [c, k, t_1..t_m]`` with the convention ``k = 1``.
+
+    Args:
+      params: ``(P,)`` or a batch ``(..., P)`` of parameter vectors.
+
+    Returns:
+      ``(..., m + 2)`` the paper's ``[c, k, t_1..t_m]``.
+    """
     p = np.asarray(params, np.float64)
     return np.concatenate([p[..., :1], np.ones_like(p[..., :1]), p[..., 1:]], axis=-1)
 
 
 def paper_to_dml(params: ArrayLike) -> np.ndarray:
-    r"""The paper's ``[c, k, t_1..t_m] -> [c, t_1 + \log k, .., t_m + \log k]`` (needs ``k > 0``)."""
+    r"""The paper's ``[c, k, t_1..t_m] -> [c, t_1 + \log k, .., t_m + \log k]`` (needs ``k > 0``).
+
+    Args:
+      params: ``(..., m + 2)`` the paper's ``[c, k, t_1..t_m]``.
+
+    Returns:
+      ``(..., m + 1)`` :func:`dml`'s ``[c, t_1..t_m]``.
+    """
     p = np.asarray(params, np.float64)
     k = p[..., 1:2]
     if np.any(k <= 0):
@@ -139,7 +168,14 @@ def paper_to_dml(params: ArrayLike) -> np.ndarray:
 def dml_to_reduced(params: ArrayLike) -> np.ndarray:
     r"""``[c, t_1..t_m] -> [l, b, t'_1..t'_{m-1}]`` of :func:`~jaxlaws.laws.log_linear` (needs ``c > 0``):
     with :math:`r_m = 1 - \sum_{j<m} r_j`, :math:`t\cdot r = t_m + \sum_{j<m}(t_j - t_m) r_j`, so
-    :math:`\ell = \log c`, :math:`b = t_m`, :math:`t'_j = t_j - t_m`."""
+    :math:`\ell = \log c`, :math:`b = t_m`, :math:`t'_j = t_j - t_m`.
+
+    Args:
+      params: ``(..., m + 1)`` :func:`dml`'s ``[c, t_1..t_m]``.
+
+    Returns:
+      ``(..., m + 1)`` :func:`~jaxlaws.laws.log_linear`'s ``[l, b, t'_1..t'_{m-1}]``.
+    """
     p = np.asarray(params, np.float64)
     c, t = p[..., :1], p[..., 1:]
     if t.shape[-1] < 2:
@@ -152,7 +188,14 @@ def dml_to_reduced(params: ArrayLike) -> np.ndarray:
 
 def reduced_to_dml(params: ArrayLike) -> np.ndarray:
     r""":func:`~jaxlaws.laws.log_linear`'s ``[l, b, t'_1..t'_{m-1}] -> [c, t_1..t_m]``:
-    :math:`c = e^\ell`, :math:`t_j = b + t'_j` (:math:`j < m`), :math:`t_m = b`."""
+    :math:`c = e^\ell`, :math:`t_j = b + t'_j` (:math:`j < m`), :math:`t_m = b`.
+
+    Args:
+      params: ``(..., m + 1)`` :func:`~jaxlaws.laws.log_linear`'s ``[l, b, t'_1..t'_{m-1}]``.
+
+    Returns:
+      ``(..., m + 1)`` :func:`dml`'s ``[c, t_1..t_m]``.
+    """
     p = np.asarray(params, np.float64)
     b = p[..., 1:2]
     return np.concatenate([np.exp(p[..., :1]), b + p[..., 2:], b], axis=-1)

@@ -54,7 +54,11 @@ def _reduced_linear(name: str, m: int) -> Law:
 
 @functools.cache  # one Law per signature, so compiled fits are reused
 def dynamic_two_group() -> Law:
-    r"""Two groups: :math:`L_i^{t+1} = k\,p_i + b`, ``x`` the child's own proportion :math:`p_i`, (n, 1)."""
+    r"""Two groups: :math:`L_i^{t+1} = k\,p_i + b`, ``x`` the child's own proportion :math:`p_i`, (n, 1).
+
+    Returns:
+      The :class:`Law` (cached per argument, so compiled fits are reused).
+    """
     return _linear(
         "dynamic_two_group",
         ("k", "b"),
@@ -67,7 +71,14 @@ def dynamic_two_group() -> Law:
 
 @functools.cache  # one Law per signature, so compiled fits are reused
 def dynamic_linear(m: int) -> Law:
-    r"""Reduced linear law :math:`L^{t+1} = c + \sum_{j<m} t_j p_j`, params ``[c, t_1..t_{m-1}]``, ``x = p``."""
+    r"""Reduced linear law :math:`L^{t+1} = c + \sum_{j<m} t_j p_j`, params ``[c, t_1..t_{m-1}]``, ``x = p``.
+
+    Args:
+      m: the number of groups (>= 2).
+
+    Returns:
+      The :class:`Law` (cached per argument, so compiled fits are reused).
+    """
     return _reduced_linear("dynamic_linear", m)
 
 
@@ -76,6 +87,12 @@ def dynamic_full(m: int) -> Law:
     r"""Full law on the loss change, no intercept: :math:`L^{t+1} - L^t = \sum_{j=1}^m a_j p_j`.
 
     ``y`` is the difference :math:`L^{t+1} - L^t`; params ``[a_1..a_m]`` are the row :math:`-A^t_{i\cdot}`.
+
+    Args:
+      m: the number of groups (>= 2).
+
+    Returns:
+      The :class:`Law` (cached per argument, so compiled fits are reused).
     """
     check_groups(m)
     return _linear(f"dynamic_full({m})", tuple(f"a{j + 1}" for j in range(m)), lambda x: x, m, "simplex")
@@ -83,7 +100,14 @@ def dynamic_full(m: int) -> Law:
 
 @functools.cache  # one Law per signature, so compiled fits are reused
 def log_ratio(m: int) -> Law:
-    r"""Instruction-tuning law :math:`\log(L^{t+1}/L^t) = c + \sum_{j<m} t_j p_j`; ``y`` is the log ratio."""
+    r"""Instruction-tuning law :math:`\log(L^{t+1}/L^t) = c + \sum_{j<m} t_j p_j`; ``y`` is the log ratio.
+
+    Args:
+      m: the number of groups (>= 2).
+
+    Returns:
+      The :class:`Law` (cached per argument, so compiled fits are reused).
+    """
     return _reduced_linear("log_ratio", m)  # same design as dynamic_linear; only the target differs
 
 
@@ -95,6 +119,13 @@ def scaled_method(m: int, intercept: bool = True) -> Law:
 
     * ``intercept=True``: :math:`L_i^{t+1} = c_i + b F_i`, params ``[b, c_1..c_m]``;
     * ``intercept=False``: :math:`L_i^{t+1} - L_i^t = b F_i`, params ``[b]``.
+
+    Args:
+      m: the number of groups (>= 2).
+      intercept: whether each output has its own intercept :math:`c_i`.
+
+    Returns:
+      The :class:`Law` (cached per argument, so compiled fits are reused).
     """
     check_groups(m)
 
@@ -117,5 +148,13 @@ def scaled_method(m: int, intercept: bool = True) -> Law:
 
 
 def method_features(a: Array, p: Array) -> Array:
-    r"""Features :math:`F_{ni} = \sum_j A_{ij} p_{nj}` for :func:`scaled_method`: ``a`` (m, m), ``p`` (n, m)."""
+    r"""Features :math:`F_{ni} = \sum_j A_{ij} p_{nj}` for :func:`scaled_method`: ``a`` (m, m), ``p`` (n, m).
+
+    Args:
+      a: ``(m, m)`` a method's matrix :math:`A`.
+      p: ``(n, m)`` mixtures.
+
+    Returns:
+      ``(n, m)`` features :math:`F = p A^\top`.
+    """
     return jnp.asarray(p) @ jnp.asarray(a).T

@@ -62,6 +62,9 @@ def static_two_group() -> Law:
 
     The default init grid puts ``c`` on a grid below the smallest observed loss (the law is only defined
     for :math:`c < L`), crossed with the original's ``k`` and ``b`` ranges (widened).
+
+    Returns:
+      The :class:`Law` (cached per argument, so compiled fits are reused).
     """
 
     def predict(params: Array, x: Array) -> Array:
@@ -91,6 +94,9 @@ def exp_two_group() -> Law:
     r"""Stage two of the original m=2 fit: :math:`L_i - c = \exp(k p_i + b)` with ``c`` chosen beforehand.
 
     Default inits are the original's 121: ``k in linspace(-2.4, -1.6, 11)`` x ``b in linspace(-1, -0.1, 11)``.
+
+    Returns:
+      The :class:`Law` (cached per argument, so compiled fits are reused).
     """
 
     def predict(params: Array, x: Array) -> Array:
@@ -121,6 +127,15 @@ def log_linear_inits(m: int, key: KeyLike, own: int | None = None, n_random: int
     ``l in linspace(-2, 1.5, 10)`` x ``b in linspace(-10, 1, 20)`` x ``n_random`` draws of ``t`` with
     :math:`t_j = -U(0,1)` on the group's own index ``own`` (when ``own < m - 1``) and :math:`0.1\,U(0,1)`
     elsewhere. Unlike the original, the draws come from an explicit ``key``.
+
+    Args:
+      m: the number of groups.
+      key: an int seed or ``jax.random`` key for the draws.
+      own: the modelled group's index, or ``None`` (no index started negative).
+      n_random: draws of ``t`` per ``(l, b)`` pair.
+
+    Returns:
+      ``(200 * n_random, m + 1)`` initial ``[l, b, t_1..t_{m-1}]``.
     """
     u = np.asarray(jax.random.uniform(as_key(key), (n_random, m - 1), dtype=jnp.float32), np.float64)
     t = 0.1 * u
@@ -161,9 +176,17 @@ PAPER_INDEX = SingleIndex(2, _paper_features, _paper_head)
 
 
 def auto_own(x: ArrayLike, y: ArrayLike) -> int | None:
-    r"""The group whose loss ``y`` most likely is: the column of ``x`` with the most negative Pearson
+    """The group whose loss ``y`` most likely is: the column of ``x`` with the most negative Pearson
     correlation with ``y`` (training more on a group lowers its own loss most). ``None`` when no column
-    correlates negatively (or ``x``/``y`` are constant): then no ``t_j`` is started negative."""
+    correlates negatively (or ``x``/``y`` are constant): then no ``t_j`` is started negative.
+
+    Args:
+      x: ``(n, m)`` mixtures.
+      y: ``(n,)`` one group's losses.
+
+    Returns:
+      The column index, or ``None``.
+    """
     x = np.asarray(x, np.float64)
     y = np.asarray(y, np.float64).reshape(len(x), -1).mean(axis=1)
     xc, yc = x - x.mean(axis=0), y - y.mean()
@@ -205,6 +228,13 @@ def log_linear(m: int, own: int | Literal["auto"] | None = "auto") -> Law:
     choose it with :func:`jaxlaws.cross_validate`. :math:`\lambda` is in units of the loss squared per unit
     :math:`t^2` (the objective's units): rescaling the losses by :math:`s` calls for :math:`s^2\lambda`.
     ``penalty=None`` gives the original's unpenalised fit. No bounds by default.
+
+    Args:
+      m: the number of groups (>= 2).
+      own: the modelled group's index for the default init grid, ``"auto"`` or ``None`` (above).
+
+    Returns:
+      The :class:`Law` (cached per argument, so compiled fits are reused).
     """
     check_groups(m)
     index = isinstance(own, (int, np.integer)) and not isinstance(own, bool)
@@ -269,6 +299,12 @@ def log_linear_paper(m: int) -> Law:
     r"""The paper's form :math:`L(p) = c + b\,\exp(-\sum_j A_j p_j)`, params ``[c, b, A_1..A_m]``.
 
     Not identifiable on the simplex (see the module docstring): compare fits by objective and predictions.
+
+    Args:
+      m: the number of groups (>= 2).
+
+    Returns:
+      The :class:`Law` (cached per argument, so compiled fits are reused).
     """
     check_groups(m)
 
@@ -296,6 +332,12 @@ def reduced_to_paper(params: ArrayLike) -> np.ndarray:
     r"""``[l, b, t_1..t_{m-1}] -> [c, b', A_1..A_m]`` with the convention :math:`A_m = 0`.
 
     :math:`c = e^\ell`, :math:`b' = e^{b}`, :math:`A_j = -t_j`. Works on a leading batch of vectors.
+
+    Args:
+      params: ``(..., m + 1)`` :func:`log_linear`'s ``[l, b, t_1..t_{m-1}]``.
+
+    Returns:
+      ``(..., m + 2)`` the paper's ``[c, b, A_1..A_m]``.
     """
     params = np.asarray(params)
     c = np.exp(params[..., :1])
@@ -308,6 +350,12 @@ def paper_to_reduced(params: ArrayLike) -> np.ndarray:
     r"""``[c, b, A_1..A_m] -> [l, b', t_1..t_{m-1}]``, exact on the simplex (needs ``c > 0`` and ``b > 0``).
 
     Using :math:`p_m = 1 - \sum_{j<m} p_j`: :math:`b\,e^{-A\cdot p} = \exp(\log b - A_m + \sum_{j<m}(A_m - A_j)p_j)`.
+
+    Args:
+      params: ``(..., m + 2)`` the paper's ``[c, b, A_1..A_m]``.
+
+    Returns:
+      ``(..., m + 1)`` :func:`log_linear`'s ``[l, b, t_1..t_{m-1}]``.
     """
     params = np.asarray(params, dtype=np.float64)
     c, b, a = params[..., 0], params[..., 1], params[..., 2:]
