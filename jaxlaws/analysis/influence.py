@@ -288,15 +288,22 @@ def sweep_influence(
     include_flagged: bool = False,
     group_weights: ArrayLike | None = None,
 ) -> pd.DataFrame:
-    """:func:`influence` for every seed of a static sweep, started from the analysis' static fits ``fits``
-    (:func:`jaxlaws.analysis.fit_static`'s :class:`~jaxlaws.analysis.LawFits`): each (group, seed) is refitted
-    jointly by :func:`jaxlaws.solve` from its fitted parameters (the same law; for the m=2 two-stage fit the
-    refit also moves ``c``, which the two-stage fit picks on a grid), in float64.
+    """:func:`influence` for every seed of a static sweep, started from the analysis' static fits ``fits``.
 
-    Returns one row per (seed, run) (:meth:`Influence.to_frame`'s columns after ``seed``, ``run``, the run's
-    ``p_<g>``), plus the refit's optimum ``opt_<g>`` and ``fit_result`` per seed (``"successful"`` where every
-    group's Hessian is regular; otherwise the derivatives of that seed are NaN). Seeds with a flagged static
-    fit are left out unless ``include_flagged``.
+    Each (group, seed) is refitted jointly by :func:`jaxlaws.solve` from its fitted parameters (the same law; for
+    the m=2 two-stage fit the refit also moves ``c``, which the two-stage fit picks on a grid), in float64.
+
+    Args:
+      sweep: the static sweep.
+      fits: :func:`jaxlaws.analysis.fit_static`'s :class:`~jaxlaws.analysis.LawFits` on it.
+      split: the loss split, as in the fits.
+      include_flagged: also seeds with a flagged static fit (left out by default).
+      group_weights: ``(m,)`` weights of the groups' losses in the optimum (default 1).
+
+    Returns:
+      One row per (seed, run) (:meth:`Influence.to_frame`'s columns after ``seed``, ``run``, the run's
+      ``p_<g>``), plus the refit's optimum ``opt_<g>`` and ``fit_result`` per seed (``"successful"`` where every
+      group's Hessian is regular; otherwise the derivatives of that seed are NaN).
     """
     from jaxlaws.analysis import _common
     from jaxlaws.fitting.solve import RESULTS

@@ -78,10 +78,17 @@ def method_matrix(
     transpose_doge: bool = False,
     loss_at_break: np.ndarray | None = None,
 ) -> np.ndarray:
-    """:math:`A^t` of ``method`` from its recorded matrices ``stack`` (n, m, m); table in the module docstring.
+    r""":math:`A^t` of ``method`` from its recorded matrices (table in the module docstring).
 
-    ``rounds`` (Aioli only): ``"all"`` or the number of last rounds to average. ``loss_at_break`` (Skill-It
-    only): :math:`L^B`, shape (m,).
+    Args:
+      method: ``"aioli"``, ``"doge"``, ``"doremi"`` or ``"skillit"``.
+      stack: ``(n, m, m)`` the method's recorded matrices.
+      rounds: (Aioli only) ``"all"`` or the number of last rounds to average.
+      transpose_doge: use :math:`M^\top` for DoGE (the LMO reading) instead of the original's ``M``.
+      loss_at_break: (Skill-It only) :math:`L^B`, shape ``(m,)``.
+
+    Returns:
+      ``(m, m)`` the matrix :math:`A^t`.
     """
     if method not in METHODS:
         raise ValueError(f"method must be one of {METHODS}, got {method!r}")
@@ -108,7 +115,14 @@ def method_matrix(
 
 
 def two_group_effective(a: np.ndarray) -> np.ndarray:
-    r""":math:`\mathrm{diag}(A_{11} - A_{12}, A_{22} - A_{21})`: the identifiable own-proportion slopes (m=2)."""
+    r""":math:`\mathrm{diag}(A_{11} - A_{12}, A_{22} - A_{21})`: the identifiable own-proportion slopes (m=2).
+
+    Args:
+      a: ``(2, 2)`` matrix.
+
+    Returns:
+      ``(2, 2)`` diagonal matrix.
+    """
     a = np.asarray(a, np.float64)
     if a.shape != (2, 2):
         raise ValueError(f"two_group_effective needs a 2 x 2 matrix, got {a.shape}")

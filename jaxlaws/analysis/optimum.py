@@ -65,10 +65,18 @@ LossesFn = Callable[[Array, Array], Array]
 def two_group_optimum(
     k1: ArrayLike, b1: ArrayLike, k2: ArrayLike, b2: ArrayLike, w1: float = 1.0, w2: float = 1.0
 ) -> tuple[np.ndarray, np.ndarray]:
-    r"""Closed-form minimiser of :math:`w_1 e^{k_1 p + b_1} + w_2 e^{k_2 (1-p) + b_2}` (module docstring).
+    """Closed-form minimiser of :math:`w_1 e^{k_1 p + b_1} + w_2 e^{k_2 (1-p) + b_2}` over ``p`` (module docstring).
 
-    Broadcasts over arrays (e.g. seeds). Returns ``(p1_clipped, p1_raw)``. ``k1`` and ``k2`` must be
-    non-zero with the same sign (otherwise the logarithm is undefined: one loss rises with its own share).
+    ``k1`` and ``k2`` must be non-zero with the same sign (otherwise the logarithm is undefined: one loss rises
+    with its own share).
+
+    Args:
+      k1, b1: group 1's slope and intercept (arrays broadcast, e.g. over seeds).
+      k2, b2: group 2's.
+      w1, w2: the groups' weights.
+
+    Returns:
+      ``(p1_clipped, p1_raw)``: group 1's optimal proportion clipped to [0, 1], and unclipped.
     """
     k1, b1, k2, b2 = (np.asarray(v, dtype=np.float64) for v in (k1, b1, k2, b2))
     if np.any(k1 * k2 <= 0):
@@ -81,10 +89,16 @@ def two_group_optimum(
 
 # --------------------------------------------------------------------------- simplex solvers
 def project_simplex(v: Array) -> Array:
-    r"""Euclidean projection of ``v`` (m,) onto :math:`\{p \ge 0, \sum p = 1\}` (sort-based, exact).
+    r"""Euclidean projection of ``v`` onto the simplex :math:`\{p \ge 0, \sum p = 1\}` (sort-based, exact).
 
     With :math:`u` sorted decreasingly, :math:`\rho = \max\{j : u_j - (\sum_{r\le j} u_r - 1)/j > 0\}` and
     :math:`\theta = (\sum_{r\le\rho} u_r - 1)/\rho`, the projection is :math:`\max(v - \theta, 0)`.
+
+    Args:
+      v: ``(m,)`` vector.
+
+    Returns:
+      ``(m,)`` the nearest point of the simplex.
     """
     u = jnp.sort(v)[::-1]
     css = jnp.cumsum(u) - 1.0
@@ -352,12 +366,20 @@ def optimum_table(
 ) -> pd.DataFrame:
     """Optimal mixture per seed from fitted static parameters ``params[group][seed] -> (P,)``.
 
-    ``form`` is ``"log_linear"`` ([l, b, t...]), ``"two_group"`` ([c, k, b]) or ``"paper"``. For
-    ``"two_group"`` the closed form is used as well (columns ``p1_closed_form_raw``, ``clipped``; NaN for a
+    For ``"two_group"`` the closed form is used as well (columns ``p1_closed_form_raw``, ``clipped``; NaN for a
     seed whose slopes ``k1, k2`` do not share a sign, where it does not exist) and cross-checked against the
-    numerical solver. Returns one row per seed: ``p_<group>`` (numerical
-    optimum), ``total_loss`` at the optimum and ``uniform_loss`` at the uniform mixture, plus a ``mean``
-    row.
+    numerical solver.
+
+    Args:
+      params: ``{group: {seed: (P,)}}`` fitted parameters.
+      groups: the group names, in order.
+      form: ``"log_linear"`` (``[l, b, t...]``), ``"two_group"`` (``[c, k, b]``) or ``"paper"``.
+      weights: ``(m,)`` group weights of the total loss; default ones.
+      steps: iterations of the simplex solver.
+
+    Returns:
+      One row per seed: ``p_<group>`` (numerical optimum), ``total_loss`` at the optimum and ``uniform_loss`` at
+      the uniform mixture, plus a ``mean`` row.
     """
     if form not in _FORMS:
         raise ValueError(f"form must be one of {sorted(_FORMS)}, got {form!r}")

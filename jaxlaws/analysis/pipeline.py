@@ -27,9 +27,16 @@ FLAGGED_COLUMNS = ("table", "group", "seed", "flags")
 class Analysis:
     """All results of :func:`analyse`; any part the sweep does not support is ``None`` / empty.
 
-    ``include_flagged`` records whether flagged fits were kept in means and the optimum
-    (:meth:`flagged` lists them either way). ``influence`` (with ``analyse(..., influence=True)``) holds
-    :func:`~jaxlaws.analysis.influence.sweep_influence`'s table: each static run's influence on the optimum.
+    Attributes:
+      static: the static law fits (:class:`LawFits`).
+      optimum: the predicted optimal mixture per seed (:func:`~jaxlaws.analysis.optimum_table`).
+      dynamic: ``{form: LawFits}`` of the dynamic laws.
+      methods: ``{method: MethodAnalysis}``.
+      include_flagged: whether flagged fits were kept in means and the optimum (:meth:`flagged` lists them
+        either way).
+      bootstrap: the static bootstrap intervals (with ``analyse(..., bootstrap=N)``).
+      influence: :func:`~jaxlaws.analysis.influence.sweep_influence`'s table, each static run's influence on the
+        optimum (with ``analyse(..., influence=True)``).
     """
 
     static: LawFits | None = None
@@ -145,6 +152,22 @@ def analyse(
     flagged fits are left out of the summaries and method averages, and a seed with a flagged static fit
     gets no optimum (the optimum table is empty when every seed has one). :meth:`Analysis.flagged` lists
     them.
+
+    Args:
+      sweep: the :class:`~jaxlaws.sweeps.Sweep` to analyse.
+      split: the loss split the laws are fitted to (``"val"`` by default).
+      static_step: the step of the static runs' losses; default their last.
+      dynamic_forms: the dynamic law forms to fit (:data:`~jaxlaws.analysis.DYNAMIC_FORMS`); default by ``m``.
+      methods: the methods to analyse; default every method with break-step children.
+      n_random: random ``t`` draws per grid point of the static law's init grid.
+      seed: seeds the random init draws (and the bootstrap's draws).
+      include_flagged: keep flagged fits in the means and the optimum.
+      bootstrap: the number of bootstrap resamples per seed (0: none).
+      level: the bootstrap intervals' level.
+      influence: also compute each static run's influence on the predicted optimum.
+
+    Returns:
+      An :class:`Analysis`; the parts the sweep does not support are ``None`` / empty.
     """
     kinds = set(sweep.losses["kind"].unique())
     result = Analysis(include_flagged=include_flagged)

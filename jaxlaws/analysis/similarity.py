@@ -84,7 +84,16 @@ def sim_parts(a_tilde: np.ndarray, a_star: np.ndarray) -> dict[str, float]:
 
 
 def sim(a_tilde: np.ndarray, a_star: np.ndarray) -> float:
-    r""":math:`\tfrac12\cos(u,v) + \tfrac12\rho_S(u,v)` of the normalised column sums, in [-1, 1]."""
+    r""":math:`\mathrm{sim} = \tfrac12\cos(u,v) + \tfrac12\rho_S(u,v)` of the normalised column sums
+    (:func:`column_direction`) of two matrices (Chen et al., 2025).
+
+    Args:
+      a_tilde: ``(m, m)`` the method's scaled matrix :math:`\tilde A`.
+      a_star: ``(m, m)`` the fitted true matrix :math:`A^{t\star}`.
+
+    Returns:
+      The similarity, a float in [-1, 1].
+    """
     return sim_parts(a_tilde, a_star)["sim"]
 
 

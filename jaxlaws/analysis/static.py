@@ -39,10 +39,16 @@ __all__ = ["LawFits", "fit_static"]
 
 @dataclasses.dataclass(frozen=True)
 class LawFits:
-    """Fitted parameters of one law family: ``params`` (one row per fit: keys, parameters, metrics and the
-    fit's ``flags``, ``""`` when clean), ``summary`` (mean/std of MSE and R^2 over the unflagged fits, or
-    all fits when ``include_flagged``), the law's ``param_names`` and the key columns used to nest them for
-    export (e.g. ``("group", "step", "seed")``)."""
+    """Fitted parameters of one law family.
+
+    Attributes:
+      law: the fitted :class:`~jaxlaws.laws.Law`.
+      param_names: the law's parameter names.
+      params: one row per fit: keys, parameters, metrics and the fit's ``flags`` (``""`` when clean).
+      summary: mean/std of MSE and R^2 over the unflagged fits (all fits when ``include_flagged``).
+      keys: the key columns used to nest the parameters for export, e.g. ``("group", "step", "seed")``.
+      include_flagged: whether flagged fits count in ``summary``.
+    """
 
     law: Law
     param_names: tuple[str, ...]

@@ -80,11 +80,20 @@ def bootstrap_static(
     n_random: int = 1,
     optimum_steps: int = 500,
 ) -> StaticBootstrap:
-    """Paired bootstrap of the static fits ``fits`` (from :func:`~jaxlaws.analysis.fit_static` on ``sweep``):
-    ``n`` resamples of the runs per training seed, intervals at ``level`` (module docstring).
+    """Paired bootstrap of the static fits ``fits``: ``n`` resamples of the runs per training seed (module docstring).
 
-    ``seed`` seeds the draws (seed ``s`` of the sweep uses ``fold_in(key(seed), s)``) and the resamples' init
-    grid; ``n_random`` random ``t`` draws per grid point for m>=3 (1: 200 inits plus the estimate).
+    Args:
+      sweep: the sweep ``fits`` were fitted to.
+      fits: :func:`~jaxlaws.analysis.fit_static`'s result on ``sweep``.
+      n: resamples per seed.
+      level: the intervals' level.
+      seed: seeds the draws (seed ``s`` of the sweep uses ``fold_in(key(seed), s)``) and the resamples' init grid.
+      split: the loss split, as in the fits.
+      n_random: random ``t`` draws per grid point for m>=3 (1: 200 inits plus the estimate).
+      optimum_steps: iterations of the optimum's simplex solver.
+
+    Returns:
+      A :class:`StaticBootstrap`: percentile intervals of the parameters and of the predicted optimum per seed.
     """
     if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or n < 2:
         raise ValueError(f"bootstrap: n (resamples) must be an int >= 2, got {n!r}")
