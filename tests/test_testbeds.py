@@ -238,6 +238,35 @@ def test_judge_paired_interval_closed_form():
         T.judge(pd.DataFrame(rows[1::2]), names, [0.5, 0.5])
 
 
+def test_grid_on_objective_picks_by_the_weighted_objective():
+    names = ["a", "b"]
+    # run x: better on a; run y: better on b and on the plain mean. Weights (0.9, 0.1): x wins.
+    val = {"x": (2.0, 3.0), "y": (2.2, 2.2)}
+    rows = []
+    for run, pa in (("x", 0.8), ("y", 0.3)):
+        for seed in (0, 1):
+            for step, split in ((5, "val"), (10, "val"), (10, "test")):
+                for g, v in zip(names, val[run]):
+                    loss = v + (1.0 if step == 5 else 0.0) + (0.01 * seed if split == "test" else 0.0)
+                    rows.append(
+                        dict(
+                            run=run,
+                            seed=seed,
+                            step=step,
+                            split=split,
+                            kind="static",
+                            group=g,
+                            loss=loss,
+                            p_a=pa,
+                            p_b=1 - pa,
+                        )
+                    )
+    df = T.grid_on_objective(pd.DataFrame(rows), names, [0.9, 0.1], [0, 1])
+    assert list(df["run"]) == ["x", "x"] and list(df["p_a"]) == [0.8, 0.8]
+    np.testing.assert_allclose(df["test_a"], [2.0, 2.01])  # the last step's test losses, per seed
+    assert T.grid_on_objective(pd.DataFrame(rows), names, [0.5, 0.5], [0, 1])["run"].iloc[0] == "y"
+
+
 def test_trajectories_ratio_and_figure(tmp_path):
     names = ["a", "b"]
 
