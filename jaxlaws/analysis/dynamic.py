@@ -41,7 +41,15 @@ FORMS = ("two_group", "linear", "full", "log_ratio")
 
 
 def dynamic_law(form: str, m: int) -> Law:
-    """The :class:`~jaxlaws.laws.Law` of a dynamic ``form`` (table in the module docstring)."""
+    """The :class:`~jaxlaws.laws.Law` of a dynamic ``form`` (table in the module docstring).
+
+    Args:
+      form: one of :data:`FORMS`.
+      m: the number of groups.
+
+    Returns:
+      The :class:`~jaxlaws.laws.Law`.
+    """
     if form == "two_group":
         if m != 2:
             raise ValueError(f"the two_group dynamic law needs m=2 groups, the sweep has m={m}")

@@ -47,7 +47,14 @@ _REMOVABLE = (".csv", ".json")
 
 
 def key_str(v: Any) -> str:
-    """The original files' key spelling: ints as ``"500"``, floats rounded to 6 places (``"0.084589"``)."""
+    """The original files' key spelling: ints as ``"500"``, floats rounded to 6 places (``"0.084589"``).
+
+    Args:
+      v: an int or float key.
+
+    Returns:
+      The key as a string.
+    """
     if isinstance(v, (bool, np.bool_)):
         raise ValueError(f"a law_results key cannot be a boolean, got {v!r}")
     if isinstance(v, (int, np.integer)):
@@ -59,7 +66,16 @@ def key_str(v: Any) -> str:
 
 
 def nested_params(df: pd.DataFrame, keys: Sequence[str], param_names: Sequence[str]) -> dict:
-    """``{key_1: {key_2: ... [params]}}`` from a tidy table; raises on duplicate key tuples."""
+    """``{key_1: {key_2: ... [params]}}`` from a tidy table; raises on duplicate key tuples.
+
+    Args:
+      df: one row per fit.
+      keys: the key columns, outermost first.
+      param_names: the parameter columns.
+
+    Returns:
+      The nested dict, each leaf the list of parameters.
+    """
     missing = [c for c in (*keys, *param_names) if c not in df.columns]
     if missing:
         raise ValueError(f"nested_params: the table lacks columns {missing}")
@@ -78,7 +94,15 @@ def nested_params(df: pd.DataFrame, keys: Sequence[str], param_names: Sequence[s
 def structure(obj: Any, depth: int = 0) -> Any:
     """The shape of a law_results object: per level, whether keys are group names / ints / floats, and the
     leaf length. Used to compare an export with a bundled file without comparing values. Skeleton slots
-    (``{}``, or dicts holding only such slots) are ignored, as the original's unfilled steps."""
+    (``{}``, or dicts holding only such slots) are ignored, as the original's unfilled steps.
+
+    Args:
+      obj: a law_results object (nested dicts of lists).
+      depth: the current depth (for the recursion).
+
+    Returns:
+      A nested description of key kinds and leaf lengths, comparable with ``==``.
+    """
     obj = prune_empty(obj)
     if isinstance(obj, dict):
         leaves = list(obj.values())
@@ -91,7 +115,14 @@ def structure(obj: Any, depth: int = 0) -> Any:
 
 
 def prune_empty(obj: Any) -> Any:
-    """``obj`` without empty dicts (recursively): the fitted content of a law_results object."""
+    """``obj`` without empty dicts (recursively): the fitted content of a law_results object.
+
+    Args:
+      obj: a nested dict.
+
+    Returns:
+      The same nesting without empty dicts.
+    """
     if not isinstance(obj, dict):
         return obj
     out = {k: prune_empty(v) for k, v in obj.items()}
@@ -112,7 +143,15 @@ def _key_kind(k: str) -> str:
 
 
 def write_json(obj: dict, path: str | os.PathLike) -> Path:
-    """Write ``obj`` atomically (temporary file in the same folder, then ``os.replace``; umask modes)."""
+    """Write ``obj`` atomically (temporary file in the same folder, then ``os.replace``; umask modes).
+
+    Args:
+      obj: a JSON-serialisable dict.
+      path: the file to write.
+
+    Returns:
+      The written path.
+    """
     return atomic_write_bytes(path, json.dumps(obj, indent=1).encode())
 
 

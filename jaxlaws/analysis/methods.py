@@ -193,7 +193,7 @@ def method_parameters(
     dtype: DTypeLike = "float64",
     include_flagged: bool = False,
 ) -> MethodAnalysis:
-    """Fit :math:`A^{t\\star}`, build :math:`A^t`, fit :math:`\\tilde A = bA^t` and compute ``sim`` per seed.
+    r"""Fit :math:`A^{t\star}`, build :math:`A^t`, fit :math:`\tilde A = bA^t` and compute ``sim`` per seed.
 
     Args:
       sweep: holds ``kind == "method"`` runs of ``method`` (with their matrices) and their children.
@@ -201,12 +201,15 @@ def method_parameters(
       break_step: B; default the only one present (an error lists them if there are several).
       aioli_rounds: ``"all"`` or the number of last rounds; default as the original (all for m=2, the
         last 4 for m>=3; fewer if fewer were recorded).
-      transpose_doge: use :math:`M^\\top` for DoGE (the LMO reading) instead of the original's ``M``.
-      objective: for the :math:`A^{t\\star}` fits (default Huber 0.02).
+      transpose_doge: use :math:`M^\top` for DoGE (the LMO reading) instead of the original's ``M``.
+      objective: for the :math:`A^{t\star}` fits (default Huber 0.02).
       scale_objective: for the scale fit (default Huber 0.02; least squares for Skill-It at m=2).
       dtype: precision of the closed-form solves (float64 by default).
       include_flagged: average over every seed, also those whose numbers rest on a flagged fit (default:
         only the unflagged seeds; each flagged fit is named in a warning either way).
+
+    Returns:
+      A :class:`MethodAnalysis`: the fits, the matrices and ``sim`` per seed, and their averages.
     """
     if method not in METHODS:
         raise ValueError(f"method must be one of {METHODS}, got {method!r}")

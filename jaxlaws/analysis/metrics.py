@@ -24,20 +24,44 @@ def _pair(y: np.ndarray, pred: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 
 
 def mse(y: np.ndarray, pred: np.ndarray) -> float:
-    r""":math:`\frac1n\sum_n (y_n - \hat y_n)^2`."""
+    r""":math:`\frac1n\sum_n (y_n - \hat y_n)^2`.
+
+    Args:
+      y: ``(n,)`` observations.
+      pred: ``(n,)`` predictions.
+
+    Returns:
+      The MSE, a float.
+    """
     y, pred = _pair(y, pred)
     return float(np.mean((y - pred) ** 2))
 
 
 def r2(y: np.ndarray, pred: np.ndarray) -> float:
-    r"""Correct :math:`R^2 = 1 - SS_{res}/SS_{tot}(y)`; NaN if ``y`` is constant (no variance to explain)."""
+    """Correct :math:`R^2 = 1 - SS_{res}/SS_{tot}(y)`; NaN if ``y`` is constant (no variance to explain).
+
+    Args:
+      y: ``(n,)`` observations.
+      pred: ``(n,)`` predictions.
+
+    Returns:
+      The correct :math:`R^2`, a float.
+    """
     y, pred = _pair(y, pred)
     ss_tot = np.sum((y - y.mean()) ** 2)
     return float(1.0 - np.sum((y - pred) ** 2) / ss_tot) if ss_tot > 0 else float("nan")
 
 
 def r2_swapped_as_original(y: np.ndarray, pred: np.ndarray) -> float:
-    r"""The m=2 notebooks' ``r2_score(pred, y)``: :math:`1 - SS_{res}/SS_{tot}(\hat y)` (``docs/DEVIATIONS.md``)."""
+    r"""The m=2 notebooks' ``r2_score(pred, y)``: :math:`1 - SS_{res}/SS_{tot}(\hat y)` (``docs/DEVIATIONS.md``).
+
+    Args:
+      y: ``(n,)`` observations.
+      pred: ``(n,)`` predictions.
+
+    Returns:
+      The swapped :math:`R^2`, a float.
+    """
     y, pred = _pair(y, pred)
     return r2(pred, y)
 
@@ -46,6 +70,14 @@ def batched_metrics(y: np.ndarray, pred: np.ndarray, mask: np.ndarray | None = N
     """Per-problem ``mse``, ``r2`` and ``r2_swapped_as_original`` for stacked problems ``(B, n)``.
 
     ``mask`` (B, n) marks real points (problems padded to a common ``n``); default all.
+
+    Args:
+      y: ``(B, n)`` observations.
+      pred: ``(B, n)`` predictions.
+      mask: ``(B, n)`` real points (default all).
+
+    Returns:
+      ``{"mse", "r2", "r2_swapped_as_original"}``, each ``(B,)``.
     """
     y, pred = np.asarray(y, np.float64), np.asarray(pred, np.float64)
     if y.shape != pred.shape or y.ndim != 2:

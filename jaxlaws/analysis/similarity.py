@@ -20,7 +20,14 @@ __all__ = ["rankdata", "spearman", "cosine", "column_direction", "sim_parts", "s
 
 
 def rankdata(x: np.ndarray) -> np.ndarray:
-    """Ranks 1..n of a 1-D array; tied values share the average of the ranks they span."""
+    """Ranks 1..n of a 1-D array; tied values share the average of the ranks they span.
+
+    Args:
+      x: ``(n,)`` values.
+
+    Returns:
+      ``(n,)`` float ranks.
+    """
     x = np.asarray(x, dtype=np.float64)
     order = np.argsort(x, kind="stable")
     xs = x[order]
@@ -39,6 +46,12 @@ def spearman(u: np.ndarray, v: np.ndarray) -> float:
 
     For two entries without ties it is :math:`\pm 1`. If either vector is constant the correlation is
     undefined and ``ValueError`` is raised (a silent NaN would poison the averages over seeds).
+
+    Args:
+      u, v: ``(n,)`` vectors.
+
+    Returns:
+      :math:`\rho_S`, a float in [-1, 1].
     """
     u, v = _vectors(u, v, "spearman")
     ru, rv = rankdata(u) - (len(u) + 1) / 2, rankdata(v) - (len(v) + 1) / 2
@@ -49,7 +62,14 @@ def spearman(u: np.ndarray, v: np.ndarray) -> float:
 
 
 def cosine(u: np.ndarray, v: np.ndarray) -> float:
-    r""":math:`\cos(u, v) = u\cdot v / (\|u\|\|v\|)`; raises ``ValueError`` for a zero vector."""
+    r""":math:`\cos(u, v) = u\cdot v / (\|u\|\|v\|)`; raises ``ValueError`` for a zero vector.
+
+    Args:
+      u, v: ``(n,)`` vectors.
+
+    Returns:
+      The cosine, a float in [-1, 1].
+    """
     u, v = _vectors(u, v, "cosine")
     nu, nv = np.linalg.norm(u), np.linalg.norm(v)
     if nu == 0 or nv == 0:
@@ -58,7 +78,15 @@ def cosine(u: np.ndarray, v: np.ndarray) -> float:
 
 
 def column_direction(a: np.ndarray, name: str = "A") -> np.ndarray:
-    r"""The L2-normalised column sums :math:`s(A)/\|s(A)\|_2` of a square matrix ``a``."""
+    r"""The L2-normalised column sums :math:`s(A)/\|s(A)\|_2` of a square matrix ``a``.
+
+    Args:
+      a: ``(m, m)`` matrix.
+      name: how error messages call it.
+
+    Returns:
+      ``(m,)`` unit vector.
+    """
     a = np.asarray(a, dtype=np.float64)
     if a.ndim != 2 or a.shape[0] != a.shape[1] or a.shape[0] < 2:
         raise ValueError(f"{name} must be a square m x m matrix with m >= 2, got shape {a.shape}")
@@ -72,7 +100,14 @@ def column_direction(a: np.ndarray, name: str = "A") -> np.ndarray:
 
 
 def sim_parts(a_tilde: np.ndarray, a_star: np.ndarray) -> dict[str, float]:
-    """``{"cosine", "spearman", "sim"}`` for ``sim(a_tilde, a_star)``; see the module docstring."""
+    """``{"cosine", "spearman", "sim"}`` for ``sim(a_tilde, a_star)``; see the module docstring.
+
+    Args:
+      a_tilde, a_star: ``(m, m)`` matrices, as :func:`sim`.
+
+    Returns:
+      ``{"cosine", "spearman", "sim"}`` floats.
+    """
     a_tilde, a_star = np.asarray(a_tilde), np.asarray(a_star)
     if a_tilde.shape != a_star.shape:
         raise ValueError(f"sim: A_tilde has shape {a_tilde.shape} but A_star has shape {a_star.shape}")
