@@ -94,6 +94,15 @@ def dirichlet_cover(k: int, n: int, seed: int, alpha: float | None = None) -> np
 
     ``alpha`` defaults to the value the released files used (1.0 for k=3, 1.5 for k=9; else 1.0).
     Seeds the legacy global ``np.random`` state (as the original did) and restores it afterwards.
+
+    Args:
+      k: the number of groups.
+      n: the number of mixtures.
+      seed: the legacy ``np.random`` seed.
+      alpha: the Dirichlet concentration (default as above).
+
+    Returns:
+      ``(n, k)`` float64 mixtures.
     """
     if k < 2 or n < 1:
         raise ValueError(f"dirichlet_cover needs k >= 2 and n >= 1, got k={k}, n={n}")
@@ -120,6 +129,14 @@ def load_dirichlet_grid(k: int, n: int, seed: int) -> np.ndarray:
 
     Available: (k=3, n=9) and (k=9, n=50) for seeds 0-4. Values are the ``%.6f`` text, so rows sum to 1
     only to about 1e-6.
+
+    Args:
+      k: the number of groups.
+      n: the number of mixtures.
+      seed: the grid's seed.
+
+    Returns:
+      ``(n, k)`` float64 mixtures.
     """
     path = _data_dir() / f"k_{k}_n_{n}_seed_{seed}.txt"
     if not path.exists():
@@ -132,6 +149,10 @@ def load_dirichlet_grid(k: int, n: int, seed: int) -> np.ndarray:
 
 
 def two_group_grid() -> np.ndarray:
-    """The m=2 sweep grid: rows ``(a/10, 1 - a/10)`` for ``a = 1..9``, shape (9, 2)."""
+    """The m=2 sweep grid: rows ``(a/10, 1 - a/10)`` for ``a = 1..9``, shape (9, 2).
+
+    Returns:
+      ``(9, 2)`` float64 mixtures.
+    """
     a = np.arange(1, 10) / 10
     return np.stack([a, (10 - np.arange(1, 10)) / 10], axis=1)

@@ -130,10 +130,19 @@ def _read_table(path: Path, fmt: str, columns: Iterable[str]) -> pd.DataFrame:
 def write_sweep(
     sweep: Sweep, path: str | os.PathLike, format: Literal["parquet", "csv"] = "parquet", overwrite: bool = False
 ) -> Path:
-    """Write ``sweep`` to the directory ``path`` atomically; returns the path.
+    """Write ``sweep`` to the directory ``path`` atomically (tables, ``meta.json`` with their sizes and SHA-256).
 
     An existing ``path`` is replaced only with ``overwrite=True`` (the old directory is moved aside first and
     deleted after the new one is in place).
+
+    Args:
+      sweep: the sweep to write.
+      path: the directory.
+      format: ``"parquet"`` or ``"csv"`` tables.
+      overwrite: replace an existing ``path``.
+
+    Returns:
+      The written directory.
     """
     if format not in FORMATS:
         raise ValueError(f"write_sweep: format must be one of {FORMATS}, got {format!r}")
@@ -209,6 +218,13 @@ def read_sweep(path: str | os.PathLike, verify: bool = True) -> Sweep:
     truncated or edited table raises :class:`SweepError` ``truncated or modified file <path>: expected N rows,
     found M ...``; ``verify=False`` reads such a table anyway (its rows are still validated). Directories
     without the ``tables`` record (written by older versions) cannot be checked and are read as they are.
+
+    Args:
+      path: a directory written by :func:`write_sweep`.
+      verify: check each table's size and SHA-256 first.
+
+    Returns:
+      The validated :class:`Sweep`.
     """
     path = Path(path)
     meta_path = path / "meta.json"
@@ -304,7 +320,15 @@ def _ends_with_newline(f: Path) -> bool:
 
 
 def concat_sweeps(sweeps: Iterable[Sweep]) -> Sweep:
-    """Stack sweeps over the same ordered groups; duplicate (run, seed, step, split, group) rows raise."""
+    """Stack sweeps over the same ordered groups; duplicate (run, seed, step, split, group) rows raise
+    :class:`SweepError`.
+
+    Args:
+      sweeps: sweeps over the same ordered groups.
+
+    Returns:
+      One :class:`Sweep` holding all their rows.
+    """
     sweeps = list(sweeps)
     if not sweeps:
         raise ValueError("concat_sweeps: no sweeps given")

@@ -147,7 +147,14 @@ class RunName:
 
 
 def parse_run_name(name: str) -> RunName:
-    """Parse an original run-directory name; raises :class:`SweepError` naming the run when it cannot."""
+    """Parse an original run-directory name; raises :class:`SweepError` naming the run when it cannot.
+
+    Args:
+      name: a run-directory name.
+
+    Returns:
+      Its :class:`RunName`.
+    """
     mt = _NAME.match(name)
     if mt is None:
         raise SweepError(
@@ -221,6 +228,13 @@ def decode_weights(s: str, m: int) -> np.ndarray:
     cuts, one summing to 10 (the m=2 ``37`` convention) or 1 is preferred. ``37`` -> (3, 7); ``010`` ->
     (0, 10); ``100`` -> (10, 0) for m=2 but (1, 0, 0) for m=3; ``0.2909910.3057860.403223`` -> three floats.
     Raises ``ValueError`` if no cut or more than one equally good cut exists.
+
+    Args:
+      s: the ``weights_`` string.
+      m: the number of groups.
+
+    Returns:
+      ``(m,)`` raw values.
     """
     floats = _FLOATS.findall(s)
     if len(floats) == m and "".join(floats) == s:
@@ -260,7 +274,14 @@ def weights_to_mixture(s: str, m: int) -> np.ndarray:
 
 def encode_weights(p: Sequence[float]) -> str:
     """The ``weights_`` string for mixture ``p``: tenths as ints when exact (``(0.3, 0.7)`` -> ``37``),
-    else each value as ``int`` if integral or ``repr(float)``."""
+    else each value as ``int`` if integral or ``repr(float)``.
+
+    Args:
+      p: the mixture.
+
+    Returns:
+      The string.
+    """
     p = np.asarray(p, dtype=np.float64)
     tenths = p * 10
     if np.all(np.abs(tenths - np.round(tenths)) < 1e-9) and abs(p.sum() - 1) < 1e-12:
@@ -281,7 +302,22 @@ def format_run_name(
     task: str = "slimpj",
     model: str = "pythia-160m",
 ) -> str:
-    """Compose a run-directory name the way the original's ``Evaluator`` does (a minimal method tag)."""
+    """Compose a run-directory name the way the original's ``Evaluator`` does (a minimal method tag).
+
+    Args:
+      groups: the run's groups.
+      kind: ``"static"``, ``"parent"``, ``"child"`` or ``"method"``.
+      mixture: the run's mixture (or a child's).
+      method: the method name of a method run (or its child).
+      max_steps: the run's step budget.
+      break_step: B of a parent or child.
+      parent_mixture: a child's parent's mixture.
+      steps_run: R of a child.
+      task, model: the name's task and model parts.
+
+    Returns:
+      The directory name.
+    """
     parts = [task, model, "from_scratch", str(max_steps)]
     if kind in ("parent", "method") and break_step is not None and break_step >= 0:
         parts += ["break", str(break_step)]
@@ -301,11 +337,13 @@ def format_run_name(
 class LoadReport:
     """What :func:`read_original` did.
 
-    * ``skipped``: data left out -- a loss, proportions or matrix file (or a whole run) that could not be
-      used, with the reason. Non-empty means the sweep lacks data that is on disk.
-    * ``ignored``: files that are not data (traces, logs, ``*_avg_dw.pkl``, sub-folders of a run, ...).
-    * ``notes``: data used with a fallback (e.g. a method step without its proportions file).
-    * ``runs``: one row per run (parsed name, kind, parent, mixtures); ``n_files``: loss files used.
+    Attributes:
+      skipped: ``(what, why)`` of data left out -- a loss, proportions or matrix file (or a whole run) that could
+        not be used. Non-empty means the sweep lacks data that is on disk.
+      notes: ``(what, why)`` of data used with a fallback (e.g. a method step without its proportions file).
+      runs: one row per run (parsed name, kind, parent, mixtures).
+      n_files: the loss files used.
+      ignored: ``(path, why)`` of files that are not data (traces, logs, ``*_avg_dw.pkl``, sub-folders of a run).
     """
 
     skipped: list[tuple[str, str]] = dataclasses.field(default_factory=list)
@@ -473,6 +511,16 @@ def read_original(
     ``"skillit_graph"`` matrix at the run's break step (what the Skill-It analysis reads); a seed without a
     graph file is a skipped problem naming the expected path. A run that already records its own
     ``seed_{s}_matrix_skillit_graph.npy`` keeps it (noted).
+
+    Args:
+      root: the original's output folder.
+      groups: the group names; default the runs' slice list.
+      strict: raise on the first unusable run or file instead of skipping it.
+      workers: reader threads (default min(8, CPUs + 2)).
+      skillit_graphs: the original's ``skillit_graphs/`` folder, for Skill-It runs (above).
+
+    Returns:
+      ``(sweep, report)``: the validated :class:`Sweep` and a :class:`LoadReport`.
     """
     root = Path(root)
     if not root.is_dir():
@@ -788,15 +836,25 @@ def write_original(
     max_steps: int | None = None,
     overwrite: bool = False,
 ) -> dict[str, str]:
-    """Write ``sweep`` in the original's layout under ``root/<date>/``; returns {run id: directory name}.
+    """Write ``sweep`` in the original's layout under ``root/<date>/``.
 
     Directory names come from each run's kind, mixture (first row), break step, steps run, method and (for a
-    child) its parent's mixture; ``max_steps`` defaults to the sweep's largest step. Method runs also get a
-    proportions file per val step. Matrices are written as ``.npy`` stacks at the run's break step
-    (``aioli_A``, ``doge_M``, ``doremi_excess`` under their original names; others as ``seed_{s}_matrix_{name}``).
-    Raises :class:`SweepError` when two runs would get the same directory name or a matrix is recorded at a
-    step other than the run's break step. The date folder is assembled in a temporary directory and moved into
-    place atomically.
+    child) its parent's mixture. Method runs also get a proportions file per val step. Matrices are written as
+    ``.npy`` stacks at the run's break step (``aioli_A``, ``doge_M``, ``doremi_excess`` under their original
+    names; others as ``seed_{s}_matrix_{name}``). Raises :class:`SweepError` when two runs would get the same
+    directory name or a matrix is recorded at a step other than the run's break step. The date folder is
+    assembled in a temporary directory and moved into place atomically.
+
+    Args:
+      sweep: the sweep to write.
+      root: the output folder.
+      date: the date folder's name.
+      task, model: the name parts of every run.
+      max_steps: default the sweep's largest step.
+      overwrite: replace an existing date folder.
+
+    Returns:
+      ``{run id: directory name}``.
     """
     root = Path(root)
     target = root / date

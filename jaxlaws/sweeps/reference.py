@@ -134,7 +134,11 @@ def _load(relpath: str) -> Any:
 def load_law_results(relpath: str) -> dict:
     """Load ``law_results/<relpath>[.json]`` as nested dicts (int/float keys, float64 array leaves).
 
-    Returns a fresh copy of the nesting (arrays are shared read-only views of a cached load).
+    Args:
+      relpath: the path under the bundled ``law_results/``.
+
+    Returns:
+      A fresh copy of the nesting (arrays are shared read-only views of a cached load).
     """
 
     def copy(n):
@@ -151,7 +155,15 @@ def check_setting(setting: str) -> tuple[str, ...]:
 
 
 def static_params(setting: str, step: int | None = None) -> dict[str, dict[int, np.ndarray]]:
-    """``[group][seed] -> params`` of the static law at ``step`` (default: the fitted final step)."""
+    """``[group][seed] -> params`` of the static law at ``step`` (default: the fitted final step).
+
+    Args:
+      setting: a key of :data:`SETTINGS`.
+      step: the fitted step (default the final one).
+
+    Returns:
+      ``{group: {seed: (P,)}}``.
+    """
     check_setting(setting)
     step = STATIC_STEP[setting] if step is None else step
     d = load_law_results(f"{setting}/{STATIC_FILE[setting]}")
@@ -162,7 +174,15 @@ def static_params(setting: str, step: int | None = None) -> dict[str, dict[int, 
 
 
 def dynamic_params(setting: str, log_ratio: bool = False) -> dict[str, dict[float, np.ndarray]]:
-    """``[group][parent first proportion] -> params`` of the dynamic law (instruction: optionally log-ratio)."""
+    """``[group][parent first proportion] -> params`` of the dynamic law (instruction: optionally log-ratio).
+
+    Args:
+      setting: a key of :data:`SETTINGS`.
+      log_ratio: (instruction) the log-ratio law's fits.
+
+    Returns:
+      ``{group: {parent's first proportion: (P,)}}``.
+    """
     check_setting(setting)
     if log_ratio and setting != "instruction":
         raise ValueError("log-ratio dynamic parameters exist only for setting 'instruction'")
@@ -178,6 +198,13 @@ def trajectory_params(
 
     ``opt`` are the ``A^{t*}`` rows (m=2: ``[k, b]``; m=3: ``[a_1, a_2, a_3]``), ``matrix_fit`` the scale fit
     of ``Ã = b A^t`` (m=2: ``[b, c_1, c_2]``; m=3: ``[b]``).
+
+    Args:
+      setting: a key of :data:`SETTINGS`.
+      method: ``aioli``, ``doge``, ``doremi`` or ``skillit``.
+
+    Returns:
+      ``(opt, matrix_fit, B, R)``: ``opt[group][seed]``, ``matrix_fit[seed]``, the break step and the steps run.
     """
     if setting not in TRAJECTORY:
         raise ValueError(f"no method trajectories for setting {setting!r}; expected one of {list(TRAJECTORY)}")
@@ -193,6 +220,13 @@ def skillit_graph(groups: tuple[str, ...] | list[str], seed: int) -> np.ndarray:
     """The bundled normalised Skill-It graph ``G`` (rows = trained group, columns = evaluated group), (m, m).
 
     ``groups`` must be ``("arxiv", "stackexchange")`` or ``("arxiv", "book", "stackexchange")``.
+
+    Args:
+      groups: the groups, in order.
+      seed: the training seed.
+
+    Returns:
+      ``(m, m)`` the graph.
     """
     name = "_".join(groups)
     path = _root() / "skillit_graphs" / f"slimpj_{name}_normalized_seed_{seed}.json"

@@ -84,16 +84,38 @@ class SweepError(ValueError):
 
 
 def proportion_column(group: str) -> str:
+    """The name of ``group``'s mixture column in a losses table, ``p_<group>``.
+
+    Args:
+      group: a group name.
+
+    Returns:
+      The column name.
+    """
     return f"p_{group}"
 
 
 def proportion_columns(groups: Sequence[str]) -> list[str]:
+    """The mixture columns of ``groups``, in order (:func:`proportion_column` of each).
+
+    Args:
+      groups: group names.
+
+    Returns:
+      The column names.
+    """
     return [proportion_column(g) for g in groups]
 
 
 @dataclasses.dataclass(frozen=True)
 class Sweep:
-    """Validated sweep results: ``losses`` and ``matrices`` tables (schema above) and ordered ``groups``."""
+    """Validated sweep results (the schema is in the module docstring).
+
+    Attributes:
+      losses: one row per (run, seed, step, split, group), with the runs' kinds and mixtures.
+      groups: the group names, in order (the order of every mixture and matrix).
+      matrices: the method-internal matrices, long form (empty when there are none).
+    """
 
     losses: pd.DataFrame
     groups: tuple[str, ...]
@@ -133,6 +155,13 @@ def validate_losses(df: pd.DataFrame, groups: Sequence[str]) -> pd.DataFrame:
     Raises :class:`SweepError` naming the run for: missing columns, unknown kinds/splits/groups, NaN or
     infinite losses, duplicate rows, proportions outside [0, 1] or not summing to 1, and a run that lacks
     a group at some (seed, step, split).
+
+    Args:
+      df: a losses table.
+      groups: the sweep's groups, in order.
+
+    Returns:
+      A validated copy of ``df`` with canonical dtypes and column order.
     """
     groups = tuple(groups)
     if len(groups) < 2:
@@ -183,7 +212,15 @@ def validate_losses(df: pd.DataFrame, groups: Sequence[str]) -> pd.DataFrame:
 
 
 def validate_matrices(df: pd.DataFrame, m: int) -> pd.DataFrame:
-    """Check the method-matrix table (schema above); entries must be finite and inside an m x m matrix."""
+    """Check the method-matrix table (schema above); entries must be finite and inside an m x m matrix.
+
+    Args:
+      df: a matrices table.
+      m: the number of groups.
+
+    Returns:
+      A validated copy of ``df`` with canonical dtypes and column order.
+    """
     missing = [c for c in MATRIX_COLUMNS if c not in df.columns]
     if missing:
         raise SweepError(f"matrices table lacks columns {missing}")
@@ -214,7 +251,18 @@ def validate_matrices(df: pd.DataFrame, m: int) -> pd.DataFrame:
 
 
 def matrix_stack(matrices: pd.DataFrame, run: str, seed: int, name: str, m: int, step: int | None = None) -> np.ndarray:
-    """Return the matrices ``name`` of (run, seed) as an array [n, m, m], ordered by (step, index)."""
+    """The matrices ``name`` recorded by one method run and seed, stacked.
+
+    Args:
+      matrices: a sweep's matrices table.
+      run, seed: the method run.
+      name: the matrix name (e.g. ``"aioli_A"``).
+      m: the number of groups.
+      step: only the matrices recorded at this step (default all).
+
+    Returns:
+      ``(n, m, m)`` the matrices, ordered by (step, index).
+    """
     sel = matrices[(matrices["run"] == run) & (matrices["seed"] == seed) & (matrices["name"] == name)]
     if step is not None:
         sel = sel[sel["step"] == step]

@@ -177,7 +177,19 @@ def reference_static_sweep(
 ) -> tuple[Sweep, dict]:
     """The paper's static sweep for ``setting`` from the stored fits: m=2 ``two_group`` law on p_arxiv
     0.1..0.9, seeds 0-4, step 5000; m=3 log-linear on each seed's ``k_3_n_9`` grid; instruction (m=9)
-    log-linear on each seed's ``k_9_n_50`` grid, seeds 0-3, step 1000. ``seed`` seeds the noise."""
+    log-linear on each seed's ``k_9_n_50`` grid, seeds 0-3, step 1000. ``seed`` seeds the noise.
+
+    Args:
+      setting: ``"arxiv_stackexchange"`` (m=2), ``"arxiv_books_stackexchange"`` (m=3) or ``"instruction"``
+        (a key of ``reference.SETTINGS``).
+      seed: seeds the noise.
+      noise: sd of the loss noise; default the setting's.
+      extra_steps: earlier evaluation steps.
+      test_split: also write test losses.
+
+    Returns:
+      ``(sweep, truth)`` as :func:`static_sweep`.
+    """
     groups = reference.check_setting(setting)
     params = reference.static_params(setting)
     params = {g: params[g] for g in groups}
@@ -227,6 +239,9 @@ def dynamic_sweep(
       parent_loss: ``(P, m)`` losses at the break; default: the mean child prediction + 0.05 (linear laws).
         Required for ``"log_ratio"``.
       seeds: training seeds to emit (the original ran seed 0); all share the parameters.
+
+    Returns:
+      ``(sweep, truth)``: the :class:`Sweep` and the parameters, mixtures and losses it was drawn from.
     """
     groups = tuple(params)
     m = len(groups)
@@ -295,7 +310,18 @@ def reference_dynamic_sweep(
 ) -> tuple[Sweep, dict]:
     """The paper's dynamic sweep from the stored fits: m=2 parents/children p_arxiv 0.1..0.9 at B=2000,
     R=100 (9 x 9); m=3 parents and children the 9 ``k_3_n_9_seed_0`` points (9 x 9); instruction parents the
-    first 10 ``k_9_n_50_seed_0`` points at B=500 and all 50 as children (10 x 50), linear or log-ratio law."""
+    first 10 ``k_9_n_50_seed_0`` points at B=500 and all 50 as children (10 x 50), linear or log-ratio law.
+
+    Args:
+      setting: a key of ``reference.SETTINGS``.
+      seed: seeds the noise.
+      noise: sd of the loss noise; default the setting's.
+      log_ratio: (instruction) the log-ratio law instead of the linear one.
+      seeds: training seeds to emit.
+
+    Returns:
+      ``(sweep, truth)`` as :func:`dynamic_sweep`.
+    """
     groups = reference.check_setting(setting)
     params = reference.dynamic_params(setting, log_ratio=log_ratio)
     params = {g: params[g] for g in groups}
@@ -545,6 +571,15 @@ def reference_sweep_bundle(
 
     Each sweep holds the static sweep (5 seeds), the dynamic 9 parents x 9 children (seed 0) and the four
     method probes for every seed; ``truth = {"static", "dynamic", "methods": {method: {seed: truth}}}``.
+
+    Args:
+      seeds: the training seeds.
+      noise: sd of the loss noise.
+      seed: seeds the noise.
+      truth_mode: as :func:`method_sweep`.
+
+    Returns:
+      ``{setting: (sweep, truth)}`` for ``"arxiv_stackexchange"`` and ``"arxiv_books_stackexchange"``.
     """
     out = {}
     for setting, m in (("arxiv_stackexchange", 2), ("arxiv_books_stackexchange", 3)):
