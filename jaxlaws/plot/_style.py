@@ -68,7 +68,15 @@ def seed_colours(seeds: Sequence) -> dict:
 
 
 def png_bytes(fig: Figure, dpi: int = 110) -> bytes:
-    """The figure as PNG bytes (Agg)."""
+    """The figure as PNG bytes (Agg).
+
+    Args:
+      fig: the figure.
+      dpi: its resolution.
+
+    Returns:
+      The PNG file's bytes.
+    """
     buf = io.BytesIO()
     fig.savefig(buf, format="png", dpi=dpi)
     return buf.getvalue()

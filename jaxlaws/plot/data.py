@@ -58,7 +58,16 @@ def _law_input(p: np.ndarray, i: int, own_only: bool) -> np.ndarray:
 def static_points(fits: LawFits, sweep: Sweep, *, split: str = "val") -> pd.DataFrame:
     """One row per (group, seed, trained mixture) at the fitted step: ``p_<g>``, ``own_p`` (the group's own
     proportion), ``observed`` loss, ``predicted`` by that (group, seed)'s fitted static law, ``flags`` of the
-    fit and ``fit_row`` (its position in ``fits.params``)."""
+    fit and ``fit_row`` (its position in ``fits.params``).
+
+    Args:
+      fits: the analysis' :class:`~jaxlaws.analysis.LawFits`.
+      sweep: the sweep they were fitted to.
+      split: the loss split, as in the fits.
+
+    Returns:
+      A DataFrame, one row per (group, seed, trained mixture).
+    """
     step = int(fits.params["step"].iloc[0])
     wide = _common.wide_losses(sweep, ["static"], split)
     wide = wide[wide["step"] == step]
@@ -82,7 +91,16 @@ def static_points(fits: LawFits, sweep: Sweep, *, split: str = "val") -> pd.Data
 
 def dynamic_points(fits: LawFits, sweep: Sweep, *, split: str = "val") -> pd.DataFrame:
     """One row per (group, parent, seed, child): ``p_<g>`` of the child, ``own_p``, the ``observed`` target of
-    the fit (see :func:`target_name`), ``predicted`` by the fitted dynamic law, ``flags``, ``fit_row``."""
+    the fit (see :func:`target_name`), ``predicted`` by the fitted dynamic law, ``flags``, ``fit_row``.
+
+    Args:
+      fits: the analysis' :class:`~jaxlaws.analysis.LawFits`.
+      sweep: the sweep they were fitted to.
+      split: the loss split, as in the fits.
+
+    Returns:
+      A DataFrame, one row per (group, parent, seed, child).
+    """
     form = dynamic_form(fits)
     children = _common.child_table(sweep, split, ["parent"])
     groups, pcols = sweep.groups, proportion_columns(sweep.groups)
@@ -113,7 +131,15 @@ def dynamic_points(fits: LawFits, sweep: Sweep, *, split: str = "val") -> pd.Dat
 
 def method_trajectories(sweep: Sweep, *, split: str = "val") -> pd.DataFrame:
     """Each method run's mixture ``p^t`` over training: one row per (method, run, seed, step) with
-    ``p_<g>``; empty (same columns) when the sweep has no method runs."""
+    ``p_<g>``; empty (same columns) when the sweep has no method runs.
+
+    Args:
+      sweep: a sweep with method runs.
+      split: the loss split whose rows carry the mixtures.
+
+    Returns:
+      A DataFrame, one row per (method, run, seed, step).
+    """
     pcols = proportion_columns(sweep.groups)
     df = sweep.losses
     df = df[(df["kind"] == "method") & (df["split"] == split)]

@@ -25,9 +25,20 @@ _GRID = np.linspace(0.0, 1.0, 101)
 def static_law(
     fits: LawFits, sweep: Sweep, *, split: str = "val", label: str | None = None, points: pd.DataFrame | None = None
 ) -> Figure:
-    r"""Loss of each group against its own proportion :math:`p_i`, one panel per group, one colour per seed,
+    """Loss of each group against its own proportion :math:`p_i`, one panel per group, one colour per seed,
     with the fitted static law drawn through the points (for m >= 3 along the mixtures whose other groups
-    share :math:`1 - p_i` equally; crosses mark the law's prediction at each trained mixture)."""
+    share :math:`1 - p_i` equally; crosses mark the law's prediction at each trained mixture).
+
+    Args:
+      fits: the analysis' :class:`~jaxlaws.analysis.LawFits`.
+      sweep: the sweep they were fitted to.
+      split: the loss split, as in the fits.
+      label: a word for the title saying what the data are, e.g. ``"synthetic"``.
+      points: :func:`~jaxlaws.plot.data.static_points` when already computed.
+
+    Returns:
+      A matplotlib ``Figure`` (no pyplot state).
+    """
     pts = static_points(fits, sweep, split=split) if points is None else points
     groups, m = sweep.groups, sweep.m
     seeds = sorted(pts["seed"].unique())
@@ -60,7 +71,18 @@ def static_linearised(
     r"""The static law made linear: :math:`\log(L_i - c_i)` against :math:`p_i` with the line
     :math:`k_i p_i + b_i` (m=2), or :math:`\log(L_i - e^{\ell_i})` against the fitted exponent
     :math:`b_i + \sum_{j<m} t_{ij} p_j` with the identity line (m >= 3). Points with :math:`L \le c` have no
-    logarithm and are counted in the panel title."""
+    logarithm and are counted in the panel title.
+
+    Args:
+      fits: the analysis' :class:`~jaxlaws.analysis.LawFits`.
+      sweep: the sweep they were fitted to.
+      split: the loss split, as in the fits.
+      label: a word for the title saying what the data are, e.g. ``"synthetic"``.
+      points: :func:`~jaxlaws.plot.data.static_points` when already computed.
+
+    Returns:
+      A matplotlib ``Figure`` (no pyplot state).
+    """
     pts = static_points(fits, sweep, split=split) if points is None else points
     groups, m = sweep.groups, sweep.m
     names = list(fits.param_names)
@@ -110,6 +132,16 @@ def predicted_vs_observed(
     ``points`` has columns ``group``, ``observed``, ``predicted`` (e.g. :func:`~jaxlaws.plot.data.static_points`,
     the in-sample fits). ``held_out``, with the same columns, holds predictions for points the fit did not
     see (cross-validation); they are drawn as open diamonds and their RMSE is given separately.
+
+    Args:
+      points: columns ``group``, ``observed``, ``predicted``.
+      title: the figure's title.
+      held_out: out-of-sample predictions, same columns.
+      quantity: what the values are, for the axis labels.
+      label: a word for the title saying what the data are, e.g. ``"synthetic"``.
+
+    Returns:
+      A matplotlib ``Figure`` (no pyplot state).
     """
     fig, axes = _style.new_figure(width=4.6, height=4.2)
     draw_predicted_vs_observed(axes[0, 0], points, held_out, quantity)
@@ -163,10 +195,22 @@ def dynamic_law(
     points: pd.DataFrame | None = None,
     max_parents: int = 9,
 ) -> Figure:
-    r"""One panel per parent (break step, parent mixture, seed; at most ``max_parents``): each group's fitted
+    """One panel per parent (break step, parent mixture, seed; at most ``max_parents``): each group's fitted
     target (:math:`L^{B+R}`, :math:`L^{B+R} - L^B` or the log ratio, by form) against the child's own
     proportion, with the fitted dynamic law (for m >= 3 along equal shares of the other groups, crosses at
-    each child's mixture)."""
+    each child's mixture).
+
+    Args:
+      fits: the analysis' :class:`~jaxlaws.analysis.LawFits`.
+      sweep: the sweep they were fitted to.
+      split: the loss split, as in the fits.
+      label: a word for the title saying what the data are, e.g. ``"synthetic"``.
+      points: :func:`~jaxlaws.plot.data.dynamic_points` when already computed.
+      max_parents: the most panels drawn.
+
+    Returns:
+      A matplotlib ``Figure`` (no pyplot state).
+    """
     pts = dynamic_points(fits, sweep, split=split) if points is None else points
     form = dynamic_form(fits)
     groups, m = sweep.groups, sweep.m

@@ -27,6 +27,14 @@ def influence(table: pd.DataFrame, groups: Sequence[str], *, label: str | None =
 
     ``table`` is :attr:`jaxlaws.analysis.Analysis.influence` (one row per seed and run); rows of seeds whose
     refit was not regular (``fit_result`` not ``"successful"``, NaN derivatives) are left out.
+
+    Args:
+      table: the influence table.
+      groups: the group names, in order.
+      label: a word for the title saying what the data are, e.g. ``"synthetic"``.
+
+    Returns:
+      A matplotlib ``Figure`` (no pyplot state).
     """
     groups = list(groups)
     pcols = [f"p_{g}" for g in groups]

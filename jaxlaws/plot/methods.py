@@ -18,11 +18,20 @@ __all__ = ["trajectories", "matrices", "similarity"]
 
 
 def trajectories(traj: pd.DataFrame, groups: tuple[str, ...], *, label: str | None = None) -> Figure:
-    r"""Each method's mixture :math:`p^t_g` against the training step, one panel per method, one colour per
+    """Each method's mixture :math:`p^t_g` against the training step, one panel per method, one colour per
     group, one line per (run, seed); a dotted vertical line marks the break step of runs that have one.
 
     ``traj`` is :func:`jaxlaws.plot.data.method_trajectories` (columns ``method, run, seed, step,
-    break_step, p_<g>``)."""
+    break_step, p_<g>``).
+
+    Args:
+      traj: the trajectories table.
+      groups: the group names, in order.
+      label: a word for the title saying what the data are, e.g. ``"synthetic"``.
+
+    Returns:
+      A matplotlib ``Figure`` (no pyplot state).
+    """
     if traj.empty:
         raise ValueError("no method runs to draw (the sweep has no kind='method' rows)")
     methods = list(dict.fromkeys(traj["method"]))
@@ -65,7 +74,15 @@ def matrices(methods: Mapping[str, MethodAnalysis], *, label: str | None = None)
     r"""Per method (one row each): heat maps of :math:`A^{t\star}` and :math:`\tilde A^t` (means over the
     seeds the averages use), on one colour scale centred at 0, and bars of their normalised column sums
     :math:`u = s(A^\star)/\|s(A^\star)\|`, :math:`v = s(\tilde A)/\|s(\tilde A)\|` (means, with each seed as
-    a dot) -- the two vectors whose agreement ``sim`` measures."""
+    a dot) -- the two vectors whose agreement ``sim`` measures.
+
+    Args:
+      methods: ``{method: MethodAnalysis}`` (:attr:`jaxlaws.analysis.Analysis.methods`).
+      label: a word for the title saying what the data are, e.g. ``"synthetic"``.
+
+    Returns:
+      A matplotlib ``Figure`` (no pyplot state).
+    """
     if not methods:
         raise ValueError("no method analyses to draw")
     names = list(methods)
@@ -115,8 +132,16 @@ def matrices(methods: Mapping[str, MethodAnalysis], *, label: str | None = None)
 
 
 def similarity(methods: Mapping[str, MethodAnalysis], *, label: str | None = None) -> Figure:
-    r"""``sim`` (filled) and ``sim_method_sign`` (the method's own sign, open) per method: each seed a dot,
-    flagged seeds grey, the mean over the used seeds with its standard deviation as an error bar."""
+    """``sim`` (filled) and ``sim_method_sign`` (the method's own sign, open) per method: each seed a dot,
+    flagged seeds grey, the mean over the used seeds with its standard deviation as an error bar.
+
+    Args:
+      methods: ``{method: MethodAnalysis}``.
+      label: a word for the title saying what the data are, e.g. ``"synthetic"``.
+
+    Returns:
+      A matplotlib ``Figure`` (no pyplot state).
+    """
     if not methods:
         raise ValueError("no method analyses to draw")
     names = list(methods)

@@ -20,13 +20,28 @@ _SQRT3_2 = np.sqrt(3.0) / 2.0
 
 def ternary_xy(p: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     r"""Cartesian coordinates of mixtures ``p`` (n, 3) in the triangle with group 1 at (0, 0), group 2 at
-    (1, 0) and group 3 at (1/2, :math:`\sqrt3/2`)."""
+    (1, 0) and group 3 at (1/2, :math:`\sqrt3/2`).
+
+    Args:
+      p: ``(n, 3)`` mixtures.
+
+    Returns:
+      ``(x (n,), y (n,))``.
+    """
     p = np.asarray(p, np.float64)
     return p[:, 1] + 0.5 * p[:, 2], _SQRT3_2 * p[:, 2]
 
 
 def simplex_grid(m: int, n: int) -> np.ndarray:
-    """All mixtures of ``m`` groups on the lattice with spacing ``1/n`` (including the edges)."""
+    r"""All mixtures of ``m`` groups on the lattice with spacing ``1/n`` (including the edges).
+
+    Args:
+      m: the number of groups.
+      n: the lattice's divisions per side.
+
+    Returns:
+      ``(N, m)`` mixtures, :math:`N = \binom{n + m - 1}{m - 1}`.
+    """
     if m == 2:
         t = np.linspace(0.0, 1.0, n + 1)
         return np.stack([t, 1 - t], axis=1)
@@ -64,6 +79,17 @@ def optimum(
     * m=3: a ternary plot of the predicted total loss (mean over the seeds of the table) with the trained
       mixtures, each seed's optimum (small stars) and their mean (large star);
     * m>=4: bars of the optimal proportions per seed.
+
+    Args:
+      fits: the static :class:`~jaxlaws.analysis.LawFits`.
+      optimum_table: the optimum per seed.
+      sweep: the sweep.
+      split: the loss split.
+      label: a word for the title saying what the data are, e.g. ``"synthetic"``.
+      resolution: grid points per side of the m=2 curve and the m=3 ternary map.
+
+    Returns:
+      A matplotlib ``Figure`` (no pyplot state).
     """
     groups, m = sweep.groups, sweep.m
     pcols = proportion_columns(groups)

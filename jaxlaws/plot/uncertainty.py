@@ -10,12 +10,12 @@ bootstrap intervals (:func:`jaxlaws.bootstrap`), drawn from their result objects
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from typing import Any
 
 import numpy as np
 import pandas as pd
 from matplotlib.figure import Figure
 
+from jaxlaws._typing import ArrayLike
 from jaxlaws.fitting.bootstrap import BootstrapResult
 from jaxlaws.fitting.cv import CVResult
 from jaxlaws.plot import _style
@@ -34,14 +34,26 @@ def _problem_names(n_problems: int, names: Sequence[str] | None) -> list[str]:
 
 
 def cv_points(
-    cv: CVResult, x: Any, y: Any, *, names: Sequence[str] | None = None, problem_labels: Sequence[str] | None = None
+    cv: CVResult,
+    x: ArrayLike,
+    y: ArrayLike,
+    *,
+    names: Sequence[str] | None = None,
+    problem_labels: Sequence[str] | None = None,
 ) -> pd.DataFrame:
     """The numbers behind :func:`cross_validation`: one row per (problem, point[, output]) with ``group``
     (the problem's name), ``problem`` (its label, default its index), ``point``, ``fold``, ``observed``,
     ``predicted`` (the refit on all points,
     in-sample) and ``held_out`` (the out-of-fold prediction).
 
-    ``x`` and ``y`` are the arrays ``cv`` was computed from (one problem, or a batch)."""
+    ``x`` and ``y`` are the arrays ``cv`` was computed from (one problem, or a batch).
+
+    Args:
+      cv, x, y, names, problem_labels: as :func:`cross_validation`.
+
+    Returns:
+      A DataFrame, one row per (problem, point[, output]).
+    """
     y = np.asarray(y, np.float64)
     batched = np.ndim(cv.mae) == 1
     yb, oof, folds = (
@@ -75,8 +87,8 @@ def cv_points(
 
 def cross_validation(
     cv: CVResult,
-    x: Any,
-    y: Any,
+    x: ArrayLike,
+    y: ArrayLike,
     *,
     names: Sequence[str] | None = None,
     problem_labels: Sequence[str] | None = None,
@@ -90,6 +102,18 @@ def cross_validation(
     Left: observed against predicted, the refit's in-sample predictions filled and the out-of-fold ones
     (:math:`\hat y_n` from the fit of the folds without :math:`n`) as open diamonds, each with its RMSE.
     Right: each fold's held-out RMSE (dots) and the out-of-fold RMSE over all points (bar) per problem.
+
+    Args:
+      cv: a :class:`jaxlaws.CVResult`.
+      x, y: the data ``cv`` was computed from (one problem, or a batch).
+      names: the problems' names (colours).
+      problem_labels: each problem's bar label.
+      quantity: what ``y`` is, for the axis labels.
+      title: the figure's title.
+      label: a word for the title saying what the data are, e.g. ``"synthetic"``.
+
+    Returns:
+      A matplotlib ``Figure`` (no pyplot state).
     """
     pts = cv_points(cv, x, y, names=names)
     groups = list(dict.fromkeys(pts["group"]))
@@ -134,7 +158,14 @@ def bootstrap_points(
 ) -> pd.DataFrame:
     """The numbers behind :func:`bootstrap_intervals`: one row per (result, problem, parameter) with ``row``
     (the label drawn: the problem's name, followed by the result's key when several are given), ``param``,
-    ``estimate``, ``lo``, ``hi``, ``level``, ``n_resamples``, ``n_failed``."""
+    ``estimate``, ``lo``, ``hi``, ``level``, ``n_resamples``, ``n_failed``.
+
+    Args:
+      boot, names, level: as :func:`bootstrap_intervals`.
+
+    Returns:
+      A DataFrame, one row per (result, problem, parameter).
+    """
     items = list(boot.items()) if isinstance(boot, Mapping) else [("", boot)]
     if not items:
         raise ValueError("no bootstrap results to draw")
@@ -165,7 +196,17 @@ def bootstrap_intervals(
     (``names``; with a mapping ``{key: result}``, e.g. one result per training seed, the rows of every
     result, labelled ``name (key)``), the estimate on all points as a dot and
     :math:`[Q_{\alpha/2}, Q_{1-\alpha/2}]` of the resamples as a bar (a skewed bootstrap may leave the
-    estimate outside it). The title gives the level, the resamples and how many failed."""
+    estimate outside it). The title gives the level, the resamples and how many failed.
+
+    Args:
+      boot: a :class:`jaxlaws.BootstrapResult`, or ``{key: result}``.
+      names: the problems' names (default their indices).
+      level: the interval level (default the result's).
+      label: a word for the title saying what the data are, e.g. ``"synthetic"``.
+
+    Returns:
+      A matplotlib ``Figure`` (no pyplot state).
+    """
     table = bootstrap_points(boot, names=names, level=level)
     first = next(iter(boot.values())) if isinstance(boot, Mapping) else boot
     labels = list(dict.fromkeys(table["row"]))

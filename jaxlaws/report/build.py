@@ -62,7 +62,14 @@ def _data_summary(sw: Sweep) -> dict[str, Any]:
 
 def fit_overview(sec: Section) -> pd.DataFrame:
     """One row per fitted family: how many fits, how many flagged, mean R^2 and MSE of the unflagged ones
-    (or all, with ``include_flagged``), and for methods the mean ``sim``."""
+    (or all, with ``include_flagged``), and for methods the mean ``sim``.
+
+    Args:
+      sec: a report :class:`~jaxlaws.report.Section`.
+
+    Returns:
+      A DataFrame, one row per fitted family.
+    """
     a, rows = sec.analysis, []
 
     def add(what: str, law: str, summary: pd.DataFrame, **extra: Any) -> None:

@@ -28,11 +28,20 @@ _MAX_DEPTH = 3
 
 @dataclasses.dataclass
 class Section:
-    """One sweep of a report: its ``name``, the ``sweep``, its ``analysis``, the data's ``provenance``, the
-    warnings the analysis raised (``warnings``: one line each) and where it was read from (``path``).
+    """One sweep of a report.
 
-    A sweep found in a folder that cannot be analysed (e.g. a single check run: too few points for any law)
-    has ``analysis=None`` and the reason in ``error``; the report lists it instead of failing."""
+    A sweep found in a folder that cannot be analysed (e.g. a single check run: too few points for any law) has
+    ``analysis=None`` and the reason in ``error``; the report lists it instead of failing.
+
+    Attributes:
+      name: the section's name.
+      sweep: the :class:`~jaxlaws.sweeps.Sweep`.
+      analysis: its :class:`~jaxlaws.analysis.Analysis`, or ``None``.
+      provenance: what the data are (as recorded beside the sweep, or given).
+      warnings: the warnings the analysis raised, one line each.
+      path: where the sweep was read from (``None`` for one passed in).
+      error: why the sweep could not be analysed, else ``None``.
+    """
 
     name: str
     sweep: Sweep
@@ -45,7 +54,14 @@ class Section:
 
 def is_synthetic(provenance: Mapping[str, Any]) -> bool:
     """Whether provenance says the data are synthetic: ``"synthetic": true``, or ``"synthetic"`` as the value
-    of ``"data"``, ``"kind"`` or ``"source"``."""
+    of ``"data"``, ``"kind"`` or ``"source"``.
+
+    Args:
+      provenance: a provenance mapping.
+
+    Returns:
+      ``True`` when the data are synthetic.
+    """
     if provenance.get("synthetic") is True:
         return True
     return any("synthetic" in str(provenance.get(k, "")).lower() for k in ("data", "kind", "source"))
@@ -134,7 +150,16 @@ def collect(
     bootstrap: int = 0,
     influence: bool = False,
 ) -> list[Section]:
-    """The report's sections for ``source`` (module docstring)."""
+    """The report's sections for ``source`` (module docstring).
+
+    Args:
+      source: as :func:`~jaxlaws.report.write_report`.
+      sweep: the sweep of an :class:`~jaxlaws.analysis.Analysis` source.
+      split, seed, bootstrap, influence: passed to :func:`jaxlaws.analysis.analyse` for sources not yet analysed.
+
+    Returns:
+      The :class:`Section` of each sweep, in order.
+    """
     if isinstance(source, Mapping):
         if sweep is not None:
             raise ValueError("pass sweep= only with a single Analysis; in a mapping give (analysis, sweep) pairs")
