@@ -187,6 +187,15 @@ def child_table(sweep: Sweep, split: str, parent_kinds: Sequence[str], method: s
     Children are ``kind == "child"`` runs whose parent (same seed) has a kind in ``parent_kinds``; with
     ``method`` only that method's children. Raises :class:`SweepError` naming a child whose parent or
     break-step loss is missing.
+
+    Args:
+      sweep: the sweep.
+      split: the loss split.
+      parent_kinds: the kinds a child's parent may have (e.g. ``("parent",)`` or ``("method",)``).
+      method: only this method's children.
+
+    Returns:
+      A DataFrame, one row per (child run, seed).
     """
     wide = wide_losses(sweep, ["child", *parent_kinds], split)
     groups = sweep.groups

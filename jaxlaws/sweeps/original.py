@@ -116,7 +116,22 @@ _TOKEN = re.compile(r"0\.\d*[1-9](?:e-\d+)?|[1-9](?:\.\d*[1-9])?e-\d+|0|[1-9]\d*
 
 @dataclasses.dataclass(frozen=True)
 class RunName:
-    """The parts of an original run-directory name (``Evaluator._set_results_path``)."""
+    """The parts of an original run-directory name (``Evaluator._set_results_path`` in HazyResearch/aioli).
+
+    Attributes:
+      name: the whole name.
+      task, model, init: the task, the model and its initialisation as written.
+      max_steps: the run's step budget.
+      break_step: B of a parent or child, else ``None``.
+      resume_tag: the parent's weights string, or a method name.
+      resume_step: the step a child resumed from, else ``None``.
+      remaining: R for a child (100 when not written).
+      sample_rule: the sampling rule as written.
+      slices: the slice list as written (truncated to 50 characters).
+      weights: the weights string as written.
+      method: the method name, ``""`` for static runs.
+      tail: the method tag and everything after it.
+    """
 
     name: str
     task: str
