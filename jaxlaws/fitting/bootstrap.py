@@ -67,7 +67,7 @@ class BootstrapResult:
         return lo, hi
 
     def joint_interval(
-        self, fn: Callable[[np.ndarray], Any], level: float | None = None
+        self, fn: Callable[[np.ndarray], ArrayLike], level: float | None = None
     ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         r"""``(estimate, lo, hi)`` of a quantity that combines the ``B`` problems of a batched bootstrap, e.g.
         the optimal mixture of several groups' laws: ``fn(params (..., B, P)) -> (...[, q])`` is evaluated on
@@ -93,7 +93,7 @@ class BootstrapResult:
         """``(lo, hi)``, each ``([B,] P)``: percentile intervals of every parameter."""
         return self.interval(self.params, level)
 
-    def predict(self, x: Any, level: float | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    def predict(self, x: Table, level: float | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """``(estimate, lo, hi)`` of the predictions at ``x`` (``(n, d)``; each ``([B,] n[, k])``)."""
         from jaxlaws.fitting.metrics import batched_predict
 

@@ -54,13 +54,14 @@ from __future__ import annotations
 import math
 import statistics
 from collections.abc import Callable
-from typing import Any, NamedTuple
+from typing import Any, Literal, NamedTuple
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 from jax.scipy.special import ndtr as jax_ndtr
 
+from jaxlaws._typing import ArrayLike
 from jaxlaws.fitting.objectives import Objective
 from jaxlaws.fitting.regularise import BoxSpec, PenaltySpec
 from jaxlaws.laws.base import Array
@@ -117,7 +118,7 @@ def covariance(
     penalty_spec: PenaltySpec | None = None,
     box: BoxSpec | None = None,
     kind: str = "auto",
-    bandwidth: Any = "silverman",
+    bandwidth: float | Literal["silverman"] = "silverman",
 ) -> tuple[Array, CovarianceInfo]:
     r"""Covariance ``(P, P)`` of the fitted parameters ``theta (P,)`` of ``predict`` on ``(x, y)`` (module
     docstring for the formulas), and a :class:`CovarianceInfo`. Pure JAX: works under ``jit``, ``vmap`` and
@@ -172,7 +173,7 @@ def from_jacobian(
     penalty_spec: PenaltySpec | None = None,
     box: BoxSpec | None = None,
     kind: str = "auto",
-    bandwidth: Any = "silverman",
+    bandwidth: float | Literal["silverman"] = "silverman",
     xp: Any = jnp,
 ) -> tuple[Any, CovarianceInfo]:
     """:func:`covariance` from the residuals ``r ([B,] N)`` and their Jacobian ``jac ([B,] N, P)`` at ``theta
@@ -316,7 +317,7 @@ def _inverse(a: Any, fixed: Any, xp: Any) -> tuple[Any, Any, Any]:
     return inv, singular, cond
 
 
-def delta_method(fn: Callable[[Any], Any], theta: Any, cov: Any) -> tuple[Any, Any]:
+def delta_method(fn: Callable[[jax.Array], jax.Array], theta: ArrayLike, cov: ArrayLike) -> tuple[jax.Array, jax.Array]:
     r"""Value and covariance of ``fn(theta)`` by the delta method, :math:`G\,\Sigma\,G^\top`.
 
     :math:`G = \partial\,\mathrm{fn}/\partial\theta` by ``jax.jacobian`` (``fn`` must be traceable). NaN entries

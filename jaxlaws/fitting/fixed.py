@@ -288,7 +288,7 @@ def _fixing(law: Law, values: tuple[tuple[str, float], ...]) -> Fixing:
     return Fixing(law, values, sub, insert)
 
 
-def fix(law: Law, fixed: Mapping[str, Any]) -> Law:
+def fix(law: Law, fixed: Mapping[str, float]) -> Law:
     """``law`` with some parameters held at fixed values: a :class:`Law` over the free parameters only.
 
     E.g. ``fix(chinchilla(), {"alpha": 0.34})``. The free parameters keep the law's order; fitting the returned

@@ -104,7 +104,7 @@ class FrameFit:
         cols.update(self.result.paper)
         return pd.DataFrame(cols)
 
-    def predict(self, data: Any) -> np.ndarray:
+    def predict(self, data: pd.DataFrame | Mapping[str, ArrayLike]) -> np.ndarray:
         """Predictions for every row of ``data`` (a DataFrame with the ``x`` and ``by`` columns), each from
         the fit of its own group; ``(n,)`` or ``(n, k)``, in ``data``'s row order (NaN for the rows of a
         skipped group)."""

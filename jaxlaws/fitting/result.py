@@ -8,6 +8,7 @@ from typing import Any
 import jax
 import numpy as np
 
+from jaxlaws._typing import Table
 from jaxlaws.fitting import validate
 from jaxlaws.laws.base import Law
 
@@ -279,7 +280,7 @@ class FitResult:
             self, **{f: getattr(self, f)[i] for f in self._ARRAY_FIELDS if getattr(self, f) is not None}
         )
 
-    def predict(self, x: Any, *, normalize: Any = None, simplex_atol: Any = None) -> np.ndarray:
+    def predict(self, x: Table, *, normalize: bool | None = None, simplex_atol: float | None = None) -> np.ndarray:
         """Predictions of the fitted law at ``x``, checked as :func:`jaxlaws.fit` checks it: finite, of the
         law's kind (mixtures on the simplex, with the fit's ``normalize`` / ``simplex_atol`` unless given;
         a table or dict of columns by the law's input names). A single fit takes ``(n, d)`` (a 1-D ``x`` is one

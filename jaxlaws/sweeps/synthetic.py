@@ -34,6 +34,7 @@ from collections.abc import Mapping, Sequence
 import numpy as np
 import pandas as pd
 
+from jaxlaws._typing import ArrayLike
 from jaxlaws.sweeps import dirichlet, reference
 from jaxlaws.sweeps.io import concat_sweeps
 from jaxlaws.sweeps.original import encode_weights
@@ -111,7 +112,7 @@ def _check_mixtures(mix: np.ndarray, m: int, what: str) -> np.ndarray:
 
 def static_sweep(
     params: Mapping[str, Mapping[int, np.ndarray]],
-    mixtures,
+    mixtures: ArrayLike | Mapping[int, ArrayLike],
     *,
     law: str = "log_linear",
     final_step: int = 5000,
@@ -217,13 +218,13 @@ def reference_static_sweep(
 
 def dynamic_sweep(
     params: Mapping[str, Mapping[float, np.ndarray]],
-    parents,
-    children,
+    parents: ArrayLike,
+    children: ArrayLike,
     *,
     law: str,
     break_step: int,
     steps_run: int = 100,
-    parent_loss=None,
+    parent_loss: ArrayLike | None = None,
     noise: float = 0.005,
     seed: int = 0,
     seeds: Sequence[int] = (0,),
