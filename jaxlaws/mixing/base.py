@@ -27,6 +27,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from jaxlaws._typing import ArrayLike, PyTree
 from jaxlaws.mixing.rules import allocate_counts
 
 __all__ = [
@@ -56,21 +57,21 @@ class Mixer(NamedTuple):
       name: the method's name; hparams: its hyper-parameters (a dict, JSON-ready).
     """
 
-    init: Callable[..., Any]
-    mixture: Callable[[Any], tuple[jax.Array, Any]]
-    update: Callable[..., Any]
-    observes: Callable[[Any], Any]
-    weights: Callable[[Any], jax.Array]
+    init: Callable[..., PyTree]
+    mixture: Callable[[PyTree], tuple[jax.Array, bool | jax.Array]]
+    update: Callable[..., PyTree]
+    observes: Callable[[ArrayLike], jax.Array]
+    weights: Callable[[PyTree], jax.Array]
     name: str
-    hparams: dict
+    hparams: dict[str, Any]
 
 
-def never(step: Any) -> jax.Array:
+def never(step: ArrayLike) -> jax.Array:
     """The ``observes`` of a mixer that reads no held-out losses."""
     return jnp.zeros((), bool)
 
 
-def check_mixture(p: Any, m: int | None, what: str) -> np.ndarray:
+def check_mixture(p: ArrayLike, m: int | None, what: str) -> np.ndarray:
     """``p`` as a float64 mixture on the simplex (non-negative, finite, summing to 1 within 1e-4), or a
     ``ValueError`` naming ``what``."""
     arr = np.asarray(p, np.float64)
@@ -98,11 +99,18 @@ def resolve_hparams(name: str, m: int, given: dict, defaults: dict[int, dict]) -
     return out
 
 
-def constant(p: Any, exact: bool = False) -> Mixer:
+def constant(p: ArrayLike, exact: bool = False) -> Mixer:
     """The static mixture ``p`` at every step (``exact``: batches allocated exactly, e.g. stratified).
 
     The state is ``p`` itself (float32), so a per-run mixture is a different state:
     ``jax.vmap(mixer.init)`` or ``jnp.asarray(p_i)``.
+
+    Args:
+      p: ``(m,)`` the mixture, on the simplex.
+      exact: whether batches are allocated exactly (:func:`sample_groups`) rather than drawn i.i.d.
+
+    Returns:
+      A :class:`Mixer` whose ``update`` leaves the state alone.
     """
     # kept as NumPy: a jax array made while a caller is tracing would be a tracer, and the mixer outlives the trace
     arr = check_mixture(p, None, "constant mixture p")
@@ -122,9 +130,18 @@ def constant(p: Any, exact: bool = False) -> Mixer:
 def group_means(
     values: jax.Array, group_ids: jax.Array, m: int, weights: jax.Array | None = None
 ) -> tuple[jax.Array, jax.Array]:
-    """Per-group means of ``values`` [N] given ``group_ids`` [N]: returns ``(means (m,), counts (m,))``.
+    """Per-group means of ``values`` [N] given ``group_ids`` [N].
 
     ``mean_g = sum_{n: g_n = g} w_n v_n / sum_{n: g_n = g} w_n`` (0 where a group has no weight).
+
+    Args:
+      values: ``(N,)`` values.
+      group_ids: ``(N,)`` their groups.
+      m: the number of groups.
+      weights: optional ``(N,)`` weights.
+
+    Returns:
+      ``(means (m,), counts (m,))``.
     """
     w = jnp.ones_like(values) if weights is None else weights.astype(values.dtype)
     one_hot = jax.nn.one_hot(group_ids, m, dtype=values.dtype) * w[:, None]
@@ -133,25 +150,52 @@ def group_means(
     return jnp.where(counts > 0, sums / jnp.maximum(counts, 1e-30), 0.0), counts
 
 
-def categorical_ids(key: jax.Array, p: Any, batch_size: int) -> jax.Array:
-    """``batch_size`` group ids drawn i.i.d. from ``p`` (int32; zero weights are never drawn)."""
+def categorical_ids(key: jax.Array, p: ArrayLike, batch_size: int) -> jax.Array:
+    """``batch_size`` group ids drawn i.i.d. from ``p`` (int32; zero weights are never drawn).
+
+    Args:
+      key: a ``jax.random`` key.
+      p: ``(m,)`` the mixture.
+      batch_size: ``B``.
+
+    Returns:
+      ``(B,)`` int32 group ids.
+    """
     return jax.random.categorical(key, jnp.log(jnp.asarray(p, jnp.float32)), shape=(batch_size,)).astype(jnp.int32)
 
 
-def allocated_ids(key: jax.Array, counts: Any, batch_size: int) -> jax.Array:
-    """Exactly ``counts[j]`` ids of group ``j`` (``sum(counts) == batch_size``), in a random order (int32)."""
+def allocated_ids(key: jax.Array, counts: ArrayLike, batch_size: int) -> jax.Array:
+    """Exactly ``counts[j]`` ids of group ``j`` (``sum(counts) == batch_size``), in a random order (int32).
+
+    Args:
+      key: a ``jax.random`` key.
+      counts: ``(m,)`` ints summing to ``batch_size``.
+      batch_size: ``B``.
+
+    Returns:
+      ``(B,)`` int32 group ids.
+    """
     # slot b belongs to the group whose cumulative count first exceeds b
     ends = jnp.cumsum(jnp.asarray(counts, jnp.int32))
     group_ids = jnp.searchsorted(ends, jnp.arange(batch_size), side="right").astype(jnp.int32)
     return jax.random.permutation(key, group_ids)
 
 
-def sample_groups(key: jax.Array, p: jax.Array, batch_size: int, exact: Any = False) -> jax.Array:
+def sample_groups(key: jax.Array, p: ArrayLike, batch_size: int, exact: bool | jax.Array = False) -> jax.Array:
     """The group of each of the ``batch_size`` samples of a batch under a mixer's ``(p, exact)``.
 
     I.i.d. draws from ``p``, or where ``exact`` (a bool or a traced bool) ``allocate_counts(p, B)`` samples
     per group in a random order, ties between equal remainders broken at random (with a key derived from
     ``key``). The i.i.d. ids are ``categorical_ids(key, p, B)`` whatever ``exact`` is.
+
+    Args:
+      key: a ``jax.random`` key.
+      p: ``(m,)`` the mixture.
+      batch_size: ``B``.
+      exact: whether the batch is allocated exactly.
+
+    Returns:
+      ``(B,)`` int32 group ids.
     """
     gids = categorical_ids(key, p, batch_size)
     if exact is False:
@@ -160,14 +204,29 @@ def sample_groups(key: jax.Array, p: jax.Array, batch_size: int, exact: Any = Fa
     return jnp.where(exact, allocated_ids(key, counts, batch_size), gids)
 
 
-def tree_dot(a: Any, b: Any) -> jax.Array:
-    """``<a, b>`` summed over the leaves of two pytrees of the same structure."""
+def tree_dot(a: PyTree, b: PyTree) -> jax.Array:
+    """``<a, b>`` summed over the leaves of two pytrees of the same structure.
+
+    Args:
+      a, b: pytrees of the same structure.
+
+    Returns:
+      A scalar.
+    """
     return sum(jnp.vdot(x, y) for x, y in zip(jax.tree_util.tree_leaves(a), jax.tree_util.tree_leaves(b)))
 
 
-def clip_by_norm(tree: Any, max_norm: float) -> tuple[Any, jax.Array]:
+def clip_by_norm(tree: PyTree, max_norm: float) -> tuple[PyTree, jax.Array]:
     """``(tree * min(1, max_norm / (||tree|| + 1e-6)), norm after clipping)`` -- ``torch.nn.utils.clip_grad_norm_``
-    on one gradient (the global norm over all leaves, the same 1e-6)."""
+    on one gradient (the global norm over all leaves, the same 1e-6).
+
+    Args:
+      tree: a pytree (one gradient).
+      max_norm: the largest global norm.
+
+    Returns:
+      ``(clipped tree, its norm)``.
+    """
     norm = jnp.sqrt(tree_dot(tree, tree))
     scale = jnp.minimum(1.0, max_norm / (norm + 1e-6))
     return jax.tree_util.tree_map(lambda x: x * scale.astype(x.dtype), tree), norm * scale
