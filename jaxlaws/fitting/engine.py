@@ -12,7 +12,6 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import functools
-import numbers
 from collections.abc import Mapping
 from typing import Any, Literal
 
@@ -27,7 +26,7 @@ from jaxlaws.fitting.covariance import of_fits
 from jaxlaws.fitting.diagnostics import diagnose, flags_of
 from jaxlaws.fitting.execute import run_sharded as _run_sharded
 from jaxlaws.fitting.metrics import batched_predict, mse_r2
-from jaxlaws.fitting.objectives import Objective, squared
+from jaxlaws.fitting.objectives import Objective
 from jaxlaws.fitting.regularise import LAW
 from jaxlaws.fitting.result import FitError, FitResult
 from jaxlaws.fitting.solve import (  # noqa: F401  (re-exported: the screening lives with the search)
@@ -41,12 +40,15 @@ from jaxlaws.fitting.solve import (  # noqa: F401  (re-exported: the screening l
     Screen,
     Weighted,
     bound_arrays,
+    check_options,
+    keyed_solver,
+    make_config,
     resolve_screen,
     screen_block,
     search,
+    solver_controls,
     theta_bounds,
 )
-from jaxlaws.fitting.solvers import LevenbergMarquardt
 from jaxlaws.laws.base import Law, as_key
 
 __all__ = ["fit", "fit_batched", "POLISH_STEPS", "default_dtype"]
@@ -228,12 +230,9 @@ def fit_batched(
         fix = fixing.fixing(law, fixed)
         law, inits, bounds, penalty = fix.free, fix.inits(inits), fix.bounds(bounds), fix.penalty(penalty)
     x = validate.named_x(law, x, batched=True)
-    if objective is None:
-        objective = law.default_objective if law.default_objective is not None else squared()
-    if not isinstance(objective, Objective):
-        raise ValueError(f"objective must come from jaxlaws.huber(...) or jaxlaws.squared(), got {objective!r}")
-    if select not in SELECTIONS:
-        raise ValueError(f"select must be one of {SELECTIONS}, got {select!r}")
+    use_val = validation is not None
+    user_solver = solver
+    objective, solver = check_options(law, objective, solver, select, early_stopping, use_val)
     box = regularise.resolve_bounds(law, bounds)
     pen = regularise.resolve_penalty(law, penalty)
     x, row_err = validate.mixtures(law, x, simplex_atol, normalize)
@@ -242,14 +241,8 @@ def fit_batched(
     batch = x.shape[0]
     train = data.fitting
     validate.check_counts(law, train.sum(axis=1), "fitting points")
-    use_val = validation is not None
     if use_val and np.any(data.validation.sum(axis=1) == 0):
         raise ValueError("every problem needs at least one validation point when validation is given")
-    if early_stopping is not None:
-        if not use_val:
-            raise ValueError("early_stopping needs a validation mask (the iterate is chosen on it)")
-        if isinstance(early_stopping, bool) or not isinstance(early_stopping, numbers.Integral) or early_stopping < 1:
-            raise ValueError(f"early_stopping must be an int >= 1 (iterations between checks), got {early_stopping!r}")
     w_fit = np.where(train, data.weights, 0.0)
 
     with _precision(dtype) as fdtype:
@@ -260,7 +253,7 @@ def fit_batched(
                 raise ValueError(f"{law.name} is linear: fit the log target directly with objective.log=False")
             if (
                 inits is not None
-                or solver is not None
+                or user_solver is not None
                 or use_val
                 or screen not in (AUTO, None, False)
                 or box is not None
@@ -291,35 +284,21 @@ def fit_batched(
                     else grids[0]
                 )
             inits = validate.check_inits(law, inits, batch)
-            solver = LevenbergMarquardt() if solver is None else solver
             n_init = inits.shape[-2]
-            screen = resolve_screen(screen, n_init)
-            index = law.index if isinstance(solver, LevenbergMarquardt) else None
-            if index is not None:
-                index_normal.check_index(law, x, inits)
-            bounded = theta_bounds(solver, box)  # LM holds the box in theta; other solvers reparametrise
-            reparam = None if bounded else box
-            cfg = Config(
-                law.predict,
-                objective,
-                solver,
-                select,
-                use_val,
-                None if screen is None else (screen.steps, screen.kept(n_init)),
-                reparam,
-                pen,
-                early_stopping,
-                index,
-                bool(init_objectives),
-                bounded,
+            cfg = make_config(
+                law, objective, solver, select, use_val, screen, n_init, box, pen, early_stopping, init_objectives
             )
+            if cfg.index is not None:
+                index_normal.check_index(law, x, inits)
+            reparam = cfg.box  # the box by reparametrisation (solvers other than LM), else held by the solver
             program = _program(cfg)
             w_val = np.where(data.validation, data.weights, 0.0)
             lo, hi = (
                 np.broadcast_to(np.asarray(b, fdtype), (batch, law.n_params))  # per problem: chunked like x
                 for b in bound_arrays(box, law.n_params, fdtype)
             )
-            raw = [regularise.from_box(inits, reparam), x, y, w_fit, w_val, lo, hi]  # float64: the polish reads them
+            ctl = np.broadcast_to(solver_controls(solver, fdtype), (batch, solver_controls(solver).shape[0]))
+            raw = [regularise.from_box(inits, reparam), x, y, w_fit, w_val, lo, hi, ctl]  # float64: the polish reads
             args = [np.asarray(a, fdtype) for a in raw]
             shared_inits = inits.ndim == 2
             params, obj, v90, init_obj, score = _run_sharded(program, args, shared_inits, budget=memory_budget)
@@ -432,16 +411,19 @@ def _polish(
     as it was: the polish starts at the optimum and keeps the best point of its run, so it cannot lose)."""
     cfg = dataclasses.replace(
         cfg,
-        solver=dataclasses.replace(cfg.solver, steps=int(steps)),
+        solver=keyed_solver(dataclasses.replace(cfg.solver, steps=int(steps)), cfg.early),
         screen=None,
         select="trajectory",
         keep_inits=False,
     )
+    ctl = np.array(args[7], np.float64)
+    if ctl.shape[1]:  # the LM's run-time settings: the polish's step count
+        ctl[:, 0] = steps
     with jax.enable_x64(True):
         start = regularise.from_box(np.where(np.isfinite(params), params, 0.0), cfg.box)[:, None, :]
         out = _run_sharded(
             _program(cfg),
-            [np.asarray(a, np.float64) for a in [start] + list(args[1:])],
+            [np.asarray(a, np.float64) for a in [start] + list(args[1:7]) + [ctl]],
             shared_inits=False,
             budget=budget,
         )
@@ -460,8 +442,8 @@ def _program(cfg: Config):
     problems, compiled once per static configuration: problems -> inits -> solver run. Two variants: inits
     shared by every problem, or one grid per problem."""
 
-    def one_problem(inits, x, y, w, wv, lo, hi):
-        u, value, v90, all_values, score = search(cfg, inits, x, y, w, wv, bounds=(lo, hi))
+    def one_problem(inits, x, y, w, wv, lo, hi, controls):
+        u, value, v90, all_values, score = search(cfg, inits, x, y, w, wv, bounds=(lo, hi), controls=controls)
         return regularise.to_box(u, cfg.box), value, v90, all_values, score
 
-    return (jax.jit(jax.vmap(one_problem, in_axes=(None, 0, 0, 0, 0, 0, 0))), jax.jit(jax.vmap(one_problem)))
+    return (jax.jit(jax.vmap(one_problem, in_axes=(None,) + (0,) * 7)), jax.jit(jax.vmap(one_problem)))

@@ -23,6 +23,7 @@ import dataclasses
 import functools
 import math
 import numbers
+import types
 from typing import Any, Literal
 
 import jax
@@ -264,6 +265,26 @@ class Config:
     # bounds held by the solver in theta itself (LevenbergMarquardt's projected steps), their values passed at
     # run time as ``bounds=(lo, hi)`` arrays (so new values do not recompile); then ``box`` is None
     bounded: bool = False
+    # LevenbergMarquardt: unrolled normal equations and solves (large init grids) or the compact loop form
+    unroll: bool = True
+
+
+#: Init grids from this size on run the unrolled form of the normal equations (fastest to run over many inits);
+#: smaller ones, as a one-off fit from a few dozen starts, the compact form (a fraction of the code to compile).
+UNROLL_MIN_INITS = 256
+
+
+def keyed_solver(solver: Any, early: int | None = None) -> Any:
+    """The solver as the compiled program is keyed on: a :class:`LevenbergMarquardt`'s settings are passed at run
+    time (``LevenbergMarquardt.controls``), so every one keys as the default -- new steps or tolerances do not
+    recompile -- except under early stopping, whose segments are counted from the static step count."""
+    return LevenbergMarquardt() if isinstance(solver, LevenbergMarquardt) and early is None else solver
+
+
+def solver_controls(solver: Any, dtype: Any = np.float64) -> np.ndarray:
+    """The run-time settings of ``solver`` that :func:`keyed_solver` leaves out of the program's key (an empty
+    array for the other solvers, whose settings stay static)."""
+    return solver.controls().astype(dtype) if isinstance(solver, LevenbergMarquardt) else np.zeros(0, dtype)
 
 
 def _flat_weights(w: jax.Array, y: jax.Array) -> jax.Array:
@@ -282,9 +303,10 @@ def objective_fn(cfg: Config, u: jax.Array, x: jax.Array, y: jax.Array, w: jax.A
     return jnp.sum(wf * cfg.objective.rho(r)) + 0.5 * jnp.sum(s * s)
 
 
-def _one_init(cfg: Config, solver: Any, u0, x, y, w, wv, bounds=None):
+def _one_init(cfg: Config, solver: Any, u0, x, y, w, wv, bounds=None, controls=None):
     """One init's run: its best point ``u``, objective there, the objective at 90% and the selection score.
-    ``bounds``: ``(lo, hi)`` arrays ``(P,)`` the solver holds ``theta`` in (``cfg.bounded``)."""
+    ``bounds``: ``(lo, hi)`` arrays ``(P,)`` the solver holds ``theta`` in (``cfg.bounded``); ``controls``: a
+    :class:`LevenbergMarquardt`'s run-time settings (:func:`solver_controls`; none for the other solvers)."""
     wf, wvf = _flat_weights(w, y), _flat_weights(wv, y)
     total = jnp.sum(wf)
     wobj = Weighted(cfg.objective, wf)
@@ -311,6 +333,10 @@ def _one_init(cfg: Config, solver: Any, u0, x, y, w, wv, bounds=None):
         kw = {} if structured is None else dict(normal=structured)
         if cfg.bounded:
             kw.update(lower=bounds[0], upper=bounds[1])
+        if isinstance(solver, LevenbergMarquardt):
+            kw.update(unroll=cfg.unroll)
+            if controls is not None and controls.shape[0] and cfg.early is None:  # early stopping: static settings
+                kw.update(controls=controls)
         return solver(res, wobj, u, **kw)
 
     def val_score(u):
@@ -340,13 +366,16 @@ def _one_init(cfg: Config, solver: Any, u0, x, y, w, wv, bounds=None):
     return u, value, v90, score
 
 
-def search(cfg: Config, inits_u, x, y, w, wv, bounds=None):
+def search(cfg: Config, inits_u, x, y, w, wv, bounds=None, controls=None):
     """The multi-start search of one problem (no derivatives): ``inits_u (n_init, P)`` in unconstrained
     coordinates -> ``(u_best, objective, value_at_90, init_objectives, score)``. ``bounds``: with
-    ``cfg.bounded``, the ``(lo, hi)`` arrays of the box."""
+    ``cfg.bounded``, the ``(lo, hi)`` arrays of the box; ``controls``: the solver's run-time settings
+    (:func:`solver_controls`)."""
+    has_controls = controls is not None and controls.shape[0] > 0
 
-    def run(inits, solver, block=None):
-        f = functools.partial(_one_init, cfg, solver, bounds=bounds)
+    def run(inits, solver, block=None, steps=None):  # steps: the screening's cap, in place of the controls' one
+        ctl = controls.at[0].set(steps) if has_controls and steps is not None else controls
+        f = functools.partial(_one_init, cfg, solver, bounds=bounds, controls=ctl)
         if block and inits.shape[0] > block:  # blocks of inits, one after the other: each block's arrays stay
             return jax.lax.map(lambda u: f(u, x, y, w, wv), inits, batch_size=block)  # in cache
         return jax.vmap(f, in_axes=(0, None, None, None, None))(inits, x, y, w, wv)
@@ -357,7 +386,7 @@ def search(cfg: Config, inits_u, x, y, w, wv, bounds=None):
     else:
         steps, keep = cfg.screen
         block = screen_block(y.size, inits_u.shape[-1], inits_u.dtype.itemsize)
-        u, value, _, _ = run(inits_u, dataclasses.replace(cfg.solver, steps=steps), block)
+        u, value, _, _ = run(inits_u, dataclasses.replace(cfg.solver, steps=steps), block, steps)
         _, idx = jax.lax.top_k(-value, keep)
         u, value2, v90, score = run(u[idx], cfg.solver)
         all_values = value.at[idx].set(value2)
@@ -400,10 +429,14 @@ def _implicit(cfg: Config):
     return at_optimum
 
 
-def _core(cfg: Config, inits_u, x, y, w, wv, bounds=None) -> Solution:
+def _core(cfg: Config, inits_u, x, y, w, wv, bounds=None, controls=None) -> Solution:
     """Search, then attach implicit derivatives and the checks at the optimum: one problem, traceable."""
     u_best, value, v90, all_values, score = search(
-        cfg, jax.lax.stop_gradient(inits_u), *(jax.lax.stop_gradient(a) for a in (x, y, w, wv)), bounds=bounds
+        cfg,
+        jax.lax.stop_gradient(inits_u),
+        *(jax.lax.stop_gradient(a) for a in (x, y, w, wv)),
+        bounds=bounds,
+        controls=controls,
     )
     finite = jnp.isfinite(value) & jnp.all(jnp.isfinite(u_best))
     u_safe = jnp.where(finite, u_best, jnp.zeros_like(u_best))
@@ -553,8 +586,8 @@ def solve(
 
 
 @functools.partial(jax.jit, static_argnums=0)
-def _solve_jit(cfg: Config, inits, x, y, w, wv, bounds=None) -> Solution:
-    return _core(cfg, _box_from(inits, cfg.box), x, y, w, wv, bounds)
+def _solve_jit(cfg: Config, inits, x, y, w, wv, bounds=None, controls=None) -> Solution:
+    return _core(cfg, _box_from(inits, cfg.box), x, y, w, wv, bounds, controls)
 
 
 def prepare(
@@ -578,19 +611,7 @@ def prepare(
     """Check shapes and resolve the static configuration: ``(Config, (inits, x, y, w, wv))`` as arrays of one
     floating dtype (that of the data, or the default float type). With ``batched`` the data carry a leading
     problem axis (``fit_batched``'s layout); nothing here reads array values, so tracers are welcome."""
-    objective = (
-        (law.default_objective if law.default_objective is not None else squared()) if objective is None else objective
-    )
-    if not isinstance(objective, Objective):
-        raise ValueError(f"objective must come from jaxlaws.huber(...) or jaxlaws.squared(), got {objective!r}")
-    if select not in SELECTIONS:
-        raise ValueError(f"select must be one of {SELECTIONS}, got {select!r}")
-    solver = LevenbergMarquardt() if solver is None else solver
-    if early_stopping is not None:
-        if validation is None:
-            raise ValueError("early_stopping needs a validation mask (the iterate is chosen on it)")
-        if isinstance(early_stopping, bool) or not isinstance(early_stopping, numbers.Integral) or early_stopping < 1:
-            raise ValueError(f"early_stopping must be an int >= 1 (iterations between checks), got {early_stopping!r}")
+    objective, solver = check_options(law, objective, solver, select, early_stopping, validation is not None)
     box = regularise.resolve_bounds(law, bounds)
     pen = regularise.resolve_penalty(law, penalty)
     lead = 1 if batched else 0
@@ -605,7 +626,6 @@ def prepare(
     inits = jnp.asarray(inits, dtype)
     if x.ndim != lead + 2 or x.shape[-1] != law.x_dim:
         raise _shape_error(law, "x", tuple(x.shape), f"({'B, ' if batched else ''}n, {law.x_dim})")
-    n = x.shape[lead]
     want_y = x.shape[: lead + 1] + ((law.n_outputs,) if law.n_outputs > 1 else ())
     if tuple(y.shape) != tuple(want_y):
         raise _shape_error(law, "y", tuple(y.shape), str(tuple(want_y)))
@@ -622,26 +642,75 @@ def prepare(
             raise _shape_error(law, "validation", tuple(v.shape), str(tuple(w.shape)))
         wv = jnp.where(v, w, 0.0).astype(dtype)
         w = jnp.where(v, 0.0, w)
-    n_init = inits.shape[0]
-    scr = resolve_screen(screen, n_init)
-    index = law.index if isinstance(solver, LevenbergMarquardt) else None
-    bounded = theta_bounds(solver, box)
-    cfg = Config(
-        law.predict,
+    cfg = make_config(
+        law,
         objective,
         solver,
         select,
         validation is not None,
+        screen,
+        inits.shape[0],
+        box,
+        pen,
+        early_stopping,
+        keep_inits,
+    )
+    bounds_arr = tuple(jnp.asarray(b) for b in bound_arrays(box, law.n_params, dtype)) if cfg.bounded else None
+    return cfg, (inits, x, y, w, wv, bounds_arr, jnp.asarray(solver_controls(solver, dtype)))
+
+
+def check_options(
+    law: Law, objective: Any, solver: Any, select: str, early_stopping: Any, use_val: bool
+) -> tuple[Objective, Any]:
+    """The checks on a fit's static options that :func:`prepare` and :func:`jaxlaws.fit_batched` share; returns the
+    objective (default the law's, else least squares) and the solver (default :class:`LevenbergMarquardt`)."""
+    if objective is None:
+        objective = law.default_objective if law.default_objective is not None else squared()
+    if not isinstance(objective, Objective):
+        raise ValueError(f"objective must come from jaxlaws.huber(...) or jaxlaws.squared(), got {objective!r}")
+    if select not in SELECTIONS:
+        raise ValueError(f"select must be one of {SELECTIONS}, got {select!r}")
+    if early_stopping is not None:
+        if not use_val:
+            raise ValueError("early_stopping needs a validation mask (the iterate is chosen on it)")
+        if isinstance(early_stopping, bool) or not isinstance(early_stopping, numbers.Integral) or early_stopping < 1:
+            raise ValueError(f"early_stopping must be an int >= 1 (iterations between checks), got {early_stopping!r}")
+    return objective, LevenbergMarquardt() if solver is None else solver
+
+
+def make_config(
+    law: Law,
+    objective: Objective,
+    solver: Any,
+    select: str,
+    use_val: bool,
+    screen: Any,
+    n_init: int,
+    box: Any,
+    pen: Any,
+    early: int | None,
+    keep_inits: bool = True,
+) -> Config:
+    """The static configuration of a fit of ``n_init`` starts, as the compiled program is keyed on: the law's
+    ``predict`` by its code (:class:`CodeKey`), the solver without its run-time settings (:func:`keyed_solver`),
+    the box held by the solver or imposed by reparametrisation (:func:`theta_bounds`)."""
+    scr = resolve_screen(screen, n_init)
+    bounded = theta_bounds(solver, box)
+    return Config(
+        CodeKey.of(law.predict),
+        objective,
+        keyed_solver(solver, early),
+        select,
+        use_val,
         None if scr is None else (scr.steps, scr.kept(n_init)),
         None if bounded else box,
         pen,
-        early_stopping,
-        index,
+        early,
+        law.index if isinstance(solver, LevenbergMarquardt) else None,
         bool(keep_inits),
         bounded,
+        n_init >= UNROLL_MIN_INITS,
     )
-    del n
-    return cfg, (inits, x, y, w, wv, bound_arrays(box, law.n_params, dtype) if bounded else None)
 
 
 def theta_bounds(solver: Any, box: Any) -> bool:
@@ -650,7 +719,97 @@ def theta_bounds(solver: Any, box: Any) -> bool:
     return box is not None and isinstance(solver, LevenbergMarquardt)
 
 
-def bound_arrays(box: Any, n_params: int, dtype: Any = float) -> tuple[jax.Array, jax.Array]:
-    """``(lo, hi)`` arrays ``(P,)`` of a resolved box (``-inf`` / ``inf`` for an open side, and without a box)."""
+def bound_arrays(box: Any, n_params: int, dtype: Any = float) -> tuple[np.ndarray, np.ndarray]:
+    """``(lo, hi)`` NumPy arrays ``(P,)`` of a resolved box (``-inf`` / ``inf`` for an open side, and without a
+    box); NumPy, so that the host side of a fit runs no JAX operation (each would compile a small program)."""
     box = box if box is not None else ((-math.inf, math.inf),) * n_params
-    return tuple(jnp.asarray([b[k] for b in box], dtype) for k in (0, 1))
+    return tuple(np.asarray([b[k] for b in box], dtype) for k in (0, 1))
+
+
+class CodeKey:
+    """A law's ``predict`` as compiled programs are keyed on: two plain functions with equal code objects, equal
+    defaults, the same closure contents and the same values of the globals their code names (a number or string
+    by value, anything else by identity) key alike -- so a notebook cell that re-defines the same ``predict``
+    reuses the program compiled for the first definition instead of tracing and compiling again (``jax.jit``
+    alone keys on the function object). Anything else (a method, a ``functools.partial``) keys by identity.
+    Calls go to the wrapped function."""
+
+    __slots__ = ("fn", "_key")
+
+    def __init__(self, fn: Any):
+        self.fn = fn
+        self._key = _code_key(fn)
+
+    @classmethod
+    def of(cls, fn: Any) -> CodeKey:
+        return fn if isinstance(fn, cls) else cls(fn)
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        return self.fn(*args, **kwargs)
+
+    def __hash__(self) -> int:
+        return hash(self._key)
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, CodeKey) and self._key == other._key
+
+    def __repr__(self) -> str:
+        return f"CodeKey({self.fn!r})"
+
+
+class _Same:
+    """Compares by identity (holding the object, so that its id cannot be reused while a key lives)."""
+
+    __slots__ = ("obj",)
+
+    def __init__(self, obj: Any):
+        self.obj = obj
+
+    def __hash__(self) -> int:
+        return id(self.obj)
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, _Same) and other.obj is self.obj
+
+
+_BY_VALUE = (bool, int, float, complex, str, bytes, type(None))
+
+
+def _token(v: Any, depth: int) -> Any:
+    if type(v) in _BY_VALUE:
+        return (type(v).__name__, v)
+    if type(v) is tuple:
+        return ("tuple",) + tuple(_token(e, depth) for e in v)
+    return _code_key(v, depth + 1) if isinstance(v, types.FunctionType) else _Same(v)
+
+
+def _names(code: types.CodeType) -> set[str]:
+    """The global (and attribute) names a code object and the code objects nested in it refer to."""
+    out = set(code.co_names)
+    for c in code.co_consts:
+        if isinstance(c, types.CodeType):
+            out |= _names(c)
+    return out
+
+
+def _code_key(fn: Any, depth: int = 0) -> Any:
+    """``fn``'s key; functions it refers to (helpers, nested laws) are keyed by code too, two levels deep."""
+    if not isinstance(fn, types.FunctionType) or depth > 2:
+        return _Same(fn)
+    g, tok = fn.__globals__, functools.partial(_token, depth=depth)
+    used = tuple(sorted(((n, tok(g[n])) for n in _names(fn.__code__) if n in g and g[n] is not fn), key=_first))
+    cells = tuple(tok(c.cell_contents) if _filled(c) else ("empty",) for c in fn.__closure__ or ())
+    kwdefaults = tuple(sorted(((k, tok(v)) for k, v in (fn.__kwdefaults__ or {}).items()), key=_first))
+    return ("fn", fn.__code__, tok(fn.__defaults__ or ()), kwdefaults, cells, used, _Same(g))
+
+
+def _first(pair: tuple) -> Any:
+    return pair[0]
+
+
+def _filled(cell: Any) -> bool:
+    try:
+        _ = cell.cell_contents
+    except ValueError:  # an empty cell (a variable not yet assigned)
+        return False
+    return True

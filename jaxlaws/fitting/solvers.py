@@ -24,6 +24,7 @@ from typing import NamedTuple
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 import optax
 
 from jaxlaws.fitting.objectives import Objective
@@ -91,13 +92,18 @@ def _scan_best(step, carry0, theta0, f0, steps: int):
     return Trace(best_t, best_f, f90, last)
 
 
-def spd_solve(a: Array, b: Array) -> Array:
-    """Solve ``a x = b`` for a small symmetric positive-definite ``a`` by an unrolled Cholesky.
+def spd_solve(a: Array, b: Array, unroll: bool = True) -> Array:
+    """Solve ``a x = b`` for a small symmetric positive-definite ``a``.
 
-    XLA's batched LU is slow for thousands of 4x4 systems under ``vmap``; unrolled scalar arithmetic
-    vectorises across the batch. A non-positive pivot yields NaN, which the caller treats as a failed step.
+    ``unroll``: by an unrolled Cholesky -- XLA's batched LU is slow for thousands of 4x4 systems under
+    ``vmap``, while unrolled scalar arithmetic vectorises across the batch; but its ``P^3 / 6`` operations cost
+    compile time. Otherwise by Gauss-Jordan elimination in a ``lax.fori_loop`` over the ``P`` pivots (one small
+    loop body to compile; without pivoting, stable for a positive-definite ``a`` as Cholesky is). Either way a
+    non-positive pivot yields NaN, which the caller treats as a failed step.
     """
     n = a.shape[0]
+    if not unroll:
+        return _gauss_jordan(a, b)
     if n > 16:  # unrolling grows compile time as n^3 (2.4 s at n = 18); a batched Cholesky is 1.7x faster than LU
         return jax.scipy.linalg.cho_solve(jax.scipy.linalg.cho_factor(a), b)
     L = [[None] * n for _ in range(n)]
@@ -115,6 +121,23 @@ def spd_solve(a: Array, b: Array) -> Array:
     for i in reversed(range(n)):
         x[i] = (z[i] - sum(L[k][i] * x[k] for k in range(i + 1, n))) / L[i][i]
     return jnp.stack(x)
+
+
+def _gauss_jordan(a: Array, b: Array) -> Array:
+    """``a^{-1} b`` by Gauss-Jordan elimination on ``[a | b]``, pivots in order (``a`` positive definite: no
+    pivoting needed); NaN when a pivot is not positive (as the Cholesky's square root would give)."""
+    n = a.shape[0]
+    m = jnp.concatenate([a, b[:, None]], axis=1)
+
+    def body(k, carry):
+        m, lowest = carry
+        pivot = m[k, k]
+        row = m[k] / pivot
+        m = (m - m[:, k][:, None] * row[None, :]).at[k].set(row)
+        return m, jnp.minimum(lowest, pivot)
+
+    m, lowest = jax.lax.fori_loop(0, n, body, (m, jnp.asarray(jnp.inf, a.dtype)))
+    return jnp.where(lowest > 0, m[:, n], jnp.nan)
 
 
 def _free(theta: Array, g: Array, lower: Array, upper: Array) -> Array:
@@ -186,6 +209,11 @@ class LevenbergMarquardt:
         _check_positive("LevenbergMarquardt", "increase", self.increase, above=1.0)
         _check_positive("LevenbergMarquardt", "rtol", self.rtol)
 
+    def controls(self) -> np.ndarray:
+        """``[steps, damping, decrease, increase, rtol]`` as a float64 array: what :meth:`__call__` takes as
+        ``controls=`` to run these settings as traced values (one compiled program for every setting)."""
+        return np.asarray([self.steps, self.damping, self.decrease, self.increase, self.rtol], np.float64)
+
     def __call__(
         self,
         residual_fn: ResidualFn,
@@ -195,46 +223,62 @@ class LevenbergMarquardt:
         lower: Array | None = None,
         upper: Array | None = None,
         steps: Array | None = None,
+        controls: Array | None = None,
+        unroll: bool = True,
     ) -> Trace:
         """``normal``: optionally, ``theta -> (f, A, g)`` equal to the normal equations of ``residual_fn``
         under ``objective`` but computed faster (the engine passes :mod:`.index_normal`'s for
         :class:`~jaxlaws.laws.base.SingleIndex` laws); by default they are formed from the Jacobian.
         ``lower``, ``upper``: ``(P,)`` box bounds (``-inf`` / ``inf`` for an open side; ``theta0`` is clipped
-        into the box). ``steps``: the iteration cap, possibly traced (default ``self.steps``)."""
-        normal = _normal_equations(residual_fn, objective) if normal is None else normal
+        into the box). ``steps``: the iteration cap, possibly traced (default ``self.steps``). ``controls``:
+        a ``(5,)`` array as :meth:`controls` returns, possibly traced, used instead of this solver's settings
+        (so that new settings do not recompile). ``unroll``: form the normal equations and solve them by
+        unrolled scalar arithmetic (fastest to run over large init grids) rather than by matrix products and a
+        loop (fastest to compile); see :func:`normal_equations` and :func:`spd_solve`."""
+        normal = normal_equations(residual_fn, objective, unroll) if normal is None else normal
         dt = theta0.dtype
         bounded = lower is not None or upper is not None
         lo = jnp.full_like(theta0, -jnp.inf) if lower is None else jnp.asarray(lower, dt)
         hi = jnp.full_like(theta0, jnp.inf) if upper is None else jnp.asarray(upper, dt)
         theta0 = jnp.clip(theta0, lo, hi) if bounded else theta0
-        cap = jnp.asarray(self.steps if steps is None else steps, jnp.int32)
+        if controls is None:
+            controls = self.controls()
+        controls = jnp.asarray(controls, dt)
+        cap = jnp.asarray(controls[0] if steps is None else steps, jnp.int32)
+        damping, decrease, increase = controls[1], controls[2], controls[3]
         mark = jnp.maximum((9 * cap) // 10 - 1, 0)
-        rtol = max(self.rtol, 100 * float(jnp.finfo(dt).eps))
+        rtol = jnp.maximum(controls[4], 100 * float(jnp.finfo(dt).eps))
         lam_max = jnp.asarray(1e12, dt)
 
+        # One residual + Jacobian pass per trip, written once: trip j evaluates the candidate that trip j - 1
+        # proposed (trip 0: the start), keeps it if it lowers the objective, then proposes the next -- iteration
+        # j - 1 of the textbook loop, whose last evaluation is trip `cap`'s. (A separate evaluation at the start
+        # would double the code to compile.)
         def body(state):
-            i, theta, f, lam, a, g, f90, _ = state
-            if bounded:
-                a, g = _reduced(a, g, _free(theta, g, lo, hi))
+            j, theta, f, lam, a, g, f90, _, cand, stop = state
+            f_new, a_new, g_new = normal(cand)
+            first = j == 0
+            ok = first | ((f_new < f) & jnp.all(jnp.isfinite(cand)))
+            keep = lambda new, old: jnp.where(ok, new, old)  # noqa: E731
+            lam = jnp.where(first, lam, jnp.clip(jnp.where(ok, lam / decrease, lam * increase), 1e-12, lam_max))
+            theta, f, a, g = keep(cand, theta), keep(f_new, f), keep(a_new, a), keep(g_new, g)
+            f90 = jnp.where(first | (j - 1 == mark), f, f90)
+            done = ~first & (stop | (lam >= lam_max) | ~jnp.isfinite(f))
+            a_r, g_r = _reduced(a, g, _free(theta, g, lo, hi)) if bounded else (a, g)
             # Marquardt scaling by diag(A), floored so flat directions still get damped.
-            d = jnp.maximum(jnp.diag(a), 1e-12 * (1.0 + jnp.max(jnp.diag(a))))
-            step = spd_solve(a + lam * jnp.diag(d), -g)
+            d = jnp.maximum(jnp.diag(a_r), 1e-12 * (1.0 + jnp.max(jnp.diag(a_r))))
+            step = spd_solve(a_r + lam * jnp.diag(d), -g_r, unroll)
             # the decrease the (nearly undamped) model promises: once below rtol * f, the point is converged
-            promised = -(jnp.dot(g, step) + 0.5 * jnp.dot(step, a @ step))
+            promised = -(jnp.dot(g_r, step) + 0.5 * jnp.dot(step, a_r @ step))
             converged = (lam <= GN_DAMPING) & (promised <= rtol * jnp.abs(f))
             cand = jnp.clip(theta + step, lo, hi) if bounded else theta + step
-            # residual and Jacobian at the candidate in one pass: if it is kept, the next step needs them
-            f_new, a_new, g_new = normal(cand)
-            ok = (f_new < f) & jnp.all(jnp.isfinite(cand))
-            keep = lambda new, old: jnp.where(ok, new, old)  # noqa: E731
-            lam = jnp.clip(jnp.where(ok, lam / self.decrease, lam * self.increase), 1e-12, lam_max)
-            theta, f, a, g = keep(cand, theta), keep(f_new, f), keep(a_new, state[4]), keep(g_new, state[5])
-            f90 = jnp.where(i == mark, f, f90)
-            return i + 1, theta, f, lam, a, g, f90, converged | (lam >= lam_max) | ~jnp.isfinite(f)
+            return j + 1, theta, f, lam, a, g, f90, done, cand, converged
 
-        f0, a0, g0 = normal(theta0)
-        init = (jnp.int32(0), theta0, f0, jnp.asarray(self.damping, dt), a0, g0, f0, jnp.asarray(False))
-        _, theta, f, _, _, _, f90, done = jax.lax.while_loop(lambda s: (s[0] < cap) & ~s[-1], body, init)
+        p = theta0.shape[0]
+        zero, no = jnp.zeros((), dt), jnp.asarray(False)
+        init = (jnp.int32(0), theta0, zero, damping, jnp.zeros((p, p), dt), jnp.zeros(p, dt), zero, no, theta0, no)
+        out = jax.lax.while_loop(lambda s: (s[0] <= cap) & ~s[7], body, init)
+        _, theta, f, _, _, _, f90, done = out[:8]
         # stopped by the test: converged, so the objective "at 90%" is the final one (the engine's check)
         return Trace(theta, f, jnp.where(done, f, f90), theta)
 
@@ -256,18 +300,19 @@ def residual_and_jacobian(residual_fn: ResidualFn, theta: Array) -> tuple[Array,
     return r, [tangent(eye[k]) for k in range(theta.shape[0])]
 
 
-def _normal_equations(residual_fn: ResidualFn, objective: Objective):
+def normal_equations(residual_fn: ResidualFn, objective: Objective, unroll: bool = True):
     r"""``theta -> (f, A, g)``: the objective :math:`f = \sum_n \rho(r_n)` and the IRLS normal equations
     :math:`A = J^\top W J`, :math:`g = J^\top W r` with :math:`W = \mathrm{diag}(\rho'(r)/r)`.
 
-    ``A`` is summed entry by entry from the columns (its upper triangle, mirrored): under ``vmap`` a
-    ``J.T @ (W J)`` becomes thousands of tiny batched dots that XLA's CPU backend runs one by one (16x the
+    ``unroll``: ``A`` is summed entry by entry from the columns (its upper triangle, mirrored): under ``vmap``
+    a ``J.T @ (W J)`` becomes thousands of tiny batched dots that XLA's CPU backend runs one by one (16x the
     residual+Jacobian time on DML's 20-point, 6-parameter problems); the elementwise sums fuse and vectorise
-    across the inits (3x faster there). Above ``UNROLL_MAX`` parameters, the matrix form."""
+    across the inits (3x faster there). But they are ``P^2 / 2`` reductions to compile, so otherwise (and above
+    ``UNROLL_MAX`` parameters) the matrix form, from one ``vmap``\ ped forward-mode Jacobian."""
 
     def normal(theta):
         p = theta.shape[0]
-        if p > UNROLL_MAX:  # P^2 / 2 unrolled sums would make compiling slow: the matrix form
+        if not unroll or p > UNROLL_MAX:
             r, tangent = jax.linearize(residual_fn, theta)
             j = jax.vmap(tangent, out_axes=1)(jnp.eye(p, dtype=theta.dtype))
             jw = j * objective.weight(r)[:, None]
@@ -283,6 +328,9 @@ def _normal_equations(residual_fn: ResidualFn, objective: Objective):
         return jnp.where(jnp.isfinite(f), f, jnp.inf), a, g
 
     return normal
+
+
+_normal_equations = normal_equations  # the earlier private name
 
 
 def _optax_trace(
