@@ -32,16 +32,17 @@ array otherwise: it is not read). A final round that could not finish its LearnP
 
 from __future__ import annotations
 
-from typing import Any, NamedTuple
+from typing import Any, Literal, NamedTuple
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 
+from jaxlaws._typing import ArrayLike
 from jaxlaws.mixing.base import Mixer, check_mixture, resolve_hparams
 from jaxlaws.mixing.rules import aioli_normalize, aioli_solve, aioli_weights, expected_counts, one_hotish
 
-__all__ = ["aioli", "AioliState", "AIOLI_DEFAULTS"]
+__all__ = ["round_starts", "aioli", "AioliState", "AIOLI_DEFAULTS"]
 
 # The original's settings (scripts/*/aioli/run.sh): m=2 (arxiv/stackexchange), m=3 (+books), m=7 (full SlimPajama).
 AIOLI_DEFAULTS = {
@@ -74,18 +75,18 @@ def aioli(
     total_steps: int,
     batch_size: int,
     eta: float | None = None,
-    ema: Any = _UNSET,
+    ema: float | Literal["default"] | None = _UNSET,
     lp_rounds: int | None = None,
     lp_steps: int | None = None,
     update_steps: int | None = None,
     ohf: float | None = None,
     normalize: bool = True,
     diagonal: bool = False,
-    prior: Any = None,
+    prior: ArrayLike | None = None,
     prior_steps: int = 0,
     carry_prior: bool = False,
 ) -> Mixer:
-    """Aioli for ``m`` groups over ``total_steps`` training steps of ``batch_size`` samples (module docstring).
+    r"""Aioli for ``m`` groups over ``total_steps`` training steps of ``batch_size`` samples (module docstring).
 
     For m in (2, 3, 7) the hyper-parameters default to the original's (:data:`AIOLI_DEFAULTS`); for other
     ``m`` give ``eta, ema, lp_rounds, lp_steps, update_steps, ohf`` (``one_hot_factor``) explicitly.
@@ -93,6 +94,25 @@ def aioli(
     static ``prior`` first). ``batch_size`` must be the batch size of the loop that samples the batches, and
     LearnParams batches (``exact`` True) must be allocated as :func:`~jaxlaws.mixing.sample_groups` does
     (exact counts, allocation ties broken at random), since ``W`` is their expected mixture.
+
+    Args:
+      m: the number of groups.
+      total_steps: the training steps of the run.
+      batch_size: the batch size of the training loop.
+      eta: the exponentiated-gradient step size.
+      ema: the EMA factor of :math:`\bar A`, ``None`` for the cumulative update, ``"default"`` the original's.
+      lp_rounds, lp_steps: LearnParams' rounds and steps per group per round.
+      update_steps: the steps of a round (LearnParams plus training at the round's mixture).
+      ohf: the one-hot factor of the LearnParams mixtures, in (1/m, 1].
+      normalize: shift ``A`` to be non-negative and scale it to total mass 1 (step 2 above).
+      diagonal: the diagonal ablation, :math:`A = \mathrm{diag}(G_{ii}/W_{ii})`.
+      prior: ``(m,)`` the static mixture of the first ``prior_steps`` (the restricted setting).
+      prior_steps: steps trained at ``prior`` before the first round.
+      carry_prior: keep ``prior`` as the EG base instead of the uniform mixture (a jaxlaws variant).
+
+    Returns:
+      A :class:`~jaxlaws.mixing.Mixer` over :class:`AioliState`; ``update(state, step=, losses=)`` reads the
+      ``(m,)`` held-out losses when ``observes(step)``.
     """
     given_ema = None if ema is _UNSET else ("cumulative" if ema is None else ema)  # None given: cumulative EG
     hp = resolve_hparams(
@@ -147,7 +167,7 @@ def aioli(
     W = jnp.asarray(np.stack([expected_counts(r, batch_size) for r in np.asarray(q)]) / batch_size, jnp.float32)
     uniform = np.full(m, 1.0 / m)
 
-    def observes(step: Any) -> jax.Array:
+    def observes(step: ArrayLike) -> jax.Array:
         rel = jnp.asarray(step) - prior_steps
         off = rel % update_steps
         return (rel >= 0) & (rel // update_steps < n_rounds) & (off <= lp_len) & (off % lp_steps == 0)
@@ -211,7 +231,7 @@ def aioli(
         return jax.lax.cond(state.in_lp, lp_observe, round_start, state, losses)
 
     @jax.jit
-    def update(state: AioliState, *, step: Any, losses: jax.Array) -> AioliState:
+    def update(state: AioliState, *, step: ArrayLike, losses: jax.Array) -> AioliState:
         losses = jnp.asarray(losses, jnp.float32)
         if losses.shape != (m,):
             raise ValueError(f"aioli: losses must have shape ({m},), got {losses.shape}")
