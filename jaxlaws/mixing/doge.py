@@ -28,6 +28,7 @@ from typing import Any, NamedTuple
 import jax
 import jax.numpy as jnp
 
+from jaxlaws._typing import ArrayLike, PyTree
 from jaxlaws.mixing.base import Mixer, clip_by_norm, never, resolve_hparams, tree_dot
 from jaxlaws.mixing.rules import doge_scores
 
@@ -53,15 +54,28 @@ def _clip_each(grads: Any, max_norm: float) -> tuple[Any, jax.Array]:
     return jax.vmap(lambda g: clip_by_norm(g, max_norm))(grads)
 
 
-def combine(grads: Any, w: jax.Array, clip: float = 1.0) -> Any:
+def combine(grads: PyTree, w: jax.Array, clip: float = 1.0) -> PyTree:
     r"""The update direction :math:`\sum_i w_i\,\mathrm{clip}(g_i)` of stacked per-domain gradients."""
     clipped, _ = _clip_each(grads, clip)
     return jax.tree_util.tree_map(lambda x: jnp.tensordot(w.astype(x.dtype), x, 1), clipped)
 
 
 def doge(m: int, *, mu: float | None = None, val_batch: int | None = None, clip: float = 1.0, record: int = 4) -> Mixer:
-    """DoGE's proxy for ``m`` domains (module docstring); for m in (2, 3, 7) ``mu`` and ``val_batch`` (the
-    validation batch size a loop should draw) default to the original's, otherwise give them."""
+    r"""DoGE's proxy for ``m`` domains (module docstring).
+
+    Args:
+      m: the number of domains.
+      mu: the temperature of the weights' update, :math:`\log w \mathrel{+}= s/\mu` (default the original's
+        for m in (2, 3, 7)).
+      val_batch: the validation batch size a loop should draw (default the original's for m in (2, 3, 7)).
+      clip: the norm each per-domain gradient is clipped to.
+      record: how many of the last score matrices the state keeps.
+
+    Returns:
+      A :class:`~jaxlaws.mixing.Mixer` over :class:`DoGEState`; ``update(state, grads=, val_grad=, lr=)`` takes
+      the ``(m, ...)`` stacked per-domain gradients, the validation gradient and the learning rate
+      (:func:`~jaxlaws.mixing.doge_step` computes them).
+    """
     hp = resolve_hparams("doge", m, dict(mu=mu, val_batch=val_batch), DOGE_DEFAULTS)
     mu, val_batch, clip, record = float(hp["mu"]), int(hp["val_batch"]), float(clip), int(record)
     if not mu > 0:
@@ -82,7 +96,9 @@ def doge(m: int, *, mu: float | None = None, val_batch: int | None = None, clip:
         )
 
     @jax.jit
-    def update(state: DoGEState, *, grads: Any, val_grad: Any, lr: Any, val_grads: Any = None, **_: Any) -> DoGEState:
+    def update(
+        state: DoGEState, *, grads: PyTree, val_grad: PyTree, lr: ArrayLike, val_grads: PyTree | None = None, **_: Any
+    ) -> DoGEState:
         lead = {jnp.shape(x)[:1] for x in jax.tree_util.tree_leaves(grads)}
         if lead != {(m,)}:
             raise ValueError(

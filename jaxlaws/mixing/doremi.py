@@ -18,13 +18,16 @@ Recorded in the state: the last ``record`` excess vectors (a ring buffer; LMO re
 
 from __future__ import annotations
 
-from typing import Any, NamedTuple
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 import jax
 import jax.numpy as jnp
 
 from jaxlaws.mixing.base import Mixer, never, resolve_hparams
 from jaxlaws.mixing.rules import doremi_update
+
+if TYPE_CHECKING:
+    from jaxlaws.mixing.doge import DoGEState
 
 __all__ = ["doremi", "DoReMiState", "DOREMI_DEFAULTS", "weighted_loss", "average_weights"]
 
@@ -42,8 +45,20 @@ class DoReMiState(NamedTuple):
 
 
 def doremi(m: int, *, mu: float | None = None, smoothing: float | None = None, record: int = 5) -> Mixer:
-    """DoReMi's proxy for ``m`` domains (module docstring); for m in (2, 3, 7) ``mu`` and ``smoothing``
-    default to the original's, otherwise give them."""
+    """DoReMi's proxy for ``m`` domains (module docstring).
+
+    Args:
+      m: the number of domains.
+      mu: the exponentiated-gradient step size (default the original's for m in (2, 3, 7)).
+      smoothing: ``c``, the weight of the uniform mixture in each update (default the original's for m in
+        (2, 3, 7)).
+      record: how many of the last excess-loss vectors the state keeps.
+
+    Returns:
+      A :class:`~jaxlaws.mixing.Mixer` over :class:`DoReMiState`; ``update(state, train_losses=, ref_losses=,
+      counts=)`` takes the proxy's and the reference's ``(m,)`` per-domain losses on a batch and the domains'
+      ``(m,)`` counts there (:func:`~jaxlaws.mixing.doremi_step` computes them).
+    """
     hp = resolve_hparams("doremi", m, dict(mu=mu, smoothing=smoothing), DOREMI_DEFAULTS)
     mu, smoothing, record = float(hp["mu"]), float(hp["smoothing"]), int(record)
     if not mu > 0:
@@ -102,6 +117,6 @@ def weighted_loss(per_example: jax.Array, group_ids: jax.Array, w: jax.Array) ->
     return per_example @ coef
 
 
-def average_weights(state: Any) -> jax.Array:
+def average_weights(state: DoReMiState | DoGEState) -> jax.Array:
     """The average of the weights over the updates so far (the final static mixture of DoReMi and DoGE)."""
     return state.w_sum / jnp.maximum(state.n, 1)

@@ -18,13 +18,14 @@ from typing import Any
 import jax
 import jax.numpy as jnp
 
+from jaxlaws._typing import ArrayLike, PyTree
 from jaxlaws.mixing.base import Mixer, group_means
-from jaxlaws.mixing.doge import combine
-from jaxlaws.mixing.doremi import weighted_loss
+from jaxlaws.mixing.doge import DoGEState, combine
+from jaxlaws.mixing.doremi import DoReMiState, weighted_loss
 
 __all__ = ["group_losses", "per_group_grads", "doremi_step", "doge_step"]
 
-LossFn = Callable[[Any, Any], jax.Array]
+LossFn = Callable[[PyTree, PyTree], jax.Array]
 
 
 def _per_example(loss_fn: LossFn, params: Any, batch: Any, group_ids: jax.Array) -> jax.Array:
@@ -36,14 +37,16 @@ def _per_example(loss_fn: LossFn, params: Any, batch: Any, group_ids: jax.Array)
     return per
 
 
-def group_losses(loss_fn: LossFn, params: Any, batch: Any, group_ids: jax.Array, m: int) -> tuple[jax.Array, jax.Array]:
+def group_losses(
+    loss_fn: LossFn, params: PyTree, batch: PyTree, group_ids: jax.Array, m: int
+) -> tuple[jax.Array, jax.Array]:
     """``(means (m,), counts (m,))``: each group's mean loss on ``batch`` (0 where a group is absent)."""
     return group_means(_per_example(loss_fn, params, batch, group_ids), group_ids, m)
 
 
 def per_group_grads(
-    loss_fn: LossFn, params: Any, batch: Any, group_ids: jax.Array, m: int
-) -> tuple[jax.Array, jax.Array, Any]:
+    loss_fn: LossFn, params: PyTree, batch: PyTree, group_ids: jax.Array, m: int
+) -> tuple[jax.Array, jax.Array, PyTree]:
     r"""``(losses (m,), counts (m,), grads)``: :math:`g_j = \nabla_\theta \frac{1}{n_j}\sum_{n: g_n = j}
     \ell_n(\theta)` for each group (zeros for a group absent from the batch), a pytree like ``params`` with a
     leading axis of size ``m``, with each group's mean loss and number of examples."""
@@ -59,8 +62,14 @@ def per_group_grads(
 
 
 def doremi_step(
-    mixer: Mixer, state: Any, loss_fn: LossFn, params: Any, ref_params: Any, batch: Any, group_ids: jax.Array
-) -> tuple[jax.Array, Any, Any]:
+    mixer: Mixer,
+    state: DoReMiState,
+    loss_fn: LossFn,
+    params: PyTree,
+    ref_params: PyTree,
+    batch: PyTree,
+    group_ids: jax.Array,
+) -> tuple[jax.Array, PyTree, Any]:
     r"""One DoReMi proxy step: ``(mean loss, grads, state)``.
 
     The proxy's and the reference's per-domain losses on ``batch`` update the weights, and ``grads`` is the
@@ -81,16 +90,16 @@ def doremi_step(
 
 def doge_step(
     mixer: Mixer,
-    state: Any,
+    state: DoGEState,
     loss_fn: LossFn,
-    params: Any,
-    batch: Any,
+    params: PyTree,
+    batch: PyTree,
     group_ids: jax.Array,
-    val_batch: Any,
+    val_batch: PyTree,
     val_group_ids: jax.Array,
-    lr: Any,
+    lr: ArrayLike,
     full_matrix: bool = True,
-) -> tuple[jax.Array, Any, Any]:
+) -> tuple[jax.Array, PyTree, Any]:
     r"""One DoGE proxy step: ``(mean train loss, grads, state)``.
 
     Per-domain gradients on ``batch``, the gradient of the mean loss of ``val_batch`` (a random draw from the

@@ -21,12 +21,13 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Any, NamedTuple
+from typing import Literal, NamedTuple
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 
+from jaxlaws._typing import ArrayLike
 from jaxlaws.mixing.base import Mixer, resolve_hparams
 from jaxlaws.mixing.rules import skillit_weights
 
@@ -58,14 +59,14 @@ class SkillItState(NamedTuple):
 
 
 def skillit(
-    graph: Any,
+    graph: ArrayLike,
     *,
     total_steps: int,
     eta: float | None = None,
     update_steps: int | None = None,
     window: int | None = None,
     eval_steps: int | None = None,
-    align: str = "original",
+    align: Literal["original", "latest"] = "original",
 ) -> Mixer:
     """Skill-It with skills graph ``graph`` ``(m, m)`` over ``total_steps`` steps (module docstring).
 
@@ -73,6 +74,19 @@ def skillit(
     ``m`` give ``eta, update_steps, window``. ``eval_steps`` defaults to ``update_steps // 2`` (the original's
     checkpoints every half round). ``init(key, graph=None)`` takes an optional per-run
     graph (e.g. one learned per seed) in place of ``graph``.
+
+    Args:
+      graph: ``(m, m)`` the skills graph (rows: trained group, columns: evaluated group).
+      total_steps: the training steps of the run.
+      eta: the exponentiated-gradient step size.
+      update_steps: the steps between mixture updates.
+      window: the number of last recorded loss vectors an update sums.
+      eval_steps: the steps between recorded held-out losses.
+      align: the recording cadence, ``"original"`` or ``"latest"`` (module docstring).
+
+    Returns:
+      A :class:`~jaxlaws.mixing.Mixer` over :class:`SkillItState`; ``update(state, step=, losses=)`` records
+      the ``(m,)`` held-out losses when ``observes(step)``.
     """
     G0 = check_graph(graph, None)
     m = G0.shape[0]
@@ -93,11 +107,11 @@ def skillit(
     n_updates = max(1, len(range(update_steps, total_steps, update_steps)))
     first = 0 if align == "original" else 1
 
-    def observes(step: Any) -> jax.Array:
+    def observes(step: ArrayLike) -> jax.Array:
         s = jnp.asarray(step)
         return (s >= first) & (s < total_steps) & (s % every == 0)
 
-    def init(key: jax.Array | None = None, graph: Any = None) -> SkillItState:
+    def init(key: jax.Array | None = None, graph: ArrayLike | None = None) -> SkillItState:
         G = jnp.asarray(G0 if graph is None else graph, jnp.float32)
         p = skillit_weights(G, jnp.ones(m, jnp.float32), eta)
         return SkillItState(
@@ -118,7 +132,7 @@ def skillit(
         return state._replace(p=p, n_up=state.n_up + 1, p_hist=state.p_hist.at[u].set(p))
 
     @jax.jit
-    def update(state: SkillItState, *, step: Any, losses: jax.Array) -> SkillItState:
+    def update(state: SkillItState, *, step: ArrayLike, losses: jax.Array) -> SkillItState:
         losses = jnp.asarray(losses, jnp.float32)
         if losses.shape != (m,):
             raise ValueError(f"skillit: losses must have shape ({m},), got {losses.shape}")
@@ -136,7 +150,7 @@ def skillit(
     return Mixer(init, lambda s: (s.p, False), update, observes, lambda s: s.p, "skillit", hparams)
 
 
-def check_graph(G: Any, m: int | None) -> np.ndarray:
+def check_graph(G: ArrayLike, m: int | None) -> np.ndarray:
     """``G`` as a finite square float64 array (``(m, m)`` when ``m`` is given), or a ``ValueError``."""
     arr = np.asarray(G, np.float64)
     if arr.ndim != 2 or arr.shape[0] != arr.shape[1] or arr.shape[0] < 2 or (m is not None and arr.shape != (m, m)):
@@ -147,7 +161,7 @@ def check_graph(G: Any, m: int | None) -> np.ndarray:
     return arr
 
 
-def original_graph_rule(G: Any) -> np.ndarray:
+def original_graph_rule(G: ArrayLike) -> np.ndarray:
     """The original's rule on a loaded graph (``SkillitTrainer.train``): off-diagonal entries equal to 1
     become 0.5."""
     G = np.array(G, np.float64)
