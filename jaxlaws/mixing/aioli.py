@@ -55,6 +55,23 @@ _UNSET: Any = "default"
 
 
 class AioliState(NamedTuple):
+    """The state of an :func:`aioli` mixer (a pytree).
+
+    Attributes:
+      p: ``(m,)`` the current mixture (the prior before the first round).
+      base: ``(m,)`` the EG base weights.
+      A_bar: ``(m, m)`` the EMA of the normalised ``A``.
+      G: ``(m, m)`` the LearnParams loss-decrease accumulator.
+      prev: ``(m,)`` the last held-out losses.
+      order: ``(K,)`` the groups trained in this round's LearnParams, ``K = lp_rounds * m``.
+      phase: the LearnParams segments done in this round.
+      in_lp: whether the run is inside LearnParams.
+      t: the rounds completed.
+      key: the key of the LearnParams permutations.
+      A_hist: ``(T, m, m)`` the normalised ``A`` of each round.
+      p_hist: ``(T, m)`` the mixture after each round.
+    """
+
     p: jax.Array  # (m,) the current mixture (the prior before the first round)
     base: jax.Array  # (m,) EG base weights
     A_bar: jax.Array  # (m, m) EMA of the normalised A

@@ -43,6 +43,16 @@ DOGE_DEFAULTS = {
 
 
 class DoGEState(NamedTuple):
+    """The state of a :func:`doge` mixer (a pytree).
+
+    Attributes:
+      log_w: ``(m,)`` the log domain weights.
+      w_sum: ``(m,)`` the sum of the weights over the updates.
+      n: the updates so far.
+      m_hist: ``(record, m, m)`` the last score matrices :math:`M` (with per-domain validation gradients).
+      m_steps: ``(record,)`` the update count after each (-1: empty).
+    """
+
     log_w: jax.Array
     w_sum: jax.Array
     n: jax.Array
@@ -55,7 +65,16 @@ def _clip_each(grads: Any, max_norm: float) -> tuple[Any, jax.Array]:
 
 
 def combine(grads: PyTree, w: jax.Array, clip: float = 1.0) -> PyTree:
-    r"""The update direction :math:`\sum_i w_i\,\mathrm{clip}(g_i)` of stacked per-domain gradients."""
+    r"""The update direction :math:`\sum_i w_i\,\mathrm{clip}(g_i)` of stacked per-domain gradients.
+
+    Args:
+      grads: per-domain gradients, a pytree with a leading axis ``m``.
+      w: ``(m,)`` domain weights.
+      clip: the norm each :math:`g_i` is clipped to.
+
+    Returns:
+      A pytree like one domain's gradient.
+    """
     clipped, _ = _clip_each(grads, clip)
     return jax.tree_util.tree_map(lambda x: jnp.tensordot(w.astype(x.dtype), x, 1), clipped)
 

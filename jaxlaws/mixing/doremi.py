@@ -36,6 +36,17 @@ DOREMI_DEFAULTS = {m: dict(mu=0.01, smoothing=1e-3) for m in (2, 3, 7)}
 
 
 class DoReMiState(NamedTuple):
+    """The state of a :func:`doremi` mixer (a pytree).
+
+    Attributes:
+      w: ``(m,)`` the current domain weights.
+      w_sum: ``(m,)`` the sum of the weights over the updates.
+      n: the updates so far.
+      prev_e: ``(m,)`` the last excess loss per domain.
+      e_hist: ``(record, m)`` a ring of the last excess vectors (oldest first).
+      e_steps: ``(record,)`` the update count after each (-1: empty).
+    """
+
     w: jax.Array  # (m,) current domain weights
     w_sum: jax.Array  # (m,) sum of the weights over steps
     n: jax.Array  # updates so far
@@ -110,7 +121,16 @@ def doremi(m: int, *, mu: float | None = None, smoothing: float | None = None, r
 
 
 def weighted_loss(per_example: jax.Array, group_ids: jax.Array, w: jax.Array) -> jax.Array:
-    r""":math:`\sum_i w_i\,\mathrm{mean}_{n \in i}\,\ell_n` (0 for a domain absent from the batch)."""
+    r""":math:`\sum_i w_i\,\mathrm{mean}_{n \in i}\,\ell_n` (0 for a domain absent from the batch).
+
+    Args:
+      per_example: ``(N,)`` per-example losses.
+      group_ids: ``(N,)`` their domains.
+      w: ``(m,)`` domain weights.
+
+    Returns:
+      A scalar.
+    """
     m = w.shape[0]
     counts = jax.nn.one_hot(group_ids, m, dtype=per_example.dtype).sum(0)
     coef = w[group_ids] / jnp.maximum(counts[group_ids], 1.0)
@@ -118,5 +138,12 @@ def weighted_loss(per_example: jax.Array, group_ids: jax.Array, w: jax.Array) ->
 
 
 def average_weights(state: DoReMiState | DoGEState) -> jax.Array:
-    """The average of the weights over the updates so far (the final static mixture of DoReMi and DoGE)."""
+    """The average of the weights over the updates so far (the final static mixture of DoReMi and DoGE).
+
+    Args:
+      state: a :class:`DoReMiState` or :class:`~jaxlaws.mixing.DoGEState`.
+
+    Returns:
+      ``(m,)`` the average weights.
+    """
     return state.w_sum / jnp.maximum(state.n, 1)

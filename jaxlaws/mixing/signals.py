@@ -40,7 +40,18 @@ def _per_example(loss_fn: LossFn, params: Any, batch: Any, group_ids: jax.Array)
 def group_losses(
     loss_fn: LossFn, params: PyTree, batch: PyTree, group_ids: jax.Array, m: int
 ) -> tuple[jax.Array, jax.Array]:
-    """``(means (m,), counts (m,))``: each group's mean loss on ``batch`` (0 where a group is absent)."""
+    """Each group's mean loss on ``batch`` (0 where a group is absent) and its number of examples.
+
+    Args:
+      loss_fn: ``(params, batch) -> (N,)`` per-example losses, pure.
+      params: the model's parameters (a pytree).
+      batch: a batch (a pytree with a leading axis ``N``).
+      group_ids: ``(N,)`` each example's group.
+      m: the number of groups.
+
+    Returns:
+      ``(means (m,), counts (m,))``.
+    """
     return group_means(_per_example(loss_fn, params, batch, group_ids), group_ids, m)
 
 
@@ -49,7 +60,18 @@ def per_group_grads(
 ) -> tuple[jax.Array, jax.Array, PyTree]:
     r"""``(losses (m,), counts (m,), grads)``: :math:`g_j = \nabla_\theta \frac{1}{n_j}\sum_{n: g_n = j}
     \ell_n(\theta)` for each group (zeros for a group absent from the batch), a pytree like ``params`` with a
-    leading axis of size ``m``, with each group's mean loss and number of examples."""
+    leading axis of size ``m``, with each group's mean loss and number of examples.
+
+    Args:
+      loss_fn: ``(params, batch) -> (N,)`` per-example losses, pure.
+      params: the model's parameters.
+      batch: a batch.
+      group_ids: ``(N,)`` each example's group.
+      m: the number of groups.
+
+    Returns:
+      ``(losses (m,), counts (m,), grads)``, ``grads`` like ``params`` with a leading axis ``m``.
+    """
     one_hot = jax.nn.one_hot(group_ids, m, dtype=jnp.float32)
     counts = one_hot.sum(0)
     weights = one_hot / jnp.maximum(counts, 1.0)  # [B, m]
@@ -74,6 +96,18 @@ def doremi_step(
 
     The proxy's and the reference's per-domain losses on ``batch`` update the weights, and ``grads`` is the
     gradient of :math:`\sum_i w_i L_i(\theta)` with the updated ``w`` (one backward pass).
+
+    Args:
+      mixer: a :func:`~jaxlaws.mixing.doremi` mixer.
+      state: its state.
+      loss_fn: ``(params, batch) -> (N,)`` per-example losses, pure.
+      params: the proxy model's parameters.
+      ref_params: the reference model's parameters.
+      batch: a batch.
+      group_ids: ``(N,)`` each example's group.
+
+    Returns:
+      ``(mean loss, grads, state)``: ``grads`` like ``params``, the updated state.
     """
     m = mixer.weights(state).shape[0]
     ref, _ = group_means(jax.lax.stop_gradient(_per_example(loss_fn, ref_params, batch, group_ids)), group_ids, m)
@@ -107,6 +141,21 @@ def doge_step(
     :math:`\sum_i w_i\,\mathrm{clip}(g_i)`. With ``full_matrix`` the per-domain validation gradients are
     computed too (``m`` more backward passes) and the state records ``M``; otherwise one backward pass gives
     the validation gradient.
+
+    Args:
+      mixer: a :func:`~jaxlaws.mixing.doge` mixer.
+      state: its state.
+      loss_fn: ``(params, batch) -> (N,)`` per-example losses, pure.
+      params: the proxy model's parameters.
+      batch: a training batch.
+      group_ids: ``(N,)`` its examples' groups.
+      val_batch: a validation batch.
+      val_group_ids: its examples' groups.
+      lr: the learning rate of this step.
+      full_matrix: also compute the per-domain validation gradients (the state records ``M``).
+
+    Returns:
+      ``(mean train loss, grads, state)``: ``grads`` like ``params``, the updated state.
     """
     m = mixer.weights(state).shape[0]
     tl, tc, g = per_group_grads(loss_fn, params, batch, group_ids, m)

@@ -50,6 +50,17 @@ SKILLIT_DEFAULTS = {
 
 
 class SkillItState(NamedTuple):
+    """The state of a :func:`skillit` mixer (a pytree).
+
+    Attributes:
+      G: ``(m, m)`` the skills graph of this run.
+      p: ``(m,)`` the current mixture.
+      hist: ``(window, m)`` the last recorded held-out losses (most recent last).
+      n_obs: the records so far.
+      n_up: the mixture updates so far.
+      p_hist: ``(U, m)`` the mixture after each update.
+    """
+
     G: jax.Array  # (m, m) the skills graph of this run
     p: jax.Array  # (m,)
     hist: jax.Array  # (window, m) last recorded held-out losses (most recent last)
@@ -163,18 +174,32 @@ def check_graph(G: ArrayLike, m: int | None) -> np.ndarray:
 
 def original_graph_rule(G: ArrayLike) -> np.ndarray:
     """The original's rule on a loaded graph (``SkillitTrainer.train``): off-diagonal entries equal to 1
-    become 0.5."""
+    become 0.5.
+
+    Args:
+      G: ``(m, m)`` a graph.
+
+    Returns:
+      ``(m, m)`` float64 copy with the rule applied.
+    """
     G = np.array(G, np.float64)
     G[~np.eye(len(G), dtype=bool) & (G == 1.0)] = 0.5
     return G
 
 
 def skills_graph(start: np.ndarray, end: np.ndarray) -> np.ndarray:
-    r"""The Skill-It graph from one-hot runs (``mixing_law_fitting.py`` of the original).
+    """The Skill-It graph from one-hot runs (``mixing_law_fitting.py`` of the original).
 
     ``start[i]`` and ``end[i]`` are the held-out losses (all groups) of the run trained only on group ``i``,
     before and after its training: :math:`G_{ij} = (L_j^{start} - L_j^{end}) / L_j^{start}`, then
     :func:`original_graph_rule`.
+
+    Args:
+      start: ``(m, m)`` losses before training, row ``i`` the run on group ``i``.
+      end: ``(m, m)`` losses after.
+
+    Returns:
+      ``(m, m)`` the graph.
     """
     start, end = np.asarray(start, np.float64), np.asarray(end, np.float64)
     if start.shape != end.shape or start.ndim != 2 or start.shape[0] != start.shape[1]:
@@ -187,7 +212,15 @@ def skills_graph(start: np.ndarray, end: np.ndarray) -> np.ndarray:
 def load_graph(path: str | Path, m: int) -> np.ndarray:
     """A skills graph from ``.npy`` (the original's ``skillit_graphs/``), ``.json`` (a nested list or
     ``{"graph": ...}``) or a comma-separated text file; checked to be ``(m, m)``, then
-    :func:`original_graph_rule` as the original applies it when it loads a graph."""
+    :func:`original_graph_rule` as the original applies it when it loads a graph.
+
+    Args:
+      path: the file.
+      m: the number of groups.
+
+    Returns:
+      ``(m, m)`` the graph.
+    """
     f = Path(path)
     if not f.is_file():
         raise ValueError(f"skills graph file {str(f)!r} does not exist")
