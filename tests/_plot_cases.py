@@ -38,7 +38,9 @@ def _moving_methods(sw: Sweep) -> Sweep:
     return Sweep(losses, sw.groups, sw.matrices)
 
 
-def _sweep(m: int) -> Sweep:
+@functools.cache
+def synthetic_sweep(m: int) -> Sweep:
+    """The m = 2 or 3 sweep (module docstring), built once per process."""
     groups, table = (GROUPS3, STATIC3) if m == 3 else (GROUPS2, STATIC2)
     seeds = (0, 1)
     params = {g: {s: np.asarray(table[g], float) + 0.02 * s for s in seeds} for g in groups}
@@ -68,7 +70,7 @@ def _sweep(m: int) -> Sweep:
 @functools.cache
 def case(m: int):
     """``(sweep, analysis)`` for m = 2 or 3 (analysed once per process; flagged-fit warnings silenced)."""
-    sw = _sweep(m)
+    sw = synthetic_sweep(m)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         res = analyse(sw, n_random=3, seed=0)

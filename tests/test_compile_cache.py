@@ -65,6 +65,7 @@ def _data(n, seed=0):
     return x, 1.0 + 2.0 * np.exp(-0.7 * x) + 0.01 * rng.standard_normal(n)
 
 
+@pytest.mark.slow
 def test_new_sizes_and_bound_values_reuse_the_compiled_fit(caplog):
     """Fits of 33 and 35 points (one bucket), with other bound values and 4 inits instead of 3 (one
     bucket), run the program the first fit compiled; every fit still matches SciPy's least squares."""

@@ -74,6 +74,7 @@ def test_default_fit_of_a_scaling_law_is_least_squares_and_converged():
     assert res.ok, res.flags
 
 
+@pytest.mark.slow
 def test_objectives_by_law():
     """Least squares unless a law declares its objective: the mixing laws keep the original's Huber(0.02),
     Chinchilla Hoffmann et al.'s Huber(1e-3) on log L."""
@@ -119,6 +120,7 @@ def test_lm_stops_at_its_tolerance_and_the_cap_is_a_traced_argument():
         np.testing.assert_allclose(np.asarray(short.params), np.asarray(static_short.params), rtol=1e-12)
 
 
+@pytest.mark.slow
 def test_engine_reports_a_capped_fit_as_not_converged():
     x = np.linspace(0.0, 2.0, 16)
     y = 1.0 + 2.0 * np.exp(-1.3 * x) + 0.01 * np.sin(7 * x)

@@ -237,6 +237,7 @@ def test_bootstrap_redraws_resamples_too_small_to_fit():
         jl.bootstrap(law, p, y, 10, key=5, weights=np.r_[1.0, 1.0, 0.0, 0.0, 0.0])
 
 
+@pytest.mark.slow
 def test_cross_validate_and_bootstrap_take_rounded_mixtures(rng):
     """Mixtures whose rows sum to 1 +- 0.01 (rounded, as RegMix's and DML's) pass with the fit's own
     simplex_atol (or normalize=True), as jl.fit takes them; without it they are refused."""

@@ -140,6 +140,7 @@ def test_holdout_selection_and_final_rule(rng):
     assert fin.selection == "final" and np.isfinite(fin.objective)
 
 
+@pytest.mark.slow
 def test_every_init_diverging_is_reported_not_returned(rng):
     x, y = _problem(rng)
     bad = np.array([[50.0, 50.0, 50.0, 50.0], [80.0, 80.0, 80.0, 80.0]])  # exp overflows everywhere

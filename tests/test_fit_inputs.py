@@ -189,6 +189,7 @@ def test_log_linear_shares_one_predict_and_picks_its_own_group_from_data():
             jl.laws.log_linear(m, own=bad)
 
 
+@pytest.mark.slow
 def test_predict_accepts_what_the_fit_accepted_with_a_wider_simplex_atol():
     """A fit given rounded mixtures with simplex_atol=0.05 predicts at those same rows (its own tolerance),
     while a result from a default-tolerance fit still refuses them."""

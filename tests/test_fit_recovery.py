@@ -70,6 +70,7 @@ def test_three_group_static_recovers_reference(rng, solver):
     np.testing.assert_allclose(res.params, truth[sel], atol=0.05)
 
 
+@pytest.mark.slow
 def test_three_group_static_noisy_predictions(rng):
     xs, ys, truth, inits = _static3(NOISE, rng)
     res = jl.fit_batched(jl.laws.log_linear(3), xs, ys, inits=inits, dtype="float64")

@@ -243,6 +243,7 @@ def test_early_stopping_returns_the_lowest_validation_iterate(rng):
         jl.fit(law, x, y, early_stopping=5, inits=u0)
 
 
+@pytest.mark.slow
 # --------------------------------------------------------------------------- law defaults
 def test_law_defaults_are_used_and_can_be_overridden(rng):
     law = jl.laws.log_linear(3)

@@ -172,40 +172,56 @@ def test_refusals():
     assert np.all(res.success)
 
 
-@pytest.mark.slow
-def test_fixed_in_fit_fit_batched_cross_validate_bootstrap_and_fit_frame():
-    """``fixed=`` everywhere gives what fitting the free law gives, mapped back to the full vector."""
-    import pandas as pd
+FIXED_KW = dict(objective=jl.squared(), penalty=None, dtype="float64")
 
+
+def _fixed_c_fit():
+    """dml(3) on 8 points and the fit of it with c fixed at 2.1 (``fixed=`` in every entry point below)."""
     x, y = dml_data(3, n=8)
     law = jl.laws.dml(3)
-    kw = dict(objective=jl.squared(), penalty=None, dtype="float64")
+    return law, x, y, jl.fit(law, x, y, fixed={"c": 2.1}, **FIXED_KW)
+
+
+# ``fixed=`` everywhere gives what fitting the free law gives, mapped back to the full vector (one test per
+# entry point: each compiles its own programs)
+@pytest.mark.slow
+def test_fixed_in_fit_is_the_free_laws_batched_fit():
+    law, x, y, res = _fixed_c_fit()
     fx = fixing.fixing(law, {"c": 2.1})
-    want = fx.result(jl.fit_batched(fx.free, x[None], y[None], **kw))[0]
-    res = jl.fit(law, x, y, fixed={"c": 2.1}, **kw)
-    np.testing.assert_array_equal(res.params, want.params)
+    free_fit = jl.fit_batched(fx.free, x[None], y[None], **FIXED_KW)
+    np.testing.assert_array_equal(res.params, fx.result(free_fit)[0].params)
     assert res.law is law and res.params[0] == 2.1
-    free_fit = jl.fit_batched(fx.free, x[None], y[None], **kw)[0]
     # standard errors: the free block as fitted, zero for the fixed c (it is not estimated)
     assert res.covariance.shape == (4, 4) and np.all(res.covariance[0] == 0) and np.all(res.covariance[:, 0] == 0)
-    np.testing.assert_array_equal(res.covariance[1:, 1:], free_fit.covariance)
+    np.testing.assert_array_equal(res.covariance[1:, 1:], free_fit[0].covariance)
     assert res.stderr[0] == 0 and np.all(res.stderr[1:] > 0)
     # three points: too few for dml(3)'s 4 parameters, enough for 3 free ones
-    three = jl.fit(law, x[:3], y[:3], fixed={"c": 2.1}, **kw)
+    three = jl.fit(law, x[:3], y[:3], fixed={"c": 2.1}, **FIXED_KW)
     assert three.success and int(three.n_points) == 3
+
+
+@pytest.mark.slow
+def test_fixed_in_cross_validate_and_bootstrap():
+    law, x, y, res = _fixed_c_fit()
     # cross-validation: each fold's fit is the fixed fit on the points outside the fold
-    cv = jl.cross_validate(law, x, y, "loo", fixed={"c": 2.1}, **kw)
+    cv = jl.cross_validate(law, x, y, "loo", fixed={"c": 2.1}, **FIXED_KW)
     for k in (0, 5):
         keep = np.arange(8) != k
         np.testing.assert_allclose(
-            cv.fits[k].params, jl.fit(law, x[keep], y[keep], fixed={"c": 2.1}, **kw).params, rtol=1e-7, atol=1e-9
+            cv.fits[k].params, jl.fit(law, x[keep], y[keep], fixed={"c": 2.1}, **FIXED_KW).params, rtol=1e-7, atol=1e-9
         )
     np.testing.assert_array_equal(cv.refit.params, res.params)
     # bootstrap: the estimate is the fixed fit; every resample keeps c at its value
-    boot = jl.bootstrap(law, x, y, 4, key=0, fixed={"c": 2.1}, **kw)
+    boot = jl.bootstrap(law, x, y, 4, key=0, fixed={"c": 2.1}, **FIXED_KW)
     np.testing.assert_array_equal(boot.estimate.params, res.params)
     assert boot.params.shape == (4, 4) and np.all(boot.params[:, 0] == 2.1)
-    # fit_frame: with c fixed the 3-run group is fitted, not skipped
+
+
+@pytest.mark.slow
+def test_fixed_in_fit_frame_fits_a_group_too_small_for_the_full_law():
+    import pandas as pd
+
+    law, x, y, res = _fixed_c_fit()
     df = pd.DataFrame(
         {
             "g": ["a"] * 8 + ["b"] * 3,
@@ -215,9 +231,10 @@ def test_fixed_in_fit_fit_batched_cross_validate_bootstrap_and_fit_frame():
             "loss": np.r_[y, y[:3]],
         }
     )
-    assert list(jl.fit_frame(law, df, y="loss", by="g", **kw).skipped) == ["b"]
-    frame = jl.fit_frame(law, df, y="loss", by="g", fixed={"c": 2.1}, **kw)
+    assert list(jl.fit_frame(law, df, y="loss", by="g", **FIXED_KW).skipped) == ["b"]
+    frame = jl.fit_frame(law, df, y="loss", by="g", fixed={"c": 2.1}, **FIXED_KW)
     assert frame.labels == ("a", "b") and not frame.skipped
+    three = jl.fit(law, x[:3], y[:3], fixed={"c": 2.1}, **FIXED_KW)
     np.testing.assert_allclose(frame["a"].params, res.params, rtol=1e-7, atol=1e-9)
     np.testing.assert_allclose(frame["b"].params, three.params, rtol=1e-7, atol=1e-9)
 

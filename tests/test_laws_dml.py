@@ -67,6 +67,7 @@ def test_dml_law_shape_and_names():
     )
 
 
+@pytest.mark.slow
 def test_fit_recovers_synthetic_ye_parameters():
     """Synthetic: three validation domains with their own (c_i, k_i, t_ij) in the paper's form, noise 0.002;
     the fit (default, data-adapted init grid) predicts unseen mixtures within a few noise levels."""

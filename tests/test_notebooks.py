@@ -2,11 +2,10 @@
 test-only cell; and (slow) each one executed top to bottom (nbclient, Agg backend, in a temporary folder) with this
 file's checks of the numbers it computed appended as one more cell.
 
-The notebooks run concurrently (each in its own kernel) because most of their time is kernel start-up and
-JAX compilation, which overlap well on two cores.
+Each notebook is its own test (its own kernel): no single test runs them all.
 
 The checks (``CHECKS``) run in the notebook's kernel, on its variables, and print one line ``CHECK <json>``,
-which is compared with ``EXPECTED``. They recompute what they can independently of jaxlaws. Three kinds:
+which is compared with ``EXPECTED``. They recompute what they can independently of jaxlaws. By kind:
 
 * REAL (static_m2/m3, dynamic_m2/m3, method_parameters, measurements): the bundled example sweeps
   (``jaxlaws/data/bundle``). R^2 from the observed losses and the law written out in numpy, plain least
@@ -23,9 +22,11 @@ which is compared with ``EXPECTED``. They recompute what they can independently 
 * custom_law (synthetic): the fit of a user's own law against scipy's ``least_squares`` with the same objective
   in float64 (parameters, objective), its predictions against the law in numpy, and the parameters
   against the ones that made the data.
+* mixing_loop (synthetic): the mixtures on the simplex at every step (the uniform one exactly 1/m), the
+  held-out losses recomputed in numpy from the trained weights, and what the method is for: Aioli gives the
+  pure-noise group less than 1/m and the clean groups end lower than under the uniform mixture, every seed.
 """
 
-import asyncio
 import importlib.util
 import json
 import operator
@@ -48,6 +49,7 @@ FAMILIES = {
     "method_parameters",
     "measurements",
     "custom_law",
+    "mixing_loop",
 }
 
 
@@ -207,6 +209,17 @@ EXPECTED = {
         "test_rmse": (LE, 0.05),  # 0.021 (noise sd at the held-out sizes ~0.021)
         "batch_alpha_mean_err": (LE, 0.005),  # 0.0005 (standard error of the mean 0.0012)
         "batch_alpha_sd": (LE, 0.02),  # 0.0100
+    },
+    # SYNTHETIC: Aioli (m=3 hyper-parameters) and the uniform mixture, 600 steps of batch 16, four seeds; group
+    # 2 is pure noise. Float32 round-off bounds for the recomputations.
+    "mixing_loop": {
+        "n_seeds": (EQ, 4),
+        "n_steps": (EQ, 600),
+        "mixture_simplex_err_max": (LE, 1e-5),
+        "uniform_mixture_err_max": (LE, 1e-6),
+        "heldout_recompute_err_max": (LE, 1e-4),
+        "noise_weight_max": (LE, 0.330),  # 0.3256 (seed 3); the uniform weight is 0.3333
+        "clean_gain_min": (GE, 0.0),  # 0.0037 (seed 3): uniform minus Aioli held-out loss of groups 0 and 1
     },
 }
 SYMBOL = {EQ: "==", LE: "<=", GE: ">=", LT: "<"}
@@ -396,6 +409,25 @@ check = {'ok': int(bool(res.ok)), 'n_fitted': int(res.n_points),
          'batch_params_vs_scipy_max': np.max(np.abs(b_theta[:8] - b_ref) / scale),
          'batch_alpha_mean_err': abs(est.alpha.mean() - truth['alpha']), 'batch_alpha_sd': est.alpha.std()}"""
 
+MIXING_LOOP = """\
+x_held, y_held = (np.asarray(a, np.float64) for a in held_out)
+ids = np.asarray(held_ids)
+recompute_err, simplex_err, clean = [], [], {}
+for name, (params, final, mixtures) in out.items():   # held-out losses of the trained weights, in numpy
+    kernel = np.asarray(jax.tree_util.tree_leaves(params)[0], np.float64)[..., 0]   # (seeds, 16)
+    sq = (x_held @ kernel.T - y_held[:, None]) ** 2                               # (examples, seeds)
+    mine = np.stack([sq[ids == g].mean(0) for g in range(m)], 1)                 # (seeds, m)
+    recompute_err.append(np.abs(mine - np.asarray(held[name])).max())
+    mix = np.asarray(mixtures, np.float64)
+    simplex_err.append(max(np.abs(mix.sum(-1) - 1).max(), -mix.min(), np.abs(np.asarray(final).sum(-1) - 1).max()))
+    clean[name] = mine[:, :2].mean(1)
+check = {'n_seeds': len(seeds), 'n_steps': int(np.asarray(out['aioli'][2]).shape[1]),
+         'mixture_simplex_err_max': max(simplex_err),
+         'uniform_mixture_err_max': np.abs(np.asarray(out['uniform'][2]) - 1 / m).max(),
+         'heldout_recompute_err_max': max(recompute_err),
+         'noise_weight_max': np.asarray(out['aioli'][1])[:, 2].max(),
+         'clean_gain_min': (clean['uniform'] - clean['aioli']).min()}"""
+
 CHECKS = {
     "static_m2": STATIC,
     "static_m3": STATIC,
@@ -406,6 +438,7 @@ CHECKS = {
     "method_parameters": METHOD_PARAMETERS,
     "measurements": MEASUREMENTS,
     "custom_law": CUSTOM_LAW,
+    "mixing_loop": MIXING_LOOP,
 }
 CHECK_PRINT = (
     "\nprint('CHECK', json.dumps({k: int(v) if isinstance(v, (int, np.integer)) else float(v)\n"
@@ -472,21 +505,12 @@ def test_setup_cell_installs_only_what_is_missing(monkeypatch):
             assert calls == [[sys.executable, "-m", "pip", "install", "-q", want or env]]
 
 
-async def _run_all(paths, cwd: Path, parallel=3):
-    gate = asyncio.Semaphore(parallel)
-
-    async def one(path):
-        async with gate:
-            nb = nbformat.read(path, as_version=4)
-            nb.cells.append(check_cell(path.stem))
-            client = NotebookClient(nb, timeout=300, kernel_name="python3", resources={"metadata": {"path": str(cwd)}})
-            try:
-                await client.async_execute()
-            except Exception as e:  # report every failing notebook, not just the first
-                return path.stem, f"{type(e).__name__}: {str(e)[-2000:]}", nb
-            return path.stem, None, nb
-
-    return await asyncio.gather(*(one(p) for p in paths))
+def _execute_with_checks(path: Path, cwd: Path) -> nbformat.NotebookNode:
+    """``path`` with its check cell appended, executed top to bottom in a fresh kernel started in ``cwd``."""
+    nb = nbformat.read(path, as_version=4)
+    nb.cells.append(check_cell(path.stem))
+    NotebookClient(nb, timeout=300, kernel_name="python3", resources={"metadata": {"path": str(cwd)}}).execute()
+    return nb
 
 
 def check_numbers(nb) -> dict:
@@ -522,26 +546,19 @@ def test_failed_checks_catch_bad_numbers():
 
 
 @pytest.mark.slow
-def test_notebooks_run(monkeypatch, tmp_path):
-    """Each notebook executed in a folder outside the checkout, then its numbers checked."""
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)
+def test_notebook_runs_and_its_numbers_check(path, monkeypatch, tmp_path):
+    """The notebook executed in a folder outside the checkout, then its numbers checked."""
     monkeypatch.setenv("MPLBACKEND", "Agg")
     monkeypatch.setenv("JAX_PLATFORMS", "cpu")
     monkeypatch.delenv("JAXLAWS_PIP", raising=False)
-    results = asyncio.run(_run_all(NOTEBOOKS, tmp_path))
-    failed = {name: err for name, err, _ in results if err}
-    assert not failed, failed
-    wrong = {}
-    for name, _, nb in results:  # every problem of every notebook, not just the first
-        outputs = [o for c in nb.cells if c.cell_type == "code" for o in c.get("outputs", [])]
-        bad = [f"error output: {o.ename}" for o in outputs if o.output_type == "error"]
-        kinds = {k for o in outputs for k in o.get("data", {})}
-        bad += [
-            f"shows no {what}" for what, kind in (("figure", "image/png"), ("table", "text/html")) if kind not in kinds
-        ]
-        flagged = [o.text for o in outputs if o.output_type == "stream" and "FlaggedFitWarning" in o.text]
-        if flagged:
-            bad.append(f"rests on flagged fits ({len(flagged)} outputs), e.g. {flagged[0].splitlines()[0][:300]}")
-        bad += failed_checks(check_numbers(nb), EXPECTED[name])
-        if bad:
-            wrong[name] = bad
-    assert not wrong, "\n" + "\n".join(f"{name}: {b}" for name, bad in wrong.items() for b in bad)
+    nb = _execute_with_checks(path, tmp_path)
+    outputs = [o for c in nb.cells if c.cell_type == "code" for o in c.get("outputs", [])]
+    bad = [f"error output: {o.ename}" for o in outputs if o.output_type == "error"]
+    kinds = {k for o in outputs for k in o.get("data", {})}
+    bad += [f"shows no {what}" for what, kind in (("figure", "image/png"), ("table", "text/html")) if kind not in kinds]
+    flagged = [o.text for o in outputs if o.output_type == "stream" and "FlaggedFitWarning" in o.text]
+    if flagged:
+        bad.append(f"rests on flagged fits ({len(flagged)} outputs), e.g. {flagged[0].splitlines()[0][:300]}")
+    bad += failed_checks(check_numbers(nb), EXPECTED[path.stem])  # every problem, not just the first
+    assert not bad, "\n" + "\n".join(bad)

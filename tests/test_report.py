@@ -21,7 +21,7 @@ import pytest
 
 pytest.importorskip("matplotlib")
 
-from _plot_cases import case, two_group_problems  # noqa: E402
+from _plot_cases import case, synthetic_sweep, two_group_problems  # noqa: E402
 
 from jaxlaws.analysis import analyse  # noqa: E402
 from jaxlaws.cli import main  # noqa: E402
@@ -113,7 +113,7 @@ def _no_temp_files(out: Path) -> None:
 def _flagged_sweep() -> Sweep:
     """The m=2 synthetic sweep with seed 1's static grid cut to 3 mixtures: its static fits (3 parameters,
     3 points) are saturated, so the analysis flags them."""
-    sw, _ = case(2)
+    sw = synthetic_sweep(2)  # the sweep only: write_report analyses it
     L = sw.losses
     static1 = (L["kind"] == "static") & (L["seed"] == 1)
     keep = sorted(L.loc[static1, "run"].unique())[:3]
@@ -172,6 +172,7 @@ def test_synthetic_report_is_self_contained_and_labelled_synthetic_everywhere(sy
     _no_temp_files(page.parent)
 
 
+@pytest.mark.slow
 def test_report_shows_every_flagged_fit_and_the_tables_as_csv(synthetic):
     page, res3, flagged = synthetic
     with warnings.catch_warnings():
@@ -273,12 +274,17 @@ def test_report_draws_a_static_bootstrap_when_the_analysis_has_one(tmp_path):
     assert (plain / "static_law.png").is_file() and not (plain / "static_bootstrap.png").exists()
 
 
+def _bundle_report(out: Path, *flags: str) -> Path:
+    """``jaxlaws report`` on the bundled real m=2 runs (the comparison sweep and the one-run check)."""
+    assert main(["report", str(BUNDLE / "m2"), "--out", str(out), "--title", "bundle m2", *flags]) == 0
+    return out / "report.html"
+
+
 @pytest.fixture(scope="module")
 def real(tmp_path_factory):
-    """``jaxlaws report`` on the bundled real m=2 runs (the comparison sweep and the one-run check)."""
-    out = tmp_path_factory.mktemp("real") / "report"
-    assert main(["report", str(BUNDLE / "m2"), "--out", str(out), "--title", "bundle m2"]) == 0
-    return out / "report.html"
+    """The real bundle's report without the influence refits (their compile is most of the report's cost; one
+    test below runs the default, with them)."""
+    return _bundle_report(tmp_path_factory.mktemp("real") / "report", "--no-influence")
 
 
 @pytest.mark.slow
@@ -395,15 +401,16 @@ def test_real_report_renders_in_headless_chromium(real, tmp_path):
     _check_rendered(real, tmp_path, Path(os.environ.get("JAXLAWS_SHOTS", tmp_path)) / "report_real.png")
 
 
+@pytest.mark.slow
 def test_synthetic_report_renders_in_headless_chromium(synthetic, tmp_path):
     _check_rendered(synthetic[0], tmp_path, Path(os.environ.get("JAXLAWS_SHOTS", tmp_path)) / "report_synthetic.png")
 
 
-def test_probe_catches_a_broken_figure(synthetic, tmp_path):
+def test_probe_catches_a_broken_figure(real, tmp_path):
     """The browser check can fail: a page whose image does not decode is caught."""
     page = tmp_path / "broken" / "report.html"
     page.parent.mkdir()
-    text = synthetic[0].read_text(encoding="utf-8")
+    text = real.read_text(encoding="utf-8")
     page.write_text(
         re.sub(r'src="data:image/png;base64,[^"]{40}', 'src="data:image/png;base64,AAAA', text, count=1),
         encoding="utf-8",
@@ -413,7 +420,10 @@ def test_probe_catches_a_broken_figure(synthetic, tmp_path):
     assert any(e.startswith("error") for e in probe["errors"])
 
 
-def test_real_bundle_report_shows_each_runs_influence(real):
+@pytest.mark.slow
+def test_real_bundle_report_shows_each_runs_influence(real, tmp_path):
+    assert "Influence of each run" not in real.read_text(encoding="utf-8")  # --no-influence leaves it out
+    real = _bundle_report(tmp_path / "report")  # the CLI's default computes it
     text = real.read_text(encoding="utf-8")
     assert "Influence of each run on the predicted optimum" in text
     table = pd.read_csv(real.parent / "compare" / "static_influence.csv")
