@@ -195,7 +195,7 @@ def test_cli_static_sweep(tmp_path, capsys):
         "--data",
         "synthetic:2",
         "--preset",
-        "tiny",
+        "micro",
         "--steps",
         "4",
         "--seq-len",

@@ -151,7 +151,7 @@ def _seeds(text: str) -> list[int]:
 def _common(p: argparse.ArgumentParser) -> None:
     p.add_argument("--data", default="bundled", help="'bundled', a directory of groups, or synthetic:M[:OVERLAP]")
     p.add_argument("--groups", default=None, help="comma-separated group names (default: all)")
-    p.add_argument("--preset", default="tiny", help="model preset: tiny, small, pythia-160m")
+    p.add_argument("--preset", default="tiny", help="model preset: micro, tiny, small, pythia-160m")
     p.add_argument("--steps", type=int, required=True, help="schedule length S (total steps of a full run)")
     p.add_argument("--warmup", type=int, default=None, help="warm-up steps (default: S/10)")
     p.add_argument("--lr", type=float, default=5e-4)

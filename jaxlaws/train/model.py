@@ -77,6 +77,8 @@ class ModelConfig:
 
 # Architecture presets; the vocabulary comes from the data (byte-level groups have a small vocabulary).
 PRESETS: dict[str, dict] = {
+    # Smoke tests of the command line: one layer of width 32 (compiles and trains in seconds).
+    "micro": dict(n_layers=1, d_model=32, n_heads=2, d_ff=64, context=64),
     # CPU tests and demos: ~0.5M parameters with a byte vocabulary.
     "tiny": dict(n_layers=2, d_model=128, n_heads=4, d_ff=512, context=128),
     # A slightly larger CPU/accelerator model.
@@ -87,7 +89,7 @@ PRESETS: dict[str, dict] = {
 
 
 def preset(name: str, **overrides: Any) -> ModelConfig:
-    """Return the :class:`ModelConfig` of preset ``name`` ("tiny", "small", "pythia-160m") with overrides.
+    """Return the :class:`ModelConfig` of preset ``name`` ("micro", "tiny", "small", "pythia-160m") with overrides.
 
     ``vocab_size`` must be given for the presets that do not fix it (use the data's vocabulary).
     """
