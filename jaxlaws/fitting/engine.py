@@ -140,9 +140,10 @@ def fit(
       fixed: ``{name: value}`` parameters held at those values (:func:`jaxlaws.fitting.fixed.fix`): only the
         others are fitted (and counted against the points); ``res.params`` is the full vector.
 
-    Returns a :class:`FitResult`; check ``res.ok`` / ``res.flags`` before trusting it (a fit can end
-    without converging, interpolate its data, leave parameters undetermined or explain less than the mean).
-    ``res.objective`` is the minimised (penalised) objective on the fitting points.
+    Returns:
+      A :class:`FitResult` (``res.params``: ``(P,)``); check ``res.ok`` / ``res.flags`` before trusting it (a
+      fit can end without converging, interpolate its data, leave parameters undetermined or explain less than
+      the mean). ``res.objective`` is the minimised (penalised) objective on the fitting points.
     """
     x = validate.named_x(law, x)  # a table or dict of columns: by the law's input names
     xs = validate.check_x(law, x, simplex_atol=simplex_atol, normalize=normalize)  # errors without a batch index
