@@ -116,8 +116,9 @@ def cross_validate(
       fit_kwargs: passed to :func:`jaxlaws.fit_batched` (``inits``, ``objective``, ``bounds``, ``penalty``,
         ``solver``, ...); ``test`` and ``validation`` are set by the folds.
 
-    Returns a :class:`CVResult`; each fold's fit equals :func:`jaxlaws.fit` on the points outside the fold
-    with the same inits.
+    Returns:
+      A :class:`CVResult`; each fold's fit equals :func:`jaxlaws.fit` on the points outside the fold with the
+      same inits.
     """
     xb, yb, batched = batch_inputs(law, x, y, fit_kwargs, "cross_validate sets the held-out points from folds")
     B, n = xb.shape[:2]

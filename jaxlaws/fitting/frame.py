@@ -158,8 +158,9 @@ def fit_frame(
     program). Bad data is refused (or, unless ``strict``, its group skipped) before anything compiles,
     naming the group.
 
-    Returns a :class:`FrameFit` (``fits[label]``, ``fits.table()``, ``fits.paper``, ``fits.predict(df)``,
-    ``fits.skipped``).
+    Returns:
+      A :class:`FrameFit` (``fits[label]``, ``fits.table()``, ``fits.paper``, ``fits.predict(df)``,
+      ``fits.skipped``).
     """
     df = _as_frame(data)
     if y is None:

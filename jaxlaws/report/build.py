@@ -224,7 +224,7 @@ def write_report(
     tables: Mapping[str, Mapping[str, pd.DataFrame]] | None = None,
     dpi: int = 110,
 ) -> Path:
-    """Analyse ``source`` and write the report folder ``out_dir``; returns the path of its HTML page.
+    """Analyse ``source`` and write the report folder ``out_dir``.
 
     Args:
       source: a sweep directory (or a folder of them), a :class:`~jaxlaws.sweeps.Sweep`, an
@@ -247,6 +247,10 @@ def write_report(
       tables: further results to show per section, ``{section name: {title: DataFrame}}`` (e.g. the demo's
         predicted vs realised best mixture); each is shown under "More results" and written as CSV.
       dpi: resolution of the PNGs.
+
+    Returns:
+      The path of the report's HTML page, ``out_dir / "report.html"``.
+
     Raises:
       FileExistsError if ``out_dir`` is a non-empty folder that is not a report; FileNotFoundError / ValueError
       for a source that holds no sweep.

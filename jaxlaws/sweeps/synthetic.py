@@ -445,8 +445,9 @@ def method_sweep(
         norm relative to the mean gradient's.
       rng_seed: noise generator seed (default ``1000 * m + seed``).
 
-    Returns ``(sweep, truth)`` with ``truth = {"A_star", "intercept" (m=2), "A_method", "loss_at_break",
-    "break_step", "steps_run", "mixture", "children", "method_run", "scale", "truth_mode"}``.
+    Returns:
+      ``(sweep, truth)`` with ``truth = {"A_star", "intercept" (m=2), "A_method", "loss_at_break",
+      "break_step", "steps_run", "mixture", "children", "method_run", "scale", "truth_mode"}``.
     """
     if m not in (2, 3):
         raise ValueError(f"method_sweep: m must be 2 or 3, got {m}")
