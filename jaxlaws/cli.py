@@ -20,6 +20,7 @@ _FAMILIES = (
 
 
 def build_parser() -> argparse.ArgumentParser:
+    """The ``jaxlaws`` command's parser, with every command family that imports (``_FAMILIES``)."""
     parser = argparse.ArgumentParser(prog="jaxlaws", description="Data-mixing laws in JAX.", allow_abbrev=False)
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     for module, attr in _FAMILIES:
@@ -34,6 +35,15 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    """Run the ``jaxlaws`` command with ``argv`` (default ``sys.argv[1:]``).
+
+    Args:
+      argv: the arguments after the program name.
+
+    Returns:
+      The exit status: 0 on success, 2 for a user error (bad arguments, inputs or data: one line, the traceback
+      with ``--debug``).
+    """
     parser = build_parser()
     parser.add_argument("--debug", action="store_true", help="show the Python traceback of an error")
     args = parser.parse_args(argv)

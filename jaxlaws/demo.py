@@ -39,6 +39,7 @@ SYNTH = "synthetic parameter-recovery check"
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
+    """Add ``jaxlaws demo`` to the ``jaxlaws`` command's ``subparsers``."""
     p = subparsers.add_parser(
         "demo",
         help="fit and judge the bundled real example sweeps and print the results (the main job)",
@@ -181,6 +182,7 @@ def optimum_check(static_sweep, optimum_sweep, analysis) -> pd.DataFrame:
 
 
 def method_table(analysis) -> pd.DataFrame:
+    """One row per analysed method: its break step, seeds and mean similarity measures."""
     rows = [
         {
             "method": name,
@@ -330,6 +332,7 @@ def _print_synthetic(args) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    """Run ``jaxlaws demo`` with the parsed ``args``; returns the exit status."""
     t0 = time.perf_counter()
     with pd.option_context(
         "display.width",

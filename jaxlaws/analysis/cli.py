@@ -18,6 +18,7 @@ __all__ = ["register", "load_any", "print_report", "influence_summary", "fit_dat
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
+    """Add ``jaxlaws analyse`` to the ``jaxlaws`` command's ``subparsers``."""
     p = subparsers.add_parser(
         "analyse",
         help="fit the mixing laws of a sweep and judge its methods",

@@ -50,6 +50,7 @@ class FitInputError(ValueError):
 
 
 def as_float_array(name: str, a: Any) -> np.ndarray:
+    """``a`` as a float64 NumPy array, or ``ValueError`` naming ``name`` when it is not numeric."""
     try:
         arr = np.asarray(a, dtype=np.float64)
     except (TypeError, ValueError) as e:
@@ -286,6 +287,7 @@ def check_y(law: Law, y: Any, n: int, batched: bool = False, positive: bool = Fa
 
 
 def check_mask(mask: Any | None, shape: tuple[int, ...]) -> np.ndarray:
+    """``mask`` as a boolean array of ``shape`` (all True when ``None``), or ``ValueError``."""
     if mask is None:
         return np.ones(shape, dtype=bool)
     m = np.asarray(mask)
@@ -295,6 +297,8 @@ def check_mask(mask: Any | None, shape: tuple[int, ...]) -> np.ndarray:
 
 
 def check_counts(law: Law, n_used: np.ndarray, what: str = "points") -> None:
+    """Raise ``ValueError`` when a problem has fewer observations (``n_used`` points x outputs) than ``law`` has
+    free parameters."""
     need = law.n_params
     per_point = law.n_outputs
     short = np.asarray(n_used) * per_point < need

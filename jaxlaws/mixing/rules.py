@@ -150,6 +150,7 @@ def skillit_weights(G: jax.Array, losses: jax.Array, eta: float) -> jax.Array:
 
 
 def softmax_weights(log_w: jax.Array) -> jax.Array:
+    r"""The weights :math:`w = \mathrm{softmax}(\log w)` of log-weights (DoGE's parametrisation)."""
     return jax.nn.softmax(log_w)
 
 

@@ -139,6 +139,7 @@ class Sweep:
 
 
 def empty_matrices() -> pd.DataFrame:
+    """An empty matrices table with the schema's columns and dtypes."""
     return pd.DataFrame(
         {
             c: pd.Series(
