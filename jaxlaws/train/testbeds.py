@@ -510,7 +510,7 @@ class Judgement:
                 d,
                 f(r["loss_mean"]),
                 r["mixture"],
-                f(r["ratio_max"]),
+                "inf" if np.isinf(r["ratio_max"]) else f(r["ratio_max"]),  # a group at weight 0
                 f(r["run_steps_ratio"]),
                 f"{r['wall_s']:.0f}",
             ]
@@ -651,7 +651,8 @@ def study(
 ) -> dict[str, Any]:
     """Headroom check, then every method on ``testbed`` with paired ``seeds``, judged on its objective.
 
-    In ``out``: ``headroom/`` (stratified + the grid, ``headroom_seeds``, default the first two seeds), the
+    In ``out``: the headroom check's static runs (stratified + the grid, ``headroom_seeds``, default the first two
+    seeds) in ``grid/``, where grid search and DML then find those seeds' runs of the grid already trained; the
     comparison (``compare``'s work directories), ``aioli_cumulative/`` (Aioli with ``ema=None``: a departure from
     the original's default), ``judgement.md/.csv``, ``per_seed.csv``, ``trajectories.csv``, ``mixtures.png`` and
     ``study.json`` (``headroom.md`` as soon as the check is done). Raises :class:`NoHeadroomError` before any
@@ -670,7 +671,8 @@ def study(
     cfg = testbed.train_config()
     data = testbed.sweep_data(cfg)
     t0 = time.perf_counter()
-    head = check_headroom(testbed, out / "headroom", headroom_seeds or seeds[:2], cfg=cfg, data=data, progress=progress)
+    hseeds = headroom_seeds or seeds[:2]
+    head = check_headroom(testbed, out / "grid", hseeds, cfg=cfg, data=data, progress=progress)
     headroom_s = time.perf_counter() - t0
     out.mkdir(parents=True, exist_ok=True)
     (out / "headroom.md").write_text(head.to_markdown(testbed.names) + "\n")
