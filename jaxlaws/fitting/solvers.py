@@ -293,8 +293,8 @@ def residual_and_jacobian(residual_fn: ResidualFn, theta: Array) -> tuple[Array,
     pass and ``P`` forward-mode tangents (the Jacobian is tall: ``N`` points >> ``P`` parameters).
 
     Columns, not ``vmap(tangent)(eye)``: under the engine's ``vmap`` over inits the latter turns a linear
-    predictor's ``x @ theta`` into a batched matmul with the identity, 1.5x slower than ``P`` matrix-vector
-    tangents on RegMix (P = 18; ``benchmarks/bench_fit.py --public``)."""
+    predictor's ``x @ theta`` into a batched matmul with the identity, slower than ``P`` matrix-vector
+    tangents (``benchmarks/bench_fit.py --public`` measures it on RegMix, P = 18)."""
     r, tangent = jax.linearize(residual_fn, theta)
     eye = jnp.eye(theta.shape[0], dtype=theta.dtype)
     return r, [tangent(eye[k]) for k in range(theta.shape[0])]
@@ -305,9 +305,9 @@ def normal_equations(residual_fn: ResidualFn, objective: Objective, unroll: bool
     :math:`A = J^\top W J`, :math:`g = J^\top W r` with :math:`W = \mathrm{diag}(\rho'(r)/r)`.
 
     ``unroll``: ``A`` is summed entry by entry from the columns (its upper triangle, mirrored): under ``vmap``
-    a ``J.T @ (W J)`` becomes thousands of tiny batched dots that XLA's CPU backend runs one by one (16x the
-    residual+Jacobian time on DML's 20-point, 6-parameter problems); the elementwise sums fuse and vectorise
-    across the inits (3x faster there). But they are ``P^2 / 2`` reductions to compile, so otherwise (and above
+    a ``J.T @ (W J)`` becomes thousands of tiny batched dots that XLA's CPU backend runs one by one (many times the
+    residual+Jacobian time on small problems such as DML's); the elementwise sums fuse and vectorise across
+    the inits. But they are ``P^2 / 2`` reductions to compile, so otherwise (and above
     ``UNROLL_MAX`` parameters) the matrix form, from one ``vmap``\ ped forward-mode Jacobian."""
 
     def normal(theta):
