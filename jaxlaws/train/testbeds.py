@@ -22,8 +22,8 @@ changes the data and the judge, not the methods.
 
 A comparison on a testbed is only informative if there is room to improve on stratified: :func:`check_headroom`
 trains stratified and a small grid of static mixtures with two seeds and asks that the best static mixture
-(chosen on validation) beats stratified on test by at least ``3x`` the spread over seeds of the paired
-differences; :func:`require_headroom` refuses to go on otherwise (unless told to). :func:`study` runs the
+(chosen on validation) beats stratified on test by at least ``3x`` the standard deviation over seeds (ddof 1) of
+the paired differences; :func:`require_headroom` refuses to go on otherwise (unless told to). :func:`study` runs the
 headroom check, the methods, the paired judgement (:func:`judge`) and the mixture-over-time figure.
 """
 
@@ -644,6 +644,7 @@ def study(
     *,
     methods: Sequence[str] = STUDY_METHODS,
     headroom_seeds: Sequence[int] | None = None,
+    headroom_factor: float = HEADROOM_FACTOR,
     allow_no_headroom: bool = False,
     hparams: dict[str, dict] | None = None,
     probe: tuple[int, Any, int] | None = None,
@@ -672,7 +673,7 @@ def study(
     data = testbed.sweep_data(cfg)
     t0 = time.perf_counter()
     hseeds = headroom_seeds or seeds[:2]
-    head = check_headroom(testbed, out / "grid", hseeds, cfg=cfg, data=data, progress=progress)
+    head = check_headroom(testbed, out / "grid", hseeds, factor=headroom_factor, cfg=cfg, data=data, progress=progress)
     headroom_s = time.perf_counter() - t0
     out.mkdir(parents=True, exist_ok=True)
     (out / "headroom.md").write_text(head.to_markdown(testbed.names) + "\n")
@@ -751,10 +752,12 @@ def _write_study(out: Path, tb: Testbed, head, jd: Judgement, traj, headroom_s: 
 
 # ------------------------------------------------------------------------------------------ command line
 def add_testbed_args(p: Any) -> None:
-    """``--testbed``, ``--testbed-seed``, ``--allow-no-headroom`` and ``--headroom-seeds`` on ``jaxlaws compare``."""
+    """``--testbed``, ``--testbed-seed``, ``--headroom-seeds``, ``--headroom-factor`` and ``--allow-no-headroom``
+    on ``jaxlaws compare``."""
     p.add_argument("--testbed", default=None, choices=TESTBEDS, help="judge the methods on a testbed (study)")
     p.add_argument("--testbed-seed", type=int, default=0, help="seed the testbed's data are made from")
     p.add_argument("--headroom-seeds", default=None, help="seeds of the headroom check (default: the first two)")
+    p.add_argument("--headroom-factor", type=float, default=HEADROOM_FACTOR, help="gap >= FACTOR x sd of the diffs")
     p.add_argument("--allow-no-headroom", action="store_true", help="judge the methods even without headroom")
 
 
@@ -808,6 +811,7 @@ def cli_study(args: Any) -> int:
         args.out,
         methods=methods,
         headroom_seeds=head_seeds,
+        headroom_factor=args.headroom_factor,
         allow_no_headroom=args.allow_no_headroom,
         hparams=hp,
         probe=probe,
