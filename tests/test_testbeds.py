@@ -226,7 +226,9 @@ def test_judge_paired_interval_closed_form():
         rows.append({"method": "stratified", "seed": s, "test_a": strat[s], "test_b": strat[s], "p_a": 0.5, "p_b": 0.5})
         x = strat[s] + delta[s]
         rows.append({"method": "m", "seed": s, "test_a": x, "test_b": x, "p_a": 0.7, "p_b": 0.3})
-    jd = T.judge(pd.DataFrame(rows), names, [0.5, 0.5], costs={"stratified": (3000, 10.0), "m": (6000, 30.0)})
+    costs = {"stratified": (3000, 10.0), "m": (6000, 30.0)}
+    jd = T.judge(pd.DataFrame(rows), names, [0.5, 0.5], costs=costs, ratios={"m": 1.2}, bounds={"m": 1.5})
+    assert "| 1.200 (bound 1.500) |" in jd.to_markdown()
     r = jd.table.set_index("method").loc["m"]
     d = np.array([np.exp(strat[s] + delta[s]) - np.exp(strat[s]) for s in (0, 1, 2)])
     half = 4.302652729911275 * d.std(ddof=1) / np.sqrt(3)  # t_{0.975, 2}
@@ -235,8 +237,16 @@ def test_judge_paired_interval_closed_form():
     assert r["d_ppl_hi"] == pytest.approx(d.mean() + half, rel=1e-9)
     assert r["run_steps_ratio"] == 2.0 and r["mixture"] == "0.700/0.300"
     assert "[" in jd.to_markdown()
+    assert np.isnan(jd.table.set_index("method").loc["stratified", "ratio_bound"])
     with pytest.raises(ValueError, match="stratified"):
         T.judge(pd.DataFrame(rows[1::2]), names, [0.5, 0.5])
+
+
+def test_aioli_bound():
+    assert T._aioli_bound(3, {}) == pytest.approx(np.exp(0.1))  # the original's eta at m=3
+    assert T._aioli_bound(7, {"eta": 0.5}) == pytest.approx(np.exp(0.5))
+    assert np.isnan(T._aioli_bound(3, {"ema": None}))  # cumulative: no bound
+    assert np.isnan(T._aioli_bound(4, {}))  # no defaults at m=4
 
 
 def test_grid_on_objective_picks_by_the_weighted_objective():

@@ -510,7 +510,8 @@ class Judgement:
                 d,
                 f(r["loss_mean"]),
                 r["mixture"],
-                "inf" if np.isinf(r["ratio_max"]) else f(r["ratio_max"]),  # a group at weight 0
+                ("inf" if np.isinf(r["ratio_max"]) else f(r["ratio_max"]))  # inf: a group at weight 0
+                + (f" (bound {f(r['ratio_bound'])})" if np.isfinite(r["ratio_bound"]) else ""),
                 f(r["run_steps_ratio"]),
                 f"{r['wall_s']:.0f}",
             ]
@@ -525,6 +526,7 @@ def judge(
     *,
     costs: Mapping[str, tuple[int, float]] | None = None,
     ratios: Mapping[str, float] | None = None,
+    bounds: Mapping[str, float] | None = None,
     labels: Mapping[str, str] | None = None,
     level: float = 0.95,
 ) -> Judgement:
@@ -535,7 +537,8 @@ def judge(
     difference ``d_s = obj(method, s) - obj(stratified, s)`` with its ``level`` interval
     ``mean(d) ± t_{(1+level)/2, n-1} sd(d) / sqrt(n)`` (Student t over the seeds both have), the weighted loss,
     the final mixture (mean over seeds), ``costs[method] = (run_steps, wall seconds)`` (run-steps relative to
-    stratified's) and ``ratios[method]`` (the largest ``p_max / p_min`` of its run).
+    stratified's), ``ratios[method]`` (the largest ``p_max / p_min`` of its run) and ``bounds[method]`` (what that
+    ratio cannot exceed by construction, e.g. ``e^eta`` for Aioli with the original's normalised ``A`` and EMA).
     """
     from scipy import stats
 
@@ -567,6 +570,7 @@ def judge(
                 **{f"test_{g}": d[f"test_{g}"].mean() for g in names},
                 "mixture": "/".join(f"{x:.3f}" for x in d[[f"p_{g}" for g in names]].mean()),
                 "ratio_max": ratios.get(mth, np.nan),
+                "ratio_bound": dict(bounds or {}).get(mth, np.nan),
                 "run_steps": steps,
                 "run_steps_ratio": steps / base_steps,
                 "wall_s": wall,
@@ -588,6 +592,18 @@ def mixture_trajectories(results: Mapping[str, Any], names: Sequence[str]) -> pd
         if len(df):
             parts.append(df.drop_duplicates(["seed", "step"])[["seed", "step", *cols]].assign(method=mth))
     return pd.concat(parts, ignore_index=True) if parts else pd.DataFrame(columns=["method", "seed", "step", *cols])
+
+
+def _aioli_bound(m: int, hp: Mapping[str, Any]) -> float:
+    """``e^eta``: with the original's normalised ``A`` (total mass 1) and EMA update every column sum of the
+    averaged ``A`` lies in ``[0, 1]``, so Aioli's ``p_max / p_min`` stays below ``e^eta`` for the whole run
+    (HazyResearch/aioli ``trainer/aioli_trainer.py``); the cumulative update (``ema=None``) has no such bound."""
+    from jaxlaws.mixing.aioli import AIOLI_DEFAULTS
+
+    hp = {**AIOLI_DEFAULTS.get(m, {}), **hp}
+    if "eta" not in hp or hp.get("ema", 0.1) is None:
+        return float("nan")
+    return float(np.exp(hp["eta"]))
 
 
 def _ratio_max(traj: pd.DataFrame, names: Sequence[str]) -> dict[str, float]:
@@ -710,6 +726,7 @@ def study(
         testbed.eval_weights,
         costs=costs,
         ratios=_ratio_max(traj, testbed.names),
+        bounds={"aioli": _aioli_bound(testbed.m, hparams.get("aioli", {}))},
         labels=labels,
     )
     _write_study(out, testbed, head, jd, traj, headroom_s, time.perf_counter() - t0, seeds)
