@@ -209,10 +209,11 @@ def test_report_shows_every_flagged_fit_and_the_tables_as_csv(synthetic):
 
 
 @pytest.mark.slow
-def test_report_folder_is_replaced_atomically(tmp_path, monkeypatch):
-    sw2, res2 = case(2)
+def test_report_folder_is_replaced_atomically(synthetic, tmp_path, monkeypatch):
+    sw3, res3 = case(3)  # computed for the fixture already, as is the law's cross-validation program
     out = tmp_path / "rep"
-    page = write_report((res2, sw2), out, dpi=30, label="synthetic")
+    shutil.copytree(synthetic[0].parent, out)  # an earlier report
+    page = out / "report.html"
     before = page.read_bytes()
     import jaxlaws.report.build as build
 
@@ -227,7 +228,7 @@ def test_report_folder_is_replaced_atomically(tmp_path, monkeypatch):
 
     monkeypatch.setattr(build, "png_bytes", failing)
     with pytest.raises(RuntimeError, match="simulated"):
-        write_report((res2, sw2), out, dpi=30, label="synthetic", title="second")
+        write_report((res3, sw3), out, dpi=30, label="synthetic", title="second")
     assert page.read_bytes() == before  # the old report, whole
     _no_temp_files(out)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["rep"]
@@ -237,12 +238,12 @@ def test_report_folder_is_replaced_atomically(tmp_path, monkeypatch):
     (mine / "notes.txt").write_text("keep me")
     monkeypatch.setattr(build, "png_bytes", real)
     with pytest.raises(FileExistsError, match="not a jaxlaws report"):
-        write_report((res2, sw2), mine)
+        write_report((res3, sw3), mine)
     assert (mine / "notes.txt").read_text() == "keep me"
 
 
 @pytest.mark.slow
-def test_report_draws_a_static_bootstrap_when_the_analysis_has_one(tmp_path):
+def test_report_draws_a_static_bootstrap_when_the_analysis_has_one(synthetic, tmp_path):
     """An analysis carrying bootstrap results (``analyse(..., bootstrap=N)``: ``.bootstrap.results`` per seed,
     each a jl.bootstrap over the groups) gets the interval figure and its numbers as CSV."""
     import copy
@@ -269,9 +270,10 @@ def test_report_draws_a_static_bootstrap_when_the_analysis_has_one(tmp_path):
         got[["estimate", "lo", "hi"]].to_numpy(), want[["estimate", "lo", "hi"]].to_numpy(), rtol=1e-12
     )
     assert "bootstrap percentile intervals" in page.read_text(encoding="utf-8")
-    # without one, no such figure
-    plain = write_report((res2, sw2), tmp_path / "plain", dpi=30).parent / "sweep"
-    assert (plain / "static_law.png").is_file() and not (plain / "static_bootstrap.png").exists()
+    # without one, no such figure (the synthetic report's analyses have none)
+    for plain in ("m3", "m2_flagged"):
+        folder = synthetic[0].parent / plain
+        assert (folder / "static_law.png").is_file() and not (folder / "static_bootstrap.png").exists()
 
 
 def _bundle_report(out: Path, *flags: str) -> Path:
