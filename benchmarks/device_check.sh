@@ -18,7 +18,7 @@
 # its limit after the steady-state tables.
 #
 # PARTS chooses the parts (default: the four above). `PARTS=testbed` is the short version of the testbed study
-# (jaxlaws.train.testbeds): the noise testbed at the accelerator size (4-layer width-256 decoder, batch 32 x 256)
+# (jaxlaws.train.testbeds): the noise testbed at the accelerator size (4-layer width-256 decoder, batch 16 x 256)
 # cut to 600 steps, 2 seeds, headroom check then stratified / Aioli (original and cumulative) / DoReMi, limit
 # 300 s; the full study is `python benchmarks/compare_methods.py --testbeds noise,scarce,skewed,m7 --size
 # accelerator --seeds 0,1,2,3,4 --probe` (not timed on an accelerator yet; not tried here: the CPU is shared).

@@ -93,7 +93,7 @@ def test_noise_group_is_uniform_random_bytes(beds, name):
 
     tb = beds[(name, 0)]
     g = tb.names.index("noise")
-    for s, n in zip(D.SPLITS, T.NOISE_TOKENS):
+    for s, n in zip(D.SPLITS, T.NOISE_TOKENS):  # the smoke size's budget is below 2^18 train tokens
         x = tb.groups.split(s).group(g)
         assert x.size == n and x.max() < D.BYTE_VOCAB  # bytes only: no EOS
         counts = np.bincount(x, minlength=D.BYTE_VOCAB)
@@ -127,6 +127,11 @@ def test_scarce_group_size(bundled, size, epochs):
     assert tb.info["epochs_at_stratified"] == pytest.approx(z.steps * z.batch_size * z.seq_len / 3 / lit.size)
     for s in ("val", "test"):  # evaluated on the whole held-out splits
         np.testing.assert_array_equal(tb.groups.split(s).group(2), _real(bundled, "literature", s))
+
+
+def test_noise_group_grows_with_the_budget():
+    tb = T.make_testbed("noise", 0, "accelerator")
+    assert tb.groups.train.lengths[2] == tb.size.tokens_per_run // 3 > T.NOISE_TOKENS[0]
 
 
 def test_size_overrides_and_bad_input():
