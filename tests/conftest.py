@@ -32,6 +32,29 @@ def dirichlet(k: int, n: int, seed: int) -> np.ndarray:
     return np.loadtxt(REF / "dirichlet_weights" / f"k_{k}_n_{n}_seed_{seed}.txt", delimiter=",")
 
 
+# Files that take longest (full suite, then fast tier), run first: xdist hands a worker the next file whenever it
+# is nearly done (--dist loadfile, --no-loadscope-reorder in pyproject.toml: collection order, not xdist's
+# most-tests-first), so a long file started last would run alone while the other workers idle.
+LONGEST_FIRST = (
+    "test_report.py",
+    "test_notebooks.py",
+    "test_distributed.py",
+    "test_sweep_reliability.py",
+    "test_train_sweep.py",
+    "test_methods_train.py",
+    "test_fixed.py",
+    "test_plot.py",
+    "test_mixing.py",
+    "test_fit_diagnostics.py",
+    "test_covariance.py",
+)
+
+
+def pytest_collection_modifyitems(config, items):
+    rank = {name: i for i, name in enumerate(LONGEST_FIRST)}
+    items.sort(key=lambda item: rank.get(item.path.name, len(rank)))  # stable: the rest keep their order
+
+
 @pytest.fixture
 def rng():
     return np.random.default_rng(1234)
