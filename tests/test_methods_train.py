@@ -60,11 +60,18 @@ def _records(recs):
 
 
 @pytest.mark.slow
-def test_stratified_policy_run_equals_the_static_sweep(tmp_path):
-    """The policy loop with a constant mixture trains the same batches and updates as the static loop."""
+def test_stratified_policy_run_equals_the_static_sweep(tmp_path, monkeypatch):
+    """The policy loop with a constant mixture trains the same batches and updates as the static loop, and
+    both walk their boundaries through the one loop (jaxlaws.train.loop.train)."""
+    from jaxlaws.train import loop as L
+
+    stops: list[int] = []
+    monkeypatch.setattr(L, "_crash_point", stops.append)  # called at every boundary of loop.train
     pol = make_policy("stratified", 2, CFG)
     recs = train_policy(_loop(pol), DATA, [0, 1], tmp_path / "m", run="stratified", method="stratified")
+    assert stops == [20, 40, 60]
     sw = static_sweep(DATA, CFG, [[0.5, 0.5]], [0, 1], tmp_path / "s", progress=False)
+    assert stops == [20, 40, 60] * 2
     ours = _frame(recs)
     ref = sw.losses.sort_values(["seed", "step", "split", "group"]).reset_index(drop=True)
     assert len(ours) == len(ref) == 2 * (3 + 1) * 2
