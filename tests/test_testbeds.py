@@ -247,6 +247,20 @@ def test_judge_paired_interval_closed_form():
         T.judge(pd.DataFrame(rows[1::2]), names, [0.5, 0.5])
 
 
+def test_run_of_matches_mixtures_to_the_last_bit():
+    q = np.full(7, 1 / 7)
+    names = [f"g{i}" for i in range(7)]
+    table = pd.DataFrame(
+        [
+            {"run": "r_uniform", **{f"p_{g}": x for g, x in zip(names, q / q.sum())}},
+            {"run": "r_other", **{f"p_{g}": x for g, x in zip(names, np.eye(7)[0])}},
+        ]
+    )
+    assert T._run_of(table, np.stack([np.eye(7)[0], q]), names) == ["r_other", "r_uniform"]
+    with pytest.raises(ValueError, match="no run"):
+        T._run_of(table, np.full((1, 7), 0.1) + np.eye(7)[:1] * 0.3, names)
+
+
 def test_aioli_bound():
     assert T._aioli_bound(3, {}) == pytest.approx(np.exp(0.1))  # the original's eta at m=3
     assert T._aioli_bound(7, {"eta": 0.5}) == pytest.approx(np.exp(0.5))

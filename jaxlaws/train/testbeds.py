@@ -449,6 +449,20 @@ def grid_on_objective(losses: pd.DataFrame, names: Sequence[str], weights: Any, 
     return pd.DataFrame(rows)
 
 
+def _run_of(losses: pd.DataFrame, mixtures: np.ndarray, names: Sequence[str]) -> list[str]:
+    """The run of each mixture in a static sweep's loss table, matched on its ``p_<g>`` columns (the sweep
+    renormalises mixtures, so a name rebuilt from the caller's floats can differ in the last bit)."""
+    table = losses.drop_duplicates("run")
+    p = table[[f"p_{g}" for g in names]].to_numpy(float)
+    out = []
+    for q in mixtures:
+        err = np.abs(p - q).max(1)
+        if err.min() > 1e-9:
+            raise ValueError(f"no run of mixture {q.tolist()} in the sweep")
+        out.append(str(table["run"].iloc[int(err.argmin())]))
+    return out
+
+
 def check_headroom(
     testbed: Testbed,
     work_dir: str | Path,
@@ -462,7 +476,7 @@ def check_headroom(
 ) -> HeadroomResult:
     """Train stratified and the static ``grid`` (default ``testbed.grid``) for ``seeds`` in ``work_dir``
     (resumable) and return the :class:`HeadroomResult` on the testbed's objective."""
-    from jaxlaws.train.sweep import check_mixtures, mixture_tag, static_sweep
+    from jaxlaws.train.sweep import check_mixtures, static_sweep
 
     m = testbed.m
     grid = testbed.grid if grid is None else grid
@@ -470,7 +484,7 @@ def check_headroom(
     cfg = testbed.train_config() if cfg is None else cfg
     data = testbed.sweep_data(cfg) if data is None else data
     sweep = static_sweep(data, cfg, mix, list(seeds), work_dir, progress=progress)
-    runs = [f"static_{mixture_tag(p)}" for p in mix]
+    runs = _run_of(sweep.losses, mix, testbed.names)
     val = _final_losses(sweep.losses, "val", runs, seeds, testbed.names)
     test = _final_losses(sweep.losses, "test", runs, seeds, testbed.names)
     return headroom_from_losses(mix, val, test, testbed.eval_weights, seeds, factor)
