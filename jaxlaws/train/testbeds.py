@@ -747,17 +747,19 @@ def study(
         bounds={"aioli": _aioli_bound(testbed.m, hparams.get("aioli", {}))},
         labels=labels,
     )
-    _write_study(out, testbed, head, jd, traj, headroom_s, time.perf_counter() - t0, seeds)
+    _write_study(out, testbed, head, jd, traj, comp.to_markdown(), headroom_s, time.perf_counter() - t0, seeds)
     return {"headroom": head, "judgement": jd, "trajectories": traj, "results": results, "comparison": comp}
 
 
-def _write_study(out: Path, tb: Testbed, head, jd: Judgement, traj, headroom_s: float, wall: float, seeds) -> None:
+def _write_study(out: Path, tb: Testbed, head, jd: Judgement, traj, comp_md: str, headroom_s, wall, seeds) -> None:
     out.mkdir(parents=True, exist_ok=True)
     (out / "judgement.md").write_text(
         f"# testbed {tb.name} (seed {tb.seed})\n\n{tb.description}\n\n## headroom\n\n"
         + head.to_markdown(tb.names)
-        + f"\n\n## methods (seeds {seeds})\n\n"
+        + f"\n\n## methods on the testbed's objective (seeds {seeds}, paired)\n\n"
         + jd.to_markdown()
+        + "\n\n## compare's table (unweighted mean over all groups; sim from the break-step children)\n\n"
+        + comp_md
         + "\n"
     )
     jd.table.to_csv(out / "judgement.csv", index=False)
