@@ -807,11 +807,21 @@ def main(argv=None) -> None:
     ap.add_argument("--laws", default=",".join(BY_NAME), help="comma-separated subset of: " + ",".join(BY_NAME))
     ap.add_argument("--no-cold", action="store_true", help="skip the fresh-process (cold) timings")
     ap.add_argument("--out", default=str(HERE / "results" / "laws.md"))
+    ap.add_argument(
+        "--render", action="store_true", help="only write the report from the --out .json of an earlier (partial) run"
+    )
     ap.add_argument("--worker", help=argparse.SUPPRESS)
     ap.add_argument("--engine", default="jax", help=argparse.SUPPRESS)
     a = ap.parse_args(argv)
     if a.worker:
         print(json.dumps(worker(a.worker, a.engine)))
+        return
+    out = Path(a.out)
+    if a.render:  # e.g. a run stopped part-way: its .json holds every law measured so far
+        saved = json.loads(out.with_suffix(".json").read_text())
+        text = report(saved["rows"], saved["load"], saved.get("total_s", math.nan))
+        out.write_text(text)
+        print(text)
         return
     names = [n for n in a.laws.split(",") if n]
     unknown = [n for n in names if n not in BY_NAME]
@@ -823,6 +833,7 @@ def main(argv=None) -> None:
         for n in names:
             rows.append(measure(BY_NAME[n], not a.no_cold, cache_root))
             r = rows[-1]
+            _save(out, rows, load0, t0)  # after every law: a stopped run keeps what it measured (--render)
             print(
                 f"{n}: jax {r['jax']['objective']:.6g} ({r['jax']['warm_s'] * 1e3:.0f} ms, "
                 f"flags {r['jax']['flags']}), lbfgsb {r['lbfgsb']['objective']:.6g} "
@@ -833,12 +844,14 @@ def main(argv=None) -> None:
             )
     text = report(rows, (load0, os.getloadavg()), time.perf_counter() - t0)
     print(text)
-    out = Path(a.out)
-    out.parent.mkdir(parents=True, exist_ok=True)
+    _save(out, rows, load0, t0)
     out.write_text(text)
-    out.with_suffix(".json").write_text(
-        json.dumps(dict(rows=rows, load=[load0, os.getloadavg()]), indent=1, default=float)
-    )
+
+
+def _save(out: Path, rows: list[dict], load0: tuple, t0: float) -> None:
+    out.parent.mkdir(parents=True, exist_ok=True)
+    data = dict(rows=rows, load=[load0, os.getloadavg()], total_s=time.perf_counter() - t0)
+    out.with_suffix(".json").write_text(json.dumps(data, indent=1, default=float))
 
 
 if __name__ == "__main__":

@@ -227,20 +227,19 @@ def of_fits(
     weights: np.ndarray,
     penalty_spec: PenaltySpec | None = None,
     box: BoxSpec | None = None,
+    evaluated: Any = None,
 ) -> np.ndarray:
     """``(B, P, P)`` covariances of a batch of fits ``params (B, P)`` on ``x (B, n, d)``, ``y (B, n[, k])`` with
     fitting weights ``(B, n)`` (0 off the fitting points), on the host in float64 (NaN for a failed fit).
-    The residuals and Jacobian come from the program :func:`~jaxlaws.fitting.diagnostics.diagnose` compiled
-    for the same law and objective, so this compiles nothing new."""
-    from jaxlaws.fitting.diagnostics import residual_jacobian
+    The residuals and Jacobian come from :func:`~jaxlaws.fitting.diagnostics.evaluate`, the program the fit's
+    diagnostics run (or its result ``evaluated``, when the caller has it), so this compiles nothing new."""
+    from jaxlaws.fitting.diagnostics import evaluate
 
     params = np.asarray(params, np.float64)
     finite = np.all(np.isfinite(params), axis=1)
     theta = np.where(finite[:, None], params, 0.0)
-    with jax.enable_x64(True):
-        r, jac = residual_jacobian(law.predict, objective)(
-            jnp.asarray(theta), jnp.asarray(x, jnp.float64), jnp.asarray(y, jnp.float64)
-        )
+    ev = evaluate(law, objective, theta, x, y) if evaluated is None else evaluated
+    r, jac = ev.residuals, ev.jacobian
     w = np.asarray(weights, np.float64)
     wf = np.broadcast_to(w.reshape(w.shape + (1,) * (np.ndim(y) - 2)), np.shape(y)).reshape(len(theta), -1)
     with np.errstate(invalid="ignore", divide="ignore", over="ignore"):  # NaN / inf rows are masked below

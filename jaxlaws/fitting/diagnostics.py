@@ -39,15 +39,15 @@ from __future__ import annotations
 
 import dataclasses
 import functools
-from typing import Any
+from typing import Any, NamedTuple
 
 import jax
-import jax.numpy as jnp
 import numpy as np
 
 from jaxlaws.fitting.execute import bucket
 from jaxlaws.fitting.objectives import Objective
 from jaxlaws.fitting.regularise import bound_side
+from jaxlaws.fitting.solve import CodeKey
 from jaxlaws.laws.base import Law
 
 __all__ = [
@@ -61,7 +61,8 @@ __all__ = [
     "Diagnostics",
     "diagnose",
     "flags_of",
-    "residual_jacobian",
+    "evaluate",
+    "Evaluation",
 ]
 
 FLAGS = (
@@ -110,6 +111,7 @@ def diagnose(
     penalty: Any = None,
     active: Any = None,
     box: Any = None,
+    evaluated: Evaluation | None = None,
 ) -> Diagnostics:
     r"""Diagnostics of fits ``params (B, P)`` of ``law`` to ``x (B, n, d)``, ``y (B, n[, k])`` on the points
     marked by ``train (B, n)``; ``fdtype`` is the precision the fit ran in (it sets the round-off floor).
@@ -119,22 +121,16 @@ def diagnose(
     :math:`\sqrt{\lambda W}(\theta_S - c)` as rows of weight 1. With ``box`` (one ``(lo, hi)`` per parameter,
     :mod:`.regularise`) a parameter on a bound is left out of the decrement when the gradient there points
     outwards, and flagged ``stuck_at_bound`` when it points inwards by more than the tolerance (module
-    docstring). Without ``box``, the columns of ``active (B, P)`` are left out whatever the gradient."""
+    docstring). Without ``box``, the columns of ``active (B, P)`` are left out whatever the gradient.
+    ``evaluated``: :func:`evaluate`'s result for these fits, when the caller has it already."""
     params = np.asarray(params, np.float64)
     B, n = x.shape[:2]
     P = law.n_params
     k = law.n_outputs
     finite = np.all(np.isfinite(params), axis=1)
     theta = np.where(finite[:, None], params, 0.0)
-    extra = bucket(n) - n  # pad the points as the fit did (repeats of the last, cut off below): one program
-    xp, yp = (np.concatenate([a, np.repeat(a[:, -1:], extra, axis=1)], axis=1) if extra else a for a in (x, y))
-    with jax.enable_x64(True):
-        r, jac = residual_jacobian(law.predict, objective)(
-            jnp.asarray(theta), jnp.asarray(xp, jnp.float64), jnp.asarray(yp, jnp.float64)
-        )
-        r = np.asarray(r, np.float64)[:, : n * k]  # (B, n*k)
-        jac = np.asarray(jac, np.float64)[:, : n * k]  # (B, n*k, P)
-        w = np.asarray(objective.weight(jnp.asarray(r)), np.float64)
+    ev = evaluate(law, objective, theta, x, y) if evaluated is None else evaluated
+    r, jac, w = ev.residuals, ev.jacobian, ev.weights
     mask = np.broadcast_to(train.reshape(B, n, *([1] * (y.ndim - 2))), y.shape).reshape(B, -1)
     ok_rows = mask & np.isfinite(r) & np.all(np.isfinite(jac), axis=2)
     r = np.where(ok_rows, r, 0.0)
@@ -168,9 +164,7 @@ def diagnose(
     sw = np.sqrt(w_dec)
     decrement = 0.5 * _projected_norm2(jac_dec * sw[..., None], sw * r_dec)
 
-    with jax.enable_x64(True):
-        rho = np.asarray(objective.rho(jnp.asarray(r)), np.float64)
-    f = np.sum(np.where(ok_rows, rho, 0.0) * (1.0 if weights is None else pw), axis=1)
+    f = np.sum(np.where(ok_rows, ev.rho, 0.0) * (1.0 if weights is None else pw), axis=1)
     if penalty is not None:
         f = f + 0.5 * np.sum(r_dec[:, r.shape[1] :] ** 2, axis=1)
     target = (np.log(np.where(y > 0, y, 1.0)) if objective.log else y).reshape(B, -1)
@@ -266,13 +260,51 @@ def _projected_norm2(a: np.ndarray, v: np.ndarray) -> np.ndarray:
     return np.sum(np.where(keep, coef, 0.0) ** 2, axis=1)
 
 
+class Evaluation(NamedTuple):
+    """A batch of fits evaluated on their points (float64 NumPy, the points as given, padding cut off)."""
+
+    predictions: np.ndarray  # (B, n[, k])
+    residuals: np.ndarray  # (B, n*k) objective.residual(y, predictions), flattened
+    jacobian: np.ndarray  # (B, n*k, P) d residuals / d params
+    weights: np.ndarray  # (B, n*k) the objective's IRLS weights rho'(r) / r
+    rho: np.ndarray  # (B, n*k) the objective's terms rho(r)
+
+
+def evaluate(law: Law, objective: Objective, params: np.ndarray, x: np.ndarray, y: np.ndarray) -> Evaluation:
+    """Predictions, residuals, their Jacobian and the objective's weights and terms for fits ``params (B, P)``
+    on ``x (B, n, d)``, ``y (B, n[, k])``, in float64 -- everything the host side of a fit reads (its metrics,
+    diagnostics and covariances), from one compiled program, with the points padded as the fit padded them
+    (so fits of nearby sizes share it). Non-finite parameters must be replaced by the caller."""
+    B, n = np.shape(x)[:2]
+    extra = bucket(n) - n  # pad the points as the fit did (repeats of the last, cut off below): one program
+    xp, yp = (
+        np.concatenate([a, np.repeat(a[:, -1:], extra, axis=1)], axis=1) if extra else a
+        for a in (np.asarray(x, np.float64), np.asarray(y, np.float64))
+    )
+    with jax.enable_x64(True):
+        out = _evaluation(CodeKey.of(law.predict), objective)(np.asarray(params, np.float64), xp, yp)
+    return cut_evaluation(out, n, law.n_outputs)
+
+
+def cut_evaluation(out: Any, n: int, k: int) -> Evaluation:
+    """:class:`Evaluation` from the ``(B, ...)`` outputs of :func:`evaluate_one` over padded points: float64
+    NumPy, cut to the ``n`` real points (``k`` outputs each)."""
+    pred, r, jac, w, rho = (np.asarray(o, np.float64) for o in out)
+    return Evaluation(pred[:, :n], r[:, : n * k], jac[:, : n * k], w[:, : n * k], rho[:, : n * k])
+
+
+def evaluate_one(predict: Any, objective: Objective, theta: Any, x: Any, y: Any) -> tuple:
+    """Traceable: ``(predictions, residuals, d residuals / d theta, IRLS weights, rho)`` of one fit, what
+    :class:`Evaluation` holds (the fitting program computes them at its optimum, :func:`evaluate` apart)."""
+    pred = predict(theta, x)
+    r = objective.residual(y, pred).reshape(-1)
+    jac = jax.jacfwd(lambda t: objective.residual(y, predict(t, x)).reshape(-1))(theta)
+    return pred, r, jac, objective.weight(r), objective.rho(r)
+
+
 @functools.lru_cache(maxsize=64)
-def residual_jacobian(predict: Any, objective: Objective):
-    """One compiled ``vmap`` of (residuals, d residuals / d params) per (prediction function, objective),
-    flattened; keyed on the function, so laws sharing one (``log_linear(m, own=i)``) share the program."""
+def _evaluation(predict: Any, objective: Objective):
+    """One compiled ``vmap`` per (prediction function, objective): keyed on the function's code
+    (:class:`~jaxlaws.fitting.solve.CodeKey`), so laws sharing one (``log_linear(m, own=i)``) share it."""
 
-    def one(theta, x, y):
-        res = lambda t: objective.residual(y, predict(t, x)).reshape(-1)  # noqa: E731
-        return res(theta), jax.jacfwd(res)(theta)
-
-    return jax.jit(jax.vmap(one))
+    return jax.jit(jax.vmap(functools.partial(evaluate_one, predict, objective)))

@@ -16,6 +16,7 @@ from collections.abc import Mapping
 from typing import Any, Literal
 
 import jax
+import jax.numpy as jnp
 import numpy as np
 
 from jaxlaws._typing import ArrayLike, BoundsLike, DTypeLike, KeyLike, PenaltyLike, ScreenLike, SolverLike, Table
@@ -23,7 +24,7 @@ from jaxlaws.fitting import batch as batching
 from jaxlaws.fitting import fixed as fixing
 from jaxlaws.fitting import index_normal, linear, regularise, validate
 from jaxlaws.fitting.covariance import of_fits
-from jaxlaws.fitting.diagnostics import diagnose, flags_of
+from jaxlaws.fitting.diagnostics import cut_evaluation, diagnose, evaluate, evaluate_one, flags_of
 from jaxlaws.fitting.execute import run_sharded as _run_sharded
 from jaxlaws.fitting.metrics import batched_predict, mse_r2
 from jaxlaws.fitting.objectives import Objective
@@ -247,6 +248,7 @@ def fit_batched(
     w_fit = np.where(train, data.weights, 0.0)
 
     with _precision(dtype) as fdtype:
+        evaluated = []
         validate.check_predict(law, x.shape[1:], fdtype)  # a wrong output shape or dtype: one clear error
         val_obj = None
         if law.is_linear:
@@ -287,7 +289,18 @@ def fit_batched(
             inits = validate.check_inits(law, inits, batch)
             n_init = inits.shape[-2]
             cfg = make_config(
-                law, objective, solver, select, use_val, screen, n_init, box, pen, early_stopping, init_objectives
+                law,
+                objective,
+                solver,
+                select,
+                use_val,
+                screen,
+                n_init,
+                box,
+                pen,
+                early_stopping,
+                init_objectives,
+                evaluate=fdtype == np.float64,  # float64: what the diagnostics read, from this program
             )
             if cfg.index is not None:
                 index_normal.check_index(law, x, inits)
@@ -302,11 +315,11 @@ def fit_batched(
             raw = [regularise.from_box(inits, reparam), x, y, w_fit, w_val, lo, hi, ctl]  # float64: the polish reads
             args = [np.asarray(a, fdtype) for a in raw]
             shared_inits = inits.ndim == 2
-            params, obj, v90, init_obj, score = _run_sharded(program, args, shared_inits, budget=memory_budget)
+            params, obj, v90, init_obj, score, *evaluated = _run_sharded(program, args, shared_inits, memory_budget)
             steps = (POLISH_STEPS if dtype is None and fdtype == np.float32 else 0) if polish is None else polish
             if steps and not use_val:
                 params, obj, v90 = _polish(cfg, steps, params, obj, v90, raw, memory_budget)
-                fdtype = np.float64
+                fdtype, evaluated = np.float64, []
             conv = None  # the objective's improvement is judged against the round-off floor below
             selection = "validation" if use_val else select
             val_obj = np.asarray(score, np.float64) if use_val else None
@@ -314,13 +327,18 @@ def fit_batched(
         obj = np.asarray(obj, np.float64)
         success = np.isfinite(obj) & np.all(np.isfinite(params), axis=1)
         params = np.where(success[:, None], params, np.nan)
-        mse, r2 = mse_r2(law, params, x, y, train, fdtype)
-        diag = diagnose(law, objective, params, x, y, train, fdtype, weights=w_fit, penalty=pen, box=box)
+        ev = (  # at the optimum, for the metrics, diagnostics and covariance: from the fitting program, or one more
+            cut_evaluation(evaluated, x.shape[1], law.n_outputs)
+            if evaluated  # the program's, in float64 (no polish after it)
+            else evaluate(law, objective, np.where(success[:, None], params, 0.0), x, y)
+        )
+        mse, r2 = mse_r2(law, params, x, y, train, fdtype, pred=ev.predictions)
+        diag = diagnose(law, objective, params, x, y, train, fdtype, weights=w_fit, penalty=pen, box=box, evaluated=ev)
         if conv is None:  # stopped improving: over the last 10% of the run, by sqrt(eps) relative or round-off
             tol = np.sqrt(np.finfo(fdtype).eps)
             with np.errstate(invalid="ignore"):  # inf - inf for a problem whose every init diverged
                 conv = np.isfinite(obj) & ((v90 - obj) <= tol * np.abs(obj) + np.maximum(diag.floor, 1e-12))
-        cov = of_fits(law, objective, params, x, y, w_fit, pen, box)  # standard errors at the optimum
+        cov = of_fits(law, objective, params, x, y, w_fit, pen, box, evaluated=ev)  # standard errors there
         test_mae, test_rmse, n_test = _test_errors(law, params, data) if test is not None else (None,) * 3
 
     if throw and not np.all(success):
@@ -440,11 +458,22 @@ def _polish(
 @functools.lru_cache(maxsize=64)
 def _program(cfg: Config):
     """``vmap`` of :func:`jaxlaws.fitting.solve.search` (the multi-start search :func:`jaxlaws.solve` runs) over
-    problems, compiled once per static configuration: problems -> inits -> solver run. Two variants: inits
-    shared by every problem, or one grid per problem."""
+    problems, compiled once per static configuration: problems -> inits -> solver run. Variants: inits shared
+    by every problem, one grid per problem, and one problem alone."""
 
     def one_problem(inits, x, y, w, wv, lo, hi, controls):
         u, value, v90, all_values, score = search(cfg, inits, x, y, w, wv, bounds=(lo, hi), controls=controls)
-        return regularise.to_box(u, cfg.box), value, v90, all_values, score
+        theta = regularise.to_box(u, cfg.box)
+        if not cfg.evaluate:
+            return theta, value, v90, all_values, score
+        ok = jnp.isfinite(value) & jnp.all(jnp.isfinite(theta))  # a failed fit: evaluated at 0, as evaluate does
+        return (theta, value, v90, all_values, score) + evaluate_one(
+            cfg.predict, cfg.objective, jnp.where(ok, theta, 0.0), x, y
+        )
 
-    return (jax.jit(jax.vmap(one_problem, in_axes=(None,) + (0,) * 7)), jax.jit(jax.vmap(one_problem)))
+    # a third variant for a batch of one problem: no vmap over problems (one level of batching less to trace)
+    return (
+        jax.jit(jax.vmap(one_problem, in_axes=(None,) + (0,) * 7)),
+        jax.jit(jax.vmap(one_problem)),
+        jax.jit(one_problem),
+    )

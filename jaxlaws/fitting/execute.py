@@ -34,9 +34,10 @@ __all__ = [
 #: Environment variables: ``JAXLAWS_CACHE=0`` leaves JAX's persistent compilation cache off;
 #: ``JAXLAWS_CACHE_DIR`` moves it (default ``$XDG_CACHE_HOME/jaxlaws/jax``, i.e. ``~/.cache/jaxlaws/jax``).
 CACHE_ENV, CACHE_DIR_ENV = "JAXLAWS_CACHE", "JAXLAWS_CACHE_DIR"
-#: Programs that compile faster than this are not written to the persistent cache (JAX's default is 1 s,
-#: which would leave out most fits: they compile in 0.2-2 s).
-CACHE_MIN_COMPILE_SECS = 0.1
+#: Programs that compile faster than this are not written to the persistent cache. JAX's default, 1 s, would
+#: leave out most of a fit's programs (its search and its evaluation compile in well under a second on a quiet
+#: machine), so every program is written: a new process then compiles none of them.
+CACHE_MIN_COMPILE_SECS = 0.0
 
 
 def enable_compilation_cache() -> str | None:
@@ -169,6 +170,9 @@ def _run_once(program, args, shared_inits: bool, block: bool = True):
     if jax.process_count() > 1 and batch >= jax.process_count():  # the same decision on every process
         return run_global(fn, args, shared_inits)
     devices = jax.local_devices()
+    if batch == 1 and len(program) > 2:  # one problem: the program without the vmap over problems
+        out = program[2](*(a if (i == 0 and shared_inits) else a[0] for i, a in enumerate(args)))
+        return tuple(np.asarray(o)[None] if block else o[None] for o in out)
     if len(devices) > 1 and batch > 1:
         pad = (-batch) % len(devices)
         mesh = Mesh(np.asarray(devices), ("problems",))

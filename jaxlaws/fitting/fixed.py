@@ -31,6 +31,7 @@ from typing import Any
 import jax.numpy as jnp
 import numpy as np
 
+from jaxlaws.fitting import regularise
 from jaxlaws.laws.base import Array, Law, SingleIndex
 
 __all__ = ["Fixing", "fixing", "fix"]
@@ -40,9 +41,7 @@ def _as_values(law: Law, fixed: Any) -> tuple[tuple[str, float], ...]:
     """``{name: value}`` checked against the law: known names, finite numbers, at least one left free."""
     if not isinstance(fixed, Mapping):
         raise ValueError(f"fixed must be a mapping {{name: value}}, got {type(fixed).__name__}")
-    unknown = [k for k in fixed if k not in law.param_names]
-    if unknown:
-        raise ValueError(f"{law.name}: fixed names unknown parameters {unknown}; the law's are {list(law.param_names)}")
+    regularise.known_names(law, fixed, "fixed names")
     out = []
     for name in law.param_names:
         if name not in fixed:

@@ -50,11 +50,19 @@ def r2(y: ArrayLike, pred: ArrayLike) -> float:
 
 
 def mse_r2(
-    law: Law, params: np.ndarray, x: np.ndarray, y: np.ndarray, train: np.ndarray, dtype: Any
+    law: Law,
+    params: np.ndarray,
+    x: np.ndarray,
+    y: np.ndarray,
+    train: np.ndarray,
+    dtype: Any,
+    pred: np.ndarray | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Per-problem MSE and R^2 of a batch of fits on their fitting points (NaN for failed fits)."""
-    with jax.enable_x64(True):
-        pred = np.asarray(batched_predict(law.predict)(np.nan_to_num(params), x))
+    """Per-problem MSE and R^2 of a batch of fits on their fitting points (NaN for failed fits); ``pred``: the
+    fits' predictions at ``x``, when the caller has them."""
+    if pred is None:
+        with jax.enable_x64(True):
+            pred = np.asarray(batched_predict(law.predict)(np.nan_to_num(params), x))
     out_mse = np.full(len(params), np.nan)
     out_r2 = np.full(len(params), np.nan)
     for b in range(len(params)):

@@ -44,6 +44,7 @@ __all__ = [
     "resolve_penalty",
     "to_box",
     "from_box",
+    "known_names",
     "bound_side",
     "at_bound",
     "penalty_residuals",
@@ -123,9 +124,7 @@ def resolve_bounds(law: Law, bounds: Any) -> BoxSpec | None:
         return None
     if not isinstance(bounds, Mapping):
         raise ValueError(f"bounds must be a mapping {{name: (lo, hi)}}, got {type(bounds).__name__}")
-    unknown = [k for k in bounds if k not in law.param_names]
-    if unknown:
-        raise ValueError(f"{law.name}: bounds name unknown parameters {unknown}; the law's are {list(law.param_names)}")
+    known_names(law, bounds, "bounds name")
     out = []
     for name in law.param_names:
         lo, hi = bounds.get(name, (None, None))
@@ -150,11 +149,7 @@ def resolve_penalty(law: Law, penalty: Any) -> PenaltySpec | None:
     names = penalty.params if penalty.params is not None else tuple(getattr(law, "exponents", ()) or ())
     if penalty.params is None and not names:
         raise ValueError(f"{law.name} names no exponents: give ridge(lam, params=[...])")
-    unknown = [n for n in names if n not in law.param_names]
-    if unknown:
-        raise ValueError(
-            f"{law.name}: the penalty names unknown parameters {unknown}; the law's are {list(law.param_names)}"
-        )
+    known_names(law, names, "the penalty names")
     if penalty.lam == 0 or not names:
         return None
     return float(penalty.lam), tuple(law.param_names.index(n) for n in names), float(penalty.center)
@@ -179,27 +174,38 @@ def to_box(u: Array, box: BoxSpec | None) -> Array:
     return jnp.stack(out, axis=-1)
 
 
-def from_box(theta: np.ndarray, box: BoxSpec | None) -> np.ndarray:
-    """:math:`u = T^{-1}(\\theta)` on the host (float64), after clipping ``theta`` into the open box."""
-    theta = np.asarray(theta, np.float64)
+def from_box(theta: Any, box: BoxSpec | None) -> Any:
+    """:math:`u = T^{-1}(\theta)` after clipping ``theta`` into the open box: on the host in float64 for NumPy
+    input, traceably (in ``theta``'s dtype) for a JAX array or tracer."""
+    xp = jnp if isinstance(theta, jax.Array) else np
+    theta = theta if xp is jnp else np.asarray(theta, np.float64)
     if box is None:
         return theta
-    u = np.array(theta, copy=True)
+    cols = []
     for j, (lo, hi) in enumerate(box):
         t = theta[..., j]
         if lo > -math.inf and hi < math.inf:
-            f = np.clip((t - lo) / (hi - lo), BOX_MARGIN, 1 - BOX_MARGIN)
-            u[..., j] = np.log(f) - np.log1p(-f)
+            f = xp.clip((t - lo) / (hi - lo), BOX_MARGIN, 1 - BOX_MARGIN)
+            cols.append(xp.log(f) - xp.log1p(-f))
         elif lo > -math.inf:
-            u[..., j] = _inv_softplus(np.maximum(t - lo, BOX_MARGIN * (1 + abs(lo))))
+            cols.append(_inv_softplus(xp.maximum(t - lo, BOX_MARGIN * (1 + abs(lo))), xp))
         elif hi < math.inf:
-            u[..., j] = -_inv_softplus(np.maximum(hi - t, BOX_MARGIN * (1 + abs(hi))))
-    return u
+            cols.append(-_inv_softplus(xp.maximum(hi - t, BOX_MARGIN * (1 + abs(hi))), xp))
+        else:
+            cols.append(t)
+    return xp.stack(cols, axis=-1)
 
 
-def _inv_softplus(d: np.ndarray) -> np.ndarray:
+def _inv_softplus(d: Any, xp: Any = np) -> Any:
     # softplus(u) = d  <=>  u = d + log(1 - exp(-d)), stable for large and small d
-    return d + np.log(-np.expm1(-d))
+    return d + xp.log(-xp.expm1(-d))
+
+
+def known_names(law: Law, names: Any, what: str) -> None:
+    """A clear error when ``names`` (of ``bounds``, ``fixed``, a penalty) include parameters ``law`` lacks."""
+    unknown = [k for k in names if k not in law.param_names]
+    if unknown:
+        raise ValueError(f"{law.name}: {what} unknown parameters {unknown}; the law's are {list(law.param_names)}")
 
 
 def bound_side(theta: np.ndarray, box: BoxSpec | None, rtol: float = 1e-6) -> np.ndarray:

@@ -267,6 +267,8 @@ class Config:
     bounded: bool = False
     # LevenbergMarquardt: unrolled normal equations and solves (large init grids) or the compact loop form
     unroll: bool = True
+    # the fitting program also evaluates the fit at its optimum (diagnostics.evaluate_one): no second program
+    evaluate: bool = False
 
 
 #: Init grids from this size on run the unrolled form of the normal equations (fastest to run over many inits);
@@ -490,29 +492,6 @@ def _core(cfg: Config, inits_u, x, y, w, wv, bounds=None, controls=None) -> Solu
 
 
 # --------------------------------------------------------------------------- the public verb
-def _box_from(theta: jax.Array, box: Any) -> jax.Array:
-    r""":math:`u = T^{-1}(\theta)` traceably, after clipping ``theta`` into the open box (as
-    :func:`.regularise.from_box` does on the host)."""
-    if box is None:
-        return theta
-    margin = regularise.BOX_MARGIN
-    cols = []
-    for j, (lo, hi) in enumerate(box):
-        t = theta[..., j]
-        if lo > -math.inf and hi < math.inf:
-            f = jnp.clip((t - lo) / (hi - lo), margin, 1 - margin)
-            cols.append(jnp.log(f) - jnp.log1p(-f))
-        elif lo > -math.inf:
-            d = jnp.maximum(t - lo, margin * (1 + abs(lo)))
-            cols.append(d + jnp.log(-jnp.expm1(-d)))
-        elif hi < math.inf:
-            d = jnp.maximum(hi - t, margin * (1 + abs(hi)))
-            cols.append(-(d + jnp.log(-jnp.expm1(-d))))
-        else:
-            cols.append(t)
-    return jnp.stack(cols, axis=-1)
-
-
 def _shape_error(law: Law, what: str, got: tuple, want: str) -> ValueError:
     return ValueError(f"jaxlaws.solve({law.name}): {what} has shape {got}; expected {want}")
 
@@ -587,7 +566,7 @@ def solve(
 
 @functools.partial(jax.jit, static_argnums=0)
 def _solve_jit(cfg: Config, inits, x, y, w, wv, bounds=None, controls=None) -> Solution:
-    return _core(cfg, _box_from(inits, cfg.box), x, y, w, wv, bounds, controls)
+    return _core(cfg, regularise.from_box(inits, cfg.box), x, y, w, wv, bounds, controls)
 
 
 def prepare(
@@ -690,6 +669,7 @@ def make_config(
     pen: Any,
     early: int | None,
     keep_inits: bool = True,
+    evaluate: bool = False,
 ) -> Config:
     """The static configuration of a fit of ``n_init`` starts, as the compiled program is keyed on: the law's
     ``predict`` by its code (:class:`CodeKey`), the solver without its run-time settings (:func:`keyed_solver`),
@@ -710,6 +690,7 @@ def make_config(
         bool(keep_inits),
         bounded,
         n_init >= UNROLL_MIN_INITS,
+        evaluate,
     )
 
 
@@ -800,7 +781,7 @@ def _code_key(fn: Any, depth: int = 0) -> Any:
     used = tuple(sorted(((n, tok(g[n])) for n in _names(fn.__code__) if n in g and g[n] is not fn), key=_first))
     cells = tuple(tok(c.cell_contents) if _filled(c) else ("empty",) for c in fn.__closure__ or ())
     kwdefaults = tuple(sorted(((k, tok(v)) for k, v in (fn.__kwdefaults__ or {}).items()), key=_first))
-    return ("fn", fn.__code__, tok(fn.__defaults__ or ()), kwdefaults, cells, used, _Same(g))
+    return ("fn", fn.__code__, tok(fn.__defaults__ or ()), kwdefaults, cells, used)
 
 
 def _first(pair: tuple) -> Any:

@@ -275,8 +275,23 @@ class LevenbergMarquardt:
             return j + 1, theta, f, lam, a, g, f90, done, cand, converged
 
         p = theta0.shape[0]
-        zero, no = jnp.zeros((), dt), jnp.asarray(False)
-        init = (jnp.int32(0), theta0, zero, damping, jnp.zeros((p, p), dt), jnp.zeros(p, dt), zero, no, theta0, no)
+        # the start's state made from theta0 and the controls, so that under vmap every part of it is batched
+        # like the state the loop body returns: otherwise JAX re-batches the body until the two agree (tracing
+        # it again for each part it finds batched)
+        zero = jnp.where(jnp.isnan(theta0[0] + controls[0]), 0.0, 0.0).astype(dt)
+        no = zero != 0
+        init = (
+            zero.astype(jnp.int32),
+            theta0 + zero,
+            zero,
+            damping + zero,
+            jnp.zeros((p, p), dt) + zero,
+            jnp.zeros(p, dt) + zero,
+            zero,
+            no,
+            theta0 + zero,
+            no,
+        )
         out = jax.lax.while_loop(lambda s: (s[0] <= cap) & ~s[7], body, init)
         _, theta, f, _, _, _, f90, done = out[:8]
         # stopped by the test: converged, so the objective "at 90%" is the final one (the engine's check)
