@@ -214,7 +214,8 @@ def _with_groups(base: D.TokenGroups, extra: Mapping[str, list[np.ndarray]]) -> 
     splits = {}
     for i, s in enumerate(D.SPLITS):
         parts = [extra[n][i] if n in extra else base.split(s).group(base.names.index(n)) for n in names]
-        splits[s] = D._concat(parts)  # the loader's own concatenation: same layout as load_groups
+        lengths = np.array([x.size for x in parts], np.int64)
+        splits[s] = D.TokenSplit(np.concatenate(parts).astype(np.uint16), np.cumsum(lengths) - lengths, lengths)
     info = {**base.info, "format": "testbed"}
     return D.TokenGroups(tuple(names), base.vocab_size, **splits, eos_id=base.eos_id, info=info)
 
@@ -798,11 +799,11 @@ def add_testbed_args(p: Any) -> None:
     p.add_argument("--allow-no-headroom", action="store_true", help="judge the methods even without headroom")
 
 
-def cli_study(args: Any) -> int:
+def cli_study(args: Any, hparams_of: Any, parse_mixtures: Any) -> int:
     """``jaxlaws compare --testbed NAME``: :func:`study` on a testbed sized by the command's flags (model preset,
-    steps, batch, sequence length, lr, warm-up, evaluation); the testbed fixes the data and the objective."""
-    from jaxlaws.train.cli import parse_mixtures
-    from jaxlaws.train.methods.cli import hparams_from_args
+    steps, batch, sequence length, lr, warm-up, evaluation); the testbed fixes the data and the objective.
+    ``hparams_of(method, m)`` reads a method's hyper-parameter flags and ``parse_mixtures(text, m, flag)`` the
+    ``--children`` (the command-line module passes its own, which import this one)."""
     from jaxlaws.train.methods.compare import DEFAULT_METHODS
     from jaxlaws.train.sweep import check_seeds
 
@@ -835,7 +836,7 @@ def cli_study(args: Any) -> int:
     )
     methods = [x for x in args.methods.split(",") if x]
     methods = list(STUDY_METHODS) if methods == list(DEFAULT_METHODS) else methods
-    hp = {mth: hparams_from_args(args, mth, tb.m, strict=False) for mth in methods}
+    hp = {mth: hparams_of(mth, tb.m) for mth in methods}
     probe = None
     if args.break_step is not None:
         if args.children is None or args.remaining_steps is None:
