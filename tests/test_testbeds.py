@@ -1,5 +1,5 @@
 """Testbeds where the mixture matters: their data (shapes, determinism, what each group is), the headroom
-verdict and the paired judgement on made-up numbers (closed forms), and one tiny headroom check that trains."""
+verdict and the paired judgement on made-up numbers (closed forms), and one tiny study that trains (slow)."""
 
 import lzma
 import types
