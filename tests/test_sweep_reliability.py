@@ -406,7 +406,7 @@ CLI = [
     "--data",
     "synthetic:2",
     "--preset",
-    "tiny",
+    "micro",
     "--steps",
     "4",
     "--seq-len",

@@ -185,6 +185,7 @@ def test_bad_input(tmp_path):
         run_sweep(children, DATA, other, tmp_path / "c", progress=False)
 
 
+@pytest.mark.slow
 def test_cli_static_sweep(tmp_path, capsys):
     from jaxlaws.cli import main
 
