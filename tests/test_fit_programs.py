@@ -165,3 +165,32 @@ def test_the_programs_evaluation_equals_the_host_evaluation():
     assert res.mse == pytest.approx(mse, rel=1e-12)
     sigma2 = np.sum((y - model(t)) ** 2) / (len(x) - 3)
     np.testing.assert_allclose(res.covariance, sigma2 * np.linalg.inv(fd.T @ fd), rtol=1e-5)
+
+
+def test_from_box_is_the_same_on_the_host_and_traced():
+    """regularise.from_box: float64 NumPy on the host, traceable for JAX arrays; both invert to_box inside the box."""
+    from jaxlaws.fitting import regularise
+
+    box = ((0.0, 1.0), (-np.inf, np.inf), (2.0, np.inf), (-np.inf, 3.0))
+    theta = np.array([[0.3, 5.0, 2.5, -1.0], [0.9, -2.0, 40.0, 2.99]])
+    host = regularise.from_box(theta, box)
+    with jax.enable_x64(True):
+        traced = np.asarray(jax.jit(lambda t: regularise.from_box(t, box))(jnp.asarray(theta)))
+        back = np.asarray(regularise.to_box(jnp.asarray(host), box))
+    assert isinstance(host, np.ndarray) and host.dtype == np.float64
+    np.testing.assert_allclose(traced, host, rtol=1e-14, atol=1e-14)
+    np.testing.assert_allclose(back, theta, rtol=1e-12)
+
+
+@pytest.mark.parametrize(
+    "kw, message",
+    [
+        (dict(bounds={"zz": (0.0, 1.0)}), "bounds name unknown parameters \\['zz'\\]"),
+        (dict(fixed={"zz": 1.0}), "fixed names unknown parameters \\['zz'\\]"),
+        (dict(penalty=jl.ridge(1.0, params=["zz"])), "the penalty names unknown parameters \\['zz'\\]"),
+    ],
+)
+def test_unknown_parameter_names_are_refused_alike(kw, message):
+    x, y = _data(12)
+    with pytest.raises(ValueError, match=message):
+        jl.fit(_define(1.0), x, y, inits=INITS, **kw)
