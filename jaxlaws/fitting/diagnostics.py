@@ -44,13 +44,14 @@ from typing import Any, NamedTuple
 import jax
 import numpy as np
 
-from jaxlaws.fitting.execute import bucket
+from jaxlaws.fitting.execute import CodeKey, bucket
 from jaxlaws.fitting.objectives import Objective
 from jaxlaws.fitting.regularise import bound_side
-from jaxlaws.fitting.solve import CodeKey
 from jaxlaws.laws.base import Law
 
 __all__ = [
+    "evaluate_one",
+    "cut_evaluation",
     "FLAGS",
     "DECREMENT_RTOL",
     "ROUNDOFF_FACTOR",
@@ -305,6 +306,6 @@ def evaluate_one(predict: Any, objective: Objective, theta: Any, x: Any, y: Any)
 @functools.lru_cache(maxsize=64)
 def _evaluation(predict: Any, objective: Objective):
     """One compiled ``vmap`` per (prediction function, objective): keyed on the function's code
-    (:class:`~jaxlaws.fitting.solve.CodeKey`), so laws sharing one (``log_linear(m, own=i)``) share it."""
+    (:class:`~jaxlaws.fitting.execute.CodeKey`), so laws sharing one (``log_linear(m, own=i)``) share it."""
 
     return jax.jit(jax.vmap(functools.partial(evaluate_one, predict, objective)))

@@ -23,7 +23,6 @@ import dataclasses
 import functools
 import math
 import numbers
-import types
 from typing import Any, Literal
 
 import jax
@@ -33,12 +32,17 @@ import numpy as np
 from jaxlaws._typing import ArrayLike, BoundsLike, PenaltyLike, ScreenLike, SolverLike, Table
 from jaxlaws.fitting import index_normal, regularise
 from jaxlaws.fitting.covariance import covariance
+from jaxlaws.fitting.execute import CodeKey
 from jaxlaws.fitting.objectives import Objective, squared
 from jaxlaws.fitting.regularise import LAW
 from jaxlaws.fitting.solvers import LevenbergMarquardt
 from jaxlaws.laws.base import Law, SingleIndex
 
 __all__ = [
+    "check_options",
+    "make_config",
+    "keyed_solver",
+    "solver_controls",
     "SELECTIONS",
     "Screen",
     "AUTO",
@@ -705,92 +709,3 @@ def bound_arrays(box: Any, n_params: int, dtype: Any = float) -> tuple[np.ndarra
     box); NumPy, so that the host side of a fit runs no JAX operation (each would compile a small program)."""
     box = box if box is not None else ((-math.inf, math.inf),) * n_params
     return tuple(np.asarray([b[k] for b in box], dtype) for k in (0, 1))
-
-
-class CodeKey:
-    """A law's ``predict`` as compiled programs are keyed on: two plain functions with equal code objects, equal
-    defaults, the same closure contents and the same values of the globals their code names (a number or string
-    by value, anything else by identity) key alike -- so a notebook cell that re-defines the same ``predict``
-    reuses the program compiled for the first definition instead of tracing and compiling again (``jax.jit``
-    alone keys on the function object). Anything else (a method, a ``functools.partial``) keys by identity.
-    Calls go to the wrapped function."""
-
-    __slots__ = ("fn", "_key")
-
-    def __init__(self, fn: Any):
-        self.fn = fn
-        self._key = _code_key(fn)
-
-    @classmethod
-    def of(cls, fn: Any) -> CodeKey:
-        return fn if isinstance(fn, cls) else cls(fn)
-
-    def __call__(self, *args: Any, **kwargs: Any) -> Any:
-        return self.fn(*args, **kwargs)
-
-    def __hash__(self) -> int:
-        return hash(self._key)
-
-    def __eq__(self, other: object) -> bool:
-        return isinstance(other, CodeKey) and self._key == other._key
-
-    def __repr__(self) -> str:
-        return f"CodeKey({self.fn!r})"
-
-
-class _Same:
-    """Compares by identity (holding the object, so that its id cannot be reused while a key lives)."""
-
-    __slots__ = ("obj",)
-
-    def __init__(self, obj: Any):
-        self.obj = obj
-
-    def __hash__(self) -> int:
-        return id(self.obj)
-
-    def __eq__(self, other: object) -> bool:
-        return isinstance(other, _Same) and other.obj is self.obj
-
-
-_BY_VALUE = (bool, int, float, complex, str, bytes, type(None))
-
-
-def _token(v: Any, depth: int) -> Any:
-    if type(v) in _BY_VALUE:
-        return (type(v).__name__, v)
-    if type(v) is tuple:
-        return ("tuple",) + tuple(_token(e, depth) for e in v)
-    return _code_key(v, depth + 1) if isinstance(v, types.FunctionType) else _Same(v)
-
-
-def _names(code: types.CodeType) -> set[str]:
-    """The global (and attribute) names a code object and the code objects nested in it refer to."""
-    out = set(code.co_names)
-    for c in code.co_consts:
-        if isinstance(c, types.CodeType):
-            out |= _names(c)
-    return out
-
-
-def _code_key(fn: Any, depth: int = 0) -> Any:
-    """``fn``'s key; functions it refers to (helpers, nested laws) are keyed by code too, two levels deep."""
-    if not isinstance(fn, types.FunctionType) or depth > 2:
-        return _Same(fn)
-    g, tok = fn.__globals__, functools.partial(_token, depth=depth)
-    used = tuple(sorted(((n, tok(g[n])) for n in _names(fn.__code__) if n in g and g[n] is not fn), key=_first))
-    cells = tuple(tok(c.cell_contents) if _filled(c) else ("empty",) for c in fn.__closure__ or ())
-    kwdefaults = tuple(sorted(((k, tok(v)) for k, v in (fn.__kwdefaults__ or {}).items()), key=_first))
-    return ("fn", fn.__code__, tok(fn.__defaults__ or ()), kwdefaults, cells, used)
-
-
-def _first(pair: tuple) -> Any:
-    return pair[0]
-
-
-def _filled(cell: Any) -> bool:
-    try:
-        _ = cell.cell_contents
-    except ValueError:  # an empty cell (a variable not yet assigned)
-        return False
-    return True
