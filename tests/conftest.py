@@ -7,14 +7,21 @@ from pathlib import Path
 
 # One JAX compilation cache for the whole run -- the xdist workers and every subprocess a test starts (CLI,
 # notebooks, multi-process jobs) inherit this variable -- so a program compiled once is loaded, not recompiled,
-# elsewhere in the run. Compiled programs are keyed on the computation, devices and flags: results are the
-# same, only the compile time is saved. Set before jax is imported (it reads the variables then); removed
-# when the process that made it exits. A cache dir given by the caller is used as is.
+# elsewhere in the run. It is kept in the checkout (.pytest_cache/, ignored by git) for the next run: most of
+# the tests' time is compilation, and a run after a small change recompiles only the programs it changed (a
+# clean clone starts cold). Compiled programs are keyed on the computation, the jax/jaxlib versions, devices
+# and flags: results are the same, only the compile time is saved. JAXLAWS_TESTS_COLD=1 uses a fresh folder,
+# removed at exit (to time a cold run); a cache dir given by the caller is used as is. Set before jax is
+# imported (it reads the variables then).
 if "JAX_COMPILATION_CACHE_DIR" not in os.environ:
-    _cache = tempfile.mkdtemp(prefix="jaxlaws-tests-xla-cache-")
+    if os.environ.get("JAXLAWS_TESTS_COLD") == "1":
+        _cache = tempfile.mkdtemp(prefix="jaxlaws-tests-xla-cache-")
+        atexit.register(shutil.rmtree, _cache, True)
+    else:
+        _cache = str(Path(__file__).resolve().parents[1] / ".pytest_cache" / "jax-compilation-cache")
+        os.makedirs(_cache, exist_ok=True)
     os.environ["JAX_COMPILATION_CACHE_DIR"] = _cache
     os.environ.setdefault("JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS", "0.2")
-    atexit.register(shutil.rmtree, _cache, True)
 
 import numpy as np  # noqa: E402
 import pytest  # noqa: E402
