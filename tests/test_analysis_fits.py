@@ -290,6 +290,7 @@ def test_export_structure_matches_bundled(tmp_path):
     assert structure(files["params_aioli_trajectory_aioli_matrix_1500"]) == structure(ref_mat)
 
 
+@pytest.mark.slow
 def test_same_results_from_csv_and_parquet(tmp_path):
     sweep, _ = method_sweep(G3, seeds=range(2))
     base = analyse(sweep).tables()

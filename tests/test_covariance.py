@@ -391,6 +391,7 @@ def test_fitresult_without_covariance():
         res.intervals()
 
 
+@pytest.mark.slow
 def test_host_numpy_path_equals_the_traced_one_batched_huber_ridge_bounds():
     """from_jacobian with xp=numpy over a batch (what the engine runs on the host) == vmap of the jnp path."""
     xs, ys = zip(*[_chinchilla_data(s, n=50, sd=0.03) for s in (16, 17, 18)])
@@ -434,6 +435,7 @@ def test_fit_carries_the_covariance_at_its_optimum():
     np.testing.assert_allclose(res.covariance, ref, rtol=1e-8)
 
 
+@pytest.mark.slow
 def test_paper_intervals_of_a_traceable_converter_batched():
     """A law whose to_paper traces (jnp): exact jacobians, vmapped over a batch; a failed fit gives NaN."""
     to_paper = lambda p: {"E": jnp.exp(p[..., 0]), "slope": 2.0 * p[..., 1]}  # noqa: E731
