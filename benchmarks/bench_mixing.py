@@ -15,7 +15,13 @@ Two parts, one run:
    times every loop (best of ``--repeats`` x ``--steps`` steps after a warm-up) in a rotating order; the
    median over ``--rounds`` rounds is reported.
 
+With ``--same-as DIR`` (a checkout from commit 11b737f on, where every run trains through
+``methods.base.make_policy_run``) it instead lowers the training program of the static sweeps and of each
+method in both trees and prints whether their StableHLO is identical: a load-independent check that a change to
+the host-side loop left the compiled per-step work as it was.
+
     python benchmarks/bench_mixing.py --old /tmp/old --steps 30 --rounds 5
+    python benchmarks/bench_mixing.py --same-as /tmp/pre
 """
 
 from __future__ import annotations
@@ -89,6 +95,80 @@ def part_one(args: argparse.Namespace) -> str:
                 + ", ".join(f"{x:.2f}" for x in ratios)
                 + " |"
             )
+    return "\n".join(lines)
+
+
+def fingerprints(args: argparse.Namespace) -> dict[str, str]:
+    """``{loop: sha256 of the lowered (StableHLO) training program}`` of the checkout on ``PYTHONPATH``: the
+    static sweeps' program and each method's, for one run (``--fingerprints``; run by :func:`same_programs`)."""
+    import hashlib
+
+    import jax
+    import jax.numpy as jnp
+
+    from jaxlaws.train import data as D
+    from jaxlaws.train.methods.base import MethodData
+    from jaxlaws.train.methods.sweep import make_policy
+    from jaxlaws.train.model import preset
+    from jaxlaws.train.optim import OptimConfig
+    from jaxlaws.train.step import run_keys
+    from jaxlaws.train.sweep import TrainConfig, prepare_data
+
+    try:
+        from jaxlaws.train.loop import Loop
+
+        def programs(cfg, m, sampler, policy):
+            return Loop(cfg, m, policy, sampler).programs
+    except ImportError:  # before jaxlaws.train.loop
+        from jaxlaws.train.sweep import _programs
+
+        def programs(cfg, m, sampler, policy):
+            return _programs(cfg, m, sampler, None, policy)
+
+    groups = D.load_groups("bundled", names=args.groups.split(","), seq_len=args.seq_len, batch_size=args.batch_size)
+    model = preset(args.preset, vocab_size=groups.vocab_size, context=args.seq_len)
+    cfg = TrainConfig(model, OptimConfig(total_steps=1000, warmup_steps=100, lr=2e-3), args.batch_size, args.seq_len)
+    data = prepare_data(groups, cfg, 8)
+    m = len(data.names)
+    keys, dk = jnp.stack([run_keys(0)[0]]), jnp.stack([run_keys(0)[1]])
+    out = {}
+    progs = programs(cfg, m, D.sample_batch, None)
+    args_ = (progs.init(keys), jnp.full((1, m), 1.0 / m), dk, MethodData(data.train), jnp.int32(1))
+    out["static sweeps' program"] = hashlib.sha256(progs.train.lower(*args_).as_text().encode()).hexdigest()[:16]
+    extras = {"skillit": np.full((m, m), 0.1) + 0.3 * np.eye(m), "doremi": progs.init(keys).params}
+    for method in ("stratified", "skillit", "doremi", "doge", "aioli"):
+        pol = make_policy(method, m, cfg)
+        progs = programs(cfg, m, None, pol)
+        ex = extras.get(method)
+        ex = None if ex is None else (pol.prepare_extra(ex)[None] if method == "skillit" else ex)
+        ps = progs.policy_init(jax.random.split(jax.random.key(0), 1), ex)
+        mdata = MethodData(data.train, data.val_windows, data.probe)
+        low = progs.train.lower(progs.init(keys), ps, dk, mdata, jnp.int32(1))
+        out[method] = hashlib.sha256(low.as_text().encode()).hexdigest()[:16]
+    return out
+
+
+def same_programs(args: argparse.Namespace) -> str:
+    """Whether the checkout ``--same-as`` lowers the same training programs as this tree (load-independent)."""
+    import json
+
+    got = {}
+    for label, root in (("old", Path(args.same_as).resolve()), ("new", ROOT)):
+        cmd = [sys.executable, str(Path(__file__).resolve()), "--fingerprints", "--groups", args.groups]
+        cmd += ["--preset", args.preset, "--batch-size", str(args.batch_size), "--seq-len", str(args.seq_len)]
+        env = {**os.environ, "PYTHONPATH": str(root)}
+        out = subprocess.run(cmd, cwd=root, env=env, capture_output=True, text=True, check=True).stdout
+        got[label] = json.loads(out.strip().splitlines()[-1])
+    commit = subprocess.run(
+        ["git", "-C", args.same_as, "rev-parse", "--short", "HEAD"], capture_output=True, text=True
+    ).stdout.strip()
+    lines = [
+        f"Lowered training programs (StableHLO, SHA-256 prefix), commit {commit} vs this tree:",
+        "",
+        "| loop | old | new | identical |",
+        "|---|---|---|---|",
+    ]
+    lines += [f"| {k} | {v} | {got['new'].get(k)} | {v == got['new'].get(k)} |" for k, v in got["old"].items()]
     return "\n".join(lines)
 
 
@@ -273,7 +353,17 @@ def main() -> None:
     ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--rounds", type=int, default=2)
     ap.add_argument("--out", default=None, help="append the tables to this file")
+    ap.add_argument("--same-as", default=None, help="a checkout whose lowered training programs to compare; only that")
+    ap.add_argument("--fingerprints", action="store_true", help=argparse.SUPPRESS)
     args = ap.parse_args()
+    if args.fingerprints:
+        import json
+
+        print(json.dumps(fingerprints(args)))
+        return
+    if args.same_as:
+        print(same_programs(args))
+        return
     head = f"Machine: {platform.machine()} CPU ({os.cpu_count()} cores), Python {platform.python_version()}."
     parts = [head, part_two(args)]
     print(parts[1], flush=True)
