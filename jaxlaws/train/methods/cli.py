@@ -98,7 +98,7 @@ def hparams_from_args(args: argparse.Namespace, method: str, m: int, strict: boo
 
 
 def _probe(args: argparse.Namespace, m: int):
-    from jaxlaws.train.cli import parse_mixtures
+    from jaxlaws.train.options import parse_mixtures
 
     if args.break_step is None:
         if args.children or args.remaining_steps:
@@ -110,12 +110,12 @@ def _probe(args: argparse.Namespace, m: int):
 
 
 def method_command(args: argparse.Namespace) -> int:
-    from jaxlaws.train.cli import _setup, parse_mixtures
     from jaxlaws.train.methods.sweep import METHODS, method_sweep
+    from jaxlaws.train.options import parse_mixtures, setup
 
     if args.method not in METHODS:
         raise ValueError(f"unknown --method {args.method!r}; choose one of {', '.join(METHODS)}")
-    cfg, data, seeds, kw = _setup(args)
+    cfg, data, seeds, kw = setup(args)
     m = len(data.names)
     hp = hparams_from_args(args, args.method, m)
     kids, rem = _probe(args, m)
@@ -145,10 +145,10 @@ def method_command(args: argparse.Namespace) -> int:
 
 
 def _compare(args: argparse.Namespace) -> int:
-    from jaxlaws.train.cli import _setup, parse_mixtures
     from jaxlaws.train.methods.compare import compare
+    from jaxlaws.train.options import parse_mixtures, setup
 
-    cfg, data, seeds, kw = _setup(args)
+    cfg, data, seeds, kw = setup(args)
     m = len(data.names)
     methods = [x for x in args.methods.split(",") if x]
     hp = {mth: hparams_from_args(args, mth, m, strict=False) for mth in methods}
@@ -186,13 +186,13 @@ def _compare(args: argparse.Namespace) -> int:
 
 
 def register_compare(subparsers: argparse._SubParsersAction) -> None:
-    from jaxlaws.train.cli import _common
     from jaxlaws.train.methods.compare import DEFAULT_METHODS
+    from jaxlaws.train.options import add_training_arguments
 
     p = subparsers.add_parser(
         "compare", help="train mixing methods on the same groups and seeds; compare them", allow_abbrev=False
     )
-    _common(p)
+    add_training_arguments(p)
     p.add_argument("--methods", default=",".join(DEFAULT_METHODS), help="comma-separated methods")
     p.add_argument(
         "--restricted-prior-steps",
