@@ -118,7 +118,7 @@ def _with_noise_group(seed=0, n=20_000, V=32):
     for sp in ("train", "val", "test"):
         s = g.split(sp)
         noise = rng.integers(0, V, size=int(s.lengths[0])).astype(np.uint16)
-        splits[sp] = D._concat([s.group(0), s.group(1), noise])
+        splits[sp] = D.concat_splits([s.group(0), s.group(1), noise])
     return D.TokenGroups(("syn0", "syn1", "noise"), V, **splits)
 
 

@@ -20,6 +20,8 @@ PACKAGES = [
     "jaxlaws.sweeps",
     "jaxlaws.mixing",
     "jaxlaws.report",
+    "jaxlaws.train",
+    "jaxlaws.train.methods",
 ]
 OPTIONAL = {"jaxlaws.plot": "matplotlib"}
 PACKAGE = Path(__file__).resolve().parent.parent / "jaxlaws"

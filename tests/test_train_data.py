@@ -27,7 +27,7 @@ def ramp_groups(lengths, vocab_size=60_000) -> D.TokenGroups:
     for n in lengths:
         parts.append(np.arange(base, base + n, dtype=np.uint16))
         base += n + 1000
-    split = D._concat(parts)
+    split = D.concat_splits(parts)
     return D.TokenGroups(tuple(f"g{i}" for i in range(len(lengths))), vocab_size, split, split, split)
 
 

@@ -7,8 +7,7 @@ load on first use, so the ``jaxlaws`` command (which registers ``jaxlaws report`
 
 from __future__ import annotations
 
-import importlib
-from typing import Any
+from jaxlaws._lazy import lazy_exports
 
 _LAZY = {
     "write_report": "build",
@@ -20,8 +19,4 @@ _LAZY = {
 
 __all__ = sorted(_LAZY)
 
-
-def __getattr__(name: str) -> Any:
-    if name in _LAZY:
-        return getattr(importlib.import_module(f"jaxlaws.report.{_LAZY[name]}"), name)
-    raise AttributeError(f"module 'jaxlaws.report' has no attribute {name!r}")
+__getattr__, __dir__ = lazy_exports(__name__, _LAZY)

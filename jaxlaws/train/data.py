@@ -36,6 +36,36 @@ import numpy as np
 from jaxlaws.mixing.base import allocated_ids, categorical_ids  # noqa: F401  (re-exported: the samplers use them)
 from jaxlaws.sweeps.schema import SIMPLEX_ATOL
 
+__all__ = [
+    "SPLITS",
+    "SPLIT_FRACTIONS",
+    "BYTE_VOCAB",
+    "EOS_ID",
+    "BYTE_VOCAB_SIZE",
+    "TEXT_SUFFIXES",
+    "BUNDLED_DIR",
+    "Tokenizer",
+    "TokenSplit",
+    "TokenGroups",
+    "concat_splits",
+    "validate_groups",
+    "byte_tokenize",
+    "byte_detokenize",
+    "split_document",
+    "load_groups",
+    "save_bin",
+    "check_simplex",
+    "allocate_exact",
+    "gather_windows",
+    "sample_batch",
+    "sample_allocated_batch",
+    "eval_chunks",
+    "synthetic_transitions",
+    "stationary_distribution",
+    "markov_cross_entropy",
+    "synthetic_groups",
+]
+
 SPLITS = ("train", "val", "test")
 SPLIT_FRACTIONS = (0.90, 0.05, 0.05)
 BYTE_VOCAB = 256
@@ -70,8 +100,13 @@ class TokenSplit:
 class TokenGroups:
     """Named token groups with train/val/test splits over a shared vocabulary.
 
-    ``info`` carries source metadata; for :func:`synthetic_groups` it holds the generating transition
-    matrices, so tests can compare against the known languages.
+    Attributes:
+      names: the group names, in order.
+      vocab_size: the shared vocabulary's size.
+      train, val, test: the splits (:class:`TokenSplit`: tokens, and each group's start and length).
+      eos_id: the end-of-text id appended after each document, or ``None``.
+      info: source metadata; for :func:`synthetic_groups` the generating transition matrices, so tests can
+        compare against the known languages.
     """
 
     names: tuple[str, ...]
@@ -121,7 +156,10 @@ class TokenGroups:
             info["transitions"] = info["transitions"][idx]
             info["cross_entropy"] = info["cross_entropy"][np.ix_(idx, idx)]
         return dataclasses.replace(
-            self, names=tuple(names), info=info, **{s: _concat([self.split(s).group(i) for i in idx]) for s in SPLITS}
+            self,
+            names=tuple(names),
+            info=info,
+            **{s: concat_splits([self.split(s).group(i) for i in idx]) for s in SPLITS},
         )
 
 
@@ -131,7 +169,8 @@ def _index_of(names: Sequence[str], name: str) -> int:
     return list(names).index(name)
 
 
-def _concat(parts: Sequence[np.ndarray]) -> TokenSplit:
+def concat_splits(parts: Sequence[np.ndarray]) -> TokenSplit:
+    """One split of the groups' token arrays ``parts``, in order: their concatenation, starts and lengths."""
     lengths = np.array([p.size for p in parts], dtype=np.int64)
     starts = np.concatenate([[0], np.cumsum(lengths)[:-1]]).astype(np.int64)
     tokens = np.concatenate(parts).astype(np.uint16) if parts else np.zeros(0, np.uint16)
@@ -256,6 +295,9 @@ def load_groups(
 
     A text group holding ``train.txt``, ``val.txt`` and ``test.txt`` is pre-split (the bundled corpora);
     otherwise every matching file (recursively, sorted by path) is cut by :func:`split_document`.
+
+    Returns:
+      The :class:`TokenGroups`.
     """
     root = BUNDLED_DIR if str(source) == "bundled" else Path(source)
     if not root.is_dir():
@@ -289,7 +331,7 @@ def load_groups(
         groups = TokenGroups(
             names,
             vocab_size,
-            **{s: _concat(per_split[s]) for s in SPLITS},
+            **{s: concat_splits(per_split[s]) for s in SPLITS},
             eos_id=eos_id,
             info={"source": str(root), "format": "text"},
         )
@@ -327,7 +369,7 @@ def _load_bin(root: Path, names, tokenizer, vocab_size, eos_id) -> TokenGroups:
             if path.stat().st_size % 2:
                 raise ValueError(f"{path}: size {path.stat().st_size} bytes is not a whole number of uint16")
             arrays.append(np.fromfile(path, dtype="<u2"))
-        per_split[s] = _concat(arrays)
+        per_split[s] = concat_splits(arrays)
     if vocab_size is None:
         vocab_size = 1 + max((int(per_split[s].tokens.max()) for s in SPLITS if per_split[s].tokens.size), default=0)
     return TokenGroups(names, int(vocab_size), **per_split, eos_id=eos_id, info={"source": str(root), "format": "bin"})
@@ -396,7 +438,7 @@ def _check_layout(starts, lengths, seq_len: int) -> int:
     return m
 
 
-def _windows(key: jax.Array, tokens, starts, lengths, group_ids: jax.Array, seq_len: int) -> jax.Array:
+def gather_windows(key: jax.Array, tokens, starts, lengths, group_ids: jax.Array, seq_len: int) -> jax.Array:
     """For each ``group_ids[b]``, a uniform random ``(seq_len + 1)``-token window inside that group."""
     starts = jnp.asarray(starts, jnp.int32)
     lengths = jnp.asarray(lengths, jnp.int32)
@@ -424,7 +466,7 @@ def sample_batch(
         check_simplex(p_host, m)
     k_group, k_window = jax.random.split(key)
     group_ids = categorical_ids(k_group, p, batch_size)
-    return _windows(k_window, tokens, starts, lengths, group_ids, seq_len), group_ids
+    return gather_windows(k_window, tokens, starts, lengths, group_ids, seq_len), group_ids
 
 
 def sample_allocated_batch(
@@ -451,7 +493,7 @@ def sample_allocated_batch(
     batch_size = _check_positive_int(batch_size, "batch_size")
     k_perm, k_window = jax.random.split(key)
     group_ids = allocated_ids(k_perm, counts, batch_size)
-    return _windows(k_window, tokens, starts, lengths, group_ids, seq_len), group_ids
+    return gather_windows(k_window, tokens, starts, lengths, group_ids, seq_len), group_ids
 
 
 # ------------------------------------------------------------------------------------------ evaluation
@@ -591,6 +633,17 @@ def synthetic_groups(
     ``info["cross_entropy"]`` the :func:`markov_cross_entropy` matrix, i.e. the known answer to "which
     group helps which": with ``overlap=1`` and "shared" all languages coincide; with "chain" only
     neighbouring groups share structure. Deterministic in ``seed`` (numpy ``default_rng``).
+
+    Args:
+      m: the number of groups.
+      overlap: how much the languages share, in [0, 1].
+      seed: the generator's seed.
+      n_tokens: training tokens per group.
+      n_eval_tokens: val and test tokens per group.
+      vocab_size, structure, concentration, smoothing: as :func:`synthetic_transitions`.
+
+    Returns:
+      The :class:`TokenGroups`.
     """
     n_tokens = _check_positive_int(n_tokens, "n_tokens")
     n_eval = n_tokens // 10 if n_eval_tokens is None else _check_positive_int(n_eval_tokens, "n_eval_tokens")
@@ -606,7 +659,7 @@ def synthetic_groups(
     xs = np.asarray(_run_chains(jnp.asarray(cdf, jnp.float32), jnp.asarray(x0, jnp.int32), jnp.asarray(u, jnp.float32)))
     seqs = np.concatenate([x0[:, None], xs], axis=1).astype(np.uint16)
     cuts = (0, n_tokens, n_tokens + n_eval, n_tokens + 2 * n_eval)
-    splits = {s: _concat([seq[cuts[i] : cuts[i + 1]] for seq in seqs]) for i, s in enumerate(SPLITS)}
+    splits = {s: concat_splits([seq[cuts[i] : cuts[i + 1]] for seq in seqs]) for i, s in enumerate(SPLITS)}
     info = {
         "format": "synthetic",
         "structure": structure,

@@ -255,7 +255,17 @@ def train(
 ) -> Runs:
     """Train ``runs`` from ``schedule.start`` to ``schedule.stop``, calling ``at(step, runs)`` at every boundary
     (after the policy's observation there) and at ``start`` itself when it is one of ``schedule.marks``;
-    ``bar`` (a tqdm bar) counts run-steps. Returns ``runs``."""
+    ``bar`` (a tqdm bar) counts run-steps.
+
+    Args:
+      runs: the :class:`Runs` to train.
+      schedule: the :class:`Schedule` (start, stop, evaluations, observations, checkpoints, marks).
+      at: the caller's bookkeeping at each boundary (loss rows, checkpoints).
+      bar: a tqdm bar counting run-steps.
+
+    Returns:
+      ``runs``, trained to ``schedule.stop``.
+    """
     runs.states = [runs.progs.shard(s) for s in runs.states]
     runs.policy_states = [runs.progs.shard(p) for p in runs.policy_states]
     step = schedule.start

@@ -27,12 +27,27 @@ import optax
 
 Params = Any
 
-__all__ = ["ModelConfig", "PRESETS", "preset", "Decoder", "init_params", "per_sample_loss", "n_params"]
+__all__ = ["Params", "ModelConfig", "PRESETS", "preset", "Decoder", "init_params", "per_sample_loss", "n_params"]
 
 
 @dataclasses.dataclass(frozen=True)
 class ModelConfig:
-    """Hyper-parameters of the decoder. ``context`` is the longest sequence (number of input positions)."""
+    """Hyper-parameters of the decoder (Pythia's GPT-NeoX layout).
+
+    Attributes:
+      vocab_size: the vocabulary size.
+      n_layers: the number of transformer layers.
+      d_model: the width of the residual stream.
+      n_heads: the attention heads per layer.
+      d_ff: the width of the MLP.
+      context: the longest sequence (number of input positions).
+      rotary_pct: the fraction of each head's dimensions that get rotary embeddings.
+      rotary_base: the rotary embeddings' base.
+      parallel_residual: attention and MLP read the same input (GPT-NeoX) rather than one after the other.
+      ln_eps: the layer norms' epsilon.
+      init_std: the standard deviation of the initial weights.
+      dtype: the compute dtype, ``"float32"`` or ``"bfloat16"`` (parameters stay float32).
+    """
 
     vocab_size: int
     n_layers: int
@@ -92,6 +107,13 @@ def preset(name: str, **overrides: Any) -> ModelConfig:
     """Return the :class:`ModelConfig` of preset ``name`` ("micro", "tiny", "small", "pythia-160m") with overrides.
 
     ``vocab_size`` must be given for the presets that do not fix it (use the data's vocabulary).
+
+    Args:
+      name: the preset's name (a key of :data:`PRESETS`).
+      **overrides: fields of :class:`ModelConfig` to set.
+
+    Returns:
+      The :class:`ModelConfig`.
     """
     if name not in PRESETS:
         raise ValueError(f"unknown model preset {name!r}; choose one of {sorted(PRESETS)}")

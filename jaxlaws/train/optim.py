@@ -27,7 +27,19 @@ __all__ = ["OptimConfig", "lr_schedule", "decay_mask", "make_optimizer"]
 
 @dataclasses.dataclass(frozen=True)
 class OptimConfig:
-    """Optimiser hyper-parameters; defaults are the original's SlimPajama runs except the step counts."""
+    """Optimiser hyper-parameters (AdamW, global-norm clipping, linear warm-up then cosine decay to a floor); the
+    defaults are the original's SlimPajama runs except the step counts.
+
+    Attributes:
+      total_steps: the schedule's length ``S``.
+      lr: the peak learning rate.
+      warmup_steps: the linear warm-up's steps.
+      lr_start: the learning rate at step 0.
+      lr_end: the cosine's floor, reached at ``total_steps``.
+      b1, b2, eps: Adam's moment decays and epsilon.
+      weight_decay: AdamW's decoupled weight decay (not on biases and norms).
+      clip: the global gradient norm clipped to.
+    """
 
     total_steps: int
     lr: float = 5e-4

@@ -84,6 +84,7 @@ from jaxlaws.train.optim import OptimConfig
 from jaxlaws.train.step import Sampler, TrainData, TrainState, run_keys
 
 __all__ = [
+    "SEED_LIMIT",
     "TrainConfig",
     "SweepData",
     "RunSpec",
@@ -114,7 +115,16 @@ HASH_VERSION = 2  # 2: eval_every, eval_batch_size and a custom sampler are part
 
 @dataclasses.dataclass(frozen=True)
 class TrainConfig:
-    """Everything that fixes a run's trajectory (model, optimiser, batch) plus evaluation settings."""
+    """Everything that fixes a run's trajectory (model, optimiser, batch) plus evaluation settings.
+
+    Attributes:
+      model: the decoder's :class:`~jaxlaws.train.model.ModelConfig`.
+      optim: the :class:`~jaxlaws.train.optim.OptimConfig`.
+      batch_size: sequences per training step.
+      seq_len: tokens per sequence; default the model's context.
+      eval_every: evaluate the held-out losses every N steps (0: only at the end and at a parent's break).
+      eval_batch_size: sequences per evaluation batch.
+    """
 
     model: ModelConfig
     optim: OptimConfig
@@ -146,7 +156,16 @@ class TrainConfig:
 
 @dataclasses.dataclass(frozen=True)
 class SweepData:
-    """Device-ready data of one sweep: group names, train split, val/test evaluation sets, a fingerprint."""
+    """Device-ready data of one sweep (:func:`prepare_data`).
+
+    Attributes:
+      names: the group names, in order.
+      train: the training split as sampling windows.
+      val, test: the evaluation sets of the held-out splits.
+      fingerprint: a hash of the data (part of the configuration hash that guards resumed work).
+      val_windows: the val split as sampling windows (DoGE's validation batches).
+      probe: a fixed subset of val chunks (the online methods' held-out signal).
+    """
 
     names: tuple[str, ...]
     train: TrainData
@@ -193,10 +212,18 @@ def prepare_data(
     """Turn a ``data.TokenGroups`` into :class:`SweepData`, checking that every group can fill a sequence.
 
     Raises ``ValueError`` naming the group if a training split cannot hold a batch of windows or a val/test
-    split has no full evaluation chunk (``data.validate_groups``). ``max_eval_chunks`` caps the evaluation
-    chunks per group (evenly spaced, see ``data.eval_chunks``) to make frequent evaluations cheaper.
-    ``probe_chunks`` val chunks per group (evenly spaced) form the probe set that online methods evaluate
-    inside training (Aioli's LearnParams, Skill-It); the val split is also kept as sampling windows (DoGE).
+    split has no full evaluation chunk (``data.validate_groups``).
+
+    Args:
+      groups: a :class:`~jaxlaws.train.data.TokenGroups`.
+      cfg: the :class:`TrainConfig`.
+      max_eval_chunks: the most evaluation chunks per group (evenly spaced, ``data.eval_chunks``), to make frequent
+        evaluations cheaper.
+      probe_chunks: the val chunks per group (evenly spaced) of the probe set that online methods evaluate inside
+        training (Aioli's LearnParams, Skill-It).
+
+    Returns:
+      The :class:`SweepData`; the val split is also kept as sampling windows (DoGE).
     """
     from jaxlaws.train import data as D  # the data module is only needed to build a sweep's data
 
@@ -633,7 +660,7 @@ def run_sweep(
     repair: bool = False,
     timeout_s: float = DEFAULT_TIMEOUT_S,
 ) -> Sweep:
-    """Train every run of ``specs`` (parents before children), resuming from ``work_dir``; return the Sweep.
+    """Train every run of ``specs`` (parents before children), resuming from ``work_dir``.
 
     ``runs_per_program`` runs with the same (start, stop) are trained by one program, ``vmap_width`` of them
     vectorised together (``"auto"``: :func:`default_vmap_width`; ``None``: all). Finished runs found in
@@ -645,6 +672,24 @@ def run_sweep(
 
     After ``jaxlaws.distributed.initialize`` (several processes), every process must make the same call; see
     :func:`_run_distributed`. ``timeout_s`` bounds its start-up waits (processes agreeing on the sweep).
+
+    Args:
+      specs: the runs (:func:`static_specs`, :func:`dynamic_specs`).
+      data: the :class:`SweepData`.
+      cfg: the :class:`TrainConfig`.
+      work_dir: the resumable work directory.
+      sampler: a custom batch sampler (default ``data.sample_batch``).
+      runs_per_program: runs trained by one program.
+      vmap_width: runs vectorised together (``"auto"``, ``None`` for all, or an int).
+      progress: show a progress bar.
+      fmt: ``"parquet"`` or ``"csv"`` tables.
+      write: write the sweep to ``work_dir/sweep``.
+      checkpoint_every: save running runs every N steps (0: never).
+      repair: retrain the runs whose files are damaged.
+      timeout_s: the multi-process start-up waits' bound.
+
+    Returns:
+      The :class:`~jaxlaws.sweeps.Sweep` of every run.
     """
     if runs_per_program < 1:
         raise ValueError(f"runs_per_program must be >= 1, got {runs_per_program}")
@@ -1018,7 +1063,19 @@ def _run_distributed(
 def static_sweep(
     data: SweepData, cfg: TrainConfig, mixtures: Any, seeds: Sequence[int], work_dir: str | Path, **kw: Any
 ) -> Sweep:
-    """Static sweep: every mixture (rows of ``mixtures``) x seed trained ``cfg.optim.total_steps`` steps."""
+    """Static sweep: every mixture (rows of ``mixtures``) x seed trained ``cfg.optim.total_steps`` steps.
+
+    Args:
+      data: the :class:`SweepData`.
+      cfg: the :class:`TrainConfig`.
+      mixtures: ``(n, m)`` mixtures.
+      seeds: the training seeds.
+      work_dir: the resumable work directory (the sweep is written to ``work_dir/sweep``).
+      **kw: passed to :func:`run_sweep`.
+
+    Returns:
+      The :class:`~jaxlaws.sweeps.Sweep` of the runs.
+    """
     mix = check_mixtures(mixtures, len(data.names))
     return run_sweep(static_specs(mix, seeds, cfg.optim.total_steps), data, cfg, work_dir, **kw)
 
@@ -1034,7 +1091,22 @@ def dynamic_sweep(
     work_dir: str | Path,
     **kw: Any,
 ) -> Sweep:
-    """Dynamic sweep: parents to ``break_step``, then every child mixture for ``remaining_steps`` steps."""
+    """Dynamic sweep: parents to ``break_step``, then every child mixture for ``remaining_steps`` steps.
+
+    Args:
+      data: the :class:`SweepData`.
+      cfg: the :class:`TrainConfig`.
+      parents: ``(P, m)`` parent mixtures.
+      children: ``(C, m)`` child mixtures.
+      seeds: the training seeds.
+      break_step: B, where the children branch off.
+      remaining_steps: R, the children's steps after B.
+      work_dir: the resumable work directory.
+      **kw: passed to :func:`run_sweep`.
+
+    Returns:
+      The :class:`~jaxlaws.sweeps.Sweep` of the parents and children.
+    """
     m = len(data.names)
     specs = dynamic_specs(
         check_mixtures(parents, m, "parent mixtures"),

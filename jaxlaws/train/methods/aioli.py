@@ -22,8 +22,16 @@ __all__ = ["Aioli", "AioliState", "AIOLI_DEFAULTS"]
 
 @dataclasses.dataclass(frozen=True)
 class Aioli(Policy):
-    """Hyper-parameters left ``None`` take the original's values for ``m`` (2, 3, 7; others must be given);
-    ``ema="default"`` likewise, ``ema=None`` is the cumulative update."""
+    """:func:`jaxlaws.mixing.aioli` as a policy of the trainer.
+
+    Hyper-parameters left ``None`` take the original's values for ``m`` (2, 3, 7; others must be given);
+    ``ema="default"`` likewise, ``ema=None`` is the cumulative update.
+
+    Attributes:
+      eta, ema, lp_rounds, lp_steps, update_steps, ohf, normalize, diagonal, prior, prior_steps, carry_prior: as
+        :func:`jaxlaws.mixing.aioli`.
+      m, model, optim, batch_size, seq_len: as every :class:`~jaxlaws.train.methods.base.Policy`.
+    """
 
     eta: float | None = None
     ema: float | str | None = "default"

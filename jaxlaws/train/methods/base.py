@@ -53,8 +53,13 @@ __all__ = [
 
 
 class MethodData(NamedTuple):
-    """What a policy's program reads besides the state: the train split, the val split as sampling windows
-    (DoGE's validation batches) and the fixed held-out probe set of ``observe`` (None for a static run)."""
+    """What a policy's program reads besides the state.
+
+    Attributes:
+      train: the train split as sampling windows.
+      val: the val split as sampling windows (DoGE's validation batches).
+      probe: the fixed held-out probe set of ``observe`` (``None`` for a static run).
+    """
 
     train: TrainData
     val: TrainData | None = None
@@ -62,6 +67,17 @@ class MethodData(NamedTuple):
 
 
 class StepContext(NamedTuple):
+    """What a policy's step sees.
+
+    Attributes:
+      params: the model's parameters.
+      inputs: ``(B, T + 1)`` the batch of this step.
+      group_ids: ``(B,)`` each sequence's group.
+      step: the updates applied before this one (a batched scalar).
+      key: a key for the policy's own randomness at this step.
+      data: the :class:`MethodData`.
+    """
+
     params: Params
     inputs: jax.Array  # [B, T+1] the batch of this step
     group_ids: jax.Array  # [B]
@@ -81,7 +97,16 @@ def mean_loss_grad(params: Params, model: ModelConfig, inputs: jax.Array) -> tup
 
 @dataclasses.dataclass(frozen=True)
 class Policy:
-    """Base class: the fields every policy needs (static) and default hooks; subclasses build ``mixer``."""
+    """Base class of the trainer's policies: the fields every policy needs (static) and default hooks; subclasses
+    build ``mixer`` (a :class:`jaxlaws.mixing.Mixer`).
+
+    Attributes:
+      m: the number of groups.
+      model: the decoder's :class:`~jaxlaws.train.model.ModelConfig`.
+      optim: the :class:`~jaxlaws.train.optim.OptimConfig`.
+      batch_size: sequences per training step.
+      seq_len: tokens per sequence.
+    """
 
     m: int
     model: ModelConfig
@@ -146,7 +171,12 @@ class Policy:
 
 @dataclasses.dataclass(frozen=True)
 class Constant(Policy):
-    """A static mixture ``p`` for every step (``None``: uniform); batches are drawn i.i.d. from it."""
+    """A static mixture ``p`` for every step; batches are drawn i.i.d. from it.
+
+    Attributes:
+      p: the mixture (``None``: uniform).
+      m, model, optim, batch_size, seq_len: as every :class:`~jaxlaws.train.methods.base.Policy`.
+    """
 
     p: tuple[float, ...] | None = None
 
@@ -188,13 +218,13 @@ def sample_mixture(
     ``exact`` is the constant ``False``. With ``exact=False`` this draws exactly the batch of
     ``jaxlaws.train.data.sample_batch`` for the same key.
     """
-    from jaxlaws.train.data import _windows
+    from jaxlaws.train.data import gather_windows
 
     if exact is False and sampler is not None:
         return sampler(key, data.tokens, data.starts, data.lengths, p, batch_size, seq_len)
     k_group, k_window = jax.random.split(key)
     gids = mixing.sample_groups(k_group, p, batch_size, exact)
-    return _windows(k_window, data.tokens, data.starts, data.lengths, gids, seq_len), gids
+    return gather_windows(k_window, data.tokens, data.starts, data.lengths, gids, seq_len), gids
 
 
 def make_policy_run(policy: Policy, optimizer: optax.GradientTransformation, sampler: Callable | None = None):

@@ -111,6 +111,23 @@ def compare(
     static sweep of grid search and DML; ``restricted_prior_steps`` (default half the run) is how long
     restricted Aioli trains the grid-search mixture before adapting. All arguments are validated before
     anything is trained.
+
+    Args:
+      data: the :class:`~jaxlaws.train.sweep.SweepData`.
+      cfg: the :class:`~jaxlaws.train.sweep.TrainConfig`.
+      seeds: the training seeds.
+      out: the work directory.
+      methods: the methods to train.
+      hparams: per-method hyper-parameters.
+      break_step, children, remaining_steps: the break-step probe.
+      mixtures: the static sweep of grid search and DML.
+      restricted_prior_steps: restricted Aioli's prior phase.
+      checkpoint_every: resume checkpoints every N steps (0: never).
+      progress: show a progress bar.
+      transpose_doge: the DoGE matrix's LMO reading in the analysis.
+
+    Returns:
+      A :class:`Comparison`: one row per method and one per method x seed.
     """
     methods = list(dict.fromkeys(methods))
     unknown = [mth for mth in methods if mth not in METHODS]

@@ -21,13 +21,20 @@ import numpy as np
 from jaxlaws import mixing
 from jaxlaws.mixing.doge import DOGE_DEFAULTS, DoGEState
 from jaxlaws.train.methods.base import Policy, Record, StepContext, sample_mixture
-from jaxlaws.train.methods.doremi import _outputs
+from jaxlaws.train.methods.doremi import weight_outputs
 
 __all__ = ["DoGE", "DoGEState"]
 
 
 @dataclasses.dataclass(frozen=True)
 class DoGE(Policy):
+    """:func:`jaxlaws.mixing.doge` as a policy of the trainer.
+
+    Attributes:
+      mu, val_batch, clip, record: as :func:`jaxlaws.mixing.doge` (``None``: the original's values for m = 2, 3, 7).
+      m, model, optim, batch_size, seq_len: as every :class:`~jaxlaws.train.methods.base.Policy`.
+    """
+
     mu: float | None = None
     val_batch: int | None = None
     clip: float = 1.0
@@ -68,4 +75,4 @@ class DoGE(Policy):
         ]
 
     def outputs(self, state: DoGEState) -> dict:
-        return _outputs(state)
+        return weight_outputs(state)

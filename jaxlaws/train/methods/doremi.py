@@ -19,7 +19,7 @@ from jaxlaws import mixing
 from jaxlaws.mixing.doremi import DOREMI_DEFAULTS
 from jaxlaws.train.methods.base import Policy, Record, StepContext
 
-__all__ = ["DoReMi", "DoReMiRun"]
+__all__ = ["weight_outputs", "DoReMi", "DoReMiRun"]
 
 
 class DoReMiRun(NamedTuple):
@@ -27,7 +27,8 @@ class DoReMiRun(NamedTuple):
     ref: Any  # the reference model's parameters
 
 
-def _outputs(state: Any) -> dict:
+def weight_outputs(state: Any) -> dict:
+    """The run outputs of a DoReMi or DoGE state: ``avg_weights`` (the final static mixture) and ``final_weights``."""
     n = max(int(state.n), 1)
     final = state.w if hasattr(state, "w") else jax.nn.softmax(state.log_w)
     return {
@@ -39,6 +40,14 @@ def _outputs(state: Any) -> dict:
 
 @dataclasses.dataclass(frozen=True)
 class DoReMi(Policy):
+    """:func:`jaxlaws.mixing.doremi` as a policy of the trainer (the reference model's parameters are each run's
+    ``extras``).
+
+    Attributes:
+      mu, smoothing, record: as :func:`jaxlaws.mixing.doremi` (``None``: the original's values for m = 2, 3, 7).
+      m, model, optim, batch_size, seq_len: as every :class:`~jaxlaws.train.methods.base.Policy`.
+    """
+
     mu: float | None = None
     smoothing: float | None = None
     record: int = 5
@@ -93,4 +102,4 @@ class DoReMi(Policy):
         ]
 
     def outputs(self, state: DoReMiRun) -> dict:
-        return _outputs(state.mix)
+        return weight_outputs(state.mix)

@@ -134,7 +134,24 @@ def train_policy(
     """Train ``run`` (one run per seed) under ``loop.policy`` to ``stop`` (default ``total_steps``); see the
     module docstring. ``extras[i]`` is seed ``i``'s per-run input to ``policy.init`` (a graph, reference params,
     a mixture). ``save_final`` keeps each seed's final parameters in ``final/`` (e.g. DoReMi's reference).
-    Returns ``{seed: {"rows", "records", "outputs", "seconds", "run_steps"}}``.
+
+    Args:
+      loop: the :class:`~jaxlaws.train.loop.Loop` (its ``policy`` the method).
+      data: the :class:`~jaxlaws.train.sweep.SweepData`.
+      seeds: the training seeds.
+      work_dir: the resumable work directory.
+      run: the run's id.
+      method: the method's name (recorded with the rows).
+      extras: per-seed inputs to ``policy.init``.
+      stop: the last step (default ``total_steps``).
+      break_step: B, where a checkpoint is kept for children.
+      eval_steps: the steps with held-out evaluations.
+      checkpoint_every: resume checkpoints every N steps (0: never).
+      bar: a tqdm bar counting run-steps.
+      save_final: keep each seed's final parameters.
+
+    Returns:
+      ``{seed: {"rows", "records", "outputs", "seconds", "run_steps"}}``.
     """
     policy, cfg = loop.policy, loop.cfg
     if policy is None:

@@ -21,7 +21,14 @@ __all__ = ["SkillIt", "SkillItState", "skills_graph", "load_graph", "check_graph
 
 @dataclasses.dataclass(frozen=True)
 class SkillIt(Policy):
-    """Hyper-parameters left ``None`` take the original's values for ``m`` (2, 3, 7; others must be given)."""
+    """:func:`jaxlaws.mixing.skillit` as a policy of the trainer (its graph is each run's ``extras``).
+
+    Hyper-parameters left ``None`` take the original's values for ``m`` (2, 3, 7; others must be given).
+
+    Attributes:
+      eta, update_steps, window, eval_steps, align: as :func:`jaxlaws.mixing.skillit`.
+      m, model, optim, batch_size, seq_len: as every :class:`~jaxlaws.train.methods.base.Policy`.
+    """
 
     eta: float | None = None
     update_steps: int | None = None

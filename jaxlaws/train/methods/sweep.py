@@ -224,9 +224,13 @@ def method_sweep(
     fmt: str = "parquet",
     write: bool = True,
 ) -> MethodResult:
-    """Train ``method`` for every seed in ``work_dir`` (resumable) and return a :class:`MethodResult`.
+    """Train ``method`` for every seed in ``work_dir`` (resumable).
 
     Args:
+      data: the :class:`~jaxlaws.train.sweep.SweepData`.
+      cfg: the :class:`~jaxlaws.train.sweep.TrainConfig`.
+      seeds: the training seeds.
+      work_dir: the resumable work directory.
       method: one of :data:`METHODS` (table in the module docstring).
       hparams: the policy's hyper-parameters over the defaults for ``m`` (``make_policy``).
       break_step, children, remaining_steps: the method-analysis probe (B, child mixtures, R).
@@ -237,6 +241,12 @@ def method_sweep(
       mixtures: the static sweep of ``grid`` / ``dml`` (default: the m=2 grid, or a Dirichlet cover of 9).
       static_dir: where that static sweep is trained (default ``work_dir``; ``dml`` can reuse ``grid``'s).
       checkpoint_every: resume checkpoints every N steps inside a run (0: resume at stage granularity).
+      progress: show a progress bar.
+      fmt: ``"parquet"`` or ``"csv"`` tables.
+      write: write the sweep to the work directory.
+
+    Returns:
+      A :class:`MethodResult`: the runs' sweep, the analysis table, per-stage seconds and run-steps.
     """
     policy = validate_method_args(
         method,
