@@ -799,26 +799,21 @@ def add_testbed_args(p: Any) -> None:
     p.add_argument("--allow-no-headroom", action="store_true", help="judge the methods even without headroom")
 
 
-def cli_study(args: Any, hparams_of: Any, parse_mixtures: Any) -> int:
+def cli_study(args: Any, hparams_of: Any) -> int:
     """``jaxlaws compare --testbed NAME``: :func:`study` on a testbed sized by the command's flags (model preset,
     steps, batch, sequence length, lr, warm-up, evaluation); the testbed fixes the data and the objective.
-    ``hparams_of(method, m)`` reads a method's hyper-parameter flags and ``parse_mixtures(text, m, flag)`` the
-    ``--children`` (the command-line module passes its own, which import this one)."""
+    ``hparams_of(method, m)`` reads a method's hyper-parameter flags (the command-line module passes its own
+    reader: it imports this module, so this one cannot import it)."""
     from jaxlaws.train.methods.compare import DEFAULT_METHODS
-    from jaxlaws.train.sweep import check_seeds
+    from jaxlaws.train.options import parse_mixtures, parse_seeds
 
     for flag, value, default in (("--data", args.data, "bundled"), ("--groups", args.groups, None)):
         if value != default:
             raise ValueError(f"{flag} does not go with --testbed: the testbed makes its own groups")
     if args.bf16:
         raise ValueError("--bf16 does not go with --testbed (its runs are float32)")
-
-    def seeds_of(text: str, flag: str) -> list[int]:
-        try:
-            return check_seeds([int(x) for x in text.split(",") if x.strip()], flag)
-        except ValueError as e:
-            raise ValueError(f"{flag} {text!r}: {e}") from None
-
+    seeds = parse_seeds(args.seeds)
+    head_seeds = parse_seeds(args.headroom_seeds) if args.headroom_seeds else None
     cpu = SIZES["cpu"]
     tb = make_testbed(
         args.testbed,
@@ -842,10 +837,9 @@ def cli_study(args: Any, hparams_of: Any, parse_mixtures: Any) -> int:
         if args.children is None or args.remaining_steps is None:
             raise ValueError("--break-step needs --children and --remaining-steps")
         probe = (args.break_step, parse_mixtures(args.children, tb.m, "--children"), args.remaining_steps)
-    head_seeds = seeds_of(args.headroom_seeds, "--headroom-seeds") if args.headroom_seeds else None
     study(
         tb,
-        seeds_of(args.seeds, "--seeds"),
+        seeds,
         args.out,
         methods=methods,
         headroom_seeds=head_seeds,
