@@ -6,7 +6,6 @@ A one-layer width-32 decoder on synthetic Markov languages keeps every run to se
 
 import json
 import subprocess
-import sys
 
 import jax
 import jax.numpy as jnp
@@ -335,7 +334,17 @@ def test_bad_input_is_refused_before_any_training(tmp_path, method, kw, match):
 
 
 def _jaxlaws(*args):
-    return subprocess.run([sys.executable, "-m", "jaxlaws.cli", *args], capture_output=True, text=True, timeout=600)
+    """``jaxlaws ARGS`` in process (``jaxlaws.cli.main``; compiled programs are shared with the other tests):
+    ``(exit code, stdout, stderr)``."""
+    import contextlib
+    import io
+
+    from jaxlaws.cli import main
+
+    out, err = io.StringIO(), io.StringIO()
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+        code = main(list(args))
+    return subprocess.CompletedProcess(args, code, out.getvalue(), err.getvalue())
 
 
 SMALL = [
