@@ -260,3 +260,11 @@ def test_sharded_over_four_devices_equals_single_device(vmapped, tmp_path):
     res = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=300)
     assert res.returncode == 0, res.stderr[-3000:]
     np.testing.assert_allclose(json.loads(res.stdout.strip().splitlines()[-1]), _losses(sweep), rtol=2e-5)
+
+
+def test_the_loop_stops_at_every_boundary_after_its_start_once():
+    from jaxlaws.train.loop import Schedule
+
+    s = Schedule(5, 30, evals=[5, 10, 20, 30], observe=[0, 3, 6], checkpoints=range(10, 30, 10), marks=[25, 40])
+    assert s.boundaries() == [6, 10, 20, 25, 30]  # sorted, deduplicated, in (start, stop], stop always included
+    assert Schedule(0, 7).boundaries() == [7]
