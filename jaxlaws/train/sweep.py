@@ -56,13 +56,14 @@ import shutil
 import time
 from collections.abc import Iterator, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 import pandas as pd
 
+from jaxlaws._typing import ArrayLike
 from jaxlaws.distributed import DEFAULT_TIMEOUT_S, agree, cluster, digest, owned, share_outcome, wait_all
 from jaxlaws.sweeps.schema import Sweep, proportion_column
 from jaxlaws.train.checkpoint import (
@@ -82,6 +83,9 @@ from jaxlaws.train.loop import Loop, Runs, Schedule, loss_rows, train
 from jaxlaws.train.model import ModelConfig
 from jaxlaws.train.optim import OptimConfig
 from jaxlaws.train.step import Sampler, TrainData, TrainState, run_keys
+
+if TYPE_CHECKING:
+    from jaxlaws.train.data import TokenGroups
 
 __all__ = [
     "SEED_LIMIT",
@@ -207,7 +211,7 @@ def fingerprint(*arrays: np.ndarray) -> str:
 
 
 def prepare_data(
-    groups: Any, cfg: TrainConfig, max_eval_chunks: int | None = None, probe_chunks: int = 16
+    groups: TokenGroups, cfg: TrainConfig, max_eval_chunks: int | None = None, probe_chunks: int = 16
 ) -> SweepData:
     """Turn a ``data.TokenGroups`` into :class:`SweepData`, checking that every group can fill a sequence.
 
@@ -1061,7 +1065,7 @@ def _run_distributed(
 
 
 def static_sweep(
-    data: SweepData, cfg: TrainConfig, mixtures: Any, seeds: Sequence[int], work_dir: str | Path, **kw: Any
+    data: SweepData, cfg: TrainConfig, mixtures: ArrayLike, seeds: Sequence[int], work_dir: str | Path, **kw: Any
 ) -> Sweep:
     """Static sweep: every mixture (rows of ``mixtures``) x seed trained ``cfg.optim.total_steps`` steps.
 
@@ -1083,8 +1087,8 @@ def static_sweep(
 def dynamic_sweep(
     data: SweepData,
     cfg: TrainConfig,
-    parents: Any,
-    children: Any,
+    parents: ArrayLike,
+    children: ArrayLike,
     seeds: Sequence[int],
     break_step: int,
     remaining_steps: int,

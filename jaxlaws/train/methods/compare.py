@@ -22,6 +22,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from jaxlaws._typing import ArrayLike
 from jaxlaws.sweeps.schema import SweepError
 from jaxlaws.train.checkpoint import work_lock
 from jaxlaws.train.methods.sweep import ANALYSED, METHODS, MethodResult, method_sweep, validate_method_args
@@ -96,9 +97,9 @@ def compare(
     methods: Sequence[str] = DEFAULT_METHODS,
     hparams: dict[str, dict] | None = None,
     break_step: int | None = None,
-    children: Any = None,
+    children: ArrayLike | None = None,
     remaining_steps: int | None = None,
-    mixtures: Any = None,
+    mixtures: ArrayLike | None = None,
     restricted_prior_steps: int | None = None,
     checkpoint_every: int = 0,
     progress: bool = True,

@@ -39,6 +39,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from jaxlaws._typing import ArrayLike
 from jaxlaws.sweeps.schema import Sweep, proportion_columns
 from jaxlaws.train.checkpoint import work_lock
 from jaxlaws.train.loop import Loop
@@ -212,12 +213,12 @@ def method_sweep(
     *,
     hparams: dict | None = None,
     break_step: int | None = None,
-    children: Any = None,
+    children: ArrayLike | None = None,
     remaining_steps: int | None = None,
-    graph: Any = None,
+    graph: ArrayLike | str | Path | Sequence[ArrayLike] | None = None,
     graph_steps: int | None = None,
     reference_dir: str | Path | None = None,
-    mixtures: Any = None,
+    mixtures: ArrayLike | None = None,
     static_dir: str | Path | None = None,
     checkpoint_every: int = 0,
     progress: bool = True,
