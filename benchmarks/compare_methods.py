@@ -41,7 +41,7 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--settings", default="m2,m3")
     ap.add_argument("--preset", default="tiny")
-    ap.add_argument("--steps", type=int, default=1000)
+    ap.add_argument("--steps", type=int, default=None, help="default 1000 (settings) or the testbed size's")
     ap.add_argument("--warmup", type=int, default=None)
     ap.add_argument("--lr", type=float, default=2e-3)
     ap.add_argument("--batch-size", type=int, default=8)
@@ -57,7 +57,17 @@ def main() -> None:
     ap.add_argument("--methods", default=None)
     ap.add_argument("--work", default="runs/compare")
     ap.add_argument("--results", default="benchmarks/results")
+    ap.add_argument("--testbeds", default=None, help="noise,scarce,skewed,m7: the testbed study instead of --settings")
+    ap.add_argument("--size", default="cpu", help="testbed size: cpu, accelerator (jaxlaws.train.testbeds.SIZES)")
+    ap.add_argument("--testbed-seed", type=int, default=0, help="seed the testbeds' data are made from")
+    ap.add_argument("--headroom-seeds", default=None, help="seeds of the headroom check (default: first two)")
+    ap.add_argument("--headroom-only", action="store_true", help="only the headroom check of each testbed")
+    ap.add_argument("--headroom-factor", type=float, default=3.0, help="gap >= FACTOR x sd of the paired diffs")
+    ap.add_argument("--allow-no-headroom", action="store_true", help="judge the methods even without headroom")
+    ap.add_argument("--probe", action="store_true", help="testbeds: break-step children for every analysed method")
     args = ap.parse_args()
+    if args.testbeds:
+        return run_testbeds(args)
 
     from jaxlaws.sweeps.dirichlet import dirichlet_cover
     from jaxlaws.train.cli import load_data
@@ -66,7 +76,7 @@ def main() -> None:
     from jaxlaws.train.optim import OptimConfig
     from jaxlaws.train.sweep import TrainConfig, prepare_data
 
-    S = args.steps
+    S = args.steps or 1000
     B = args.break_step or S // 2
     R = args.remaining_steps or S // 10
     seeds = [int(s) for s in args.seeds.split(",")]
@@ -147,6 +157,58 @@ def main() -> None:
         Path(args.results).mkdir(parents=True, exist_ok=True)
         (Path(args.results) / f"methods_{setting}.md").write_text(text)
         print(text, flush=True)
+
+
+def run_testbeds(args: argparse.Namespace) -> None:
+    """``--testbeds``: the study of ``jaxlaws.train.testbeds`` on each named testbed (headroom check, then the
+    methods, paired); ``results/testbed_<name>.md`` and ``.csv``, the mixture figure beside them."""
+    import shutil
+
+    from jaxlaws.train import testbeds as T
+
+    seeds = [int(s) for s in args.seeds.split(",")]
+    hseeds = [int(s) for s in args.headroom_seeds.split(",")] if args.headroom_seeds else seeds[:2]
+    methods = args.methods.split(",") if args.methods else list(T.STUDY_METHODS)
+    res_dir = Path(args.results)
+    res_dir.mkdir(parents=True, exist_ok=True)
+    for name in args.testbeds.split(","):
+        tb = T.make_testbed(name, args.testbed_seed, args.size, **({"steps": args.steps} if args.steps else {}))
+        z, work = tb.size, Path(args.work) / f"testbed_{name}"
+        hp = {"skillit": {"update_steps": args.skillit_update_steps or z.steps // 5}}
+        t0, suffix = time.perf_counter(), "_headroom" if args.headroom_only else ""
+        try:
+            if args.headroom_only:  # the study's own static runs (work/grid), so the study reuses them
+                hr = T.check_headroom(tb, work / "grid", hseeds, factor=args.headroom_factor)
+                body = f"# testbed {name}: headroom only\n\n{tb.description}\n\n{hr.to_markdown(tb.names)}\n"
+            else:
+                probe = T.default_probe(tb, args.n_children) if args.probe else None
+                T.study(
+                    tb,
+                    seeds,
+                    work,
+                    methods=methods,
+                    headroom_seeds=hseeds,
+                    hparams=hp,
+                    probe=probe,
+                    headroom_factor=args.headroom_factor,
+                    allow_no_headroom=args.allow_no_headroom,
+                )
+                body = (work / "judgement.md").read_text()
+        except T.NoHeadroomError as e:
+            body = f"# testbed {name}: REFUSED, no headroom\n\n{tb.description}\n\n{e.result.to_markdown(tb.names)}\n"
+        wall = time.perf_counter() - t0
+        intro = (
+            f"Real runs (bundled text and groups made from it, byte-level). Size `{args.size}`: preset `{z.model}`, "
+            f"{z.steps} steps, batch {z.batch_size} x {z.seq_len}, lr {z.lr}; seeds {seeds} (paired), headroom "
+            f"seeds {hseeds}; Skill-It updates every {hp['skillit']['update_steps']} steps. Machine: "
+            f"{platform.machine()} {os.cpu_count()}-core, jax {jax.__version__}; wall {wall / 60:.1f} min, load "
+            f"average {os.getloadavg()[0]:.2f} at the end.\n\n"
+        )
+        (res_dir / f"testbed_{name}{suffix}.md").write_text(intro + body)
+        for src, dst in (("judgement.csv", f"testbed_{name}.csv"), ("mixtures.png", f"testbed_{name}_mixtures.png")):
+            if not args.headroom_only and (work / src).exists():
+                shutil.copyfile(work / src, res_dir / dst)
+        print(intro + body, flush=True)
 
 
 if __name__ == "__main__":

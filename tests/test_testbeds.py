@@ -352,3 +352,16 @@ def test_study_end_to_end_tiny(tmp_path):
     for f in ("headroom.md", "judgement.md", "judgement.csv", "per_seed.csv", "trajectories.csv", "study.json"):
         assert (tmp_path / f).stat().st_size > 0, f
     assert (tmp_path / "mixtures.png").read_bytes()[:4] == b"\x89PNG"
+
+
+def test_cli_testbed_flags(tmp_path, capsys):
+    from jaxlaws.cli import main
+
+    out = str(tmp_path / "o")
+    assert main(["compare", "--testbed", "noise", "--groups", "code,docs", "--steps", "10", "--out", out]) == 2
+    assert "--groups does not go with --testbed" in capsys.readouterr().err
+    assert main(["compare", "--testbed", "noise", "--steps", "10", "--seeds", "0,0", "--out", out]) == 2
+    assert "duplicate" in capsys.readouterr().err
+    with pytest.raises(SystemExit):  # argparse: not one of the testbeds
+        main(["compare", "--testbed", "nope", "--steps", "10", "--out", out])
+    assert not (tmp_path / "o").exists()  # nothing trained, nothing written

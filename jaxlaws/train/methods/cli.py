@@ -145,6 +145,10 @@ def method_command(args: argparse.Namespace) -> int:
 
 
 def _compare(args: argparse.Namespace) -> int:
+    if args.testbed:  # a named testbed: headroom check, then the methods judged on its objective
+        from jaxlaws.train.testbeds import cli_study
+
+        return cli_study(args, lambda mth, m: hparams_from_args(args, mth, m, strict=False))
     from jaxlaws.train.methods.compare import compare
     from jaxlaws.train.options import parse_mixtures, setup
 
@@ -188,6 +192,7 @@ def _compare(args: argparse.Namespace) -> int:
 def register_compare(subparsers: argparse._SubParsersAction) -> None:
     from jaxlaws.train.methods.compare import DEFAULT_METHODS
     from jaxlaws.train.options import add_training_arguments
+    from jaxlaws.train.testbeds import add_testbed_args
 
     p = subparsers.add_parser(
         "compare", help="train mixing methods on the same groups and seeds; compare them", allow_abbrev=False
@@ -201,4 +206,5 @@ def register_compare(subparsers: argparse._SubParsersAction) -> None:
         help="restricted Aioli: steps on the grid-search mixture first (default: half the run)",
     )
     add_method_args(p, compare=True)
+    add_testbed_args(p)
     p.set_defaults(func=_compare)
