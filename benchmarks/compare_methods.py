@@ -8,6 +8,12 @@ re-run the same command after an interruption. The sizes are arguments, so the s
 paper-sized on an accelerator, e.g. ``--preset pythia-160m --steps 5000 --seq-len 2048 --break-step 1000``.
 
     python benchmarks/compare_methods.py --settings m2,m3 --steps 1000 --seeds 0,1,2
+
+``--testbeds`` runs the study of ``jaxlaws.train.testbeds`` instead (settings where the mixture matters: a headroom
+check first, then every method with paired seeds on the testbed's objective); the model, batch and schedule come
+from ``--size`` (``cpu`` or ``accelerator``), with ``--steps`` overriding the schedule length:
+
+    python benchmarks/compare_methods.py --testbeds noise,scarce,skewed,m7 --size cpu --seeds 0,1,2,3,4 --probe
 """
 
 from __future__ import annotations
@@ -57,7 +63,7 @@ def main() -> None:
     ap.add_argument("--methods", default=None)
     ap.add_argument("--work", default="runs/compare")
     ap.add_argument("--results", default="benchmarks/results")
-    ap.add_argument("--testbeds", default=None, help="noise,scarce,skewed,m7: the testbed study instead of --settings")
+    ap.add_argument("--testbeds", default=None, help="noise,scarce,skewed,m7: testbed study (sizes: --size, --steps)")
     ap.add_argument("--size", default="cpu", help="testbed size: cpu, accelerator (jaxlaws.train.testbeds.SIZES)")
     ap.add_argument("--testbed-seed", type=int, default=0, help="seed the testbeds' data are made from")
     ap.add_argument("--headroom-seeds", default=None, help="seeds of the headroom check (default: first two)")
@@ -205,7 +211,8 @@ def run_testbeds(args: argparse.Namespace) -> None:
             f"average {os.getloadavg()[0]:.2f} at the end.\n\n"
         )
         (res_dir / f"testbed_{name}{suffix}.md").write_text(intro + body)
-        for src, dst in (("judgement.csv", f"testbed_{name}.csv"), ("mixtures.png", f"testbed_{name}_mixtures.png")):
+        for src in ("judgement.csv", "per_seed.csv", "trajectories.csv", "mixtures.png"):  # the raw tables too
+            dst = f"testbed_{name}.csv" if src == "judgement.csv" else f"testbed_{name}_{src}"
             if not args.headroom_only and (work / src).exists():
                 shutil.copyfile(work / src, res_dir / dst)
         print(intro + body, flush=True)
