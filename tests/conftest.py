@@ -42,17 +42,19 @@ def dirichlet(k: int, n: int, seed: int) -> np.ndarray:
 # Files that take longest (full suite, then fast tier), run first: xdist hands a worker the next file whenever it
 # is nearly done (--dist loadfile, --no-loadscope-reorder in pyproject.toml: collection order, not xdist's
 # most-tests-first), so a long file started last would run alone while the other workers idle.
-LONGEST_FIRST = (
-    "test_report.py",
-    "test_notebooks.py",
+LONGEST_FIRST = (  # the full suite's per-file test time, longest first (2 workers, cold cache, load 3-7)
+    "test_methods_train.py",
     "test_distributed.py",
     "test_sweep_reliability.py",
-    "test_train_sweep.py",
-    "test_methods_train.py",
-    "test_fixed.py",
-    "test_plot.py",
-    "test_mixing.py",
+    "test_notebooks.py",
+    "test_report.py",
+    "test_analysis_bootstrap.py",
     "test_fit_diagnostics.py",
+    "test_train_sweep.py",
+    "test_mixing.py",
+    "test_fixed.py",
+    "test_implicit.py",
+    "test_fit_engine.py",
     "test_covariance.py",
 )
 

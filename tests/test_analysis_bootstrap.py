@@ -21,9 +21,9 @@ from jaxlaws.sweeps.io import write_sweep  # noqa: E402
 @pytest.mark.slow
 def test_static_bootstrap_m3_paired_and_optimum_matches_a_per_resample_recomputation():
     sweep, _ = static_sweep(G3, seeds=range(2))
-    res = analyse(sweep, n_random=2, bootstrap=30, level=0.8)
+    res = analyse(sweep, n_random=2, bootstrap=12, level=0.8)  # 12 resamples: the checks hold for any n
     bs = res.bootstrap
-    assert bs.n == 30 and bs.level == 0.8 and sorted(bs.results) == [0, 1]
+    assert bs.n == 12 and bs.level == 0.8 and sorted(bs.results) == [0, 1]
     params = bs.params
     assert len(params) == 3 * 2 * 4 and set(params["param"]) == {"l", "b", "t1", "t2"}
     assert np.all(params["lo"] <= params["hi"]) and np.all(params["n_failed"] == 0)
@@ -34,7 +34,7 @@ def test_static_bootstrap_m3_paired_and_optimum_matches_a_per_resample_recomputa
         fit = res.static.params[res.static.params["seed"] == s]
         assert np.all(boot.estimate.objective <= fit["objective"].to_numpy() * (1 + 1e-9))
         # the optimum's interval: optimum_table (the analysis' own optimum code) on every resample, percentiles
-        per_r = optimum_table({g: {r: boot.params[i, r] for r in range(30)} for i, g in enumerate(G3)}, G3)
+        per_r = optimum_table({g: {r: boot.params[i, r] for r in range(12)} for i, g in enumerate(G3)}, G3)
         per_r = per_r[per_r["seed"] != "mean"]
         opt = bs.optimum[bs.optimum["seed"] == s].set_index("quantity")
         for q in [f"p_{g}" for g in G3] + ["total_loss"]:
