@@ -17,6 +17,13 @@ import jaxlaws as jl
 from jaxlaws.fitting import execute
 
 
+@pytest.fixture(autouse=True)
+def _compiled_path(monkeypatch):
+    """These tests are about the compiled program: the host run of a configuration's first fit is off
+    (``tests/test_host.py`` covers it), here and in the processes they start (which inherit the variable)."""
+    monkeypatch.setenv("JAXLAWS_HOST_FIRST", "0")
+
+
 def test_bucket_sizes():
     assert [execute.bucket(n) for n in (1, 3, 5, 8, 9, 10, 16, 17, 33, 40, 41, 100, 240, 256, 257, 6000)] == [
         1,

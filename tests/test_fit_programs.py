@@ -61,6 +61,13 @@ def _lowered(fn):
     return out, _EVENTS[LOWERED] - before
 
 
+@pytest.fixture(autouse=True)
+def _compiled_path(monkeypatch):
+    """These tests are about the compiled program: the host run of a configuration's first fit is off
+    (``tests/test_host.py`` covers it), here and in the processes they start (which inherit the variable)."""
+    monkeypatch.setenv("JAXLAWS_HOST_FIRST", "0")
+
+
 def test_one_off_fit_lowers_one_program_and_a_redefined_predict_none():
     x, y = _data(29)
     first, n_first = _lowered(lambda: jl.fit(_define(1.25), x, y, inits=INITS))  # a law no other test fits

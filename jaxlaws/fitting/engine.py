@@ -20,9 +20,9 @@ import jax.numpy as jnp
 import numpy as np
 
 from jaxlaws._typing import ArrayLike, BoundsLike, DTypeLike, KeyLike, PenaltyLike, ScreenLike, SolverLike, Table
+from jaxlaws.fitting import _host, index_normal, linear, regularise, validate
 from jaxlaws.fitting import batch as batching
 from jaxlaws.fitting import fixed as fixing
-from jaxlaws.fitting import index_normal, linear, regularise, validate
 from jaxlaws.fitting.covariance import of_fits
 from jaxlaws.fitting.diagnostics import cut_evaluation, diagnose, evaluate, evaluate_one, flags_of
 from jaxlaws.fitting.execute import run_sharded as _run_sharded
@@ -315,7 +315,9 @@ def fit_batched(
             raw = [regularise.from_box(inits, reparam), x, y, w_fit, w_val, lo, hi, ctl]  # float64: the polish reads
             args = [np.asarray(a, fdtype) for a in raw]
             shared_inits = inits.ndim == 2
-            params, obj, v90, init_obj, score, *evaluated = _run_sharded(program, args, shared_inits, memory_budget)
+            host = _host.first_run(cfg, args, shared_inits) if fdtype == np.float64 else None
+            out = host if host is not None else _run_sharded(program, args, shared_inits, memory_budget)
+            params, obj, v90, init_obj, score, *evaluated = out
             steps = (POLISH_STEPS if dtype is None and fdtype == np.float32 else 0) if polish is None else polish
             if steps and not use_val:
                 params, obj, v90 = _polish(cfg, steps, params, obj, v90, raw, memory_budget)

@@ -79,8 +79,14 @@ class _Insert:
         if theta.shape[-1:] != (len(self.free),):
             raise ValueError(f"expected {len(self.free)} free parameters, got an array of shape {theta.shape}")
         vals = xp.broadcast_to(xp.asarray(self.values, dtype=theta.dtype), theta.shape[:-1] + (len(self.fixed),))
-        order = np.argsort(np.asarray(self.free + self.fixed))  # full entry j sits at order[j] of [free, fixed]
-        return xp.concatenate([theta, vals], axis=-1)[..., order]
+        # slices and one concatenation (no gather): what every evaluator of a law, the host run's included, reads
+        parts = [
+            theta[..., self.free.index(j) : self.free.index(j) + 1]
+            if j in self.free
+            else vals[..., self.fixed.index(j) : self.fixed.index(j) + 1]
+            for j in range(self.n)
+        ]
+        return xp.concatenate(parts, axis=-1)
 
 
 @dataclasses.dataclass(frozen=True)

@@ -1,0 +1,619 @@
+r"""A fit's first run without compiling: the multi-start Levenberg-Marquardt on the host, in NumPy.
+
+A one-off fit in a fresh process spends most of its time compiling its program (the XLA compile of a
+``while_loop`` LM takes a second or more on a CPU), while SciPy's multi-start fitter, which compiles nothing,
+finishes small problems in tens of milliseconds. This module runs the *same* algorithm as the compiled
+:class:`~jaxlaws.fitting.solvers.LevenbergMarquardt` (the same trips, damping rule, active set, stopping test
+and positive-definite solve, in float64) with NumPy, batched over the inits, so the first fit of a
+configuration in a process compiles nothing; the engine compiles on its next call, whose warm runs are faster.
+
+The law is not re-written: ``jax.make_jaxpr`` traces its prediction and forward-mode tangents (``jax.jvp``
+along each parameter: the Jacobian that the compiled solver forms) for one parameter vector, without
+compiling, and :func:`compile_jaxpr` turns that jaxpr into one straight-line Python function of NumPy calls
+over a leading axis of inits, the data folded in. A primitive it does not know makes :func:`run` return
+``None``, and the engine compiles instead.
+"""
+
+from __future__ import annotations
+
+import functools
+import math
+import os
+from collections.abc import Callable
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from jaxlaws.fitting.execute import bucket
+from jaxlaws.fitting.solvers import GN_DAMPING, LevenbergMarquardt
+
+__all__: list[str] = []
+
+#: Jacobian entries (problems x inits x points x parameters) above which a fit compiles at once (NumPy's
+#: op-by-op passes would then cost more than the compile), and the most problems a host run takes.
+MAX_ELEMENTS = 1 << 21
+MAX_PROBLEMS = 8
+
+
+class Unsupported(Exception):
+    """A primitive or parameter the host interpreter does not evaluate."""
+
+
+# ------------------------------------------------------------------------------------------- interpreter
+# The jaxpr is traced for ONE parameter vector; the interpreter runs it for a batch of them at once, as ``vmap``
+# would: a value that depends on the parameters carries a leading batch axis (flag ``True``), the others (the
+# data, constants) do not. Elementwise primitives need nothing more (jaxpr operands have equal shapes, and
+# NumPy aligns ``(K, *s)`` with ``s`` from the right); shape primitives shift their axes by one.
+
+
+def _div(a, b):
+    if np.issubdtype(np.result_type(a, b), np.integer):
+        return np.trunc(np.true_divide(a, b)).astype(np.result_type(a, b))
+    return np.true_divide(a, b)
+
+
+def _convert(a, new_dtype):
+    dt = np.dtype(new_dtype)  # floats stay float64: the host run is float64 throughout
+    return np.asarray(a, np.float64 if np.issubdtype(dt, np.floating) else dt)
+
+
+def _select_n(which, *cases):
+    which = np.asarray(which)
+    if which.dtype == np.bool_:
+        return np.where(which, cases[1], cases[0])
+    return np.choose(which.astype(np.int64), cases)
+
+
+def _clamp(lo, a, hi):
+    return np.minimum(np.maximum(a, lo), hi)
+
+
+ELEMENTWISE: dict[str, Callable[..., Any]] = {
+    "add": np.add,
+    "add_any": np.add,
+    "sub": np.subtract,
+    "mul": np.multiply,
+    "div": _div,
+    "neg": np.negative,
+    "exp": np.exp,
+    "exp2": np.exp2,
+    "log": np.log,
+    "log1p": np.log1p,
+    "expm1": np.expm1,
+    "sqrt": np.sqrt,
+    "rsqrt": lambda a: 1.0 / np.sqrt(a),
+    "tanh": np.tanh,
+    "sin": np.sin,
+    "cos": np.cos,
+    "tan": np.tan,
+    "sinh": np.sinh,
+    "cosh": np.cosh,
+    "arctan": np.arctan,
+    "logistic": lambda a: 1.0 / (1.0 + np.exp(-a)),
+    "pow": np.power,
+    "integer_pow": lambda a, y: a**y,
+    "square": lambda a: a * a,
+    "abs": np.abs,
+    "sign": np.sign,
+    "max": np.maximum,
+    "min": np.minimum,
+    "floor": np.floor,
+    "ceil": np.ceil,
+    "is_finite": np.isfinite,
+    "eq": np.equal,
+    "ne": np.not_equal,
+    "lt": np.less,
+    "le": np.less_equal,
+    "gt": np.greater,
+    "ge": np.greater_equal,
+    "and": np.logical_and,
+    "or": np.logical_or,
+    "not": np.logical_not,
+    "select_n": _select_n,
+    "clamp": _clamp,
+    "convert_element_type": _convert,
+    "copy": lambda a: a,
+    "copy_p": lambda a: a,
+    "stop_gradient": lambda a: a,
+}
+
+
+def _broadcast_in_dim(vals, flags, shape, broadcast_dimensions, **_):
+    (a,), (batched,) = vals, flags
+    a = np.asarray(a)
+    lead = a.shape[:1] if batched else ()
+    expanded = list(lead) + [1] * len(shape)
+    for src, dst in enumerate(broadcast_dimensions):
+        expanded[len(lead) + dst] = a.shape[len(lead) + src]
+    return np.broadcast_to(a.reshape(expanded), tuple(lead) + tuple(shape))
+
+
+def _reshape(vals, flags, new_sizes, dimensions=None, **_):
+    if dimensions is not None:
+        raise Unsupported("reshape with dimensions")
+    (a,), (batched,) = vals, flags
+    return np.reshape(a, (a.shape[:1] if batched else ()) + tuple(new_sizes))
+
+
+def _slice(vals, flags, start_indices, limit_indices, strides=None, **_):
+    (a,), (batched,) = vals, flags
+    strides = strides or (1,) * len(start_indices)
+    idx = tuple(slice(s, e, k) for s, e, k in zip(start_indices, limit_indices, strides))
+    return a[(slice(None),) + idx if batched else idx]
+
+
+def _axes(flags, axes):
+    return tuple(int(d) + bool(flags[0]) for d in axes)
+
+
+def _dot_general(vals, flags, dimension_numbers, **_):
+    (ca, cb), (ba, bb) = dimension_numbers
+    (a, b), (fa, fb) = [np.asarray(v) for v in vals], flags
+    letters = iter("abcdefghijklmnopqrstuvwxy")
+    la = [next(letters) for _ in range(a.ndim - fa)]
+    lb: list = [None] * (b.ndim - fb)
+    for i, j in zip(list(ba) + list(ca), list(bb) + list(cb)):
+        lb[j] = la[i]
+    lb = [c if c is not None else next(letters) for c in lb]
+    out = [la[i] for i in ba] + [la[i] for i in range(len(la)) if i not in ba and i not in ca]
+    out += [lb[j] for j in range(len(lb)) if j not in bb and j not in cb]
+    z = "z" if fa or fb else ""
+    spec = f"{'z' * fa}{''.join(la)},{'z' * fb}{''.join(lb)}->{z}{''.join(out)}"
+    return np.einsum(spec, a, b)
+
+
+def _reduce(fn):
+    return lambda vals, flags, axes, **_: fn(vals[0], axis=_axes(flags, axes))
+
+
+def _concatenate(vals, flags, dimension, **_):
+    if not any(flags):
+        return np.concatenate(vals, axis=dimension)
+    k = next(v.shape[0] for v, f in zip(vals, flags) if f)
+    vals = [v if f else np.broadcast_to(v, (k,) + np.shape(v)) for v, f in zip(vals, flags)]
+    return np.concatenate(vals, axis=dimension + 1)
+
+
+def _stack(vals, flags, axis, **_):
+    if any(flags):
+        k = next(v.shape[0] for v, f in zip(vals, flags) if f)
+        vals = [v if f else np.broadcast_to(v, (k,) + np.shape(v)) for v, f in zip(vals, flags)]
+    return np.stack(vals, axis=axis + bool(any(flags)))
+
+
+def _iota(vals, flags, dtype, shape, dimension, **_):
+    ar = np.arange(shape[dimension], dtype=dtype)
+    return np.broadcast_to(ar.reshape([-1 if d == dimension else 1 for d in range(len(shape))]), shape)
+
+
+def _cumulative(fn):
+    def f(vals, flags, axis, reverse=False, **_):
+        a, ax = vals[0], axis + bool(flags[0])
+        return np.flip(fn(np.flip(a, ax), axis=ax), ax) if reverse else fn(a, axis=ax)
+
+    return f
+
+
+SHAPED: dict[str, Callable[..., Any]] = {
+    "broadcast_in_dim": _broadcast_in_dim,
+    "reshape": _reshape,
+    "squeeze": lambda vals, flags, dimensions: np.squeeze(vals[0], axis=_axes(flags, dimensions)),
+    "expand_dims": lambda vals, flags, dimensions: np.expand_dims(vals[0], _axes(flags, dimensions)),
+    "transpose": lambda vals, flags, permutation: np.transpose(
+        vals[0], ((0,) if flags[0] else ()) + _axes(flags, permutation)
+    ),
+    "slice": _slice,
+    "concatenate": _concatenate,
+    "stack": _stack,
+    "dot_general": _dot_general,
+    "reduce_sum": _reduce(np.sum),
+    "reduce_prod": _reduce(np.prod),
+    "reduce_max": _reduce(np.max),
+    "reduce_min": _reduce(np.min),
+    "cumsum": _cumulative(np.cumsum),
+    "cumprod": _cumulative(np.cumprod),
+    "iota": _iota,
+}
+
+#: primitives that call a sub-jaxpr, and the parameter that holds it
+CALLS = {
+    "pjit": "jaxpr",
+    "jit": "jaxpr",
+    "closed_call": "call_jaxpr",
+    "core_call": "call_jaxpr",
+    "custom_jvp_call": "call_jaxpr",
+    "custom_vjp_call": "call_jaxpr",
+    "remat": "jaxpr",
+    "checkpoint": "jaxpr",
+}
+_ELEMENTWISE_PARAMS = {"integer_pow": ("y",), "convert_element_type": ("new_dtype",)}  # the others: dtype hints
+_IGNORED = ("accuracy", "sharding", "out_sharding")
+
+
+def _closed(j: Any) -> tuple:
+    return (j.jaxpr, j.consts) if hasattr(j, "consts") else (j, ())
+
+
+_OPERATORS = {"add": "+", "add_any": "+", "sub": "-", "mul": "*"}
+
+
+class _Writer:
+    """Turns a jaxpr into the source of one straight-line Python function of NumPy calls (sub-jaxprs inlined):
+    the per-equation work of an interpreter (look-ups, parameters, batch flags) is done once here, and every
+    equation whose inputs are all known (the data, constants) is evaluated here, once, not on every pass."""
+
+    def __init__(self):
+        self.lines: list[str] = []
+        self.ns: dict[str, Any] = {"np": np}
+        self.n = 0
+
+    def fresh(self) -> str:
+        self.n += 1
+        return f"v{self.n}"
+
+    def bind(self, obj: Any) -> str:
+        name = f"k{len(self.ns)}"
+        self.ns[name] = obj
+        return name
+
+    def line(self, expr: str) -> str:
+        out = self.fresh()
+        self.lines.append(f"{out} = {expr}")
+        return out
+
+    # a value: ("c", array) known now, or ("v", name, batched, lazy) computed by the generated code; lazy: made by
+    # broadcast_in_dim as a reshape with size-1 axes (which elementwise NumPy broadcasts by itself), expanded
+    # only where a shape primitive needs the full shape
+    def name_of(self, val: tuple, aval: Any, full: bool) -> tuple[str, bool]:
+        if val[0] == "c":
+            return self.bind(val[1]), False
+        _, name, batched, lazy = val
+        if lazy and full:
+            lead = f"{name}.shape[:1] + " if batched else ""
+            name = self.line(f"np.broadcast_to({name}, {lead}{tuple(aval.shape)!r})")
+        return name, batched
+
+    def emit(self, jaxpr: Any, consts: Any, ins: list[tuple]) -> list[tuple]:
+        env: dict = {}
+
+        def read(v):
+            return ("c", np.asarray(v.val)) if type(v).__name__ == "Literal" else env[v]
+
+        for v, c in zip(jaxpr.constvars, consts):
+            env[v] = ("c", np.asarray(c))
+        for v, val in zip(jaxpr.invars, ins):
+            env[v] = val
+        for eqn in jaxpr.eqns:
+            name = eqn.primitive.name
+            vals = [read(v) for v in eqn.invars]
+            params = {k: v for k, v in eqn.params.items() if k not in _IGNORED}
+            if name in CALLS:
+                sub = params.get(CALLS[name]) or params.get("fun_jaxpr")
+                if sub is None:
+                    raise Unsupported(name)
+                outs = self.emit(*_closed(sub), vals)
+            elif name in ELEMENTWISE:
+                outs = [self.elementwise(name, params, eqn, vals)]
+            elif name in SHAPED:
+                outs = [self.shaped(name, params, eqn, vals)]
+            else:
+                raise Unsupported(name)
+            for v, o in zip(eqn.outvars, outs):
+                env[v] = o
+        return [read(v) for v in jaxpr.outvars]
+
+    def elementwise(self, name: str, params: dict, eqn: Any, vals: list) -> tuple:
+        kw = {k: params[k] for k in _ELEMENTWISE_PARAMS.get(name, ()) if k in params}
+        rule = ELEMENTWISE[name] if not kw else functools.partial(ELEMENTWISE[name], **kw)
+        if all(v[0] == "c" for v in vals):  # known now: folded
+            with np.errstate(all="ignore"):
+                return ("c", np.asarray(rule(*(v[1] for v in vals))))
+        rank = max(len(v.aval.shape) for v in eqn.invars)
+        args, batched = [], False
+        for v, val in zip(eqn.invars, vals):
+            a, f = self.name_of(val, v.aval, False)
+            lower = rank - len(v.aval.shape)
+            args.append(f"{a}[:{', None' * lower}]" if f and lower else a)
+            batched |= f
+        lazy = any(val[0] == "v" and val[3] for val in vals)
+        floating = np.issubdtype(np.dtype(eqn.outvars[0].aval.dtype), np.floating)
+        if name in _OPERATORS and floating:
+            expr = f" {_OPERATORS[name]} ".join(args)
+        elif name == "neg":
+            expr = f"-{args[0]}"
+        elif name == "div" and floating:
+            expr = f"{args[0]} / {args[1]}"
+        elif name == "integer_pow" and kw["y"] == 2:
+            expr = f"{args[0]} * {args[0]}"
+        elif name == "convert_element_type" and floating:
+            expr = args[0]
+        else:
+            expr = f"{self.bind(rule)}({', '.join(args)})"
+        return ("v", self.line(expr), batched, lazy)
+
+    def shaped(self, name: str, params: dict, eqn: Any, vals: list) -> tuple:
+        flags = [v[0] == "v" and v[2] for v in vals]
+        if all(v[0] == "c" for v in vals):  # known now (or no input, as iota): folded
+            return ("c", np.asarray(SHAPED[name]([v[1] for v in vals], flags, **params)))
+        lazy = name == "broadcast_in_dim"
+        names = [self.name_of(v, var.aval, not lazy)[0] for v, var in zip(vals, eqn.invars)]
+        batched = any(flags)
+        out_shape = tuple(eqn.outvars[0].aval.shape)
+        lead = "(-1,) + " if batched else ""
+        if name == "squeeze" or (name == "reshape" and params.get("dimensions") is None):
+            expr = f"{names[0]}.reshape({lead}{out_shape!r})"
+        elif name == "slice" and not params.get("strides"):
+            idx = ", ".join(f"{s}:{e}" for s, e in zip(params["start_indices"], params["limit_indices"]))
+            expr = f"{names[0]}[{':, ' if batched else ''}{idx}]"
+        elif lazy:
+            shape = [1] * len(out_shape)
+            for src, dst in enumerate(params["broadcast_dimensions"]):
+                shape[dst] = eqn.invars[0].aval.shape[src]
+            expr = f"{names[0]}.reshape({lead}{tuple(shape)!r})"
+        else:
+            try:
+                rule = functools.partial(SHAPED[name], flags=flags, **params)
+            except TypeError as e:
+                raise Unsupported(f"{name}: {e}") from None
+            expr = f"{self.bind(rule)}([{', '.join(names)}])"
+        return ("v", self.line(expr), batched, lazy)
+
+
+def compile_jaxpr(closed: Any, known: dict[int, np.ndarray]) -> Callable:
+    """A NumPy function ``f(*batched_inputs) -> outputs`` of the jaxpr, for inputs ``known`` (position -> value,
+    fixed now, e.g. the data) and the other inputs batched along a leading axis. Raises :class:`Unsupported` on a
+    primitive it does not evaluate."""
+    w = _Writer()
+    ins, args = [], []
+    for i in range(len(closed.jaxpr.invars)):
+        if i in known:
+            ins.append(("c", np.asarray(known[i])))
+        else:
+            args.append(f"a{i}")
+            ins.append(("v", args[-1], True, False))
+    outs = w.emit(closed.jaxpr, closed.consts, ins)
+    names = [w.name_of(o, v.aval, True)[0] for o, v in zip(outs, closed.jaxpr.outvars)]
+    body = "\n    ".join(w.lines) or "pass"
+    src = f"def f({', '.join(args)}):\n    {body}\n    return ({', '.join(names)},)\n"
+    exec(compile(src, "<jaxlaws host law>", "exec"), w.ns)  # noqa: S102 -- source made above from a jaxpr
+    return w.ns["f"]
+
+
+# ------------------------------------------------------------------------------------------- the law
+class Evaluator:
+    """``theta (S, P) -> (pred (S, ...), r (S, N), J (S, N, P))`` for one problem's points: one NumPy pass of the
+    law's forward-mode jaxpr (traced once, for one parameter vector, by :func:`trace`) over ``S`` inits."""
+
+    def __init__(self, closed: Any, objective: Any, x: np.ndarray, y: np.ndarray):
+        self.fn = compile_jaxpr(closed, {1: np.asarray(x, np.float64)})
+        self.objective, self.y = objective, np.asarray(y, np.float64)
+        self.log_y = np.log(self.y) if objective.log else None
+
+    def __call__(self, theta: np.ndarray):
+        S = theta.shape[0]
+        with np.errstate(all="ignore"):
+            pred, tangents = (np.asarray(o) for o in self.fn(theta))
+            pred = np.broadcast_to(pred, (S,) + pred.shape[-self.y.ndim :])  # a law that ignores its parameters
+            tangents = np.broadcast_to(tangents, (S,) + tangents.shape[-self.y.ndim - 1 :])
+            if self.objective.log:
+                r, dr = self.log_y - np.log(pred), -tangents / pred[:, None]
+            else:
+                r, dr = self.y - pred, -tangents
+        return pred, r.reshape(S, -1), np.swapaxes(dr.reshape(S, dr.shape[1], -1), 1, 2)
+
+
+def trace(predict: Callable, P: int, x_shape: tuple) -> Any:
+    """The closed jaxpr of ``(theta (P,), x) -> (pred, d pred / d theta (P, ...))``: the law's prediction and its
+    forward-mode tangent along each parameter (traced, not compiled)."""
+
+    def with_tangents(theta, x):
+        eye = jnp.eye(P, dtype=theta.dtype)
+        jvp = lambda v: jax.jvp(lambda t: predict(t, x), (theta,), (v,))  # noqa: E731
+        return jax.vmap(jvp, out_axes=(None, 0))(eye)  # the prediction once, a tangent per parameter
+
+    with jax.enable_x64(True):
+        return jax.make_jaxpr(with_tangents)(
+            jax.ShapeDtypeStruct((P,), jnp.float64), jax.ShapeDtypeStruct(tuple(x_shape), jnp.float64)
+        )
+
+
+# ------------------------------------------------------------------------------------------- objective
+def _rho(objective: Any, r: np.ndarray) -> np.ndarray:
+    if objective.delta is None:
+        return 0.5 * r * r
+    a = np.abs(r)
+    return np.where(a < objective.delta, 0.5 * r * r, objective.delta * (a - 0.5 * objective.delta))
+
+
+def _weight(objective: Any, r: np.ndarray) -> np.ndarray:
+    if objective.delta is None:
+        return np.ones_like(r)
+    return np.minimum(1.0, objective.delta / np.maximum(np.abs(r), 1e-30))
+
+
+def _spd_solve(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Batched ``a^{-1} b`` for symmetric ``a``; NaN rows where ``a`` is not positive definite -- as the compiled
+    solver's Cholesky (or pivot-checked Gauss-Jordan) gives, which the caller treats as a failed step."""
+    try:
+        np.linalg.cholesky(a)
+        return np.linalg.solve(a, b[..., None])[..., 0]
+    except np.linalg.LinAlgError:  # some system is not positive definite: find which, one by one
+        out = np.full(b.shape, np.nan)
+        for k in range(a.shape[0]):
+            try:
+                np.linalg.cholesky(a[k])
+                out[k] = np.linalg.solve(a[k], b[k])
+            except np.linalg.LinAlgError:
+                pass
+        return out
+
+
+# ------------------------------------------------------------------------------------------- the solver
+def levenberg_marquardt(ev: Evaluator, objective: Any, wf: np.ndarray, theta0: np.ndarray, lo, hi, controls):
+    """The compiled :class:`LevenbergMarquardt` trip by trip, over the inits ``theta0 (S, P)`` at once. An init
+    that stops leaves the batch (the compiled loop's ``vmap`` keeps it, unchanged). Returns ``(theta, f, f90)``."""
+    S, P = theta0.shape
+    bounded = bool(np.any(np.isfinite(lo)) or np.any(np.isfinite(hi)))
+    cap = int(controls[0])
+    damping, decrease, increase = float(controls[1]), float(controls[2]), float(controls[3])
+    mark = max((9 * cap) // 10 - 1, 0)
+    rtol = max(float(controls[4]), 100 * float(np.finfo(np.float64).eps))
+    lam_max = 1e12
+    padded = bool(np.any(wf <= 0))
+    squared = objective.delta is None
+    diag_idx = np.arange(P)
+
+    def normal(th):
+        _, r, jac = ev(th)
+        with np.errstate(all="ignore"):
+            if padded:  # points of weight 0 (padding) contribute nothing, even where the law is not finite
+                r = np.where(wf > 0, r, 0.0)
+                jac = np.where((wf > 0)[:, None], jac, 0.0)
+            w = wf if squared else wf * _weight(objective, r)
+            f = np.sum(wf * _rho(objective, r), axis=1)
+            jw = jac * w[..., None]
+            a = np.matmul(np.swapaxes(jac, 1, 2), jw)
+            g = np.matmul(np.swapaxes(jw, 1, 2), r[:, :, None])[..., 0]
+        return np.where(np.isfinite(f), f, np.inf), a, g
+
+    out_theta, out_f, out_f90 = np.zeros((S, P)), np.full(S, np.inf), np.zeros(S)
+    idx = np.arange(S)  # the inits still running, in order
+    cand = np.clip(theta0, lo, hi) if bounded else np.array(theta0, np.float64)
+    lam = np.full(S, damping)
+    stop = np.zeros(S, bool)
+    theta = f = a = g = f90 = None
+    for j in range(cap + 1):
+        f_new, a_new, g_new = normal(cand)
+        if j == 0:
+            theta, f, a, g = cand.copy(), f_new, a_new, g_new
+        else:
+            with np.errstate(invalid="ignore"):
+                ok = (f_new < f) & np.all(np.isfinite(cand), axis=1)
+            lam = np.clip(np.where(ok, lam / decrease, lam * increase), 1e-12, lam_max)
+            if ok.any():
+                theta[ok], f[ok], a[ok], g[ok] = cand[ok], f_new[ok], a_new[ok], g_new[ok]
+        if j == 0 or j - 1 == mark:
+            f90 = f.copy()
+        if j > 0:
+            done = stop | (lam >= lam_max) | ~np.isfinite(f)
+            if done.any():  # converged (f90 := f), stalled or diverged: record and drop from the batch
+                out_theta[idx[done]], out_f[idx[done]], out_f90[idx[done]] = theta[done], f[done], f[done]
+                keep = ~done
+                if not keep.any():
+                    return out_theta, out_f, out_f90
+                idx, theta, f, a, g, f90, lam = idx[keep], theta[keep], f[keep], a[keep], g[keep], f90[keep], lam[keep]
+        a_r, g_r = a, g
+        if bounded:  # the active set: parameters on a bound with the gradient pointing outwards are held
+            free = ~(((theta <= lo) & (g > 0)) | ((theta >= hi) & (g < 0)))
+            if not free.all():
+                scale = np.maximum(np.max(np.abs(a[:, diag_idx, diag_idx]), axis=1), 1.0)
+                held = ~(free[:, :, None] & free[:, None, :])
+                a_r = np.where(held, 0.0, a)
+                a_r[:, diag_idx, diag_idx] = np.where(free, a[:, diag_idx, diag_idx], scale[:, None])
+                g_r = np.where(free, g, 0.0)
+        diag = a_r[:, diag_idx, diag_idx]
+        d = np.maximum(diag, 1e-12 * (1.0 + np.max(diag, axis=1, keepdims=True)))
+        damped = a_r.copy()
+        damped[:, diag_idx, diag_idx] += lam[:, None] * d
+        step = _spd_solve(damped, -g_r)
+        with np.errstate(all="ignore"):
+            promised = -(np.sum(g_r * step, axis=1) + 0.5 * np.sum(step * np.matmul(a_r, step[:, :, None])[..., 0], 1))
+            stop = (lam <= GN_DAMPING) & (promised <= rtol * np.abs(f))
+        cand = theta + step
+        if bounded:
+            cand = np.clip(cand, lo, hi)
+    out_theta[idx], out_f[idx], out_f90[idx] = theta, f, f90  # the cap reached
+    return out_theta, out_f, out_f90
+
+
+# ------------------------------------------------------------------------------------------- the program
+def eligible(cfg: Any) -> bool:
+    """Whether a fit's static configuration runs on the host: the default solver on the plain multi-start search
+    (no screening, validation selection, reparametrised box, penalty or single-index normal equations)."""
+    return (
+        isinstance(cfg.solver, LevenbergMarquardt)
+        and cfg.screen is None
+        and not cfg.use_val
+        and cfg.early is None
+        and cfg.box is None
+        and cfg.pen is None
+        and cfg.index is None
+    )
+
+
+def run(cfg: Any, args: list, shared_inits: bool) -> tuple | None:
+    """The outputs of the compiled fitting program (``engine._program(cfg)``) for ``args``, computed on the host;
+    ``None`` when the law uses a primitive the interpreter does not evaluate (the caller compiles instead)."""
+    inits, x, y, w, wv, lo, hi, ctl = (np.asarray(a, np.float64) for a in args)
+    B = x.shape[0]
+    P = inits.shape[-1]
+    try:
+        closed = trace(cfg.predict, P, x.shape[1:])
+    except Exception:  # noqa: BLE001 -- a law this cannot evaluate (or trace) is left to the compiled path
+        return None
+    outs = []
+    for b in range(B):
+        start = inits if shared_inits else inits[b]
+        try:
+            ev = Evaluator(closed, cfg.objective, x[b], y[b])
+        except Unsupported:
+            return None
+        wf = np.broadcast_to(w[b].reshape(w[b].shape + (1,) * (y[b].ndim - 1)), y[b].shape).reshape(-1)
+        try:
+            theta, f, f90 = levenberg_marquardt(ev, cfg.objective, wf, start, lo[b], hi[b], ctl[b])
+        except Unsupported:
+            return None
+        best = int(np.argmin(f))
+        out = [theta[best], f[best], f90[best], f if cfg.keep_inits else np.zeros(0), f[best]]
+        if cfg.evaluate:
+            ok = np.isfinite(f[best]) and np.all(np.isfinite(theta[best]))
+            th = theta[best] if ok else np.zeros(P)
+            pred, r, jac = ev(th[None])
+            out += [pred[0], r[0], jac[0], _weight(cfg.objective, r[0]), _rho(cfg.objective, r[0])]
+        outs.append(out)
+    return tuple(np.stack([o[k] for o in outs]) for k in range(len(outs[0])))
+
+
+def worth_it(args: list, shared_inits: bool) -> bool:
+    """Small enough that NumPy's passes beat a compile: at most :data:`MAX_PROBLEMS` problems, and at most
+    :data:`MAX_ELEMENTS` Jacobian entries (``problems x inits x points x P``) in all."""
+    inits, y = np.shape(args[0]), np.shape(args[2])
+    return y[0] <= MAX_PROBLEMS and y[0] * inits[-2] * inits[-1] * math.prod(y[1:]) <= MAX_ELEMENTS
+
+
+# ------------------------------------------------------------------------------------------- when
+#: ``JAXLAWS_HOST_FIRST=0`` turns the host run off: every fit compiles (as before).
+HOST_ENV = "JAXLAWS_HOST_FIRST"
+_SEEN: set = set()
+
+
+def _key(cfg: Any, args: list, shared_inits: bool) -> tuple:
+    """What the compiled program is keyed on: the configuration and the padded (bucketed) sizes."""
+    inits, x = np.shape(args[0]), np.shape(args[1])
+    return (
+        cfg,
+        shared_inits,
+        inits[:-2],
+        bucket(inits[-2]),
+        inits[-1],
+        x[0],
+        bucket(x[1]),
+        x[2:],
+        np.shape(args[2])[2:],
+    )
+
+
+def first_run(cfg: Any, args: list, shared_inits: bool) -> tuple | None:
+    """The fitting program's outputs from the host run when this is the first fit of its compiled-program key
+    (configuration and argument shapes) in this process and the fit is eligible and small; else ``None`` (the
+    caller runs the compiled program, which the next call of the same key then reuses)."""
+    if os.environ.get(HOST_ENV, "1").strip().lower() in ("0", "false", "no", "off"):
+        return None
+    key = _key(cfg, args, shared_inits)
+    if key in _SEEN or not eligible(cfg) or not worth_it(args, shared_inits):
+        _SEEN.add(key)
+        return None
+    _SEEN.add(key)
+    return run(cfg, args, shared_inits)
