@@ -89,6 +89,11 @@ def fit(
     with :math:`r_n = y_n - f(x_n; \theta)` (or the log residual), the box imposed by reparametrisation
     (:mod:`jaxlaws.fitting.regularise`) and :math:`W = \sum_n w_n`.
 
+    The first fit of a configuration in a process (law, objective, solver, padded sizes) with the default
+    :class:`LevenbergMarquardt` in float64, no penalty, screening or validation, runs the same solver on the host
+    in NumPy over the law's jaxpr and compiles nothing; the next call compiles (``JAXLAWS_HOST_FIRST=0``: every
+    call compiles). The two agree to round-off.
+
     Args:
       law: a :class:`jaxlaws.laws.Law`.
       x: ``(n, d)`` inputs (a 1-D ``x`` is one column); checked against ``law.x_kind``. A DataFrame or a
