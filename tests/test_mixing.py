@@ -54,8 +54,9 @@ def test_readme_example_runs_and_aioli_leaves_the_noise_group(toy):
     assert not np.isclose(mixtures[:, 72:250].max(-1), 0.5).any()
 
 
-def _train_fn(ns: dict, mixer: mixing.Mixer, kind: str, steps: int):
-    """``train(seed, ref_params) -> (params, mixer state)``: the README loop with ``kind``'s signals."""
+def _train_fn(ns: dict, mixer: mixing.Mixer, kind: str, steps: int, full_matrix=True):
+    """``train(seed, ref_params) -> (params, mixer state)``: the README loop with ``kind``'s signals
+    (``full_matrix``: DoGE's, a bool or a function of the step)."""
     model, opt, loss_fn, make_batch = ns["model"], ns["opt"], ns["loss_fn"], ns["make_batch"]
     held_out, held_ids, m, B = ns["held_out"], ns["held_ids"], 3, ns["B"]
     optax = ns["optax"]
@@ -82,7 +83,8 @@ def _train_fn(ns: dict, mixer: mixing.Mixer, kind: str, steps: int):
             elif kind == "doge":  # a random validation batch each step, i.i.d. over the pooled groups
                 vg = mixing.sample_groups(kv, jnp.full(m, 1 / m), mixer.hparams["val_batch"])
                 vb = make_batch(jax.random.fold_in(kv, 1), vg)
-                _, grads, ms = mixing.doge_step(mixer, ms, loss_fn, params, batch, gids, vb, vg, lr=0.002)
+                full = full_matrix(s) if callable(full_matrix) else full_matrix
+                _, grads, ms = mixing.doge_step(mixer, ms, loss_fn, params, batch, gids, vb, vg, 0.002, full)
             else:
                 grads = jax.grad(lambda q: loss_fn(q, batch).mean())(params)
             updates, opt_state = opt.update(grads, opt_state)
@@ -132,6 +134,79 @@ def test_doremi_and_doge_on_the_toy_leave_the_noise_group(toy):
     avg = np.asarray(jax.vmap(mixing.average_weights)(ms))
     assert (avg[:, 2] < 1 / 3).all() and (avg[:, 2] < avg[:, :2].min(1)).all(), avg
     assert (np.asarray(ms.m_steps)[:, -1] == steps).all()  # M recorded (full matrix) every step
+
+
+@pytest.mark.slow
+def test_doge_matrix_only_on_the_steps_that_record_it_equals_every_step(toy):
+    """``M`` costs ``m`` more backward passes per step; with a traced ``full_matrix`` they run under a
+    ``lax.cond`` on the steps where it holds (here every 7th) and only those steps enter the ring, each equal
+    to the ``M`` of computing it on every step; the weights and parameters do not depend on ``full_matrix``."""
+    steps, mixer = 30, mixing.doge(3, record=30)  # a ring as long as the run: every step's M kept
+    (p_every, every), (p_some, some), (p_never, never) = (
+        _train_fn(toy, mixer, "doge", steps, full_matrix=f)(SEEDS, None) for f in (True, lambda s: s % 7 == 3, False)
+    )
+    assert (np.asarray(every.m_steps) == np.arange(1, steps + 1)).all()
+    picked = np.arange(3, steps, 7) + 1  # the update counts after steps 3, 10, 17, 24
+    assert (np.asarray(some.m_steps)[:, -4:] == picked).all() and (np.asarray(some.m_steps)[:, :-4] == -1).all()
+    assert (np.asarray(never.m_steps) == -1).all() and not np.asarray(never.m_hist).any()
+    assert np.abs(np.asarray(every.m_hist)).max() > 1e-3  # a real matrix, not zeros
+    want = np.asarray(every.m_hist)[:, picked - 1]
+    np.testing.assert_allclose(np.asarray(some.m_hist)[:, -4:], want, rtol=1e-6, atol=1e-9)
+    for st, params in ((some, p_some), (never, p_never)):
+        np.testing.assert_allclose(np.asarray(st.log_w), np.asarray(every.log_w), rtol=1e-6, atol=1e-9)
+        np.testing.assert_allclose(np.asarray(st.w_sum), np.asarray(every.w_sum), rtol=1e-6)
+        for a, b in zip(jax.tree_util.tree_leaves(params), jax.tree_util.tree_leaves(p_every)):
+            np.testing.assert_allclose(np.asarray(a), np.asarray(b), rtol=1e-6, atol=1e-9)
+
+
+@pytest.mark.slow
+def test_trainer_doge_records_m_of_the_last_steps_before_every_boundary():
+    """jaxlaws' trainer computes DoGE's ``M`` only on the last ``record`` updates of each segment of its loop
+    (``StepContext.left``). At every boundary -- here after segments of 5, 2 (shorter than ``record``) and 5
+    updates -- the records equal those of a policy that computes ``M`` on every update, and so do the
+    parameters."""
+    from jaxlaws.train import data as D
+    from jaxlaws.train.loop import Loop, Runs, Schedule, train
+    from jaxlaws.train.methods import DoGE, StepContext
+    from jaxlaws.train.methods.base import MethodData
+    from jaxlaws.train.model import preset
+    from jaxlaws.train.optim import OptimConfig
+    from jaxlaws.train.sweep import TrainConfig, prepare_data
+
+    class EveryStep(DoGE):  # M on every update: every update is "the last before a boundary"
+        def gradient(self, state, ctx):
+            return super().gradient(state, ctx._replace(left=1))
+
+    model = preset("tiny", vocab_size=32, context=16, n_layers=1, d_model=32, n_heads=2, d_ff=64)
+    cfg = TrainConfig(model, OptimConfig(total_steps=20, warmup_steps=2, lr=1e-2), batch_size=8, eval_batch_size=16)
+    groups = D.synthetic_groups(2, overlap=0.3, seed=0, n_tokens=5_000, vocab_size=32)
+    data = prepare_data(groups, cfg, max_eval_chunks=8, probe_chunks=4)
+    got = {}
+    for cls in (DoGE, EveryStep):
+        pol = cls(m=2, model=model, optim=cfg.optim, batch_size=8, seq_len=16)
+        recs: dict = {}
+
+        def at(b, runs, pol=pol, recs=recs):
+            recs[b] = pol.records(jax.device_get(runs.policy_state(0)), b)
+
+        runs = train(Runs(Loop(cfg, 2, pol), data, [0]), Schedule(0, 12, evals=(5, 7)), at)
+        got[cls] = recs, jax.device_get(runs.state(0).params)
+    (lazy, p_lazy), (every, p_every) = got[DoGE], got[EveryStep]
+    assert sorted(lazy) == sorted(every) == [5, 7, 12]
+    for b in (5, 7, 12):
+        assert [r[1] for r in lazy[b]] == [r[1] for r in every[b]] == list(range(b - 3, b + 1))
+        for x, y in zip(lazy[b], every[b]):
+            assert np.abs(y[3]).max() > 0
+            np.testing.assert_allclose(x[3], y[3], rtol=1e-6, atol=1e-12)
+    for a, b in zip(jax.tree_util.tree_leaves(p_lazy), jax.tree_util.tree_leaves(p_every)):
+        np.testing.assert_allclose(a, b, rtol=1e-6, atol=1e-9)
+    # the per-domain validation passes sit in a branch of the step (a cond on `left`), not on every update
+    pol = DoGE(m=2, model=model, optim=cfg.optim, batch_size=8, seq_len=16)
+    ctx = lambda left: StepContext(  # noqa: E731
+        p_lazy, jnp.zeros((8, 17), jnp.int32), jnp.arange(8) % 2, jnp.int32(0), jax.random.key(0), md, left
+    )
+    md = MethodData(data.train, data.val_windows, data.probe)
+    assert "cond[" in str(jax.make_jaxpr(lambda n: pol.gradient(pol.init(jax.random.key(0)), ctx(n)))(3))
 
 
 @pytest.mark.slow

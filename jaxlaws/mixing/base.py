@@ -197,11 +197,12 @@ def sample_groups(key: jax.Array, p: ArrayLike, batch_size: int, exact: bool | j
     Returns:
       ``(B,)`` int32 group ids.
     """
-    gids = categorical_ids(key, p, batch_size)
     if exact is False:
-        return gids
+        return categorical_ids(key, p, batch_size)
     counts = allocate_counts(p, batch_size, jax.random.fold_in(key, 0x7135))
-    return jnp.where(exact, allocated_ids(key, counts, batch_size), gids)
+    if exact is True:  # no i.i.d. draw to select from
+        return allocated_ids(key, counts, batch_size)
+    return jnp.where(exact, allocated_ids(key, counts, batch_size), categorical_ids(key, p, batch_size))
 
 
 def tree_dot(a: PyTree, b: PyTree) -> jax.Array:

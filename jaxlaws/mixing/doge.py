@@ -15,9 +15,11 @@ after every backward pass):
 
 Signals: ``update(state, grads=g, val_grad=g_val, lr=lr_t)`` once per step, ``g`` a parameter pytree with a
 leading axis of size ``m`` (zeros for a domain absent from the batch), unclipped: ``update`` clips. With
-``val_grads`` (per-domain validation gradients, leading axis ``m``) the state also records
-:math:`M_{ij} = \langle g_i, v_j\rangle` (``v_j`` clipped; rows = train domain; the original computes it
-in the steps before its break, and switches its scores to ``M.mean(0)`` there, which jaxlaws does not).
+``val_grads`` (per-domain validation gradients, leading axis ``m``) or ``matrix`` (:func:`score_matrix` of
+them) the state also records :math:`M_{ij} = \langle g_i, v_j\rangle` (``v_j`` clipped; rows = train domain;
+the original computes it in the steps before its break, and switches its scores to ``M.mean(0)`` there, which
+jaxlaws does not); ``record_now`` (a traced bool) pushes ``M`` into the ring only where true, so a loop can
+compute the ``m`` per-domain validation gradients only on the steps it records (a ``lax.cond``).
 :func:`jaxlaws.mixing.signals.doge_step` computes everything from a ``loss_fn``.
 """
 
@@ -32,7 +34,7 @@ from jaxlaws._typing import ArrayLike, PyTree
 from jaxlaws.mixing.base import Mixer, clip_by_norm, never, resolve_hparams, tree_dot
 from jaxlaws.mixing.rules import doge_scores
 
-__all__ = ["doge", "DoGEState", "DOGE_DEFAULTS", "combine"]
+__all__ = ["doge", "DoGEState", "DOGE_DEFAULTS", "combine", "score_matrix"]
 
 # The original's settings (scripts/*/doge/run_proxy.sh).
 DOGE_DEFAULTS = {
@@ -79,6 +81,23 @@ def combine(grads: PyTree, w: jax.Array, clip: float = 1.0) -> PyTree:
     return jax.tree_util.tree_map(lambda x: jnp.tensordot(w.astype(x.dtype), x, 1), clipped)
 
 
+def score_matrix(grads: PyTree, val_grads: PyTree, clip: float = 1.0) -> jax.Array:
+    r""":math:`M_{ij} = \langle \mathrm{clip}(g_i), \mathrm{clip}(v_j)\rangle` (rows = train domain), the
+    matrix ``DogeTrainer`` computes with ``compute_full_matrix``.
+
+    Args:
+      grads: per-domain train gradients, a pytree with a leading axis ``m`` (unclipped).
+      val_grads: per-domain validation gradients, leading axis ``m`` (unclipped).
+      clip: the norm each gradient is clipped to.
+
+    Returns:
+      ``(m, m)`` float32.
+    """
+    g, _ = _clip_each(grads, clip)
+    v, _ = _clip_each(val_grads, clip)
+    return jax.vmap(lambda gi: jax.vmap(lambda vj: tree_dot(gi, vj))(v))(g).astype(jnp.float32)
+
+
 def doge(m: int, *, mu: float | None = None, val_batch: int | None = None, clip: float = 1.0, record: int = 4) -> Mixer:
     r"""DoGE's proxy for ``m`` domains (module docstring).
 
@@ -93,7 +112,8 @@ def doge(m: int, *, mu: float | None = None, val_batch: int | None = None, clip:
     Returns:
       A :class:`~jaxlaws.mixing.Mixer` over :class:`DoGEState`; ``update(state, grads=, val_grad=, lr=)`` takes
       the ``(m, ...)`` stacked per-domain gradients, the validation gradient and the learning rate
-      (:func:`~jaxlaws.mixing.doge_step` computes them).
+      (:func:`~jaxlaws.mixing.doge_step` computes them), and optionally ``val_grads=`` or ``matrix=`` with
+      ``record_now=`` (module docstring).
     """
     hp = resolve_hparams("doge", m, dict(mu=mu, val_batch=val_batch), DOGE_DEFAULTS)
     mu, val_batch, clip, record = float(hp["mu"]), int(hp["val_batch"]), float(clip), int(record)
@@ -116,7 +136,15 @@ def doge(m: int, *, mu: float | None = None, val_batch: int | None = None, clip:
 
     @jax.jit
     def update(
-        state: DoGEState, *, grads: PyTree, val_grad: PyTree, lr: ArrayLike, val_grads: PyTree | None = None, **_: Any
+        state: DoGEState,
+        *,
+        grads: PyTree,
+        val_grad: PyTree,
+        lr: ArrayLike,
+        val_grads: PyTree | None = None,
+        matrix: jax.Array | None = None,
+        record_now: ArrayLike = True,
+        **_: Any,
     ) -> DoGEState:
         lead = {jnp.shape(x)[:1] for x in jax.tree_util.tree_leaves(grads)}
         if lead != {(m,)}:
@@ -132,11 +160,14 @@ def doge(m: int, *, mu: float | None = None, val_batch: int | None = None, clip:
         w = jax.nn.softmax(log_w)
         n = state.n + 1
         m_hist, m_steps = state.m_hist, state.m_steps
-        if val_grads is not None:
-            v, _ = _clip_each(val_grads, clip)
-            M = jax.vmap(lambda gi: jax.vmap(lambda vj: tree_dot(gi, vj))(v))(g)
-            m_hist = jnp.concatenate([m_hist[1:], M[None].astype(jnp.float32)])
-            m_steps = jnp.concatenate([m_steps[1:], n[None]])
+        if matrix is None and val_grads is not None:
+            matrix = score_matrix(grads, val_grads, clip)
+        if matrix is not None:
+            if jnp.shape(matrix) != (m, m):
+                raise ValueError(f"doge: matrix must have shape ({m}, {m}), got {jnp.shape(matrix)}")
+            keep = jnp.asarray(record_now, bool)
+            m_hist = jnp.where(keep, jnp.concatenate([m_hist[1:], matrix[None].astype(jnp.float32)]), m_hist)
+            m_steps = jnp.where(keep, jnp.concatenate([m_steps[1:], n[None]]), m_steps)
         return DoGEState(log_w - log_w.max(), state.w_sum + w, n, m_hist, m_steps)
 
     return Mixer(

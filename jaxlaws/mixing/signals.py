@@ -20,7 +20,7 @@ import jax.numpy as jnp
 
 from jaxlaws._typing import ArrayLike, PyTree
 from jaxlaws.mixing.base import Mixer, group_means
-from jaxlaws.mixing.doge import DoGEState, combine
+from jaxlaws.mixing.doge import DoGEState, combine, score_matrix
 from jaxlaws.mixing.doremi import DoReMiState, weighted_loss
 
 __all__ = ["group_losses", "per_group_grads", "doremi_step", "doge_step"]
@@ -132,15 +132,18 @@ def doge_step(
     val_batch: PyTree,
     val_group_ids: jax.Array,
     lr: ArrayLike,
-    full_matrix: bool = True,
+    full_matrix: bool | ArrayLike = True,
 ) -> tuple[jax.Array, PyTree, Any]:
     r"""One DoGE proxy step: ``(mean train loss, grads, state)``.
 
-    Per-domain gradients on ``batch``, the gradient of the mean loss of ``val_batch`` (a random draw from the
-    validation data, as the original's), the scores and weights (``mixer.update``), and ``grads`` =
-    :math:`\sum_i w_i\,\mathrm{clip}(g_i)`. With ``full_matrix`` the per-domain validation gradients are
-    computed too (``m`` more backward passes) and the state records ``M``; otherwise one backward pass gives
-    the validation gradient.
+    Per-domain gradients on ``batch`` (``m`` backward passes), the gradient of the mean loss of ``val_batch``
+    (a random draw from the validation data, as the original's; one backward pass), the scores and weights
+    (``mixer.update``), and ``grads`` = :math:`\sum_i w_i\,\mathrm{clip}(g_i)`. Where ``full_matrix`` holds,
+    the per-domain validation gradients are computed too (``m`` more backward passes) and the state records
+    ``M`` (:func:`~jaxlaws.mixing.doge.score_matrix`). ``full_matrix`` may be a traced bool (e.g. "this step
+    is one of the last before a checkpoint"): those passes then run under a ``lax.cond``, only on the steps
+    that record (a real branch when the predicate is not batched by a ``vmap``). The weights never depend on
+    ``full_matrix``.
 
     Args:
       mixer: a :func:`~jaxlaws.mixing.doge` mixer.
@@ -152,20 +155,28 @@ def doge_step(
       val_batch: a validation batch.
       val_group_ids: its examples' groups.
       lr: the learning rate of this step.
-      full_matrix: also compute the per-domain validation gradients (the state records ``M``).
+      full_matrix: also compute the per-domain validation gradients and record ``M`` (a bool or a traced bool).
 
     Returns:
       ``(mean train loss, grads, state)``: ``grads`` like ``params``, the updated state.
     """
     m = mixer.weights(state).shape[0]
+    clip = mixer.hparams["clip"]
     tl, tc, g = per_group_grads(loss_fn, params, batch, group_ids, m)
-    if full_matrix:
-        _, vc, v = per_group_grads(loss_fn, params, val_batch, val_group_ids, m)
-        frac = vc / jnp.maximum(vc.sum(), 1.0)  # the mean over the batch = the count-weighted domain means
-        g_val = jax.tree_util.tree_map(lambda x: jnp.tensordot(frac, x, 1), v)
-        new = mixer.update(state, grads=g, val_grad=g_val, lr=lr, val_grads=v)
-    else:
-        g_val = jax.grad(lambda p: _per_example(loss_fn, p, val_batch, val_group_ids).mean())(params)
+    g_val = jax.grad(lambda p: _per_example(loss_fn, p, val_batch, val_group_ids).mean())(params)
+    if full_matrix is False:
         new = mixer.update(state, grads=g, val_grad=g_val, lr=lr)
-    grads = combine(g, mixer.weights(new), mixer.hparams["clip"])
+    else:
+
+        def matrix(_: Any) -> jax.Array:
+            _, _, v = per_group_grads(loss_fn, params, val_batch, val_group_ids, m)
+            return score_matrix(g, v, clip)
+
+        if full_matrix is True:
+            M = matrix(None)
+        else:  # the m validation backward passes only on the steps that record M
+            zeros = lambda _: jnp.zeros((m, m), jnp.float32)  # noqa: E731
+            M = jax.lax.cond(jnp.asarray(full_matrix, bool), matrix, zeros, None)
+        new = mixer.update(state, grads=g, val_grad=g_val, lr=lr, matrix=M, record_now=full_matrix)
+    grads = combine(g, mixer.weights(new), clip)
     return (tl * tc).sum() / jnp.maximum(tc.sum(), 1.0), grads, new

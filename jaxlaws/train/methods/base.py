@@ -76,6 +76,9 @@ class StepContext(NamedTuple):
       step: the updates applied before this one (a batched scalar).
       key: a key for the policy's own randomness at this step.
       data: the :class:`MethodData`.
+      left: the updates left in this call of the loop, this one included (1: the last update before a
+        boundary of :func:`jaxlaws.train.loop.train`); shared by the runs of a program, so a ``lax.cond`` on
+        it stays a branch under ``vmap``.
     """
 
     params: Params
@@ -84,6 +87,7 @@ class StepContext(NamedTuple):
     step: jax.Array  # updates applied before this one (batched scalar)
     key: jax.Array  # a key for the policy's own randomness at this step
     data: MethodData
+    left: jax.Array | int = 1
 
 
 # One recorded matrix: (name, step, index, (m, m) array). Vectors (a mixture) are stored as row 0.
@@ -233,15 +237,17 @@ def make_policy_run(policy: Policy, optimizer: optax.GradientTransformation, sam
     The training loop of every jaxlaws run (static, parent, child, every method): ``n_steps`` updates under
     ``policy`` in a ``lax.fori_loop`` with a traced trip count (one program for every segment length; vmap
     with ``in_axes=None`` for ``data`` and ``n_steps``). The batch of update ``s`` is drawn with
-    ``fold_in(data_key, s)``, so a run resumed at any step continues identically.
+    ``fold_in(data_key, s)``, so a run resumed at any step continues identically. Each step's
+    ``StepContext.left`` counts the updates left in the call (``n_steps - i``), so a policy can do work only on
+    the last steps before a boundary (DoGE's matrix ``M``).
     """
 
-    def body(_: Any, carry: tuple[TrainState, Any], data_key: jax.Array, data: MethodData):
+    def body(i: jax.Array, carry: tuple[TrainState, Any], data_key: jax.Array, data: MethodData, n: jax.Array):
         st, ps = carry
         p, exact = policy.mixture(ps)
         key = jax.random.fold_in(data_key, st.step)
         inputs, gids = sample_mixture(key, data.train, p, exact, policy.batch_size, policy.seq_len, sampler)
-        ctx = StepContext(st.params, inputs, gids, st.step, jax.random.fold_in(key, 0x5EED), data)
+        ctx = StepContext(st.params, inputs, gids, st.step, jax.random.fold_in(key, 0x5EED), data, n - i)
         _, grads, ps = policy.gradient(ps, ctx)
         updates, opt_state = optimizer.update(grads, st.opt_state, st.params)
         return TrainState(optax.apply_updates(st.params, updates), opt_state, st.step + 1), ps
@@ -249,7 +255,7 @@ def make_policy_run(policy: Policy, optimizer: optax.GradientTransformation, sam
     def run(
         state: TrainState, policy_state: Any, data_key: jax.Array, data: MethodData, n_steps: jax.Array
     ) -> tuple[TrainState, Any]:
-        return jax.lax.fori_loop(0, n_steps, lambda i, c: body(i, c, data_key, data), (state, policy_state))
+        return jax.lax.fori_loop(0, n_steps, lambda i, c: body(i, c, data_key, data, n_steps), (state, policy_state))
 
     return run
 

@@ -6,7 +6,11 @@ proportional to that group's share of the split's tokens (the original samples t
 with replacement). The train and validation gradients are clipped to norm 1 as in the original.
 Recorded: ``doge_M`` with :math:`M_{ij} = \langle g_i, v_j\rangle` (rows = train domain, columns = validation
 domain, the original's orientation; the LMO reading is :math:`A = M^\top`) for the last ``record`` steps
-before the break.
+before the break. ``M`` needs ``m`` more backward passes (the per-domain validation gradients), so it is
+computed only on the last ``record`` updates of each segment of the loop (``StepContext.left <= record``, a
+``lax.cond``): every boundary (the break, checkpoints, the end) is a segment's end, so the ring holds exactly
+the last ``record`` steps before any boundary, as an every-step computation would; the weights never depend
+on it.
 """
 
 from __future__ import annotations
@@ -62,8 +66,9 @@ class DoGE(Policy):
 
     def gradient(self, state: DoGEState, ctx: StepContext):
         vin, vid = self.validation_batch(ctx)
+        record = jnp.asarray(ctx.left) <= self.record  # the last `record` updates before a boundary
         return mixing.doge_step(
-            self.mixer, state, self.loss_fn, ctx.params, ctx.inputs, ctx.group_ids, vin, vid, self.lr(ctx.step)
+            self.mixer, state, self.loss_fn, ctx.params, ctx.inputs, ctx.group_ids, vin, vid, self.lr(ctx.step), record
         )
 
     def records(self, state: DoGEState, upto: int) -> list[Record]:
