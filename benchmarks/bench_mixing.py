@@ -15,12 +15,19 @@ Two parts, one run:
    times every loop (best of ``--repeats`` x ``--steps`` steps after a warm-up) in a rotating order; the
    median over ``--rounds`` rounds is reported.
 
+With ``--in-process`` part 1 instead imports both checkouts into one process (``jaxlaws`` from the old one,
+its programs compiled and warmed up, its modules dropped, then this tree's) and calls the two programs of each
+loop alternately, ``--pairs`` pairs of ``--steps`` steps: both see the same moment's load, and besides the wall
+time it reports the CPU time per step (``time.process_time``), which another job on the machine disturbs far
+less. ``--per-step-only`` skips part 2.
+
 With ``--same-as DIR`` (a checkout from commit 11b737f on, where every run trains through
 ``methods.base.make_policy_run``) it instead lowers the training program of the static sweeps and of each
 method in both trees and prints whether their StableHLO is identical: a load-independent check that a change to
 the host-side loop left the compiled per-step work as it was.
 
     python benchmarks/bench_mixing.py --old /tmp/old --steps 30 --rounds 5
+    python benchmarks/bench_mixing.py --old /tmp/old --in-process --pairs 10 --steps 20
     python benchmarks/bench_mixing.py --same-as /tmp/pre
 """
 
@@ -98,16 +105,17 @@ def part_one(args: argparse.Namespace) -> str:
     return "\n".join(lines)
 
 
-def fingerprints(args: argparse.Namespace) -> dict[str, str]:
-    """``{loop: sha256 of the lowered (StableHLO) training program}`` of the checkout on ``PYTHONPATH``: the
-    static sweeps' program and each method's, for one run (``--fingerprints``; run by :func:`same_programs`)."""
-    import hashlib
+def tree_loops(args: argparse.Namespace) -> dict[str, tuple[Callable, tuple]]:
+    """``{loop: (jitted training program, its arguments for one run)}`` of the checkout that ``import jaxlaws``
+    finds: the static sweeps' program and each method's. Works for this tree and for checkouts from a9cdbe9 on
+    (before ``jaxlaws.train.loop`` the programs come from ``jaxlaws.train.sweep._programs``)."""
+    import inspect
 
     import jax
     import jax.numpy as jnp
 
     from jaxlaws.train import data as D
-    from jaxlaws.train.methods.base import MethodData
+    from jaxlaws.train.methods.base import MethodData, make_policy_run
     from jaxlaws.train.methods.sweep import make_policy
     from jaxlaws.train.model import preset
     from jaxlaws.train.optim import OptimConfig
@@ -131,10 +139,10 @@ def fingerprints(args: argparse.Namespace) -> dict[str, str]:
     data = prepare_data(groups, cfg, 8)
     m = len(data.names)
     keys, dk = jnp.stack([run_keys(0)[0]]), jnp.stack([run_keys(0)[1]])
-    out = {}
     progs = programs(cfg, m, D.sample_batch, None)
-    args_ = (progs.init(keys), jnp.full((1, m), 1.0 / m), dk, MethodData(data.train), jnp.int32(1))
-    out["static sweeps' program"] = hashlib.sha256(progs.train.lower(*args_).as_text().encode()).hexdigest()[:16]
+    # before the static sweeps trained through make_policy_run (its `sampler`), their program took the split
+    static_data = MethodData(data.train) if "sampler" in inspect.signature(make_policy_run).parameters else data.train
+    out = {"static sweeps' program": (progs.train, (progs.init(keys), jnp.full((1, m), 1.0 / m), dk, static_data))}
     extras = {"skillit": np.full((m, m), 0.1) + 0.3 * np.eye(m), "doremi": progs.init(keys).params}
     for method in ("stratified", "skillit", "doremi", "doge", "aioli"):
         pol = make_policy(method, m, cfg)
@@ -143,9 +151,96 @@ def fingerprints(args: argparse.Namespace) -> dict[str, str]:
         ex = None if ex is None else (pol.prepare_extra(ex)[None] if method == "skillit" else ex)
         ps = progs.policy_init(jax.random.split(jax.random.key(0), 1), ex)
         mdata = MethodData(data.train, data.val_windows, data.probe)
-        low = progs.train.lower(progs.init(keys), ps, dk, mdata, jnp.int32(1))
-        out[method] = hashlib.sha256(low.as_text().encode()).hexdigest()[:16]
+        out[method] = (progs.train, (progs.init(keys), ps, dk, mdata))
     return out
+
+
+def fingerprints(args: argparse.Namespace) -> dict[str, str]:
+    """``{loop: sha256 of the lowered (StableHLO) training program}`` of the checkout on ``PYTHONPATH``: the
+    static sweeps' program and each method's, for one run (``--fingerprints``; run by :func:`same_programs`)."""
+    import hashlib
+
+    import jax.numpy as jnp
+
+    return {
+        k: hashlib.sha256(fn.lower(*a, jnp.int32(1)).as_text().encode()).hexdigest()[:16]
+        for k, (fn, a) in tree_loops(args).items()
+    }
+
+
+def _import_tree(root: Path, args: argparse.Namespace) -> dict[str, Callable[[], tuple[float, float]]]:
+    """Import the checkout ``root`` as ``jaxlaws``, compile and warm up each loop's program (one run), then
+    drop its modules from ``sys.modules`` so that the next checkout can be imported in the same process; the
+    compiled programs keep working (calls with the same shapes do not trace again). Each returned ``time()``
+    trains ``--steps`` more steps and gives ``(wall, CPU)`` seconds per step."""
+    import jax
+    import jax.numpy as jnp
+
+    def purge() -> None:
+        for name in [k for k in sys.modules if k == "jaxlaws" or k.startswith("jaxlaws.")]:
+            del sys.modules[name]
+
+    n = jnp.int32(args.steps)
+    timers = {}
+    purge()
+    sys.path.insert(0, str(root))
+    try:  # traced and compiled while the checkout's modules are the ones imported (imports inside functions)
+        import jaxlaws
+
+        if Path(jaxlaws.__file__).resolve().parents[1] != root:
+            raise RuntimeError(f"import jaxlaws found {jaxlaws.__file__}, not the checkout {root}")
+        for name, (fn, (state, pstate, dk, data)) in tree_loops(args).items():
+            box = {"st": state, "ps": pstate}
+
+            def time_it(fn=fn, box=box, dk=dk, data=data) -> tuple[float, float]:
+                w, c = time.perf_counter(), time.process_time()
+                box["st"], box["ps"] = fn(box["st"], box["ps"], dk, data, n)
+                jax.block_until_ready(box["st"].params)
+                return (time.perf_counter() - w) / args.steps, (time.process_time() - c) / args.steps
+
+            time_it()  # compile + warm up
+            timers[name] = time_it
+    finally:
+        sys.path.remove(str(root))
+        purge()
+    return timers
+
+
+def part_one_in_process(args: argparse.Namespace) -> str:
+    """Per-step cost, old vs new, in one process: both checkouts' programs compiled side by side and called
+    alternately (``--pairs`` pairs of calls per loop, the order swapped every pair), wall and CPU time."""
+    old = _import_tree(Path(args.old).resolve(), args)
+    new = _import_tree(ROOT, args)
+    commit = subprocess.run(
+        ["git", "-C", args.old, "rev-parse", "--short", "HEAD"], capture_output=True, text=True
+    ).stdout.strip()
+    loads = [os.getloadavg()[0]]
+    lines = []
+    for k in old:
+        if k not in new:
+            continue
+        got: dict[str, list[tuple[float, float]]] = {"old": [], "new": []}
+        for r in range(args.pairs):
+            for label in ("old", "new") if r % 2 == 0 else ("new", "old"):
+                got[label].append((old if label == "old" else new)[k]())
+        loads.append(os.getloadavg()[0])
+        o, n = np.asarray(got["old"]) * 1e3, np.asarray(got["new"]) * 1e3
+        lines.append(
+            f"| {k} | {np.median(o[:, 0]):.2f} | {np.median(n[:, 0]):.2f} | {np.median(n[:, 0] / o[:, 0]):.3f} | "
+            f"{n[:, 0].min() / o[:, 0].min():.3f} | {np.median(o[:, 1]):.2f} | {np.median(n[:, 1]):.2f} | "
+            f"{np.median(n[:, 1] / o[:, 1]):.3f} |"
+        )
+        print(lines[-1], flush=True)
+    head = [
+        f"Per-step cost in one process (ms per run-step; the programs of commit {commit} (old) and of this tree "
+        f"(new) compiled side by side, {args.pairs} alternating pairs of calls of {args.steps} steps per loop; "
+        f"probe evaluations not included); load average {min(loads):.2f}-{max(loads):.2f} while it ran.",
+        "",
+        "| loop | wall old (median) | wall new (median) | wall new / old (median of pairs) | wall new / old "
+        "(best / best) | CPU old (median) | CPU new (median) | CPU new / old (median of pairs) |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    return "\n".join(head + lines)
 
 
 def same_programs(args: argparse.Namespace) -> str:
@@ -352,7 +447,14 @@ def main() -> None:
     ap.add_argument("--steps", type=int, default=30)
     ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--rounds", type=int, default=2)
+    ap.add_argument("--pairs", type=int, default=10, help="alternating old/new calls per loop (--in-process)")
+    ap.add_argument(
+        "--in-process",
+        action="store_true",
+        help="part 1 in one process (both checkouts' programs side by side, wall and CPU time), not per checkout",
+    )
     ap.add_argument("--out", default=None, help="append the tables to this file")
+    ap.add_argument("--per-step-only", action="store_true", help="part 1 only (no tokens/s)")
     ap.add_argument("--same-as", default=None, help="a checkout whose lowered training programs to compare; only that")
     ap.add_argument("--fingerprints", action="store_true", help=argparse.SUPPRESS)
     args = ap.parse_args()
@@ -365,10 +467,12 @@ def main() -> None:
         print(same_programs(args))
         return
     head = f"Machine: {platform.machine()} CPU ({os.cpu_count()} cores), Python {platform.python_version()}."
-    parts = [head, part_two(args)]
-    print(parts[1], flush=True)
+    parts = [head]
+    if not args.per_step_only:
+        parts.append(part_two(args))
+        print(parts[1], flush=True)
     if args.old:
-        parts.append(part_one(args))
+        parts.append(part_one_in_process(args) if args.in_process else part_one(args))
     print("\n\n".join(parts))
     if args.out:  # appended for RESULTS.md
         with Path(args.out).open("a") as f:
