@@ -91,10 +91,13 @@ def test_vmapped_seeds_equal_separate_runs(tmp_path):
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("method", ["aioli", "doge"])
-def test_killed_and_resumed_run_equals_uninterrupted(tmp_path, monkeypatch, method):
-    """A run killed after a mid-run checkpoint resumes (train + policy state) to the identical trajectory."""
-    pol = make_policy(method, 2, CFG, **(AIOLI_HP if method == "aioli" else {}))
+def test_killed_and_resumed_run_equals_uninterrupted(tmp_path, monkeypatch):
+    """A run killed after a mid-run checkpoint resumes (train + policy state) to the identical trajectory.
+
+    Aioli: its policy state (the probe observations, the LearnParams rounds, the EMA mixture) is the richest of
+    the methods; every method's state goes through the same checkpoint of ``train_policy``."""
+    method = "aioli"
+    pol = make_policy(method, 2, CFG, **AIOLI_HP)
     kw = dict(run=method, method=method, break_step=30, checkpoint_every=20)
     full = train_policy(_loop(pol), DATA, [0, 1], tmp_path / "full", **kw)
     with monkeypatch.context() as mp, pytest.raises(RuntimeError, match="test hook"):
@@ -142,9 +145,15 @@ def test_aioli_learns_the_known_sign_structure_and_leaves_the_noise_group(tmp_pa
         assert final[2] < 1 / 3 and final[2] < final[:2].min(), (s, final)
 
 
+# jitted once for the gradient tests: run eagerly, every operation of them would compile on its own
+_init = jax.jit(init_params, static_argnums=0)
+_sample = jax.jit(sample_mixture, static_argnums=(3, 4, 5))
+_loss = jax.jit(per_sample_loss, static_argnums=1)
+
+
 def _ctx(key=0):
-    params = init_params(MODEL, jax.random.key(key))
-    inputs, gids = sample_mixture(jax.random.key(1), DATA.train, jnp.array([0.5, 0.5]), True, 8, 16)
+    params = _init(MODEL, jax.random.key(key))
+    inputs, gids = _sample(jax.random.key(1), DATA.train, jnp.array([0.5, 0.5]), True, 8, 16)
     return StepContext(
         params, inputs, gids, jnp.int32(10), jax.random.key(2), MethodData(DATA.train, DATA.val_windows, DATA.probe)
     )
@@ -157,14 +166,14 @@ def _flat(tree):
 @pytest.mark.slow
 def test_doremi_gradient_is_the_excess_weighted_sum_of_group_gradients():
     ctx = _ctx()
-    ref = init_params(MODEL, jax.random.key(5))
+    ref = _init(MODEL, jax.random.key(5))
     pol = DoReMi(m=2, model=MODEL, optim=CFG.optim, batch_size=8, seq_len=16, mu=0.5, smoothing=0.1)
     state = pol.init(jax.random.key(0), ref)
     _, grads, new = jax.jit(pol.gradient)(state, ctx)
     # reference: per-group mean losses and gradients, the DoReMi step written out in NumPy
     g = np.asarray(ctx.group_ids)
-    lp = np.asarray(per_sample_loss(ctx.params, MODEL, ctx.inputs), np.float64)
-    lr_ = np.asarray(per_sample_loss(ref, MODEL, ctx.inputs), np.float64)
+    lp = np.asarray(_loss(ctx.params, MODEL, ctx.inputs), np.float64)
+    lr_ = np.asarray(_loss(ref, MODEL, ctx.inputs), np.float64)
     e = np.array([lp[g == i].mean() - lr_[g == i].mean() for i in range(2)])
     w = 0.5 * np.exp(0.5 * np.maximum(e, 0))
     w = 0.9 * w / w.sum() + 0.1 / 2
@@ -190,9 +199,7 @@ def test_doge_scores_weights_and_gradient_match_a_reference():
     g = [_flat(jax.tree_util.tree_map(lambda x: x[i], gg)).astype(np.float64) for i in range(2)]
     g = [x * min(1.0, 0.05 / np.linalg.norm(x)) for x in g]  # clipped in place
     lengths = np.asarray(DATA.val_windows.lengths, np.float64)
-    vin, vid = sample_mixture(
-        ctx.key, DATA.val_windows, jnp.asarray(lengths / lengths.sum(), jnp.float32), False, 4, 16
-    )
+    vin, vid = _sample(ctx.key, DATA.val_windows, jnp.asarray(lengths / lengths.sum(), jnp.float32), False, 4, 16)
     vv = jax.jit(per_group_grads, static_argnums=(1, 4))(ctx.params, MODEL, vin, vid, 2)
     v = [_flat(jax.tree_util.tree_map(lambda x: x[j], vv)).astype(np.float64) for j in range(2)]
     g_val = sum(np.mean(np.asarray(vid) == j) * v[j] for j in range(2))  # mean val-batch loss gradient
@@ -401,11 +408,14 @@ def test_cli_sweep_method_then_analyse(tmp_path):
 
 @pytest.mark.slow
 def test_cli_compare_prints_the_table(tmp_path):
+    # the seeds and Aioli settings of test_cli_sweep_method_then_analyse: its compiled Aioli programs are reused
     r = _jaxlaws(
         "compare",
         *SMALL,
         "--methods",
         "stratified,aioli",
+        "--seeds",
+        "0,1",
         "--update-steps",
         "18",
         "--lp-steps",
