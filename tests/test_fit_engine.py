@@ -246,7 +246,9 @@ def test_chinchilla_default_objective_is_huber_1e3_on_log_loss():
     inits = law.init_grid(None, x, loss)[::50]
     default = jl.fit(law, x, loss, inits=inits)
     explicit = jl.fit(law, x, loss, inits=inits, objective=jl.huber(1e-3, log=True))
-    np.testing.assert_array_equal(default.params, explicit.params)
+    # the same configuration: the first fit ran on the host, the second compiled -- equal to round-off
+    np.testing.assert_allclose(default.params, explicit.params, rtol=1e-6)
+    assert default.objective == pytest.approx(explicit.objective, rel=1e-10)
     # the reported objective is Huber(1e-3) of log residuals, recomputed here in numpy
     e, a, b, al, be = default.params
     r = np.log(loss) - np.log(np.exp(e) + np.exp(a - al * np.log(n)) + np.exp(b - be * np.log(d)))

@@ -201,3 +201,28 @@ def test_unknown_parameter_names_are_refused_alike(kw, message):
     x, y = _data(12)
     with pytest.raises(ValueError, match=message):
         jl.fit(_define(1.0), x, y, inits=INITS, **kw)
+
+
+def test_run_lanes_gives_each_lane_its_own_loops_result():
+    # Newton's iteration for sqrt(c) from different starts, stopping at different trips (some never before the
+    # cap): the phased loop with blocks must end every lane where its own loop ends, bit for bit
+    c = np.r_[np.geomspace(1e-3, 1e6, 29), 4.0, 9.0, 2.0]
+    x0 = np.r_[np.ones(29), 1e8, 2.0, 1.0]  # a far start: many trips
+    cap = np.r_[np.full(31, 60), 3]  # one lane stopped by its own cap
+
+    def body(s):
+        x, k, c_, cap_ = s
+        return 0.5 * (x + c_ / x), k + 1, c_, cap_
+
+    def running(s):
+        x, k, c_, cap_ = s
+        return (k < cap_) & (jnp.abs(x * x - c_) > 1e-10 * c_)
+
+    with jax.enable_x64(True):
+        states = tuple(jnp.asarray(a) for a in (x0, np.zeros(32, np.int32), c, cap))
+        alone = jax.vmap(lambda s: jax.lax.while_loop(running, body, s))(states)
+        for blocks in [(), (8,), (8, 2), (1,)]:
+            phased = jax.jit(lambda s, b=blocks: solvers.run_lanes(body, running, s, b))(states)
+            for a, b in zip(alone, phased):
+                np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
+    assert int(alone[1].max()) > int(np.median(np.asarray(alone[1]))) + 10  # a slow lane exists: the block matters

@@ -35,7 +35,7 @@ from jaxlaws.fitting.covariance import covariance
 from jaxlaws.fitting.execute import CodeKey
 from jaxlaws.fitting.objectives import Objective, squared
 from jaxlaws.fitting.regularise import LAW
-from jaxlaws.fitting.solvers import LevenbergMarquardt
+from jaxlaws.fitting.solvers import LevenbergMarquardt, run_lanes
 from jaxlaws.laws.base import Law, SingleIndex
 
 __all__ = [
@@ -309,46 +309,61 @@ def objective_fn(cfg: Config, u: jax.Array, x: jax.Array, y: jax.Array, w: jax.A
     return jnp.sum(wf * cfg.objective.rho(r)) + 0.5 * jnp.sum(s * s)
 
 
+class _Problem:
+    """One problem's functions of the unconstrained parameters ``u``, shared by every init's run: the residual
+    vector the solver sees, its objective (``value_of``), the validation score and the single-index normal
+    equations (``structured``, when the law has them)."""
+
+    def __init__(self, cfg: Config, x, y, w, wv):
+        self.cfg, self.x, self.y = cfg, x, y
+        self.wf, self.wvf = _flat_weights(w, y), _flat_weights(wv, y)
+        self.total = jnp.sum(self.wf)
+        self.wobj = Weighted(cfg.objective, self.wf)
+        self.structured = (
+            None
+            if cfg.index is None
+            else index_normal.normal_equations(
+                cfg.index, cfg.objective, cfg.box, cfg.pen, x, y.reshape(-1), self.wf, self.total
+            )
+        )
+
+    def data_res(self, theta):
+        return self.cfg.objective.residual(self.y, self.cfg.predict(theta, self.x)).reshape(-1)
+
+    def res(self, u):
+        theta = regularise.to_box(u, self.cfg.box)
+        r = jnp.where(self.wf > 0, self.data_res(theta), 0.0)
+        return jnp.concatenate([r, regularise.penalty_residuals(theta, self.cfg.pen, self.total)])
+
+    def value_of(self, u):
+        v = jnp.sum(self.wobj.rho(self.res(u)))
+        return jnp.where(jnp.isfinite(v), v, jnp.inf)
+
+    def val_score(self, u):
+        rv = jnp.where(self.wvf > 0, self.data_res(regularise.to_box(u, self.cfg.box)), 0.0)
+        v = jnp.sum(self.wvf * self.cfg.objective.rho(rv))
+        return jnp.where(jnp.isfinite(v), v, jnp.inf)
+
+    def solver_kw(self, solver: Any, bounds, controls) -> dict:
+        """The keyword arguments of a run of ``solver`` on this problem (bounds, run-time controls, form)."""
+        kw = {} if self.structured is None else dict(normal=self.structured)
+        if self.cfg.bounded:
+            kw.update(lower=bounds[0], upper=bounds[1])
+        if isinstance(solver, LevenbergMarquardt):
+            kw.update(unroll=self.cfg.unroll)
+            if controls is not None and controls.shape[0] and self.cfg.early is None:  # early stopping: static
+                kw.update(controls=controls)
+        return kw
+
+
 def _one_init(cfg: Config, solver: Any, u0, x, y, w, wv, bounds=None, controls=None):
     """One init's run: its best point ``u``, objective there, the objective at 90% and the selection score.
     ``bounds``: ``(lo, hi)`` arrays ``(P,)`` the solver holds ``theta`` in (``cfg.bounded``); ``controls``: a
     :class:`LevenbergMarquardt`'s run-time settings (:func:`solver_controls`; none for the other solvers)."""
-    wf, wvf = _flat_weights(w, y), _flat_weights(wv, y)
-    total = jnp.sum(wf)
-    wobj = Weighted(cfg.objective, wf)
-
-    def data_res(theta):
-        return cfg.objective.residual(y, cfg.predict(theta, x)).reshape(-1)
-
-    def res(u):
-        theta = regularise.to_box(u, cfg.box)
-        r = jnp.where(wf > 0, data_res(theta), 0.0)
-        return jnp.concatenate([r, regularise.penalty_residuals(theta, cfg.pen, total)])
-
-    def value_of(u):
-        v = jnp.sum(wobj.rho(res(u)))
-        return jnp.where(jnp.isfinite(v), v, jnp.inf)
-
-    structured = (
-        None
-        if cfg.index is None
-        else index_normal.normal_equations(cfg.index, cfg.objective, cfg.box, cfg.pen, x, y.reshape(-1), wf, total)
-    )
+    pr = _Problem(cfg, x, y, w, wv)
 
     def call(solver, u):
-        kw = {} if structured is None else dict(normal=structured)
-        if cfg.bounded:
-            kw.update(lower=bounds[0], upper=bounds[1])
-        if isinstance(solver, LevenbergMarquardt):
-            kw.update(unroll=cfg.unroll)
-            if controls is not None and controls.shape[0] and cfg.early is None:  # early stopping: static settings
-                kw.update(controls=controls)
-        return solver(res, wobj, u, **kw)
-
-    def val_score(u):
-        rv = jnp.where(wvf > 0, data_res(regularise.to_box(u, cfg.box)), 0.0)
-        v = jnp.sum(wvf * cfg.objective.rho(rv))
-        return jnp.where(jnp.isfinite(v), v, jnp.inf)
+        return solver(pr.res, pr.wobj, u, **pr.solver_kw(solver, bounds, controls))
 
     if cfg.early is None:
         tr = call(solver, u0)
@@ -360,16 +375,35 @@ def _one_init(cfg: Config, solver: Any, u0, x, y, w, wv, bounds=None, controls=N
         def body(carry, _):
             cur, best_u, best_s = carry
             tr = call(seg, cur)
-            s = val_score(tr.final_params)
+            s = pr.val_score(tr.final_params)
             better = s < best_s
             return (tr.final_params, jnp.where(better, tr.final_params, best_u), jnp.where(better, s, best_s)), None
 
         n_seg = max(1, solver.steps // cfg.early)
-        (_, u, _), _ = jax.lax.scan(body, (u0, u0, val_score(u0)), None, length=n_seg)
-        v90 = value_of(u)
-    value = value_of(u)
-    score = jnp.where(jnp.isfinite(value), val_score(u), jnp.inf) if cfg.use_val else value
+        (_, u, _), _ = jax.lax.scan(body, (u0, u0, pr.val_score(u0)), None, length=n_seg)
+        v90 = pr.value_of(u)
+    value = pr.value_of(u)
+    score = jnp.where(jnp.isfinite(value), pr.val_score(u), jnp.inf) if cfg.use_val else value
     return u, value, v90, score
+
+
+#: The blocks of inits the compact LM keeps running as they stop (:func:`run_lanes`): a quarter, a sixteenth.
+LANE_BLOCKS = (4, 16)
+
+
+def _lm_lanes(cfg: Config, solver: Any, inits, x, y, w, wv, bounds=None, controls=None):
+    """Every init's LM run as one batched loop that continues with a block of the inits still running once
+    most have stopped (:func:`jaxlaws.fitting.solvers.run_lanes`); per init, what :func:`_one_init` returns."""
+    pr = _Problem(cfg, x, y, w, wv)
+    start, body, running, finish = solver.machine(pr.res, pr.wobj, inits[0], **pr.solver_kw(solver, bounds, controls))
+    n = inits.shape[0]
+    blocks = tuple(sorted({-(-n // k) for k in LANE_BLOCKS if -(-n // k) < n}, reverse=True))
+    states = run_lanes(body, running, jax.vmap(start)(inits), blocks)
+    tr = jax.vmap(finish)(states)
+    u = tr.final_params if cfg.select == "final" else tr.params
+    value = jax.vmap(pr.value_of)(u)
+    score = jnp.where(jnp.isfinite(value), jax.vmap(pr.val_score)(u), jnp.inf) if cfg.use_val else value
+    return u, value, tr.value_at_90, score
 
 
 def search(cfg: Config, inits_u, x, y, w, wv, bounds=None, controls=None):
@@ -381,6 +415,8 @@ def search(cfg: Config, inits_u, x, y, w, wv, bounds=None, controls=None):
 
     def run(inits, solver, block=None, steps=None):  # steps: the screening's cap, in place of the controls' one
         ctl = controls.at[0].set(steps) if has_controls and steps is not None else controls
+        if isinstance(solver, LevenbergMarquardt) and cfg.early is None and not cfg.unroll and not block:
+            return _lm_lanes(cfg, solver, inits, x, y, w, wv, bounds=bounds, controls=ctl)
         f = functools.partial(_one_init, cfg, solver, bounds=bounds, controls=ctl)
         if block and inits.shape[0] > block:  # blocks of inits, one after the other: each block's arrays stay
             return jax.lax.map(lambda u: f(u, x, y, w, wv), inits, batch_size=block)  # in cache

@@ -20,7 +20,7 @@ import dataclasses
 import math
 import numbers
 from collections.abc import Callable
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 import jax
 import jax.numpy as jnp
@@ -38,6 +38,7 @@ __all__ = [
     "GN_DAMPING",
     "UNROLL_MAX",
     "residual_and_jacobian",
+    "run_lanes",
     "LBFGS",
     "Adam",
 ]
@@ -235,12 +236,32 @@ class LevenbergMarquardt:
         (so that new settings do not recompile). ``unroll``: form the normal equations and solve them by
         unrolled scalar arithmetic (fastest to run over large init grids) rather than by matrix products and a
         loop (fastest to compile); see :func:`normal_equations` and :func:`spd_solve`."""
+        start, body, running, finish = self.machine(
+            residual_fn, objective, theta0, normal, lower, upper, steps, controls, unroll
+        )
+        return finish(jax.lax.while_loop(running, body, start(theta0)))
+
+    def machine(
+        self,
+        residual_fn: ResidualFn,
+        objective: Objective,
+        like: Array,
+        normal: Callable[[Array], tuple[Array, Array, Array]] | None = None,
+        lower: Array | None = None,
+        upper: Array | None = None,
+        steps: Array | None = None,
+        controls: Array | None = None,
+        unroll: bool = True,
+    ) -> tuple[Callable, Callable, Callable, Callable]:
+        """One init's run as a loop's parts, ``(start, body, running, finish)``: ``start(theta0) -> state``, the
+        loop ``while running(state): state = body(state)``, and ``finish(state) -> Trace``. :meth:`__call__` is
+        that loop; :func:`run_lanes` runs many inits' states as one batched loop that drops the inits that have
+        stopped. ``like``: an array of ``theta0``'s shape and dtype; the other arguments as in :meth:`__call__`."""
         normal = normal_equations(residual_fn, objective, unroll) if normal is None else normal
-        dt = theta0.dtype
+        dt = like.dtype
         bounded = lower is not None or upper is not None
-        lo = jnp.full_like(theta0, -jnp.inf) if lower is None else jnp.asarray(lower, dt)
-        hi = jnp.full_like(theta0, jnp.inf) if upper is None else jnp.asarray(upper, dt)
-        theta0 = jnp.clip(theta0, lo, hi) if bounded else theta0
+        lo = jnp.full_like(like, -jnp.inf) if lower is None else jnp.asarray(lower, dt)
+        hi = jnp.full_like(like, jnp.inf) if upper is None else jnp.asarray(upper, dt)
         if controls is None:
             controls = self.controls()
         controls = jnp.asarray(controls, dt)
@@ -274,28 +295,62 @@ class LevenbergMarquardt:
             cand = jnp.clip(theta + step, lo, hi) if bounded else theta + step
             return j + 1, theta, f, lam, a, g, f90, done, cand, converged
 
-        p = theta0.shape[0]
-        # the start's state made from theta0 and the controls, so that under vmap every part of it is batched
-        # like the state the loop body returns: otherwise JAX re-batches the body until the two agree (tracing
-        # it again for each part it finds batched)
-        zero = jnp.where(jnp.isnan(theta0[0] + controls[0]), 0.0, 0.0).astype(dt)
-        no = zero != 0
-        init = (
-            zero.astype(jnp.int32),
-            theta0 + zero,
-            zero,
-            damping + zero,
-            jnp.zeros((p, p), dt) + zero,
-            jnp.zeros(p, dt) + zero,
-            zero,
-            no,
-            theta0 + zero,
-            no,
-        )
-        out = jax.lax.while_loop(lambda s: (s[0] <= cap) & ~s[7], body, init)
-        _, theta, f, _, _, _, f90, done = out[:8]
-        # stopped by the test: converged, so the objective "at 90%" is the final one (the engine's check)
-        return Trace(theta, f, jnp.where(done, f, f90), theta)
+        p = like.shape[0]
+
+        def start(theta0):
+            theta0 = jnp.clip(theta0, lo, hi) if bounded else theta0
+            # the start's state made from theta0 and the controls, so that under vmap every part of it is batched
+            # like the state the loop body returns: otherwise JAX re-batches the body until the two agree (tracing
+            # it again for each part it finds batched)
+            zero = jnp.where(jnp.isnan(theta0[0] + controls[0]), 0.0, 0.0).astype(dt)
+            no = zero != 0
+            return (
+                zero.astype(jnp.int32),
+                theta0 + zero,
+                zero,
+                damping + zero,
+                jnp.zeros((p, p), dt) + zero,
+                jnp.zeros(p, dt) + zero,
+                zero,
+                no,
+                theta0 + zero,
+                no,
+            )
+
+        def running(state):
+            return (state[0] <= cap) & ~state[7]
+
+        def finish(state):
+            _, theta, f, _, _, _, f90, done = state[:8]
+            # stopped by the test: converged, so the objective "at 90%" is the final one (the engine's check)
+            return Trace(theta, f, jnp.where(done, f, f90), theta)
+
+        return start, body, running, finish
+
+
+def run_lanes(body: Callable, running: Callable, states: Any, blocks: tuple[int, ...] = ()) -> Any:
+    """Run ``while running(s): s = body(s)`` for every lane of the batched ``states`` (a pytree with a leading axis
+    of ``L`` lanes; ``body`` and ``running`` act on one lane) as ``vmap``'s loop would -- a lane that stops is left
+    as it is -- but in phases: all ``L`` lanes while more than ``blocks[0]`` run, then only a block of
+    ``blocks[0]`` lanes (those still running, gathered), while more than ``blocks[1]`` run, and so on; the blocks
+    are scattered back at the end. A few slow inits then cost a block's work per trip, not ``L`` lanes'. Each
+    lane's trajectory is the one a loop of its own would take."""
+    vbody, vrun = jax.vmap(body), jax.vmap(running)
+
+    def step(s):
+        new, on = vbody(s), vrun(s)
+        return jax.tree_util.tree_map(lambda a, b: jnp.where(on.reshape(on.shape + (1,) * (a.ndim - 1)), a, b), new, s)
+
+    def phase(s, k):
+        nxt = blocks[k] if k < len(blocks) else 0
+        s = jax.lax.while_loop(lambda s: jnp.sum(vrun(s)) > nxt, step, s)
+        if k == len(blocks):
+            return s
+        idx = jnp.argsort(~vrun(s), stable=True)[:nxt]  # the lanes still running first
+        block = phase(jax.tree_util.tree_map(lambda a: a[idx], s), k + 1)
+        return jax.tree_util.tree_map(lambda a, b: a.at[idx].set(b), s, block)
+
+    return phase(states, 0)
 
 
 #: Damping (relative to diag(A)) below which an LM step is a Gauss-Newton step for the stopping test.
