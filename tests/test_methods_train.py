@@ -58,22 +58,36 @@ def _records(recs):
     )
 
 
+@pytest.fixture(scope="module")
+def stratified(tmp_path_factory):
+    """The stratified policy run of seed 0 (final parameters kept: DoReMi's reference below) and the boundaries
+    the one loop stopped at."""
+    from jaxlaws.train import loop as L
+
+    work = tmp_path_factory.mktemp("stratified")
+    stops: list[int] = []
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(L, "_crash_point", stops.append)  # called at every boundary of loop.train
+        pol = make_policy("stratified", 2, CFG)
+        recs = train_policy(_loop(pol), DATA, [0], work, run="stratified", method="stratified", save_final=True)
+    return recs, work, stops
+
+
 @pytest.mark.slow
-def test_stratified_policy_run_equals_the_static_sweep(tmp_path, monkeypatch):
+def test_stratified_policy_run_equals_the_static_sweep(stratified, tmp_path, monkeypatch):
     """The policy loop with a constant mixture trains the same batches and updates as the static loop, and
     both walk their boundaries through the one loop (jaxlaws.train.loop.train)."""
     from jaxlaws.train import loop as L
 
+    recs, _, policy_stops = stratified
+    assert policy_stops == [20, 40, 60]
     stops: list[int] = []
-    monkeypatch.setattr(L, "_crash_point", stops.append)  # called at every boundary of loop.train
-    pol = make_policy("stratified", 2, CFG)
-    recs = train_policy(_loop(pol), DATA, [0, 1], tmp_path / "m", run="stratified", method="stratified")
+    monkeypatch.setattr(L, "_crash_point", stops.append)
+    sw = static_sweep(DATA, CFG, [[0.5, 0.5]], [0], tmp_path / "s", progress=False)
     assert stops == [20, 40, 60]
-    sw = static_sweep(DATA, CFG, [[0.5, 0.5]], [0, 1], tmp_path / "s", progress=False)
-    assert stops == [20, 40, 60] * 2
     ours = _frame(recs)
     ref = sw.losses.sort_values(["seed", "step", "split", "group"]).reset_index(drop=True)
-    assert len(ours) == len(ref) == 2 * (3 + 1) * 2
+    assert len(ours) == len(ref) == (3 + 1) * 2
     np.testing.assert_allclose(ours["loss"], ref["loss"], rtol=0, atol=2e-6)
 
 
@@ -287,8 +301,14 @@ def test_method_sweep_writes_runs_matrices_and_children_that_analyse_reads(aioli
 
 @pytest.mark.slow
 @pytest.mark.parametrize("method", ["doremi", "doge"])
-def test_two_stage_methods_train_their_averaged_weights(tmp_path, method):
-    res = method_sweep(method, DATA, CFG, [0], tmp_path, progress=False)
+def test_two_stage_methods_train_their_averaged_weights(stratified, tmp_path, method):
+    # DoReMi's reference is the stratified run of its work directory: the finished one there is reused, not retrained
+    work = stratified[1] if method == "doremi" else tmp_path
+    ref = work / "runs" / "stratified__seed0.json"
+    before = ref.stat().st_mtime_ns if method == "doremi" else None
+    res = method_sweep(method, DATA, CFG, [0], work, progress=False)
+    if method == "doremi":
+        assert ref.stat().st_mtime_ns == before
     w = np.asarray(res.info["avg_weights"][0])
     assert np.isclose(w.sum(), 1) and (w > 0).all()
     final = res.sweep.losses[res.sweep.losses["run"] == f"{method}_final"]
