@@ -3,6 +3,8 @@
 in the user's terms, ``SingleIndex(start=0)``, groups that cannot be fitted skipped, laws without an init grid.
 Fits are small (a few inits, <= 40 points)."""
 
+import functools
+
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -56,21 +58,21 @@ def test_fit_frame_matches_columns_by_name():
     df = chinchilla_table()
     inits = law.init_grid(None, None, None)[::300]
     kw = dict(y="loss", inits=inits, dtype="float64")
+    # the first fit of a configuration runs on the host, the next ones compiled: equal to round-off
+    same = functools.partial(np.testing.assert_allclose, rtol=1e-10, atol=0)
     ref = jl.fit_frame(law, df, **kw)  # x defaults to the law's inputs
     assert ref.x == ("N", "D")
     for x in (["D", "N"], ["N", "D"], {"N": "N", "D": "D"}):
-        np.testing.assert_array_equal(jl.fit_frame(law, df, x, **kw).result.params, ref.result.params)
+        same(jl.fit_frame(law, df, x, **kw).result.params, ref.result.params)
     renamed = df.rename(columns={"N": "params", "D": "tokens"})
-    np.testing.assert_array_equal(
+    same(
         jl.fit_frame(law, renamed, ["params", "tokens"], **kw).result.params, ref.result.params
     )  # other names: in the law's order
-    np.testing.assert_array_equal(
-        jl.fit_frame(law, renamed, {"D": "tokens", "N": "params"}, **kw).result.params, ref.result.params
-    )
+    same(jl.fit_frame(law, renamed, {"D": "tokens", "N": "params"}, **kw).result.params, ref.result.params)
     # the columns went to N and D: the same as the plain array in the law's order, not as the swapped one
     arrays = dict(inits=inits, dtype="float64")
     want = jl.fit_batched(law, [df[["N", "D"]].to_numpy()], [df["loss"].to_numpy()], **arrays)
-    np.testing.assert_array_equal(ref.result.params, want.params)
+    same(ref.result.params, want.params)
     swapped = jl.fit_batched(law, [df[["D", "N"]].to_numpy()], [df["loss"].to_numpy()], **arrays)
     assert np.max(np.abs(swapped.params - want.params)) > 0.1
     with pytest.raises(ValueError, match="'D' has the name of the law's input 2 but is listed as input 1"):

@@ -215,30 +215,10 @@ class LevenbergMarquardt:
         ``controls=`` to run these settings as traced values (one compiled program for every setting)."""
         return np.asarray([self.steps, self.damping, self.decrease, self.increase, self.rtol], np.float64)
 
-    def __call__(
-        self,
-        residual_fn: ResidualFn,
-        objective: Objective,
-        theta0: Array,
-        normal: Callable[[Array], tuple[Array, Array, Array]] | None = None,
-        lower: Array | None = None,
-        upper: Array | None = None,
-        steps: Array | None = None,
-        controls: Array | None = None,
-        unroll: bool = True,
-    ) -> Trace:
-        """``normal``: optionally, ``theta -> (f, A, g)`` equal to the normal equations of ``residual_fn``
-        under ``objective`` but computed faster (the engine passes :mod:`.index_normal`'s for
-        :class:`~jaxlaws.laws.base.SingleIndex` laws); by default they are formed from the Jacobian.
-        ``lower``, ``upper``: ``(P,)`` box bounds (``-inf`` / ``inf`` for an open side; ``theta0`` is clipped
-        into the box). ``steps``: the iteration cap, possibly traced (default ``self.steps``). ``controls``:
-        a ``(5,)`` array as :meth:`controls` returns, possibly traced, used instead of this solver's settings
-        (so that new settings do not recompile). ``unroll``: form the normal equations and solve them by
-        unrolled scalar arithmetic (fastest to run over large init grids) rather than by matrix products and a
-        loop (fastest to compile); see :func:`normal_equations` and :func:`spd_solve`."""
-        start, body, running, finish = self.machine(
-            residual_fn, objective, theta0, normal, lower, upper, steps, controls, unroll
-        )
+    def __call__(self, residual_fn: ResidualFn, objective: Objective, theta0: Array, **options: Any) -> Trace:
+        """Run from ``theta0``; ``options``: ``normal``, ``lower``, ``upper``, ``steps``, ``controls``, ``unroll``
+        as :meth:`machine` takes them."""
+        start, body, running, finish = self.machine(residual_fn, objective, theta0, **options)
         return finish(jax.lax.while_loop(running, body, start(theta0)))
 
     def machine(
@@ -256,7 +236,17 @@ class LevenbergMarquardt:
         """One init's run as a loop's parts, ``(start, body, running, finish)``: ``start(theta0) -> state``, the
         loop ``while running(state): state = body(state)``, and ``finish(state) -> Trace``. :meth:`__call__` is
         that loop; :func:`run_lanes` runs many inits' states as one batched loop that drops the inits that have
-        stopped. ``like``: an array of ``theta0``'s shape and dtype; the other arguments as in :meth:`__call__`."""
+        stopped. ``like``: an array of ``theta0``'s shape and dtype.
+
+        ``normal``: optionally, ``theta -> (f, A, g)`` equal to the normal equations of ``residual_fn``
+        under ``objective`` but computed faster (the engine passes :mod:`.index_normal`'s for
+        :class:`~jaxlaws.laws.base.SingleIndex` laws); by default they are formed from the Jacobian.
+        ``lower``, ``upper``: ``(P,)`` box bounds (``-inf`` / ``inf`` for an open side; ``theta0`` is clipped
+        into the box). ``steps``: the iteration cap, possibly traced (default ``self.steps``). ``controls``:
+        a ``(5,)`` array as :meth:`controls` returns, possibly traced, used instead of this solver's settings
+        (so that new settings do not recompile). ``unroll``: form the normal equations and solve them by
+        unrolled scalar arithmetic (fastest to run over large init grids) rather than by matrix products and a
+        loop (fastest to compile); see :func:`normal_equations` and :func:`spd_solve`."""
         normal = normal_equations(residual_fn, objective, unroll) if normal is None else normal
         dt = like.dtype
         bounded = lower is not None or upper is not None
