@@ -393,10 +393,12 @@ class Evaluator:
 
     def __call__(self, theta: np.ndarray):
         S = theta.shape[0]
-        with np.errstate(all="ignore"):
-            pred, tangents = (np.asarray(o) for o in self.fn(theta))
-            pred = np.broadcast_to(pred, (S,) + pred.shape[-self.y.ndim :])  # a law that ignores its parameters
-            tangents = np.broadcast_to(tangents, (S,) + tangents.shape[-self.y.ndim - 1 :])
+        with np.errstate(all="ignore"):  # (a no-op inside the solver's own errstate)
+            pred, tangents = self.fn(theta)
+            if pred.ndim == self.y.ndim:  # a law that ignores its parameters
+                pred = np.broadcast_to(pred, (S,) + pred.shape)
+            if tangents.shape[0] != S or tangents.ndim == self.y.ndim + 1:
+                tangents = np.broadcast_to(tangents, (S,) + tangents.shape[-self.y.ndim - 1 :])
             if self.objective.log:
                 r, dr = self.log_y - np.log(pred), -tangents / pred[:, None]
             else:
@@ -434,12 +436,12 @@ def _weight(objective: Any, r: np.ndarray) -> np.ndarray:
 
 
 def _spd_solve(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """Batched ``a^{-1} b`` for symmetric ``a``; NaN rows where ``a`` is not positive definite -- as the compiled
-    solver's Cholesky (or pivot-checked Gauss-Jordan) gives, which the caller treats as a failed step."""
+    """Batched ``a^{-1} b`` for the damped normal equations (positive definite: a Gram matrix plus a positive
+    diagonal); NaN rows where a system is singular or not positive definite -- as the compiled solver's
+    pivot-checked solve gives, which the caller treats as a failed step."""
     try:
-        np.linalg.cholesky(a)
         return np.linalg.solve(a, b[..., None])[..., 0]
-    except np.linalg.LinAlgError:  # some system is not positive definite: find which, one by one
+    except np.linalg.LinAlgError:  # some system is singular: find which, one by one
         out = np.full(b.shape, np.nan)
         for k in range(a.shape[0]):
             try:
@@ -467,15 +469,16 @@ def levenberg_marquardt(ev: Evaluator, objective: Any, wf: np.ndarray, theta0: n
 
     def normal(th):
         _, r, jac = ev(th)
-        with np.errstate(all="ignore"):
-            if padded:  # points of weight 0 (padding) contribute nothing, even where the law is not finite
-                r = np.where(wf > 0, r, 0.0)
-                jac = np.where((wf > 0)[:, None], jac, 0.0)
-            w = wf if squared else wf * _weight(objective, r)
-            f = np.sum(wf * _rho(objective, r), axis=1)
-            jw = jac * w[..., None]
-            a = np.matmul(np.swapaxes(jac, 1, 2), jw)
-            g = np.matmul(np.swapaxes(jw, 1, 2), r[:, :, None])[..., 0]
+        if padded:  # points of weight 0 (padding) contribute nothing, even where the law is not finite
+            r = np.where(wf > 0, r, 0.0)
+            jac = np.where((wf > 0)[:, None], jac, 0.0)
+        if squared:
+            w, f = wf, 0.5 * ((r * r) @ wf)
+        else:
+            w, f = wf * _weight(objective, r), (wf * _rho(objective, r)).sum(1)
+        jw = jac * w[..., None]
+        a = np.matmul(np.swapaxes(jac, 1, 2), jw)
+        g = np.matmul(np.swapaxes(jw, 1, 2), r[:, :, None])[..., 0]
         return np.where(np.isfinite(f), f, np.inf), a, g
 
     out_theta, out_f, out_f90 = np.zeros((S, P)), np.full(S, np.inf), np.zeros(S)
@@ -489,8 +492,7 @@ def levenberg_marquardt(ev: Evaluator, objective: Any, wf: np.ndarray, theta0: n
         if j == 0:
             theta, f, a, g = cand.copy(), f_new, a_new, g_new
         else:
-            with np.errstate(invalid="ignore"):
-                ok = (f_new < f) & np.all(np.isfinite(cand), axis=1)
+            ok = (f_new < f) & np.isfinite(cand).all(1)
             lam = np.clip(np.where(ok, lam / decrease, lam * increase), 1e-12, lam_max)
             if ok.any():
                 theta[ok], f[ok], a[ok], g[ok] = cand[ok], f_new[ok], a_new[ok], g_new[ok]
@@ -518,9 +520,8 @@ def levenberg_marquardt(ev: Evaluator, objective: Any, wf: np.ndarray, theta0: n
         damped = a_r.copy()
         damped[:, diag_idx, diag_idx] += lam[:, None] * d
         step = _spd_solve(damped, -g_r)
-        with np.errstate(all="ignore"):
-            promised = -(np.sum(g_r * step, axis=1) + 0.5 * np.sum(step * np.matmul(a_r, step[:, :, None])[..., 0], 1))
-            stop = (lam <= GN_DAMPING) & (promised <= rtol * np.abs(f))
+        promised = -(step * (g_r + 0.5 * np.matmul(a_r, step[:, :, None])[..., 0])).sum(1)
+        stop = (lam <= GN_DAMPING) & (promised <= rtol * np.abs(f))
         cand = theta + step
         if bounded:
             cand = np.clip(cand, lo, hi)
@@ -562,7 +563,8 @@ def run(cfg: Any, args: list, shared_inits: bool) -> tuple | None:
             return None
         wf = np.broadcast_to(w[b].reshape(w[b].shape + (1,) * (y[b].ndim - 1)), y[b].shape).reshape(-1)
         try:
-            theta, f, f90 = levenberg_marquardt(ev, cfg.objective, wf, start, lo[b], hi[b], ctl[b])
+            with np.errstate(all="ignore"):  # a diverging init's overflow is its objective's inf, not a warning
+                theta, f, f90 = levenberg_marquardt(ev, cfg.objective, wf, start, lo[b], hi[b], ctl[b])
         except Unsupported:
             return None
         best = int(np.argmin(f))
