@@ -33,7 +33,7 @@ __all__: list[str] = []
 
 #: Jacobian entries (problems x inits x points x parameters) above which a fit compiles at once (NumPy's
 #: op-by-op passes would then cost more than the compile), and the most problems a host run takes.
-MAX_ELEMENTS = 1 << 21
+MAX_ELEMENTS = 1 << 18
 MAX_PROBLEMS = 8
 
 
