@@ -93,8 +93,8 @@ def worker(mode: str, pid: int, n: int, port: int, work: Path) -> None:
 
     out = {}
     if mode == "sweeps":
-        out["static"] = _losses(_static(t, work / "static", runs_per_program=2))
-        out["dynamic"] = _losses(_dynamic(t, work / "dynamic", runs_per_program=2))
+        out["static"] = _losses(_static(t, work / "static", runs_per_program=1))
+        out["dynamic"] = _losses(_dynamic(t, work / "dynamic", runs_per_program=1))
         res = _fit()
         out["fit"] = res.params.tolist()
     elif mode == "kill":  # the last process dies while saving its second run's first mid-run checkpoint
@@ -153,15 +153,15 @@ def _read(work: Path, n: int) -> list[dict]:
 
 @pytest.fixture(scope="module")
 def reference(tmp_path_factory):
-    """The same sweeps and fit in this (single) process (as many runs per program as the 2-process job: process 0
-    finds their programs compiled)."""
+    """The same sweeps and fit in this (single) process. Every sweep of this file trains one run per program: each
+    process compiles two training programs (fresh and restored states), not one per layout."""
     sys.path.insert(0, str(TESTS))
     import test_train_sweep as t
 
     work = tmp_path_factory.mktemp("one")
     return {
-        "static": _losses(_static(t, work / "static", runs_per_program=2)),
-        "dynamic": _losses(_dynamic(t, work / "dynamic", runs_per_program=2)),
+        "static": _losses(_static(t, work / "static", runs_per_program=1)),
+        "dynamic": _losses(_dynamic(t, work / "dynamic", runs_per_program=1)),
         "fit": _fit().params,
     }
 
