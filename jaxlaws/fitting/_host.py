@@ -7,11 +7,12 @@ finishes small problems in tens of milliseconds. This module runs the *same* alg
 and positive-definite solve, in float64) with NumPy, batched over the inits, so the first fit of a
 configuration in a process compiles nothing; the engine compiles on its next call, whose warm runs are faster.
 
-The law is not re-written: ``jax.make_jaxpr`` traces its prediction and forward-mode tangents (``jax.jvp``
-along each parameter: the Jacobian that the compiled solver forms) for one parameter vector, without
-compiling, and :func:`compile_jaxpr` turns that jaxpr into one straight-line Python function of NumPy calls
-over a leading axis of inits, the data folded in. A primitive it does not know makes :func:`run` return
-``None``, and the engine compiles instead.
+The law is not re-written: ``jax.make_jaxpr`` traces its ``predict`` for one parameter vector (no compile), and
+:func:`compile_forward` turns that jaxpr into one straight-line Python function of NumPy calls over a leading
+axis of inits, the data folded in, that also carries each value's forward-mode tangents along the parameters
+(JAX's JVP rules, written as NumPy): one pass gives the predictions and the Jacobian the compiled solver forms.
+A primitive without a tangent rule here falls back to JAX's own forward-mode jaxpr (``jax.jvp``, traced);
+one the evaluator does not know at all makes :func:`run` return ``None``, and the engine compiles instead.
 """
 
 from __future__ import annotations
@@ -236,6 +237,14 @@ def _closed(j: Any) -> tuple:
     return (j.jaxpr, j.consts) if hasattr(j, "consts") else (j, ())
 
 
+def _callee(name: str, params: dict) -> tuple:
+    """The ``(jaxpr, consts)`` a call primitive runs (inlined by the writers)."""
+    sub = params.get(CALLS[name]) or params.get("fun_jaxpr")
+    if sub is None:
+        raise Unsupported(name)
+    return _closed(sub)
+
+
 _OPERATORS = {"add": "+", "add_any": "+", "sub": "-", "mul": "*"}
 
 
@@ -290,10 +299,7 @@ class _Writer:
             vals = [read(v) for v in eqn.invars]
             params = {k: v for k, v in eqn.params.items() if k not in _IGNORED}
             if name in CALLS:
-                sub = params.get(CALLS[name]) or params.get("fun_jaxpr")
-                if sub is None:
-                    raise Unsupported(name)
-                outs = self.emit(*_closed(sub), vals)
+                outs = self.emit(*_callee(name, params), vals)
             elif name in ELEMENTWISE:
                 outs = [self.elementwise(name, params, eqn, vals)]
             elif name in SHAPED:
@@ -361,6 +367,259 @@ class _Writer:
         return ("v", self.line(expr), batched, lazy)
 
 
+# ------------------------------------------------------------------------------------------- forward mode
+# Tangents of the law's values along each parameter, written next to the primal code: a tangent is an array
+# (K or 1, P, *shape) -- inits (1: the same for all), parameters, then the value's own shape -- or None (zero:
+# the value does not depend on the parameters). Rules as JAX's JVP rules (max/min split ties evenly).
+_UNARY_T = {
+    "neg": "-{t}",
+    "exp": "{o} * {t}",
+    "exp2": "{o} * {t} * 0.6931471805599453",
+    "log": "{t} / {a}",
+    "log1p": "{t} / (1.0 + {a})",
+    "expm1": "({o} + 1.0) * {t}",
+    "sqrt": "{t} * 0.5 / {o}",
+    "rsqrt": "{t} * (-0.5) * {o} / {a}",
+    "tanh": "{t} * (1.0 - {o} * {o})",
+    "logistic": "{t} * {o} * (1.0 - {o})",
+    "sin": "{t} * np.cos({a})",
+    "cos": "-{t} * np.sin({a})",
+    "tan": "{t} * (1.0 + {o} * {o})",
+    "sinh": "{t} * np.cosh({a})",
+    "cosh": "{t} * np.sinh({a})",
+    "arctan": "{t} / (1.0 + {a} * {a})",
+    "square": "2.0 * {a} * {t}",
+    "abs": "np.sign({a}) * {t}",
+    "copy": "{t}",
+    "copy_p": "{t}",
+}
+_ZERO_T = {
+    "eq",
+    "ne",
+    "lt",
+    "le",
+    "gt",
+    "ge",
+    "and",
+    "or",
+    "not",
+    "is_finite",
+    "floor",
+    "ceil",
+    "sign",
+    "round",
+    "stop_gradient",
+    "iota",
+}
+
+
+def _tjoin(ts: list, shapes: list, axis: int, stack: bool) -> np.ndarray:
+    """Concatenated (or stacked) tangents, zeros for the operands without one."""
+    live = [t for t in ts if t is not None]
+    lead, P = max(t.shape[0] for t in live), live[0].shape[1]
+    full = [
+        np.zeros((lead, P) + tuple(sh)) if t is None else np.broadcast_to(t, (lead, P) + tuple(sh))
+        for t, sh in zip(ts, shapes)
+    ]
+    return np.stack(full, axis=axis + 2) if stack else np.concatenate(full, axis=axis + 2)
+
+
+def _tpick(t: np.ndarray, a: np.ndarray, o: np.ndarray, axes: tuple, batched: bool) -> np.ndarray:
+    """The tangent of ``reduce_max``/``reduce_min``: the mean of the tangents where the value is the extreme."""
+    off = 1 if batched else 0
+    o = np.expand_dims(o, tuple(x + off for x in axes))
+    mask = (a[:, None] == o[:, None]) if batched else (a == o)
+    ax = tuple(x + 2 for x in axes)
+    picked = t * mask
+    return picked.sum(axis=ax) / (mask + np.zeros_like(picked)).sum(axis=ax)
+
+
+class _ForwardWriter(_Writer):
+    """:class:`_Writer` that also writes each value's tangents along the parameters (forward mode), so that one
+    pass gives the prediction and its Jacobian from the law's own jaxpr -- no ``jax.jvp`` trace needed."""
+
+    def __init__(self):
+        super().__init__()
+        self.ns.update(_tjoin=_tjoin, _tpick=_tpick)
+
+    def aligned(self, val: tuple, var: Any, rank: int) -> str:
+        """A primal value as it lines up with tangents of an elementwise result of rank ``rank``."""
+        name, batched = self.name_of(val, var.aval if var is not None else None, False)
+        if not batched:
+            return name
+        lower = rank - (len(var.aval.shape) if var is not None else rank)
+        return f"{name}[:, None{', None' * lower}]"
+
+    @staticmethod
+    def t_aligned(t: str | None, var: Any, rank: int) -> str | None:
+        lower = rank - len(var.aval.shape)
+        return t if t is None or not lower else f"{t}[:, :{', None' * lower}]"
+
+    def emit_jvp(self, jaxpr: Any, consts: Any, ins: list[tuple], tins: list) -> tuple[list, list]:
+        env: dict = {}
+        tan: dict = {}
+
+        def read(v):
+            return ("c", np.asarray(v.val)) if type(v).__name__ == "Literal" else env[v]
+
+        def tread(v):
+            return None if type(v).__name__ == "Literal" else tan.get(v)
+
+        for v, c in zip(jaxpr.constvars, consts):
+            env[v] = ("c", np.asarray(c))
+        for v, val, t in zip(jaxpr.invars, ins, tins):
+            env[v], tan[v] = val, t
+        for eqn in jaxpr.eqns:
+            name = eqn.primitive.name
+            vals = [read(v) for v in eqn.invars]
+            ts = [tread(v) for v in eqn.invars]
+            params = {k: v for k, v in eqn.params.items() if k not in _IGNORED}
+            if name in CALLS:
+                outs, touts = self.emit_jvp(*_callee(name, params), vals, ts)
+            else:
+                if name in ELEMENTWISE:
+                    outs = [self.elementwise(name, params, eqn, vals)]
+                elif name in SHAPED:
+                    outs = [self.shaped(name, params, eqn, vals)]
+                else:
+                    raise Unsupported(name)
+                touts = [None if all(t is None for t in ts) else self.tangent(name, params, eqn, vals, ts, outs[0])]
+            for v, o, t in zip(eqn.outvars, outs, touts):
+                env[v], tan[v] = o, t
+        return [read(v) for v in jaxpr.outvars], [tread(v) for v in jaxpr.outvars]
+
+    def tangent(self, name: str, params: dict, eqn: Any, vals: list, ts: list, out: tuple) -> str | None:
+        if name in _ZERO_T:
+            return None
+        out_var = eqn.outvars[0]
+        if name in ELEMENTWISE:
+            if not np.issubdtype(np.dtype(out_var.aval.dtype), np.floating):
+                return None
+            R = len(out_var.aval.shape)
+            A = [self.aligned(v, var, R) for v, var in zip(vals, eqn.invars)]
+            T = [self.t_aligned(t, var, R) for t, var in zip(ts, eqn.invars)]
+            res = self.aligned(out, out_var, R)
+            return self.line(self.elementwise_tangent(name, params, A, T, res))
+        return self.shaped_tangent(name, params, eqn, vals, ts, out)
+
+    @staticmethod
+    def elementwise_tangent(name: str, params: dict, A: list, T: list, res: str) -> str:
+        if name in _UNARY_T or name == "convert_element_type":
+            return _UNARY_T.get(name, "{t}").format(t=T[0], a=A[0], o=res)
+        if name == "integer_pow":
+            y = params["y"]
+            return f"{y} * {A[0]} ** {y - 1} * {T[0]}" if y != 1 else T[0]
+        if name in ("add", "add_any", "sub"):
+            sign = "-" if name == "sub" else "+"
+            if T[1] is None:
+                return T[0]
+            return f"{T[0]} {sign} {T[1]}" if T[0] is not None else f"{sign}{T[1]}"
+        if name in ("mul", "div", "pow", "max", "min"):
+            a, b, ta, tb = A[0], A[1], T[0], T[1]
+            if name == "mul":
+                parts = [f"{ta} * {b}" if ta else None, f"{a} * {tb}" if tb else None]
+            elif name == "div":
+                parts = [f"{ta} / {b}" if ta else None, f"-({res} * {tb} / {b})" if tb else None]
+            elif name == "pow":
+                parts = [
+                    f"{ta} * {b} * np.power({a}, {b} - 1.0)" if ta else None,
+                    f"{tb} * np.where({a} == 0, 0.0, {res} * np.log(np.where({a} == 0, 1.0, {a})))" if tb else None,
+                ]
+            else:
+                cmp = ">" if name == "max" else "<"
+                m = f"(({a} {cmp} {b}) + 0.5 * ({a} == {b}))"
+                parts = [f"{ta} * {m}" if ta else None, f"{tb} * (1.0 - {m})" if tb else None]
+            return " + ".join(p for p in parts if p)
+        if name == "select_n":
+            if len(T) != 3:
+                raise Unsupported("select_n over more than two cases")
+            return f"np.where({A[0]}, {T[2] or 0.0}, {T[1] or 0.0})"
+        if name == "clamp":
+            if T[0] is not None or T[2] is not None:
+                raise Unsupported("clamp with parameter-dependent bounds")
+            return f"np.where(({A[1]} >= {A[0]}) & ({A[1]} <= {A[2]}), {T[1]}, 0.0)"
+        raise Unsupported(f"tangent of {name}")
+
+    def shaped_tangent(self, name: str, params: dict, eqn: Any, vals: list, ts: list, out: tuple) -> str:
+        t, var = ts[0], eqn.invars[0] if eqn.invars else None
+        out_shape = tuple(eqn.outvars[0].aval.shape)
+        if name in ("reshape", "squeeze", "expand_dims"):
+            if params.get("dimensions") is not None and name == "reshape":
+                raise Unsupported("reshape with dimensions")
+            return self.line(f"{t}.reshape({t}.shape[:2] + {out_shape!r})")
+        if name == "broadcast_in_dim":
+            shape = [1] * len(out_shape)
+            for src, dst in enumerate(params["broadcast_dimensions"]):
+                shape[dst] = var.aval.shape[src]
+            return self.line(
+                f"np.broadcast_to({t}.reshape({t}.shape[:2] + {tuple(shape)!r}), {t}.shape[:2] + {out_shape!r})"
+            )
+        if name == "transpose":
+            return self.line(f"{t}.transpose({(0, 1) + tuple(p + 2 for p in params['permutation'])!r})")
+        if name == "slice":
+            if params.get("strides"):
+                raise Unsupported("strided slice")
+            idx = ", ".join(f"{s}:{e}" for s, e in zip(params["start_indices"], params["limit_indices"]))
+            return self.line(f"{t}[:, :, {idx}]")
+        if name in ("concatenate", "stack"):
+            shapes = [tuple(v.aval.shape) for v in eqn.invars]
+            axis = params["dimension"] if name == "concatenate" else params["axis"]
+            tl = "[" + ", ".join(x or "None" for x in ts) + "]"
+            return self.line(f"_tjoin({tl}, {shapes!r}, {axis}, {name == 'stack'})")
+        if name == "reduce_sum":
+            return self.line(f"{t}.sum(axis={tuple(a + 2 for a in params['axes'])!r})")
+        if name in ("reduce_max", "reduce_min"):
+            a, batched = self.name_of(vals[0], var.aval, True)
+            o, _ = self.name_of(out, eqn.outvars[0].aval, True)
+            return self.line(f"_tpick({t}, {a}, {o}, {tuple(params['axes'])!r}, {batched})")
+        if name == "cumsum":
+            ax = params["axis"] + 2
+            if params.get("reverse"):
+                return self.line(f"np.flip(np.cumsum(np.flip({t}, {ax}), axis={ax}), {ax})")
+            return self.line(f"np.cumsum({t}, axis={ax})")
+        if name == "dot_general":
+            return self.line(self.dot_tangent(params, eqn, vals, ts))
+        raise Unsupported(f"tangent of {name}")
+
+    def dot_tangent(self, params: dict, eqn: Any, vals: list, ts: list) -> str:
+        (ca, cb), (ba, bb) = params["dimension_numbers"]
+        ra, rb = (len(v.aval.shape) for v in eqn.invars)
+        letters = iter("abcdefghijklmnopqrstuvwxy")
+        la = [next(letters) for _ in range(ra)]
+        lb: list = [None] * rb
+        for i, j in zip(list(ba) + list(ca), list(bb) + list(cb)):
+            lb[j] = la[i]
+        lb = [c if c is not None else next(letters) for c in lb]
+        out = [la[i] for i in ba] + [la[i] for i in range(ra) if i not in ba and i not in ca]
+        out += [lb[j] for j in range(rb) if j not in bb and j not in cb]
+        sa, sb, so = "".join(la), "".join(lb), "".join(out)
+        (na, fa), (nb, fb) = (self.name_of(v, var.aval, True) for v, var in zip(vals, eqn.invars))
+        terms = []
+        if ts[0] is not None:
+            terms.append(f"np.einsum('...Z{sa},{'...' if fb else ''}{sb}->...Z{so}', {ts[0]}, {nb})")
+        if ts[1] is not None:
+            terms.append(f"np.einsum('{'...' if fa else ''}{sa},...Z{sb}->...Z{so}', {na}, {ts[1]})")
+        return " + ".join(terms)
+
+
+def compile_forward(closed: Any, x: np.ndarray, P: int) -> Callable:
+    """``theta (K, P) -> (pred (K, ...), d pred / d theta (K or 1, P, ...))`` from the jaxpr of the law's
+    ``predict(theta (P,), x)`` alone, the data ``x`` folded in. Raises :class:`Unsupported` on a primitive
+    without a rule here."""
+    w = _ForwardWriter()
+    eye = w.bind(np.eye(P)[None])  # d theta / d theta: the identity, the same for every init
+    (out,), (tout,) = w.emit_jvp(
+        closed.jaxpr, closed.consts, [("v", "a0", True, False), ("c", np.asarray(x))], [eye, None]
+    )
+    pred, _ = w.name_of(out, closed.jaxpr.outvars[0].aval, True)
+    if tout is None:
+        tout = w.line(f"np.zeros((1, {P}) + {tuple(closed.jaxpr.outvars[0].aval.shape)!r})")
+    body = "\n    ".join(w.lines) or "pass"
+    src = f"def f(a0):\n    {body}\n    return {pred}, {tout}\n"
+    exec(compile(src, "<jaxlaws host law>", "exec"), w.ns)  # noqa: S102 -- source made above from a jaxpr
+    return w.ns["f"]
+
+
 def compile_jaxpr(closed: Any, known: dict[int, np.ndarray]) -> Callable:
     """A NumPy function ``f(*batched_inputs) -> outputs`` of the jaxpr, for inputs ``known`` (position -> value,
     fixed now, e.g. the data) and the other inputs batched along a leading axis. Raises :class:`Unsupported` on a
@@ -384,10 +643,18 @@ def compile_jaxpr(closed: Any, known: dict[int, np.ndarray]) -> Callable:
 # ------------------------------------------------------------------------------------------- the law
 class Evaluator:
     """``theta (S, P) -> (pred (S, ...), r (S, N), J (S, N, P))`` for one problem's points: one NumPy pass of the
-    law's forward-mode jaxpr (traced once, for one parameter vector, by :func:`trace`) over ``S`` inits."""
+    law's jaxpr with forward-mode tangents (:func:`compile_forward`), or, for a primitive without a tangent rule
+    here and given ``predict``, of JAX's own forward-mode jaxpr (:func:`trace_jvp`)."""
 
-    def __init__(self, closed: Any, objective: Any, x: np.ndarray, y: np.ndarray):
-        self.fn = compile_jaxpr(closed, {1: np.asarray(x, np.float64)})
+    def __init__(self, closed: Any, objective: Any, x: np.ndarray, y: np.ndarray, predict: Callable | None = None):
+        x = np.asarray(x, np.float64)
+        P = closed.jaxpr.invars[0].aval.shape[0]
+        try:
+            self.fn = compile_forward(closed, x, P)
+        except Unsupported:
+            if predict is None:
+                raise
+            self.fn = compile_jaxpr(trace_jvp(predict, P, x.shape), {1: x})
         self.objective, self.y = objective, np.asarray(y, np.float64)
         self.log_y = np.log(self.y) if objective.log else None
 
@@ -407,8 +674,16 @@ class Evaluator:
 
 
 def trace(predict: Callable, P: int, x_shape: tuple) -> Any:
-    """The closed jaxpr of ``(theta (P,), x) -> (pred, d pred / d theta (P, ...))``: the law's prediction and its
-    forward-mode tangent along each parameter (traced, not compiled)."""
+    """The closed jaxpr of the law's ``predict(theta (P,), x)`` (traced, not compiled)."""
+    with jax.enable_x64(True):
+        return jax.make_jaxpr(predict)(
+            jax.ShapeDtypeStruct((P,), jnp.float64), jax.ShapeDtypeStruct(tuple(x_shape), jnp.float64)
+        )
+
+
+def trace_jvp(predict: Callable, P: int, x_shape: tuple) -> Any:
+    """The closed jaxpr of ``(theta (P,), x) -> (pred, d pred / d theta (P, ...))``: JAX's forward mode along each
+    parameter (traced, not compiled), for laws with a primitive :func:`compile_forward` has no tangent rule for."""
 
     def with_tangents(theta, x):
         eye = jnp.eye(P, dtype=theta.dtype)
@@ -558,7 +833,7 @@ def run(cfg: Any, args: list, shared_inits: bool) -> tuple | None:
     for b in range(B):
         start = inits if shared_inits else inits[b]
         try:
-            ev = Evaluator(closed, cfg.objective, x[b], y[b])
+            ev = Evaluator(closed, cfg.objective, x[b], y[b], cfg.predict)
         except Unsupported:
             return None
         wf = np.broadcast_to(w[b].reshape(w[b].shape + (1,) * (y[b].ndim - 1)), y[b].shape).reshape(-1)
