@@ -42,12 +42,14 @@ def dirichlet(k: int, n: int, seed: int) -> np.ndarray:
 # Files that take longest (full suite, then fast tier), run first: xdist hands a worker the next file whenever it
 # is nearly done (--dist loadfile, --no-loadscope-reorder in pyproject.toml: collection order, not xdist's
 # most-tests-first), so a long file started last would run alone while the other workers idle.
-LONGEST_FIRST = (  # the full suite's per-file test time, longest first (2 workers, cold cache, load 3-7)
+LONGEST_FIRST = (  # the full suite's per-file test time, longest first (2 workers, cold cache, load 3-7), scaled by
+    # the cold single-process (-n 0) CPU time of the files cut since (distributed 0.60x, sweep_reliability 0.60x,
+    # methods_train 0.89x); test_distributed.py's processes run in parallel, so it starts early
     "test_methods_train.py",
-    "test_distributed.py",
-    "test_sweep_reliability.py",
     "test_notebooks.py",
+    "test_distributed.py",
     "test_report.py",
+    "test_sweep_reliability.py",
     "test_analysis_bootstrap.py",
     "test_fit_diagnostics.py",
     "test_train_sweep.py",

@@ -209,6 +209,8 @@ def test_cli_static_sweep(tmp_path, capsys):
         "0",
         "--max-eval-chunks",
         "4",
+        "--runs-per-program",
+        "1",  # as test_sweep_reliability.py's CLI test: one compiled program serves both files
         "--out",
         str(out),
         "--no-progress",
