@@ -237,3 +237,18 @@ def test_several_problems_fixed_parameters_and_multi_output_laws(monkeypatch):
     compiled2 = jl.fit(law2, x, y2, inits=SAT_INITS)
     np.testing.assert_allclose(host2.params, compiled2.params, rtol=1e-7)
     assert host2.objective == pytest.approx(compiled2.objective, rel=1e-10)
+
+
+def test_a_primitive_without_a_tangent_rule_is_refused_and_the_fit_compiles():
+    def prod_law(t, x):  # reduce_prod: evaluated, but no tangent rule in the writer
+        return jnp.prod(t[0] * x, axis=1) + t[1]
+
+    rng = np.random.default_rng(4)
+    x = rng.uniform(0.5, 2.0, (12, 2))
+    y = 1.3**2 * x[:, 0] * x[:, 1] + 0.2
+    with pytest.raises(_host.Unsupported, match="reduce_prod"):
+        _host.compile_forward(_host.trace(prod_law, 2, x.shape), x, 2)
+    law = jl.laws.Law("host_prod", ("a", "c"), prod_law, x_dim=2)
+    res, n = _lowered(lambda: jl.fit(law, x, y, inits=np.array([[1.0, 0.0], [2.0, 1.0]])))
+    assert n == 1 and res.ok
+    np.testing.assert_allclose(res.params, [1.3, 0.2], rtol=1e-8)

@@ -11,8 +11,7 @@ The law is not re-written: ``jax.make_jaxpr`` traces its ``predict`` for one par
 :func:`compile_forward` turns that jaxpr into one straight-line Python function of NumPy calls over a leading
 axis of inits, the data folded in, that also carries each value's forward-mode tangents along the parameters
 (JAX's JVP rules, written as NumPy): one pass gives the predictions and the Jacobian the compiled solver forms.
-A primitive without a tangent rule here falls back to JAX's own forward-mode jaxpr (``jax.jvp``, traced);
-one the evaluator does not know at all makes :func:`run` return ``None``, and the engine compiles instead.
+A primitive without a rule here makes :func:`run` return ``None``, and the engine compiles instead.
 """
 
 from __future__ import annotations
@@ -249,9 +248,10 @@ _OPERATORS = {"add": "+", "add_any": "+", "sub": "-", "mul": "*"}
 
 
 class _Writer:
-    """Turns a jaxpr into the source of one straight-line Python function of NumPy calls (sub-jaxprs inlined):
-    the per-equation work of an interpreter (look-ups, parameters, batch flags) is done once here, and every
-    equation whose inputs are all known (the data, constants) is evaluated here, once, not on every pass."""
+    """Writes the primal part of a jaxpr as the source of one straight-line Python function of NumPy calls: the
+    per-equation work of an interpreter (look-ups, parameters, batch flags) is done once here, and every
+    equation whose inputs are all known (the data, constants) is evaluated here, once, not on every pass.
+    :class:`_ForwardWriter` walks the jaxpr (sub-jaxprs inlined) and adds the tangents."""
 
     def __init__(self):
         self.lines: list[str] = []
@@ -283,32 +283,6 @@ class _Writer:
             lead = f"{name}.shape[:1] + " if batched else ""
             name = self.line(f"np.broadcast_to({name}, {lead}{tuple(aval.shape)!r})")
         return name, batched
-
-    def emit(self, jaxpr: Any, consts: Any, ins: list[tuple]) -> list[tuple]:
-        env: dict = {}
-
-        def read(v):
-            return ("c", np.asarray(v.val)) if type(v).__name__ == "Literal" else env[v]
-
-        for v, c in zip(jaxpr.constvars, consts):
-            env[v] = ("c", np.asarray(c))
-        for v, val in zip(jaxpr.invars, ins):
-            env[v] = val
-        for eqn in jaxpr.eqns:
-            name = eqn.primitive.name
-            vals = [read(v) for v in eqn.invars]
-            params = {k: v for k, v in eqn.params.items() if k not in _IGNORED}
-            if name in CALLS:
-                outs = self.emit(*_callee(name, params), vals)
-            elif name in ELEMENTWISE:
-                outs = [self.elementwise(name, params, eqn, vals)]
-            elif name in SHAPED:
-                outs = [self.shaped(name, params, eqn, vals)]
-            else:
-                raise Unsupported(name)
-            for v, o in zip(eqn.outvars, outs):
-                env[v] = o
-        return [read(v) for v in jaxpr.outvars]
 
     def elementwise(self, name: str, params: dict, eqn: Any, vals: list) -> tuple:
         kw = {k: params[k] for k in _ELEMENTWISE_PARAMS.get(name, ()) if k in params}
@@ -620,41 +594,15 @@ def compile_forward(closed: Any, x: np.ndarray, P: int) -> Callable:
     return w.ns["f"]
 
 
-def compile_jaxpr(closed: Any, known: dict[int, np.ndarray]) -> Callable:
-    """A NumPy function ``f(*batched_inputs) -> outputs`` of the jaxpr, for inputs ``known`` (position -> value,
-    fixed now, e.g. the data) and the other inputs batched along a leading axis. Raises :class:`Unsupported` on a
-    primitive it does not evaluate."""
-    w = _Writer()
-    ins, args = [], []
-    for i in range(len(closed.jaxpr.invars)):
-        if i in known:
-            ins.append(("c", np.asarray(known[i])))
-        else:
-            args.append(f"a{i}")
-            ins.append(("v", args[-1], True, False))
-    outs = w.emit(closed.jaxpr, closed.consts, ins)
-    names = [w.name_of(o, v.aval, True)[0] for o, v in zip(outs, closed.jaxpr.outvars)]
-    body = "\n    ".join(w.lines) or "pass"
-    src = f"def f({', '.join(args)}):\n    {body}\n    return ({', '.join(names)},)\n"
-    exec(compile(src, "<jaxlaws host law>", "exec"), w.ns)  # noqa: S102 -- source made above from a jaxpr
-    return w.ns["f"]
-
-
 # ------------------------------------------------------------------------------------------- the law
 class Evaluator:
     """``theta (S, P) -> (pred (S, ...), r (S, N), J (S, N, P))`` for one problem's points: one NumPy pass of the
-    law's jaxpr with forward-mode tangents (:func:`compile_forward`), or, for a primitive without a tangent rule
-    here and given ``predict``, of JAX's own forward-mode jaxpr (:func:`trace_jvp`)."""
+    law's jaxpr with forward-mode tangents (:func:`compile_forward`). Raises :class:`Unsupported` for a law with
+    a primitive that has no rule here."""
 
-    def __init__(self, closed: Any, objective: Any, x: np.ndarray, y: np.ndarray, predict: Callable | None = None):
+    def __init__(self, closed: Any, objective: Any, x: np.ndarray, y: np.ndarray):
         x = np.asarray(x, np.float64)
-        P = closed.jaxpr.invars[0].aval.shape[0]
-        try:
-            self.fn = compile_forward(closed, x, P)
-        except Unsupported:
-            if predict is None:
-                raise
-            self.fn = compile_jaxpr(trace_jvp(predict, P, x.shape), {1: x})
+        self.fn = compile_forward(closed, x, closed.jaxpr.invars[0].aval.shape[0])
         self.objective, self.y = objective, np.asarray(y, np.float64)
         self.log_y = np.log(self.y) if objective.log else None
 
@@ -677,21 +625,6 @@ def trace(predict: Callable, P: int, x_shape: tuple) -> Any:
     """The closed jaxpr of the law's ``predict(theta (P,), x)`` (traced, not compiled)."""
     with jax.enable_x64(True):
         return jax.make_jaxpr(predict)(
-            jax.ShapeDtypeStruct((P,), jnp.float64), jax.ShapeDtypeStruct(tuple(x_shape), jnp.float64)
-        )
-
-
-def trace_jvp(predict: Callable, P: int, x_shape: tuple) -> Any:
-    """The closed jaxpr of ``(theta (P,), x) -> (pred, d pred / d theta (P, ...))``: JAX's forward mode along each
-    parameter (traced, not compiled), for laws with a primitive :func:`compile_forward` has no tangent rule for."""
-
-    def with_tangents(theta, x):
-        eye = jnp.eye(P, dtype=theta.dtype)
-        jvp = lambda v: jax.jvp(lambda t: predict(t, x), (theta,), (v,))  # noqa: E731
-        return jax.vmap(jvp, out_axes=(None, 0))(eye)  # the prediction once, a tangent per parameter
-
-    with jax.enable_x64(True):
-        return jax.make_jaxpr(with_tangents)(
             jax.ShapeDtypeStruct((P,), jnp.float64), jax.ShapeDtypeStruct(tuple(x_shape), jnp.float64)
         )
 
@@ -833,7 +766,7 @@ def run(cfg: Any, args: list, shared_inits: bool) -> tuple | None:
     for b in range(B):
         start = inits if shared_inits else inits[b]
         try:
-            ev = Evaluator(closed, cfg.objective, x[b], y[b], cfg.predict)
+            ev = Evaluator(closed, cfg.objective, x[b], y[b])
         except Unsupported:
             return None
         wf = np.broadcast_to(w[b].reshape(w[b].shape + (1,) * (y[b].ndim - 1)), y[b].shape).reshape(-1)
