@@ -29,7 +29,7 @@ from jaxlaws.mixing.base import (
     sample_groups,
     tree_dot,
 )
-from jaxlaws.mixing.doge import DOGE_DEFAULTS, DoGEState, combine, doge
+from jaxlaws.mixing.doge import DOGE_DEFAULTS, DoGEState, combine, doge, score_matrix
 from jaxlaws.mixing.doremi import DOREMI_DEFAULTS, DoReMiState, average_weights, doremi, weighted_loss
 from jaxlaws.mixing.signals import doge_step, doremi_step, group_losses, per_group_grads
 from jaxlaws.mixing.skillit import (
@@ -57,6 +57,7 @@ __all__ = [
     "doremi_step",
     "doge_step",
     "combine",
+    "score_matrix",
     "weighted_loss",
     "average_weights",
     "clip_by_norm",
