@@ -393,9 +393,10 @@ SMALL = [
 ]
 
 
-@pytest.mark.slow
-def test_cli_sweep_method_then_analyse(tmp_path):
-    out = tmp_path / "aioli"
+@pytest.fixture(scope="module")
+def cli_aioli(tmp_path_factory):
+    """``jaxlaws sweep method --method aioli`` with a break step and children: ``(result, out)``."""
+    out = tmp_path_factory.mktemp("cli") / "aioli"
     r = _jaxlaws(
         "sweep",
         "method",
@@ -403,7 +404,7 @@ def test_cli_sweep_method_then_analyse(tmp_path):
         "aioli",
         *SMALL,
         "--seeds",
-        "0,1",
+        "0",
         "--update-steps",
         "18",
         "--lp-steps",
@@ -419,8 +420,20 @@ def test_cli_sweep_method_then_analyse(tmp_path):
         "--out",
         str(out),
     )
+    return r, out
+
+
+@pytest.mark.slow
+def test_cli_sweep_method(cli_aioli):
+    r, out = cli_aioli
     assert r.returncode == 0, r.stderr
-    assert "final run 'aioli'" in r.stdout
+    assert "final run 'aioli'" in r.stdout and (out / "sweep").is_dir()
+
+
+@pytest.mark.slow
+def test_cli_analyse_reads_the_method_sweep(cli_aioli):
+    r, out = cli_aioli
+    assert r.returncode == 0, r.stderr
     r = _jaxlaws("analyse", str(out / "sweep"))
     assert r.returncode == 0, r.stderr
     assert "aioli" in r.stdout and "sim" in r.stdout
@@ -428,14 +441,12 @@ def test_cli_sweep_method_then_analyse(tmp_path):
 
 @pytest.mark.slow
 def test_cli_compare_prints_the_table(tmp_path):
-    # the seeds and Aioli settings of test_cli_sweep_method_then_analyse: its compiled Aioli programs are reused
+    # the seed and Aioli settings of the cli_aioli fixture: its compiled Aioli programs are reused
     r = _jaxlaws(
         "compare",
         *SMALL,
         "--methods",
         "stratified,aioli",
-        "--seeds",
-        "0,1",
         "--update-steps",
         "18",
         "--lp-steps",
