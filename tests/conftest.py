@@ -44,7 +44,7 @@ def dirichlet(k: int, n: int, seed: int) -> np.ndarray:
 # most-tests-first), so a long file started last would run alone while the other workers idle.
 LONGEST_FIRST = (  # the full suite's per-file test time, longest first (2 workers, cold cache, load 3-7), scaled by
     # the cold single-process (-n 0) CPU time of the files cut since (distributed 0.60x, sweep_reliability 0.60x,
-    # methods_train 0.89x); test_distributed.py's processes run in parallel, so it starts early
+    # methods_train 0.73x); test_distributed.py's processes run in parallel, so it starts early
     "test_methods_train.py",
     "test_notebooks.py",
     "test_distributed.py",
