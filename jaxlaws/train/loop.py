@@ -110,14 +110,16 @@ class Programs:
         return calls * size, size
 
     def shard(self, tree: Any) -> Any:
-        """Place stacked per-run arrays along the 1-D device mesh (no-op on one device)."""
+        """Place stacked per-run arrays along the 1-D device mesh; on one device, commit them to it. Committed
+        either way, whether fresh or restored from a checkpoint (restored arrays arrive committed): ``jit``
+        keys its compiled programs on that, so a resumed run would otherwise compile its programs again."""
         if self.mesh is None:
-            return tree
+            return jax.device_put(tree, jax.local_devices()[0])
         return jax.device_put(tree, jax.sharding.NamedSharding(self.mesh, jax.sharding.PartitionSpec("runs")))
 
     def replicate(self, tree: Any) -> Any:
         if self.mesh is None:
-            return tree
+            return jax.device_put(tree, jax.local_devices()[0])
         return jax.device_put(tree, jax.sharding.NamedSharding(self.mesh, jax.sharding.PartitionSpec()))
 
 
