@@ -468,8 +468,10 @@ def _program(cfg: Config):
     problems, compiled once per static configuration: problems -> inits -> solver run. Variants: inits shared
     by every problem, one grid per problem, and one problem alone."""
 
-    def one_problem(inits, x, y, w, wv, lo, hi, controls):
-        u, value, v90, all_values, score = search(cfg, inits, x, y, w, wv, bounds=(lo, hi), controls=controls)
+    def one_problem(inits, x, y, w, wv, lo, hi, controls, lanes=False):
+        u, value, v90, all_values, score = search(
+            cfg, inits, x, y, w, wv, bounds=(lo, hi), controls=controls, lanes=lanes
+        )
         theta = regularise.to_box(u, cfg.box)
         if not cfg.evaluate:
             return theta, value, v90, all_values, score
@@ -482,5 +484,6 @@ def _program(cfg: Config):
     return (
         jax.jit(jax.vmap(one_problem, in_axes=(None,) + (0,) * 7)),
         jax.jit(jax.vmap(one_problem)),
-        jax.jit(one_problem),
+        # one problem alone (a one-off fit): the inits' loop in blocks that drop the stopped ones (run_lanes)
+        jax.jit(functools.partial(one_problem, lanes=True)),
     )

@@ -406,16 +406,19 @@ def _lm_lanes(cfg: Config, solver: Any, inits, x, y, w, wv, bounds=None, control
     return u, value, tr.value_at_90, score
 
 
-def search(cfg: Config, inits_u, x, y, w, wv, bounds=None, controls=None):
+def search(cfg: Config, inits_u, x, y, w, wv, bounds=None, controls=None, lanes: bool = False):
     """The multi-start search of one problem (no derivatives): ``inits_u (n_init, P)`` in unconstrained
     coordinates -> ``(u_best, objective, value_at_90, init_objectives, score)``. ``bounds``: with
     ``cfg.bounded``, the ``(lo, hi)`` arrays of the box; ``controls``: the solver's run-time settings
-    (:func:`solver_controls`)."""
+    (:func:`solver_controls`).
+    ``lanes``: run a plain (compact) LM's inits in blocks that drop the stopped ones
+    (:func:`jaxlaws.fitting.solvers.run_lanes`); the engine's one-problem program does, the traced ``solve`` and
+    the programs over many problems keep ``vmap``'s loop (a smaller program under an outer ``vmap``)."""
     has_controls = controls is not None and controls.shape[0] > 0
 
     def run(inits, solver, block=None, steps=None):  # steps: the screening's cap, in place of the controls' one
         ctl = controls.at[0].set(steps) if has_controls and steps is not None else controls
-        if isinstance(solver, LevenbergMarquardt) and cfg.early is None and not cfg.unroll and not block:
+        if lanes and isinstance(solver, LevenbergMarquardt) and cfg.early is None and not cfg.unroll and not block:
             return _lm_lanes(cfg, solver, inits, x, y, w, wv, bounds=bounds, controls=ctl)
         f = functools.partial(_one_init, cfg, solver, bounds=bounds, controls=ctl)
         if block and inits.shape[0] > block:  # blocks of inits, one after the other: each block's arrays stay
