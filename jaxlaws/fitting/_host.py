@@ -786,7 +786,7 @@ def run(cfg: Any, args: list, shared_inits: bool) -> tuple | None:
     return tuple(np.stack([o[k] for o in outs]) for k in range(len(outs[0])))
 
 
-def worth_it(args: list, shared_inits: bool) -> bool:
+def worth_it(args: list) -> bool:
     """Small enough that NumPy's passes beat a compile: at most :data:`MAX_PROBLEMS` problems, and at most
     :data:`MAX_ELEMENTS` Jacobian entries (``problems x inits x points x P``) in all."""
     inits, y = np.shape(args[0]), np.shape(args[2])
@@ -822,7 +822,7 @@ def first_run(cfg: Any, args: list, shared_inits: bool) -> tuple | None:
     if os.environ.get(HOST_ENV, "1").strip().lower() in ("0", "false", "no", "off"):
         return None
     key = _key(cfg, args, shared_inits)
-    if key in _SEEN or not eligible(cfg) or not worth_it(args, shared_inits):
+    if key in _SEEN or not eligible(cfg) or not worth_it(args):
         _SEEN.add(key)
         return None
     _SEEN.add(key)
