@@ -217,7 +217,7 @@ def part_one_in_process(args: argparse.Namespace) -> str:
     loads = [os.getloadavg()[0]]
     lines = []
     for k in old:
-        if k not in new:
+        if k not in new or (args.loops and k not in args.loops.split(",")):
             continue
         got: dict[str, list[tuple[float, float]]] = {"old": [], "new": []}
         for r in range(args.pairs):
@@ -448,6 +448,7 @@ def main() -> None:
     ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--rounds", type=int, default=2)
     ap.add_argument("--pairs", type=int, default=10, help="alternating old/new calls per loop (--in-process)")
+    ap.add_argument("--loops", default=None, help="only these loops, comma-separated (--in-process)")
     ap.add_argument(
         "--in-process",
         action="store_true",
