@@ -203,6 +203,49 @@ def test_first_call_on_the_host_the_next_compiled_and_the_results_agree(monkeypa
     assert n == 1
 
 
+def test_a_host_fit_traces_the_law_once(monkeypatch):
+    monkeypatch.setattr(_host, "_SEEN", set())
+    traces = []
+
+    def counted(t, x):  # a Python side effect runs once per trace
+        traces.append(1)
+        return t[0] + t[1] * jnp.exp(-t[2] * x[:, 0]) + x[:, 1] * t[3]
+
+    x, y = _sat_data(seed=6)
+    law = jl.laws.Law("host_traced_once", SAT.param_names, counted, x_dim=2)
+    res, lowered = _lowered(lambda: jl.fit(law, x, y, inits=SAT_INITS))
+    assert res.ok and lowered == 0
+    assert len(traces) == 1  # the shape check's trace is the one the host run evaluates
+
+
+def test_a_host_fit_in_a_fresh_process_starts_no_xla_backend():
+    """On a machine with no accelerator plugin, the dtype's choice (float64 on the CPU) does not start JAX's
+    backends, and a first fit on the host never needs them."""
+    import importlib.util
+    import os
+    import subprocess
+    import sys
+
+    code = (
+        "import numpy as np, jax, jaxlaws as jl\n"
+        "from jax._src import xla_bridge as xb\n"
+        "from jaxlaws.fitting import engine\n"
+        "law = jl.laws.Law('pw', ('E', 'A', 'a'), lambda p, x: p[0] + p[1] * x[:, 0] ** (-p[2]), x_dim=1,"
+        " x_kind='positive')\n"
+        "x = np.linspace(1, 10, 30)[:, None]; y = 1 + 2 * x[:, 0] ** -0.5 + 0.01 * np.sin(7 * x[:, 0])\n"
+        "r = jl.fit(law, x, y, inits=np.array([[0.5, 1.0, 0.2], [2.0, 3.0, 1.0]]))\n"
+        "print(r.ok, xb.backends_are_initialized(), engine.default_dtype())\n"
+        "print(jax.default_backend(), engine.default_dtype())\n"
+    )
+    env = {k: v for k, v in os.environ.items() if k not in ("JAX_PLATFORMS", "JAXLAWS_HOST_FIRST")}
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, check=True)
+    first, second = out.stdout.split("\n")[:2]
+    if engine._backend() != "cpu" or any(importlib.util.find_spec(m) is not None for m in engine._ACCELERATOR_MODULES):
+        pytest.skip("an accelerator plugin is installed: JAX is asked which backend it has")
+    assert first == "True False float64"
+    assert second == "cpu float64"  # the same answer once the backend runs
+
+
 def test_a_law_the_host_cannot_run_is_compiled():
     def sorted_law(t, x):
         return t[0] + t[1] * jnp.sort(x[:, 0])

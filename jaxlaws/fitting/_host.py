@@ -22,10 +22,9 @@ import os
 from collections.abc import Callable
 from typing import Any
 
-import jax
-import jax.numpy as jnp
 import numpy as np
 
+from jaxlaws.fitting import validate
 from jaxlaws.fitting.execute import bucket
 from jaxlaws.fitting.solvers import GN_DAMPING, LevenbergMarquardt
 
@@ -607,26 +606,27 @@ class Evaluator:
         self.log_y = np.log(self.y) if objective.log else None
 
     def __call__(self, theta: np.ndarray):
+        with np.errstate(all="ignore"):
+            return self.raw(theta)
+
+    def raw(self, theta: np.ndarray):
+        """:meth:`__call__` without its ``np.errstate`` (the solver's loop runs inside its own)."""
         S = theta.shape[0]
-        with np.errstate(all="ignore"):  # (a no-op inside the solver's own errstate)
-            pred, tangents = self.fn(theta)
-            if pred.ndim == self.y.ndim:  # a law that ignores its parameters
-                pred = np.broadcast_to(pred, (S,) + pred.shape)
-            if tangents.shape[0] != S or tangents.ndim == self.y.ndim + 1:
-                tangents = np.broadcast_to(tangents, (S,) + tangents.shape[-self.y.ndim - 1 :])
-            if self.objective.log:
-                r, dr = self.log_y - np.log(pred), -tangents / pred[:, None]
-            else:
-                r, dr = self.y - pred, -tangents
+        pred, tangents = self.fn(theta)
+        if pred.ndim == self.y.ndim:  # a law that ignores its parameters
+            pred = np.broadcast_to(pred, (S,) + pred.shape)
+        if tangents.shape[0] != S or tangents.ndim == self.y.ndim + 1:
+            tangents = np.broadcast_to(tangents, (S,) + tangents.shape[-self.y.ndim - 1 :])
+        if self.objective.log:
+            r, dr = self.log_y - np.log(pred), -tangents / pred[:, None]
+        else:
+            r, dr = self.y - pred, -tangents
         return pred, r.reshape(S, -1), np.swapaxes(dr.reshape(S, dr.shape[1], -1), 1, 2)
 
 
 def trace(predict: Callable, P: int, x_shape: tuple) -> Any:
     """The closed jaxpr of the law's ``predict(theta (P,), x)`` (traced, not compiled)."""
-    with jax.enable_x64(True):
-        return jax.make_jaxpr(predict)(
-            jax.ShapeDtypeStruct((P,), jnp.float64), jax.ShapeDtypeStruct(tuple(x_shape), jnp.float64)
-        )
+    return validate.predict_jaxpr(predict, P, tuple(x_shape), "float64")[0]  # the shape check's trace, if it ran
 
 
 # ------------------------------------------------------------------------------------------- objective
@@ -675,17 +675,26 @@ def levenberg_marquardt(ev: Evaluator, objective: Any, wf: np.ndarray, theta0: n
     squared = objective.delta is None
     diag_idx = np.arange(P)
 
+    unit = squared and not padded and bool(np.all(wf == 1.0))  # plain least squares: no weights to apply
+
     def normal(th):
-        _, r, jac = ev(th)
+        _, r, jac = ev.raw(th)
+        jt = np.swapaxes(jac, 1, 2)
+        if unit:  # the common case, in as few NumPy calls as possible (each costs more than its arithmetic here)
+            f = 0.5 * np.einsum("kn,kn->k", r, r)
+            a = np.matmul(jt, jac)
+            g = np.matmul(jt, r[:, :, None])[..., 0]
+            return np.where(np.isfinite(f), f, np.inf), a, g
         if padded:  # points of weight 0 (padding) contribute nothing, even where the law is not finite
             r = np.where(wf > 0, r, 0.0)
             jac = np.where((wf > 0)[:, None], jac, 0.0)
+            jt = np.swapaxes(jac, 1, 2)
         if squared:
             w, f = wf, 0.5 * ((r * r) @ wf)
         else:
             w, f = wf * _weight(objective, r), (wf * _rho(objective, r)).sum(1)
         jw = jac * w[..., None]
-        a = np.matmul(np.swapaxes(jac, 1, 2), jw)
+        a = np.matmul(jt, jw)
         g = np.matmul(np.swapaxes(jw, 1, 2), r[:, :, None])[..., 0]
         return np.where(np.isfinite(f), f, np.inf), a, g
 
@@ -701,9 +710,13 @@ def levenberg_marquardt(ev: Evaluator, objective: Any, wf: np.ndarray, theta0: n
             theta, f, a, g = cand.copy(), f_new, a_new, g_new
         else:
             ok = (f_new < f) & np.isfinite(cand).all(1)
-            lam = np.clip(np.where(ok, lam / decrease, lam * increase), 1e-12, lam_max)
-            if ok.any():
-                theta[ok], f[ok], a[ok], g[ok] = cand[ok], f_new[ok], a_new[ok], g_new[ok]
+            if ok.all():  # every step taken (the usual trip): no masked copies
+                lam = np.maximum(lam / decrease, 1e-12)
+                theta, f, a, g = cand, f_new, a_new, g_new
+            else:
+                lam = np.clip(np.where(ok, lam / decrease, lam * increase), 1e-12, lam_max)
+                if ok.any():
+                    theta[ok], f[ok], a[ok], g[ok] = cand[ok], f_new[ok], a_new[ok], g_new[ok]
         if j == 0 or j - 1 == mark:
             f90 = f.copy()
         if j > 0:
@@ -723,10 +736,10 @@ def levenberg_marquardt(ev: Evaluator, objective: Any, wf: np.ndarray, theta0: n
                 a_r = np.where(held, 0.0, a)
                 a_r[:, diag_idx, diag_idx] = np.where(free, a[:, diag_idx, diag_idx], scale[:, None])
                 g_r = np.where(free, g, 0.0)
-        diag = a_r[:, diag_idx, diag_idx]
+        diag = np.diagonal(a_r, axis1=1, axis2=2)
         d = np.maximum(diag, 1e-12 * (1.0 + np.max(diag, axis=1, keepdims=True)))
         damped = a_r.copy()
-        damped[:, diag_idx, diag_idx] += lam[:, None] * d
+        damped.reshape(damped.shape[0], P * P)[:, :: P + 1] += lam[:, None] * d  # the diagonal, in place
         step = _spd_solve(damped, -g_r)
         promised = -(step * (g_r + 0.5 * np.matmul(a_r, step[:, :, None])[..., 0])).sum(1)
         stop = (lam <= GN_DAMPING) & (promised <= rtol * np.abs(f))
@@ -759,7 +772,9 @@ def run(cfg: Any, args: list, shared_inits: bool) -> tuple | None:
     B = x.shape[0]
     P = inits.shape[-1]
     try:
-        closed = trace(cfg.predict, P, x.shape[1:])
+        closed = trace(
+            getattr(cfg.predict, "fn", cfg.predict), P, x.shape[1:]
+        )  # the function itself: its trace is cached
     except Exception:  # noqa: BLE001 -- a law this cannot evaluate (or trace) is left to the compiled path
         return None
     outs = []

@@ -12,6 +12,8 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import functools
+import importlib.util
+import os
 from collections.abc import Mapping
 from typing import Any, Literal
 
@@ -417,7 +419,31 @@ def default_dtype() -> str:
     """The floating type a fit runs in when none is given: ``"float64"`` on the CPU backend (native there, and
     no slower than float32 for these small problems), ``"float32"`` on GPU and TPU (where float64 runs at a
     fraction of the speed or is emulated); :func:`fit` then polishes the float32 optimum in float64."""
-    return "float64" if jax.default_backend() == "cpu" else "float32"
+    return "float64" if _backend() == "cpu" else "float32"
+
+
+#: modules whose presence means JAX may start an accelerator backend (PJRT plugins, libtpu)
+_ACCELERATOR_MODULES = ("jax_plugins", "jax_cuda12_plugin", "jax_cuda13_plugin", "jax_rocm60_plugin", "libtpu")
+
+
+def _backend() -> str:
+    """``jax.default_backend()``, without starting JAX's backends when they cannot be anything but the CPU: a
+    one-off fit that runs on the host (NumPy) then never pays for the XLA client's start. The CPU is certain when
+    ``jax_platforms`` names it first, or when no PJRT plugin or libtpu is installed."""
+    try:
+        from jax._src import xla_bridge
+
+        started = xla_bridge.backends_are_initialized()
+    except (ImportError, AttributeError):  # a JAX without this private helper: ask JAX
+        started = True
+    if not started:
+        platforms = jax.config.jax_platforms or os.environ.get("JAX_PLATFORMS", "")
+        if platforms:
+            if platforms.split(",")[0].strip().lower() == "cpu":
+                return "cpu"
+        elif not any(importlib.util.find_spec(name) is not None for name in _ACCELERATOR_MODULES):
+            return "cpu"
+    return jax.default_backend()
 
 
 @contextlib.contextmanager

@@ -379,13 +379,28 @@ def check_predict(law: Law, x_shape: tuple[int, ...], dtype: Any = np.float64) -
         raise ValueError(f"law {law.name}: predict(params, x) {problem}")
 
 
+def predict_jaxpr(predict: Any, n_params: int, x_shape: tuple[int, ...], dtype: str) -> tuple[Any, Any]:
+    """``(closed jaxpr, output shape)`` of ``predict(params (n_params,), x x_shape)`` in ``dtype``, traced
+    (nothing compiled or run); cached per hashable ``predict``, so the shape check and a host run trace once."""
+    try:
+        return _predict_jaxpr(predict, n_params, tuple(x_shape), str(dtype))
+    except TypeError:  # an unhashable callable
+        return _predict_jaxpr.__wrapped__(predict, n_params, tuple(x_shape), str(dtype))
+
+
+@functools.lru_cache(maxsize=256)
+def _predict_jaxpr(predict: Any, n_params: int, x_shape: tuple[int, ...], dtype: str) -> tuple[Any, Any]:
+    args = (jax.ShapeDtypeStruct((n_params,), dtype), jax.ShapeDtypeStruct(x_shape, dtype))
+    with jax.enable_x64(dtype == "float64"):
+        return jax.make_jaxpr(predict, return_shape=True)(*args)
+
+
 @functools.lru_cache(maxsize=256)
 def _predict_problem(predict: Any, n_params: int, n_outputs: int, x_shape: tuple[int, ...], dtype: str) -> str | None:
     """What is wrong with ``predict`` on these shapes (``None``: nothing); cached per predict function."""
     n = x_shape[0]
     want = (n,) if n_outputs == 1 else (n, n_outputs)
     call = f"with params ({n_params},) and x {x_shape} {dtype}"
-    args = (jax.ShapeDtypeStruct((n_params,), dtype), jax.ShapeDtypeStruct(x_shape, dtype))
     with jax.enable_x64(dtype == "float64"):
         try:
             inspect.signature(predict).bind(None, None)
@@ -394,7 +409,7 @@ def _predict_problem(predict: Any, n_params: int, n_outputs: int, x_shape: tuple
         except ValueError:  # no signature to inspect (some builtins): let the call say
             pass
         try:
-            out = jax.eval_shape(predict, *args)
+            _, out = predict_jaxpr(predict, n_params, x_shape, dtype)
         except Exception as e:  # noqa: BLE001 -- the user's function: say what it was called with
             return f"failed {call}: {type(e).__name__}: {e}"
     if not isinstance(out, jax.ShapeDtypeStruct):
