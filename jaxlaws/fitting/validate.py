@@ -383,9 +383,10 @@ def predict_jaxpr(predict: Any, n_params: int, x_shape: tuple[int, ...], dtype: 
     """``(closed jaxpr, output shape)`` of ``predict(params (n_params,), x x_shape)`` in ``dtype``, traced
     (nothing compiled or run); cached per hashable ``predict``, so the shape check and a host run trace once."""
     try:
-        return _predict_jaxpr(predict, n_params, tuple(x_shape), str(dtype))
-    except TypeError:  # an unhashable callable
+        hash(predict)
+    except TypeError:  # an unhashable callable: traced every time (a TypeError of the trace itself propagates)
         return _predict_jaxpr.__wrapped__(predict, n_params, tuple(x_shape), str(dtype))
+    return _predict_jaxpr(predict, n_params, tuple(x_shape), str(dtype))
 
 
 @functools.lru_cache(maxsize=256)
