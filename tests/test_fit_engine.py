@@ -178,7 +178,8 @@ def test_sharded_over_four_cpu_devices_matches_one_device(tmp_path):
     out = {}
     for n in (1, 4):
         path = tmp_path / f"p{n}.npy"
-        env = dict(os.environ, XLA_FLAGS=f"--xla_force_host_platform_device_count={n}", JAX_PLATFORMS="cpu")
+        flags = f"{os.environ.get('XLA_FLAGS', '')} --xla_force_host_platform_device_count={n}".strip()  # + conftest's
+        env = dict(os.environ, XLA_FLAGS=flags, JAX_PLATFORMS="cpu")
         src = script.replace("== 4", f"== {n}") % str(path)
         subprocess.run([sys.executable, "-c", src], check=True, env=env, timeout=300)
         out[n] = np.load(path)
