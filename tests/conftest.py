@@ -42,6 +42,15 @@ import jaxlaws  # noqa: E402
 REF = Path(jaxlaws.__file__).parent / "data" / "aioli"
 
 
+def xla_flags(devices: int | None = None) -> str:
+    """This run's ``XLA_FLAGS`` (conftest's optimisation level among them) for a subprocess, with its forced host
+    device count set to ``devices`` (``None``: no forced count, i.e. one CPU device)."""
+    keep = [f for f in os.environ.get("XLA_FLAGS", "").split() if "xla_force_host_platform_device_count" not in f]
+    if devices is not None:
+        keep.append(f"--xla_force_host_platform_device_count={devices}")
+    return " ".join(keep)
+
+
 def law_results(rel: str) -> dict:
     return json.loads((REF / "law_results" / rel).read_text())
 

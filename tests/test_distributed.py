@@ -20,17 +20,13 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from conftest import xla_flags
 
 TESTS = Path(__file__).resolve().parent
 KEY = ["run", "seed", "step", "split", "group"]
-ENV = {**os.environ, "JAX_PLATFORMS": "cpu", "PYTHONUNBUFFERED": "1"}
-# One CPU device per process (no forced host device count), but the same XLA flags otherwise: the workers compile
-# as this process does (tests/conftest.py's optimisation level), so their programs match the reference's.
-_FLAGS = [f for f in os.environ.get("XLA_FLAGS", "").split() if "xla_force_host_platform_device_count" not in f]
-if _FLAGS:
-    ENV["XLA_FLAGS"] = " ".join(_FLAGS)
-else:
-    ENV.pop("XLA_FLAGS", None)
+# One CPU device per process, but this run's XLA flags otherwise: the workers compile as this process does
+# (conftest's optimisation level), so their programs match the reference's.
+ENV = {**os.environ, "JAX_PLATFORMS": "cpu", "PYTHONUNBUFFERED": "1", "XLA_FLAGS": xla_flags()}
 # Fitted parameters (float64): another split of the problems over devices compiles another program (padding,
 # reduction order), which moves weakly determined parameters by ~1e-9 relative (measured 1.5e-9 with 3 processes).
 FIT_RTOL = 1e-7

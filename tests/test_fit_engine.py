@@ -8,7 +8,7 @@ import textwrap
 import jax
 import numpy as np
 import pytest
-from conftest import dirichlet, law_results
+from conftest import dirichlet, law_results, xla_flags
 from scipy.optimize import least_squares, minimize
 
 import jaxlaws as jl
@@ -178,8 +178,7 @@ def test_sharded_over_four_cpu_devices_matches_one_device(tmp_path):
     out = {}
     for n in (1, 4):
         path = tmp_path / f"p{n}.npy"
-        flags = f"{os.environ.get('XLA_FLAGS', '')} --xla_force_host_platform_device_count={n}".strip()  # + conftest's
-        env = dict(os.environ, XLA_FLAGS=flags, JAX_PLATFORMS="cpu")
+        env = dict(os.environ, XLA_FLAGS=xla_flags(n), JAX_PLATFORMS="cpu")
         src = script.replace("== 4", f"== {n}") % str(path)
         subprocess.run([sys.executable, "-c", src], check=True, env=env, timeout=300)
         out[n] = np.load(path)

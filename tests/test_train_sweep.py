@@ -15,6 +15,7 @@ import numpy as np
 import pandas as pd
 import pytest
 from _faults import kill_after_runs
+from conftest import xla_flags
 
 from jaxlaws.sweeps.io import read_sweep
 from jaxlaws.train import data as D
@@ -257,8 +258,7 @@ _MULTI = textwrap.dedent("""
 def test_sharded_over_four_devices_equals_single_device(vmapped, tmp_path):
     """3 runs per program padded to 4 and sharded over 4 (forced host) devices give the same losses."""
     sweep, _ = vmapped
-    flags = f"{os.environ.get('XLA_FLAGS', '')} --xla_force_host_platform_device_count=4".strip()  # and conftest's
-    env = {**os.environ, "XLA_FLAGS": flags, "JAX_PLATFORMS": "cpu"}
+    env = {**os.environ, "XLA_FLAGS": xla_flags(4), "JAX_PLATFORMS": "cpu"}
     code = _MULTI.format(tests=os.path.dirname(__file__), work=str(tmp_path))
     res = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=300)
     assert res.returncode == 0, res.stderr[-3000:]
