@@ -56,7 +56,9 @@ def main() -> None:
     ap.add_argument("--break-step", type=int, default=None, help="default: half the run")
     ap.add_argument("--remaining-steps", type=int, default=None, help="default: a tenth of the run")
     ap.add_argument("--n-static", type=int, default=7, help="static sweep points (grid search, DML)")
-    ap.add_argument("--n-children", type=int, default=6)
+    ap.add_argument(
+        "--n-children", type=int, default=None, help="break-step children per method run; default max(6, m + 2)"
+    )
     ap.add_argument("--skillit-update-steps", type=int, default=None, help="default: a fifth of the run")
     ap.add_argument("--max-eval-chunks", type=int, default=64)
     ap.add_argument("--probe-chunks", type=int, default=32)
@@ -101,13 +103,14 @@ def main() -> None:
             eval_batch_size=64,
         )
         data = prepare_data(groups, cfg, args.max_eval_chunks, probe_chunks=args.probe_chunks)
+        n_kids = args.n_children or max(6, m + 2)
         if m == 2:
             grid = np.linspace(0.1, 0.9, args.n_static)
             mixtures = np.stack([grid, 1 - grid], 1)
-            kids = np.stack([np.linspace(0.1, 0.9, args.n_children), 1 - np.linspace(0.1, 0.9, args.n_children)], 1)
+            kids = np.stack([np.linspace(0.1, 0.9, n_kids), 1 - np.linspace(0.1, 0.9, n_kids)], 1)
         else:
             mixtures = dirichlet_cover(m, args.n_static, 0)
-            kids = dirichlet_cover(m, args.n_children, 1)
+            kids = dirichlet_cover(m, n_kids, 1)
         su = args.skillit_update_steps or S // 5
         hp = {"skillit": {"update_steps": su}}
         t0 = time.perf_counter()

@@ -261,6 +261,12 @@ def test_method_errors_name_the_problem():
         methods.method_parameters(sweep, "doge")
     with pytest.raises(ValueError, match="break"):
         methods.method_parameters(sweep, "aioli", break_step=123)
+    # fewer children than the dynamic law's parameters per group (m = 3): refused by name, not deep in the fit
+    sweep3, _ = method_sweep(G3, seeds=range(1))
+    few = sweep3.losses[~sweep3.losses["run"].isin([f"child_{n}_s0" for n in range(7)])]  # 2 of 9 left
+    assert few["run"].str.startswith("child").any()
+    with pytest.raises(SweepError, match="children at step .* 3 parameters per group"):
+        methods.method_parameters(Sweep(few, G3, sweep3.matrices), "aioli")
 
 
 # --------------------------------------------------------------------------- export and formats

@@ -77,6 +77,8 @@ def huber_sum(r, delta=0.02):
         (lambda: jl.LevenbergMarquardt(damping=0.0), "damping must be a positive"),
         (lambda: jl.LevenbergMarquardt(damping=float("nan")), "damping must be a positive"),
         (lambda: jl.LevenbergMarquardt(decrease=1.0), "decrease must be a finite number > 1"),
+        (lambda: jl.LevenbergMarquardt(prune_every=-1), "prune_every must be an integer >= 0"),
+        (lambda: jl.LevenbergMarquardt(prune_every=2.5), "prune_every must be an integer >= 0"),
         (lambda: jl.LevenbergMarquardt(increase=0.5), "increase must be a finite number > 1"),
         (lambda: jl.LBFGS(steps=0), "steps must be an integer >= 1"),
         (lambda: jl.LBFGS(memory_size=0), "memory_size must be an integer >= 1"),

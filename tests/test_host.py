@@ -115,17 +115,17 @@ SAT = jl.laws.Law("host_sat", ("c", "a", "k", "s"), _sat, x_dim=2)
 SAT_INITS = np.array([[0.5, 1.0, 0.3, 0.0], [2.0, 0.5, 1.0, 1.0], [1.0, 1.0, 1.0, 0.5], [0.0, 3.0, 2.0, -1.0]])
 
 
-def _both(law, x, y, objective=None, bounds=None, w=None):
+def _both(law, x, y, objective=None, bounds=None, w=None, solver=None, inits=SAT_INITS):
     """The host run and the compiled program on the same arguments (as ``fit_batched`` builds them)."""
     objective = jl.squared() if objective is None else objective
     box = None if bounds is None else jl.fitting.regularise.resolve_bounds(law, bounds)
     cfg = make_config(
-        law, objective, jl.LevenbergMarquardt(), "trajectory", False, None, 4, box, None, None, True, True
+        law, objective, jl.LevenbergMarquardt(), "trajectory", False, None, len(inits), box, None, None, True, True
     )
     lo, hi = bound_arrays(box, law.n_params)
     w = np.ones(len(y)) if w is None else w
-    ctl = jl.LevenbergMarquardt().controls()
-    args = [SAT_INITS, x[None], y[None], w[None], np.zeros((1, len(y))), lo[None], hi[None], ctl[None]]
+    ctl = (jl.LevenbergMarquardt() if solver is None else solver).controls()
+    args = [inits, x[None], y[None], w[None], np.zeros((1, len(y))), lo[None], hi[None], ctl[None]]
     args = [np.asarray(a, np.float64) for a in args]
     host = _host.run(cfg, args, shared_inits=True)
     with jax.enable_x64(True):
@@ -156,6 +156,41 @@ def test_the_host_run_equals_the_compiled_program(case):
         np.testing.assert_allclose(h, c[:, : h.shape[1]], rtol=1e-6, atol=1e-9)
     if "bounds" in case and case["bounds"]["k"][1] == 0.5:
         assert theta[0, 2] == 0.5
+
+
+def _kaplan(t, x):  # Kaplan et al. 2020, eq. 1.5: [(Nc/N)^(aN/aD) + Dc/D]^aD, Nc = 10^t0, Dc = 10^t1
+    ln10 = np.log(10.0)
+    u = jnp.exp(t[2] / t[3] * ln10 * (t[0] - jnp.log10(x[:, 0]))) + jnp.exp(ln10 * (t[1] - jnp.log10(x[:, 1])))
+    return jnp.exp(t[3] * jnp.log(u))
+
+
+KAPLAN = jl.laws.Law("host_kaplan", ("log10_Nc", "log10_Dc", "alpha_N", "alpha_D"), _kaplan, x_dim=2)
+
+
+def test_hopeless_inits_are_abandoned_alike_on_the_host_and_compiled():
+    # Kaplan's law from 32 starts in its published box: some starts run off into a plateau (an exponent
+    # grows by orders of magnitude at the first step) or crawl far above the optimum; they are abandoned
+    rng = np.random.default_rng(7)
+    x = np.stack([10 ** rng.uniform(7, 10, 60), 10 ** rng.uniform(8, 11, 60)], axis=1)
+    truth = np.array([13.94, 13.73, 0.076, 0.095])
+    y = np.asarray(_kaplan(truth, x)) * np.exp(0.01 * rng.standard_normal(60))
+    lo, hi = np.array([12.0, 12.0, 0.03, 0.03]), np.array([15.0, 15.0, 0.2, 0.2])
+    inits = lo + (hi - lo) * rng.uniform(size=(32, 4))
+    pruned = _both(KAPLAN, x, y, inits=inits)
+    full = _both(KAPLAN, x, y, inits=inits, solver=jl.LevenbergMarquardt(prune_every=0))
+    for host, compiled in (pruned, full):  # the host stands in for the compiled program, pruning included
+        np.testing.assert_allclose(host[1], compiled[1], rtol=1e-10)
+        np.testing.assert_allclose(host[0], compiled[0], rtol=1e-6)
+        # per init: the same to round-off, but for a crawling init whose thousand trips amplify it
+        assert np.mean(np.isclose(host[3], compiled[3], rtol=1e-8, atol=0)) >= 0.9
+    (p_theta, p_value, _, p_inits), (f_theta, f_value, _, f_inits) = pruned[0][:4], full[0][:4]
+    assert p_value[0] == pytest.approx(f_value[0], rel=1e-12)  # the same optimum
+    np.testing.assert_allclose(p_theta, f_theta, rtol=1e-6)
+    np.testing.assert_allclose(f_theta[0], truth, rtol=0.05)
+    gave_up = p_inits[0] > f_inits[0] * (1 + 1e-6)
+    assert gave_up.any()  # some init was abandoned before reaching its own end ...
+    assert np.all(p_inits[0][gave_up] > p_value[0] * 1.001)  # ... each far above the optimum
+    np.testing.assert_array_equal(gave_up, pruned[1][3][0] > full[1][3][0] * (1 + 1e-6))  # the same ones compiled
 
 
 def test_the_host_fit_reaches_scipys_optimum_and_its_bounded_one(monkeypatch):

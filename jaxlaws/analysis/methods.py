@@ -56,7 +56,7 @@ import pandas as pd
 from jaxlaws._typing import DTypeLike
 from jaxlaws.analysis import _common
 from jaxlaws.analysis._common import FlaggedFitWarning  # noqa: F401  (re-exported)
-from jaxlaws.analysis.dynamic import fit_children
+from jaxlaws.analysis.dynamic import dynamic_law, fit_children
 from jaxlaws.analysis.export import nested_params
 from jaxlaws.analysis.similarity import sim_parts
 from jaxlaws.fitting import fit_batched, huber, squared
@@ -232,6 +232,13 @@ def method_parameters(
 
     # A*: one batched closed-form solve over (group, seed)
     form = "two_group" if m == 2 else "full"
+    need = dynamic_law(form, m).n_params
+    kids = children.groupby("seed").size()
+    if (kids < need).any():  # a clear refusal here, not the fit's point count deep inside the batched solve
+        raise SweepError(
+            f"{method}: seed {int(kids.idxmin())} has {int(kids.min())} children at step {break_step}, but A*'s "
+            f"dynamic law has {need} parameters per group (m={m}); run at least {need} children (better m + 2)"
+        )
     star_law, star = fit_children(
         children, groups, form, ["break_step", "seed"], objective, dtype, what=f"{method}: A* fit"
     )

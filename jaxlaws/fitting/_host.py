@@ -670,6 +670,7 @@ def levenberg_marquardt(ev: Evaluator, objective: Any, wf: np.ndarray, theta0: n
     damping, decrease, increase = float(controls[1]), float(controls[2]), float(controls[3])
     mark = max((9 * cap) // 10 - 1, 0)
     rtol = max(float(controls[4]), 100 * float(np.finfo(np.float64).eps))
+    every = int(controls[5])
     lam_max = 1e12
     padded = bool(np.any(wf <= 0))
     squared = objective.delta is None
@@ -703,7 +704,8 @@ def levenberg_marquardt(ev: Evaluator, objective: Any, wf: np.ndarray, theta0: n
     cand = np.clip(theta0, lo, hi) if bounded else np.array(theta0, np.float64)
     lam = np.full(S, damping)
     stop = np.zeros(S, bool)
-    theta = f = a = g = f90 = None
+    theta = f = a = g = f90 = fw = None
+    best = np.inf  # the lowest objective of a stopped init: the bar the hopeless inits are abandoned against
     for j in range(cap + 1):
         f_new, a_new, g_new = normal(cand)
         if j == 0:
@@ -719,14 +721,25 @@ def levenberg_marquardt(ev: Evaluator, objective: Any, wf: np.ndarray, theta0: n
                     theta[ok], f[ok], a[ok], g[ok] = cand[ok], f_new[ok], a_new[ok], g_new[ok]
         if j == 0 or j - 1 == mark:
             f90 = f.copy()
+        if j == 0:
+            fw = f.copy()
         if j > 0:
             done = stop | (lam >= lam_max) | ~np.isfinite(f)
-            if done.any():  # converged (f90 := f), stalled or diverged: record and drop from the batch
+            if done.any():
+                best = min(best, float(np.min(np.where(np.isfinite(f[done]), f[done], np.inf))))
+            left = cap - j  # trips left after this one: the compiled loop's pruning check (LevenbergMarquardt)
+            if every > 0 and left > 0 and (j + 1) % every == 0:
+                pace = np.log(fw / f) * (left / every)
+                hopeless = ~done & (np.log(f / best) > pace + 1e-9)
+                fw = np.where(done, fw, f)
+                done = done | hopeless
+            if done.any():  # converged (f90 := f), stalled, diverged or hopeless: record and drop from the batch
                 out_theta[idx[done]], out_f[idx[done]], out_f90[idx[done]] = theta[done], f[done], f[done]
                 keep = ~done
                 if not keep.any():
                     return out_theta, out_f, out_f90
                 idx, theta, f, a, g, f90, lam = idx[keep], theta[keep], f[keep], a[keep], g[keep], f90[keep], lam[keep]
+                fw = fw[keep]
         a_r, g_r = a, g
         if bounded:  # the active set: parameters on a bound with the gradient pointing outwards are held
             free = ~(((theta <= lo) & (g > 0)) | ((theta >= hi) & (g < 0)))

@@ -391,14 +391,20 @@ def _one_init(cfg: Config, solver: Any, u0, x, y, w, wv, bounds=None, controls=N
 LANE_BLOCKS = (4, 16)
 
 
-def _lm_lanes(cfg: Config, solver: Any, inits, x, y, w, wv, bounds=None, controls=None):
-    """Every init's LM run as one batched loop that continues with a block of the inits still running once
-    most have stopped (:func:`jaxlaws.fitting.solvers.run_lanes`); per init, what :func:`_one_init` returns."""
+def _lm_lanes(cfg: Config, solver: Any, inits, x, y, w, wv, bounds=None, controls=None, compact: bool = True):
+    """Every init's LM run as one batched loop (:func:`jaxlaws.fitting.solvers.run_lanes`) that abandons the
+    hopeless inits (unless the inits are selected by a validation score, which a hopeless init may still win);
+    ``compact``: it continues with a block of the inits still running once most have stopped (else it is
+    ``vmap``'s loop: a smaller program). Per init, what :func:`_one_init` returns."""
     pr = _Problem(cfg, x, y, w, wv)
-    start, body, running, finish = solver.machine(pr.res, pr.wobj, inits[0], **pr.solver_kw(solver, bounds, controls))
+    start, body, running, finish, prune = solver.machine(
+        pr.res, pr.wobj, inits[0], **pr.solver_kw(solver, bounds, controls)
+    )
     n = inits.shape[0]
-    blocks = tuple(sorted({-(-n // k) for k in LANE_BLOCKS if -(-n // k) < n}, reverse=True))
-    states = run_lanes(body, running, jax.vmap(start)(inits), blocks)
+    blocks = tuple(sorted({-(-n // k) for k in LANE_BLOCKS if -(-n // k) < n}, reverse=True)) if compact else ()
+    prune = None if cfg.use_val else prune
+    memo = jnp.asarray(jnp.inf, inits.dtype)
+    states = run_lanes(body, running, jax.vmap(start)(inits), blocks, prune, memo)
     tr = jax.vmap(finish)(states)
     u = tr.final_params if cfg.select == "final" else tr.params
     value = jax.vmap(pr.value_of)(u)
@@ -413,13 +419,15 @@ def search(cfg: Config, inits_u, x, y, w, wv, bounds=None, controls=None, lanes:
     (:func:`solver_controls`).
     ``lanes``: run a plain (compact) LM's inits in blocks that drop the stopped ones
     (:func:`jaxlaws.fitting.solvers.run_lanes`); the engine's one-problem program does, the traced ``solve`` and
-    the programs over many problems keep ``vmap``'s loop (a smaller program under an outer ``vmap``)."""
+    the programs over many problems keep one loop over all inits (a smaller program under an outer ``vmap``).
+    Either way an LM run abandons the hopeless inits (:class:`LevenbergMarquardt`)."""
     has_controls = controls is not None and controls.shape[0] > 0
 
     def run(inits, solver, block=None, steps=None):  # steps: the screening's cap, in place of the controls' one
         ctl = controls.at[0].set(steps) if has_controls and steps is not None else controls
-        if lanes and isinstance(solver, LevenbergMarquardt) and cfg.early is None and not cfg.unroll and not block:
-            return _lm_lanes(cfg, solver, inits, x, y, w, wv, bounds=bounds, controls=ctl)
+        if isinstance(solver, LevenbergMarquardt) and cfg.early is None and not block:
+            compact = lanes and not cfg.unroll
+            return _lm_lanes(cfg, solver, inits, x, y, w, wv, bounds=bounds, controls=ctl, compact=compact)
         f = functools.partial(_one_init, cfg, solver, bounds=bounds, controls=ctl)
         if block and inits.shape[0] > block:  # blocks of inits, one after the other: each block's arrays stay
             return jax.lax.map(lambda u: f(u, x, y, w, wv), inits, batch_size=block)  # in cache

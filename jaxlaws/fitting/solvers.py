@@ -172,6 +172,15 @@ class LevenbergMarquardt:
     minimum to round-off), or after ``steps`` iterations. Under ``vmap`` the inits of a batch stop together,
     when the last stops.
 
+    **Abandoning hopeless inits** (a multi-start run of many inits, :func:`run_lanes`): every ``prune_every``
+    trips, an init still running is stopped when, at the pace of its last ``prune_every`` trips, it cannot
+    reach the lowest objective :math:`f_\star` of an init that has already stopped before the cap:
+    :math:`\log(f/f_\star) > \tfrac{R}{W}\log(f_{-W}/f) + 10^{-9}`, with :math:`W` = ``prune_every``,
+    :math:`f_{-W}` its objective :math:`W` trips before and :math:`R` the trips left. Such an init (one that
+    has run off into a plateau, or crawls towards an asymptote far above the optimum) would otherwise cost
+    the whole run its trips up to the cap; it ends strictly above :math:`f_\star`, so it is never the one
+    selected. ``prune_every=0`` runs every init to its own end.
+
     **Bounds** (``lower``, ``upper``; arrays, so their values are not compiled in): a projected active-set
     LM in the parameters themselves, in the manner of Bertsekas' projected Newton method (*SIAM J. Control
     Optim.* 20, 1982) and Kanzow, Yamashita & Fukushima's projected LM (*J. Comput. Appl. Math.* 172, 2004).
@@ -194,6 +203,7 @@ class LevenbergMarquardt:
       decrease: the factor dividing :math:`\mu` after a kept step (> 1).
       increase: the factor multiplying :math:`\mu` after a rejected step (> 1).
       rtol: the relative Gauss-Newton decrement below which an init stops.
+      prune_every: the window, in trips, of the test that abandons hopeless inits (0: never abandon).
     """
 
     steps: int = 1000
@@ -201,6 +211,7 @@ class LevenbergMarquardt:
     decrease: float = 3.0
     increase: float = 4.0
     rtol: float = 1e-10
+    prune_every: int = 25
 
     def __post_init__(self) -> None:
         _check_steps("LevenbergMarquardt", "steps", self.steps)
@@ -209,16 +220,22 @@ class LevenbergMarquardt:
         _check_positive("LevenbergMarquardt", "decrease", self.decrease, above=1.0)
         _check_positive("LevenbergMarquardt", "increase", self.increase, above=1.0)
         _check_positive("LevenbergMarquardt", "rtol", self.rtol)
+        if isinstance(self.prune_every, bool) or not isinstance(self.prune_every, numbers.Integral):
+            raise ValueError(f"LevenbergMarquardt: prune_every must be an integer >= 0, got {self.prune_every!r}")
+        if self.prune_every < 0:
+            raise ValueError(f"LevenbergMarquardt: prune_every must be an integer >= 0, got {self.prune_every!r}")
 
     def controls(self) -> np.ndarray:
-        """``[steps, damping, decrease, increase, rtol]`` as a float64 array: what :meth:`__call__` takes as
-        ``controls=`` to run these settings as traced values (one compiled program for every setting)."""
-        return np.asarray([self.steps, self.damping, self.decrease, self.increase, self.rtol], np.float64)
+        """``[steps, damping, decrease, increase, rtol, prune_every]`` as a float64 array: what :meth:`__call__`
+        takes as ``controls=`` to run these settings as traced values (one compiled program for every setting)."""
+        return np.asarray(
+            [self.steps, self.damping, self.decrease, self.increase, self.rtol, self.prune_every], np.float64
+        )
 
     def __call__(self, residual_fn: ResidualFn, objective: Objective, theta0: Array, **options: Any) -> Trace:
         """Run from ``theta0``; ``options``: ``normal``, ``lower``, ``upper``, ``steps``, ``controls``, ``unroll``
         as :meth:`machine` takes them."""
-        start, body, running, finish = self.machine(residual_fn, objective, theta0, **options)
+        start, body, running, finish, _ = self.machine(residual_fn, objective, theta0, **options)
         return finish(jax.lax.while_loop(running, body, start(theta0)))
 
     def machine(
@@ -232,18 +249,20 @@ class LevenbergMarquardt:
         steps: Array | None = None,
         controls: Array | None = None,
         unroll: bool = True,
-    ) -> tuple[Callable, Callable, Callable, Callable]:
-        """One init's run as a loop's parts, ``(start, body, running, finish)``: ``start(theta0) -> state``, the
-        loop ``while running(state): state = body(state)``, and ``finish(state) -> Trace``. :meth:`__call__` is
-        that loop; :func:`run_lanes` runs many inits' states as one batched loop that drops the inits that have
-        stopped. ``like``: an array of ``theta0``'s shape and dtype.
+    ) -> tuple[Callable, Callable, Callable, Callable, Callable]:
+        """One init's run as a loop's parts, ``(start, body, running, finish, prune)``: ``start(theta0) ->
+        state``, the loop ``while running(state): state = body(state)``, and ``finish(state) -> Trace``.
+        :meth:`__call__` is that loop; :func:`run_lanes` runs many inits' states as one batched loop that drops
+        the inits that have stopped, calling ``prune(states, best) -> (states, best)`` on the batched states
+        after each trip (it abandons the hopeless inits; ``best``: the lowest objective of a stopped init so far,
+        ``inf`` at the start). ``like``: an array of ``theta0``'s shape and dtype.
 
         ``normal``: optionally, ``theta -> (f, A, g)`` equal to the normal equations of ``residual_fn``
         under ``objective`` but computed faster (the engine passes :mod:`.index_normal`'s for
         :class:`~jaxlaws.laws.base.SingleIndex` laws); by default they are formed from the Jacobian.
         ``lower``, ``upper``: ``(P,)`` box bounds (``-inf`` / ``inf`` for an open side; ``theta0`` is clipped
         into the box). ``steps``: the iteration cap, possibly traced (default ``self.steps``). ``controls``:
-        a ``(5,)`` array as :meth:`controls` returns, possibly traced, used instead of this solver's settings
+        a ``(6,)`` array as :meth:`controls` returns, possibly traced, used instead of this solver's settings
         (so that new settings do not recompile). ``unroll``: form the normal equations and solve them by
         unrolled scalar arithmetic (fastest to run over large init grids) rather than by matrix products and a
         loop (fastest to compile); see :func:`normal_equations` and :func:`spd_solve`."""
@@ -259,6 +278,7 @@ class LevenbergMarquardt:
         damping, decrease, increase = controls[1], controls[2], controls[3]
         mark = jnp.maximum((9 * cap) // 10 - 1, 0)
         rtol = jnp.maximum(controls[4], 100 * float(jnp.finfo(dt).eps))
+        every = jnp.asarray(controls[5], jnp.int32)
         lam_max = jnp.asarray(1e12, dt)
 
         # One residual + Jacobian pass per trip, written once: trip j evaluates the candidate that trip j - 1
@@ -266,7 +286,7 @@ class LevenbergMarquardt:
         # j - 1 of the textbook loop, whose last evaluation is trip `cap`'s. (A separate evaluation at the start
         # would double the code to compile.)
         def body(state):
-            j, theta, f, lam, a, g, f90, _, cand, stop = state
+            j, theta, f, lam, a, g, f90, _, cand, stop, fw = state
             f_new, a_new, g_new = normal(cand)
             first = j == 0
             ok = first | ((f_new < f) & jnp.all(jnp.isfinite(cand)))
@@ -274,6 +294,7 @@ class LevenbergMarquardt:
             lam = jnp.where(first, lam, jnp.clip(jnp.where(ok, lam / decrease, lam * increase), 1e-12, lam_max))
             theta, f, a, g = keep(cand, theta), keep(f_new, f), keep(a_new, a), keep(g_new, g)
             f90 = jnp.where(first | (j - 1 == mark), f, f90)
+            fw = jnp.where(first, f, fw)  # the objective at the last pruning check (prune)
             done = ~first & (stop | (lam >= lam_max) | ~jnp.isfinite(f))
             a_r, g_r = _reduced(a, g, _free(theta, g, lo, hi)) if bounded else (a, g)
             # Marquardt scaling by diag(A), floored so flat directions still get damped.
@@ -283,7 +304,7 @@ class LevenbergMarquardt:
             promised = -(jnp.dot(g_r, step) + 0.5 * jnp.dot(step, a_r @ step))
             converged = (lam <= GN_DAMPING) & (promised <= rtol * jnp.abs(f))
             cand = jnp.clip(theta + step, lo, hi) if bounded else theta + step
-            return j + 1, theta, f, lam, a, g, f90, done, cand, converged
+            return j + 1, theta, f, lam, a, g, f90, done, cand, converged, fw
 
         p = like.shape[0]
 
@@ -305,6 +326,7 @@ class LevenbergMarquardt:
                 no,
                 theta0 + zero,
                 no,
+                zero,
             )
 
         def running(state):
@@ -315,32 +337,56 @@ class LevenbergMarquardt:
             # stopped by the test: converged, so the objective "at 90%" is the final one (the engine's check)
             return Trace(theta, f, jnp.where(done, f, f90), theta)
 
-        return start, body, running, finish
+        def prune(states, best):
+            j, f, done, fw = states[0], states[2], states[7], states[10]  # batched: a leading axis of inits
+            best = jnp.minimum(best, jnp.min(jnp.where(done & jnp.isfinite(f), f, jnp.inf)))
+            left = cap + 1 - j  # trips left (j: trips made)
+            check = ~done & (every > 0) & (left > 0) & (j % jnp.maximum(every, 1) == 0)
+            pace = jnp.log(fw / f) * left.astype(dt) / jnp.maximum(every, 1).astype(dt)
+            hopeless = check & (jnp.log(f / best) > pace + 1e-9)
+            states = states[:7] + (done | hopeless,) + states[8:10] + (jnp.where(check, f, fw),)
+            return states, best
+
+        return start, body, running, finish, prune
 
 
-def run_lanes(body: Callable, running: Callable, states: Any, blocks: tuple[int, ...] = ()) -> Any:
+def run_lanes(
+    body: Callable,
+    running: Callable,
+    states: Any,
+    blocks: tuple[int, ...] = (),
+    prune: Callable | None = None,
+    memo: Any = None,
+) -> Any:
     """Run ``while running(s): s = body(s)`` for every lane of the batched ``states`` (a pytree with a leading axis
     of ``L`` lanes; ``body`` and ``running`` act on one lane) as ``vmap``'s loop would -- a lane that stops is left
     as it is -- but in phases: all ``L`` lanes while more than ``blocks[0]`` run, then only a block of
     ``blocks[0]`` lanes (those still running, gathered), while more than ``blocks[1]`` run, and so on; the blocks
     are scattered back at the end. A few slow inits then cost a block's work per trip, not ``L`` lanes'. Each
-    lane's trajectory is the one a loop of its own would take."""
+    lane's trajectory is the one a loop of its own would take.
+
+    ``prune``: optionally, ``(states, memo) -> (states, memo)``, called on the batched states of the lanes in play
+    after every trip (every lane outside the block has stopped by then), with ``memo`` (a pytree, its start
+    given) carried through the phases: how lanes may stop each other (:meth:`LevenbergMarquardt.machine`)."""
     vbody, vrun = jax.vmap(body), jax.vmap(running)
 
-    def step(s):
+    def step(c):
+        s, m = c
         new, on = vbody(s), vrun(s)
-        return jax.tree_util.tree_map(lambda a, b: jnp.where(on.reshape(on.shape + (1,) * (a.ndim - 1)), a, b), new, s)
+        s = jax.tree_util.tree_map(lambda a, b: jnp.where(on.reshape(on.shape + (1,) * (a.ndim - 1)), a, b), new, s)
+        return prune(s, m) if prune is not None else (s, m)
 
-    def phase(s, k):
+    def phase(c, k):
         nxt = blocks[k] if k < len(blocks) else 0
-        s = jax.lax.while_loop(lambda s: jnp.sum(vrun(s)) > nxt, step, s)
+        c = jax.lax.while_loop(lambda c: jnp.sum(vrun(c[0])) > nxt, step, c)
         if k == len(blocks):
-            return s
+            return c
+        s, m = c
         idx = jnp.argsort(~vrun(s), stable=True)[:nxt]  # the lanes still running first
-        block = phase(jax.tree_util.tree_map(lambda a: a[idx], s), k + 1)
-        return jax.tree_util.tree_map(lambda a, b: a.at[idx].set(b), s, block)
+        block, m = phase((jax.tree_util.tree_map(lambda a: a[idx], s), m), k + 1)
+        return jax.tree_util.tree_map(lambda a, b: a.at[idx].set(b), s, block), m
 
-    return phase(states, 0)
+    return phase((states, memo), 0)[0]
 
 
 #: Damping (relative to diag(A)) below which an LM step is a Gauss-Newton step for the stopping test.

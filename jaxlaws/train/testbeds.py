@@ -663,13 +663,15 @@ def plot_trajectories(traj: pd.DataFrame, names: Sequence[str], path: str | Path
 
 
 # ------------------------------------------------------------------------------------------ the study
-def default_probe(testbed: Testbed, n_children: int = 6) -> tuple[int, np.ndarray, int]:
+def default_probe(testbed: Testbed, n_children: int | None = None) -> tuple[int, np.ndarray, int]:
     """``(break_step, children, remaining_steps)``: half-way, ``n_children`` mixtures of the original's Dirichlet
-    cover (seed 1), a tenth of the run -- the method analysis of the Aioli paper (Sec. 4) at this size."""
+    cover (seed 1), a tenth of the run -- the method analysis of the Aioli paper (Sec. 4) at this size.
+    ``n_children`` defaults to ``max(6, m + 2)``: the dynamic law that ``sim`` fits has ``m`` parameters per group."""
     from jaxlaws.sweeps.dirichlet import dirichlet_cover
 
     S = testbed.size.steps
-    return S // 2, dirichlet_cover(testbed.m, n_children, 1), max(1, S // 10)
+    n = max(6, testbed.m + 2) if n_children is None else n_children
+    return S // 2, dirichlet_cover(testbed.m, n, 1), max(1, S // 10)
 
 
 def study(
