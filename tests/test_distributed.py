@@ -192,24 +192,39 @@ def test_two_processes_equal_one(reference, tmp_path):
     assert len(list((tmp_path / "dynamic" / "checkpoints").iterdir())) == 1
 
 
+@pytest.fixture(scope="module")
+def killed(tmp_path_factory):
+    """Process 1 of 2 SIGKILLed mid-run (JAX's heartbeat stops process 0): the work folder it leaves, the two
+    processes' results and the finished runs' files with their modification times."""
+    work = tmp_path_factory.mktemp("killed")
+    res = _job("kill", 2, work)
+    finished = {p.name: p.stat().st_mtime_ns for p in (work / "static" / "runs").iterdir()}
+    left = dict(swept=(work / "static" / "sweep").exists(), resume=list((work / "static" / "resume").iterdir()))
+    return work, res, finished, left  # what the kill left, read before any test restarts the job
+
+
 @pytest.mark.slow
-def test_killed_process_then_restart_with_three(reference, tmp_path):
-    """Process 1 of 2 is SIGKILLed mid-run; JAX's heartbeat stops process 0. Restarted with 3 processes, the job
-    skips the finished runs (their files untouched), resumes the interrupted one and equals one process; the
-    3 processes then run the dynamic sweep (a process that owns no child still joins), equal to one process too.
-    (The batched fit over processes is checked with 2 processes above: the same padding and gathering.)"""
-    res = _job("kill", 2, tmp_path)
+def test_a_killed_process_stops_the_job_and_leaves_its_checkpoint(killed):
+    _, res, finished, left = killed
     assert res[1].returncode == -signal.SIGKILL
     assert res[0].returncode != 0  # stopped by the heartbeat (or finished its runs and failed waiting)
-    finished = {p.name: p.stat().st_mtime_ns for p in (tmp_path / "static" / "runs").iterdir()}
-    assert 1 <= len(finished) < 6 and not (tmp_path / "static" / "sweep").exists()
-    assert any((tmp_path / "static" / "resume").iterdir())  # the killed run's checkpoint at step 10
-    _ok(_job("resume", 3, tmp_path))
-    for out in _read(tmp_path, 3):
+    assert 1 <= len(finished) < 6 and not left["swept"]
+    assert left["resume"]  # the killed run's checkpoint at step 10
+
+
+@pytest.mark.slow
+def test_killed_job_restarted_with_three_processes_equals_one(reference, killed):
+    """Restarted with 3 processes, the job skips the finished runs (their files untouched), resumes the interrupted
+    one and equals one process; the 3 processes then run the dynamic sweep (a process that owns no child still
+    joins), equal to one process too. (The batched fit over processes is checked with 2 processes above: the same
+    padding and gathering.)"""
+    work, _, finished, _ = killed
+    _ok(_job("resume", 3, work))
+    for out in _read(work, 3):
         _same(out["static"], reference["static"])
         _same(out["dynamic"], reference["dynamic"])
-    assert all((tmp_path / "static" / "runs" / k).stat().st_mtime_ns == v for k, v in finished.items())
-    assert not any((tmp_path / "static" / "resume").iterdir())
+    assert all((work / "static" / "runs" / k).stat().st_mtime_ns == v for k, v in finished.items())
+    assert not any((work / "static" / "resume").iterdir())
 
 
 def _cli(i: int, n: int, port: int, work: Path, *extra: str) -> list[str]:
