@@ -83,6 +83,7 @@ def main() -> None:
     from jaxlaws.train.model import preset
     from jaxlaws.train.optim import OptimConfig
     from jaxlaws.train.sweep import TrainConfig, prepare_data
+    from jaxlaws.train.testbeds import default_children
 
     S = args.steps or 1000
     B = args.break_step or S // 2
@@ -103,7 +104,7 @@ def main() -> None:
             eval_batch_size=64,
         )
         data = prepare_data(groups, cfg, args.max_eval_chunks, probe_chunks=args.probe_chunks)
-        n_kids = args.n_children or max(6, m + 2)
+        n_kids = args.n_children or default_children(m)
         if m == 2:
             grid = np.linspace(0.1, 0.9, args.n_static)
             mixtures = np.stack([grid, 1 - grid], 1)

@@ -220,10 +220,9 @@ class LevenbergMarquardt:
         _check_positive("LevenbergMarquardt", "decrease", self.decrease, above=1.0)
         _check_positive("LevenbergMarquardt", "increase", self.increase, above=1.0)
         _check_positive("LevenbergMarquardt", "rtol", self.rtol)
-        if isinstance(self.prune_every, bool) or not isinstance(self.prune_every, numbers.Integral):
-            raise ValueError(f"LevenbergMarquardt: prune_every must be an integer >= 0, got {self.prune_every!r}")
-        if self.prune_every < 0:
-            raise ValueError(f"LevenbergMarquardt: prune_every must be an integer >= 0, got {self.prune_every!r}")
+        every = self.prune_every
+        if isinstance(every, bool) or not isinstance(every, numbers.Integral) or every < 0:
+            raise ValueError(f"LevenbergMarquardt: prune_every must be an integer >= 0, got {every!r}")
 
     def controls(self) -> np.ndarray:
         """``[steps, damping, decrease, increase, rtol, prune_every]`` as a float64 array: what :meth:`__call__`

@@ -59,6 +59,7 @@ __all__ = [
     "grid_on_objective",
     "mixture_trajectories",
     "plot_trajectories",
+    "default_children",
     "default_probe",
     "study",
     "add_testbed_args",
@@ -663,14 +664,20 @@ def plot_trajectories(traj: pd.DataFrame, names: Sequence[str], path: str | Path
 
 
 # ------------------------------------------------------------------------------------------ the study
+def default_children(m: int) -> int:
+    """Break-step children per method run for ``sim``: ``max(6, m + 2)``, since the dynamic law that ``sim``
+    fits has ``m`` parameters per group."""
+    return max(6, m + 2)
+
+
 def default_probe(testbed: Testbed, n_children: int | None = None) -> tuple[int, np.ndarray, int]:
     """``(break_step, children, remaining_steps)``: half-way, ``n_children`` mixtures of the original's Dirichlet
     cover (seed 1), a tenth of the run -- the method analysis of the Aioli paper (Sec. 4) at this size.
-    ``n_children`` defaults to ``max(6, m + 2)``: the dynamic law that ``sim`` fits has ``m`` parameters per group."""
+    ``n_children`` defaults to :func:`default_children`."""
     from jaxlaws.sweeps.dirichlet import dirichlet_cover
 
     S = testbed.size.steps
-    n = max(6, testbed.m + 2) if n_children is None else n_children
+    n = default_children(testbed.m) if n_children is None else n_children
     return S // 2, dirichlet_cover(testbed.m, n, 1), max(1, S // 10)
 
 
