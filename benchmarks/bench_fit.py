@@ -1,6 +1,7 @@
 r"""Benchmark: the jaxlaws fitting engine against the original's fitter and SciPy, on the same problems.
 
-**Static m=3 law** (spec 7.2): 3 groups x 5 seeds = 15 fits of :math:`L = e^\ell + \exp(b + t_1 p_1 + t_2 p_2)`
+**Static m=3 law** (the original's log-linear law): 3 groups x 5 seeds = 15 fits of
+:math:`L = e^\ell + \exp(b + t_1 p_1 + t_2 p_2)`
 on the 9 Dirichlet mixtures of each seed, losses from the bundled original fits + N(0, 0.005^2) noise,
 summed Huber(0.02), the original's 6,000-init grid per fit.
 
@@ -596,7 +597,7 @@ def public_report(r: dict, load: tuple, wall: float) -> str:
 
     scr = engine.AUTO_SCREEN
     lines = [
-        "# Fitting speed on the public problems (issue 9)",
+        "# Fitting speed on the public problems",
         "",
         f"Machine: {_versions()}. Load average (1 min) {load[0][0]:.2f} before, {load[1][0]:.2f} after; "
         f"wall {wall:.0f} s. Warm times are the fastest of the repeated calls after the first (compile) call.",
@@ -709,7 +710,7 @@ def main() -> None:
     ap.add_argument(
         "--public",
         action="store_true",
-        help="the public problems (issue 9): the default path vs "
+        help="the public problems: the default path vs "
         "the full grid, the residual+Jacobian lower bound and SciPy; writes results/fit_public.md",
     )
     ap.add_argument(

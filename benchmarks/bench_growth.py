@@ -152,7 +152,7 @@ def report(rows: list[dict], load: tuple, wall: float, png: Path) -> str:
     from jaxlaws.fitting import execute
 
     lines = [
-        "# Growth of the fitting cost (issue 9; synthetic problems)",
+        "# Growth of the fitting cost (synthetic problems)",
         "",
         f"Machine: {_versions()}. Load average (1 min) {load[0][0]:.2f} before, {load[1][0]:.2f} after; "
         f"wall {wall:.0f} s. Memory budget per chunk {execute.memory_budget() / 2**30:.1f} GiB (a quarter "

@@ -1,4 +1,4 @@
-r"""Benchmark: jaxlaws on public data no one on this project produced (issue 9), against SciPy in the same run.
+r"""Benchmark: jaxlaws on public data no one on this project produced, against SciPy in the same run.
 
 Held-out error is the figure of merit; every held-out number is a prediction of points the fit did not see.
 
@@ -426,7 +426,7 @@ def _times(t: dict) -> str:
 def report(results: dict, meta: dict) -> str:
     hdr = "| " + " | ".join(FITTERS) + " |"
     L = [
-        "# Public data benchmark (`benchmarks/bench_public.py`, issue 9)",
+        "# Public data benchmark (`benchmarks/bench_public.py`)",
         "",
         f"Machine: {meta['machine']}. {meta['when']}. Load average (1/5/15 min): {meta['load_start']} at start, "
         f"{meta['load_end']} at end (2 cores shared with other jobs: times are noisy; compare within one run).",

@@ -162,7 +162,7 @@ def report(results: dict, load: tuple, wall: float, n_inits: int) -> str:
     from bench_fit import _versions
 
     lines = [
-        "# Solvers: jaxlaws' hand-written ones vs optimistix (issue 9)",
+        "# Solvers: jaxlaws' hand-written ones vs optimistix",
         "",
         f"Machine: {_versions()}, optimistix {__import__('optimistix').__version__}. Load average (1 min) "
         f"{load[0][0]:.2f} before, {load[1][0]:.2f} after; wall {wall:.0f} s.",

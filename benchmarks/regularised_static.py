@@ -1,4 +1,4 @@
-"""Evidence for the static law's default bounds and ridge penalty (issue 9): leave-one-mixture-out error on the
+"""Evidence for the static law's default bounds and ridge penalty: leave-one-mixture-out error on the
 Data Mixing Laws RedPajama runs (7 sources, 70M-410M, the 5 coarse Pile validation groups as targets).
 
 For each model size, every (group, left-out run) fit runs in one :func:`jaxlaws.cross_validate` call per

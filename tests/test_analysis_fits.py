@@ -169,7 +169,8 @@ def test_static_two_group_recovers_predictions_and_optimum():
     assert fits.summary["r2_mean"].iloc[0] > 0.99
     # the swapped R^2 differs from the correct one but both are reported
     assert (fits.params["r2"] != fits.params["r2_swapped_as_original"]).all()
-    # the optimum from the fitted parameters matches the optimum of the generating ones (spec 8: 0.389)
+    # the optimum from the fitted parameters matches the optimum of the generating ones
+    # (the original analysis README: 0.389)
     params = {
         g: {int(r["seed"]): r[list(fits.param_names)].to_numpy(float) for _, r in d.iterrows()}
         for g, d in fits.params.groupby("group")
@@ -247,7 +248,7 @@ def test_method_matrix_choices():
     g = np.array([[[0.758, 0.522], [0.668, 0.719]]])
     a = methods.method_matrix("skillit", g, loss_at_break=np.array([4.0, 5.0]))
     np.testing.assert_allclose(a, [[4 * 0.758, 4 * 0.668], [5 * 0.522, 5 * 0.719]])
-    # m=2 diagonalisation, Skill-It case of spec 7.8
+    # m=2 diagonalisation, the Skill-It case
     np.testing.assert_allclose(methods.two_group_effective(a), np.diag([4 * (0.758 - 0.668), 5 * (0.719 - 0.522)]))
     with pytest.raises(ValueError, match="rounds"):
         methods.method_matrix("aioli", stack, rounds=7)

@@ -1,4 +1,4 @@
-"""Optimal mixtures from the bundled original static fits (spec 8) and the simplex solver."""
+"""Optimal mixtures from the bundled original static fits (the original analysis README) and the simplex solver."""
 
 import json
 from pathlib import Path
@@ -22,13 +22,13 @@ def _static(setting):
 def test_two_group_reference_optimum():
     table = optimum.optimum_table(_static("arxiv_stackexchange"), ("arxiv", "stackexchange"), "two_group")
     per_seed = table[table.seed != "mean"]
-    # spec 8: closed form per seed, and its mean 0.389
+    # the original analysis README: closed form per seed, and its mean 0.389
     np.testing.assert_allclose(per_seed["p1_closed_form"].astype(float), [0.404, 0.407, 0.357, 0.385, 0.390], atol=6e-4)
     assert table.iloc[-1]["p1_closed_form"] == pytest.approx(0.389, abs=5e-4)
     # numerical solver agrees with the closed form
     np.testing.assert_allclose(per_seed["p_arxiv"].astype(float), per_seed["p1_closed_form"].astype(float), atol=1e-6)
     assert not per_seed["clipped"].any()
-    # seed 0: predicted L1 + L2 at the optimum vs 50/50 (spec 8: 6.011 vs 6.023)
+    # seed 0: predicted L1 + L2 at the optimum vs 50/50 (the original analysis README: 6.011 vs 6.023)
     assert per_seed.iloc[0]["total_loss"] == pytest.approx(6.011, abs=6e-4)
     assert per_seed.iloc[0]["uniform_loss"] == pytest.approx(6.023, abs=6e-4)
 

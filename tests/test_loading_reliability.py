@@ -1,4 +1,4 @@
-"""Loading never drops data quietly (issue 8): damaged sweep tables, skipped original files, the Skill-It graphs
+"""Loading never drops data quietly: damaged sweep tables, skipped original files, the Skill-It graphs
 of an original tree, umask-respecting result files, atomic and stale-free ``analyse --out`` exports, and the
 ``jaxlaws analyse`` command line (exit code 2 with a one-line error naming file, group and seed)."""
 

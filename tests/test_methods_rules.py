@@ -89,8 +89,8 @@ def np_hamilton(p, B: int) -> list[int]:
 
 
 def np_original_counts(q, B: int) -> list[int]:
-    """The original's per-batch counts for a LearnParams mixture (spec 13.5): ``max(1, int(q_i B))`` for every
-    group but the last, which takes the remainder."""
+    """The original's per-batch counts for a LearnParams mixture (``trainer/aioli_trainer.py``):
+    ``max(1, int(q_i B))`` for every group but the last, which takes the remainder."""
     counts = [max(1, int(q[i] * B)) for i in range(len(q) - 1)]
     counts.append(B - sum(counts))
     return counts
@@ -231,7 +231,7 @@ def test_m7_learnparams_allocation_original_goes_negative_jaxlaws_does_not():
     m, B, ohf = 7, 8, 0.75
     Q = np_one_hotish(m, ohf)
     original = [np_original_counts(Q[j], B) for j in range(m)]
-    assert min(min(c) for c in original) == -3  # spec 13.5: 8 - (6 + 5 * 1) = -3
+    assert min(min(c) for c in original) == -3  # the original's allocation: 8 - (6 + 5 * 1) = -3
     assert original[m - 1] == [1, 1, 1, 1, 1, 1, 2]  # target = last group: (0.125 x 6, 0.25)
     got = np.asarray(jax.vmap(lambda q: rules.allocate_counts(q, B))(rules.one_hotish(m, ohf)))
     for j in range(m):

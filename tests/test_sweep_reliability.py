@@ -1,4 +1,4 @@
-"""Sweeps that survive damage, concurrency and configuration drift (issue 8), and a command line that checks
+"""Sweeps that survive damage, concurrency and configuration drift, and a command line that checks
 every argument before it trains.
 
 Each test damages, races or mis-configures a small sweep (the one-layer width-32 decoder on two synthetic

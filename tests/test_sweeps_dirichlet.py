@@ -1,4 +1,5 @@
-"""Dirichlet cover (spec 4.1): exact reproduction of the released grids and agreement with a naive merge."""
+"""Dirichlet cover (the original's mixture grids): exact reproduction of the released grids and agreement with a
+naive merge."""
 
 import numpy as np
 import pytest

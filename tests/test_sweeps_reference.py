@@ -1,4 +1,4 @@
-"""Bundled law results: key conversion, skeleton slots, accessors (numbers from spec 9)."""
+"""Bundled law results: key conversion, skeleton slots, accessors (numbers from the bundled law_results files)."""
 
 import json
 

@@ -165,7 +165,7 @@ def test_bundle_shape():
     assert set(truth["methods"]["aioli"]) == set(range(2))
 
 
-# -- the method matrices come from each method's own rule, not from A* (issue 10) --------------------------
+# -- the method matrices come from each method's own rule, not from A* -----------------------------------
 
 
 def _aioli_reference(delta_w, W):

@@ -157,7 +157,7 @@ def test_window_start_is_uniform_over_all_valid_positions():
 
 # ------------------------------------------------------------------------------------------ exact allocation
 def original_allocation(q, B):
-    """The released code's LearnParams allocation (spec 3.2 and 13.5), for contrast."""
+    """The released code's LearnParams allocation (``trainer/aioli_trainer.py``), for contrast."""
     c = [max(1, int(qj * B)) for qj in q[:-1]]
     return c + [B - sum(c)]
 
